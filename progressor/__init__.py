@@ -1,0 +1,93 @@
+"""progressor: a rules engine for exercise-program progression.
+
+The public API is exactly what ``__all__`` lists; every other module is private.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("progressor")
+
+from progressor.components import (  # noqa: E402  (hookimpl must exist before plugins import)
+    ExerciseType,
+    Finding,
+    NoParams,
+    Proposal,
+    SafetyRule,
+    Strategy,
+)
+from progressor.engine import CompiledProgram, Engine  # noqa: E402
+from progressor.errors import (  # noqa: E402
+    LogError,
+    PluginError,
+    Problem,
+    ProgramError,
+    ProgressorError,
+)
+from progressor.loading import load_log, load_program, parse_program  # noqa: E402
+from progressor.models import (  # noqa: E402
+    Action,
+    Alert,
+    Decision,
+    Dose,
+    Enrollment,
+    Exercise,
+    ExerciseState,
+    Flag,
+    History,
+    Limits,
+    Outcome,
+    PainReport,
+    Prescription,
+    Program,
+    Record,
+    RuleMatch,
+    SetAside,
+    StepResult,
+)
+from progressor.plugins import DEFAULT_PLUGINS, get_plugin_manager  # noqa: E402
+from progressor.week import ExerciseWeek, Session, WeekView  # noqa: E402
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "Action",
+    "Alert",
+    "CompiledProgram",
+    "Decision",
+    "Dose",
+    "Engine",
+    "Enrollment",
+    "Exercise",
+    "ExerciseState",
+    "ExerciseType",
+    "ExerciseWeek",
+    "Finding",
+    "Flag",
+    "History",
+    "Limits",
+    "LogError",
+    "NoParams",
+    "Outcome",
+    "PainReport",
+    "PluginError",
+    "Prescription",
+    "Problem",
+    "Program",
+    "ProgramError",
+    "ProgressorError",
+    "Proposal",
+    "Record",
+    "RuleMatch",
+    "SafetyRule",
+    "Session",
+    "SetAside",
+    "StepResult",
+    "Strategy",
+    "WeekView",
+    "get_plugin_manager",
+    "hookimpl",
+    "load_log",
+    "load_program",
+    "parse_program",
+]

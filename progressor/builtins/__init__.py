@@ -1,0 +1,1 @@
+"""Built-in exercise types, strategies and safety rules: ordinary plugins."""

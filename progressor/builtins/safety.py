@@ -1,0 +1,218 @@
+"""Built-in safety rules: pain-flare, new-pain, pain-monitoring, adherence and missing-data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from progressor import hookimpl
+from progressor.components import Finding, SafetyRule
+from progressor.week import WeekView
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PainFlareParams(_Params):
+    pause_at: float = Field(default=7, gt=0, le=10)
+
+
+class PainFlare(SafetyRule):
+    name = "pain-flare"
+    description = (
+        "any pain score >= pause_at, or any adverse event, pauses the whole program and "
+        "raises a clinician alert"
+    )
+    essential = True
+    Params = PainFlareParams
+
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
+        assert isinstance(params, PainFlareParams)
+        scores = week.pain_scores()
+        highest = max(scores, default=None)
+        adverse = sorted({o.date for o in week.outcomes if o.adverse_event})
+        flare = highest is not None and highest >= params.pause_at
+        if not (flare or adverse):
+            return
+        causes = []
+        if flare:
+            causes.append(f"pain {highest:g}/10 reached the pause threshold {params.pause_at:g}")
+        if adverse:
+            causes.append(f"adverse event logged on {', '.join(map(str, adverse))}")
+        yield Finding(
+            action="pause",
+            reason="; ".join(causes) + ": program paused until a clinician resumes it",
+            values={
+                "max_pain": highest,
+                "pause_at": params.pause_at,
+                "adverse_events": len(adverse),
+            },
+            flag="review",
+            alert=True,
+        )
+
+
+class NewPainParams(_Params):
+    tolerance: float = Field(default=0, ge=0, le=10)
+
+
+class NewPain(SafetyRule):
+    name = "new-pain"
+    description = (
+        "pain during or after an exercise above the pain before it by more than `tolerance`: "
+        "once in the week -> regress and flag; in two or more sessions -> pause and flag"
+    )
+    Params = NewPainParams
+
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
+        assert isinstance(params, NewPainParams)
+        for name, exercise in week.exercises.items():
+            days: list[dt.date] = []
+            worst = 0.0
+            for session in exercise.sessions:
+                rises = [
+                    _rise(o.pain_before, o.pain_during, o.pain_after) for o in session.outcomes
+                ]
+                rise = max(rises, default=0.0)
+                if rise > params.tolerance:
+                    days.append(session.date)
+                    worst = max(worst, rise)
+            if not days:
+                continue
+            dates = ", ".join(map(str, days))
+            values = {"sessions": len(days), "largest_rise": worst, "tolerance": params.tolerance}
+            if len(days) >= 2:
+                reason = f"pain rose above the pain before exercising in {len(days)} sessions"
+                yield Finding("pause", f"{reason} ({dates})", name, values, "review", alert=True)
+            else:
+                reason = f"pain rose {worst:g} above the pain before exercising on {dates}"
+                yield Finding("regress", reason, name, values, "review")
+
+
+def _rise(before: float | None, during: float | None, after: float | None) -> float:
+    if before is None:
+        return 0.0
+    return max((p - before for p in (during, after) if p is not None), default=0.0)
+
+
+class PainMonitoringParams(_Params):
+    max_during: float = Field(default=5, ge=0, le=10)
+    weekly_increase: float = Field(default=1.0, gt=0)
+
+
+class PainMonitoring(SafetyRule):
+    name = "pain-monitoring"
+    description = (
+        "pain during may reach max_during (above -> regress that exercise); next-morning pain "
+        "above that day's pain before -> hold all; weekly mean up by weekly_increase -> hold "
+        "all and flag"
+    )
+    Params = PainMonitoringParams
+
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
+        assert isinstance(params, PainMonitoringParams)
+        for name, exercise in week.exercises.items():
+            during = [o.pain_during for o in exercise.outcomes if o.pain_during is not None]
+            if during and max(during) > params.max_during:
+                reason = (
+                    f"pain during exercise reached {max(during):g}, above the accepted "
+                    f"{params.max_during:g}"
+                )
+                values = {"max_during": max(during), "accepted": params.max_during}
+                yield Finding("regress", reason, name, values)
+        yield from self._next_morning(week)
+        mean, previous = week.mean_pain(), week.history.mean_pain
+        if mean is not None and previous is not None and mean - previous >= params.weekly_increase:
+            reason = (
+                f"weekly mean pain rose from {previous:g} to {mean:g} "
+                f"(by {params.weekly_increase:g} or more)"
+            )
+            values = {"mean_pain": mean, "previous_mean_pain": previous}
+            yield Finding("hold", reason, None, values, "review")
+
+    def _next_morning(self, week: WeekView) -> Iterator[Finding]:
+        before: dict[dt.date, float] = {}
+        for o in week.outcomes:
+            if o.pain_before is not None:
+                before[o.date] = min(before.get(o.date, 10.0), o.pain_before)
+        worse = [
+            (o.date, o.pain_next_morning)
+            for o in week.outcomes
+            if o.pain_next_morning is not None
+            and o.date in before
+            and o.pain_next_morning > before[o.date]
+        ]
+        worse += [
+            (r.date - dt.timedelta(days=1), r.pain)
+            for r in week.pain_reports
+            if r.context == "morning"
+            and (d := r.date - dt.timedelta(days=1)) in before
+            and r.pain > before[d]
+        ]
+        if worse:
+            day, pain = min(worse)
+            reason = (
+                f"next-morning pain {pain:g} after {day} was above that day's pain before "
+                f"exercising ({before[day]:g})"
+            )
+            yield Finding("hold", reason, None, {"next_morning": pain, "pain_before": before[day]})
+
+
+class AdherenceParams(_Params):
+    min_sessions: int | None = Field(default=None, ge=1, le=14)
+    gap_weeks: int = Field(default=2, ge=1)
+
+
+class Adherence(SafetyRule):
+    name = "adherence"
+    description = (
+        "fewer than min_sessions logged sessions (default: the exercise's sessions_required) "
+        "-> hold; no session at all for gap_weeks weeks -> regress every exercise and flag"
+    )
+    Params = AdherenceParams
+
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
+        assert isinstance(params, AdherenceParams)
+        gap = 0 if week.any_session else week.history.weeks_without_sessions + 1
+        if gap and gap % params.gap_weeks == 0:
+            reason = f"no session logged for {gap} consecutive weeks: one step back"
+            yield Finding("regress", reason, None, {"weeks_without_sessions": gap}, "review")
+        for name, exercise in week.exercises.items():
+            needed = params.min_sessions or exercise.sessions_required
+            done = exercise.done_sessions
+            if done < needed:
+                reason = f"{done} sessions logged, {needed} needed: no catch-up of missed steps"
+                yield Finding("hold", reason, name, {"sessions": done, "min_sessions": needed})
+
+
+class MissingData(SafetyRule):
+    name = "missing-data"
+    description = (
+        "outcomes without pain scores, unknown exercises and dates outside the week are "
+        "never counted towards progress; each is reported in the decision"
+    )
+    essential = True
+
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
+        if week.set_aside:
+            reasons = sorted({s.reason for s in week.set_aside})
+            reason = f"{len(week.set_aside)} records not used: " + "; ".join(reasons)
+            yield Finding(None, reason, None, {"set_aside": len(week.set_aside)})
+        for name, exercise in week.exercises.items():
+            unscored = [o for o in exercise.outcomes if not o.skipped and not o.scored]
+            if unscored:
+                days = ", ".join(sorted({str(o.date) for o in unscored}))
+                reason = (
+                    f"{len(unscored)} outcomes without pain scores not counted "
+                    f"towards progress ({days})"
+                )
+                yield Finding(None, reason, name, {"unscored": len(unscored)})
+
+
+@hookimpl
+def progressor_register_safety_rules(register: Callable[[SafetyRule], None]) -> None:
+    for rule in (PainFlare(), NewPain(), PainMonitoring(), Adherence(), MissingData()):
+        register(rule)

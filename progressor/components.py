@@ -1,0 +1,103 @@
+"""What a plugin registers: exercise types, progression strategies and safety rules.
+
+Each component is an object with a `name` and, where it takes parameters, a pydantic
+`Params` model. Parameters are validated once, when an engine compiles a program; the
+methods below then only evaluate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from progressor.models import Action, Dose, Exercise, Outcome, Scalar
+from progressor.week import ExerciseWeek, WeekView
+
+
+class NoParams(BaseModel):
+    """For components that take no parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExerciseType(ABC):
+    """A kind of exercise: which dose fields it uses and when a session met the dose."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    required: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
+        """Whether one session's outcomes (scored, not skipped) reached the full dose."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A strategy's proposal for one exercise.
+
+    `dose` is the dose to use if the proposal's action is applied. `memory` is the
+    strategy's memory for next week whatever action is applied; `progress_memory`, when
+    given, replaces it if a progression is applied.
+    """
+
+    action: Action
+    reason: str
+    dose: Dose
+    values: Mapping[str, Scalar] = field(default_factory=dict)
+    memory: dict[str, Scalar] | None = None
+    progress_memory: dict[str, Scalar] | None = None
+
+
+class Strategy(ABC):
+    """A progression strategy: proposes progress, hold or regress from one exercise's week."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def check(self, dose: Dose, params: BaseModel) -> Iterable[str]:
+        """Problems with using these parameters on this starting dose (at load time)."""
+        return ()
+
+    @abstractmethod
+    def propose(self, week: ExerciseWeek, params: BaseModel) -> Proposal:
+        """What to do next week, judged from this week's sessions."""
+
+    @abstractmethod
+    def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
+        """One step back along this strategy's own ladder (the engine applies the floor)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a safety rule saw. `exercise=None` applies to every exercise of the program.
+
+    `action=None` is a note: it is kept in the decision but proposes no change.
+    """
+
+    action: Action | None
+    reason: str
+    exercise: str | None = None
+    values: Mapping[str, Scalar] = field(default_factory=dict)
+    flag: str | None = None
+    alert: bool = False
+    urgent: bool = False
+
+
+class SafetyRule(ABC):
+    """A rule that may hold, regress or pause exercises, flag the patient or raise an alert."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    essential: ClassVar[bool] = False
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    @abstractmethod
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterable[Finding]:
+        """Every finding for this patient's week; nothing when the rule does not match."""

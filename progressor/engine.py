@@ -1,0 +1,452 @@
+"""The engine: registries resolved once, programs compiled once, then the weekly step.
+
+`Engine` calls every register_* hook when it is built; `Engine.compile` validates a program
+against what was registered (names, parameters, doses, limits) and returns a
+`CompiledProgram`, whose `step` is pure: no hook calls, no clock, no shared state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from progressor.components import ExerciseType, Finding, Proposal
+from progressor.errors import ProgressorError
+from progressor.models import (
+    SEVERITY,
+    Action,
+    Alert,
+    Decision,
+    Dose,
+    Enrollment,
+    Exercise,
+    ExerciseState,
+    Flag,
+    History,
+    Prescription,
+    Program,
+    Record,
+    RuleMatch,
+    Status,
+    StepResult,
+)
+from progressor.plugins import Registries, get_plugin_manager, resolve
+from progressor.validation import compile_program
+from progressor.week import ExercisePlan, WeekView, build_week
+
+CORE = "progressor"
+
+
+class Engine:
+    """Plugins loaded and registries resolved, ready to compile programs. Thread-safe."""
+
+    def __init__(
+        self,
+        plugins: Iterable[object | str] = (),
+        *,
+        builtins: bool = True,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        self.plugin_manager = plugin_manager or get_plugin_manager(plugins, builtins=builtins)
+        self.registries: Registries = resolve(self.plugin_manager)
+
+    def compile(self, program: Program) -> CompiledProgram:
+        """Check `program` against the registered components; raise ProgramError if bad."""
+        return CompiledProgram(program, self.registries)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A component with its validated parameters and the plugin that supplied it."""
+
+    name: str
+    plugin: str
+    component: Any
+    params: BaseModel
+
+
+@dataclass(frozen=True)
+class _PlannedExercise:
+    exercise: Exercise
+    exercise_type: ExerciseType
+    strategy: _Bound
+
+
+class _ComponentFailure(Exception):
+    def __init__(self, bound: _Bound, error: BaseException) -> None:
+        super().__init__(f"{bound.name}: {error!r}")
+        self.bound, self.error = bound, error
+
+
+def _call(bound: _Bound, method: str, *args: Any) -> Any:
+    """Call a plugin's component; anything it raises names the plugin."""
+    try:
+        result = getattr(bound.component, method)(*args)
+        return list(result) if method == "evaluate" else result
+    except Exception as exc:
+        raise _ComponentFailure(bound, exc) from exc
+
+
+class CompiledProgram:
+    """A program validated against an engine's plugins: start, step and replay patients."""
+
+    def __init__(self, program: Program, registries: Registries) -> None:
+        compiled = compile_program(program, registries)
+        self.program = program
+        self._rules = tuple(_Bound(*rule) for rule in compiled.rules)
+        self._exercises = tuple(
+            _PlannedExercise(ex, etype, _Bound(*strategy))
+            for ex, etype, strategy in compiled.exercises
+        )
+        self._plans = {
+            p.exercise.id: ExercisePlan(
+                p.exercise,
+                p.exercise_type.session_met,
+                p.exercise.sessions_required or program.sessions_required,
+            )
+            for p in self._exercises
+        }
+
+    @property
+    def rules(self) -> tuple[tuple[str, str], ...]:
+        """The safety rules that apply, in evaluation order, as (rule, plugin)."""
+        return tuple((r.name, r.plugin) for r in self._rules)
+
+    def first_week(self, enrollment: Enrollment) -> Prescription:
+        """Week 1 of an enrollment: the program's starting doses, with clinician overrides."""
+        unknown = sorted(set(enrollment.overrides) - set(self._plans))
+        if unknown:
+            raise ProgressorError(f"overrides name unknown exercises: {', '.join(unknown)}")
+        exercises = {}
+        for plan in self._exercises:
+            dose = enrollment.overrides.get(plan.exercise.id, plan.exercise.dose)
+            problem = limit_problem(plan.exercise, dose)
+            if problem:
+                raise ProgressorError(f"override of {plan.exercise.id!r}: {problem}")
+            exercises[plan.exercise.id] = ExerciseState(dose=dose)
+        return Prescription(
+            patient=enrollment.patient,
+            program=self.program.id,
+            program_version=self.program.version,
+            week=1,
+            start=enrollment.start,
+            exercises=exercises,
+        )
+
+    def step(self, prescription: Prescription, records: Iterable[Record]) -> StepResult:
+        """Next week's prescription from this week's records: pure and deterministic."""
+        if prescription.program != self.program.id:
+            raise ProgressorError(
+                f"prescription is for program {prescription.program!r}, not {self.program.id!r}"
+            )
+        if set(prescription.exercises) != set(self._plans):
+            raise ProgressorError("prescription exercises differ from the program's")
+        week = build_week(self._plans, prescription, records)
+        if prescription.status == "paused":
+            return self._still_paused(week)
+        try:
+            return self._evaluate(week)
+        except _ComponentFailure as failure:
+            return self._fail_safe(week, failure)
+
+    def replay(
+        self, enrollment: Enrollment, records: Iterable[Record], until: dt.date | None = None
+    ) -> list[StepResult]:
+        """Fold step over every week of the log that ended by `until` (default: all of it)."""
+        by_week: dict[int, list[Record]] = {}
+        early: list[Record] = []
+        for record in records:
+            index = (record.date - enrollment.start).days // 7 + 1
+            (early if index < 1 else by_week.setdefault(index, [])).append(record)
+        last = max(by_week, default=0)
+        if until is not None:
+            last = (until - enrollment.start).days // 7
+        prescription = self.first_week(enrollment)
+        results = []
+        for index in range(1, last + 1):
+            result = self.step(prescription, by_week.get(index, []) + (early if index == 1 else []))
+            results.append(result)
+            prescription = result.prescription
+        return results
+
+    def resume(self, prescription: Prescription, exercises: Sequence[str] = ()) -> Prescription:
+        """A clinician's resume: the patient (and the named exercises, or all) active again."""
+        names = set(exercises or prescription.exercises)
+        states = {
+            name: state.model_copy(update={"status": "active"}) if name in names else state
+            for name, state in prescription.exercises.items()
+        }
+        return prescription.model_copy(update={"status": "active", "exercises": states})
+
+    # -- the step's parts -------------------------------------------------------------------
+
+    def _findings(self, week: WeekView) -> list[tuple[RuleMatch, Finding]]:
+        found = []
+        for rule in self._rules:
+            for finding in _call(rule, "evaluate", week, rule.params):
+                if (
+                    not isinstance(finding, Finding)
+                    or (finding.exercise is not None and finding.exercise not in self._plans)
+                    or (finding.action is not None and finding.action not in SEVERITY)
+                ):
+                    raise _ComponentFailure(rule, TypeError(f"invalid finding {finding!r}"))
+                match = RuleMatch.model_construct(
+                    rule=rule.name,
+                    plugin=rule.plugin,
+                    action=finding.action,
+                    reason=finding.reason,
+                    exercise=finding.exercise,
+                    values=dict(finding.values),
+                    applied=False,
+                )
+                found.append((match, finding))
+        return found
+
+    def _evaluate(self, week: WeekView) -> StepResult:
+        prescription = week.prescription
+        found = self._findings(week)
+        program_pause = any(m.action == "pause" and m.exercise is None for m, _ in found)
+        flags = [
+            Flag(code=f.flag, rule=m.rule, plugin=m.plugin, message=f.reason, exercise=m.exercise)
+            for m, f in found
+            if f.flag
+        ]
+        alerts = [
+            Alert(
+                patient=prescription.patient,
+                week=prescription.week,
+                rule=m.rule,
+                plugin=m.plugin,
+                message=f.reason,
+                urgent=f.urgent,
+            )
+            for m, f in found
+            if f.alert
+        ]
+        decisions, states = [], {}
+        for planned in self._exercises:
+            name = planned.exercise.id
+            matches = [m for m, _ in found if m.exercise is None or m.exercise == name]
+            decision, state, flag = self._decide(planned, week, matches)
+            decisions.append(decision)
+            states[name] = state
+            if flag:
+                flags.append(flag)
+        status: Status = "paused" if program_pause else "active"
+        return self._result(week, status, states, decisions, flags, alerts)
+
+    def _decide(
+        self, planned: _PlannedExercise, week: WeekView, matches: list[RuleMatch]
+    ) -> tuple[Decision, ExerciseState, Flag | None]:
+        name = planned.exercise.id
+        state = week.prescription.exercises[name]
+        if state.status == "paused":
+            return self._held_paused(name, state, matches)
+        strategy = planned.strategy
+        proposal = _call(strategy, "propose", week.exercises[name], strategy.params)
+        if not isinstance(proposal, Proposal) or proposal.action not in SEVERITY:
+            raise _ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
+        own = RuleMatch.model_construct(
+            rule=strategy.name,
+            plugin=strategy.plugin,
+            action=proposal.action,
+            reason=proposal.reason,
+            exercise=name,
+            values=dict(proposal.values),
+            applied=False,
+        )
+        candidates = [*matches, own]
+        applied = max(
+            (m for m in candidates if m.action is not None),
+            key=lambda m: SEVERITY[m.action or "progress"],
+        )
+        action: Action = applied.action or "hold"
+        reason, flag = applied.reason, None
+        memory = proposal.memory if proposal.memory is not None else dict(state.memory)
+        dose, status = state.dose, state.status
+        if action == "progress":
+            dose = proposal.dose
+            if dose == state.dose or limit_problem(planned.exercise, dose):
+                action, dose = "hold", state.dose
+                reason = f"{reason}; at the ceiling: ready for the next phase"
+                flag = Flag(
+                    code="ready-for-next-phase",
+                    rule=strategy.name,
+                    plugin=strategy.plugin,
+                    message=reason,
+                    exercise=name,
+                )
+            elif proposal.progress_memory is not None:
+                memory = proposal.progress_memory
+        elif action == "regress":
+            lowered = (
+                proposal.dose
+                if applied is own
+                else _call(strategy, "regress", planned.exercise, state.dose, strategy.params)
+            )
+            dose = clamp_to_floor(planned.exercise, lowered)
+            if dose == state.dose:
+                reason = f"{reason}; already at the floor"
+        elif action == "pause":
+            status = "paused"
+        marked = tuple(
+            m.model_copy(update={"applied": True}) if m is applied else m for m in candidates
+        )
+        decision = Decision.model_construct(
+            exercise=name,
+            action=action,
+            rule=applied.rule,
+            plugin=applied.plugin,
+            reason=sentence(action, reason, dose),
+            dose_before=state.dose,
+            dose_after=dose,
+            status=status,
+            matches=marked,
+        )
+        return decision, ExerciseState(dose=dose, status=status, memory=memory), flag
+
+    def _held_paused(
+        self, name: str, state: ExerciseState, matches: list[RuleMatch]
+    ) -> tuple[Decision, ExerciseState, None]:
+        reason = "this exercise is paused until a clinician resumes it"
+        decision = Decision.model_construct(
+            exercise=name,
+            action="pause",
+            rule="awaiting-clinician",
+            plugin=CORE,
+            reason=sentence("pause", reason, state.dose),
+            dose_before=state.dose,
+            dose_after=state.dose,
+            status="paused",
+            matches=tuple(matches),
+        )
+        return decision, state, None
+
+    def _still_paused(self, week: WeekView) -> StepResult:
+        prescription = week.prescription
+        decisions = []
+        for name, state in prescription.exercises.items():
+            reason = "the program is paused until a clinician resumes it"
+            decisions.append(
+                Decision.model_construct(
+                    exercise=name,
+                    action="pause",
+                    rule="awaiting-clinician",
+                    plugin=CORE,
+                    reason=sentence("pause", reason, state.dose),
+                    dose_before=state.dose,
+                    dose_after=state.dose,
+                    status="paused",
+                    matches=(),
+                )
+            )
+        return self._result(week, "paused", dict(prescription.exercises), decisions, [], [])
+
+    def _fail_safe(self, week: WeekView, failure: _ComponentFailure) -> StepResult:
+        prescription = week.prescription
+        bound = failure.bound
+        error = f"{type(failure.error).__name__}: {failure.error}"
+        message = (
+            f"plugin {bound.plugin!r} ({bound.name}) failed: {error}; held at the current dose"
+        )
+        flag = Flag(code="plugin-failure", rule=bound.name, plugin=bound.plugin, message=message)
+        decisions = []
+        for name, state in prescription.exercises.items():
+            action: Action = "pause" if state.status == "paused" else "hold"
+            decisions.append(
+                Decision.model_construct(
+                    exercise=name,
+                    action=action,
+                    rule="fail-safe",
+                    plugin=CORE,
+                    reason=sentence(action, message, state.dose),
+                    dose_before=state.dose,
+                    dose_after=state.dose,
+                    status=state.status,
+                    matches=(),
+                )
+            )
+        return self._result(
+            week, prescription.status, dict(prescription.exercises), decisions, [flag], []
+        )
+
+    def _result(
+        self,
+        week: WeekView,
+        status: Status,
+        states: dict[str, ExerciseState],
+        decisions: list[Decision],
+        flags: list[Flag],
+        alerts: list[Alert],
+    ) -> StepResult:
+        prescription = week.prescription
+        if status == "paused":
+            states = {n: s.model_copy(update={"status": "paused"}) for n, s in states.items()}
+        mean = week.mean_pain()
+        history = History(
+            weeks_without_sessions=0
+            if week.any_session
+            else prescription.history.weeks_without_sessions + 1,
+            mean_pain=prescription.history.mean_pain if mean is None else mean,
+        )
+        following = Prescription.model_construct(
+            patient=prescription.patient,
+            program=prescription.program,
+            program_version=prescription.program_version,
+            week=prescription.week + 1,
+            start=prescription.start + dt.timedelta(days=7),
+            status=status,
+            exercises=states,
+            flags=tuple(flags),
+            history=history,
+        )
+        return StepResult.model_construct(
+            prescription=following,
+            decisions=tuple(decisions),
+            alerts=tuple(alerts),
+            set_aside=week.set_aside,
+        )
+
+
+def limit_problem(exercise: Exercise, dose: Dose) -> str | None:
+    """Why `dose` is outside the exercise's floor or ceiling, or None when it is within."""
+    for name, low in exercise.floor.values().items():
+        current = getattr(dose, name)
+        if current is not None and current < low:
+            return f"{name} {current:g} is below the floor {low:g}"
+    for name, high in exercise.ceiling.values().items():
+        current = getattr(dose, name)
+        if current is not None and current > high:
+            return f"{name} {current:g} is above the ceiling {high:g}"
+    return None
+
+
+def clamp_to_floor(exercise: Exercise, dose: Dose) -> Dose:
+    """`dose` with every field raised to the exercise's floor where it fell below."""
+    update = {
+        name: low
+        for name, low in exercise.floor.values().items()
+        if (current := getattr(dose, name)) is not None and current < low
+    }
+    return dose.model_copy(update=update) if update else dose
+
+
+_OPENING = {
+    "progress": "Progress",
+    "hold": "Hold",
+    "regress": "Step back",
+    "pause": "Pause",
+}
+
+
+def sentence(action: Action, reason: str, dose: Dose) -> str:
+    """The decision as one sentence a clinician and a patient can read."""
+    text = f"{_OPENING[action]}: {reason}."
+    if action == "pause":
+        return f"{text} Stop this exercise until your physiotherapist calls."
+    return f"{text} Next week: {dose.describe()}."

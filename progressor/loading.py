@@ -1,0 +1,262 @@
+"""Read programs (TOML) and logs (JSONL, CSV) into models, with located errors.
+
+Programs: every problem is reported with file, line and key path, and a suggestion for
+unknown keys. Logs: a bad record is set aside with its line number and reason; the good
+records are returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from progressor.errors import KeyPath, LogError, Problem, ProgramError, did_you_mean
+from progressor.models import (
+    Dose,
+    Exercise,
+    Limits,
+    Outcome,
+    PainReport,
+    Program,
+    Progression,
+    Record,
+    SetAside,
+)
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".' ]+?)\s*=\s*(.*)$")
+_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
+
+
+def _split_key(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in text.split("."))
+
+
+def key_lines(text: str) -> dict[KeyPath, int]:
+    """Map each key path of a TOML document to the line (1-based) that defines it.
+
+    Arrays of tables get their index in the path: ("exercises", 1, "dose", "reps").
+    Keys of an inline table are mapped to the line of the inline table.
+    """
+    lines: dict[KeyPath, int] = {}
+    counters: dict[tuple[str, ...], int] = {}
+    table: KeyPath = ()
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if depth > 0:  # inside a multi-line array
+            depth += line.count("[") - line.count("]")
+            continue
+        header = _HEADER.match(line)
+        if header:
+            table = _table_path(_split_key(header.group(2)), header.group(1) == "[[", counters)
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if not key or line.lstrip().startswith("#"):
+            continue
+        path = (*table, *_split_key(key.group(1)))
+        lines.setdefault(path, number)
+        value = key.group(2)
+        if value.startswith("{"):
+            for inner in _INLINE_KEY.findall(value):
+                lines.setdefault((*path, inner), number)
+        if value.startswith("["):
+            depth = value.count("[") - value.count("]")
+    return lines
+
+
+def _table_path(
+    keys: tuple[str, ...], is_array: bool, counters: dict[tuple[str, ...], int]
+) -> KeyPath:
+    path: list[str | int] = []
+    for end in range(1, len(keys) + 1):
+        path.append(keys[end - 1])
+        prefix = keys[:end]
+        if end == len(keys) and is_array:
+            counters[prefix] = counters.get(prefix, -1) + 1
+        if prefix in counters:
+            path.append(counters[prefix])
+    return tuple(path)
+
+
+def _fields_at(path: KeyPath) -> Iterable[str]:
+    """The known keys of the table at `path`, for 'did you mean' on an unknown key."""
+    models: dict[tuple[object, ...], type[BaseModel]] = {
+        (): Program,
+        ("exercises", int): Exercise,
+        ("exercises", int, "dose"): Dose,
+        ("exercises", int, "floor"): Limits,
+        ("exercises", int, "ceiling"): Limits,
+        ("exercises", int, "progression"): Progression,
+    }
+    shape = tuple(int if isinstance(p, int) else p for p in path)
+    model = models.get(shape)
+    return model.model_fields if model else ()
+
+
+def _problems(
+    error: ValidationError, source: str | None, lines: dict[KeyPath, int]
+) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        path: KeyPath = tuple(item["loc"])
+        suggestion = None
+        if item["type"] == "extra_forbidden" and path:
+            suggestion = did_you_mean(str(path[-1]), _fields_at(path[:-1]))
+        line = next(
+            (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
+        )
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(Problem(message, source, line, path, suggestion))
+    return problems
+
+
+def parse_program(text: str, source: str | None = None) -> Program:
+    """A Program from TOML text; raise ProgramError with every located problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
+        raise ProgramError([Problem(f"not valid TOML: {exc}", source, line)]) from None
+    lines = key_lines(text)
+    try:
+        program = Program.model_validate(data)
+    except ValidationError as exc:
+        raise ProgramError(_problems(exc, source, lines)) from None
+    program._source = source
+    program._lines = lines
+    return program
+
+
+def load_program(path: str | Path) -> Program:
+    """A Program from a TOML file; raise ProgramError with every located problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProgramError(
+            [Problem(f"cannot read the program: {exc.strerror}", str(path))]
+        ) from None
+    return parse_program(text, str(path))
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+_LIST_FIELDS = {"reps", "duration_s", "flags"}
+
+
+@dataclass(frozen=True)
+class Log:
+    """The usable records of a log file, and those set aside with their reasons."""
+
+    records: tuple[Record, ...]
+    set_aside: tuple[SetAside, ...]
+
+
+def parse_record(data: Mapping[str, Any]) -> Record:
+    """An Outcome or a PainReport from one record; raise ValueError with a readable reason."""
+    kind = data.get("kind") or (
+        "outcome" if "exercise" in data else "pain" if "pain" in data else None
+    )
+    model: type[Outcome] | type[PainReport]
+    if kind == "outcome":
+        model = Outcome
+    elif kind == "pain":
+        model = PainReport
+    else:
+        raise ValueError(
+            "neither an outcome (no 'exercise') nor a pain report (no 'pain'); "
+            "set 'kind' to 'outcome' or 'pain'"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_record_reason(exc, model)) from None
+
+
+def _record_reason(error: ValidationError, model: type[BaseModel]) -> str:
+    reasons = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            hint = did_you_mean(str(item["loc"][0]), model.model_fields)
+            reasons.append(f"{key}: unknown field" + (f" ({hint})" if hint else ""))
+        else:
+            reasons.append(f"{key}: {item['msg']}")
+    return "; ".join(reasons)
+
+
+def _jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"not valid JSON: {exc.msg} at column {exc.colno}"
+            continue
+        yield number, data if isinstance(data, dict) else "a record must be a JSON object"
+
+
+def _csv(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    reader = csv.DictReader(lines)
+    for row in reader:
+        if None in row:
+            yield reader.line_num, "more cells than the header has columns"
+            continue
+        data: dict[str, Any] = {}
+        for key, cell in row.items():
+            cell = (cell or "").strip()
+            if not cell:
+                continue
+            data[key] = [p for p in re.split(r"[;\s]+", cell) if p] if key in _LIST_FIELDS else cell
+        yield reader.line_num, data
+
+
+def read_log(lines: Iterable[str], source: str, fmt: str) -> Log:
+    """Parse log lines of format 'jsonl' or 'csv'; bad records are set aside, never raised."""
+    rows = _csv(lines) if fmt == "csv" else _jsonl(lines)
+    records: list[Record] = []
+    aside: list[SetAside] = []
+    for number, row in rows:
+        if isinstance(row, str):
+            aside.append(SetAside(source=source, line=number, reason=row))
+            continue
+        try:
+            records.append(parse_record(row))
+        except ValueError as exc:
+            aside.append(SetAside(source=source, line=number, reason=str(exc)))
+    return Log(tuple(records), tuple(aside))
+
+
+def log_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    raise LogError(f"{path}: unknown log format {suffix!r}; use .jsonl or .csv")
+
+
+def load_log(path: str | Path) -> Log:
+    """Read a JSONL or CSV log file (by its extension)."""
+    path = Path(path)
+    fmt = log_format(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return read_log(handle, str(path), fmt)
+    except OSError as exc:
+        raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise LogError(f"{path}: not UTF-8 text ({exc.reason})") from None

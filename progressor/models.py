@@ -1,0 +1,314 @@
+"""Typed values at progressor's edges: programs, logs, prescriptions and decisions.
+
+Models that describe input forbid unknown keys, so a typo is an error rather than a silently
+ignored setting. Values that flow out of the engine are frozen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+Action = Literal["progress", "hold", "regress", "pause"]
+Status = Literal["active", "paused"]
+Scalar = str | int | float | bool | None
+
+#: Most conservative wins: a higher number beats a lower one.
+SEVERITY: dict[str, int] = {"progress": 0, "hold": 1, "regress": 2, "pause": 3}
+
+INT_FIELDS = ("sets", "reps", "hold_s", "duration_s")
+FLOAT_FIELDS = ("load_kg", "distance_m")
+NUMERIC_FIELDS = INT_FIELDS + FLOAT_FIELDS
+
+Pain = Field(default=None, ge=0, le=10)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Frozen):
+    """A floor or ceiling: per numeric dose field, the lowest or highest value allowed."""
+
+    sets: int | None = Field(default=None, ge=1)
+    reps: int | None = Field(default=None, ge=1)
+    hold_s: int | None = Field(default=None, ge=1)
+    duration_s: int | None = Field(default=None, ge=1)
+    load_kg: float | None = Field(default=None, ge=0)
+    distance_m: float | None = Field(default=None, ge=0)
+
+    def values(self) -> dict[str, float]:
+        """The fields that are set, by name."""
+        return {k: v for k in NUMERIC_FIELDS if (v := getattr(self, k)) is not None}
+
+
+class Dose(Limits):
+    """What is prescribed for one exercise; which fields apply is the exercise type's business."""
+
+    side: Literal["each"] | None = None
+    variant: str | None = None
+
+    def with_value(self, name: str, value: float) -> Dose:
+        """A copy with one numeric field changed (whole numbers for counts and seconds)."""
+        value = round(value) if name in INT_FIELDS else round(value, 2)
+        return self.model_copy(update={name: value})
+
+    def describe(self) -> str:
+        """A short human reading: '2 x 5 reps, hold 5 s, each side'."""
+        parts = []
+        if self.variant:
+            parts.append(self.variant)
+        count = " x ".join(str(v) for v in (self.sets, self.reps) if v is not None)
+        if count:
+            parts.append(f"{count} reps" if self.reps is not None else f"{count} sets")
+        if self.hold_s is not None:
+            parts.append(f"hold {self.hold_s} s")
+        if self.duration_s is not None:
+            parts.append(f"{self.duration_s} s")
+        if self.load_kg is not None:
+            parts.append(f"{self.load_kg:g} kg")
+        if self.distance_m is not None:
+            parts.append(f"{self.distance_m:g} m")
+        if self.side == "each":
+            parts.append("each side")
+        return ", ".join(parts)
+
+
+class Progression(BaseModel):
+    """The strategy that progresses an exercise; other keys are that strategy's parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    strategy: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Exercise(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    type: str
+    instructions: tuple[str, ...] = ()
+    dose: Dose
+    floor: Limits = Limits()
+    ceiling: Limits = Limits()
+    progression: Progression
+    sessions_required: int | None = Field(default=None, ge=1, le=14)
+
+
+class Program(_Frozen):
+    """A versioned program definition, as read from TOML."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: str
+    title: str
+    description: str = ""
+    condition: str = ""
+    sessions_required: int = Field(default=3, ge=1, le=14)
+    safety: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    exercises: tuple[Exercise, ...] = Field(min_length=1)
+
+    _source: str | None = PrivateAttr(default=None)
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("exercises")
+    @classmethod
+    def _unique_ids(cls, exercises: tuple[Exercise, ...]) -> tuple[Exercise, ...]:
+        seen: set[str] = set()
+        for exercise in exercises:
+            if exercise.id in seen:
+                raise ValueError(f"exercise id {exercise.id!r} is used twice")
+            seen.add(exercise.id)
+        return exercises
+
+    @property
+    def source(self) -> str | None:
+        """The file the program was read from, if any."""
+        return self._source
+
+    def exercise(self, exercise_id: str) -> Exercise:
+        for exercise in self.exercises:
+            if exercise.id == exercise_id:
+                return exercise
+        raise KeyError(exercise_id)
+
+
+class Outcome(_Frozen):
+    """One logged performance of one exercise in one session."""
+
+    kind: Literal["outcome"] = "outcome"
+    patient: str | None = None
+    date: dt.date
+    exercise: str
+    side: Literal["left", "right"] | None = None
+    reps: tuple[int, ...] = ()
+    hold_s: float | None = Field(default=None, ge=0)
+    duration_s: tuple[float, ...] = ()
+    load_kg: float | None = Field(default=None, ge=0)
+    pain_before: float | None = Pain
+    pain_during: float | None = Pain
+    pain_after: float | None = Pain
+    pain_next_morning: float | None = Pain
+    rpe: float | None = Field(default=None, ge=0, le=10)
+    skipped: bool = False
+    adverse_event: bool = False
+    flags: tuple[str, ...] = ()
+    note: str = ""
+
+    @field_validator("reps")
+    @classmethod
+    def _reps_not_negative(cls, reps: tuple[int, ...]) -> tuple[int, ...]:
+        if any(r < 0 for r in reps):
+            raise ValueError("reps per set cannot be negative")
+        return reps
+
+    @property
+    def scored(self) -> bool:
+        """Carries the pain scores a progression needs: before, and during or after."""
+        return self.pain_before is not None and (
+            self.pain_during is not None or self.pain_after is not None
+        )
+
+    def pain_scores(self) -> tuple[float, ...]:
+        return tuple(
+            p
+            for p in (self.pain_before, self.pain_during, self.pain_after, self.pain_next_morning)
+            if p is not None
+        )
+
+
+class PainReport(_Frozen):
+    """A standalone pain score logged on a day: a flare, a next morning."""
+
+    kind: Literal["pain"] = "pain"
+    patient: str | None = None
+    date: dt.date
+    pain: float = Field(ge=0, le=10)
+    context: Literal["flare", "morning", "other"] = "other"
+    note: str = ""
+
+
+Record = Outcome | PainReport
+
+
+class SetAside(_Frozen):
+    """A log record that was not used, and why."""
+
+    source: str
+    line: int | None = None
+    reason: str
+    record: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{where}: {self.reason}" + (f" ({self.record})" if self.record else "")
+
+
+class Enrollment(_Frozen):
+    """A patient on a program from a start date, with optional starting-dose overrides."""
+
+    patient: str
+    program: str
+    start: dt.date
+    overrides: dict[str, Dose] = Field(default_factory=dict)
+
+
+class ExerciseState(_Frozen):
+    """One exercise's place in a prescription; `memory` belongs to its strategy."""
+
+    dose: Dose
+    status: Status = "active"
+    memory: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class History(_Frozen):
+    """What the rules need to know about weeks before this one."""
+
+    weeks_without_sessions: int = 0
+    mean_pain: float | None = None
+
+
+class Flag(_Frozen):
+    """Something a clinician should look at; flags collect without stopping the program."""
+
+    code: str
+    rule: str
+    plugin: str
+    message: str
+    exercise: str | None = None
+
+
+class Alert(_Frozen):
+    """A call for the clinician: raised by a pause or an urgent safety rule."""
+
+    patient: str
+    week: int
+    rule: str
+    plugin: str
+    message: str
+    urgent: bool = False
+
+
+class Prescription(_Frozen):
+    """The doses and statuses of one patient for one week."""
+
+    patient: str
+    program: str
+    program_version: str
+    week: int = Field(ge=1)
+    start: dt.date
+    status: Status = "active"
+    exercises: dict[str, ExerciseState]
+    flags: tuple[Flag, ...] = ()
+    history: History = History()
+
+    @property
+    def end(self) -> dt.date:
+        """The first day after this week."""
+        return self.start + dt.timedelta(days=7)
+
+
+class RuleMatch(_Frozen):
+    """A rule that matched, what it proposed and the values it saw."""
+
+    rule: str
+    plugin: str
+    action: Action | None
+    reason: str
+    exercise: str | None = None
+    values: dict[str, Scalar] = Field(default_factory=dict)
+    applied: bool = False
+
+
+class Decision(_Frozen):
+    """For one exercise in one week: the action taken, why, and every rule that matched."""
+
+    exercise: str
+    action: Action
+    rule: str
+    plugin: str
+    reason: str
+    dose_before: Dose
+    dose_after: Dose
+    status: Status
+    matches: tuple[RuleMatch, ...] = ()
+
+
+class StepResult(_Frozen):
+    """The weekly step's answer: next week's prescription and the decisions behind it."""
+
+    prescription: Prescription
+    decisions: tuple[Decision, ...]
+    alerts: tuple[Alert, ...] = ()
+    set_aside: tuple[SetAside, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_decision_per_exercise(self) -> StepResult:
+        names = [d.exercise for d in self.decisions]
+        if len(names) != len(set(names)):
+            raise ValueError("a step gives exactly one decision per exercise")
+        return self

@@ -1,0 +1,144 @@
+"""Check a program against what the plugins registered, once, before anything is evaluated.
+
+Every problem found is collected with its key path (and line, when the program came from a
+file), so a clinician fixing a program sees all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from progressor.components import ExerciseType, SafetyRule, Strategy
+from progressor.errors import KeyPath, Problem, ProgramError, did_you_mean
+from progressor.models import NUMERIC_FIELDS, Exercise, Program
+from progressor.plugins import Registries, Registry
+
+BoundTuple = tuple[str, str, Any, BaseModel]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    rules: tuple[BoundTuple, ...]
+    exercises: tuple[tuple[Exercise, ExerciseType, BoundTuple], ...]
+
+
+class _Collector:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.problems: list[Problem] = []
+
+    def add(self, path: KeyPath, message: str, suggestion: str | None = None) -> None:
+        self.problems.append(
+            Problem(message, self.program.source, locate(self.program, path), path, suggestion)
+        )
+
+    def params(self, path: KeyPath, model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
+        try:
+            return model.model_validate(dict(raw))
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = tuple(error["loc"])
+                suggestion = None
+                if error["type"] == "extra_forbidden" and key:
+                    suggestion = did_you_mean(str(key[0]), model.model_fields)
+                self.add((*path, *key), error["msg"], suggestion)
+            return model.model_construct()
+
+
+def locate(program: Program, path: KeyPath) -> int | None:
+    """The line of the longest known prefix of `path` in the program's file."""
+    lines = program._lines
+    for end in range(len(path), -1, -1):
+        line = lines.get(tuple(path[:end]))
+        if line is not None:
+            return line
+    return None
+
+
+def _lookup(
+    out: _Collector, registry: Registry[Any], name: str, path: KeyPath
+) -> tuple[Any, str] | None:
+    if name in registry:
+        entry = registry[name]
+        return entry.component, entry.plugin
+    out.add(path, f"unknown {registry.kind} {name!r}", did_you_mean(name, registry))
+    return None
+
+
+def _check_dose(out: _Collector, exercise: Exercise, etype: ExerciseType, path: KeyPath) -> None:
+    allowed = set(etype.required) | set(etype.optional) | {"variant"}
+    dose = exercise.dose
+    for name in etype.required:
+        if getattr(dose, name) is None:
+            out.add((*path, "dose"), f"a {etype.name!r} exercise needs {name!r} in its dose")
+    for name in (*NUMERIC_FIELDS, "side"):
+        if getattr(dose, name) is not None and name not in allowed:
+            out.add(
+                (*path, "dose", name),
+                f"{name!r} is not a dose field of a {etype.name!r} exercise",
+                f"allowed: {', '.join(sorted(allowed))}",
+            )
+    floor, ceiling = exercise.floor.values(), exercise.ceiling.values()
+    for name, low in floor.items():
+        if name in ceiling and ceiling[name] < low:
+            out.add((*path, "ceiling", name), f"ceiling {ceiling[name]:g} is below floor {low:g}")
+        current = getattr(dose, name)
+        if current is not None and current < low:
+            out.add((*path, "dose", name), f"starting {name} {current:g} is below floor {low:g}")
+    for name, high in ceiling.items():
+        current = getattr(dose, name)
+        if current is not None and current > high:
+            out.add((*path, "dose", name), f"starting {name} {current:g} is above ceiling {high:g}")
+
+
+def _compile_exercise(
+    out: _Collector, registries: Registries, index: int, exercise: Exercise
+) -> tuple[Exercise, ExerciseType, BoundTuple] | None:
+    path: KeyPath = ("exercises", index)
+    found_type = _lookup(out, registries.exercise_types, exercise.type, (*path, "type"))
+    if found_type:
+        _check_dose(out, exercise, found_type[0], path)
+    progression = exercise.progression
+    found = _lookup(
+        out, registries.strategies, progression.strategy, (*path, "progression", "strategy")
+    )
+    if not (found and found_type):
+        return None
+    strategy: Strategy = found[0]
+    before = len(out.problems)
+    params = out.params((*path, "progression"), strategy.Params, progression.params)
+    if len(out.problems) == before:
+        for message in strategy.check(exercise.dose, params):
+            out.add((*path, "progression"), message)
+    return exercise, found_type[0], (strategy.name, found[1], strategy, params)
+
+
+def _compile_rules(out: _Collector, registries: Registries) -> tuple[BoundTuple, ...]:
+    safety = out.program.safety
+    rules: list[BoundTuple] = []
+    names = [n for n in registries.safety_rules if registries.safety_rules[n].component.essential]
+    names += [n for n in safety if n not in names]
+    for name in names:
+        found = _lookup(out, registries.safety_rules, name, ("safety", name))
+        if found:
+            rule: SafetyRule = found[0]
+            params = out.params(("safety", name), rule.Params, safety.get(name, {}))
+            rules.append((name, found[1], rule, params))
+    return tuple(rules)
+
+
+def compile_program(program: Program, registries: Registries) -> Compiled:
+    """Resolve every name in `program` and validate every parameter, or raise ProgramError."""
+    out = _Collector(program)
+    rules = _compile_rules(out, registries)
+    exercises = [
+        _compile_exercise(out, registries, index, exercise)
+        for index, exercise in enumerate(program.exercises)
+    ]
+    if out.problems:
+        raise ProgramError(out.problems)
+    return Compiled(rules, tuple(e for e in exercises if e is not None))
