@@ -268,7 +268,8 @@ class CompiledProgram:
         action: Action = applied.action or "hold"
         reason, flag = applied.reason, None
         memory = proposal.memory if proposal.memory is not None else dict(state.memory)
-        dose, status = state.dose, state.status
+        dose = state.dose
+        status: Status = state.status
         if action == "progress":
             dose = proposal.dose
             if dose == state.dose or limit_problem(planned.exercise, dose):
