@@ -167,15 +167,15 @@ class Double(Strategy):
         return Proposal("progress", f"{met_reason(week)}; {change}", dose, met_values(week))
 
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
+        # A step back never raises a field: from the bottom of the first field, lower the
+        # second and keep the first at its bottom (rather than jumping back to first_top).
         assert isinstance(params, DoubleParams)
         first, second = value(dose, params.first), value(dose, params.second)
         bottom = floor(exercise, params.first, self._bottom(exercise, params))
         if first - params.first_step >= bottom:
             return dose.with_value(params.first, first - params.first_step)
-        lowered = second - params.second_step
-        if exercise.floor.values().get(params.second, 0) > lowered or lowered <= 0:
-            return dose.with_value(params.first, bottom)
-        return dose.with_value(params.second, lowered).with_value(params.first, params.first_top)
+        lowered = floor(exercise, params.second, second - params.second_step, params.second_step)
+        return dose.with_value(params.second, min(second, lowered))
 
 
 class TwoForTwoParams(_Params):

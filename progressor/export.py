@@ -1,0 +1,52 @@
+"""Next week's prescription as a document: TOML (tomli-w) or JSON, byte-for-byte stable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import tomli_w
+
+from progressor.models import Program, StepResult
+
+
+def prescription_document(program: Program, result: StepResult) -> dict[str, Any]:
+    """A plain document of next week: doses, statuses, decisions, flags and alerts."""
+    prescription = result.prescription
+    decisions = {d.exercise: d for d in result.decisions}
+    exercises = {}
+    for exercise in program.exercises:
+        state = prescription.exercises[exercise.id]
+        decision = decisions[exercise.id]
+        exercises[exercise.id] = {
+            "name": exercise.name,
+            "status": state.status,
+            "dose": state.dose.model_dump(exclude_none=True),
+            "action": decision.action,
+            "rule": decision.rule,
+            "reason": decision.reason,
+            "instructions": list(exercise.instructions),
+        }
+    doc: dict[str, Any] = {
+        "patient": prescription.patient,
+        "program": prescription.program,
+        "program_version": prescription.program_version,
+        "week": prescription.week,
+        "start": prescription.start,
+        "status": prescription.status,
+        "exercises": exercises,
+        "flags": [f.model_dump(exclude_none=True) for f in prescription.flags],
+        "alerts": [a.model_dump(exclude_none=True) for a in result.alerts],
+    }
+    return doc
+
+
+def to_toml(document: dict[str, Any]) -> str:
+    return tomli_w.dumps(document)
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+EXPORTERS = {"toml": to_toml, "json": to_json}

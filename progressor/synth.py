@@ -1,0 +1,105 @@
+"""Synthetic patients for the demo, the tests and the benchmarks.
+
+Each patient follows an archetype (steady, struggling, flare, new pain, drop-out, forgetful)
+and, week by week, logs what that archetype would do with the dose the engine prescribed.
+Seeded per patient, so the same seed always gives the same clinic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+from progressor.engine import CompiledProgram
+from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
+
+ARCHETYPES = ("steady", "steady", "steady", "struggling", "flare", "new-pain", "drop-out",
+              "forgetful")
+DEFAULT_START = dt.date(2026, 1, 5)
+
+
+@dataclass(frozen=True)
+class SyntheticPatient:
+    enrollment: Enrollment
+    archetype: str
+    records: tuple[Record, ...]
+
+
+def _performed(dose: Dose, rng: random.Random, short: bool) -> dict[str, object]:
+    sets = dose.sets or 1
+    reps = dose.reps or 0
+    done: dict[str, object] = {}
+    if dose.reps is not None:
+        last = reps - 1 if short else reps + rng.choice((0, 0, 1, 2, 3))
+        done["reps"] = [reps] * (sets - 1) + [max(last, 0)]
+    if dose.hold_s is not None:
+        done["hold_s"] = dose.hold_s - (2 if short else 0)
+    if dose.duration_s is not None:
+        scale = 0.8 if short else rng.uniform(1.0, 1.6)
+        done["duration_s"] = [round(dose.duration_s * scale)] * sets
+    if dose.load_kg is not None:
+        done["load_kg"] = dose.load_kg
+    return done
+
+
+def _week(
+    prescription: Prescription, archetype: str, rng: random.Random, baseline: float
+) -> list[Record]:
+    week = prescription.week
+    if archetype == "drop-out" and week > 2:
+        return []
+    days = {"steady": (4, 7), "struggling": (1, 3), "forgetful": (3, 6)}.get(archetype, (3, 6))
+    session_days = sorted(rng.sample(range(7), rng.randint(*days)))
+    records: list[Record] = []
+    flare_day = session_days[-1] if archetype == "flare" and week == 3 and session_days else None
+    new_pain_day = session_days[0] if archetype == "new-pain" and week == 2 and session_days else None
+    for day in session_days:
+        date = prescription.start + dt.timedelta(days=day)
+        for name, state in prescription.exercises.items():
+            if state.status == "paused":
+                continue
+            before = max(0.0, min(10.0, round(baseline + rng.choice((-1, 0, 0, 1)))))
+            during = max(0.0, before - rng.choice((0, 0, 1)))
+            if day == new_pain_day:
+                during = min(10.0, before + 2)
+            short = archetype == "struggling" and rng.random() < 0.5
+            scores: dict[str, object] = {"pain_before": before, "pain_during": during,
+                                         "pain_after": during}
+            if archetype == "forgetful" and rng.random() < 0.3:
+                scores = {}
+            records.append(Outcome.model_validate(
+                {"date": date, "exercise": name, **_performed(state.dose, rng, short), **scores}
+            ))
+        if day == flare_day:
+            records.append(PainReport(date=date, pain=8, context="flare",
+                                      note="back locked up after gardening"))
+    return records
+
+
+def synthesize_patient(
+    compiled: CompiledProgram, patient: str, weeks: int, seed: int, start: dt.date = DEFAULT_START
+) -> SyntheticPatient:
+    """One patient's `weeks` weeks of logs, each week logged against the prescribed dose."""
+    rng = random.Random(f"{seed}:{patient}")
+    archetype = rng.choice(ARCHETYPES)
+    baseline = rng.uniform(0.5, 3.5)
+    enrollment = Enrollment(patient=patient, program=compiled.program.id, start=start)
+    prescription = compiled.first_week(enrollment)
+    records: list[Record] = []
+    for _ in range(weeks):
+        week = _week(prescription, archetype, rng, baseline)
+        records.extend(week)
+        prescription = compiled.step(prescription, week).prescription
+    return SyntheticPatient(enrollment, archetype, tuple(records))
+
+
+def synthesize_clinic(
+    compiled: CompiledProgram, patients: int, weeks: int, seed: int, start: dt.date = DEFAULT_START
+) -> list[SyntheticPatient]:
+    """`patients` synthetic patients on one program, named p0001, p0002, ..."""
+    width = max(4, len(str(patients)))
+    return [
+        synthesize_patient(compiled, f"p{n:0{width}d}", weeks, seed, start)
+        for n in range(1, patients + 1)
+    ]
