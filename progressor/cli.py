@@ -86,7 +86,10 @@ def _date(_: click.Context, __: click.Parameter, value: str | None) -> dt.date |
 
 _program = click.argument("program", type=click.Path(path_type=Path, dir_okay=False))
 _log_option = click.option(
-    "--log", "log_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+    "--log",
+    "log_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
     help="The patient's log: .jsonl or .csv (see the README for the format).",
 )
 _start = click.option(
@@ -132,12 +135,20 @@ def schema() -> None:
 @_log_option
 @_start
 @_patient
-@click.option("--format", "fmt", type=click.Choice(sorted(EXPORTERS)), default="toml",
-              show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the prescription here instead of standard output.")
+@click.option(
+    "--format", "fmt", type=click.Choice(sorted(EXPORTERS)), default="toml", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the prescription here instead of standard output.",
+)
 def next_week(
-    program: Path, log_path: Path, start: dt.date | None, patient: str | None, fmt: str,
+    program: Path,
+    log_path: Path,
+    start: dt.date | None,
+    patient: str | None,
+    fmt: str,
     out: Path | None,
 ) -> None:
     """Compute one patient's next week from a program and a log."""
@@ -173,8 +184,12 @@ def simulate(program: Path, log_path: Path, start: dt.date | None, patient: str 
 @_log_option
 @_start
 @_patient
-@click.option("--week", type=click.IntRange(min=1), required=True,
-              help="The week whose decisions to explain (1 = the first week).")
+@click.option(
+    "--week",
+    type=click.IntRange(min=1),
+    required=True,
+    help="The week whose decisions to explain (1 = the first week).",
+)
 def explain(
     program: Path, log_path: Path, start: dt.date | None, patient: str | None, week: int
 ) -> None:
@@ -206,11 +221,15 @@ def plugins(as_json: bool) -> None:
 @click.option("--patients", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--weeks", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--program", "program_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="Default: the embedded low-back-pain program.")
+@click.option(
+    "--program",
+    "program_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Default: the embedded low-back-pain program.",
+)
 def demo(patients: int, weeks: int, seed: int, program_path: Path | None) -> None:
     """A synthetic clinic on the seed program: everyone's next week, as a table."""
     from progressor.demo import run_demo
 
     click.echo(run_demo(program_path, patients, weeks, seed))
-

@@ -37,8 +37,15 @@ def run_demo(program_path: Path | None, patients: int, weeks: int, seed: int) ->
         cells = [f"{MARK[d.action]} {d.dose_after.describe()}" for d in last.decisions]
         actions.update(d.action for d in last.decisions)
         statuses[last.prescription.status] += 1
-        rows.append([patient.enrollment.patient, patient.archetype, last.prescription.status,
-                     *cells, ", ".join(flags) or "-"])
+        rows.append(
+            [
+                patient.enrollment.patient,
+                patient.archetype,
+                last.prescription.status,
+                *cells,
+                ", ".join(flags) or "-",
+            ]
+        )
     summary = (
         f"{patients} patients on {program.id} {program.version}, {weeks} weeks logged; "
         f"next week is week {weeks + 1}.\n"

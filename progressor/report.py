@@ -7,6 +7,7 @@ from typing import Any
 
 from progressor.engine import Engine
 from progressor.models import StepResult
+from progressor.plugins import Registry
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -24,16 +25,27 @@ def simulation_table(results: Sequence[StepResult]) -> str:
     rows = []
     for week, result in enumerate(results, start=1):
         for d in result.decisions:
-            rows.append([str(week), d.exercise, d.dose_before.describe(), d.action,
-                         d.dose_after.describe(), d.reason])
+            rows.append(
+                [
+                    str(week),
+                    d.exercise,
+                    d.dose_before.describe(),
+                    d.action,
+                    d.dose_after.describe(),
+                    d.reason,
+                ]
+            )
     return table(["week", "exercise", "dose", "action", "next", "reason"], rows)
 
 
 def decision_trace(result: StepResult, week: int) -> str:
     """Everything behind one week's decisions: each rule, what it saw, which one won."""
     p = result.prescription
-    out = [f"patient {p.patient}, program {p.program} {p.program_version}, week {week}",
-           f"next week: {p.week} from {p.start}, status {p.status}", ""]
+    out = [
+        f"patient {p.patient}, program {p.program} {p.program_version}, week {week}",
+        f"next week: {p.week} from {p.start}, status {p.status}",
+        "",
+    ]
     for d in result.decisions:
         out.append(f"{d.exercise}: {d.action.upper()} by {d.rule} ({d.plugin})")
         out.append(f"  {d.dose_before.describe()}  ->  {d.dose_after.describe()}")
@@ -60,8 +72,11 @@ def decision_trace(result: StepResult, week: int) -> str:
 def plugin_table(engine: Engine) -> list[dict[str, Any]]:
     """Each loaded plugin with what it registered, by kind."""
     reg = engine.registries
-    kinds = {"exercise types": reg.exercise_types, "strategies": reg.strategies,
-             "safety rules": reg.safety_rules}
+    kinds: dict[str, Registry[Any]] = {
+        "exercise types": reg.exercise_types,
+        "strategies": reg.strategies,
+        "safety rules": reg.safety_rules,
+    }
     rows = []
     for name, _ in engine.plugin_manager.list_name_plugin():
         registered = {k: sorted(r.by_plugin().get(name, [])) for k, r in kinds.items()}

@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from progressor.engine import CompiledProgram
 from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
 
-ARCHETYPES = ("steady", "steady", "steady", "struggling", "flare", "new-pain", "drop-out",
-              "forgetful")
+ARCHETYPES = (
+    "steady",
+    "steady",
+    "steady",
+    "struggling",
+    "flare",
+    "new-pain",
+    "drop-out",
+    "forgetful",
+)
 DEFAULT_START = dt.date(2026, 1, 5)
 
 
@@ -53,7 +61,9 @@ def _week(
     session_days = sorted(rng.sample(range(7), rng.randint(*days)))
     records: list[Record] = []
     flare_day = session_days[-1] if archetype == "flare" and week == 3 and session_days else None
-    new_pain_day = session_days[0] if archetype == "new-pain" and week == 2 and session_days else None
+    new_pain_day = (
+        session_days[0] if archetype == "new-pain" and week == 2 and session_days else None
+    )
     for day in session_days:
         date = prescription.start + dt.timedelta(days=day)
         for name, state in prescription.exercises.items():
@@ -64,16 +74,24 @@ def _week(
             if day == new_pain_day:
                 during = min(10.0, before + 2)
             short = archetype == "struggling" and rng.random() < 0.5
-            scores: dict[str, object] = {"pain_before": before, "pain_during": during,
-                                         "pain_after": during}
+            scores: dict[str, object] = {
+                "pain_before": before,
+                "pain_during": during,
+                "pain_after": during,
+            }
             if archetype == "forgetful" and rng.random() < 0.3:
                 scores = {}
-            records.append(Outcome.model_validate(
-                {"date": date, "exercise": name, **_performed(state.dose, rng, short), **scores}
-            ))
+            records.append(
+                Outcome.model_validate(
+                    {"date": date, "exercise": name, **_performed(state.dose, rng, short), **scores}
+                )
+            )
         if day == flare_day:
-            records.append(PainReport(date=date, pain=8, context="flare",
-                                      note="back locked up after gardening"))
+            records.append(
+                PainReport(
+                    date=date, pain=8, context="flare", note="back locked up after gardening"
+                )
+            )
     return records
 
 

@@ -1,0 +1,160 @@
+"""The command line, run through the installed `progressor` entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PROGRAMS, START, full_week
+
+SEED = str(PROGRAMS / "low-back-pain.toml")
+WriteLog = Callable[[Iterable[Mapping[str, Any] | str], str], Path]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("progressor")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "progressor"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
+
+
+def test_check_accepts_the_shipped_programs() -> None:
+    done = run("check", *sorted(str(p) for p in PROGRAMS.glob("*.toml")))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(": ok") == 3
+
+
+def test_check_reports_located_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        Path(SEED).read_text(encoding="utf-8").replace('"double"', '"dubble"', 1), encoding="utf-8"
+    )
+    done = run("check", str(bad))
+    assert done.returncode == 1
+    assert "exercises[0].progression.strategy: unknown strategy 'dubble'" in done.stderr
+    assert "(did you mean 'double'?)" in done.stderr
+    assert f"{bad}:" in done.stderr
+
+
+def test_schema_is_json_schema_of_programs() -> None:
+    done = run("schema")
+    schema = json.loads(done.stdout)
+    assert schema["title"] == "Program"
+    assert "exercises" in schema["required"] and schema["additionalProperties"] is False
+
+
+def test_next_writes_toml_and_json(write_log: WriteLog, tmp_path: Path) -> None:
+    log = write_log(full_week(), "anna.jsonl")
+    done = run("next", SEED, "--log", str(log))
+    assert done.returncode == 0, done.stderr
+    doc = tomllib.loads(done.stdout)
+    assert doc["week"] == 2 and doc["exercises"]["bridge"]["dose"]["reps"] == 6
+    assert doc["exercises"]["bridge"]["action"] == "progress"
+    out = tmp_path / "next.json"
+    done = run("next", SEED, "--log", str(log), "--format", "json", "--out", str(out))
+    assert done.returncode == 0 and done.stdout == ""
+    assert json.loads(out.read_text(encoding="utf-8"))["exercises"]["bridge"]["dose"] == {
+        "sets": 1,
+        "reps": 6,
+        "hold_s": 5,
+    }
+
+
+def test_next_is_byte_identical_across_runs_and_record_order(write_log: WriteLog) -> None:
+    rows = full_week()
+    first = run("next", SEED, "--log", str(write_log(rows, "a.jsonl")), "--format", "json")
+    second = run("next", SEED, "--log", str(write_log(rows[::-1], "b.jsonl")), "--format", "json")
+    assert first.stdout == second.stdout and first.stdout
+
+
+def test_bad_records_are_reported_and_the_rest_used(write_log: WriteLog) -> None:
+    rows: list[Mapping[str, Any] | str] = [
+        *full_week(),
+        "{oops",
+        {"date": "2026-01-06", "exercise": "brdge"},
+    ]
+    done = run("next", SEED, "--log", str(write_log(rows, "anna.jsonl")), "--format", "json")
+    assert done.returncode == 3
+    assert "anna.jsonl:10: not valid JSON" in done.stderr
+    assert "unknown exercise 'brdge'" in done.stderr
+    assert json.loads(done.stdout)["exercises"]["bridge"]["action"] == "progress"
+
+
+def test_csv_logs_work_too(tmp_path: Path) -> None:
+    lines = ["date,exercise,reps,hold_s,pain_before,pain_during"]
+    for row in full_week():
+        lines.append(f"{row['date']},{row['exercise']},5,5,2,2")
+    log = tmp_path / "anna.csv"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = run("next", SEED, "--log", str(log), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["exercises"]["pelvic-tilt"]["dose"]["reps"] == 6
+
+
+def test_simulate_prints_each_week(write_log: WriteLog) -> None:
+    rows = full_week() + full_week(START.replace(day=12), reps=6)
+    done = run("simulate", SEED, "--log", str(write_log(rows, "anna.jsonl")))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:5] == ["week", "exercise", "dose", "action", "next"]
+    assert sum(1 for line in lines if line.startswith("2 ")) == 3
+
+
+def test_explain_shows_every_rule_and_the_winner(write_log: WriteLog) -> None:
+    rows = full_week()
+    rows[2]["pain_after"] = 5
+    done = run("explain", SEED, "--log", str(write_log(rows, "anna.jsonl")), "--week", "1")
+    assert done.returncode == 0, done.stderr
+    assert "bridge: REGRESS by new-pain" in done.stdout
+    assert "* new-pain [regress]" in done.stdout and "- double [progress]" in done.stdout
+    assert "saw sessions=1, largest_rise=3.0" in done.stdout
+    missing = run("explain", SEED, "--log", str(write_log(rows, "anna.jsonl")), "--week", "9")
+    assert missing.returncode == 1 and "no week 9" in missing.stderr
+
+
+def test_plugins_lists_the_builtins() -> None:
+    rows = json.loads(run("plugins", "--json").stdout)
+    names = {row["name"]: row["registered"] for row in rows}
+    assert names["progressor.builtins.safety"]["safety rules"] == [
+        "adherence",
+        "missing-data",
+        "new-pain",
+        "pain-flare",
+        "pain-monitoring",
+    ]
+    assert "two-for-two" in names["progressor.builtins.progressions"]["strategies"]
+
+
+@pytest.mark.parametrize(
+    "args", [["next", SEED, "--log", "missing.jsonl"], ["next", "missing.toml", "--log", "x.jsonl"]]
+)
+def test_missing_files_fail_cleanly(args: list[str], tmp_path: Path) -> None:
+    done = run(*args, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_demo_prints_the_clinic_table() -> None:
+    done = run("demo", "--patients", "24", "--weeks", "4")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == [
+        "patient",
+        "profile",
+        "status",
+        "pelvic-tilt",
+        "knee-to-chest",
+        "bridge",
+        "flags",
+    ]
+    assert sum(1 for line in lines if line.startswith("p00")) == 24
+    assert " paused " in done.stdout and "drop-out" in done.stdout
+    assert "24 patients on low-back-pain" in done.stdout
