@@ -8,12 +8,12 @@ against what was registered (names, parameters, doses, limits) and returns a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import pluggy
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from progressor.components import ExerciseType, Finding, Proposal
 from progressor.errors import ProgressorError
@@ -32,6 +32,7 @@ from progressor.models import (
     Program,
     Record,
     RuleMatch,
+    Scalar,
     Status,
     StepResult,
 )
@@ -75,6 +76,68 @@ class _PlannedExercise:
     exercise: Exercise
     exercise_type: ExerciseType
     strategy: _Bound
+    floor: tuple[tuple[str, float], ...]
+    ceiling: tuple[tuple[str, float], ...]
+
+    def limit_problem(self, dose: Dose) -> str | None:
+        """Why `dose` is outside the floor or ceiling, or None when it is within."""
+        for name, low in self.floor:
+            current = getattr(dose, name)
+            if current is not None and current < low:
+                return f"{name} {current:g} is below the floor {low:g}"
+        for name, high in self.ceiling:
+            current = getattr(dose, name)
+            if current is not None and current > high:
+                return f"{name} {current:g} is above the ceiling {high:g}"
+        return None
+
+    def clamp_to_floor(self, dose: Dose) -> Dose:
+        """`dose` with every field raised to the floor where it fell below."""
+        update = {
+            name: low
+            for name, low in self.floor
+            if (current := getattr(dose, name)) is not None and current < low
+        }
+        return Dose(**{**dose.__dict__, **update}) if update else dose
+
+
+class _Match(NamedTuple):
+    """A proposal (from a safety rule or the strategy) before it becomes a RuleMatch."""
+
+    bound: _Bound
+    action: Action | None
+    reason: str
+    exercise: str | None
+    values: Mapping[str, Scalar]
+    finding: Finding | None
+
+
+def _rule_matches(matches: Sequence[_Match], applied: _Match | None) -> tuple[RuleMatch, ...]:
+    return tuple(
+        _built(
+            m.bound,
+            RuleMatch,
+            rule=m.bound.name,
+            plugin=m.bound.plugin,
+            action=m.action,
+            reason=m.reason,
+            exercise=m.exercise,
+            values=m.values,
+            applied=m is applied,
+        )
+        for m in matches
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _built(bound: _Bound, model: type[M], **values: Any) -> M:
+    """A model from what a plugin returned; invalid values are that plugin's failure."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise _ComponentFailure(bound, exc) from exc
 
 
 class _ComponentFailure(Exception):
@@ -100,7 +163,13 @@ class CompiledProgram:
         self.program = program
         self._rules = tuple(_Bound(*rule) for rule in compiled.rules)
         self._exercises = tuple(
-            _PlannedExercise(ex, etype, _Bound(*strategy))
+            _PlannedExercise(
+                ex,
+                etype,
+                _Bound(*strategy),
+                tuple(ex.floor.values().items()),
+                tuple(ex.ceiling.values().items()),
+            )
             for ex, etype, strategy in compiled.exercises
         )
         self._plans = {
@@ -125,7 +194,7 @@ class CompiledProgram:
         exercises = {}
         for plan in self._exercises:
             dose = enrollment.overrides.get(plan.exercise.id, plan.exercise.dose)
-            problem = limit_problem(plan.exercise, dose)
+            problem = plan.limit_problem(dose)
             if problem:
                 raise ProgressorError(f"override of {plan.exercise.id!r}: {problem}")
             exercises[plan.exercise.id] = ExerciseState(dose=dose)
@@ -185,7 +254,7 @@ class CompiledProgram:
 
     # -- the step's parts -------------------------------------------------------------------
 
-    def _findings(self, week: WeekView) -> list[tuple[RuleMatch, Finding]]:
+    def _findings(self, week: WeekView) -> list[_Match]:
         found = []
         for rule in self._rules:
             for finding in _call(rule, "evaluate", week, rule.params):
@@ -195,84 +264,91 @@ class CompiledProgram:
                     or (finding.action is not None and finding.action not in SEVERITY)
                 ):
                     raise _ComponentFailure(rule, TypeError(f"invalid finding {finding!r}"))
-                match = RuleMatch.model_construct(
-                    rule=rule.name,
-                    plugin=rule.plugin,
-                    action=finding.action,
-                    reason=finding.reason,
-                    exercise=finding.exercise,
-                    values=dict(finding.values),
-                    applied=False,
+                found.append(
+                    _Match(
+                        rule,
+                        finding.action,
+                        finding.reason,
+                        finding.exercise,
+                        finding.values,
+                        finding,
+                    )
                 )
-                found.append((match, finding))
         return found
 
     def _evaluate(self, week: WeekView) -> StepResult:
         prescription = week.prescription
         found = self._findings(week)
-        program_pause = any(m.action == "pause" and m.exercise is None for m, _ in found)
-        flags = [
-            Flag(code=f.flag, rule=m.rule, plugin=m.plugin, message=f.reason, exercise=m.exercise)
-            for m, f in found
-            if f.flag
-        ]
-        alerts = [
-            Alert(
-                patient=prescription.patient,
-                week=prescription.week,
-                rule=m.rule,
-                plugin=m.plugin,
-                message=f.reason,
-                urgent=f.urgent,
-            )
-            for m, f in found
-            if f.alert
-        ]
+        flags, alerts = [], []
+        for m in found:
+            finding = m.finding
+            if finding is None:
+                continue
+            if finding.flag:
+                flags.append(
+                    _built(
+                        m.bound,
+                        Flag,
+                        code=finding.flag,
+                        rule=m.bound.name,
+                        plugin=m.bound.plugin,
+                        message=m.reason,
+                        exercise=m.exercise,
+                    )
+                )
+            if finding.alert:
+                alerts.append(
+                    _built(
+                        m.bound,
+                        Alert,
+                        patient=prescription.patient,
+                        week=prescription.week,
+                        rule=m.bound.name,
+                        plugin=m.bound.plugin,
+                        message=m.reason,
+                        urgent=finding.urgent,
+                    )
+                )
         decisions, states = [], {}
         for planned in self._exercises:
             name = planned.exercise.id
-            matches = [m for m, _ in found if m.exercise is None or m.exercise == name]
+            matches = [m for m in found if m.exercise is None or m.exercise == name]
             decision, state, flag = self._decide(planned, week, matches)
             decisions.append(decision)
             states[name] = state
             if flag:
                 flags.append(flag)
+        program_pause = any(m.action == "pause" and m.exercise is None for m in found)
         status: Status = "paused" if program_pause else "active"
         return self._result(week, status, states, decisions, flags, alerts)
 
     def _decide(
-        self, planned: _PlannedExercise, week: WeekView, matches: list[RuleMatch]
+        self, planned: _PlannedExercise, week: WeekView, matches: list[_Match]
     ) -> tuple[Decision, ExerciseState, Flag | None]:
         name = planned.exercise.id
         state = week.prescription.exercises[name]
         if state.status == "paused":
-            return self._held_paused(name, state, matches)
+            return self._held_paused(name, state, _rule_matches(matches, None))
         strategy = planned.strategy
         proposal = _call(strategy, "propose", week.exercises[name], strategy.params)
         if not isinstance(proposal, Proposal) or proposal.action not in SEVERITY:
             raise _ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
-        own = RuleMatch.model_construct(
-            rule=strategy.name,
-            plugin=strategy.plugin,
-            action=proposal.action,
-            reason=proposal.reason,
-            exercise=name,
-            values=dict(proposal.values),
-            applied=False,
-        )
+        own = _Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
         candidates = [*matches, own]
-        applied = max(
-            (m for m in candidates if m.action is not None),
-            key=lambda m: SEVERITY[m.action or "progress"],
-        )
+        # The most conservative wins; on a tie the first: safety rules (in program order)
+        # before the strategy.
+        applied, rank = own, -1
+        for m in candidates:
+            if m.action is not None and SEVERITY[m.action] > rank:
+                applied, rank = m, SEVERITY[m.action]
         action: Action = applied.action or "hold"
         reason, flag = applied.reason, None
-        memory = proposal.memory if proposal.memory is not None else dict(state.memory)
+        memory = proposal.memory if proposal.memory is not None else state.memory
         dose = state.dose
         status: Status = state.status
         if action == "progress":
             dose = proposal.dose
-            if dose == state.dose or limit_problem(planned.exercise, dose):
+            if dose.same(state.dose) or planned.limit_problem(dose):
                 action, dose = "hold", state.dose
                 reason = f"{reason}; at the ceiling: ready for the next phase"
                 flag = Flag(
@@ -290,32 +366,32 @@ class CompiledProgram:
                 if applied is own
                 else _call(strategy, "regress", planned.exercise, state.dose, strategy.params)
             )
-            dose = clamp_to_floor(planned.exercise, lowered)
-            if dose == state.dose:
+            dose = planned.clamp_to_floor(lowered)
+            if dose.same(state.dose):
                 reason = f"{reason}; already at the floor"
         elif action == "pause":
             status = "paused"
-        marked = tuple(
-            m.model_copy(update={"applied": True}) if m is applied else m for m in candidates
-        )
-        decision = Decision.model_construct(
+        if not isinstance(dose, Dose):
+            raise _ComponentFailure(strategy, TypeError(f"a dose was expected, not {dose!r}"))
+        decision = Decision(
             exercise=name,
             action=action,
-            rule=applied.rule,
-            plugin=applied.plugin,
+            rule=applied.bound.name,
+            plugin=applied.bound.plugin,
             reason=sentence(action, reason, dose),
             dose_before=state.dose,
             dose_after=dose,
             status=status,
-            matches=marked,
+            matches=_rule_matches(candidates, applied),
         )
-        return decision, ExerciseState(dose=dose, status=status, memory=memory), flag
+        next_state = _built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
+        return decision, next_state, flag
 
     def _held_paused(
-        self, name: str, state: ExerciseState, matches: list[RuleMatch]
+        self, name: str, state: ExerciseState, matches: tuple[RuleMatch, ...]
     ) -> tuple[Decision, ExerciseState, None]:
         reason = "this exercise is paused until a clinician resumes it"
-        decision = Decision.model_construct(
+        decision = Decision(
             exercise=name,
             action="pause",
             rule="awaiting-clinician",
@@ -324,7 +400,7 @@ class CompiledProgram:
             dose_before=state.dose,
             dose_after=state.dose,
             status="paused",
-            matches=tuple(matches),
+            matches=matches,
         )
         return decision, state, None
 
@@ -334,7 +410,7 @@ class CompiledProgram:
         for name, state in prescription.exercises.items():
             reason = "the program is paused until a clinician resumes it"
             decisions.append(
-                Decision.model_construct(
+                Decision(
                     exercise=name,
                     action="pause",
                     rule="awaiting-clinician",
@@ -360,7 +436,7 @@ class CompiledProgram:
         for name, state in prescription.exercises.items():
             action: Action = "pause" if state.status == "paused" else "hold"
             decisions.append(
-                Decision.model_construct(
+                Decision(
                     exercise=name,
                     action=action,
                     rule="fail-safe",
@@ -388,14 +464,14 @@ class CompiledProgram:
         prescription = week.prescription
         if status == "paused":
             states = {n: s.model_copy(update={"status": "paused"}) for n, s in states.items()}
-        mean = week.mean_pain()
+        mean = week.mean_pain
         history = History(
             weeks_without_sessions=0
             if week.any_session
             else prescription.history.weeks_without_sessions + 1,
             mean_pain=prescription.history.mean_pain if mean is None else mean,
         )
-        following = Prescription.model_construct(
+        following = Prescription(
             patient=prescription.patient,
             program=prescription.program,
             program_version=prescription.program_version,
@@ -406,35 +482,12 @@ class CompiledProgram:
             flags=tuple(flags),
             history=history,
         )
-        return StepResult.model_construct(
+        return StepResult(
             prescription=following,
             decisions=tuple(decisions),
             alerts=tuple(alerts),
             set_aside=week.set_aside,
         )
-
-
-def limit_problem(exercise: Exercise, dose: Dose) -> str | None:
-    """Why `dose` is outside the exercise's floor or ceiling, or None when it is within."""
-    for name, low in exercise.floor.values().items():
-        current = getattr(dose, name)
-        if current is not None and current < low:
-            return f"{name} {current:g} is below the floor {low:g}"
-    for name, high in exercise.ceiling.values().items():
-        current = getattr(dose, name)
-        if current is not None and current > high:
-            return f"{name} {current:g} is above the ceiling {high:g}"
-    return None
-
-
-def clamp_to_floor(exercise: Exercise, dose: Dose) -> Dose:
-    """`dose` with every field raised to the exercise's floor where it fell below."""
-    update = {
-        name: low
-        for name, low in exercise.floor.values().items()
-        if (current := getattr(dose, name)) is not None and current < low
-    }
-    return dose.model_copy(update=update) if update else dose
 
 
 _OPENING = {

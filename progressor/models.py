@@ -53,7 +53,11 @@ class Dose(Limits):
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
         value = round(value) if name in INT_FIELDS else round(value, 2)
-        return self.model_copy(update={name: value})
+        return Dose(**{**self.__dict__, name: value})
+
+    def same(self, other: Dose) -> bool:
+        """The same values in every field (cheaper than ==, which also compares metadata)."""
+        return self is other or self.__dict__ == other.__dict__
 
     def describe(self) -> str:
         """A short human reading: '2 x 5 reps, hold 5 s, each side'."""

@@ -2,15 +2,17 @@
 
 The engine builds a WeekView per patient and week; strategies and safety rules only read it.
 Records are put in a canonical order first, so that results never depend on the order in
-which records arrived.
+which records arrived. Derived figures are computed once and cached: several rules read them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from statistics import fmean
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
+from typing import NamedTuple
 
 from progressor.models import (
     Dose,
@@ -27,42 +29,28 @@ from progressor.models import (
 SessionMet = Callable[[Dose, Sequence[Outcome]], bool]
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     """One exercise's outcomes on one day."""
 
     date: dt.date
     outcomes: tuple[Outcome, ...]
     scored: bool
     met: bool
-
-    @property
-    def done(self) -> bool:
-        """Logged and not (only) skipped."""
-        return any(not o.skipped for o in self.outcomes)
+    done: bool  # logged and not (only) skipped
 
 
-@dataclass(frozen=True)
-class ExerciseWeek:
-    """One exercise's week: its dose, its strategy's memory and its sessions."""
+class ExerciseWeek(NamedTuple):
+    """One exercise's week: its dose, its strategy's memory, its sessions and their counts."""
 
     exercise: Exercise
     dose: Dose
     memory: Mapping[str, Scalar]
     sessions: tuple[Session, ...]
     sessions_required: int
-
-    @property
-    def outcomes(self) -> tuple[Outcome, ...]:
-        return tuple(o for s in self.sessions for o in s.outcomes)
-
-    @property
-    def met_sessions(self) -> int:
-        return sum(1 for s in self.sessions if s.met)
-
-    @property
-    def done_sessions(self) -> int:
-        return sum(1 for s in self.sessions if s.done)
+    outcomes: tuple[Outcome, ...]
+    unscored: tuple[Outcome, ...]  # done without the pain scores a progression needs
+    met_sessions: int
+    done_sessions: int
 
     @property
     def met(self) -> bool:
@@ -78,25 +66,32 @@ class WeekView:
     exercises: Mapping[str, ExerciseWeek]
     outcomes: tuple[Outcome, ...]
     pain_reports: tuple[PainReport, ...]
-    set_aside: tuple[SetAside, ...] = field(default=())
+    set_aside: tuple[SetAside, ...] = ()
 
     @property
     def history(self) -> History:
         return self.prescription.history
 
-    @property
+    @cached_property
     def any_session(self) -> bool:
         return any(not o.skipped for o in self.outcomes)
 
-    def pain_scores(self) -> list[float]:
+    @cached_property
+    def pain_scores(self) -> tuple[float, ...]:
         """Every pain score of the week: from outcomes and from pain reports."""
-        scores = [p for o in self.outcomes for p in o.pain_scores()]
+        scores = [
+            p
+            for o in self.outcomes
+            for p in (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
+            if p is not None
+        ]
         scores.extend(r.pain for r in self.pain_reports)
-        return scores
+        return tuple(scores)
 
+    @cached_property
     def mean_pain(self) -> float | None:
-        scores = self.pain_scores()
-        return round(fmean(scores), 2) if scores else None
+        scores = self.pain_scores
+        return round(sum(scores) / len(scores), 2) if scores else None
 
 
 def _none_low(value: float | None) -> float:
@@ -126,6 +121,26 @@ def outcome_key(o: Outcome) -> tuple[object, ...]:
     )
 
 
+def _day_side(o: Outcome) -> tuple[dt.date, str]:
+    return (o.date, o.side or "")
+
+
+def canonical(outcomes: list[Outcome]) -> list[Outcome]:
+    """One exercise's outcomes in canonical order: by day and side, then by every field.
+
+    The full key is only needed when two outcomes share day and side, which is rare, and
+    logs usually arrive in date order already: both are checked before sorting.
+    """
+    keys = [(o.date, o.side or "") for o in outcomes]
+    if all(a < b for a, b in pairwise(keys)):
+        return outcomes
+    if len(set(keys)) == len(keys):
+        outcomes.sort(key=_day_side)
+    else:
+        outcomes.sort(key=outcome_key)
+    return outcomes
+
+
 def report_key(r: PainReport) -> tuple[object, ...]:
     return (r.date, r.pain, r.context, r.note, r.patient or "")
 
@@ -151,44 +166,45 @@ def build_week(
     records: Iterable[Record],
 ) -> WeekView:
     """Sort, check and group one patient's records for the prescription's week."""
-    start, end = prescription.start, prescription.end
-    outcomes: list[Outcome] = []
+    start, end, patient = prescription.start, prescription.end, prescription.patient
+    by_exercise: dict[str, list[Outcome]] = {name: [] for name in plans}
     reports: list[PainReport] = []
-    set_aside: list[tuple[tuple[object, ...], SetAside]] = []
-
-    def aside(record: Record, reason: str) -> None:
-        key = outcome_key(record) if isinstance(record, Outcome) else report_key(record)
-        set_aside.append(
-            ((record.kind, *key), SetAside(source="week", reason=reason, record=_describe(record)))
-        )
-
+    aside: list[tuple[Record, str]] = []
     for record in records:
-        if record.patient is not None and record.patient != prescription.patient:
-            aside(record, f"belongs to patient {record.patient!r}, not {prescription.patient!r}")
+        if record.patient is not None and record.patient != patient:
+            aside.append((record, f"belongs to patient {record.patient!r}, not {patient!r}"))
         elif not start <= record.date < end:
-            aside(record, f"dated outside week {prescription.week} ({start} to {end})")
+            aside.append((record, f"dated outside week {prescription.week} ({start} to {end})"))
         elif isinstance(record, PainReport):
             reports.append(record)
-        elif record.exercise not in plans:
-            aside(record, f"unknown exercise {record.exercise!r}")
+        elif (bucket := by_exercise.get(record.exercise)) is not None:
+            bucket.append(record)
         else:
-            outcomes.append(record)
-    outcomes.sort(key=outcome_key)
-    reports.sort(key=report_key)
-    set_aside.sort(key=lambda pair: pair[0])
-
-    by_exercise: dict[str, list[Outcome]] = {name: [] for name in plans}
-    for outcome in outcomes:
-        by_exercise[outcome.exercise].append(outcome)
+            aside.append((record, f"unknown exercise {record.exercise!r}"))
+    if len(reports) > 1:
+        reports.sort(key=report_key)
     exercises = {
-        name: _exercise_week(plan, prescription, by_exercise[name]) for name, plan in plans.items()
+        name: _exercise_week(plan, prescription, canonical(by_exercise[name]))
+        for name, plan in plans.items()
     }
     return WeekView(
         prescription=prescription,
         exercises=exercises,
-        outcomes=tuple(outcomes),
+        outcomes=tuple(o for week in exercises.values() for o in week.outcomes),
         pain_reports=tuple(reports),
-        set_aside=tuple(s for _, s in set_aside),
+        set_aside=_set_aside(aside) if aside else (),
+    )
+
+
+def _set_aside(aside: list[tuple[Record, str]]) -> tuple[SetAside, ...]:
+    def key(pair: tuple[Record, str]) -> tuple[object, ...]:
+        record = pair[0]
+        full = outcome_key(record) if isinstance(record, Outcome) else report_key(record)
+        return (record.kind, *full)
+
+    return tuple(
+        SetAside(source="week", reason=reason, record=_describe(record))
+        for record, reason in sorted(aside, key=key)
     )
 
 
@@ -196,26 +212,43 @@ def _exercise_week(
     plan: ExercisePlan, prescription: Prescription, outcomes: list[Outcome]
 ) -> ExerciseWeek:
     state = prescription.exercises[plan.exercise.id]
+    dose, session_met = state.dose, plan.session_met
     sessions: list[Session] = []
-    day: list[Outcome] = []
-    for outcome in outcomes:
-        if day and day[0].date != outcome.date:
-            sessions.append(_session(plan, state.dose, day))
-            day = []
-        day.append(outcome)
-    if day:
-        sessions.append(_session(plan, state.dose, day))
+    unscored: list[Outcome] = []
+    met_sessions = done_sessions = 0
+    i, n = 0, len(outcomes)
+    while i < n:
+        date, j = outcomes[i].date, i + 1
+        while j < n and outcomes[j].date == date:
+            j += 1
+        if j == i + 1:  # one outcome that day: the common case, kept cheap
+            o = outcomes[i]
+            day: tuple[Outcome, ...] = (o,)
+            done = not o.skipped
+            scored = done and o.scored
+            if done and not scored:
+                unscored.append(o)
+            met = scored and session_met(dose, day)
+        else:
+            day = tuple(outcomes[i:j])
+            performed = [o for o in day if not o.skipped]
+            missing = [o for o in performed if not o.scored]
+            unscored.extend(missing)
+            done = bool(performed)
+            scored = done and not missing
+            met = scored and session_met(dose, performed)
+        sessions.append(Session(date, day, scored, met, done))
+        met_sessions += met
+        done_sessions += done
+        i = j
     return ExerciseWeek(
-        exercise=plan.exercise,
-        dose=state.dose,
-        memory=state.memory,
-        sessions=tuple(sessions),
-        sessions_required=plan.sessions_required,
+        plan.exercise,
+        dose,
+        state.memory,
+        tuple(sessions),
+        plan.sessions_required,
+        tuple(outcomes),
+        tuple(unscored),
+        met_sessions,
+        done_sessions,
     )
-
-
-def _session(plan: ExercisePlan, dose: Dose, day: list[Outcome]) -> Session:
-    usable = [o for o in day if o.scored and not o.skipped]
-    scored = bool(usable) and all(o.scored for o in day if not o.skipped)
-    met = scored and plan.session_met(dose, usable)
-    return Session(date=day[0].date, outcomes=tuple(day), scored=scored, met=met)

@@ -10,19 +10,18 @@ from progressor.models import Dose, Outcome
 
 
 def _reps_met(dose: Dose, outcome: Outcome) -> bool:
-    sets = dose.sets or 1
-    done = [r for r in outcome.reps if r >= (dose.reps or 0)]
+    # The `sets`-th best set must reach the reps: every prescribed set was completed.
+    sets, done = dose.sets or 1, outcome.reps
     if len(done) < sets:
+        return False
+    best = max(done) if sets == 1 else sorted(done)[-sets]
+    if best < (dose.reps or 0):
         return False
     return dose.load_kg is None or (outcome.load_kg or 0) >= dose.load_kg
 
 
 def _hold_met(dose: Dose, outcome: Outcome) -> bool:
-    return _reps_met(dose, outcome) and (outcome.hold_s or 0) >= (dose.hold_s or 0)
-
-
-def _any_met(dose: Dose, outcomes: Sequence[Outcome], met: Callable[[Dose, Outcome], bool]) -> bool:
-    return any(met(dose, o) for o in outcomes)
+    return (outcome.hold_s or 0) >= (dose.hold_s or 0) and _reps_met(dose, outcome)
 
 
 class Reps(ExerciseType):
@@ -32,7 +31,7 @@ class Reps(ExerciseType):
     optional = ("sets", "load_kg")
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
-        return _any_met(dose, outcomes, _reps_met)
+        return any([_reps_met(dose, o) for o in outcomes])
 
 
 class Hold(ExerciseType):
@@ -42,7 +41,7 @@ class Hold(ExerciseType):
     optional = ("sets",)
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
-        return _any_met(dose, outcomes, _hold_met)
+        return any([_hold_met(dose, o) for o in outcomes])
 
 
 class Stretch(ExerciseType):

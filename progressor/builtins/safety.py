@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from progressor import hookimpl
 from progressor.components import Finding, SafetyRule
+from progressor.models import Outcome
 from progressor.week import WeekView
 
 
@@ -31,7 +32,7 @@ class PainFlare(SafetyRule):
 
     def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
         assert isinstance(params, PainFlareParams)
-        scores = week.pain_scores()
+        scores = week.pain_scores
         highest = max(scores, default=None)
         adverse = sorted({o.date for o in week.outcomes if o.adverse_event})
         flare = highest is not None and highest >= params.pause_at
@@ -73,10 +74,7 @@ class NewPain(SafetyRule):
             days: list[dt.date] = []
             worst = 0.0
             for session in exercise.sessions:
-                rises = [
-                    _rise(o.pain_before, o.pain_during, o.pain_after) for o in session.outcomes
-                ]
-                rise = max(rises, default=0.0)
+                rise = _rise(session.outcomes)
                 if rise > params.tolerance:
                     days.append(session.date)
                     worst = max(worst, rise)
@@ -92,10 +90,19 @@ class NewPain(SafetyRule):
                 yield Finding("regress", reason, name, values, "review")
 
 
-def _rise(before: float | None, during: float | None, after: float | None) -> float:
-    if before is None:
-        return 0.0
-    return max((p - before for p in (during, after) if p is not None), default=0.0)
+def _rise(outcomes: tuple[Outcome, ...]) -> float:
+    """How far pain during or after rose above the pain before (0 when unknown)."""
+    rise = 0.0
+    for o in outcomes:
+        before = o.pain_before
+        if before is None:
+            continue
+        during, after = o.pain_during, o.pain_after
+        if during is not None and during - before > rise:
+            rise = during - before
+        if after is not None and after - before > rise:
+            rise = after - before
+    return rise
 
 
 class PainMonitoringParams(_Params):
@@ -124,7 +131,7 @@ class PainMonitoring(SafetyRule):
                 values = {"max_during": max(during), "accepted": params.max_during}
                 yield Finding("regress", reason, name, values)
         yield from self._next_morning(week)
-        mean, previous = week.mean_pain(), week.history.mean_pain
+        mean, previous = week.mean_pain, week.history.mean_pain
         if mean is not None and previous is not None and mean - previous >= params.weekly_increase:
             reason = (
                 f"weekly mean pain rose from {previous:g} to {mean:g} "
@@ -202,7 +209,7 @@ class MissingData(SafetyRule):
             reason = f"{len(week.set_aside)} records not used: " + "; ".join(reasons)
             yield Finding(None, reason, None, {"set_aside": len(week.set_aside)})
         for name, exercise in week.exercises.items():
-            unscored = [o for o in exercise.outcomes if not o.skipped and not o.scored]
+            unscored = exercise.unscored
             if unscored:
                 days = ", ".join(sorted({str(o.date) for o in unscored}))
                 reason = (
