@@ -43,7 +43,9 @@ class Proposal:
 
     `dose` is the dose to use if the proposal's action is applied. `memory` is the
     strategy's memory for next week whatever action is applied; `progress_memory`, when
-    given, replaces it if a progression is applied.
+    given, replaces it if a progression is applied. A progression that leaves the dose
+    unchanged means "at the top" (a hold with a ready-for-next-phase flag), unless it
+    carries a `progress_memory`: then the strategy moved on in its own state.
     """
 
     action: Action

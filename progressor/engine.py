@@ -15,7 +15,12 @@ from typing import Any, NamedTuple, TypeVar
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from progressor.components import ExerciseType, Finding, Proposal
+from progressor.components import (
+    ExerciseType,
+    Finding,
+    NoParams,
+    Proposal,
+)
 from progressor.errors import ProgressorError
 from progressor.models import (
     SEVERITY,
@@ -221,7 +226,9 @@ class CompiledProgram:
         try:
             return self._evaluate(week)
         except _ComponentFailure as failure:
-            return self._fail_safe(week, failure)
+            return self._fail_safe(week, failure.bound, failure.error)
+        except Exception as error:  # a fault of the core itself: still never a crash
+            return self._fail_safe(week, _Bound("engine", CORE, None, NoParams()), error)
 
     def replay(
         self, enrollment: Enrollment, records: Iterable[Record], until: dt.date | None = None
@@ -331,7 +338,11 @@ class CompiledProgram:
             return self._held_paused(name, state, _rule_matches(matches, None))
         strategy = planned.strategy
         proposal = _call(strategy, "propose", week.exercises[name], strategy.params)
-        if not isinstance(proposal, Proposal) or proposal.action not in SEVERITY:
+        if (
+            not isinstance(proposal, Proposal)
+            or proposal.action not in SEVERITY
+            or not isinstance(proposal.dose, Dose)
+        ):
             raise _ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
         own = _Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
         candidates = [*matches, own]
@@ -348,7 +359,10 @@ class CompiledProgram:
         status: Status = state.status
         if action == "progress":
             dose = proposal.dose
-            if dose.same(state.dose) or planned.limit_problem(dose):
+            # Unchanged dose: the strategy is at its top, unless it moved on in its own state
+            # (a quota's first quota may equal the baseline dose).
+            at_top = dose.same(state.dose) and proposal.progress_memory is None
+            if at_top or planned.limit_problem(dose):
                 action, dose = "hold", state.dose
                 reason = f"{reason}; at the ceiling: ready for the next phase"
                 flag = Flag(
@@ -366,13 +380,13 @@ class CompiledProgram:
                 if applied is own
                 else _call(strategy, "regress", planned.exercise, state.dose, strategy.params)
             )
+            if not isinstance(lowered, Dose):
+                raise _ComponentFailure(strategy, TypeError(f"regress gave {lowered!r}"))
             dose = planned.clamp_to_floor(lowered)
             if dose.same(state.dose):
                 reason = f"{reason}; already at the floor"
         elif action == "pause":
             status = "paused"
-        if not isinstance(dose, Dose):
-            raise _ComponentFailure(strategy, TypeError(f"a dose was expected, not {dose!r}"))
         decision = Decision(
             exercise=name,
             action=action,
@@ -422,35 +436,92 @@ class CompiledProgram:
                     matches=(),
                 )
             )
-        return self._result(week, "paused", dict(prescription.exercises), decisions, [], [])
+        # Still paused, but a new flare or adverse event must reach the clinician all the same.
+        alerts = [
+            Alert(
+                patient=prescription.patient,
+                week=prescription.week,
+                rule=m.bound.name,
+                plugin=m.bound.plugin,
+                message=m.reason,
+                urgent=m.finding.urgent,
+            )
+            for m in self._essential_findings(week, None)
+            if m.finding is not None and m.finding.alert
+        ]
+        return self._result(week, "paused", dict(prescription.exercises), decisions, [], alerts)
 
-    def _fail_safe(self, week: WeekView, failure: _ComponentFailure) -> StepResult:
+    def _fail_safe(self, week: WeekView, bound: _Bound, error: BaseException) -> StepResult:
+        """Hold everything and flag the failure; a pause from an essential rule still wins."""
         prescription = week.prescription
-        bound = failure.bound
-        error = f"{type(failure.error).__name__}: {failure.error}"
-        message = (
-            f"plugin {bound.plugin!r} ({bound.name}) failed: {error}; held at the current dose"
-        )
-        flag = Flag(code="plugin-failure", rule=bound.name, plugin=bound.plugin, message=message)
+        text = f"{type(error).__name__}: {error}"
+        message = f"plugin {bound.plugin!r} ({bound.name}) failed: {text}; held at the current dose"
+        flags = [Flag(code="plugin-failure", rule=bound.name, plugin=bound.plugin, message=message)]
+        alerts, pause = [], self._essential_pause(week, bound)
+        if pause:
+            rule, finding = pause
+            message = f"{finding.reason} (and {message})"
+            flags.append(
+                Flag(
+                    code=finding.flag or "review",
+                    rule=rule.name,
+                    plugin=rule.plugin,
+                    message=finding.reason,
+                )
+            )
+            alerts.append(
+                Alert(
+                    patient=prescription.patient,
+                    week=prescription.week,
+                    rule=rule.name,
+                    plugin=rule.plugin,
+                    message=finding.reason,
+                    urgent=finding.urgent,
+                )
+            )
         decisions = []
         for name, state in prescription.exercises.items():
-            action: Action = "pause" if state.status == "paused" else "hold"
+            action: Action = "pause" if pause or state.status == "paused" else "hold"
             decisions.append(
                 Decision(
                     exercise=name,
                     action=action,
-                    rule="fail-safe",
-                    plugin=CORE,
+                    rule=pause[0].name if pause else "fail-safe",
+                    plugin=pause[0].plugin if pause else CORE,
                     reason=sentence(action, message, state.dose),
                     dose_before=state.dose,
                     dose_after=state.dose,
-                    status=state.status,
+                    status="paused" if pause else state.status,
                     matches=(),
                 )
             )
-        return self._result(
-            week, prescription.status, dict(prescription.exercises), decisions, [flag], []
-        )
+        status: Status = "paused" if pause else prescription.status
+        states = dict(prescription.exercises)
+        return self._result(week, status, states, decisions, flags, alerts)
+
+    def _essential_findings(self, week: WeekView, failed: _Bound | None) -> list[_Match]:
+        """What the essential rules find, each guarded: used when the normal path cannot run."""
+        found: list[_Match] = []
+        for rule in self._rules:
+            if rule is failed or not rule.component.essential:
+                continue
+            try:
+                findings = list(rule.component.evaluate(week, rule.params))
+            except Exception:  # already off the normal path: this rule simply cannot help
+                continue
+            found.extend(
+                _Match(rule, f.action, f.reason, f.exercise, f.values, f)
+                for f in findings
+                if isinstance(f, Finding)
+            )
+        return found
+
+    def _essential_pause(self, week: WeekView, failed: _Bound) -> tuple[_Bound, Finding] | None:
+        """The first program pause that an essential rule (other than the failed one) finds."""
+        for m in self._essential_findings(week, failed):
+            if m.action == "pause" and m.exercise is None and m.finding is not None:
+                return m.bound, m.finding
+        return None
 
     def _result(
         self,

@@ -67,6 +67,9 @@ class WeekView:
     outcomes: tuple[Outcome, ...]
     pain_reports: tuple[PainReport, ...]
     set_aside: tuple[SetAside, ...] = ()
+    #: This week's outcomes naming an unknown exercise: never counted towards progress, but
+    #: their pain scores and adverse events still count for safety.
+    strays: tuple[Outcome, ...] = ()
 
     @property
     def history(self) -> History:
@@ -81,7 +84,7 @@ class WeekView:
         """Every pain score of the week: from outcomes and from pain reports."""
         scores = [
             p
-            for o in self.outcomes
+            for o in (*self.outcomes, *self.strays)
             for p in (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
             if p is not None
         ]
@@ -170,6 +173,7 @@ def build_week(
     by_exercise: dict[str, list[Outcome]] = {name: [] for name in plans}
     reports: list[PainReport] = []
     aside: list[tuple[Record, str]] = []
+    strays: list[Outcome] = []
     for record in records:
         if record.patient is not None and record.patient != patient:
             aside.append((record, f"belongs to patient {record.patient!r}, not {patient!r}"))
@@ -181,6 +185,7 @@ def build_week(
             bucket.append(record)
         else:
             aside.append((record, f"unknown exercise {record.exercise!r}"))
+            strays.append(record)
     if len(reports) > 1:
         reports.sort(key=report_key)
     exercises = {
@@ -193,6 +198,7 @@ def build_week(
         outcomes=tuple(o for week in exercises.values() for o in week.outcomes),
         pain_reports=tuple(reports),
         set_aside=_set_aside(aside) if aside else (),
+        strays=tuple(sorted(strays, key=outcome_key)),
     )
 
 

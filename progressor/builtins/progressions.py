@@ -230,7 +230,9 @@ class TwoForTwo(Strategy):
             f"consecutive sessions; {params.field} {current:g} -> {raised:g}"
         )
         dose = week.dose.with_value(params.field, raised)
-        return Proposal("progress", reason, dose, values, memory, progress_memory={"streak": 0})
+        # At the ceiling the streak is kept: the engine turns this into a ready-for-next-phase hold.
+        reset: dict[str, Scalar] | None = {"streak": 0} if raised > current else None
+        return Proposal("progress", reason, dose, values, memory, progress_memory=reset)
 
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
         assert isinstance(params, TwoForTwoParams)
@@ -361,8 +363,9 @@ def _achieved(field: str) -> Callable[[ExerciseWeek], list[float]]:
     def per_session(week: ExerciseWeek) -> list[float]:
         out = []
         for session in week.sessions:
+            # Only scored sessions: what is not known to be safe never sets a quota.
             done = [o for o in session.outcomes if not o.skipped]
-            if not done:
+            if not (done and session.scored):
                 continue
             if field == "duration_s":
                 out.append(max(sum(o.duration_s) for o in done))

@@ -34,7 +34,7 @@ class PainFlare(SafetyRule):
         assert isinstance(params, PainFlareParams)
         scores = week.pain_scores
         highest = max(scores, default=None)
-        adverse = sorted({o.date for o in week.outcomes if o.adverse_event})
+        adverse = sorted({o.date for o in (*week.outcomes, *week.strays) if o.adverse_event})
         flare = highest is not None and highest >= params.pause_at
         if not (flare or adverse):
             return
@@ -102,7 +102,7 @@ def _rise(outcomes: tuple[Outcome, ...]) -> float:
             rise = during - before
         if after is not None and after - before > rise:
             rise = after - before
-    return rise
+    return round(rise, 2)  # pain scores have at most two decimals: no float residue
 
 
 class PainMonitoringParams(_Params):
@@ -132,7 +132,11 @@ class PainMonitoring(SafetyRule):
                 yield Finding("regress", reason, name, values)
         yield from self._next_morning(week)
         mean, previous = week.mean_pain, week.history.mean_pain
-        if mean is not None and previous is not None and mean - previous >= params.weekly_increase:
+        if (
+            mean is not None
+            and previous is not None
+            and round(mean - previous, 2) >= params.weekly_increase
+        ):
             reason = (
                 f"weekly mean pain rose from {previous:g} to {mean:g} "
                 f"(by {params.weekly_increase:g} or more)"
