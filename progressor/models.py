@@ -163,6 +163,14 @@ class Outcome(_Frozen):
     flags: tuple[str, ...] = ()
     note: str = ""
 
+    @field_validator(
+        "hold_s", "load_kg", "pain_before", "pain_during", "pain_after", "pain_next_morning", "rpe"
+    )
+    @classmethod
+    def _no_negative_zero(cls, value: float | None) -> float | None:
+        # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: one zero only.
+        return None if value is None else value + 0.0
+
     @field_validator("reps")
     @classmethod
     def _reps_not_negative(cls, reps: tuple[int, ...]) -> tuple[int, ...]:
@@ -194,6 +202,11 @@ class PainReport(_Frozen):
     pain: float = Field(ge=0, le=10)
     context: Literal["flare", "morning", "other"] = "other"
     note: str = ""
+
+    @field_validator("pain")
+    @classmethod
+    def _no_negative_zero(cls, value: float) -> float:
+        return value + 0.0
 
 
 Record = Outcome | PainReport
