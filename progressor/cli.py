@@ -1,33 +1,75 @@
 """The `progressor` command line: each command parses its arguments and calls the library.
 
-Exit codes: 0 done; 1 invalid input (a bad program, an unreadable log); 2 wrong usage;
-3 done, but some log records were set aside (each is reported on stderr).
+Exit codes: 0 done; 1 invalid input (a bad program, an unreadable log, a plugin that fails
+to load); 2 wrong usage; 3 done, but some log records were set aside (each is reported on
+stderr); 4 done, but an alert could not be delivered (it is printed in full on stderr).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
+from progressor.alerts import dispatch, parse_specs
 from progressor.engine import CompiledProgram, Engine
-from progressor.errors import ProgressorError
-from progressor.export import EXPORTERS, prescription_document
+from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import Log, load_log, load_program
 from progressor.models import Enrollment, Program, SetAside, StepResult
+from progressor.plugins import (
+    ALLOW_ENV,
+    BLOCK_ENV,
+    collect_commands,
+    env_list,
+    get_plugin_manager,
+)
 from progressor.report import decision_trace, plugin_table, simulation_table
 
 EXIT_SET_ASIDE = 3
+EXIT_ALERT_UNDELIVERED = 4
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def _engine(plugins: Sequence[str], block: Sequence[str]) -> Engine:
+    """Built-ins, installed plugins allowed by PROGRESSOR_PLUGINS, and --plugin modules."""
+    try:
+        return Engine(
+            plugins,
+            block=[*(env_list(os.environ.get(BLOCK_ENV)) or []), *block],
+            entry_points=True,
+            allow=env_list(os.environ.get(ALLOW_ENV)),
+        )
+    except ProgressorError as exc:
+        _fail(str(exc))
+
+
+def plugin_options(command: F) -> F:
+    """--plugin and --block, on every command."""
+    command = click.option(
+        "--block",
+        multiple=True,
+        metavar="NAME",
+        help=f"Block a built-in component or plugin (repeatable; also {BLOCK_ENV}). "
+        "Essential safety rules cannot be blocked.",
+    )(command)
+    return click.option(
+        "--plugin",
+        "plugins",
+        multiple=True,
+        metavar="MODULE",
+        help="Load this plugin module as well (repeatable).",
+    )(command)
 
 
 def _compile(engine: Engine, path: Path) -> CompiledProgram:
@@ -68,11 +110,10 @@ def _replay(
         _fail(str(exc))
 
 
-def _finish(log: Log, results: Iterable[StepResult]) -> None:
+def _exit_code(log: Log, results: Iterable[StepResult]) -> int:
     aside = [*log.set_aside, *(s for r in results for s in r.set_aside)]
     _report_set_aside(aside)
-    if aside:
-        sys.exit(EXIT_SET_ASIDE)
+    return EXIT_SET_ASIDE if aside else 0
 
 
 def _date(_: click.Context, __: click.Parameter, value: str | None) -> dt.date | None:
@@ -98,7 +139,36 @@ _start = click.option(
 _patient = click.option("--patient", help="Whose records to use when the log holds several.")
 
 
-@click.group()
+class _Main(click.Group):
+    """The built-in commands plus those that installed plugins register."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        if "plugin_commands" not in ctx.meta:
+            pm = get_plugin_manager(entry_points=True, allow=env_list(os.environ.get(ALLOW_ENV)))
+            found = collect_commands(pm, super().list_commands(ctx))
+            ctx.meta["plugin_commands"] = {n: r.component for n, r in found.items()}
+        commands: dict[str, click.Command] = ctx.meta["plugin_commands"]
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            extra = self._plugin_commands(ctx)
+        except ProgressorError as exc:
+            click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+            extra = {}
+        return sorted([*super().list_commands(ctx), *extra])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        try:
+            return self._plugin_commands(ctx).get(cmd_name)
+        except ProgressorError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="progressor")
 def main() -> None:
     """progressor: next week's exercise program from rules, explained and safe by default."""
@@ -106,9 +176,10 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
+@plugin_options
+def check(paths: tuple[Path, ...], plugins: tuple[str, ...], block: tuple[str, ...]) -> None:
     """Validate program files; print every problem with file, line and key."""
-    engine = Engine()
+    engine = _engine(plugins, block)
     bad = 0
     for path in paths:
         try:
@@ -136,13 +207,25 @@ def schema() -> None:
 @_start
 @_patient
 @click.option(
-    "--format", "fmt", type=click.Choice(sorted(EXPORTERS)), default="toml", show_default=True
+    "--format",
+    "fmt",
+    default="toml",
+    show_default=True,
+    help="An exporter: toml, json, or one a plugin adds (see `progressor plugins`).",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the prescription here instead of standard output.",
 )
+@click.option(
+    "--alerts",
+    "alert_specs",
+    multiple=True,
+    metavar="CHANNEL[:TARGET]",
+    help="Send this week's alerts on a channel, e.g. stderr (repeatable).",
+)
+@plugin_options
 def next_week(
     program: Path,
     log_path: Path,
@@ -150,19 +233,43 @@ def next_week(
     patient: str | None,
     fmt: str,
     out: Path | None,
+    alert_specs: tuple[str, ...],
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
 ) -> None:
     """Compute one patient's next week from a program and a log."""
-    compiled = _compile(Engine(), program)
+    engine = _engine(plugins, block)
+    exporters = engine.registries.exporters
+    if fmt not in exporters:
+        hint = did_you_mean(fmt, exporters)
+        _fail(
+            f"unknown format {fmt!r}"
+            + (f" ({hint})" if hint else "")
+            + f"; formats: {', '.join(sorted(exporters))}"
+        )
+    try:
+        channels = parse_specs(engine.registries.alert_channels, alert_specs)
+    except ProgressorError as exc:
+        _fail(str(exc))
+    compiled = _compile(engine, program)
     log = _log(log_path)
     enrollment, results = _replay(compiled, log, start, patient)
     if not results:
         results = [compiled.step(compiled.first_week(enrollment), [])]
-    text = EXPORTERS[fmt](prescription_document(compiled.program, results[-1]))
+    text = exporters[fmt].component.export(compiled.program, results[-1])
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-    _finish(log, results)
+    code = _exit_code(log, results)
+    undelivered = [d for d in dispatch(channels, results[-1].alerts) if not d.delivered]
+    for failed in undelivered:
+        click.echo(
+            f"alert NOT delivered via {failed.channel} after {failed.attempts} attempts "
+            f"({failed.error}): {failed.alert.model_dump_json()}",
+            err=True,
+        )
+    sys.exit(EXIT_ALERT_UNDELIVERED if undelivered else code)
 
 
 @main.command()
@@ -170,13 +277,21 @@ def next_week(
 @_log_option
 @_start
 @_patient
-def simulate(program: Path, log_path: Path, start: dt.date | None, patient: str | None) -> None:
+@plugin_options
+def simulate(
+    program: Path,
+    log_path: Path,
+    start: dt.date | None,
+    patient: str | None,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
+) -> None:
     """Replay a log week by week: dose, action and reason per week and exercise."""
-    compiled = _compile(Engine(), program)
+    compiled = _compile(_engine(plugins, block), program)
     log = _log(log_path)
     _, results = _replay(compiled, log, start, patient)
     click.echo(simulation_table(results))
-    _finish(log, results)
+    sys.exit(_exit_code(log, results))
 
 
 @main.command()
@@ -190,29 +305,44 @@ def simulate(program: Path, log_path: Path, start: dt.date | None, patient: str 
     required=True,
     help="The week whose decisions to explain (1 = the first week).",
 )
+@plugin_options
 def explain(
-    program: Path, log_path: Path, start: dt.date | None, patient: str | None, week: int
+    program: Path,
+    log_path: Path,
+    start: dt.date | None,
+    patient: str | None,
+    week: int,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
 ) -> None:
     """Print the full decision trace of one week: every rule, what it saw, what won."""
-    compiled = _compile(Engine(), program)
+    compiled = _compile(_engine(plugins, block), program)
     log = _log(log_path)
     _, results = _replay(compiled, log, start, patient)
     if week > len(results):
         _fail(f"the log covers {len(results)} weeks; there is no week {week}")
     click.echo(decision_trace(results[week - 1], week))
-    _finish(log, [results[week - 1]])
+    sys.exit(_exit_code(log, [results[week - 1]]))
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins(as_json: bool) -> None:
-    """List the loaded plugins and what each registered."""
-    rows = plugin_table(Engine())
+@main.command(name="plugins")
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@plugin_options
+def list_plugins(
+    show_all: bool, as_json: bool, plugins: tuple[str, ...], block: tuple[str, ...]
+) -> None:
+    """List the loaded plugins: version, hooks, and everything each registered."""
+    rows = [row for row in plugin_table(_engine(plugins, block)) if show_all or not row["builtin"]]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo("no plugins besides the built-ins (use --all to list those)")
     for row in rows:
-        click.echo(row["name"])
+        version = f" {row['version']}" if row["version"] else ""
+        click.echo(f"{row['name']}{version}{' (built-in)' if row['builtin'] else ''}")
+        click.echo(f"  hooks: {', '.join(row['hooks'])}")
         for kind, names in row["registered"].items():
             click.echo(f"  {kind}: {', '.join(names)}")
 
@@ -228,8 +358,19 @@ def plugins(as_json: bool) -> None:
     default=None,
     help="Default: the embedded low-back-pain program.",
 )
-def demo(patients: int, weeks: int, seed: int, program_path: Path | None) -> None:
+@plugin_options
+def demo(
+    patients: int,
+    weeks: int,
+    seed: int,
+    program_path: Path | None,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
+) -> None:
     """A synthetic clinic on the seed program: everyone's next week, as a table."""
     from progressor.demo import run_demo
 
-    click.echo(run_demo(program_path, patients, weeks, seed))
+    try:
+        click.echo(run_demo(_engine(plugins, block), program_path, patients, weeks, seed))
+    except ProgressorError as exc:
+        _fail(str(exc))

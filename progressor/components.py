@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from progressor.models import Action, Dose, Exercise, Outcome, Scalar
+from progressor.models import Action, Alert, Dose, Exercise, Outcome, Program, Scalar, StepResult
 from progressor.week import ExerciseWeek, WeekView
 
 
@@ -103,3 +103,30 @@ class SafetyRule(ABC):
     @abstractmethod
     def evaluate(self, week: WeekView, params: BaseModel) -> Iterable[Finding]:
         """Every finding for this patient's week; nothing when the rule does not match."""
+
+
+class AlertChannel(ABC):
+    """Delivers clinician alerts somewhere: a webhook, a file, a pager.
+
+    `target` is what follows the channel's name in an alert spec: in ``webhook:https://...``
+    the target is the URL. `send` raises on failure; the core retries and then reports.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def send(self, alert: Alert, target: str) -> None:
+        """Deliver one alert, or raise."""
+
+
+class Exporter(ABC):
+    """Writes next week's prescription in one output format (TOML and JSON are built in)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    suffix: ClassVar[str] = ""
+
+    @abstractmethod
+    def export(self, program: Program, result: StepResult) -> str:
+        """The prescription of `result` as text; the same inputs give the same bytes."""

@@ -23,9 +23,11 @@ def seed_program() -> Program:
     return parse_program(text, f"programs/{SEED_PROGRAM}")
 
 
-def run_demo(program_path: Path | None, patients: int, weeks: int, seed: int) -> str:
+def run_demo(
+    engine: Engine, program_path: Path | None, patients: int, weeks: int, seed: int
+) -> str:
     program = load_program(program_path) if program_path else seed_program()
-    compiled = Engine().compile(program)
+    compiled = engine.compile(program)
     clinic = synthesize_clinic(compiled, patients, weeks, seed)
     header = ["patient", "profile", "status", *(e.id for e in program.exercises), "flags"]
     rows, actions, statuses = [], Counter[str](), Counter[str]()

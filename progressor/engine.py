@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-import pluggy
 from pydantic import BaseModel, ValidationError
 
 from progressor.components import (
@@ -41,7 +40,7 @@ from progressor.models import (
     Status,
     StepResult,
 )
-from progressor.plugins import Registries, get_plugin_manager, resolve
+from progressor.plugins import PluginManager, Registries, get_plugin_manager, resolve
 from progressor.validation import compile_program
 from progressor.week import ExercisePlan, WeekView, build_week
 
@@ -49,17 +48,28 @@ CORE = "progressor"
 
 
 class Engine:
-    """Plugins loaded and registries resolved, ready to compile programs. Thread-safe."""
+    """Plugins loaded and registries resolved, ready to compile programs. Thread-safe.
+
+    `plugins` adds plugins (modules, module names or objects); `block` removes built-in
+    components (or a whole plugin) by name, never an essential safety rule; with
+    `entry_points`, installed plugins of the ``progressor`` entry-point group load too,
+    restricted to `allow` when it is given.
+    """
 
     def __init__(
         self,
         plugins: Iterable[object | str] = (),
         *,
         builtins: bool = True,
-        plugin_manager: pluggy.PluginManager | None = None,
+        block: Iterable[str] = (),
+        entry_points: bool = False,
+        allow: Iterable[str] | None = None,
+        plugin_manager: PluginManager | None = None,
     ) -> None:
-        self.plugin_manager = plugin_manager or get_plugin_manager(plugins, builtins=builtins)
-        self.registries: Registries = resolve(self.plugin_manager)
+        self.plugin_manager = plugin_manager or get_plugin_manager(
+            plugins, builtins=builtins, entry_points=entry_points, allow=allow
+        )
+        self.registries: Registries = resolve(self.plugin_manager, block)
 
     def compile(self, program: Program) -> CompiledProgram:
         """Check `program` against the registered components; raise ProgramError if bad."""

@@ -47,6 +47,3 @@ def to_toml(document: dict[str, Any]) -> str:
 
 def to_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
-
-
-EXPORTERS = {"toml": to_toml, "json": to_json}

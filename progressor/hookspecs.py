@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import click
 import pluggy
 
-from progressor.components import ExerciseType, SafetyRule, Strategy
+from progressor.components import (
+    AlertChannel,
+    ExerciseType,
+    Exporter,
+    SafetyRule,
+    Strategy,
+)
 
 hookspec = pluggy.HookspecMarker("progressor")
 
@@ -45,4 +52,39 @@ def progressor_register_safety_rules(register: Callable[[SafetyRule], None]) -> 
     that names both plugins. Rules marked ``essential`` apply to every program.
 
     :param register: takes a :class:`SafetyRule` instance.
+    """
+
+
+@hookspec
+def progressor_register_alert_channels(register: Callable[[AlertChannel], None]) -> None:
+    """Register alert channels by calling ``register(instance)`` once per channel.
+
+    Every implementation is called, in plugin order; a name registered twice is an error
+    that names both plugins. A channel is used when an alert spec names it
+    (``--alerts NAME[:TARGET]``); a channel that raises is retried, then reported.
+
+    :param register: takes an :class:`AlertChannel` instance.
+    """
+
+
+@hookspec
+def progressor_register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Register prescription exporters by calling ``register(instance)`` once per format.
+
+    Every implementation is called, in plugin order; a name registered twice is an error
+    that names both plugins. Each exporter becomes a ``--format`` choice.
+
+    :param register: takes an :class:`Exporter` instance.
+    """
+
+
+@hookspec
+def progressor_register_commands(register: Callable[[click.Command], None]) -> None:
+    """Register command-line commands by calling ``register(command)`` with click commands.
+
+    Every implementation is called once when the ``progressor`` command starts (plugins
+    from entry points, as allowed by ``PROGRESSOR_PLUGINS``); a command whose name is
+    taken, by a built-in command or another plugin, is an error naming both.
+
+    :param register: takes a :class:`click.Command`.
     """

@@ -104,6 +104,13 @@ class Exercise(_Frozen):
     sessions_required: int | None = Field(default=None, ge=1, le=14)
 
 
+class PluginRequirement(_Frozen):
+    """A plugin package a program needs, with an optional version range (PEP 440)."""
+
+    name: str = Field(min_length=1)
+    version: str = ""
+
+
 class Program(_Frozen):
     """A versioned program definition, as read from TOML."""
 
@@ -113,6 +120,7 @@ class Program(_Frozen):
     description: str = ""
     condition: str = ""
     sessions_required: int = Field(default=3, ge=1, le=14)
+    requires: tuple[PluginRequirement, ...] = ()
     safety: dict[str, dict[str, Any]] = Field(default_factory=dict)
     exercises: tuple[Exercise, ...] = Field(min_length=1)
 

@@ -1,50 +1,150 @@
 """The plugin manager and the registries it fills.
 
 A plugin manager is built by a function, never held in a module global, so that every
-engine (and every test) gets exactly the plugins it asked for.
+engine (and every test) gets exactly the plugins it asked for. Third-party plugins come
+from the entry-point group ``progressor``, restricted by an allow-list
+(``PROGRESSOR_PLUGINS``), or are named directly (``--plugin MODULE``).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Mapping
+import importlib.metadata as metadata
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+import click
 import pluggy
 
 from progressor import hookspecs
-from progressor.components import ExerciseType, SafetyRule, Strategy
-from progressor.errors import PluginError
+from progressor.components import AlertChannel, ExerciseType, Exporter, SafetyRule, Strategy
+from progressor.errors import PluginError, did_you_mean
 
 #: Built-in behaviour: ordinary plugins, registered through the same hooks as a clinic's.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "progressor.builtins.exercise_types",
     "progressor.builtins.progressions",
     "progressor.builtins.safety",
+    "progressor.builtins.outputs",
 )
+ENTRY_POINT_GROUP = "progressor"
+ALLOW_ENV = "PROGRESSOR_PLUGINS"
+BLOCK_ENV = "PROGRESSOR_BLOCK"
 
 T = TypeVar("T")
 
 
-def get_plugin_manager(
-    plugins: Iterable[object | str] = (), *, builtins: bool = True
-) -> pluggy.PluginManager:
-    """A fresh plugin manager with the built-ins (unless told not to) and `plugins` registered.
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a loaded plugin came from."""
 
-    A plugin is a module, a module name, or any object with hook implementations.
+    name: str
+    module: str
+    builtin: bool = False
+    distribution: str | None = None
+    version: str | None = None
+    how_to_disable: str = ""
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus where each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__("progressor")
+        self.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+
+    def add(self, plugin: object, info: PluginInfo) -> None:
+        """Register `plugin`; a bad hook signature is an error naming the plugin."""
+        if info.name in self.infos:
+            return
+        try:
+            self.register(plugin, name=info.name)
+        except ValueError as exc:  # pluggy: the same plugin object under another name
+            raise PluginError(info.name, f"cannot be registered: {exc}") from None
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(info.name, f"{exc}; {info.how_to_disable}") from None
+        self.infos[info.name] = info
+
+    def check(self) -> None:
+        """Every hook implementation matches a known hook, or the plugin is named."""
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.get_name(exc.plugin) or repr(exc.plugin)
+            info = self.infos.get(name)
+            hint = f"; {info.how_to_disable}" if info and info.how_to_disable else ""
+            raise PluginError(name, f"{exc}{hint}") from None
+
+
+def env_list(value: str | None) -> list[str] | None:
+    """A comma list from an environment variable; None when the variable is not set."""
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def get_plugin_manager(
+    plugins: Iterable[object | str] = (),
+    *,
+    builtins: bool = True,
+    entry_points: bool = False,
+    allow: Iterable[str] | None = None,
+) -> PluginManager:
+    """A fresh plugin manager: built-ins, then entry-point plugins, then `plugins`.
+
+    `allow` restricts the entry-point plugins to those named (by entry-point name or
+    module); None loads every installed one, an empty list none. A plugin in `plugins` is
+    a module, a module name, or any object with hook implementations.
     """
-    pm = pluggy.PluginManager("progressor")
-    pm.add_hookspecs(hookspecs)
-    names: list[object | str] = [*DEFAULT_PLUGINS] if builtins else []
-    for plugin in [*names, *plugins]:
-        module = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
-        if pm.is_registered(module):
-            continue
-        pm.register(module, name=plugin_name(module))
-    pm.check_pending()
+    pm = PluginManager()
+    if builtins:
+        for name in DEFAULT_PLUGINS:
+            pm.add(importlib.import_module(name), PluginInfo(name, name, builtin=True))
+    if entry_points:
+        allowed = None if allow is None else set(allow)
+        for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if allowed is None or entry.name in allowed or entry.module in allowed:
+                _load_entry_point(pm, entry, allowed)
+    for plugin in plugins:
+        if isinstance(plugin, str):
+            hint = f"remove --plugin {plugin}"
+            pm.add(_import(plugin, hint), PluginInfo(plugin, plugin, how_to_disable=hint))
+        else:
+            name = plugin_name(plugin)
+            pm.add(plugin, PluginInfo(name, getattr(plugin, "__module__", name) or name))
+    pm.check()
     return pm
+
+
+def _import(module: str, how_to_disable: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:
+        raise PluginError(
+            module, f"failed to import: {type(exc).__name__}: {exc}; {how_to_disable}"
+        ) from None
+
+
+def _load_entry_point(
+    pm: PluginManager, entry: metadata.EntryPoint, allowed: set[str] | None
+) -> None:
+    dist = entry.dist.name if entry.dist else None
+    others = sorted((allowed or set()) - {entry.name})
+    hint = (
+        f"disable it with {ALLOW_ENV}={','.join(others)!s} (an allow-list of the plugins to load)"
+        + (f" or pip uninstall {dist}" if dist else "")
+    )
+    try:
+        plugin = entry.load()
+    except Exception as exc:
+        raise PluginError(
+            entry.name, f"failed to import {entry.value}: {type(exc).__name__}: {exc}; {hint}"
+        ) from None
+    version = entry.dist.version if entry.dist else None
+    pm.add(plugin, PluginInfo(entry.name, entry.module, False, dist, version, hint))
 
 
 def plugin_name(plugin: object) -> str:
@@ -69,8 +169,8 @@ class Registry(Generic[T]):
     kind: str
     entries: dict[str, Registered[T]] = field(default_factory=dict)
 
-    def add(self, component: T, plugin: str) -> None:
-        name = getattr(component, "name", None)
+    def add(self, component: T, plugin: str, name: str | None = None) -> None:
+        name = name or getattr(component, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(plugin, f"registered a {self.kind} without a name: {component!r}")
         if name in self.entries:
@@ -103,6 +203,19 @@ class Registries:
     exercise_types: Registry[ExerciseType]
     strategies: Registry[Strategy]
     safety_rules: Registry[SafetyRule]
+    alert_channels: Registry[AlertChannel]
+    exporters: Registry[Exporter]
+    plugins: Mapping[str, PluginInfo] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+
+    def kinds(self) -> dict[str, Registry[Any]]:
+        return {
+            "exercise types": self.exercise_types,
+            "strategies": self.strategies,
+            "safety rules": self.safety_rules,
+            "alert channels": self.alert_channels,
+            "exporters": self.exporters,
+        }
 
 
 def _collect(
@@ -116,18 +229,23 @@ def _collect(
                 raise PluginError(_plugin, f"registered {component!r}, not a {kind.__name__}")
             registry.add(component, _plugin)
 
-        try:
-            impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(impl.plugin_name, f"{hook_name} raised {exc!r}") from exc
+        call_hook(impl, hook_name, register)
     return registry
 
 
-def resolve(pm: pluggy.PluginManager) -> Registries:
-    """Call every register_* hook once and collect what the plugins registered."""
-    return Registries(
+def call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., None]) -> None:
+    """Call one plugin's register_* hook; anything it raises names the plugin."""
+    try:
+        impl.function(register=register)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(impl.plugin_name, f"{hook_name} raised {exc!r}") from exc
+
+
+def resolve(pm: PluginManager, block: Iterable[str] = ()) -> Registries:
+    """Call every register_* hook once, collect what was registered, apply the block list."""
+    registries = Registries(
         exercise_types=_collect(
             pm, "progressor_register_exercise_types", Registry("exercise type"), ExerciseType
         ),
@@ -135,4 +253,67 @@ def resolve(pm: pluggy.PluginManager) -> Registries:
         safety_rules=_collect(
             pm, "progressor_register_safety_rules", Registry("safety rule"), SafetyRule
         ),
+        alert_channels=_collect(
+            pm, "progressor_register_alert_channels", Registry("alert channel"), AlertChannel
+        ),
+        exporters=_collect(pm, "progressor_register_exporters", Registry("exporter"), Exporter),
+        plugins=dict(pm.infos),
     )
+    for name in block:
+        _block(registries, name)
+    return registries
+
+
+def _block(registries: Registries, name: str) -> None:
+    """Remove one built-in component (or every component of one plugin) from the registries."""
+    kinds = registries.kinds()
+    plugin_wide = name in registries.plugins
+    for registry in kinds.values():
+        for component in [c for c in registry if c == name or registry[c].plugin == name]:
+            if getattr(registry[component].component, "essential", False):
+                raise PluginError(
+                    registry[component].plugin,
+                    f"{component!r} is an essential safety rule and cannot be blocked",
+                )
+            if not plugin_wide and not registries.plugins[registry[component].plugin].builtin:
+                raise PluginError(
+                    registry[component].plugin,
+                    f"only built-ins are blocked one by one; leave the plugin out of "
+                    f"{ALLOW_ENV} instead",
+                )
+    found = False
+    for registry in kinds.values():
+        for component in [c for c in registry if c == name or registry[c].plugin == name]:
+            del registry.entries[component]
+            registries.blocked.add(component)
+            found = True
+    if not found:
+        known = [c for r in kinds.values() for c in r] + list(registries.plugins)
+        hint = did_you_mean(name, known)
+        raise PluginError(
+            "progressor",
+            f"cannot block {name!r}: nothing has that name" + (f" ({hint})" if hint else ""),
+        )
+
+
+def collect_commands(
+    pm: pluggy.PluginManager, taken: Iterable[str]
+) -> dict[str, Registered[click.Command]]:
+    """Commands the plugins register, by name; a name already taken names both owners."""
+    owners = dict.fromkeys(taken, "progressor")
+    commands: dict[str, Registered[click.Command]] = {}
+    for impl in pm.hook.progressor_register_commands.get_hookimpls():
+
+        def register(command: click.Command, _plugin: str = impl.plugin_name) -> None:
+            if not isinstance(command, click.Command) or not command.name:
+                raise PluginError(_plugin, f"registered {command!r}, not a named click command")
+            if command.name in owners:
+                owner = owners[command.name]
+                raise PluginError(
+                    _plugin, f"command {command.name!r} is already taken by {owner!r}"
+                )
+            owners[command.name] = _plugin
+            commands[command.name] = Registered(command, _plugin)
+
+        call_hook(impl, "progressor_register_commands", register)
+    return commands

@@ -7,7 +7,7 @@ from typing import Any
 
 from progressor.engine import Engine
 from progressor.models import StepResult
-from progressor.plugins import Registry
+from progressor.plugins import collect_commands
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -70,15 +70,24 @@ def decision_trace(result: StepResult, week: int) -> str:
 
 
 def plugin_table(engine: Engine) -> list[dict[str, Any]]:
-    """Each loaded plugin with what it registered, by kind."""
+    """Each loaded plugin: where it came from, its hooks, and what it registered, by kind."""
+    pm = engine.plugin_manager
     reg = engine.registries
-    kinds: dict[str, Registry[Any]] = {
-        "exercise types": reg.exercise_types,
-        "strategies": reg.strategies,
-        "safety rules": reg.safety_rules,
-    }
+    commands = collect_commands(pm, ())
     rows = []
-    for name, _ in engine.plugin_manager.list_name_plugin():
-        registered = {k: sorted(r.by_plugin().get(name, [])) for k, r in kinds.items()}
-        rows.append({"name": name, "registered": {k: v for k, v in registered.items() if v}})
-    return sorted(rows, key=lambda row: row["name"])
+    for name, plugin in pm.list_name_plugin():
+        info = reg.plugins[name]
+        registered = {k: sorted(r.by_plugin().get(name, [])) for k, r in reg.kinds().items()}
+        registered["commands"] = sorted(n for n, c in commands.items() if c.plugin == name)
+        rows.append(
+            {
+                "name": name,
+                "version": info.version,
+                "distribution": info.distribution,
+                "module": info.module,
+                "builtin": info.builtin,
+                "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+                "registered": {k: v for k, v in registered.items() if v},
+            }
+        )
+    return sorted(rows, key=lambda row: (not row["builtin"], row["name"]))

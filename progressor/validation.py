@@ -6,16 +6,19 @@ file), so a clinician fixing a program sees all of them at once.
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ValidationError
 
 from progressor.components import ExerciseType, SafetyRule, Strategy
 from progressor.errors import KeyPath, Problem, ProgramError, did_you_mean
 from progressor.models import NUMERIC_FIELDS, Exercise, Program
-from progressor.plugins import Registries, Registry
+from progressor.plugins import ALLOW_ENV, Registries, Registry
 
 BoundTuple = tuple[str, str, Any, BaseModel]
 
@@ -60,12 +63,15 @@ def locate(program: Program, path: KeyPath) -> int | None:
 
 
 def _lookup(
-    out: _Collector, registry: Registry[Any], name: str, path: KeyPath
+    out: _Collector, registry: Registry[Any], name: str, path: KeyPath, blocked: set[str]
 ) -> tuple[Any, str] | None:
     if name in registry:
         entry = registry[name]
         return entry.component, entry.plugin
-    out.add(path, f"unknown {registry.kind} {name!r}", did_you_mean(name, registry))
+    if name in blocked:
+        out.add(path, f"{registry.kind} {name!r} is blocked", "unblock it to use this program")
+    else:
+        out.add(path, f"unknown {registry.kind} {name!r}", did_you_mean(name, registry))
     return None
 
 
@@ -99,12 +105,18 @@ def _compile_exercise(
     out: _Collector, registries: Registries, index: int, exercise: Exercise
 ) -> tuple[Exercise, ExerciseType, BoundTuple] | None:
     path: KeyPath = ("exercises", index)
-    found_type = _lookup(out, registries.exercise_types, exercise.type, (*path, "type"))
+    found_type = _lookup(
+        out, registries.exercise_types, exercise.type, (*path, "type"), registries.blocked
+    )
     if found_type:
         _check_dose(out, exercise, found_type[0], path)
     progression = exercise.progression
     found = _lookup(
-        out, registries.strategies, progression.strategy, (*path, "progression", "strategy")
+        out,
+        registries.strategies,
+        progression.strategy,
+        (*path, "progression", "strategy"),
+        registries.blocked,
     )
     if not (found and found_type):
         return None
@@ -123,7 +135,7 @@ def _compile_rules(out: _Collector, registries: Registries) -> tuple[BoundTuple,
     names = [n for n in registries.safety_rules if registries.safety_rules[n].component.essential]
     names += [n for n in safety if n not in names]
     for name in names:
-        found = _lookup(out, registries.safety_rules, name, ("safety", name))
+        found = _lookup(out, registries.safety_rules, name, ("safety", name), registries.blocked)
         if found:
             rule: SafetyRule = found[0]
             params = out.params(("safety", name), rule.Params, safety.get(name, {}))
@@ -131,9 +143,43 @@ def _compile_rules(out: _Collector, registries: Registries) -> tuple[BoundTuple,
     return tuple(rules)
 
 
+def _check_requirements(out: _Collector, registries: Registries) -> None:
+    loaded = {info.distribution: info for info in registries.plugins.values() if info.distribution}
+    for index, need in enumerate(out.program.requires):
+        path: KeyPath = ("requires", index)
+        wanted = f"{need.name}{need.version}"
+        try:
+            specifier = SpecifierSet(need.version)
+        except InvalidSpecifier:
+            out.add((*path, "version"), f"{need.version!r} is not a version range, e.g. '>=1.2'")
+            continue
+        try:
+            installed = metadata.version(need.name)
+        except metadata.PackageNotFoundError:
+            out.add(
+                path,
+                f"needs the plugin package {wanted!r}, which is not installed",
+                f"install it: pip install '{wanted}'",
+            )
+            continue
+        if installed not in specifier:
+            out.add(
+                path,
+                f"needs {wanted!r}, but version {installed} is installed",
+                f"install a matching version: pip install '{wanted}'",
+            )
+        elif canonicalize_name(need.name) not in {canonicalize_name(d) for d in loaded}:
+            out.add(
+                path,
+                f"needs the plugin {need.name!r}: it is installed but not loaded",
+                f"add its entry point to {ALLOW_ENV}, or load it with --plugin",
+            )
+
+
 def compile_program(program: Program, registries: Registries) -> Compiled:
     """Resolve every name in `program` and validate every parameter, or raise ProgramError."""
     out = _Collector(program)
+    _check_requirements(out, registries)
     rules = _compile_rules(out, registries)
     exercises = [
         _compile_exercise(out, registries, index, exercise)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -18,11 +19,19 @@ SEED = str(PROGRAMS / "low-back-pain.toml")
 WriteLog = Callable[[Iterable[Mapping[str, Any] | str], str], Path]
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("progressor")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "progressor"]
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -121,8 +130,9 @@ def test_explain_shows_every_rule_and_the_winner(write_log: WriteLog) -> None:
 
 
 def test_plugins_lists_the_builtins() -> None:
-    rows = json.loads(run("plugins", "--json").stdout)
-    names = {row["name"]: row["registered"] for row in rows}
+    assert json.loads(run("plugins", "--json", env={"PROGRESSOR_PLUGINS": ""}).stdout) == []
+    rows = json.loads(run("plugins", "--all", "--json").stdout)
+    names = {row["name"]: row["registered"] for row in rows if row["builtin"]}
     assert names["progressor.builtins.safety"]["safety rules"] == [
         "adherence",
         "missing-data",
