@@ -209,6 +209,7 @@ class PainReport(_Frozen):
     date: dt.date
     pain: float = Field(ge=0, le=10)
     context: Literal["flare", "morning", "other"] = "other"
+    flags: tuple[str, ...] = ()
     note: str = ""
 
     @field_validator("pain")

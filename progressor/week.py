@@ -145,7 +145,7 @@ def canonical(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def report_key(r: PainReport) -> tuple[object, ...]:
-    return (r.date, r.pain, r.context, r.note, r.patient or "")
+    return (r.date, r.pain, r.context, r.flags, r.note, r.patient or "")
 
 
 def _describe(record: Record) -> str:
