@@ -10,7 +10,9 @@ import pluggy
 hookimpl = pluggy.HookimplMarker("progressor")
 
 from progressor.components import (  # noqa: E402  (hookimpl must exist before plugins import)
+    AlertChannel,
     ExerciseType,
+    Exporter,
     Finding,
     NoParams,
     Proposal,
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_PLUGINS",
     "Action",
     "Alert",
+    "AlertChannel",
     "CompiledProgram",
     "Decision",
     "Dose",
@@ -62,6 +65,7 @@ __all__ = [
     "ExerciseState",
     "ExerciseType",
     "ExerciseWeek",
+    "Exporter",
     "Finding",
     "Flag",
     "History",

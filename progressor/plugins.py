@@ -105,9 +105,11 @@ def get_plugin_manager(
             pm.add(importlib.import_module(name), PluginInfo(name, name, builtin=True))
     if entry_points:
         allowed = None if allow is None else set(allow)
-        for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if allowed is None or entry.name in allowed or entry.module in allowed:
-                _load_entry_point(pm, entry, allowed)
+        entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        chosen = [e for e in entries if allowed is None or {e.name, e.module} & allowed]
+        for entry in chosen:
+            others = [e.name for e in chosen if e.name != entry.name]
+            _load_entry_point(pm, entry, others)
     for plugin in plugins:
         if isinstance(plugin, str):
             hint = f"remove --plugin {plugin}"
@@ -128,13 +130,10 @@ def _import(module: str, how_to_disable: str) -> ModuleType:
         ) from None
 
 
-def _load_entry_point(
-    pm: PluginManager, entry: metadata.EntryPoint, allowed: set[str] | None
-) -> None:
+def _load_entry_point(pm: PluginManager, entry: metadata.EntryPoint, others: list[str]) -> None:
     dist = entry.dist.name if entry.dist else None
-    others = sorted((allowed or set()) - {entry.name})
     hint = (
-        f"disable it with {ALLOW_ENV}={','.join(others)!s} (an allow-list of the plugins to load)"
+        f"disable it with {ALLOW_ENV}={','.join(others)} (an allow-list of the plugins to load)"
         + (f" or pip uninstall {dist}" if dist else "")
     )
     try:
