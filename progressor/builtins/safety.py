@@ -102,7 +102,8 @@ def _rise(outcomes: tuple[Outcome, ...]) -> float:
             rise = during - before
         if after is not None and after - before > rise:
             rise = after - before
-    return round(rise, 2)  # pain scores have at most two decimals: no float residue
+    # Pain scores are given to at most two decimals: rounding removes float residue.
+    return round(rise, 2) if rise else 0.0
 
 
 class PainMonitoringParams(_Params):
