@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from progressor.dataset import DatasetWriter
 from progressor.engine import CompiledProgram
 from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
 
@@ -121,3 +123,26 @@ def synthesize_clinic(
         synthesize_patient(compiled, f"p{n:0{width}d}", weeks, seed, start)
         for n in range(1, patients + 1)
     ]
+
+
+def synthesize_dataset(
+    location: str,
+    programs: Sequence[tuple[CompiledProgram, str]],
+    patients: int,
+    weeks: int,
+    seed: int,
+    partitions: int,
+    start: dt.date = DEFAULT_START,
+) -> None:
+    """A partitioned dataset of `patients` patients spread over `programs` (program, TOML)."""
+    writer = DatasetWriter(location, partitions)
+    try:
+        for compiled, text in programs:
+            writer.program(compiled.program.id, text)
+        width = max(4, len(str(patients)))
+        for n in range(1, patients + 1):
+            compiled = programs[n % len(programs)][0]
+            patient = synthesize_patient(compiled, f"p{n:0{width}d}", weeks, seed, start)
+            writer.patient(patient.enrollment, patient.records)
+    finally:
+        writer.close()
