@@ -16,16 +16,27 @@ from progressor.dataset import DatasetWriter
 from progressor.engine import CompiledProgram
 from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
 
+#: Adherence from excellent to drop-out; pain that improves, plateaus or flares.
 ARCHETYPES = (
+    "excellent",
     "steady",
     "steady",
-    "steady",
+    "improving",
+    "plateau",
     "struggling",
     "flare",
     "new-pain",
+    "adverse-event",
     "drop-out",
     "forgetful",
 )
+SESSIONS_PER_WEEK = {
+    "excellent": (6, 7),
+    "steady": (4, 6),
+    "improving": (4, 6),
+    "struggling": (1, 3),
+    "forgetful": (3, 6),
+}
 DEFAULT_START = dt.date(2026, 1, 5)
 
 
@@ -59,8 +70,13 @@ def _week(
     week = prescription.week
     if archetype == "drop-out" and week > 2:
         return []
-    days = {"steady": (4, 7), "struggling": (1, 3), "forgetful": (3, 6)}.get(archetype, (3, 6))
+    if archetype == "improving":  # pain settles by about half a point a week
+        baseline = max(0.0, baseline - 0.5 * (week - 1))
+    days = SESSIONS_PER_WEEK.get(archetype, (3, 6))
     session_days = sorted(rng.sample(range(7), rng.randint(*days)))
+    adverse_day = (
+        session_days[0] if archetype == "adverse-event" and week == 2 and session_days else None
+    )
     records: list[Record] = []
     flare_day = session_days[-1] if archetype == "flare" and week == 3 and session_days else None
     new_pain_day = (
@@ -83,9 +99,19 @@ def _week(
             }
             if archetype == "forgetful" and rng.random() < 0.3:
                 scores = {}
+            extra: dict[str, object] = {"rpe": rng.choice((3, 4, 5, 6, 7))}
+            if day == adverse_day:
+                extra.update(adverse_event=True, note="felt dizzy and had to lie down")
+                adverse_day = None
             records.append(
                 Outcome.model_validate(
-                    {"date": date, "exercise": name, **_performed(state.dose, rng, short), **scores}
+                    {
+                        "date": date,
+                        "exercise": name,
+                        **_performed(state.dose, rng, short),
+                        **scores,
+                        **extra,
+                    }
                 )
             )
         if day == flare_day:
