@@ -17,10 +17,18 @@ SEED_PROGRAM = "low-back-pain.toml"
 MARK = {"progress": "+", "hold": "=", "regress": "-", "pause": "||"}
 
 
+#: Shipped programs that need no plugin: the synthetic cohorts use these.
+SHIPPED = ("low-back-pain", "achilles-tendinopathy", "graded-walking")
+
+
+def shipped_text(name: str) -> str:
+    """The TOML text of a program shipped inside the package (programs/NAME.toml)."""
+    return resources.files("progressor").joinpath("programs", f"{name}.toml").read_text("utf-8")
+
+
 def seed_program() -> Program:
     """The embedded low back pain program (programs/low-back-pain.toml)."""
-    text = resources.files("progressor").joinpath("programs", SEED_PROGRAM).read_text("utf-8")
-    return parse_program(text, f"programs/{SEED_PROGRAM}")
+    return parse_program(shipped_text("low-back-pain"), f"programs/{SEED_PROGRAM}")
 
 
 def run_demo(

@@ -382,7 +382,7 @@ def run_scenario(
         records, aside = _read_log(scenario.path.parent, week)
         result = compiled.step(prescription, records)
         problems = [] if week.allow_set_aside else _set_aside_problems(aside, result)
-        problems += _compare(week.expect, result)
+        problems += _compare(week.expect, result, len(aside))
         if problems:
             raise ScenarioFailure(_report(scenario, number, prescription, problems, len(results)))
         results.append(result)
@@ -421,7 +421,7 @@ def _set_aside_problems(
     return lines
 
 
-def _compare(expect: WeekExpectation, result: progressor.StepResult) -> list[str]:
+def _compare(expect: WeekExpectation, result: progressor.StepResult, read_aside: int) -> list[str]:
     following = result.prescription
     out: list[str] = []
     _check(out, "status", expect.status, following.status)
@@ -430,7 +430,7 @@ def _compare(expect: WeekExpectation, result: progressor.StepResult) -> list[str
     if expect.alerts is not None:
         _check(out, "alerts", sorted(set(expect.alerts)), sorted({a.rule for a in result.alerts}))
     if expect.set_aside is not None:
-        _check(out, "set_aside", expect.set_aside, len(result.set_aside))
+        _check(out, "set_aside", expect.set_aside, read_aside + len(result.set_aside))
     decisions = {d.exercise: d for d in result.decisions}
     for name, wanted in expect.exercises.items():
         decision, state = decisions[name], following.exercises[name]
