@@ -159,8 +159,12 @@ def synthesize_dataset(
     seed: int,
     partitions: int,
     start: dt.date = DEFAULT_START,
+    prefix: str = "",
 ) -> None:
-    """A partitioned dataset of `patients` patients spread over `programs` (program, TOML)."""
+    """A partitioned dataset of `patients` patients spread over `programs` (program, TOML).
+
+    Patients are named PREFIX + p0001, p0002, ...
+    """
     writer = DatasetWriter(location, partitions)
     try:
         for compiled, text in programs:
@@ -168,7 +172,8 @@ def synthesize_dataset(
         width = max(4, len(str(patients)))
         for n in range(1, patients + 1):
             compiled = programs[n % len(programs)][0]
-            patient = synthesize_patient(compiled, f"p{n:0{width}d}", weeks, seed, start)
+            name = f"{prefix}p{n:0{width}d}"
+            patient = synthesize_patient(compiled, name, weeks, seed, start)
             writer.patient(patient.enrollment, patient.records)
     finally:
         writer.close()

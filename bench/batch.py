@@ -1,0 +1,174 @@
+"""Batch benchmark: the weekly recompute over partitioned datasets of growing size.
+
+Run as `.venv/bin/python bench/batch.py [--sizes 10000,100000,1000000] [--workers N]`.
+For each size it generates a synthetic cohort on the seed program (one week of outcomes
+per patient), then measures in one run, on this machine:
+
+- end to end: patients per second of `run_local` (read, compute, write), all cores;
+- the I/O-only floor: the same input rows read and JSON-decoded and the same number of
+  output rows written, with no models and no rules;
+- their ratio, and the peak resident memory of the worker processes;
+- an incremental re-run after 1 % of the patients got new data: only their partitions'
+  outputs are recomputed (the _done markers of clean partitions stay).
+Figures go to standard output; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import progressor
+from progressor.dataset import part_name, partitions, run_local
+from progressor.demo import shipped_text
+from progressor.synth import DEFAULT_START, synthesize_dataset
+
+PATIENTS_PER_PARTITION = 5_000
+AS_OF = DEFAULT_START + dt.timedelta(days=7)
+
+
+def _generate_part(location: str, seed: int, part: int, count: int) -> None:
+    """One partition's patients (named g<part>-p...) in a sub-dataset of its own."""
+    engine = progressor.Engine()
+    text = shipped_text("low-back-pain")
+    compiled = engine.compile(progressor.parse_program(text))
+    synthesize_dataset(location, [(compiled, text)], count, 1, seed, 1, prefix=f"g{part}-")
+
+
+def generate(location: Path, patients: int, workers: int) -> int:
+    """A one-week cohort of `patients` patients, PATIENTS_PER_PARTITION per partition."""
+    parts = max(1, patients // PATIENTS_PER_PARTITION)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs = []
+        for part in range(parts):
+            count = patients // parts + (1 if part < patients % parts else 0)
+            jobs.append(pool.submit(_generate_part, str(location / f"g{part}"), 11, part, count))
+        for job in jobs:
+            job.result()
+    # Each generated sub-dataset holds one partition: give each its own partition number.
+    for folder in ("enrollments", "records", "programs"):
+        (location / folder).mkdir(parents=True, exist_ok=True)
+    for part in range(parts):
+        source = location / f"g{part}"
+        for folder in ("enrollments", "records"):
+            (source / folder / "part-00000.jsonl").rename(
+                location / folder / f"{part_name(part)}.jsonl"
+            )
+        shutil.copy(source / "programs" / "low-back-pain.toml", location / "programs")
+        shutil.rmtree(source)
+    return parts
+
+
+def _io_part(dataset: str, out: str, part: int) -> int:
+    name = f"{part_name(part)}.jsonl"
+    rows = 0
+    patients = set()
+    with open(f"{dataset}/records/{name}", encoding="utf-8") as handle:
+        for line in handle:
+            patients.add(json.loads(line)["patient"])
+            rows += 1
+    with open(f"{dataset}/enrollments/{name}", encoding="utf-8") as handle:
+        for line in handle:
+            json.loads(line)
+    # The same number of output rows a real run writes: one prescription and three decisions
+    # per patient, of a similar size.
+    row = json.dumps({"patient": "p", "reason": "x" * 200, "dose": {"reps": 5}})
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(f"{out}/{name}", "w", encoding="utf-8") as handle:
+        for _ in range(len(patients) * 4):
+            handle.write(row + "\n")
+    return rows
+
+
+def io_floor(dataset: Path, out: Path, workers: int) -> float:
+    parts = partitions(str(dataset))
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_io_part, [str(dataset)] * len(parts), [str(out)] * len(parts), parts))
+    return time.perf_counter() - started
+
+
+def touch_one_percent(dataset: Path, out: Path, patients: int) -> int:
+    """Append a pain report for 1 % of the patients; forget the partitions they touch."""
+    touched: set[int] = set()
+    step = 100
+    for part in partitions(str(dataset)):
+        path = dataset / "enrollments" / f"{part_name(part)}.jsonl"
+        ids = [json.loads(line)["patient"] for line in path.read_text().splitlines()]
+        chosen = ids[::step]
+        if not chosen:
+            continue
+        with open(dataset / "records" / f"{part_name(part)}.jsonl", "a", encoding="utf-8") as f:
+            for patient in chosen:
+                f.write(
+                    json.dumps(
+                        {
+                            "kind": "pain",
+                            "patient": patient,
+                            "pain": 3,
+                            "date": (DEFAULT_START + dt.timedelta(days=6)).isoformat(),
+                        }
+                    )
+                    + "\n"
+                )
+        touched.add(part)
+        (out / "_done" / f"{part_name(part)}.json").unlink(missing_ok=True)
+    return len(touched)
+
+
+def peak_rss_mib() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(children, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def measure(patients: int, workers: int, root: Path) -> None:
+    dataset, out, floor_out = root / "in", root / "out", root / "floor"
+    started = time.perf_counter()
+    parts = generate(dataset, patients, workers)
+    generated = time.perf_counter() - started
+    started = time.perf_counter()
+    run_local(str(dataset), str(out), AS_OF, workers)
+    full = time.perf_counter() - started
+    rss = peak_rss_mib()
+    floor = io_floor(dataset, floor_out, workers)
+    touched = touch_one_percent(dataset, out, patients)
+    started = time.perf_counter()
+    run_local(str(dataset), str(out), AS_OF, workers)
+    incremental = time.perf_counter() - started
+    print(f"{patients:>9,} patients ({parts} partitions, generated in {generated:.1f} s)")
+    print(f"  end to end        {patients / full:>10,.0f} patients/s   ({full:.2f} s)")
+    print(f"  I/O-only floor    {patients / floor:>10,.0f} patients/s   ({floor:.2f} s)")
+    print(f"  ratio to floor    {full / floor:>10.2f} x          (target <= 1.5 x)")
+    print(f"  peak RSS (max)    {rss:>10.1f} MiB")
+    print(
+        f"  1 % new data      {incremental:>10.2f} s = {incremental / full:.1%} of full "
+        f"({touched} of {parts} partitions touched; target <= 3 %)"
+    )
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    print(
+        f"python {sys.version.split()[0]}, {args.workers} workers, {os.cpu_count()} cores; "
+        "seed program, one week of outcomes per patient; target >= 50,000 patients/s at 100k"
+    )
+    for size in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory(prefix="progressor-bench-") as root:
+            measure(size, args.workers, Path(root))
+
+
+if __name__ == "__main__":
+    main()
