@@ -14,9 +14,9 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from progressor.errors import KeyPath, LogError, Problem, ProgramError, did_you_mean
 from progressor.models import (
@@ -197,8 +197,25 @@ def _record_reason(error: ValidationError, model: type[BaseModel]) -> str:
     return "; ".join(reasons)
 
 
+def _slow(line: str, records: list[Record]) -> bool:
+    """Whether `line` needs the readable path (else it was parsed into `records`)."""
+    if '"kind"' in line:
+        try:
+            records.append(_TAGGED.validate_json(line))
+        except ValidationError:
+            return True
+        return False
+    return True
+
+
 def _jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    for number, line in enumerate(lines, start=1):
+    return _jsonl_numbered(enumerate(lines, start=1))
+
+
+def _jsonl_numbered(
+    lines: Iterable[tuple[int, str]],
+) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    for number, line in lines:
         if not line.strip():
             continue
         try:
@@ -224,10 +241,21 @@ def _csv(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
         yield reader.line_num, data
 
 
+#: Records that say their kind are parsed straight from JSON by pydantic-core (much faster);
+#: any problem falls back to the readable path below, which explains it.
+_TAGGED: TypeAdapter[Record] = TypeAdapter(
+    Annotated[Outcome | PainReport, Field(discriminator="kind")]
+)
+
+
 def read_log(lines: Iterable[str], source: str, fmt: str) -> Log:
     """Parse log lines of format 'jsonl' or 'csv'; bad records are set aside, never raised."""
-    rows = _csv(lines) if fmt == "csv" else _jsonl(lines)
     records: list[Record] = []
+    if fmt == "csv":
+        rows = _csv(lines)
+    else:
+        numbered = enumerate(lines, start=1)
+        rows = _jsonl_numbered((number, line) for number, line in numbered if _slow(line, records))
     aside: list[SetAside] = []
     for number, row in rows:
         if isinstance(row, str):
