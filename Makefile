@@ -13,18 +13,21 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+$(VENV)/.installed-test: pyproject.toml $(PLUGINS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(patsubst %/pyproject.toml,-e %,$(PLUGINS))
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed
 	$(BIN)/progressor demo
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check progressor tests bench
-	$(BIN)/ruff format --check progressor tests bench
+	$(BIN)/ruff check progressor tests bench plugins
+	$(BIN)/ruff format --check progressor tests bench plugins
 	$(BIN)/mypy
 
+# The suite: progressor's own tests, then each example plugin's (tests/ and plugins/*/tests).
 test: lint
 	$(BIN)/python -m pytest
 

@@ -22,6 +22,7 @@ from progressor.components import (
 )
 from progressor.errors import ProgressorError
 from progressor.models import (
+    NUMERIC_FIELDS,
     SEVERITY,
     Action,
     Alert,
@@ -105,6 +106,21 @@ class _PlannedExercise:
             if current is not None and current > high:
                 return f"{name} {current:g} is above the ceiling {high:g}"
         return None
+
+    def dose_problem(self, dose: Dose) -> str | None:
+        """Why the exercise type or the strategy cannot work with `dose` (None if they can)."""
+        etype = self.exercise_type
+        allowed = {*etype.required, *etype.optional, "variant"}
+        missing = [f for f in etype.required if getattr(dose, f) is None]
+        extra = [
+            f
+            for f in (*NUMERIC_FIELDS, "side")
+            if getattr(dose, f) is not None and f not in allowed
+        ]
+        if missing or extra:
+            return f"a {etype.name!r} dose needs {missing or 'nothing more'}, not {extra or '-'}"
+        problems = list(self.strategy.component.check(dose, self.strategy.params))
+        return "; ".join(problems) or None
 
     def clamp_to_floor(self, dose: Dose) -> Dose:
         """`dose` with every field raised to the floor where it fell below."""
@@ -209,7 +225,7 @@ class CompiledProgram:
         exercises = {}
         for plan in self._exercises:
             dose = enrollment.overrides.get(plan.exercise.id, plan.exercise.dose)
-            problem = plan.limit_problem(dose)
+            problem = plan.limit_problem(dose) or plan.dose_problem(dose)
             if problem:
                 raise ProgressorError(f"override of {plan.exercise.id!r}: {problem}")
             exercises[plan.exercise.id] = ExerciseState(dose=dose)
@@ -467,28 +483,35 @@ class CompiledProgram:
         text = f"{type(error).__name__}: {error}"
         message = f"plugin {bound.plugin!r} ({bound.name}) failed: {text}; held at the current dose"
         flags = [Flag(code="plugin-failure", rule=bound.name, plugin=bound.plugin, message=message)]
-        alerts, pause = [], self._essential_pause(week, bound)
+        found = self._essential_findings(week, bound)
+        pauses = [m for m in found if m.action == "pause" and m.exercise is None]
+        pause = (pauses[0].bound, pauses[0].finding) if pauses and pauses[0].finding else None
+        alerts = []
+        for m in found:
+            if m.finding is None:
+                continue
+            if m.finding.flag:
+                flags.append(
+                    Flag(
+                        code=m.finding.flag,
+                        rule=m.bound.name,
+                        plugin=m.bound.plugin,
+                        message=m.reason,
+                    )
+                )
+            if m.finding.alert:
+                alerts.append(
+                    Alert(
+                        patient=prescription.patient,
+                        week=prescription.week,
+                        rule=m.bound.name,
+                        plugin=m.bound.plugin,
+                        message=m.reason,
+                        urgent=m.finding.urgent,
+                    )
+                )
         if pause:
-            rule, finding = pause
-            message = f"{finding.reason} (and {message})"
-            flags.append(
-                Flag(
-                    code=finding.flag or "review",
-                    rule=rule.name,
-                    plugin=rule.plugin,
-                    message=finding.reason,
-                )
-            )
-            alerts.append(
-                Alert(
-                    patient=prescription.patient,
-                    week=prescription.week,
-                    rule=rule.name,
-                    plugin=rule.plugin,
-                    message=finding.reason,
-                    urgent=finding.urgent,
-                )
-            )
+            message = f"{pause[1].reason} (and {message})"
         decisions = []
         for name, state in prescription.exercises.items():
             action: Action = "pause" if pause or state.status == "paused" else "hold"
@@ -525,13 +548,6 @@ class CompiledProgram:
                 if isinstance(f, Finding)
             )
         return found
-
-    def _essential_pause(self, week: WeekView, failed: _Bound) -> tuple[_Bound, Finding] | None:
-        """The first program pause that an essential rule (other than the failed one) finds."""
-        for m in self._essential_findings(week, failed):
-            if m.action == "pause" and m.exercise is None and m.finding is not None:
-                return m.bound, m.finding
-        return None
 
     def _result(
         self,

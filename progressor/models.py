@@ -7,6 +7,7 @@ ignored setting. Values that flow out of the engine are frozen.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -52,7 +53,8 @@ class Dose(Limits):
 
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
-        value = round(value) if name in INT_FIELDS else round(value, 2)
+        # Half up, as a clinician would round (Python's round() sends 682.5 to 682).
+        value = math.floor(value + 0.5) if name in INT_FIELDS else round(value, 2)
         return Dose(**{**self.__dict__, name: value})
 
     def same(self, other: Dose) -> bool:

@@ -112,13 +112,23 @@ def get_plugin_manager(
             _load_entry_point(pm, entry, others)
     for plugin in plugins:
         if isinstance(plugin, str):
-            hint = f"remove --plugin {plugin}"
-            pm.add(_import(plugin, hint), PluginInfo(plugin, plugin, how_to_disable=hint))
+            hint = f"leave {plugin} out of the plugins to load (--plugin {plugin})"
+            dist, version = _distribution_of(plugin)
+            info = PluginInfo(plugin, plugin, False, dist, version, hint)
+            pm.add(_import(plugin, hint), info)
         else:
             name = plugin_name(plugin)
             pm.add(plugin, PluginInfo(name, getattr(plugin, "__module__", name) or name))
     pm.check()
     return pm
+
+
+def _distribution_of(module: str) -> tuple[str | None, str | None]:
+    """The installed package that provides `module`, if any (for a program's `requires`)."""
+    dists = metadata.packages_distributions().get(module.split(".")[0], [])
+    if not dists:
+        return None, None
+    return dists[0], metadata.version(dists[0])
 
 
 def _import(module: str, how_to_disable: str) -> ModuleType:

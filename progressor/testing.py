@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import progressor
 from progressor.loading import key_lines
@@ -30,20 +31,26 @@ if TYPE_CHECKING:
 __all__ = [
     "CompileProgram",
     "EngineFactory",
+    "ExerciseExpectation",
     "OutcomeBuilder",
+    "PainArg",
     "PainReportBuilder",
     "Scenario",
     "ScenarioError",
     "ScenarioFailure",
+    "ScenarioSpec",
+    "WeekExpectation",
+    "WeekSpec",
     "load_scenario",
     "make_outcome",
     "make_pain_report",
     "run_scenario",
+    "scenario_engine",
 ]
 
 #: A pain argument: one number for before = during = after, a (before, during, after) triple,
 #: or None for a session logged without pain scores.
-Pain = float | tuple[float | None, float | None, float | None] | None
+PainArg = float | tuple[float | None, float | None, float | None] | None
 
 SCENARIO_FILE = "scenario.toml"
 PROGRAM_FILE = "program.toml"
@@ -58,7 +65,7 @@ def make_outcome(
     *,
     reps: Iterable[int] = (5,),
     hold_s: float | None = 5,
-    pain: Pain = 2,
+    pain: PainArg = 2,
     **fields: Any,
 ) -> progressor.Outcome:
     """One logged session of `exercise`; `fields` sets any other Outcome field."""
@@ -80,10 +87,15 @@ def make_outcome(
 
 
 def make_pain_report(
-    date: dt.date | str, pain: float, context: Literal["flare", "morning", "other"] = "other"
+    date: dt.date | str,
+    pain: float,
+    context: Literal["flare", "morning", "other"] = "other",
+    **fields: Any,
 ) -> progressor.PainReport:
-    """A standalone pain score logged on `date`."""
-    return progressor.PainReport(date=date, pain=pain, context=context)
+    """A standalone pain score logged on `date`; `fields` adds e.g. flags=("fever",)."""
+    return progressor.PainReport.model_validate(
+        {"date": date, "pain": pain, "context": context, **fields}
+    )
 
 
 class EngineFactory(Protocol):
@@ -100,7 +112,7 @@ class OutcomeBuilder(Protocol):
         *,
         reps: Iterable[int] = ...,
         hold_s: float | None = ...,
-        pain: Pain = ...,
+        pain: PainArg = ...,
         **fields: Any,
     ) -> progressor.Outcome: ...
 
@@ -111,6 +123,7 @@ class PainReportBuilder(Protocol):
         date: dt.date | str,
         pain: float,
         context: Literal["flare", "morning", "other"] = ...,
+        **fields: Any,
     ) -> progressor.PainReport: ...
 
 
@@ -218,7 +231,16 @@ class ScenarioSpec(_Strict):
     plugins: tuple[str, ...] = ()
     entry_points: bool = False
     overrides: dict[str, progressor.Dose] = Field(default_factory=dict)
-    weeks: tuple[WeekSpec, ...] = Field(min_length=1)
+    weeks: tuple[WeekSpec, ...]
+
+    @field_validator("weeks")
+    @classmethod
+    def _some_weeks(cls, weeks: tuple[WeekSpec, ...]) -> tuple[WeekSpec, ...]:
+        # A validator rather than min_length: pydantic would also report a length error for
+        # a list whose only item is invalid.
+        if not weeks:
+            raise ValueError("a scenario needs at least one [[weeks]] table")
+        return weeks
 
 
 @dataclass(frozen=True)
@@ -246,16 +268,17 @@ class ScenarioFailure(AssertionError):
     """The engine's weeks differ from what the scenario expects; the message says where."""
 
 
-def _problems(error: ValidationError, source: str, text: str) -> list[progressor.Problem]:
-    lines = key_lines(text)
+def _problems(
+    error: ValidationError, source: str, lines: Mapping[Any, int]
+) -> list[progressor.Problem]:
     problems = []
     for item in error.errors():
         path = tuple(item["loc"])
-        line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
-        message, hint = item["msg"], None
         if item["type"] == "extra_forbidden":
-            message, hint = "unknown key", _did_you_mean(str(path[-1]), _known_keys(path[:-1]))
-        problems.append(progressor.Problem(message, source, line, path, hint))
+            hint = _did_you_mean(str(path[-1]), _known_keys(path[:-1]))
+            problems.append(_located("unknown key", source, lines, *path, hint=hint))
+        else:
+            problems.append(_located(item["msg"], source, lines, *path))
     return problems
 
 
@@ -285,16 +308,21 @@ def load_scenario(path: str | Path) -> Scenario:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        spec = ScenarioSpec.model_validate(tomllib.loads(text))
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ScenarioError([progressor.Problem(f"cannot read: {exc.strerror}", source)]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([progressor.Problem(f"not valid TOML: {exc}", source)]) from None
+    lines = key_lines(text)
+    try:
+        spec = ScenarioSpec.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_problems(exc, source, text)) from None
-    program = _load_program(path, spec, key_lines(text))
-    problems = list(_missing_files(path, spec, key_lines(text)))
-    problems += _unknown_exercises(source, spec, program, key_lines(text))
+        raise ScenarioError(_problems(exc, source, lines)) from None
+    program = _load_program(path, spec, lines)
+    problems = [
+        *_missing_files(path, spec, lines),
+        *_unknown_exercises(source, spec, program, lines),
+    ]
     if problems:
         raise ScenarioError(problems)
     return Scenario(path, spec, program)
@@ -360,7 +388,7 @@ def run_scenario(
     """Replay every week; raise ScenarioFailure at the first week that differs from `expect`."""
     spec = scenario.spec
     if engine is None:
-        engine = scenario_engine(spec)
+        engine = scenario_engine(spec, str(scenario.path))
     try:
         compiled = engine.compile(scenario.program)
         enrollment = progressor.Enrollment(
@@ -390,13 +418,14 @@ def run_scenario(
     return results
 
 
-def scenario_engine(spec: ScenarioSpec) -> progressor.Engine:
+def scenario_engine(spec: ScenarioSpec, source: str | None = None) -> progressor.Engine:
     """The engine a scenario asks for: the built-ins, plus its plugins."""
     extra: dict[str, Any] = {"entry_points": True} if spec.entry_points else {}
     try:
         return progressor.Engine(spec.plugins, **extra)
     except (progressor.ProgressorError, ImportError) as exc:
-        raise ScenarioError([progressor.Problem(f"cannot load plugins: {exc}")]) from None
+        problem = progressor.Problem(f"cannot load plugins: {exc}", source, path=("plugins",))
+        raise ScenarioError([problem]) from None
 
 
 def _read_log(
@@ -449,8 +478,8 @@ def _compare(expect: WeekExpectation, result: progressor.StepResult, read_aside:
                 found.append(f"matched: expected {missing} among the matches, got {seen}")
         if found:
             out += [f"exercise {name!r}, {line}" for line in found]
-            out.append(f"    decision: {decision.action} by {decision.rule} ({decision.plugin})")
-            out.append(f"    reason: {decision.reason}")
+            out.append(f"  decision: {decision.action} by {decision.rule} ({decision.plugin})")
+            out.append(f"  reason: {decision.reason}")
     return out
 
 
@@ -519,7 +548,7 @@ class ScenarioItem(pytest.Item):
         engines = self.config.stash.setdefault(_ENGINES, {})
         key = (spec.plugins, spec.entry_points)
         if key not in engines:
-            engines[key] = scenario_engine(spec)
+            engines[key] = scenario_engine(spec, str(self.path))
         return engines[key]
 
     def repr_failure(
@@ -527,10 +556,13 @@ class ScenarioItem(pytest.Item):
         excinfo: pytest.ExceptionInfo[BaseException],
         style: TracebackStyle | None = None,
     ) -> str | TerminalRepr:
-        if isinstance(excinfo.value, ScenarioFailure):
-            return str(excinfo.value)
-        if isinstance(excinfo.value, ScenarioError):
-            return f"bad scenario {self.path}:\n{excinfo.value}"
+        error = excinfo.value
+        if isinstance(error, ScenarioError | ScenarioFailure):
+            text = str(error)
+            if isinstance(error, ScenarioError):
+                text = f"bad scenario {self.path}:\n{text}"
+            # Paths relative to the rootdir, as pytest prints them elsewhere.
+            return text.replace(f"{self.config.rootpath}{os.sep}", "")
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -36,9 +36,10 @@ def run(
 
 
 def test_check_accepts_the_shipped_programs() -> None:
-    done = run("check", *sorted(str(p) for p in PROGRAMS.glob("*.toml")))
+    shipped = sorted(str(p) for p in PROGRAMS.glob("*.toml"))
+    done = run("check", *shipped)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count(": ok") == 3
+    assert done.stdout.count(": ok") == len(shipped) >= 4
 
 
 def test_check_reports_located_errors(tmp_path: Path) -> None:

@@ -59,9 +59,12 @@ def test_a_rerun_skips_finished_partitions_and_resumes_the_rest(
 
 def test_dask_and_local_executors_agree(dataset: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         on_dask = merge(run_dask(str(dataset), str(tmp_path / "dask"), AS_OF, client))
     local = merge(run_local(str(dataset), str(tmp_path / "local"), AS_OF, workers=1))
     assert on_dask == local
