@@ -101,8 +101,10 @@ def get_plugin_manager(
     """
     pm = PluginManager()
     if builtins:
+        version = _own_version()
         for name in DEFAULT_PLUGINS:
-            pm.add(importlib.import_module(name), PluginInfo(name, name, builtin=True))
+            info = PluginInfo(name, name, True, "progressor", version)
+            pm.add(importlib.import_module(name), info)
     if entry_points:
         allowed = None if allow is None else set(allow)
         entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
@@ -121,6 +123,13 @@ def get_plugin_manager(
             pm.add(plugin, PluginInfo(name, getattr(plugin, "__module__", name) or name))
     pm.check()
     return pm
+
+
+def _own_version() -> str | None:
+    try:
+        return metadata.version("progressor")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return None
 
 
 def _distribution_of(module: str) -> tuple[str | None, str | None]:
