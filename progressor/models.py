@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -151,6 +151,17 @@ class Program(_Frozen):
         raise KeyError(exercise_id)
 
 
+_SIGNED_ZERO_FIELDS = (
+    "hold_s",
+    "load_kg",
+    "pain_before",
+    "pain_during",
+    "pain_after",
+    "pain_next_morning",
+    "rpe",
+)
+
+
 class Outcome(_Frozen):
     """One logged performance of one exercise in one session."""
 
@@ -159,9 +170,9 @@ class Outcome(_Frozen):
     date: dt.date
     exercise: str
     side: Literal["left", "right"] | None = None
-    reps: tuple[int, ...] = ()
+    reps: tuple[Annotated[int, Field(ge=0)], ...] = ()
     hold_s: float | None = Field(default=None, ge=0)
-    duration_s: tuple[float, ...] = ()
+    duration_s: tuple[Annotated[float, Field(ge=0)], ...] = ()
     load_kg: float | None = Field(default=None, ge=0)
     pain_before: float | None = Pain
     pain_during: float | None = Pain
@@ -173,20 +184,16 @@ class Outcome(_Frozen):
     flags: tuple[str, ...] = ()
     note: str = ""
 
-    @field_validator(
-        "hold_s", "load_kg", "pain_before", "pain_during", "pain_after", "pain_next_morning", "rpe"
-    )
-    @classmethod
-    def _no_negative_zero(cls, value: float | None) -> float | None:
-        # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: one zero only.
-        return None if value is None else value + 0.0
-
-    @field_validator("reps")
-    @classmethod
-    def _reps_not_negative(cls, reps: tuple[int, ...]) -> tuple[int, ...]:
-        if any(r < 0 for r in reps):
-            raise ValueError("reps per set cannot be negative")
-        return reps
+    @model_validator(mode="after")
+    def _one_zero(self) -> Outcome:
+        # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: keep one zero.
+        # One check per record (field validators would cost a Python call per field).
+        values = self.__dict__
+        for name in _SIGNED_ZERO_FIELDS:
+            value = values[name]
+            if value == 0 and value is not None and math.copysign(1.0, value) < 0:
+                values[name] = 0.0
+        return self
 
     @property
     def scored(self) -> bool:
