@@ -1,0 +1,348 @@
+"""Recompute a clinic: every patient whose week has ended gets next week's prescription.
+
+Each due patient is replayed from week 1 as a fold over `CompiledProgram.step`, with the
+clinician's actions applied at their weeks, and all of that patient's prescriptions,
+decisions and alerts replace the stored ones. Workers (spawned processes) open the store
+read-only and only compute; the parent alone writes, one transaction per batch of patients,
+and marks each patient computed at the data version its snapshot saw. So a run can be killed
+at any moment and run again, and a second run finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from progressor.engine import CompiledProgram, Engine
+from progressor.errors import ProgressorError
+from progressor.loading import parse_program
+from progressor.models import Enrollment, Outcome, PainReport, Prescription, Record, StepResult
+from progressor.store import (
+    AlertRow,
+    ClinicianAction,
+    DecisionRow,
+    PatientInputs,
+    PatientResults,
+    PrescriptionRow,
+    Store,
+    canonical_json,
+)
+
+#: Builds the engine a worker computes with; with workers > 1 it must pickle (a module-level
+#: function or a functools.partial of one), since each spawned worker calls it once.
+EngineFactory = Callable[[], Engine]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PatientFailure:
+    """A patient who could not be computed at all; their previous results stay."""
+
+    patient: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a recompute did. The counts describe the newest week of the patients computed."""
+
+    as_of: dt.date
+    enrolled: int
+    due: int  # patients with a newly ended week or new records or actions
+    computed: int
+    up_to_date: int  # started patients with nothing new: skipped
+    not_started: int  # no week has ended yet
+    actions: Mapping[str, int] = field(default_factory=dict)  # progress / hold / regress / pause
+    alerts: int = 0
+    plugin_failures: int = 0  # patients held by the fail-safe (a `plugin-failure` flag)
+    failures: tuple[PatientFailure, ...] = ()
+
+
+class _Computed(NamedTuple):
+    results: PatientResults
+    actions: tuple[str, ...]  # the newest week's decisions
+    alerts: int
+    plugin_failure: bool
+
+
+def ended_weeks(start: dt.date, as_of: dt.date) -> int:
+    """How many weeks of an enrollment starting on `start` have ended by the day `as_of`."""
+    return max(0, (as_of - start).days // 7)
+
+
+def recompute(
+    store_path: str | Path,
+    *,
+    as_of: dt.date,
+    engine_factory: EngineFactory | None = None,
+    plugins: Sequence[str] = (),
+    workers: int = 1,
+    progress: Progress | None = None,
+    patients: Sequence[str] = (),
+    batch_size: int = 250,
+) -> Summary:
+    """Recompute every due patient (or the due ones among `patients`) as of the day `as_of`.
+
+    The engine comes from `engine_factory`, else `Engine(plugins=plugins)`. `workers` > 1
+    computes in that many spawned processes (0: one per core); the results are the same for
+    any number. `progress(done, total)` is called after each batch is stored.
+    """
+    workers = workers or os.cpu_count() or 1
+    with Store.open(store_path) as store:
+        enrolled, started, due_all = store.count_patients(as_of)
+        due = len(store.due(as_of, patients=patients)) if patients else due_all
+        tally = _Tally(due, progress)
+        chunks = _chunks(store, as_of, batch_size, patients)
+        args = (str(store_path), engine_factory, tuple(plugins), as_of)
+        # A pool costs a second or so to spawn: not worth it for a single batch.
+        workers = min(workers, -(-due // batch_size))
+        if workers <= 1:
+            computer = _Computer(*args)
+            try:
+                for chunk in chunks:
+                    tally.store(store, computer.compute(chunk))
+            finally:
+                computer.close()
+        else:
+            _in_pool(store, chunks, tally, workers, args)
+    return tally.summary(as_of, enrolled, started, started - due_all)
+
+
+def _chunks(
+    store: Store, as_of: dt.date, size: int, patients: Sequence[str]
+) -> Iterator[list[str]]:
+    """Due patients in key order, a page at a time: never the whole clinic in memory."""
+    after = ""
+    while chunk := store.due(as_of, after=after, limit=size, patients=patients):
+        yield chunk
+        after = chunk[-1]
+
+
+def _in_pool(
+    store: Store,
+    chunks: Iterator[list[str]],
+    tally: _Tally,
+    workers: int,
+    args: tuple[str, EngineFactory | None, tuple[str, ...], dt.date],
+) -> None:
+    # A bounded window of chunks in flight keeps memory flat; storing in submission order
+    # keeps the batches, and so the transactions, the same from run to run. Unlike
+    # multiprocessing.Pool, the executor reports a worker that died (BrokenProcessPool)
+    # instead of waiting for its result forever.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, _start_worker, args) as pool:
+        pending: deque[Future[list[_Computed]]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(_work, chunk))
+                if len(pending) >= 2 * workers:
+                    tally.store(store, pending.popleft().result())
+            while pending:
+                tally.store(store, pending.popleft().result())
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class _Tally:
+    """Stores each computed batch and counts what the summary reports."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress = total, progress
+        self.done = self.computed = self.alerts = self.plugin_failures = 0
+        self.actions: Counter[str] = Counter()
+        self.failures: list[PatientFailure] = []
+
+    def store(self, store: Store, batch: list[_Computed]) -> None:
+        store.write_results([c.results for c in batch])
+        for c in batch:
+            if c.results.error is not None:
+                self.failures.append(PatientFailure(c.results.patient, c.results.error))
+                continue
+            self.computed += 1
+            self.actions.update(c.actions)
+            self.alerts += c.alerts
+            self.plugin_failures += c.plugin_failure
+        self.done += len(batch)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def summary(self, as_of: dt.date, enrolled: int, started: int, up_to_date: int) -> Summary:
+        return Summary(
+            as_of=as_of,
+            enrolled=enrolled,
+            due=self.total,
+            computed=self.computed,
+            up_to_date=up_to_date,
+            not_started=enrolled - started,
+            actions={a: self.actions[a] for a in ("progress", "hold", "regress", "pause")},
+            alerts=self.alerts,
+            plugin_failures=self.plugin_failures,
+            failures=tuple(self.failures),
+        )
+
+
+# -- computing (in a worker process, or in the parent when workers == 1) -----------------------
+
+
+class _Computer:
+    """A read-only view of the store and an engine; compiles each program version once."""
+
+    def __init__(
+        self,
+        store_path: str,
+        engine_factory: EngineFactory | None,
+        plugins: tuple[str, ...],
+        as_of: dt.date,
+    ) -> None:
+        self.engine = engine_factory() if engine_factory else Engine(plugins=plugins)
+        self.store = Store.open(store_path, readonly=True)
+        self.as_of = as_of
+        self.programs: dict[tuple[str, str], CompiledProgram | str] = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    def compute(self, patients: Sequence[str]) -> list[_Computed]:
+        return [self._patient(inputs) for inputs in self.store.inputs(patients)]
+
+    def _compiled(self, inputs: PatientInputs) -> CompiledProgram | str:
+        key = (inputs.enrollment.program, inputs.program_version)
+        if key not in self.programs:
+            try:
+                program = parse_program(inputs.toml, f"store:{key[0]}@{key[1]}")
+                self.programs[key] = self.engine.compile(program)
+            except ProgressorError as exc:
+                self.programs[key] = f"program {key[0]!r} {key[1]} cannot be compiled: {exc}"
+        return self.programs[key]
+
+    def _patient(self, inputs: PatientInputs) -> _Computed:
+        patient = inputs.enrollment.patient
+        weeks = max(ended_weeks(inputs.enrollment.start, self.as_of), inputs.computed_weeks)
+        compiled = self._compiled(inputs)
+        try:
+            if isinstance(compiled, str):
+                raise ProgressorError(compiled)
+            return _fold(compiled, inputs, weeks)
+        except Exception as exc:  # one patient's failure must not stop the clinic's batch
+            error = f"{type(exc).__name__}: {exc}"
+            return _Computed(
+                PatientResults(patient, inputs.data_version, weeks, error=error), (), 0, False
+            )
+
+
+def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Computed:
+    """Weeks 1..`weeks` of one patient as a fold over step, clinician actions applied."""
+    enrollment = inputs.enrollment
+    by_week = _records_by_week(inputs, enrollment.start)
+    actions: dict[int, list[ClinicianAction]] = {}
+    for action in inputs.actions:
+        actions.setdefault(action.week, []).append(action)
+    first = compiled.first_week(enrollment)
+    prescription = _apply(compiled, enrollment, first, actions.get(1, ()))
+    prescriptions = [_prescription_row(prescription)]
+    decisions: list[DecisionRow] = []
+    alerts: list[AlertRow] = []
+    result: StepResult | None = None
+    for week in range(1, weeks + 1):
+        result = compiled.step(prescription, by_week.get(week, ()))
+        decisions.extend(
+            DecisionRow(week, d.exercise, d.action, d.rule, d.plugin, d.reason, canonical_json(d))
+            for d in result.decisions
+        )
+        alerts.extend(
+            AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in result.alerts
+        )
+        prescription = _apply(compiled, enrollment, result.prescription, actions.get(week + 1, ()))
+        prescriptions.append(_prescription_row(prescription))
+    results = PatientResults(
+        enrollment.patient,
+        inputs.data_version,
+        weeks,
+        tuple(prescriptions),
+        tuple(decisions),
+        tuple(alerts),
+    )
+    newest = result.decisions if result else ()
+    failed = any(f.code == "plugin-failure" for f in prescription.flags)
+    return _Computed(
+        results, tuple(d.action for d in newest), len(result.alerts) if result else 0, failed
+    )
+
+
+def _records_by_week(inputs: PatientInputs, start: dt.date) -> dict[int, list[Record]]:
+    """Records grouped by enrollment week; those dated before the start go to week 1, where
+    the step sets them aside with their reason (as `CompiledProgram.replay` does)."""
+    records: list[Record] = [Outcome.model_validate_json(t) for t in inputs.outcomes]
+    records.extend(PainReport.model_validate_json(t) for t in inputs.pain_reports)
+    by_week: dict[int, list[Record]] = {}
+    for record in records:
+        by_week.setdefault(max(1, (record.date - start).days // 7 + 1), []).append(record)
+    return by_week
+
+
+def _apply(
+    compiled: CompiledProgram,
+    enrollment: Enrollment,
+    prescription: Prescription,
+    actions: Sequence[ClinicianAction],
+) -> Prescription:
+    """The week's prescription after the clinician's actions, in the order they were taken."""
+    for action in actions:
+        if action.kind == "resume":
+            names = (action.exercise,) if action.exercise else ()
+            prescription = compiled.resume(prescription, names)
+            continue
+        name = action.exercise or ""
+        state = prescription.exercises.get(name)
+        if state is None or action.dose is None:
+            raise ProgressorError(f"clinician action {action.id}: no exercise {name!r} to override")
+        # The engine checks a starting dose against the exercise type, the strategy and the
+        # limits; an override must pass the same checks (it raises ProgressorError if not).
+        compiled.first_week(enrollment.model_copy(update={"overrides": {name: action.dose}}))
+        exercises = dict(prescription.exercises)
+        exercises[name] = state.model_copy(update={"dose": action.dose})
+        prescription = prescription.model_copy(update={"exercises": exercises})
+    return prescription
+
+
+def _prescription_row(prescription: Prescription) -> PrescriptionRow:
+    paused = sum(s.status == "paused" for s in prescription.exercises.values())
+    return PrescriptionRow(
+        prescription.week,
+        prescription.start.isoformat(),
+        prescription.status,
+        paused,
+        len(prescription.flags),
+        canonical_json(prescription),
+    )
+
+
+# -- the worker process ----------------------------------------------------------------------
+
+_WORKER: _Computer | str | None = None
+
+
+def _start_worker(
+    store_path: str, engine_factory: EngineFactory | None, plugins: tuple[str, ...], as_of: dt.date
+) -> None:
+    # An initializer that raises makes the pool start new workers forever: keep the error
+    # and report it from the first task instead.
+    global _WORKER
+    try:
+        _WORKER = _Computer(store_path, engine_factory, plugins, as_of)
+    except Exception as exc:
+        _WORKER = f"{type(exc).__name__}: {exc}"
+
+
+def _work(patients: list[str]) -> list[_Computed]:
+    if not isinstance(_WORKER, _Computer):
+        raise ProgressorError(f"the recompute worker could not start: {_WORKER}")
+    return _WORKER.compute(patients)

@@ -1,0 +1,1006 @@
+"""The clinic's embedded store: one SQLite file holding programs, patients, logs and results.
+
+Inputs (programs, enrollments, imported records, clinician actions) are kept as they came;
+results (prescriptions, decisions, alerts) are a cache of the weekly fold that
+`progressor.batch.recompute` rewrites per patient. Every change runs in one transaction, so a
+failed import or recompute leaves what was stored before untouched. WAL mode lets readers and
+one writer work at once; writers take the lock up front (BEGIN IMMEDIATE) and wait for each
+other up to `busy_timeout`. docs/store.md describes the schema and its rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel
+
+from progressor.engine import CompiledProgram
+from progressor.errors import LogError, ProgressorError
+
+# The row readers of loading keep each record's line number, which read_log drops.
+from progressor.loading import _csv, _jsonl, log_format, parse_program, parse_record
+from progressor.models import (
+    Alert,
+    Decision,
+    Dose,
+    Enrollment,
+    Exercise,
+    Outcome,
+    Prescription,
+    Program,
+    Record,
+    SetAside,
+    Status,
+)
+
+#: Migration i (0-based) takes a store from schema version i to i + 1 (PRAGMA user_version).
+#: Append only: a released script is never edited, a change is a new script.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: inputs as they came, and the results of the weekly fold.
+    """
+    CREATE TABLE programs (
+        program TEXT NOT NULL, version TEXT NOT NULL, hash TEXT NOT NULL,
+        toml TEXT NOT NULL, added_at TEXT NOT NULL,
+        PRIMARY KEY (program, version)
+    );
+    CREATE TABLE patients (
+        patient TEXT PRIMARY KEY, program TEXT NOT NULL, program_version TEXT NOT NULL,
+        program_hash TEXT NOT NULL, start TEXT NOT NULL, overrides TEXT NOT NULL,
+        enrolled_at TEXT NOT NULL,
+        FOREIGN KEY (program, program_version) REFERENCES programs (program, version)
+    );
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, at TEXT NOT NULL,
+        added INTEGER NOT NULL, duplicates INTEGER NOT NULL, quarantined INTEGER NOT NULL
+    );
+    CREATE TABLE outcomes (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        hash TEXT NOT NULL, date TEXT NOT NULL, exercise TEXT NOT NULL, record TEXT NOT NULL,
+        source TEXT NOT NULL, line INTEGER, import INTEGER REFERENCES imports (id),
+        UNIQUE (patient, hash)
+    );
+    CREATE TABLE pain_reports (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        hash TEXT NOT NULL, date TEXT NOT NULL, record TEXT NOT NULL,
+        source TEXT NOT NULL, line INTEGER, import INTEGER REFERENCES imports (id),
+        UNIQUE (patient, hash)
+    );
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+        line INTEGER, reason TEXT NOT NULL, raw TEXT NOT NULL,
+        import INTEGER REFERENCES imports (id)
+    );
+    CREATE TABLE clinician_actions (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        kind TEXT NOT NULL CHECK (kind IN ('resume', 'override')), exercise TEXT, dose TEXT,
+        note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL, week INTEGER NOT NULL
+    );
+    CREATE INDEX clinician_actions_patient ON clinician_actions (patient, week);
+    CREATE TABLE prescriptions (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        start TEXT NOT NULL, status TEXT NOT NULL, paused INTEGER NOT NULL,
+        flags INTEGER NOT NULL, prescription TEXT NOT NULL,
+        PRIMARY KEY (patient, week)
+    );
+    CREATE TABLE decisions (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        exercise TEXT NOT NULL, action TEXT NOT NULL, rule TEXT NOT NULL, plugin TEXT NOT NULL,
+        reason TEXT NOT NULL, decision TEXT NOT NULL,
+        PRIMARY KEY (patient, week, exercise)
+    );
+    CREATE TABLE alerts (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        rule TEXT NOT NULL, plugin TEXT NOT NULL, message TEXT NOT NULL, urgent INTEGER NOT NULL,
+        PRIMARY KEY (patient, week, rule, message)
+    );
+    """,
+    # 2: per-patient bookkeeping for incremental recompute. A store made before it has every
+    # patient marked as never computed, so the next recompute rebuilds all results.
+    """
+    CREATE TABLE patient_state (
+        patient TEXT PRIMARY KEY REFERENCES patients (patient),
+        data_version INTEGER NOT NULL DEFAULT 1,
+        computed_version INTEGER,
+        computed_weeks INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    INSERT INTO patient_state (patient) SELECT patient FROM patients;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The result tables with their keys: what recompute writes, and what a dump compares.
+RESULT_TABLES = {
+    "prescriptions": "patient, week",
+    "decisions": "patient, week, exercise",
+    "alerts": "patient, week, rule, message",
+    "patient_state": "patient",
+}
+
+
+class StoreError(ProgressorError):
+    """The store cannot do what was asked: missing, too new, or an inconsistent request."""
+
+
+def canonical_json(value: BaseModel | Any) -> str:
+    """Sorted keys, no spaces, JSON mode: the same value always gives the same text."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _dose_json(dose: Dose) -> str:
+    return canonical_json(dose.model_dump(mode="json", exclude_none=True))
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def week_of(start: dt.date, day: dt.date) -> int:
+    """The enrollment week (1-based) that contains `day`; days before the start count as 1."""
+    return max(1, (day - start).days // 7 + 1)
+
+
+def limit_problem(exercise: Exercise, dose: Dose) -> str | None:
+    """Why `dose` is below the exercise's floor or above its ceiling, or None."""
+    for name, low in exercise.floor.values().items():
+        value = getattr(dose, name)
+        if value is not None and value < low:
+            return f"{exercise.id}: {name} {value:g} is below the floor {low:g}"
+    for name, high in exercise.ceiling.values().items():
+        value = getattr(dose, name)
+        if value is not None and value > high:
+            return f"{exercise.id}: {name} {value:g} is above the ceiling {high:g}"
+    return None
+
+
+# -- values the store hands out ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What one import did: records added, records already stored, lines set aside."""
+
+    source: str
+    added: int
+    duplicates: int
+    quarantined: tuple[SetAside, ...]
+    patients: int  # patients who got new records
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    schema_version: int
+    programs: int
+    patients: int
+    outcomes: int
+    pain_reports: int
+    quarantined: int
+    clinician_actions: int
+    up_to_date: int  # patients whose results include every record and action
+    stale: int  # patients with new records or actions since their last recompute
+    failed: int  # patients whose last recompute failed
+    paused: int  # latest prescription paused (the program or an exercise)
+    flagged: int  # latest prescription carries flags
+    alerts: int
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A patient waiting for a clinician: latest prescription paused or flagged."""
+
+    patient: str
+    week: int
+    status: Status
+    reasons: tuple[str, ...]
+    pending: bool  # records or clinician actions not yet recomputed
+
+
+@dataclass(frozen=True)
+class ClinicianAction:
+    id: int
+    patient: str
+    kind: Literal["resume", "override"]
+    exercise: str | None
+    dose: Dose | None
+    note: str
+    who: str
+    at: dt.datetime
+    week: int  # the week whose prescription the action changes
+
+
+@dataclass(frozen=True)
+class PatientInputs:
+    """Everything recompute needs about one patient, read in one snapshot."""
+
+    enrollment: Enrollment
+    program_version: str
+    toml: str
+    data_version: int
+    computed_weeks: int
+    outcomes: tuple[str, ...]  # canonical JSON
+    pain_reports: tuple[str, ...]
+    actions: tuple[ClinicianAction, ...]  # by week, then in the order recorded
+
+
+class PrescriptionRow(NamedTuple):
+    week: int
+    start: str
+    status: str
+    paused: int  # paused exercises
+    flags: int
+    prescription: str
+
+
+class DecisionRow(NamedTuple):
+    week: int
+    exercise: str
+    action: str
+    rule: str
+    plugin: str
+    reason: str
+    decision: str
+
+
+class AlertRow(NamedTuple):
+    week: int
+    rule: str
+    plugin: str
+    message: str
+    urgent: int
+
+
+@dataclass(frozen=True)
+class PatientResults:
+    """One patient's recomputed rows, or the error that stopped the computation."""
+
+    patient: str
+    data_version: int
+    weeks: int
+    prescriptions: tuple[PrescriptionRow, ...] = ()
+    decisions: tuple[DecisionRow, ...] = ()
+    alerts: tuple[AlertRow, ...] = ()
+    error: str | None = None
+
+
+class _Lines:
+    """Pass lines through while remembering the last ones, to quote a bad record's text."""
+
+    def __init__(self, lines: Iterable[str], header: int) -> None:
+        self._lines, self._recent = lines, deque[tuple[int, str]](maxlen=64)
+        self._last = header
+
+    def __iter__(self) -> Iterator[str]:
+        for number, line in enumerate(self._lines, start=1):
+            self._recent.append((number, line))
+            yield line
+
+    def raw(self, number: int) -> str:
+        """The text of the lines after the previous record, up to line `number`."""
+        text = "".join(line for n, line in self._recent if self._last < n <= number)
+        self._last = number
+        return text.strip()
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class Store:
+    """One clinic's SQLite file. Not shared between threads: open one Store per thread."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path, readonly: bool) -> None:
+        self._db, self.path, self.readonly = db, path, readonly
+
+    @classmethod
+    def init(cls, path: str | Path, *, busy_timeout: float = 60.0) -> Store:
+        """Create the store, or migrate an older one to the current schema."""
+        store = cls(_connect(Path(path), False, busy_timeout), Path(path), False)
+        try:
+            store._migrate()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path, *, readonly: bool = False, busy_timeout: float = 60.0) -> Store:
+        """Open an existing store at the current schema version (see `init`)."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"{path}: no store here; create it with 'progressor init'")
+        store = cls(_connect(path, readonly, busy_timeout), path, readonly)
+        version = store.schema_version()
+        if version != SCHEMA_VERSION:
+            store.close()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{path}: schema {version} is newer than this progressor's")
+            raise StoreError(f"{path}: schema {version} is old; migrate it with 'progressor init'")
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is stored, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same state."""
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        finally:
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        for version, script in enumerate(MIGRATIONS, start=1):
+            with self._write() as db:
+                current = self.schema_version()  # another process may have migrated meanwhile
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: schema {current} is newer than this progressor's"
+                    )
+                if current >= version:
+                    continue
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+
+    # -- programs and enrollments -------------------------------------------------------------
+
+    def add_program(self, program: Program, toml_text: str) -> bool:
+        """Store a program version; False when that exact text is already stored.
+
+        A version is immutable: other text under a stored id and version is refused.
+        """
+        parsed = parse_program(toml_text)
+        if (parsed.id, parsed.version) != (program.id, program.version):
+            raise StoreError(
+                f"the text is of program {parsed.id!r} version {parsed.version!r}, "
+                f"not {program.id!r} version {program.version!r}"
+            )
+        digest = _digest(toml_text)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT hash FROM programs WHERE program = ? AND version = ?",
+                (program.id, program.version),
+            ).fetchone()
+            if row is not None:
+                if row[0] != digest:
+                    raise StoreError(
+                        f"program {program.id!r} version {program.version!r} is already stored "
+                        "with other content; give the changed program a new version"
+                    )
+                return False
+            db.execute(
+                "INSERT INTO programs VALUES (?, ?, ?, ?, ?)",
+                (program.id, program.version, digest, toml_text, _now()),
+            )
+        return True
+
+    def program(self, program_id: str, version: str) -> Program:
+        """A stored program version, parsed again from its TOML text."""
+        row = self._db.execute(
+            "SELECT toml FROM programs WHERE program = ? AND version = ?", (program_id, version)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"program {program_id!r} version {version!r} is not in the store")
+        return parse_program(row[0], f"store:{program_id}@{version}")
+
+    def enroll(
+        self, enrollment: Enrollment, program: Program, compiled: CompiledProgram | None = None
+    ) -> bool:
+        """Enroll a patient on a stored program version; False when already enrolled so.
+
+        Overrides must name the program's exercises and stay within floor and ceiling; with
+        `compiled`, the engine checks them in full (`CompiledProgram.first_week`). A patient
+        is on one enrollment: a different one for an enrolled patient is refused.
+        """
+        if compiled is not None:
+            _engine_check(compiled, enrollment, enrollment.overrides)
+        return self.enroll_many([enrollment], program) == 1
+
+    def enroll_many(self, enrollments: Iterable[Enrollment], program: Program) -> int:
+        """Enroll patients on one program version in one transaction; how many are new."""
+        added = 0
+        with self._write() as db:
+            stored = db.execute(
+                "SELECT hash FROM programs WHERE program = ? AND version = ?",
+                (program.id, program.version),
+            ).fetchone()
+            if stored is None:
+                raise StoreError(
+                    f"program {program.id!r} version {program.version!r} is not in the store; "
+                    "add it first"
+                )
+            for enrollment in enrollments:
+                added += self._enroll(enrollment, program, stored[0])
+        return added
+
+    def _enroll(self, enrollment: Enrollment, program: Program, digest: str) -> bool:
+        patient = enrollment.patient
+        if enrollment.program != program.id:
+            raise StoreError(f"{patient!r}: enrolled on {enrollment.program!r}, not {program.id!r}")
+        for name, dose in enrollment.overrides.items():
+            problem = _override_problem(program, name, dose)
+            if problem:
+                raise StoreError(f"patient {patient!r}: {problem}")
+        overrides = canonical_json(
+            {name: json.loads(_dose_json(dose)) for name, dose in enrollment.overrides.items()}
+        )
+        values = (program.id, program.version, digest, enrollment.start.isoformat(), overrides)
+        row = self._db.execute(
+            "SELECT program, program_version, program_hash, start, overrides FROM patients"
+            " WHERE patient = ?",
+            (patient,),
+        ).fetchone()
+        if row is not None:
+            if tuple(row) != values:
+                raise StoreError(f"patient {patient!r} is already enrolled")
+            return False
+        self._db.execute(
+            "INSERT INTO patients VALUES (?, ?, ?, ?, ?, ?, ?)", (patient, *values, _now())
+        )
+        self._db.execute("INSERT INTO patient_state (patient) VALUES (?)", (patient,))
+        return True
+
+    def enrollment(self, patient: str) -> Enrollment:
+        row = self._db.execute(
+            "SELECT program, start, overrides FROM patients WHERE patient = ?", (patient,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"patient {patient!r} is not enrolled")
+        return _enrollment(patient, *row)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def import_records(
+        self, data: str | Path | Iterable[str], source: str | None = None, fmt: str | None = None
+    ) -> ImportReport:
+        """Import a JSONL or CSV log (a path, or lines with `fmt`) in one transaction.
+
+        Each record needs a `patient` who is enrolled; a record already stored is counted as
+        a duplicate and not added again. Lines that cannot be used go to the quarantine with
+        their reason. An unreadable file raises LogError and stores nothing.
+        """
+        if not isinstance(data, str | Path):
+            return self._import(data, source or "<lines>", fmt or "jsonl")
+        path = Path(data)
+        fmt = fmt or log_format(path)
+        try:
+            with path.open(encoding="utf-8", newline="") as handle:
+                return self._import(handle, source or str(path), fmt)
+        except OSError as exc:
+            raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise LogError(f"{path}: not UTF-8 text ({exc.reason}); nothing imported") from None
+
+    def _import(self, lines: Iterable[str], source: str, fmt: str) -> ImportReport:
+        if fmt not in ("jsonl", "csv"):
+            raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
+        tracked = _Lines(lines, header=1 if fmt == "csv" else 0)
+        rows = _csv(tracked) if fmt == "csv" else _jsonl(tracked)
+        added = duplicates = 0
+        aside: list[SetAside] = []
+        touched: set[str] = set()
+        enrolled: dict[str, bool] = {}
+        with self._write() as db:
+            batch = db.execute(
+                "INSERT INTO imports (source, at, added, duplicates, quarantined)"
+                " VALUES (?, ?, 0, 0, 0)",
+                (source, _now()),
+            ).lastrowid
+            for number, row in rows:
+                raw = tracked.raw(number)
+                usable = _usable(row, enrolled, self._enrolled)
+                if isinstance(usable, str):
+                    aside.append(SetAside(source=source, line=number, reason=usable, record=raw))
+                    self._quarantine(aside[-1], batch)
+                elif self._insert_record(usable[0], source, number, batch):
+                    added += 1
+                    touched.add(usable[1])
+                else:
+                    duplicates += 1
+            db.executemany(
+                "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
+                ((p,) for p in sorted(touched)),
+            )
+            db.execute(
+                "UPDATE imports SET added = ?, duplicates = ?, quarantined = ? WHERE id = ?",
+                (added, duplicates, len(aside), batch),
+            )
+        return ImportReport(source, added, duplicates, tuple(aside), len(touched))
+
+    def _enrolled(self, patient: str) -> bool:
+        query = "SELECT 1 FROM patients WHERE patient = ?"
+        return self._db.execute(query, (patient,)).fetchone() is not None
+
+    def _insert_record(self, record: Record, source: str, line: int, batch: int | None) -> bool:
+        text = canonical_json(record)
+        row: dict[str, object] = {
+            "patient": record.patient,
+            "hash": _digest(text),
+            "date": record.date.isoformat(),
+        }
+        row |= {"record": text, "source": source, "line": line, "import": batch}
+        table = "pain_reports"
+        if isinstance(record, Outcome):
+            table, row["exercise"] = "outcomes", record.exercise
+        columns, names = ", ".join(row), ", ".join(f":{name}" for name in row)
+        query = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({names})"
+        return self._db.execute(query, row).rowcount == 1
+
+    def _quarantine(self, aside: SetAside, batch: int | None) -> None:
+        key = canonical_json([aside.source, aside.line, aside.reason, aside.record])
+        self._db.execute(
+            "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (_digest(key), aside.source, aside.line, aside.reason, aside.record, batch),
+        )
+
+    def quarantine(self) -> list[SetAside]:
+        """Every line ever set aside by an import, in the order first seen."""
+        rows = self._db.execute("SELECT source, line, reason, raw FROM quarantine ORDER BY id")
+        return [SetAside(source=s, line=n, reason=r, record=raw) for s, n, r, raw in rows]
+
+    # -- clinician actions ---------------------------------------------------------------------
+
+    def resume(
+        self,
+        patient: str,
+        note: str,
+        who: str,
+        at: dt.datetime | None = None,
+        *,
+        exercises: Sequence[str] = (),
+        week: int | None = None,
+    ) -> list[ClinicianAction]:
+        """Record a clinician's resume of the patient (or of the named exercises only).
+
+        It changes the prescription of `week`, by default the week that contains `at` (now);
+        the next recompute applies it.
+        """
+        items: list[tuple[str | None, Dose | None]] = [(n, None) for n in exercises]
+        return self._act(patient, "resume", items or [(None, None)], note, who, at, week)
+
+    def override(
+        self,
+        patient: str,
+        exercise: str,
+        dose: Dose,
+        note: str,
+        who: str,
+        at: dt.datetime | None = None,
+        *,
+        week: int | None = None,
+        compiled: CompiledProgram | None = None,
+    ) -> ClinicianAction:
+        """Record a clinician's new dose for one exercise, from `week` on (default: now's).
+
+        The store checks the exercise and its floor and ceiling; with `compiled` (the
+        patient's program, compiled by the engine that will recompute), the dose is also
+        checked like a starting dose: the exercise type's fields and the strategy's needs.
+        """
+        if compiled is not None:
+            _engine_check(compiled, self.enrollment(patient), {exercise: dose})
+        [action] = self._act(patient, "override", [(exercise, dose)], note, who, at, week)
+        return action
+
+    def _act(
+        self,
+        patient: str,
+        kind: Literal["resume", "override"],
+        items: Sequence[tuple[str | None, Dose | None]],
+        note: str,
+        who: str,
+        at: dt.datetime | None,
+        week: int | None,
+    ) -> list[ClinicianAction]:
+        if not note.strip() or not who.strip():
+            raise StoreError("a clinician action needs a note (why) and who took it")
+        at = at or dt.datetime.now().astimezone()
+        enrollment = self.enrollment(patient)
+        week = week if week is not None else week_of(enrollment.start, at.date())
+        if week < 1:
+            raise StoreError(f"week {week}: weeks are counted from 1")
+        actions = []
+        with self._write() as db:
+            (version,) = db.execute(
+                "SELECT program_version FROM patients WHERE patient = ?", (patient,)
+            ).fetchone()
+            program = self.program(enrollment.program, version)
+            for exercise, dose in items:
+                problem = exercise and _override_problem(program, exercise, dose)
+                if problem:
+                    raise StoreError(f"patient {patient!r}: {problem}")
+                row = (patient, kind, exercise, dose and _dose_json(dose), note, who)
+                cursor = db.execute(
+                    "INSERT INTO clinician_actions"
+                    " (patient, kind, exercise, dose, note, who, at, week)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, at.isoformat(), week),
+                )
+                number = int(cursor.lastrowid or 0)
+                actions.append(
+                    ClinicianAction(number, patient, kind, exercise, dose, note, who, at, week)
+                )
+            db.execute(
+                "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
+                (patient,),
+            )
+        return actions
+
+    def actions(self, patient: str) -> list[ClinicianAction]:
+        """A patient's clinician actions, in the order recompute applies them: by week, then
+        in the order they were recorded."""
+        rows = self._db.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM clinician_actions WHERE patient = ? ORDER BY week, id",
+            (patient,),
+        )
+        return [_action(row) for row in rows]
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def prescriptions(self, patient: str) -> list[Prescription]:
+        """A patient's stored prescriptions, week 1 first."""
+        rows = self._db.execute(
+            "SELECT prescription FROM prescriptions WHERE patient = ? ORDER BY week", (patient,)
+        )
+        return [Prescription.model_validate_json(text) for (text,) in rows]
+
+    def decisions(self, patient: str, week: int | None = None) -> list[tuple[int, Decision]]:
+        """(week, decision) of a patient, by week then exercise: the audit trail."""
+        query = "SELECT week, decision FROM decisions WHERE patient = ?"
+        args: tuple[Any, ...] = (patient,)
+        if week is not None:
+            query, args = query + " AND week = ?", (patient, week)
+        rows = self._db.execute(query + " ORDER BY week, exercise", args)
+        return [(w, Decision.model_validate_json(text)) for w, text in rows]
+
+    def alerts(self, patient: str | None = None) -> list[Alert]:
+        """The alerts of one patient, or of every patient, by patient and week."""
+        query = "SELECT patient, week, rule, plugin, message, urgent FROM alerts"
+        rows = (
+            self._db.execute(query + " WHERE patient = ? ORDER BY week", (patient,))
+            if patient is not None
+            else self._db.execute(query + " ORDER BY patient, week")
+        )
+        return [
+            Alert(patient=p, week=w, rule=r, plugin=g, message=m, urgent=bool(u))
+            for p, w, r, g, m, u in rows
+        ]
+
+    def status(self) -> StoreStatus:
+        """Counts of what is stored, and how up to date the results are."""
+
+        def count(query: str) -> int:
+            return int(self._db.execute(query).fetchone()[0])
+
+        with self._snapshot():
+            latest = f"SELECT paused, flags FROM prescriptions p WHERE {_LATEST}"
+            return StoreStatus(
+                schema_version=self.schema_version(),
+                programs=count("SELECT count(*) FROM programs"),
+                patients=count("SELECT count(*) FROM patients"),
+                outcomes=count("SELECT count(*) FROM outcomes"),
+                pain_reports=count("SELECT count(*) FROM pain_reports"),
+                quarantined=count("SELECT count(*) FROM quarantine"),
+                clinician_actions=count("SELECT count(*) FROM clinician_actions"),
+                up_to_date=count(
+                    "SELECT count(*) FROM patient_state WHERE computed_version = data_version"
+                ),
+                stale=count(
+                    "SELECT count(*) FROM patient_state"
+                    " WHERE computed_version IS NULL OR computed_version != data_version"
+                ),
+                failed=count("SELECT count(*) FROM patient_state WHERE error IS NOT NULL"),
+                paused=count(f"SELECT count(*) FROM ({latest}) WHERE paused > 0"),
+                flagged=count(f"SELECT count(*) FROM ({latest}) WHERE flags > 0"),
+                alerts=count("SELECT count(*) FROM alerts"),
+            )
+
+    def review_queue(self) -> list[ReviewItem]:
+        """Patients whose latest prescription is paused or flagged and still needs a clinician.
+
+        A paused patient leaves the queue once a resume is recorded for that week; a flagged
+        one once any clinician action is. Paused patients come first.
+        """
+        items = []
+        with self._snapshot() as db:
+            rows = db.execute(
+                "SELECT p.patient, p.week, p.prescription,"
+                " s.computed_version IS NULL OR s.computed_version != s.data_version"
+                " FROM prescriptions p JOIN patient_state s USING (patient)"
+                f" WHERE (p.paused > 0 OR p.flags > 0) AND {_LATEST}"
+                " ORDER BY p.patient"
+            ).fetchall()
+            for patient, week, text, pending in rows:
+                acted = {
+                    kind
+                    for (kind,) in db.execute(
+                        "SELECT kind FROM clinician_actions WHERE patient = ? AND week >= ?",
+                        (patient, week),
+                    )
+                }
+                item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
+                if item is not None:
+                    items.append(item)
+        return sorted(items, key=lambda i: (i.status != "paused", i.patient))
+
+    # -- recompute's side: due patients, inputs, results ----------------------------------------
+
+    def due(
+        self, as_of: dt.date, after: str = "", limit: int = -1, patients: Sequence[str] = ()
+    ) -> list[str]:
+        """Patients (ordered, after `after`) with a newly ended week or data not yet computed."""
+        query = f"SELECT patient FROM ({_DUE_ALL}) WHERE due AND patient > :after"
+        if patients:
+            query += " AND patient IN (SELECT value FROM json_each(:patients))"
+        args = {"as_of": as_of.isoformat(), "after": after, "limit": limit}
+        rows = self._db.execute(
+            query + " ORDER BY patient LIMIT :limit",
+            {**args, "patients": json.dumps(list(patients))},
+        )
+        return [patient for (patient,) in rows]
+
+    def count_patients(self, as_of: dt.date) -> tuple[int, int, int]:
+        """(enrolled, started: a week has ended, due) as of a day."""
+        query = (
+            "SELECT count(*), coalesce(sum(weeks >= 1 OR computed_weeks >= 1), 0),"
+            f" coalesce(sum(due), 0) FROM ({_DUE_ALL})"
+        )
+        total, started, due = self._db.execute(query, {"as_of": as_of.isoformat()}).fetchone()
+        return int(total), int(started), int(due)
+
+    def inputs(self, patients: Sequence[str]) -> list[PatientInputs]:
+        """The inputs of the given patients, all read in one snapshot."""
+        wanted = json.dumps(list(patients))
+        within = "patient IN (SELECT value FROM json_each(?))"
+        with self._snapshot() as db:
+            outcomes: dict[str, list[str]] = {}
+            for patient, text in db.execute(
+                f"SELECT patient, record FROM outcomes WHERE {within}", (wanted,)
+            ):
+                outcomes.setdefault(patient, []).append(text)
+            reports: dict[str, list[str]] = {}
+            for patient, text in db.execute(
+                f"SELECT patient, record FROM pain_reports WHERE {within}", (wanted,)
+            ):
+                reports.setdefault(patient, []).append(text)
+            actions: dict[str, list[ClinicianAction]] = {}
+            for row in db.execute(
+                f"SELECT {_ACTION_COLUMNS} FROM clinician_actions WHERE {within}"
+                " ORDER BY patient, week, id",
+                (wanted,),
+            ):
+                actions.setdefault(row[1], []).append(_action(row))
+            rows = db.execute(
+                "SELECT p.patient, p.program, p.start, p.overrides, p.program_version, g.toml,"
+                " s.data_version, s.computed_weeks FROM patients p"
+                " JOIN patient_state s USING (patient)"
+                " JOIN programs g ON g.program = p.program AND g.version = p.program_version"
+                f" WHERE p.{within} ORDER BY p.patient",
+                (wanted,),
+            ).fetchall()
+        return [
+            PatientInputs(
+                enrollment=_enrollment(patient, program, start, overrides),
+                program_version=version,
+                toml=toml,
+                data_version=data_version,
+                computed_weeks=computed_weeks,
+                outcomes=tuple(outcomes.get(patient, ())),
+                pain_reports=tuple(reports.get(patient, ())),
+                actions=tuple(actions.get(patient, ())),
+            )
+            for patient, program, start, overrides, version, toml, data_version, computed_weeks in (
+                rows
+            )
+        ]
+
+    def write_results(self, batch: Sequence[PatientResults]) -> None:
+        """Replace the results of a batch of patients, in one transaction.
+
+        A patient whose computation failed keeps its previous results and gets the error.
+        """
+        with self._write():
+            for results in batch:
+                self._replace(results)
+
+    def _replace(self, r: PatientResults) -> None:
+        db, patient = self._db, r.patient
+        if r.error is not None:
+            db.execute("UPDATE patient_state SET error = ? WHERE patient = ?", (r.error, patient))
+            return
+        for table in ("prescriptions", "decisions", "alerts"):
+            db.execute(f"DELETE FROM {table} WHERE patient = ?", (patient,))
+        db.executemany(
+            "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((patient, *row) for row in r.prescriptions),
+        )
+        db.executemany(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((patient, *row) for row in r.decisions),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+            ((patient, *row) for row in r.alerts),
+        )
+        db.execute(
+            "UPDATE patient_state SET computed_version = ?, computed_weeks = ?, error = NULL"
+            " WHERE patient = ?",
+            (r.data_version, r.weeks, patient),
+        )
+
+    def dump_results(self) -> Iterator[str]:
+        """Every row of the result tables as canonical text, by key: for comparing stores."""
+        for table, key in RESULT_TABLES.items():
+            cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY {key}")
+            for row in cursor:
+                yield f"{table}\t{canonical_json(list(row))}"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_ACTION_COLUMNS = "id, patient, kind, exercise, dose, note, who, at, week"
+_LATEST = "p.week = (SELECT max(week) FROM prescriptions WHERE patient = p.patient)"
+
+# Weeks ended by the day :as_of, and whether the patient is due: a week ended that was not yet
+# computed, or records and actions newer than the last computation.
+_DUE_ALL = """
+    SELECT patient, weeks, computed_weeks,
+           (weeks >= 1 OR computed_weeks >= 1) AND (
+               computed_version IS NULL OR computed_version != data_version
+               OR computed_weeks < weeks) AS due
+    FROM (SELECT p.patient, s.computed_weeks, s.computed_version, s.data_version,
+                 CAST(julianday(:as_of) - julianday(p.start) AS INTEGER) / 7 AS weeks
+          FROM patients p JOIN patient_state s USING (patient))
+"""
+
+
+def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
+    if readonly:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout)
+    else:
+        db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+    try:
+        if not readonly:
+            db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses no committed transaction when the process dies, only
+            # (at worst) the last ones on a power cut; the file always stays consistent.
+            db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        db.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreError(f"{path}: cannot open the store: {exc}") from None
+    return db
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into complete statements (sqlite3.complete_statement)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise StoreError(f"incomplete statement in a migration: {pending.strip()[:60]}")
+
+
+def _usable(
+    row: Mapping[str, Any] | str, enrolled: dict[str, bool], is_enrolled: Callable[[str], bool]
+) -> tuple[Record, str] | str:
+    """The record and its patient, or why the row cannot be stored."""
+    if isinstance(row, str):
+        return row
+    try:
+        record = parse_record(row)
+    except ValueError as exc:
+        return str(exc)
+    patient = record.patient
+    if patient is None:
+        return "no 'patient' field: the store must know whose record it is"
+    if patient not in enrolled:
+        enrolled[patient] = is_enrolled(patient)
+    if not enrolled[patient]:
+        return f"patient {patient!r} is not enrolled"
+    return record, patient
+
+
+def _enrollment(patient: str, program: str, start: str, overrides: str) -> Enrollment:
+    return Enrollment(
+        patient=patient,
+        program=program,
+        start=dt.date.fromisoformat(start),
+        overrides=json.loads(overrides),
+    )
+
+
+def _action(row: Sequence[Any]) -> ClinicianAction:
+    id_, patient, kind, exercise, dose, note, who, at, week = row
+    return ClinicianAction(
+        id_,
+        patient,
+        kind,
+        exercise,
+        Dose.model_validate_json(dose) if dose else None,
+        note,
+        who,
+        dt.datetime.fromisoformat(at),
+        week,
+    )
+
+
+def _engine_check(
+    compiled: CompiledProgram, enrollment: Enrollment, overrides: Mapping[str, Dose]
+) -> None:
+    """Refuse doses the engine would refuse as starting doses (type fields, strategy)."""
+    try:
+        compiled.first_week(enrollment.model_copy(update={"overrides": dict(overrides)}))
+    except ProgressorError as exc:
+        raise StoreError(f"patient {enrollment.patient!r}: {exc}") from None
+
+
+def _override_problem(program: Program, exercise: str, dose: Dose | None) -> str | None:
+    try:
+        planned = program.exercise(exercise)
+    except KeyError:
+        known = ", ".join(e.id for e in program.exercises)
+        return f"program {program.id!r} has no exercise {exercise!r} (it has {known})"
+    return limit_problem(planned, dose) if dose is not None else None
+
+
+def _review_item(prescription: Prescription, acted: set[str], pending: bool) -> ReviewItem | None:
+    paused = [n for n, s in prescription.exercises.items() if s.status == "paused"]
+    reasons = []
+    if prescription.status == "paused":
+        reasons.append("program paused until a clinician resumes it")
+    elif paused:
+        reasons.append(f"paused: {', '.join(paused)}")
+    reasons.extend(f"{flag.code}: {flag.message}" for flag in prescription.flags)
+    handled = "resume" in acted if paused or prescription.status == "paused" else bool(acted)
+    if handled or not reasons:
+        return None
+    return ReviewItem(
+        prescription.patient, prescription.week, prescription.status, tuple(reasons), pending
+    )

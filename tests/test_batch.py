@@ -1,0 +1,354 @@
+"""Recomputing a clinic: due weeks, the fold with clinician actions, incremental and idempotent
+runs, a failing plugin or run, any number of workers, and a run killed with SIGKILL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import progressor
+from progressor.batch import recompute
+from progressor.loading import parse_record
+from progressor.store import Store, StoreError
+from progressor.synth import SyntheticPatient, synthesize_clinic
+from tests.conftest import PROGRAMS, ROOT, START, full_week
+
+SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+SEED = progressor.parse_program(SEED_TEXT)
+WEEK = dt.timedelta(days=7)
+AS_OF = START + 2 * WEEK  # weeks 1 and 2 have ended
+
+
+def dump(path: Path) -> list[str]:
+    with Store.open(path) as store:
+        return list(store.dump_results())
+
+
+def lines_of(patient: str, rows: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps({**row, "patient": patient}) for row in rows]
+
+
+def in_store_order(decisions: tuple[progressor.Decision, ...]) -> list[dict[str, Any]]:
+    """A week's decisions as the store lists them: by exercise id."""
+    return [d.model_dump(mode="json") for d in sorted(decisions, key=lambda d: d.exercise)]
+
+
+def flare(day: dt.date) -> dict[str, Any]:
+    return {"date": day.isoformat(), "pain": 8, "context": "flare"}
+
+
+def new_store(path: Path, program: progressor.Program = SEED, text: str = SEED_TEXT) -> Store:
+    store = Store.init(path)
+    store.add_program(program, text)
+    return store
+
+
+def enrollment(patient: str, start: dt.date = START) -> progressor.Enrollment:
+    return progressor.Enrollment(patient=patient, program=SEED.id, start=start)
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> Path:
+    """anna: two steady weeks; ben: a flare in week 2; cy: starts later, nothing has ended."""
+    path = tmp_path / "clinic.db"
+    with new_store(path) as store:
+        store.enroll(enrollment("anna"), SEED)
+        store.enroll(enrollment("ben"), SEED)
+        store.enroll(enrollment("cy", START + dt.timedelta(days=10)), SEED)
+        rows = lines_of("anna", full_week() + full_week(START + WEEK))
+        rows += lines_of("ben", [*full_week(), *full_week(START + WEEK), flare(START + WEEK)])
+        store.import_records(rows, "week-1-2.jsonl")
+    return path
+
+
+def test_due_patients_are_replayed_from_week_one_like_the_engine(clinic: Path) -> None:
+    summary = recompute(clinic, as_of=AS_OF)
+    assert (summary.enrolled, summary.due, summary.computed, summary.not_started) == (3, 2, 2, 1)
+    assert summary.actions == {"progress": 0, "hold": 3, "regress": 0, "pause": 3}  # week 2
+    assert (summary.alerts, summary.plugin_failures, summary.failures) == (1, 0, ())
+    compiled = progressor.Engine().compile(SEED)
+    with Store.open(clinic) as store:
+        for patient in ("anna", "ben"):
+            stored = store._db.execute(
+                "SELECT record FROM outcomes WHERE patient = ?1 UNION ALL"
+                " SELECT record FROM pain_reports WHERE patient = ?1",
+                (patient,),
+            )
+            log = [parse_record(json.loads(text)) for (text,) in stored]
+            expected = compiled.replay(enrollment(patient), log, until=AS_OF)
+            assert [p.week for p in store.prescriptions(patient)] == [1, 2, 3]
+            assert store.prescriptions(patient)[1:] == [r.prescription for r in expected]
+            assert [d.model_dump(mode="json") for _, d in store.decisions(patient)] == [
+                d for r in expected for d in in_store_order(r.decisions)
+            ]
+        assert store.prescriptions("cy") == []
+        assert [(a.week, a.rule) for a in store.alerts("ben")] == [(2, "pain-flare")]
+
+
+def test_a_second_run_changes_nothing_and_only_new_data_is_recomputed(clinic: Path) -> None:
+    recompute(clinic, as_of=AS_OF)
+    first = dump(clinic)
+    again = recompute(clinic, as_of=AS_OF)
+    assert (again.due, again.computed, again.up_to_date) == (0, 0, 2)
+    assert dump(clinic) == first
+    with Store.open(clinic) as store:  # a record of week 3, which has not ended
+        store.import_records(lines_of("anna", full_week(START + 2 * WEEK, (0,))), "late.jsonl")
+        assert store.status().stale == 2  # anna, and cy who was never computed
+    assert recompute(clinic, as_of=AS_OF).computed == 1
+    changed = [a for a, b in zip(first, dump(clinic), strict=True) if a != b]
+    assert [json.loads(line.split("\t")[1])[0] for line in changed] == ["anna"]  # its version
+    week_later = recompute(clinic, as_of=AS_OF + WEEK)
+    assert (week_later.due, week_later.computed) == (3, 3)  # cy's first week has ended too
+
+
+def test_clinician_actions_apply_at_their_week_and_clear_the_review_queue(clinic: Path) -> None:
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        [item] = store.review_queue()
+        assert (item.patient, item.week, item.status, item.pending) == ("ben", 3, "paused", False)
+        assert item.reasons[0] == "program paused until a clinician resumes it"
+        assert "pain 8/10" in item.reasons[1]
+        status = store.status()
+        assert (status.paused, status.flagged, status.alerts) == (1, 1, 1)
+        monday = dt.datetime.combine(AS_OF, dt.time(9)).astimezone()
+        store.resume("ben", "flare settled; checked by phone", "dr.lee", monday)
+        assert store.review_queue() == []
+        easier = progressor.Dose(sets=1, reps=4, hold_s=5)
+        store.override("anna", "bridge", easier, "sore knee", "dr.lee", monday)
+        assert store.status().stale == 3
+    assert recompute(clinic, as_of=AS_OF).computed == 2
+    with Store.open(clinic) as store:
+        ben = store.prescriptions("ben")
+        assert ben[2].status == "active" and ben[2].week == 3
+        assert {s.status for s in ben[2].exercises.values()} == {"active"}
+        anna = store.prescriptions("anna")
+        assert anna[2].exercises["bridge"].dose == easier
+        assert [a.kind for a in store.actions("anna")] == ["override"]
+    recompute(clinic, as_of=AS_OF + WEEK)
+    with Store.open(clinic) as store:
+        [bridge] = [d for _, d in store.decisions("anna", 3) if d.exercise == "bridge"]
+        assert bridge.dose_before == easier  # week 3 started from the clinician's dose
+        assert {d.action for _, d in store.decisions("ben", 3)} != {"pause"}
+
+
+def test_an_override_the_engine_refuses_stops_only_that_patient(clinic: Path) -> None:
+    with Store.open(clinic) as store:  # within the limits, but not a dose a hold can take
+        store.override("anna", "bridge", progressor.Dose(duration_s=60), "walk", "dr.lee", week=2)
+    summary = recompute(clinic, as_of=AS_OF)
+    assert summary.computed == 1
+    [failure] = summary.failures
+    assert failure.patient == "anna" and "override of 'bridge': a 'hold' dose" in failure.error
+    with Store.open(clinic) as store:
+        assert store.status().failed == 1
+        assert store.prescriptions("anna") == [] and len(store.prescriptions("ben")) == 3
+        compiled = progressor.Engine().compile(SEED)  # what the command line passes
+        walk = progressor.Dose(duration_s=60)
+        with pytest.raises(StoreError, match="override of 'bridge': a 'hold' dose"):
+            store.override("ben", "bridge", walk, "walk", "dr.lee", week=2, compiled=compiled)
+        with pytest.raises(StoreError, match="override of 'bridge': a 'hold' dose"):
+            dan = enrollment("dan").model_copy(update={"overrides": {"bridge": walk}})
+            store.enroll(dan, SEED, compiled)
+        assert len(store.actions("ben")) == 0
+
+
+def test_a_failed_run_changes_nothing_already_stored(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    recompute(clinic, as_of=AS_OF)
+    before = dump(clinic)
+    real = Store._replace
+
+    def fail_on_ben(self: Store, results: Any) -> None:
+        if results.patient == "ben":
+            raise RuntimeError("disk full")
+        real(self, results)
+
+    monkeypatch.setattr(Store, "_replace", fail_on_ben)
+    with pytest.raises(RuntimeError, match="disk full"):
+        recompute(clinic, as_of=AS_OF + WEEK)  # anna was replaced before ben failed
+    assert dump(clinic) == before
+    monkeypatch.undo()
+    recompute(clinic, as_of=AS_OF + WEEK)
+    shutil.copy(clinic, tmp_path / "fresh.db")
+    with Store.open(tmp_path / "fresh.db") as fresh:
+        fresh._db.execute("UPDATE patient_state SET computed_version = NULL")
+    recompute(tmp_path / "fresh.db", as_of=AS_OF + WEEK)
+    assert dump(clinic) == dump(tmp_path / "fresh.db")
+
+
+def broken_engine() -> progressor.Engine:
+    raise progressor.PluginError("clinic_gone", "failed to import: ModuleNotFoundError")
+
+
+def test_workers_that_cannot_start_fail_the_run_and_store_nothing(clinic: Path) -> None:
+    before = dump(clinic)
+    with pytest.raises(progressor.ProgressorError, match="could not start: PluginError"):
+        recompute(clinic, as_of=AS_OF, engine_factory=broken_engine, workers=2, batch_size=1)
+    with pytest.raises(progressor.PluginError, match="clinic_gone"):
+        recompute(clinic, as_of=AS_OF, engine_factory=broken_engine)
+    assert dump(clinic) == before
+
+
+# -- a plugin failing for some patients -----------------------------------------------------------
+
+
+class _Sometimes(progressor.SafetyRule):
+    name = "sometimes-broken"
+
+    def evaluate(
+        self, week: progressor.WeekView, params: BaseModel
+    ) -> Iterator[progressor.Finding]:
+        if sum(map(ord, week.prescription.patient)) % 10 == 0:
+            raise KeyError("lookup table out of date")
+        yield from ()
+
+
+class clinic_sometimes:
+    @staticmethod
+    @progressor.hookimpl
+    def progressor_register_safety_rules(register: Any) -> None:
+        register(_Sometimes())
+
+
+def with_sometimes() -> progressor.Engine:
+    return progressor.Engine(plugins=[clinic_sometimes])
+
+
+def store_of(path: Path, cohort: list[SyntheticPatient], text: str = SEED_TEXT) -> None:
+    program = progressor.parse_program(text)
+    with new_store(path, program, text) as store:
+        for patient in cohort:
+            store.enroll(patient.enrollment, program)
+        store.import_records(
+            [
+                r.model_copy(update={"patient": p.enrollment.patient}).model_dump_json()
+                for p in cohort
+                for r in p.records
+            ],
+            "synthetic.jsonl",
+        )
+
+
+def test_a_plugin_failing_for_some_patients_leaves_the_others_computed(tmp_path: Path) -> None:
+    base = progressor.Engine().compile(SEED)
+    cohort = synthesize_clinic(base, 200, 3, seed=11)
+    path, as_of = tmp_path / "clinic.db", START + 3 * WEEK
+    store_of(path, cohort, SEED_TEXT + "\n[safety.sometimes-broken]\n")
+    without = recompute(path, as_of=as_of)  # the program needs the plugin: nobody computed
+    assert (without.computed, len(without.failures)) == (0, 200)
+    assert "unknown safety rule 'sometimes-broken'" in without.failures[0].error
+    assert dump(path)[0].startswith("patient_state")  # no results stored
+    summary = recompute(path, as_of=as_of, engine_factory=with_sometimes)
+    assert (summary.computed, summary.failures) == (200, ())
+    broken = [p for p in cohort if sum(map(ord, p.enrollment.patient)) % 10 == 0]
+    assert 0 < summary.plugin_failures <= len(broken) < 40
+    with Store.open(path) as store:
+        for patient in cohort:
+            name = patient.enrollment.patient
+            newest = store.prescriptions(name)[-1]
+            decisions = [d.model_dump(mode="json") for _, d in store.decisions(name, 3)]
+            if patient in broken:
+                assert {d["action"] for d in decisions} <= {"hold", "pause"}
+                failures = [f for f in newest.flags if f.code == "plugin-failure"]
+                assert newest.status == "paused" or failures[0].plugin == "clinic_sometimes"
+            else:
+                expected = base.replay(patient.enrollment, patient.records, until=as_of)[-1]
+                assert decisions == in_store_order(expected.decisions)
+
+
+# -- a cohort of a few thousand: workers and SIGKILL ---------------------------------------------
+
+COHORT_AS_OF = START + 3 * WEEK
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A store of 2,000 synthetic patients with three weeks of logs, and its clean result."""
+    base = progressor.Engine().compile(SEED)
+    folder = tmp_path_factory.mktemp("cohort")
+    template, clean = folder / "template.db", folder / "clean.db"
+    store_of(template, synthesize_clinic(base, 2000, 3, seed=5))
+    shutil.copy(template, clean)
+    recompute(clean, as_of=COHORT_AS_OF)
+    return template, dump(clean)
+
+
+def test_results_are_the_same_for_any_number_of_workers(
+    cohort: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    template, clean = cohort
+    shutil.copy(template, tmp_path / "two.db")
+    summary = recompute(tmp_path / "two.db", as_of=COHORT_AS_OF, workers=2, batch_size=300)
+    assert summary.computed == 2000 and summary.failures == ()
+    assert dump(tmp_path / "two.db") == clean
+
+
+_RUN = """
+import datetime as dt, os, signal, sys
+from progressor.batch import recompute
+from progressor.store import Store, StoreError
+
+path, as_of, die_at = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
+replace, calls = Store._replace, []
+
+def replace_or_die(store, results):
+    calls.append(results.patient)
+    if len(calls) == die_at:  # half-way through a batch's transaction
+        os.kill(os.getpid(), signal.SIGKILL)
+    replace(store, results)
+
+Store._replace = replace_or_die
+recompute(path, as_of=as_of, batch_size=40, progress=lambda done, total: print(done, flush=True))
+"""
+
+
+def _run_and_kill(path: Path, batches: int = 0, die_at: int = 0) -> None:
+    """Start a recompute in a process and SIGKILL it once `batches` batches were stored, or
+    let it SIGKILL itself inside the transaction that stores its `die_at`-th patient."""
+    command = [sys.executable, "-c", _RUN, str(path), COHORT_AS_OF.isoformat(), str(die_at)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()])
+    reader.daemon = True
+    reader.start()
+    try:
+        for _ in range(batches):
+            lines.get(timeout=30)
+        if batches:
+            process.send_signal(signal.SIGKILL)
+        process.wait(60)
+    finally:
+        process.kill()
+        process.wait(10)
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_a_run_killed_at_any_moment_then_run_again_equals_a_clean_run(
+    cohort: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    template, clean = cohort
+    path = tmp_path / "killed.db"
+    shutil.copy(template, path)
+    done = []
+    for batches, die_at in ((3, 0), (0, 130)):  # killed from outside, then inside a write
+        _run_and_kill(path, batches, die_at)
+        with Store.open(path) as store:
+            status = store.status()
+        assert 0 < status.up_to_date < 2000
+        done.append(status.up_to_date)
+    assert done[1] == done[0] + 120  # three batches stored, the fourth rolled back
+    summary = recompute(path, as_of=COHORT_AS_OF)
+    assert summary.computed == 2000 - done[1]
+    assert dump(path) == clean

@@ -1,0 +1,320 @@
+"""The embedded store: schema and migrations, programs and enrollments, imports and their
+quarantine, clinician actions, and imports from several processes at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import progressor
+from progressor import store as store_module
+from progressor.loading import parse_record
+from progressor.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, canonical_json
+from tests.conftest import PROGRAMS, ROOT, START, full_week
+
+SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+SEED = progressor.parse_program(SEED_TEXT)
+
+
+def rows_of(patient: str, rows: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps({**row, "patient": patient}) for row in rows]
+
+
+def on_seed(patient: str) -> progressor.Enrollment:
+    return progressor.Enrollment(patient=patient, program=SEED.id, start=START)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.init(tmp_path / "clinic.db") as opened:
+        opened.add_program(SEED, SEED_TEXT)
+        for patient in ("anna", "ben"):
+            opened.enroll(
+                progressor.Enrollment(patient=patient, program=SEED.id, start=START), SEED
+            )
+        yield opened
+
+
+def count(store: Store, table: str) -> int:
+    return int(store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def data_versions(store: Store) -> dict[str, int]:
+    return dict(store._db.execute("SELECT patient, data_version FROM patient_state").fetchall())
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def test_init_creates_the_current_schema_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "clinic.db"
+    with pytest.raises(StoreError, match="progressor init"):
+        Store.open(path)
+    (tmp_path / "notes.db").write_text("not a database, " * 100, encoding="utf-8")
+    with pytest.raises(StoreError, match="cannot open the store: file is not a database"):
+        Store.init(tmp_path / "notes.db")
+    with Store.init(path, busy_timeout=5) as store:
+        assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
+        pragma = store._db.execute
+        assert pragma("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert pragma("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert pragma("PRAGMA busy_timeout").fetchone()[0] == 5000
+    with Store.init(path) as again, Store.open(path, readonly=True) as reader:
+        assert again.schema_version() == reader.schema_version() == SCHEMA_VERSION
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._db.execute("DELETE FROM programs")
+
+
+def test_a_version_1_store_migrates_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    db.execute("INSERT INTO programs VALUES ('low-back-pain', '1.0.0', 'h', 'x', 'then')")
+    db.execute(
+        "INSERT INTO patients VALUES ('anna', 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
+        (START.isoformat(),),
+    )
+    db.close()
+    with pytest.raises(StoreError, match="schema 1 is old"):
+        Store.open(path)
+    with Store.init(path) as store:
+        assert store.schema_version() == 2
+        state = store._db.execute("SELECT * FROM patient_state").fetchall()
+        assert state == [("anna", 1, None, 0, None)]  # never computed: the next run rebuilds
+        assert store.enrollment("anna").start == START
+
+
+def test_each_migration_is_one_transaction_and_a_newer_store_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "clinic.db"
+    Store.init(path).close()
+    broken = "CREATE TABLE half_done (a);\nCREATE TABLE oops (b REFERENCES nowhere, (;\n"
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, broken))
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(MIGRATIONS) + 1)
+    with pytest.raises(sqlite3.OperationalError):
+        Store.init(path)
+    monkeypatch.undo()
+    with Store.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        tables = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}
+        assert "half_done" not in tables
+        store._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(path)
+
+
+# -- programs and enrollments --------------------------------------------------------------------
+
+
+def test_a_program_version_is_stored_once_and_never_changes(store: Store) -> None:
+    assert store.add_program(SEED, SEED_TEXT) is False
+    with pytest.raises(StoreError, match="new version"):
+        store.add_program(SEED, SEED_TEXT + "\n# edited\n")
+    with pytest.raises(StoreError, match="the text is of program 'low-back-pain'"):
+        store.add_program(SEED.model_copy(update={"version": "9"}), SEED_TEXT)
+    assert store.program(SEED.id, SEED.version).model_dump() == SEED.model_dump()
+    assert count(store, "programs") == 1
+
+
+def cy_with(overrides: dict[str, progressor.Dose]) -> progressor.Enrollment:
+    return progressor.Enrollment(patient="cy", program=SEED.id, start=START, overrides=overrides)
+
+
+def test_enrollment_is_checked_and_not_changed_silently(store: Store) -> None:
+    anna = progressor.Enrollment(patient="anna", program=SEED.id, start=START)
+    assert store.enroll(anna, SEED) is False  # the same enrollment again
+    with pytest.raises(StoreError, match="already enrolled"):
+        store.enroll(anna.model_copy(update={"start": START + dt.timedelta(days=1)}), SEED)
+    high = progressor.Dose(sets=1, reps=30, hold_s=5)
+    with pytest.raises(StoreError, match="above the ceiling"):
+        store.enroll(cy_with({"bridge": high}), SEED)
+    with pytest.raises(StoreError, match="no exercise 'brige'"):
+        store.enroll(cy_with({"brige": high}), SEED)
+    other = SEED.model_copy(update={"version": "2.0.0"})
+    with pytest.raises(StoreError, match="add it first"):
+        store.enroll(on_seed("cy"), other)
+    cy = cy_with({"bridge": progressor.Dose(sets=1, reps=4, hold_s=5)})
+    assert store.enroll(cy, SEED) is True
+    assert store.enrollment("cy") == cy
+    assert count(store, "patients") == 3
+
+
+# -- imports -------------------------------------------------------------------------------------
+
+
+def test_bad_lines_are_quarantined_with_their_reasons_and_the_good_ones_stored(
+    store: Store, tmp_path: Path
+) -> None:
+    good = rows_of("anna", full_week())
+    lines = [
+        good[0],
+        "{not json",
+        json.dumps({"patient": "anna", "date": "2026-01-05", "exercise": "bridge", "rep": [5]}),
+        json.dumps({"date": "2026-01-05", "pain": 3}),
+        json.dumps({"patient": "zoe", "date": "2026-01-05", "pain": 3}),
+        "",
+        json.dumps({"patient": "ben", "date": "2026-01-06", "pain": 2, "context": "morning"}),
+        *good[1:],
+    ]
+    path = tmp_path / "week-1.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = store.import_records(path)
+    assert (report.added, report.duplicates, report.patients) == (len(good) + 1, 0, 2)
+    reasons = [(a.line, a.reason) for a in report.quarantined]
+    assert reasons == [
+        (2, "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
+        (3, "rep: unknown field (did you mean 'reps'?)"),
+        (4, "no 'patient' field: the store must know whose record it is"),
+        (5, "patient 'zoe' is not enrolled"),
+    ]
+    assert report.quarantined[0].record == "{not json"
+    assert [(a.line, a.reason) for a in store.quarantine()] == reasons
+    assert (count(store, "outcomes"), count(store, "pain_reports")) == (len(good), 1)
+    assert data_versions(store) == {"anna": 2, "ben": 2}
+
+    again = store.import_records(path)
+    assert (again.added, again.duplicates, len(again.quarantined)) == (0, len(good) + 1, 4)
+    assert (count(store, "outcomes"), count(store, "quarantine")) == (len(good), 4)
+    assert data_versions(store) == {"anna": 2, "ben": 2}  # nothing new: nothing to recompute
+    stored = store._db.execute("SELECT source, line FROM outcomes ORDER BY id").fetchone()
+    assert stored == (str(path), 1)
+
+
+def test_csv_logs_import_with_their_line_numbers(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "anna.csv"
+    path.write_text(
+        "patient,date,exercise,side,reps,hold_s,pain_before,pain_during\n"
+        "anna,2026-01-05,knee-to-chest,left,5,5,2,2\n"
+        "anna,2026-01-05,knee-to-chest,right,5,5,2,12\n"
+        "ben,2026-01-06,bridge,,5;5,5,1,1\n",
+        encoding="utf-8",
+    )
+    report = store.import_records(path)
+    assert report.added == 2
+    [bad] = report.quarantined
+    assert (bad.line, bad.record) == (3, "anna,2026-01-05,knee-to-chest,right,5,5,2,12")
+    assert "pain_during" in bad.reason
+    record = store._db.execute("SELECT record FROM outcomes WHERE patient = 'ben'").fetchone()[0]
+    assert json.loads(record)["reps"] == [5, 5]
+
+
+def test_the_same_record_from_another_file_or_order_is_a_duplicate(store: Store) -> None:
+    rows = rows_of("anna", full_week())
+    assert store.import_records(rows, "a.jsonl").added == len(rows)
+    shuffled = [json.dumps(dict(reversed(json.loads(r).items()))) for r in reversed(rows)]
+    report = store.import_records(shuffled, "b.jsonl")
+    assert (report.added, report.duplicates) == (0, len(rows))
+
+
+def test_a_failed_import_changes_nothing(store: Store, tmp_path: Path) -> None:
+    store.import_records(rows_of("anna", full_week()[:3]), "first")
+    before = (count(store, "outcomes"), count(store, "imports"), data_versions(store))
+    path = tmp_path / "broken.jsonl"
+    good = "\n".join(rows_of("ben", full_week())) + "\n"
+    path.write_bytes(good.encode() + b'{"note": "caf\xe9"}\n')  # latin-1 after good lines
+    with pytest.raises(progressor.LogError, match="not UTF-8"):
+        store.import_records(path)
+    assert (count(store, "outcomes"), count(store, "imports"), data_versions(store)) == before
+    with pytest.raises(progressor.LogError, match="unknown log format"):
+        store.import_records(tmp_path / "log.txt")
+
+
+# -- clinician actions ---------------------------------------------------------------------------
+
+
+def test_clinician_actions_are_recorded_with_who_when_why_and_week(store: Store) -> None:
+    at = dt.datetime(2026, 1, 20, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    [resumed] = store.resume("anna", "flare settled, checked by phone", "dr.lee", at)
+    assert (resumed.kind, resumed.week, resumed.exercise, resumed.at) == ("resume", 3, None, at)
+    dose = progressor.Dose(sets=1, reps=4, hold_s=5)
+    override = store.override("anna", "bridge", dose, "easier after the flare", "dr.lee", week=4)
+    assert (override.week, override.dose) == (4, dose)
+    assert store.actions("anna") == [resumed, override]
+    assert data_versions(store)["anna"] == 3
+    with pytest.raises(StoreError, match="note"):
+        store.resume("anna", " ", "dr.lee")
+    with pytest.raises(StoreError, match="above the ceiling"):
+        store.override("anna", "bridge", progressor.Dose(reps=40, hold_s=5), "why", "dr.lee")
+    with pytest.raises(StoreError, match="no exercise 'plank'"):
+        store.override("anna", "plank", dose, "why", "dr.lee")
+    with pytest.raises(StoreError, match="not enrolled"):
+        store.resume("zoe", "why", "dr.lee")
+    with pytest.raises(StoreError, match="no exercise 'brige'"):  # one transaction: neither
+        store.resume("anna", "why", "dr.lee", exercises=["bridge", "brige"])
+    assert count(store, "clinician_actions") == 2
+    [one] = store.resume("anna", "bridge only", "dr.lee", exercises=["bridge"], week=5)
+    assert (one.exercise, one.week) == ("bridge", 5)
+
+
+# -- several processes at once -------------------------------------------------------------------
+
+
+def _import_file(path: str, log: str, ready: Any, results: Any) -> None:
+    with Store.open(path) as store:
+        ready.wait(30)  # all four start their transactions together
+        report = store.import_records(log)
+    results.put((report.added, report.duplicates))
+
+
+def test_four_processes_importing_at_once_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "clinic.db"
+    patients = [f"p{n:02d}" for n in range(40)]
+    with Store.init(path) as store:
+        store.add_program(SEED, SEED_TEXT)
+        for patient in patients:
+            store.enroll(on_seed(patient), SEED)
+    every = [
+        row
+        for patient in patients
+        for week in range(4)
+        for row in rows_of(patient, full_week(START + dt.timedelta(days=7 * week), (0, 2, 4, 6)))
+    ]
+    quarter = len(every) // 4
+    files = []
+    for n in range(4):  # each file: its own quarter, and half of the next quarter again
+        files.append(tmp_path / f"part-{n}.jsonl")
+        lines = every[n * quarter : (n + 1) * quarter + quarter // 2]
+        files[-1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Barrier(4), context.Queue()
+    workers = [
+        context.Process(target=_import_file, args=(str(path), str(f), ready, results))
+        for f in files
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+        assert worker.exitcode == 0
+    assert sum(added for added, _ in reports) == len(every)
+    assert sum(duplicates for _, duplicates in reports) == 3 * (quarter // 2)
+    with Store.open(path) as store:
+        assert count(store, "outcomes") == len(every)
+        assert count(store, "imports") == 4
+        stored = {r[0] for r in store._db.execute("SELECT record FROM outcomes")}
+        assert stored == {canonical_json(parse_record(json.loads(r))) for r in every}
+        assert set(data_versions(store).values()) <= {2, 3}
+
+
+def test_docs_describe_every_table_and_column(tmp_path: Path) -> None:
+    docs = (ROOT / "docs" / "store.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^### `(\w+)`\n(.*?)(?=^##)", docs, re.MULTILINE | re.DOTALL))
+    assert f"## Schema (version {SCHEMA_VERSION})" in docs
+    with Store.init(tmp_path / "clinic.db") as store:
+        tables = [
+            t for (t,) in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        assert sorted(sections) == sorted(tables)
+        for table in tables:
+            for column in store._db.execute(f"PRAGMA table_info({table})"):
+                assert f"`{column[1]}`" in sections[table], f"{table}.{column[1]} undocumented"
