@@ -11,79 +11,45 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import click
 
 from progressor.alerts import dispatch, parse_specs
+from progressor.cli_common import (
+    EXIT_ALERT_UNDELIVERED,
+    EXIT_SET_ASIDE,
+    engine_from_env,
+    fail,
+    parse_date,
+    plugin_options,
+)
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import Log, load_log, load_program, parse_program
+from progressor.loading import Log, load_log, load_program
 from progressor.models import Enrollment, Program, SetAside, StepResult
 from progressor.plugins import (
     ALLOW_ENV,
-    BLOCK_ENV,
     collect_commands,
     env_list,
     get_plugin_manager,
 )
 from progressor.report import decision_trace, plugin_table, simulation_table
 
-EXIT_SET_ASIDE = 3
-EXIT_ALERT_UNDELIVERED = 4
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _engine(plugins: Sequence[str], block: Sequence[str]) -> Engine:
-    """Built-ins, installed plugins allowed by PROGRESSOR_PLUGINS, and --plugin modules."""
-    try:
-        return Engine(
-            plugins,
-            block=[*(env_list(os.environ.get(BLOCK_ENV)) or []), *block],
-            entry_points=True,
-            allow=env_list(os.environ.get(ALLOW_ENV)),
-        )
-    except ProgressorError as exc:
-        _fail(str(exc))
-
-
-def plugin_options(command: F) -> F:
-    """--plugin and --block, on every command."""
-    command = click.option(
-        "--block",
-        multiple=True,
-        metavar="NAME",
-        help=f"Block a built-in component or plugin (repeatable; also {BLOCK_ENV}). "
-        "Essential safety rules cannot be blocked.",
-    )(command)
-    return click.option(
-        "--plugin",
-        "plugins",
-        multiple=True,
-        metavar="MODULE",
-        help="Load this plugin module as well (repeatable).",
-    )(command)
-
 
 def _compile(engine: Engine, path: Path) -> CompiledProgram:
     try:
         return engine.compile(load_program(path))
     except ProgressorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _log(path: Path) -> Log:
     try:
         return load_log(path)
     except ProgressorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _report_set_aside(items: Sequence[SetAside]) -> None:
@@ -96,33 +62,24 @@ def _replay(
 ) -> tuple[Enrollment, list[StepResult]]:
     patients = sorted({r.patient for r in log.records if r.patient is not None})
     if patient is None and len(patients) > 1:
-        _fail(f"the log holds several patients ({', '.join(patients)}): choose one with --patient")
+        fail(f"the log holds several patients ({', '.join(patients)}): choose one with --patient")
     name = patient or (patients[0] if patients else "patient")
     records = [r for r in log.records if r.patient in (None, name)]
     if start is None:
         if not records:
-            _fail("the log has no usable records: give --start to compute week 1")
+            fail("the log has no usable records: give --start to compute week 1")
         start = min(r.date for r in records)
     enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)
     try:
         return enrollment, compiled.replay(enrollment, records)
     except ProgressorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _exit_code(log: Log, results: Iterable[StepResult]) -> int:
     aside = [*log.set_aside, *(s for r in results for s in r.set_aside)]
     _report_set_aside(aside)
     return EXIT_SET_ASIDE if aside else 0
-
-
-def _date(_: click.Context, __: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 _program = click.argument("program", type=click.Path(path_type=Path, dir_okay=False))
@@ -134,7 +91,7 @@ _log_option = click.option(
     help="The patient's log: .jsonl or .csv (see the README for the format).",
 )
 _start = click.option(
-    "--start", callback=_date, help="Enrollment start (YYYY-MM-DD); default: the first record."
+    "--start", callback=parse_date, help="Enrollment start (YYYY-MM-DD); default: the first record."
 )
 _patient = click.option("--patient", help="Whose records to use when the log holds several.")
 
@@ -165,7 +122,7 @@ class _Main(click.Group):
         try:
             return self._plugin_commands(ctx).get(cmd_name)
         except ProgressorError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
 
 @click.group(cls=_Main)
@@ -179,7 +136,7 @@ def main() -> None:
 @plugin_options
 def check(paths: tuple[Path, ...], plugins: tuple[str, ...], block: tuple[str, ...]) -> None:
     """Validate program files; print every problem with file, line and key."""
-    engine = _engine(plugins, block)
+    engine = engine_from_env(plugins, block)
     bad = 0
     for path in paths:
         try:
@@ -238,11 +195,11 @@ def next_week(
     block: tuple[str, ...],
 ) -> None:
     """Compute one patient's next week from a program and a log."""
-    engine = _engine(plugins, block)
+    engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
     if fmt not in exporters:
         hint = did_you_mean(fmt, exporters)
-        _fail(
+        fail(
             f"unknown format {fmt!r}"
             + (f" ({hint})" if hint else "")
             + f"; formats: {', '.join(sorted(exporters))}"
@@ -250,7 +207,7 @@ def next_week(
     try:
         channels = parse_specs(engine.registries.alert_channels, alert_specs)
     except ProgressorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     compiled = _compile(engine, program)
     log = _log(log_path)
     enrollment, results = _replay(compiled, log, start, patient)
@@ -287,7 +244,7 @@ def simulate(
     block: tuple[str, ...],
 ) -> None:
     """Replay a log week by week: dose, action and reason per week and exercise."""
-    compiled = _compile(_engine(plugins, block), program)
+    compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
     _, results = _replay(compiled, log, start, patient)
     click.echo(simulation_table(results))
@@ -316,11 +273,11 @@ def explain(
     block: tuple[str, ...],
 ) -> None:
     """Print the full decision trace of one week: every rule, what it saw, what won."""
-    compiled = _compile(_engine(plugins, block), program)
+    compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
     _, results = _replay(compiled, log, start, patient)
     if week > len(results):
-        _fail(f"the log covers {len(results)} weeks; there is no week {week}")
+        fail(f"the log covers {len(results)} weeks; there is no week {week}")
     click.echo(decision_trace(results[week - 1], week))
     sys.exit(_exit_code(log, [results[week - 1]]))
 
@@ -333,7 +290,11 @@ def list_plugins(
     show_all: bool, as_json: bool, plugins: tuple[str, ...], block: tuple[str, ...]
 ) -> None:
     """List the loaded plugins: version, hooks, and everything each registered."""
-    rows = [row for row in plugin_table(_engine(plugins, block)) if show_all or not row["builtin"]]
+    rows = [
+        row
+        for row in plugin_table(engine_from_env(plugins, block))
+        if show_all or not row["builtin"]
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -358,117 +319,39 @@ def list_plugins(
     default=None,
     help="Default: the embedded low-back-pain program.",
 )
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Keep the demo's store here (default: a scratch store).",
+)
 @plugin_options
 def demo(
     patients: int,
     weeks: int,
     seed: int,
     program_path: Path | None,
+    store_path: Path | None,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
 ) -> None:
-    """A synthetic clinic on the seed program: everyone's next week, as a table."""
+    """A synthetic clinic on the seed program, through the store: everyone's next week."""
     from progressor.demo import run_demo
 
+    engine = engine_from_env(plugins, block)
     try:
-        click.echo(run_demo(_engine(plugins, block), program_path, patients, weeks, seed))
+        click.echo(run_demo(engine, program_path, patients, weeks, seed, store_path))
     except ProgressorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
-@main.command()
-@click.option("--patients", type=click.IntRange(min=1), required=True)
-@click.option("--weeks", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--out", "out", required=True, help="Directory (or URL) of the dataset to write.")
-@click.option("--partitions", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option(
-    "--program",
-    "program_paths",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Programs to enroll patients on (repeatable); default: the shipped ones.",
-)
-@click.option("--start", callback=_date, default="2026-01-05", show_default=True)
-@plugin_options
-def synth(
-    patients: int,
-    weeks: int,
-    seed: int,
-    out: str,
-    partitions: int,
-    program_paths: tuple[Path, ...],
-    start: dt.date,
-    plugins: tuple[str, ...],
-    block: tuple[str, ...],
-) -> None:
-    """Generate a synthetic cohort as a partitioned dataset (for recompute and benchmarks)."""
-    from progressor.demo import SHIPPED, shipped_text
-    from progressor.synth import synthesize_dataset
+def _register_batch_commands() -> None:
+    # The clinic batch commands live in their own module; they attach to the same group.
+    from progressor.cli_batch import COMMANDS
 
-    engine = _engine(plugins, block)
-    texts = [p.read_text(encoding="utf-8") for p in program_paths] or [
-        shipped_text(name) for name in SHIPPED
-    ]
-    try:
-        compiled = [(engine.compile(parse_program(t)), t) for t in texts]
-    except ProgressorError as exc:
-        _fail(str(exc))
-    synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start)
-    click.echo(f"{patients} patients, {weeks} weeks, {partitions} partitions: {out}")
+    for command in COMMANDS:
+        main.add_command(command)
 
 
-@main.command()
-@click.option("--dataset", required=True, help="Input dataset directory or URL.")
-@click.option("--out", required=True, help="Output directory or URL (every worker reaches it).")
-@click.option(
-    "--week",
-    "as_of",
-    callback=_date,
-    default=None,
-    help="Compute the weeks that ended by this date (default: today).",
-)
-@click.option(
-    "--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True
-)
-@click.option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="all cores",
-    help="Processes for the local executor.",
-)
-@plugin_options
-def recompute(
-    dataset: str,
-    out: str,
-    as_of: dt.date | None,
-    executor: str,
-    scheduler: str | None,
-    workers: int,
-    plugins: tuple[str, ...],
-    block: tuple[str, ...],
-) -> None:
-    """Compute every patient's next week over a partitioned dataset (local cores or Dask)."""
-    from progressor.dataset import merge, run_dask, run_local
-
-    day = as_of or dt.date.today()
-    _engine(plugins, block)  # fail early, in the driver, on a bad plugin set-up
-    try:
-        if executor == "dask":
-            if not scheduler:
-                _fail("--executor dask needs --scheduler ADDRESS")
-            summaries = run_dask(dataset, out, day, scheduler, plugins, block)
-        else:
-            summaries = run_local(dataset, out, day, workers, plugins, block)
-    except ProgressorError as exc:
-        _fail(str(exc))
-    summary = merge(summaries)
-    actions = ", ".join(f"{k} {v}" for k, v in summary["actions"].items())
-    click.echo(
-        f"{summary.get('patients', 0)} patients in {summary.get('partitions', 0)} partitions "
-        f"({summary.get('skipped', 0)} already done); decisions: {actions or 'none'}; "
-        f"paused {summary.get('paused', 0)}, alerts {summary.get('alerts', 0)}, "
-        f"plugin failures {summary.get('failures', 0)}, set aside {summary.get('set_aside', 0)}"
-    )
+_register_batch_commands()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+import tempfile
 from importlib import resources
 from pathlib import Path
 
+from progressor.batch import recompute
 from progressor.engine import Engine
 from progressor.loading import load_program, parse_program
 from progressor.models import Program
 from progressor.report import table
-from progressor.synth import synthesize_clinic
+from progressor.store import Store
+from progressor.synth import DEFAULT_START, SyntheticPatient, log_line, synthesize_clinic
 
 SEED_PROGRAM = "low-back-pain.toml"
 MARK = {"progress": "+", "hold": "=", "regress": "-", "pause": "||"}
@@ -32,35 +34,57 @@ def seed_program() -> Program:
 
 
 def run_demo(
-    engine: Engine, program_path: Path | None, patients: int, weeks: int, seed: int
+    engine: Engine,
+    program_path: Path | None,
+    patients: int,
+    weeks: int,
+    seed: int,
+    store_path: Path | None = None,
 ) -> str:
+    """A synthetic clinic through the whole clinic path: store, import, recompute, report."""
     program = load_program(program_path) if program_path else seed_program()
+    text = program_path.read_text("utf-8") if program_path else shipped_text("low-back-pain")
     compiled = engine.compile(program)
     clinic = synthesize_clinic(compiled, patients, weeks, seed)
+    as_of = DEFAULT_START + dt.timedelta(days=7 * weeks)
+    with tempfile.TemporaryDirectory(prefix="progressor-demo-") as scratch:
+        path = store_path or Path(scratch) / "clinic.db"
+        with Store.init(path) as store:
+            store.add_program(program, text)
+            store.enroll_many((p.enrollment for p in clinic), program)
+            lines = [log_line(p.enrollment.patient, r) for p in clinic for r in p.records]
+            imported = store.import_records(lines, source="demo")
+        summary = recompute(path, as_of=as_of, engine_factory=lambda: engine, workers=1)
+        with Store.open(path) as store:
+            rows, flagged = _rows(store, clinic, program)
     header = ["patient", "profile", "status", *(e.id for e in program.exercises), "flags"]
-    rows, actions, statuses = [], Counter[str](), Counter[str]()
-    for patient in clinic:
-        until = patient.enrollment.start + dt.timedelta(days=7 * weeks)
-        results = compiled.replay(patient.enrollment, patient.records, until=until)
-        last = results[-1]
-        flags = sorted({f.code for r in results for f in r.prescription.flags})
-        cells = [f"{MARK[d.action]} {d.dose_after.describe()}" for d in last.decisions]
-        actions.update(d.action for d in last.decisions)
-        statuses[last.prescription.status] += 1
-        rows.append(
-            [
-                patient.enrollment.patient,
-                patient.archetype,
-                last.prescription.status,
-                *cells,
-                ", ".join(flags) or "-",
-            ]
-        )
-    summary = (
-        f"{patients} patients on {program.id} {program.version}, {weeks} weeks logged; "
-        f"next week is week {weeks + 1}.\n"
-        f"decisions: " + ", ".join(f"{a} {actions[a]}" for a in MARK) + "; "
-        f"patients paused: {statuses['paused']}\n"
+    counts = ", ".join(f"{a} {summary.actions.get(a, 0)}" for a in MARK)
+    paused = sum(1 for row in rows if row[2] == "paused")
+    footer = (
+        f"{patients} patients on {program.id} {program.version}: {imported.added} records "
+        f"imported into {'the store ' + str(store_path) if store_path else 'a scratch store'}, "
+        f"{weeks} weeks recomputed; next week is week {weeks + 1}.\n"
+        f"decisions: {counts}; patients paused: {paused}; flagged: {flagged}; "
+        f"alerts: {summary.alerts}\n"
         "legend: + progress, = hold, - step back, || paused (a clinician must resume)"
     )
-    return f"{table(header, rows)}\n\n{summary}"
+    return f"{table(header, rows)}\n\n{footer}"
+
+
+def _rows(
+    store: Store, clinic: list[SyntheticPatient], program: Program
+) -> tuple[list[list[str]], int]:
+    rows, flagged = [], 0
+    for patient in clinic:
+        name = patient.enrollment.patient
+        history = store.prescriptions(name)
+        latest = history[-1]
+        decisions = {d.exercise: d for _, d in store.decisions(name, latest.week - 1)}
+        flags = sorted({f.code for p in history for f in p.flags})
+        flagged += bool(flags)
+        cells = []
+        for exercise in program.exercises:
+            decision = decisions[exercise.id]
+            cells.append(f"{MARK[decision.action]} {decision.dose_after.describe()}")
+        rows.append([name, patient.archetype, latest.status, *cells, ", ".join(flags) or "-"])
+    return rows, flagged

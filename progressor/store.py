@@ -489,6 +489,15 @@ class Store:
             raise StoreError(f"patient {patient!r} is not enrolled")
         return _enrollment(patient, *row)
 
+    def program_of(self, patient: str) -> Program:
+        """The program version the patient is enrolled on."""
+        row = self._db.execute(
+            "SELECT program, program_version FROM patients WHERE patient = ?", (patient,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"patient {patient!r} is not enrolled")
+        return self.program(row[0], row[1])
+
     # -- records -------------------------------------------------------------------------------
 
     def import_records(

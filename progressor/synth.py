@@ -8,6 +8,7 @@ Seeded per patient, so the same seed always gives the same clinic.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from progressor.dataset import DatasetWriter
 from progressor.engine import CompiledProgram
 from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
+from progressor.store import Store
 
 #: Adherence from excellent to drop-out; pain that improves, plateaus or flares.
 ARCHETYPES = (
@@ -177,3 +179,35 @@ def synthesize_dataset(
             writer.patient(patient.enrollment, patient.records)
     finally:
         writer.close()
+
+
+def synthesize_into_store(
+    store: Store,
+    programs: Sequence[tuple[CompiledProgram, str]],
+    patients: int,
+    weeks: int,
+    seed: int,
+    start: dt.date = DEFAULT_START,
+) -> str:
+    """Enroll `patients` synthetic patients in the store and import their logs."""
+    width = max(4, len(str(patients)))
+    cohorts: dict[int, list[SyntheticPatient]] = {}
+    for n in range(1, patients + 1):
+        index = n % len(programs)
+        patient = synthesize_patient(programs[index][0], f"p{n:0{width}d}", weeks, seed, start)
+        cohorts.setdefault(index, []).append(patient)
+    lines: list[str] = []
+    for index, cohort in sorted(cohorts.items()):
+        compiled, text = programs[index]
+        store.add_program(compiled.program, text)
+        store.enroll_many((p.enrollment for p in cohort), compiled.program)
+        for patient in cohort:
+            lines.extend(log_line(patient.enrollment.patient, r) for r in patient.records)
+    report = store.import_records(lines, source=f"synth:seed={seed}")
+    return f"{report.added} records added, {report.duplicates} already stored"
+
+
+def log_line(patient: str, record: Record) -> str:
+    """One record as a JSONL line of a clinic's log (with its patient)."""
+    data = record.model_dump(mode="json", exclude_defaults=True)
+    return json.dumps({"kind": record.kind, "patient": patient, **data}, separators=(",", ":"))

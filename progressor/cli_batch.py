@@ -1,0 +1,421 @@
+"""Clinic IT's commands: the embedded store, imports, clinician actions, the weekly batch.
+
+`--store` (or PROGRESSOR_STORE) names the SQLite file, `progressor.db` by default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from progressor.batch import Summary, recompute
+from progressor.cli_common import (
+    EXIT_SET_ASIDE,
+    engine_factory,
+    engine_from_env,
+    fail,
+    parse_date,
+    plugin_options,
+)
+from progressor.engine import CompiledProgram
+from progressor.errors import ProgressorError
+from progressor.loading import load_program, parse_program
+from progressor.models import Dose, Enrollment
+from progressor.store import Store
+
+STORE_ENV = "PROGRESSOR_STORE"
+
+store_option = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: os.environ.get(STORE_ENV, "progressor.db"),
+    show_default="progressor.db",
+    help=f"The SQLite store (also {STORE_ENV}).",
+)
+who_option = click.option(
+    "--who",
+    default=lambda: os.environ.get("USER") or getpass.getuser(),
+    show_default="the login name",
+    help="The clinician recording the action.",
+)
+
+
+def _open(path: Path) -> Store:
+    try:
+        return Store.open(path)
+    except ProgressorError as exc:
+        fail(f"{exc} (create it with: progressor init --store {path})")
+
+
+def _dose(base: Dose, assignments: Sequence[str]) -> Dose:
+    """`reps=6 hold_s=5` applied to a dose; a bad field or value is a usage error."""
+    update: dict[str, object] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: write FIELD=VALUE, e.g. reps=6")
+        update[name.strip()] = None if value.strip() in ("", "none") else value.strip()
+    try:
+        return Dose.model_validate({**base.model_dump(exclude_none=True), **update})
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).splitlines()[-1] if str(exc) else repr(exc)) from None
+
+
+def _compiled(
+    store: Store, patient: str, plugins: Sequence[str], block: Sequence[str]
+) -> CompiledProgram:
+    return engine_from_env(plugins, block).compile(store.program_of(patient))
+
+
+@click.command()
+@store_option
+def init(store_path: Path) -> None:
+    """Create the store (or migrate an older one to the current schema)."""
+    with Store.init(store_path) as store:
+        click.echo(f"{store_path}: schema version {store.schema_version()}")
+
+
+@click.command()
+@click.argument("patient")
+@click.option(
+    "--program", "program_path", required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option("--start", callback=parse_date, required=True, help="First day (YYYY-MM-DD).")
+@click.option(
+    "--dose",
+    "doses",
+    multiple=True,
+    metavar="EXERCISE:FIELD=VALUE[,...]",
+    help="A clinician's starting dose for one exercise, e.g. bridge:reps=3,hold_s=3.",
+)
+@store_option
+@plugin_options
+def enroll(
+    patient: str,
+    program_path: Path,
+    start: dt.date,
+    doses: tuple[str, ...],
+    store_path: Path,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
+) -> None:
+    """Enroll PATIENT on a program from a start date (the program is stored with them)."""
+    try:
+        program = load_program(program_path)
+        compiled = engine_from_env(plugins, block).compile(program)
+    except ProgressorError as exc:
+        fail(str(exc))
+    overrides = {}
+    for spec in doses:
+        exercise, _, fields = spec.partition(":")
+        if exercise not in {e.id for e in program.exercises}:
+            fail(f"--dose {spec!r}: the program has no exercise {exercise!r}")
+        overrides[exercise] = _dose(program.exercise(exercise).dose, fields.split(","))
+    with _open(store_path) as store:
+        try:
+            store.add_program(program, program_path.read_text(encoding="utf-8"))
+            enrollment = Enrollment(
+                patient=patient, program=program.id, start=start, overrides=overrides
+            )
+            added = store.enroll(enrollment, program, compiled)
+        except ProgressorError as exc:
+            fail(str(exc))
+    click.echo(
+        f"{patient}: {'enrolled on' if added else 'already enrolled on'} "
+        f"{program.id} {program.version} from {start}"
+    )
+
+
+@click.command(name="import")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
+@store_option
+def import_files(files: tuple[Path, ...], store_path: Path) -> None:
+    """Import outcomes and pain reports (JSONL or CSV, each record with its patient)."""
+    quarantined = 0
+    with _open(store_path) as store:
+        for path in files:
+            try:
+                report = store.import_records(path)
+            except ProgressorError as exc:
+                fail(str(exc))
+            click.echo(
+                f"{path}: {report.added} added, {report.duplicates} already stored, "
+                f"{len(report.quarantined)} quarantined"
+            )
+            for item in report.quarantined:
+                click.echo(f"  quarantined: {item.source}:{item.line}: {item.reason}", err=True)
+            quarantined += len(report.quarantined)
+    sys.exit(EXIT_SET_ASIDE if quarantined else 0)
+
+
+@click.command()
+@store_option
+def status(store_path: Path) -> None:
+    """What the store holds and how up to date it is."""
+    with _open(store_path) as store:
+        s = store.status()
+    click.echo(
+        f"store {store_path} (schema {s.schema_version}): {s.programs} programs, "
+        f"{s.patients} patients, {s.outcomes} outcomes, {s.pain_reports} pain reports, "
+        f"{s.quarantined} quarantined, {s.clinician_actions} clinician actions"
+    )
+    click.echo(
+        f"results: {s.up_to_date} up to date, {s.stale} with new data, {s.failed} failed; "
+        f"{s.paused} paused, {s.flagged} flagged, {s.alerts} alerts"
+    )
+
+
+@click.command()
+@store_option
+def review(store_path: Path) -> None:
+    """The queue of paused and flagged patients, with why."""
+    with _open(store_path) as store:
+        queue = store.review_queue()
+    if not queue:
+        click.echo("nobody waits for review")
+    for item in queue:
+        pending = " (new data not yet recomputed)" if item.pending else ""
+        click.echo(f"{item.patient}  week {item.week}  {item.status}{pending}")
+        for reason in item.reasons:
+            click.echo(f"    {reason}")
+
+
+@click.command()
+@click.argument("patient")
+@click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
+@click.option("--exercise", "exercises", multiple=True, help="Resume only this exercise.")
+@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
+@who_option
+@store_option
+def resume(
+    patient: str,
+    note: str,
+    exercises: tuple[str, ...],
+    week: int | None,
+    who: str,
+    store_path: Path,
+) -> None:
+    """Record a clinician's resume of a paused patient (or exercises); recompute applies it."""
+    with _open(store_path) as store:
+        try:
+            actions = store.resume(patient, note, who, exercises=exercises, week=week)
+        except ProgressorError as exc:
+            fail(str(exc))
+    for action in actions:
+        what = action.exercise or "the whole program"
+        click.echo(f"{patient}: {what} resumed from week {action.week} by {action.who}")
+
+
+@click.command()
+@click.argument("patient")
+@click.argument("exercise")
+@click.argument("fields", nargs=-1, required=True)
+@click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
+@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
+@who_option
+@store_option
+@plugin_options
+def override(
+    patient: str,
+    exercise: str,
+    fields: tuple[str, ...],
+    note: str,
+    week: int | None,
+    who: str,
+    store_path: Path,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
+) -> None:
+    """Record a clinician's dose for one exercise: FIELD=VALUE ... (e.g. reps=4 hold_s=5)."""
+    with _open(store_path) as store:
+        try:
+            compiled = _compiled(store, patient, plugins, block)
+            current = store.prescriptions(patient)
+            base = (
+                current[-1].exercises[exercise].dose
+                if current and exercise in current[-1].exercises
+                else compiled.program.exercise(exercise).dose
+            )
+            action = store.override(
+                patient, exercise, _dose(base, fields), note, who, week=week, compiled=compiled
+            )
+        except (ProgressorError, KeyError) as exc:
+            fail(str(exc))
+    assert action.dose is not None
+    click.echo(
+        f"{patient}: {exercise} set to {action.dose.describe()} from week {action.week} "
+        f"by {action.who}"
+    )
+
+
+def _print_summary(summary: Summary) -> None:
+    actions = ", ".join(f"{k} {v}" for k, v in sorted(summary.actions.items())) or "none"
+    click.echo(
+        f"as of {summary.as_of}: {summary.computed} patients computed "
+        f"({summary.due} due, {summary.up_to_date} up to date, "
+        f"{summary.not_started} not started); decisions: {actions}; "
+        f"alerts {summary.alerts}; plugin failures {summary.plugin_failures}; "
+        f"failures {len(summary.failures)}"
+    )
+    for failure in summary.failures:
+        click.echo(f"  failed: {failure}", err=True)
+
+
+@click.command(name="recompute")
+@click.option(
+    "--week",
+    "as_of",
+    callback=parse_date,
+    default=None,
+    help="Compute the weeks that ended by this date (default: today).",
+)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default="all cores")
+@click.option("--dataset", help="Instead of the store: an input dataset directory or URL.")
+@click.option("--out", help="With --dataset: the output directory or URL.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="With --dataset: this machine's cores, or Dask.",
+)
+@click.option("--scheduler", help="With --executor dask: the scheduler, e.g. tcp://host:8786.")
+@store_option
+@plugin_options
+def recompute_command(
+    as_of: dt.date | None,
+    workers: int,
+    dataset: str | None,
+    out: str | None,
+    executor: str,
+    scheduler: str | None,
+    store_path: Path,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
+) -> None:
+    """Next week's prescription for every patient whose week has ended (store or dataset)."""
+    day = as_of or dt.date.today()
+    engine_from_env(plugins, block)  # fail early, in this process, on a bad plugin set-up
+    if dataset is not None:
+        _recompute_dataset(dataset, out, day, executor, scheduler, workers, plugins, block)
+        return
+    if executor != "local" or out:
+        fail("--executor and --out go with --dataset (the store is computed on this machine)")
+    factory = engine_factory(plugins, block)
+
+    def run(progress: Callable[[int, int], None] | None) -> Summary:
+        try:
+            return recompute(
+                store_path, as_of=day, workers=workers, progress=progress, engine_factory=factory
+            )
+        except ProgressorError as exc:
+            fail(str(exc))
+
+    _open(store_path).close()  # a clear message when there is no store yet
+    if sys.stderr.isatty():  # a progress bar for a person, none in logs and pipes
+        with click.progressbar(length=1, label="recompute", file=sys.stderr) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+            summary = run(progress)
+    else:
+        summary = run(None)
+    _print_summary(summary)
+    if summary.failures:
+        sys.exit(1)
+
+
+def _recompute_dataset(
+    dataset: str,
+    out: str | None,
+    day: dt.date,
+    executor: str,
+    scheduler: str | None,
+    workers: int,
+    plugins: Sequence[str],
+    block: Sequence[str],
+) -> None:
+    from progressor.dataset import merge, run_dask, run_local
+
+    if not out:
+        fail("--dataset needs --out")
+    try:
+        if executor == "dask":
+            if not scheduler:
+                fail("--executor dask needs --scheduler ADDRESS")
+            summaries = run_dask(dataset, out, day, scheduler, plugins, block)
+        else:
+            summaries = run_local(dataset, out, day, workers or os.cpu_count() or 1, plugins, block)
+    except ProgressorError as exc:
+        fail(str(exc))
+    summary = merge(summaries)
+    actions = ", ".join(f"{k} {v}" for k, v in summary["actions"].items())
+    click.echo(
+        f"{summary.get('patients', 0)} patients in {summary.get('partitions', 0)} partitions "
+        f"({summary.get('skipped', 0)} already done); decisions: {actions or 'none'}; "
+        f"paused {summary.get('paused', 0)}, alerts {summary.get('alerts', 0)}, "
+        f"plugin failures {summary.get('failures', 0)}, set aside {summary.get('set_aside', 0)}"
+    )
+
+
+@click.command()
+@click.option("--patients", type=click.IntRange(min=1), required=True)
+@click.option("--weeks", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", help="Write a partitioned dataset here instead of into the store.")
+@click.option("--partitions", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--program",
+    "program_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Programs to enroll patients on (repeatable); default: the shipped ones.",
+)
+@click.option("--start", callback=parse_date, default="2026-01-05", show_default=True)
+@store_option
+@plugin_options
+def synth(
+    patients: int,
+    weeks: int,
+    seed: int,
+    out: str | None,
+    partitions: int,
+    program_paths: tuple[Path, ...],
+    start: dt.date,
+    store_path: Path,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
+) -> None:
+    """Generate a synthetic cohort into the store (or a partitioned dataset with --out)."""
+    from progressor.demo import SHIPPED, shipped_text
+    from progressor.synth import synthesize_dataset, synthesize_into_store
+
+    engine = engine_from_env(plugins, block)
+    texts = [p.read_text(encoding="utf-8") for p in program_paths] or [
+        shipped_text(name) for name in SHIPPED
+    ]
+    try:
+        compiled = [(engine.compile(parse_program(t)), t) for t in texts]
+        if out:
+            synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start)
+            click.echo(f"{patients} patients, {weeks} weeks, {partitions} partitions: {out}")
+            return
+        with Store.init(store_path) as store:
+            report = synthesize_into_store(store, compiled, patients, weeks, seed, start)
+    except ProgressorError as exc:
+        fail(str(exc))
+    click.echo(f"{patients} patients, {weeks} weeks into {store_path}: {report}")
+
+
+COMMANDS = (init, enroll, import_files, status, review, resume, override, recompute_command, synth)

@@ -1,0 +1,71 @@
+"""What every command shares: exit codes, the engine from the environment, common options."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from progressor.engine import Engine
+from progressor.errors import ProgressorError
+from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list
+
+EXIT_SET_ASIDE = 3
+EXIT_ALERT_UNDELIVERED = 4
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def engine_from_env(plugins: Sequence[str], block: Sequence[str]) -> Engine:
+    """Built-ins, installed plugins allowed by PROGRESSOR_PLUGINS, and --plugin modules."""
+    try:
+        return engine_factory(plugins, block)()
+    except ProgressorError as exc:
+        fail(str(exc))
+
+
+def plugin_options(command: F) -> F:
+    """--plugin and --block, on every command."""
+    command = click.option(
+        "--block",
+        multiple=True,
+        metavar="NAME",
+        help=f"Block a built-in component or plugin (repeatable; also {BLOCK_ENV}). "
+        "Essential safety rules cannot be blocked.",
+    )(command)
+    return click.option(
+        "--plugin",
+        "plugins",
+        multiple=True,
+        metavar="MODULE",
+        help="Load this plugin module as well (repeatable).",
+    )(command)
+
+
+def engine_factory(plugins: Sequence[str], block: Sequence[str]) -> Callable[[], Engine]:
+    """A picklable way for worker processes to build the same engine as the command."""
+    return partial(
+        Engine,
+        tuple(plugins),
+        block=[*(env_list(os.environ.get(BLOCK_ENV)) or []), *block],
+        entry_points=True,
+        allow=env_list(os.environ.get(ALLOW_ENV)),
+    )
+
+
+def parse_date(_: click.Context, __: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
