@@ -1,0 +1,140 @@
+"""The clinic commands through the installed entry point: store, import, actions, batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from tests.conftest import PROGRAMS, START, full_week
+from tests.test_cli import run
+
+SEED = str(PROGRAMS / "low-back-pain.toml")
+
+
+def _env(store: Path) -> dict[str, str]:
+    return {"PROGRESSOR_STORE": str(store), "USER": "dr-lee"}
+
+
+def _log(tmp_path: Path, name: str, rows: list[dict[str, object]]) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_clinic_week_from_init_to_review(tmp_path: Path) -> None:
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    assert run("init", env=env).returncode == 0
+    for patient in ("anna", "ben"):
+        done = run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+        assert done.returncode == 0, done.stderr
+    gentle = run(
+        "enroll",
+        "cleo",
+        "--program",
+        SEED,
+        "--start",
+        START.isoformat(),
+        "--dose",
+        "bridge:reps=3,hold_s=3",
+        env=env,
+    )
+    assert gentle.returncode == 0, gentle.stderr
+
+    rows = [{**r, "patient": p} for p in ("anna", "ben", "cleo") for r in full_week()]
+    rows.append({"patient": "ben", "date": START.isoformat(), "pain": 8, "context": "flare"})
+    log = _log(tmp_path, "week1.jsonl", rows)
+    first = run("import", str(log), env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"{log}: {len(rows)} added, 0 already stored, 0 quarantined" in first.stdout
+    again = run("import", str(log), env=env)
+    assert f"0 added, {len(rows)} already stored" in again.stdout
+
+    bad = _log(tmp_path, "bad.jsonl", [{"patient": "zoe", "date": "2026-01-06", "pain": 3}])
+    quarantined = run("import", str(bad), env=env)
+    assert quarantined.returncode == 3 and "bad.jsonl:1" in quarantined.stderr
+
+    computed = run("recompute", "--week", "2026-01-12", env=env)
+    assert computed.returncode == 0, computed.stderr
+    assert "3 patients computed" in computed.stdout and "pause 3" in computed.stdout
+    idle = run("recompute", "--week", "2026-01-12", env=env)
+    assert "0 patients computed" in idle.stdout and "3 up to date" in idle.stdout
+
+    queue = run("review", env=env).stdout
+    assert "ben  week 2  paused" in queue and "anna" not in queue
+    status = run("status", env=env).stdout
+    assert "3 patients" in status and "1 quarantined" in status and "1 paused" in status
+
+    resumed = run("resume", "ben", "--note", "phoned: flare settled", "--week", "2", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "ben: the whole program resumed from week 2 by dr-lee" in resumed.stdout
+    changed = run(
+        "override",
+        "anna",
+        "bridge",
+        "reps=5",
+        "hold_s=4",
+        "--week",
+        "2",
+        "--note",
+        "sore after gardening",
+        env=env,
+    )
+    assert changed.returncode == 0, changed.stderr
+    refused = run("override", "anna", "bridge", "reps=40", "--week", "2", "--note", "x", env=env)
+    assert refused.returncode == 1 and "ceiling" in refused.stderr
+    applied = run("recompute", "--week", "2026-01-12", env=env)
+    assert "2 patients computed" in applied.stdout, applied.stdout
+
+    with sqlite3.connect(store) as db:
+        [(who, note)] = db.execute(
+            "SELECT who, note FROM clinician_actions WHERE kind = 'resume'"
+        ).fetchall()
+        assert (who, note) == ("dr-lee", "phoned: flare settled")
+        week2 = json.loads(
+            db.execute(
+                "SELECT prescription FROM prescriptions WHERE patient = 'ben' AND week = 2"
+            ).fetchone()[0]
+        )
+        anna = json.loads(
+            db.execute(
+                "SELECT prescription FROM prescriptions WHERE patient = 'anna' AND week = 2"
+            ).fetchone()[0]
+        )
+    assert week2["status"] == "active"
+    assert anna["exercises"]["bridge"]["dose"] == {
+        **anna["exercises"]["bridge"]["dose"],
+        "reps": 5,
+        "hold_s": 4,
+    }
+    assert "ben" not in run("review", env=env).stdout
+
+
+def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
+    env = _env(tmp_path / "synth.db")
+    made = run("synth", "--patients", "60", "--weeks", "2", env=env)
+    assert made.returncode == 0, made.stderr
+    done = run("recompute", "--week", "2026-01-19", "--workers", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "60 patients computed" in done.stdout
+
+
+def test_commands_on_a_missing_store_say_how_to_create_it(tmp_path: Path) -> None:
+    done = run("status", env=_env(tmp_path / "none.db"))
+    assert done.returncode == 1 and "progressor init" in done.stderr
+
+
+def test_recompute_over_a_dataset(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    assert (
+        run(
+            "synth", "--patients", "40", "--weeks", "2", "--out", str(data), "--partitions", "4"
+        ).returncode
+        == 0
+    )
+    done = run("recompute", "--dataset", str(data), "--out", str(out), "--week", "2026-01-19")
+    assert done.returncode == 0, done.stderr
+    assert "40 patients in 4 partitions (0 already done)" in done.stdout
+    assert sorted(os.listdir(out / "prescriptions")) == [f"part-0000{i}.jsonl" for i in range(4)]
