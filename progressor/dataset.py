@@ -22,15 +22,17 @@ driver only schedules partitions; workers do all the reading and writing.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
@@ -161,20 +163,85 @@ def _compiled_programs(dataset: str, engine: Engine) -> dict[str, CompiledProgra
     return compiled
 
 
-def _records_by_patient(location: str) -> tuple[dict[str, list[Record]], list[str]]:
-    by_patient: dict[str, list[Record]] = {}
-    problems: list[str] = []
+_PATIENT = re.compile(r'"patient"\s*:\s*"([^"\\]*)"')
+
+
+def _patient_of(line: str) -> str | None:
+    """The patient a JSON line belongs to, found without parsing the whole line."""
+    found = _PATIENT.search(line)
+    if found:
+        return found.group(1)
+    try:  # an escaped id, or no "patient" at all: let the JSON parser decide
+        value = json.loads(line).get("patient")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _lines(location: str) -> list[str]:
     if not _exists(location):
-        return by_patient, problems
+        return []
     with _open(location, "r") as handle:
-        log = read_log(handle, location, "jsonl")
-    for record in log.records:
-        if record.patient is None:
-            problems.append(f"{location}: a record without 'patient'")
-            continue
-        by_patient.setdefault(record.patient, []).append(record)
-    problems.extend(str(s) for s in log.set_aside)
-    return by_patient, problems
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def _grouped(lines: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+    by_patient: dict[str, list[str]] = {}
+    orphans: list[str] = []
+    for line in lines:
+        patient = _patient_of(line)
+        if patient is None:
+            orphans.append(line)
+        else:
+            by_patient.setdefault(patient, []).append(line)
+    return by_patient, orphans
+
+
+def _stats(locations: Sequence[str]) -> list[list[object]]:
+    """Size and modification time of each input: unchanged inputs need no reading at all."""
+    out: list[list[object]] = []
+    for location in locations:
+        if _is_url(location):
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(location)
+            info = fs.info(path) if fs.exists(path) else {}
+            out.append([location, info.get("size"), str(info.get("mtime", info.get("ETag")))])
+        else:
+            path = Path(location)
+            stat = path.stat() if path.exists() else None
+            out.append(
+                [location, stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+            )
+    return out
+
+
+class _Patient(NamedTuple):
+    """One patient's output rows by table, and the counts the partition summary needs."""
+
+    rows: dict[str, list[str]]
+    counts: list[object]  # [actions, paused, alerts, plugin failure]
+
+
+def _rows_of(result: StepResult) -> _Patient:
+    prescription = result.prescription
+    patient, week = prescription.patient, prescription.week - 1
+    rows = {
+        "prescriptions": [prescription.model_dump_json()],
+        "decisions": [
+            json.dumps(
+                {"patient": patient, "week": week, **d.model_dump(mode="json")}, sort_keys=True
+            )
+            for d in result.decisions
+        ],
+        "alerts": [a.model_dump_json() for a in result.alerts],
+        "set_aside": [
+            json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in result.set_aside
+        ],
+    }
+    failed = any(f.code == "plugin-failure" for f in prescription.flags)
+    actions = [d.action for d in result.decisions]
+    return _Patient(rows, [actions, prescription.status == "paused", len(result.alerts), failed])
 
 
 def compute_partition(
@@ -185,61 +252,145 @@ def compute_partition(
     plugins: Sequence[str] = (),
     block: Sequence[str] = (),
 ) -> PartitionSummary:
-    """Compute every patient of one partition; a finished partition is not computed again."""
+    """Compute one partition; only the patients whose inputs changed are computed again.
+
+    A partition whose inputs are unchanged since its last run is skipped without reading
+    them; otherwise every patient's inputs are hashed, and a patient with the same hash as
+    last time keeps last time's output rows. The output is the same as a clean full run.
+    """
+    name = f"{part_name(part)}.jsonl"
     done = _join(out, "_done", f"{part_name(part)}.json")
-    if _exists(done):
+    index_path = _join(out, "_index", f"{part_name(part)}.json")
+    programs_dir = _join(dataset, "programs")
+    inputs = [
+        _join(dataset, "enrollments", name),
+        _join(dataset, "records", name),
+        *_list(programs_dir, ".toml"),
+    ]
+    stats = _stats(inputs)
+    program_texts = [(p, "\n".join(_lines(p))) for p in inputs[2:]]
+    signature = hashlib.sha256(
+        json.dumps([str(as_of), sorted(plugins), sorted(block), program_texts]).encode()
+    ).hexdigest()
+    previous = _read_json(index_path) if _exists(index_path) else None
+    if (
+        previous
+        and _exists(done)
+        and previous["stats"] == stats
+        and (previous["signature"] == signature)
+    ):
         with _open(done, "r") as handle:
             return PartitionSummary(**{**json.load(handle), "skipped": True})
-    engine = Engine(plugins, block=block)
-    programs = _compiled_programs(dataset, engine)
-    name = f"{part_name(part)}.jsonl"
-    records, problems = _records_by_patient(_join(dataset, "records", name))
-    with _open(_join(dataset, "enrollments", name), "r") as handle:
-        enrollments = sorted(
-            (Enrollment.model_validate_json(line) for line in handle if line.strip()),
-            key=lambda e: e.patient,
-        )
-    results = []
-    for enrollment in enrollments:
-        compiled = programs.get(enrollment.program)
-        if compiled is None:
-            problems.append(f"{enrollment.patient}: unknown program {enrollment.program!r}")
-            continue
-        history = compiled.replay(enrollment, records.get(enrollment.patient, []), until=as_of)
-        newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
-        results.append(newest)
-    summary = _write_partition(out, part, results, problems)
+
+    enrollment_lines, bad_enrollments = _grouped(_lines(inputs[0]))
+    record_lines, orphans = _grouped(_lines(inputs[1]))
+    hashes = {
+        patient: hashlib.sha1(
+            "\n".join([signature, *lines, *sorted(record_lines.get(patient, []))]).encode()
+        ).hexdigest()
+        for patient, lines in enrollment_lines.items()
+    }
+    reuse: dict[str, str] = previous["hashes"] if previous else {}
+    counts: dict[str, list[object]] = previous["counts"] if previous else {}
+    changed = [p for p in sorted(hashes) if reuse.get(p) != hashes[p]]
+    kept = _previous_rows(out, name, set(hashes) - set(changed)) if previous else {}
+    computed = _compute(dataset, changed, enrollment_lines, record_lines, as_of, plugins, block)
+    patients: dict[str, _Patient] = {}
+    for patient in sorted(hashes):
+        if patient in computed:
+            patients[patient] = computed[patient]
+        else:
+            patients[patient] = _Patient(kept.get(patient, {}), counts[patient])
+    problems = [f"a record without 'patient': {line[:80]}" for line in orphans]
+    problems += [f"an enrollment without 'patient': {line[:80]}" for line in bad_enrollments]
+    problems += [
+        f"records of {p!r}, who is not enrolled" for p in sorted(record_lines) if p not in hashes
+    ]
+    summary = _write_partition(out, part, patients, problems)
+    _write_json(
+        index_path,
+        {
+            "stats": stats,
+            "signature": signature,
+            "hashes": hashes,
+            "counts": {p: v.counts for p, v in patients.items()},
+        },
+    )
     with _open(done, "w") as handle:
         handle.write(summary.to_json())
     return summary
 
 
-def _write_partition(
-    out: str, part: int, results: Sequence[StepResult], problems: Sequence[str]
-) -> PartitionSummary:
-    rows: dict[str, list[str]] = {table: [] for table in TABLES_OUT}
-    actions: Counter[str] = Counter()
-    for result in results:
-        patient = result.prescription.patient
-        rows["prescriptions"].append(result.prescription.model_dump_json())
-        for decision in result.decisions:
-            actions[decision.action] += 1
-            rows["decisions"].append(
-                json.dumps(
-                    {
-                        "patient": patient,
-                        "week": result.prescription.week - 1,
-                        **decision.model_dump(mode="json"),
-                    },
-                    sort_keys=True,
-                )
+def _read_json(location: str) -> Any:
+    with _open(location, "r") as handle:
+        return json.load(handle)
+
+
+def _write_json(location: str, value: object) -> None:
+    temporary = f"{location}.tmp-{os.getpid()}"
+    with _open(temporary, "w") as handle:
+        json.dump(value, handle, separators=(",", ":"))
+    _rename(temporary, location)
+
+
+def _previous_rows(out: str, name: str, wanted: set[str]) -> dict[str, dict[str, list[str]]]:
+    """Last run's output rows of the `wanted` patients, by patient and table."""
+    rows: dict[str, dict[str, list[str]]] = {p: {t: [] for t in TABLES_OUT} for p in wanted}
+    for table in TABLES_OUT:
+        for line in _lines(_join(out, table, name)):
+            patient = _patient_of(line)
+            if patient in rows:
+                rows[patient][table].append(line)
+    return rows
+
+
+def _compute(
+    dataset: str,
+    patients: Sequence[str],
+    enrollment_lines: dict[str, list[str]],
+    record_lines: dict[str, list[str]],
+    as_of: dt.date,
+    plugins: Sequence[str],
+    block: Sequence[str],
+) -> dict[str, _Patient]:
+    if not patients:
+        return {}
+    programs = _compiled_programs(dataset, Engine(plugins, block=block))
+    out = {}
+    for patient in patients:
+        enrollment = Enrollment.model_validate_json(enrollment_lines[patient][0])
+        log = read_log(record_lines.get(patient, []), f"records of {patient}", "jsonl")
+        compiled = programs.get(enrollment.program)
+        if compiled is None:
+            problem = f"unknown program {enrollment.program!r}"
+            line = json.dumps({"patient": patient, "problem": problem})
+            out[patient] = _Patient(
+                {**{t: [] for t in TABLES_OUT}, "set_aside": [line]}, [[], False, 0, False]
             )
-        rows["alerts"].extend(a.model_dump_json() for a in result.alerts)
-        rows["set_aside"].extend(
-            json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in result.set_aside
-        )
-    rows["set_aside"].extend(json.dumps({"problem": p}) for p in problems)
-    for table, lines in rows.items():
+            continue
+        history = compiled.replay(enrollment, log.records, until=as_of)
+        newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
+        computed = _rows_of(newest)
+        computed.rows["set_aside"][:0] = [
+            json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in log.set_aside
+        ]
+        out[patient] = computed
+    return out
+
+
+def _write_partition(
+    out: str, part: int, patients: dict[str, _Patient], problems: Sequence[str]
+) -> PartitionSummary:
+    actions: Counter[str] = Counter()
+    tables: dict[str, list[str]] = {table: [] for table in TABLES_OUT}
+    for patient in patients.values():
+        for table in TABLES_OUT:
+            tables[table].extend(patient.rows.get(table, []))
+        patient_actions = patient.counts[0]
+        assert isinstance(patient_actions, list)
+        actions.update(patient_actions)
+    tables["set_aside"].extend(json.dumps({"problem": p}) for p in problems)
+    for table, lines in tables.items():
         target = _join(out, table, f"{part_name(part)}.jsonl")
         temporary = f"{target}.tmp-{os.getpid()}"
         with _open(temporary, "w") as handle:
@@ -247,14 +398,12 @@ def _write_partition(
         _rename(temporary, target)
     return PartitionSummary(
         part=part,
-        patients=len(results),
+        patients=sum(1 for p in patients.values() if p.rows.get("prescriptions")),
         actions=dict(sorted(actions.items())),
-        paused=sum(1 for r in results if r.prescription.status == "paused"),
-        alerts=sum(len(r.alerts) for r in results),
-        failures=sum(
-            1 for r in results if any(f.code == "plugin-failure" for f in r.prescription.flags)
-        ),
-        set_aside=len(rows["set_aside"]),
+        paused=sum(1 for p in patients.values() if p.counts[1]),
+        alerts=sum(int(str(p.counts[2])) for p in patients.values()),
+        failures=sum(1 for p in patients.values() if p.counts[3]),
+        set_aside=len(tables["set_aside"]),
     )
 
 

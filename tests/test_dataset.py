@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,29 @@ def test_dask_and_local_executors_agree(dataset: Path, tmp_path: Path) -> None:
     local = merge(run_local(str(dataset), str(tmp_path / "local"), AS_OF, workers=1))
     assert on_dask == local
     assert outputs(tmp_path / "dask") == outputs(tmp_path / "local")
+
+
+def test_new_data_recomputes_only_its_patients_and_equals_a_full_run(
+    dataset: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    out = tmp_path / "out"
+    run_local(str(copy), str(out), AS_OF, workers=1)
+    part = partitions(str(copy))[0]
+    records = copy / "records" / f"part-{part:05d}.jsonl"
+    patient = json.loads(records.read_text(encoding="utf-8").splitlines()[0])["patient"]
+    flare = {"kind": "pain", "patient": patient, "pain": 9, "date": "2026-01-20"}
+    with records.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(flare) + "\n")
+    again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
+    assert again["skipped"] == len(partitions(str(copy))) - 1
+    clean = tmp_path / "clean"
+    assert merge(run_local(str(copy), str(clean), AS_OF, workers=1)) == {**again, "skipped": 0}
+    assert outputs(out) == outputs(clean)
+    [line] = [
+        line
+        for line in (out / "prescriptions" / f"part-{part:05d}.jsonl").read_text().splitlines()
+        if json.loads(line)["patient"] == patient
+    ]
+    assert json.loads(line)["status"] == "paused"
