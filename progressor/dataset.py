@@ -108,9 +108,13 @@ class DatasetWriter:
         key = (table, part)
         if key not in self._handles:
             path = _join(self.location, table, f"{part_name(part)}.jsonl")
-            if not _is_url(path):
+            if _is_url(path):
+                import fsspec
+
+                self._handles[key] = fsspec.open(path, "w", encoding="utf-8").open()
+            else:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._handles[key] = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+                self._handles[key] = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         return self._handles[key]
 
     def patient(self, enrollment: Enrollment, records: Iterable[Record]) -> None:

@@ -97,3 +97,16 @@ def test_new_data_recomputes_only_its_patients_and_equals_a_full_run(
         if json.loads(line)["patient"] == patient
     ]
     assert json.loads(line)["status"] == "paused"
+
+
+def test_a_dataset_at_a_url(tmp_path: Path) -> None:
+    # fsspec's in-memory filesystem stands in for s3:// or gs:// (one process: workers=1).
+    pytest.importorskip("fsspec")
+    engine = progressor.Engine()
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    compiled = engine.compile(progressor.parse_program(text))
+    synthesize_dataset("memory://clinic/in", [(compiled, text)], 30, WEEKS, 3, 3)
+    on_url = merge(run_local("memory://clinic/in", "memory://clinic/out", AS_OF, workers=1))
+    assert on_url["patients"] == 30 and on_url["partitions"] == 3
+    again = merge(run_local("memory://clinic/in", "memory://clinic/out", AS_OF, workers=1))
+    assert again["skipped"] == 3
