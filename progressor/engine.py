@@ -171,6 +171,48 @@ def _built(bound: _Bound, model: type[M], **values: Any) -> M:
         raise _ComponentFailure(bound, exc) from exc
 
 
+def _raised(
+    prescription: Prescription, found: Sequence[_Match], *, lenient: bool = False
+) -> tuple[list[Flag], list[Alert]]:
+    """The flags and alerts these findings raise. Off the normal path (`lenient`), an
+    invalid one is skipped: it cannot fail a patient who is already being held."""
+    flags, alerts = [], []
+    for m in found:
+        finding = m.finding
+        if finding is None:
+            continue
+        try:
+            if finding.flag:
+                flags.append(
+                    _built(
+                        m.bound,
+                        Flag,
+                        code=finding.flag,
+                        rule=m.bound.name,
+                        plugin=m.bound.plugin,
+                        message=m.reason,
+                        exercise=m.exercise,
+                    )
+                )
+            if finding.alert:
+                alerts.append(
+                    _built(
+                        m.bound,
+                        Alert,
+                        patient=prescription.patient,
+                        week=prescription.week,
+                        rule=m.bound.name,
+                        plugin=m.bound.plugin,
+                        message=m.reason,
+                        urgent=finding.urgent,
+                    )
+                )
+        except _ComponentFailure:
+            if not lenient:
+                raise
+    return flags, alerts
+
+
 class _ComponentFailure(Exception):
     def __init__(self, bound: _Bound, error: BaseException) -> None:
         super().__init__(f"{bound.name}: {error!r}")
@@ -312,36 +354,7 @@ class CompiledProgram:
     def _evaluate(self, week: WeekView) -> StepResult:
         prescription = week.prescription
         found = self._findings(week)
-        flags, alerts = [], []
-        for m in found:
-            finding = m.finding
-            if finding is None:
-                continue
-            if finding.flag:
-                flags.append(
-                    _built(
-                        m.bound,
-                        Flag,
-                        code=finding.flag,
-                        rule=m.bound.name,
-                        plugin=m.bound.plugin,
-                        message=m.reason,
-                        exercise=m.exercise,
-                    )
-                )
-            if finding.alert:
-                alerts.append(
-                    _built(
-                        m.bound,
-                        Alert,
-                        patient=prescription.patient,
-                        week=prescription.week,
-                        rule=m.bound.name,
-                        plugin=m.bound.plugin,
-                        message=m.reason,
-                        urgent=finding.urgent,
-                    )
-                )
+        flags, alerts = _raised(prescription, found)
         decisions, states = [], {}
         for planned in self._exercises:
             name = planned.exercise.id
@@ -463,18 +476,7 @@ class CompiledProgram:
                 )
             )
         # Still paused, but a new flare or adverse event must reach the clinician all the same.
-        alerts = [
-            Alert(
-                patient=prescription.patient,
-                week=prescription.week,
-                rule=m.bound.name,
-                plugin=m.bound.plugin,
-                message=m.reason,
-                urgent=m.finding.urgent,
-            )
-            for m in self._essential_findings(week, None)
-            if m.finding is not None and m.finding.alert
-        ]
+        _, alerts = _raised(prescription, self._essential_findings(week, None), lenient=True)
         return self._result(week, "paused", dict(prescription.exercises), decisions, [], alerts)
 
     def _fail_safe(self, week: WeekView, bound: _Bound, error: BaseException) -> StepResult:
@@ -486,30 +488,8 @@ class CompiledProgram:
         found = self._essential_findings(week, bound)
         pauses = [m for m in found if m.action == "pause" and m.exercise is None]
         pause = (pauses[0].bound, pauses[0].finding) if pauses and pauses[0].finding else None
-        alerts = []
-        for m in found:
-            if m.finding is None:
-                continue
-            if m.finding.flag:
-                flags.append(
-                    Flag(
-                        code=m.finding.flag,
-                        rule=m.bound.name,
-                        plugin=m.bound.plugin,
-                        message=m.reason,
-                    )
-                )
-            if m.finding.alert:
-                alerts.append(
-                    Alert(
-                        patient=prescription.patient,
-                        week=prescription.week,
-                        rule=m.bound.name,
-                        plugin=m.bound.plugin,
-                        message=m.reason,
-                        urgent=m.finding.urgent,
-                    )
-                )
+        raised_flags, alerts = _raised(prescription, found, lenient=True)
+        flags.extend(raised_flags)
         if pause:
             message = f"{pause[1].reason} (and {message})"
         decisions = []
