@@ -24,14 +24,14 @@ from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program
 from progressor.models import Enrollment, Outcome, PainReport, Prescription, Record, StepResult
-from progressor.store import (
+from progressor.store import Store
+from progressor.store_values import (
     AlertRow,
     ClinicianAction,
     DecisionRow,
     PatientInputs,
     PatientResults,
     PrescriptionRow,
-    Store,
     canonical_json,
 )
 

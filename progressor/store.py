@@ -11,18 +11,13 @@ other up to `busy_timeout`. docs/store.md describes the schema and its rules.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, NamedTuple
-
-from pydantic import BaseModel
+from typing import Any, Literal
 
 from progressor.engine import CompiledProgram
 from progressor.errors import LogError, ProgressorError
@@ -34,267 +29,29 @@ from progressor.models import (
     Decision,
     Dose,
     Enrollment,
-    Exercise,
     Outcome,
     Prescription,
     Program,
     Record,
     SetAside,
-    Status,
 )
-
-#: Migration i (0-based) takes a store from schema version i to i + 1 (PRAGMA user_version).
-#: Append only: a released script is never edited, a change is a new script.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: inputs as they came, and the results of the weekly fold.
-    """
-    CREATE TABLE programs (
-        program TEXT NOT NULL, version TEXT NOT NULL, hash TEXT NOT NULL,
-        toml TEXT NOT NULL, added_at TEXT NOT NULL,
-        PRIMARY KEY (program, version)
-    );
-    CREATE TABLE patients (
-        patient TEXT PRIMARY KEY, program TEXT NOT NULL, program_version TEXT NOT NULL,
-        program_hash TEXT NOT NULL, start TEXT NOT NULL, overrides TEXT NOT NULL,
-        enrolled_at TEXT NOT NULL,
-        FOREIGN KEY (program, program_version) REFERENCES programs (program, version)
-    );
-    CREATE TABLE imports (
-        id INTEGER PRIMARY KEY, source TEXT NOT NULL, at TEXT NOT NULL,
-        added INTEGER NOT NULL, duplicates INTEGER NOT NULL, quarantined INTEGER NOT NULL
-    );
-    CREATE TABLE outcomes (
-        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
-        hash TEXT NOT NULL, date TEXT NOT NULL, exercise TEXT NOT NULL, record TEXT NOT NULL,
-        source TEXT NOT NULL, line INTEGER, import INTEGER REFERENCES imports (id),
-        UNIQUE (patient, hash)
-    );
-    CREATE TABLE pain_reports (
-        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
-        hash TEXT NOT NULL, date TEXT NOT NULL, record TEXT NOT NULL,
-        source TEXT NOT NULL, line INTEGER, import INTEGER REFERENCES imports (id),
-        UNIQUE (patient, hash)
-    );
-    CREATE TABLE quarantine (
-        id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
-        line INTEGER, reason TEXT NOT NULL, raw TEXT NOT NULL,
-        import INTEGER REFERENCES imports (id)
-    );
-    CREATE TABLE clinician_actions (
-        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
-        kind TEXT NOT NULL CHECK (kind IN ('resume', 'override')), exercise TEXT, dose TEXT,
-        note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL, week INTEGER NOT NULL
-    );
-    CREATE INDEX clinician_actions_patient ON clinician_actions (patient, week);
-    CREATE TABLE prescriptions (
-        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
-        start TEXT NOT NULL, status TEXT NOT NULL, paused INTEGER NOT NULL,
-        flags INTEGER NOT NULL, prescription TEXT NOT NULL,
-        PRIMARY KEY (patient, week)
-    );
-    CREATE TABLE decisions (
-        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
-        exercise TEXT NOT NULL, action TEXT NOT NULL, rule TEXT NOT NULL, plugin TEXT NOT NULL,
-        reason TEXT NOT NULL, decision TEXT NOT NULL,
-        PRIMARY KEY (patient, week, exercise)
-    );
-    CREATE TABLE alerts (
-        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
-        rule TEXT NOT NULL, plugin TEXT NOT NULL, message TEXT NOT NULL, urgent INTEGER NOT NULL,
-        PRIMARY KEY (patient, week, rule, message)
-    );
-    """,
-    # 2: per-patient bookkeeping for incremental recompute. A store made before it has every
-    # patient marked as never computed, so the next recompute rebuilds all results.
-    """
-    CREATE TABLE patient_state (
-        patient TEXT PRIMARY KEY REFERENCES patients (patient),
-        data_version INTEGER NOT NULL DEFAULT 1,
-        computed_version INTEGER,
-        computed_weeks INTEGER NOT NULL DEFAULT 0,
-        error TEXT
-    );
-    INSERT INTO patient_state (patient) SELECT patient FROM patients;
-    """,
+from progressor.store_schema import MIGRATIONS, RESULT_TABLES, SCHEMA_VERSION, _statements
+from progressor.store_values import (
+    ClinicianAction,
+    ImportReport,
+    PatientInputs,
+    PatientResults,
+    ReviewItem,
+    StoreError,
+    StoreStatus,
+    _digest,
+    _dose_json,
+    _Lines,
+    _now,
+    canonical_json,
+    limit_problem,
+    week_of,
 )
-SCHEMA_VERSION = len(MIGRATIONS)
-
-#: The result tables with their keys: what recompute writes, and what a dump compares.
-RESULT_TABLES = {
-    "prescriptions": "patient, week",
-    "decisions": "patient, week, exercise",
-    "alerts": "patient, week, rule, message",
-    "patient_state": "patient",
-}
-
-
-class StoreError(ProgressorError):
-    """The store cannot do what was asked: missing, too new, or an inconsistent request."""
-
-
-def canonical_json(value: BaseModel | Any) -> str:
-    """Sorted keys, no spaces, JSON mode: the same value always gives the same text."""
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _dose_json(dose: Dose) -> str:
-    return canonical_json(dose.model_dump(mode="json", exclude_none=True))
-
-
-def _now() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def week_of(start: dt.date, day: dt.date) -> int:
-    """The enrollment week (1-based) that contains `day`; days before the start count as 1."""
-    return max(1, (day - start).days // 7 + 1)
-
-
-def limit_problem(exercise: Exercise, dose: Dose) -> str | None:
-    """Why `dose` is below the exercise's floor or above its ceiling, or None."""
-    for name, low in exercise.floor.values().items():
-        value = getattr(dose, name)
-        if value is not None and value < low:
-            return f"{exercise.id}: {name} {value:g} is below the floor {low:g}"
-    for name, high in exercise.ceiling.values().items():
-        value = getattr(dose, name)
-        if value is not None and value > high:
-            return f"{exercise.id}: {name} {value:g} is above the ceiling {high:g}"
-    return None
-
-
-# -- values the store hands out ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What one import did: records added, records already stored, lines set aside."""
-
-    source: str
-    added: int
-    duplicates: int
-    quarantined: tuple[SetAside, ...]
-    patients: int  # patients who got new records
-
-
-@dataclass(frozen=True)
-class StoreStatus:
-    schema_version: int
-    programs: int
-    patients: int
-    outcomes: int
-    pain_reports: int
-    quarantined: int
-    clinician_actions: int
-    up_to_date: int  # patients whose results include every record and action
-    stale: int  # patients with new records or actions since their last recompute
-    failed: int  # patients whose last recompute failed
-    paused: int  # latest prescription paused (the program or an exercise)
-    flagged: int  # latest prescription carries flags
-    alerts: int
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    """A patient waiting for a clinician: latest prescription paused or flagged."""
-
-    patient: str
-    week: int
-    status: Status
-    reasons: tuple[str, ...]
-    pending: bool  # records or clinician actions not yet recomputed
-
-
-@dataclass(frozen=True)
-class ClinicianAction:
-    id: int
-    patient: str
-    kind: Literal["resume", "override"]
-    exercise: str | None
-    dose: Dose | None
-    note: str
-    who: str
-    at: dt.datetime
-    week: int  # the week whose prescription the action changes
-
-
-@dataclass(frozen=True)
-class PatientInputs:
-    """Everything recompute needs about one patient, read in one snapshot."""
-
-    enrollment: Enrollment
-    program_version: str
-    toml: str
-    data_version: int
-    computed_weeks: int
-    outcomes: tuple[str, ...]  # canonical JSON
-    pain_reports: tuple[str, ...]
-    actions: tuple[ClinicianAction, ...]  # by week, then in the order recorded
-
-
-class PrescriptionRow(NamedTuple):
-    week: int
-    start: str
-    status: str
-    paused: int  # paused exercises
-    flags: int
-    prescription: str
-
-
-class DecisionRow(NamedTuple):
-    week: int
-    exercise: str
-    action: str
-    rule: str
-    plugin: str
-    reason: str
-    decision: str
-
-
-class AlertRow(NamedTuple):
-    week: int
-    rule: str
-    plugin: str
-    message: str
-    urgent: int
-
-
-@dataclass(frozen=True)
-class PatientResults:
-    """One patient's recomputed rows, or the error that stopped the computation."""
-
-    patient: str
-    data_version: int
-    weeks: int
-    prescriptions: tuple[PrescriptionRow, ...] = ()
-    decisions: tuple[DecisionRow, ...] = ()
-    alerts: tuple[AlertRow, ...] = ()
-    error: str | None = None
-
-
-class _Lines:
-    """Pass lines through while remembering the last ones, to quote a bad record's text."""
-
-    def __init__(self, lines: Iterable[str], header: int) -> None:
-        self._lines, self._recent = lines, deque[tuple[int, str]](maxlen=64)
-        self._last = header
-
-    def __iter__(self) -> Iterator[str]:
-        for number, line in enumerate(self._lines, start=1):
-            self._recent.append((number, line))
-            yield line
-
-    def raw(self, number: int) -> str:
-        """The text of the lines after the previous record, up to line `number`."""
-        text = "".join(line for n, line in self._recent if self._last < n <= number)
-        self._last = number
-        return text.strip()
-
 
 # -- the store --------------------------------------------------------------------------------
 
@@ -922,18 +679,6 @@ def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connect
         db.close()
         raise StoreError(f"{path}: cannot open the store: {exc}") from None
     return db
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration script into complete statements (sqlite3.complete_statement)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending.strip()
-            pending = ""
-    if pending.strip():
-        raise StoreError(f"incomplete statement in a migration: {pending.strip()[:60]}")
 
 
 def _usable(

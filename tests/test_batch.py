@@ -21,7 +21,8 @@ from pydantic import BaseModel
 import progressor
 from progressor.batch import recompute
 from progressor.loading import parse_record
-from progressor.store import Store, StoreError
+from progressor.store import Store
+from progressor.store_values import StoreError
 from progressor.synth import SyntheticPatient, synthesize_clinic
 from tests.conftest import PROGRAMS, ROOT, START, full_week
 
@@ -298,7 +299,8 @@ def test_results_are_the_same_for_any_number_of_workers(
 _RUN = """
 import datetime as dt, os, signal, sys
 from progressor.batch import recompute
-from progressor.store import Store, StoreError
+from progressor.store import Store
+from progressor.store_values import StoreError
 
 path, as_of, die_at = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
 replace, calls = Store._replace, []

@@ -17,7 +17,9 @@ import pytest
 import progressor
 from progressor import store as store_module
 from progressor.loading import parse_record
-from progressor.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, canonical_json
+from progressor.store import Store
+from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION
+from progressor.store_values import StoreError, canonical_json
 from tests.conftest import PROGRAMS, ROOT, START, full_week
 
 SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")

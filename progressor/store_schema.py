@@ -1,0 +1,104 @@
+"""The store's schema: ordered migrations (PRAGMA user_version) and the result tables."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+from progressor.store_values import StoreError
+
+#: Migration i (0-based) takes a store from schema version i to i + 1 (PRAGMA user_version).
+#: Append only: a released script is never edited, a change is a new script.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: inputs as they came, and the results of the weekly fold.
+    """
+    CREATE TABLE programs (
+        program TEXT NOT NULL, version TEXT NOT NULL, hash TEXT NOT NULL,
+        toml TEXT NOT NULL, added_at TEXT NOT NULL,
+        PRIMARY KEY (program, version)
+    );
+    CREATE TABLE patients (
+        patient TEXT PRIMARY KEY, program TEXT NOT NULL, program_version TEXT NOT NULL,
+        program_hash TEXT NOT NULL, start TEXT NOT NULL, overrides TEXT NOT NULL,
+        enrolled_at TEXT NOT NULL,
+        FOREIGN KEY (program, program_version) REFERENCES programs (program, version)
+    );
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, at TEXT NOT NULL,
+        added INTEGER NOT NULL, duplicates INTEGER NOT NULL, quarantined INTEGER NOT NULL
+    );
+    CREATE TABLE outcomes (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        hash TEXT NOT NULL, date TEXT NOT NULL, exercise TEXT NOT NULL, record TEXT NOT NULL,
+        source TEXT NOT NULL, line INTEGER, import INTEGER REFERENCES imports (id),
+        UNIQUE (patient, hash)
+    );
+    CREATE TABLE pain_reports (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        hash TEXT NOT NULL, date TEXT NOT NULL, record TEXT NOT NULL,
+        source TEXT NOT NULL, line INTEGER, import INTEGER REFERENCES imports (id),
+        UNIQUE (patient, hash)
+    );
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+        line INTEGER, reason TEXT NOT NULL, raw TEXT NOT NULL,
+        import INTEGER REFERENCES imports (id)
+    );
+    CREATE TABLE clinician_actions (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        kind TEXT NOT NULL CHECK (kind IN ('resume', 'override')), exercise TEXT, dose TEXT,
+        note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL, week INTEGER NOT NULL
+    );
+    CREATE INDEX clinician_actions_patient ON clinician_actions (patient, week);
+    CREATE TABLE prescriptions (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        start TEXT NOT NULL, status TEXT NOT NULL, paused INTEGER NOT NULL,
+        flags INTEGER NOT NULL, prescription TEXT NOT NULL,
+        PRIMARY KEY (patient, week)
+    );
+    CREATE TABLE decisions (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        exercise TEXT NOT NULL, action TEXT NOT NULL, rule TEXT NOT NULL, plugin TEXT NOT NULL,
+        reason TEXT NOT NULL, decision TEXT NOT NULL,
+        PRIMARY KEY (patient, week, exercise)
+    );
+    CREATE TABLE alerts (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        rule TEXT NOT NULL, plugin TEXT NOT NULL, message TEXT NOT NULL, urgent INTEGER NOT NULL,
+        PRIMARY KEY (patient, week, rule, message)
+    );
+    """,
+    # 2: per-patient bookkeeping for incremental recompute. A store made before it has every
+    # patient marked as never computed, so the next recompute rebuilds all results.
+    """
+    CREATE TABLE patient_state (
+        patient TEXT PRIMARY KEY REFERENCES patients (patient),
+        data_version INTEGER NOT NULL DEFAULT 1,
+        computed_version INTEGER,
+        computed_weeks INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    INSERT INTO patient_state (patient) SELECT patient FROM patients;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The result tables with their keys: what recompute writes, and what a dump compares.
+RESULT_TABLES = {
+    "prescriptions": "patient, week",
+    "decisions": "patient, week, exercise",
+    "alerts": "patient, week, rule, message",
+    "patient_state": "patient",
+}
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into complete statements (sqlite3.complete_statement)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise StoreError(f"incomplete statement in a migration: {pending.strip()[:60]}")

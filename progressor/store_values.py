@@ -1,0 +1,190 @@
+"""What the store hands out, and the small helpers its parts share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel
+
+from progressor.errors import ProgressorError
+from progressor.models import (
+    Dose,
+    Enrollment,
+    Exercise,
+    SetAside,
+    Status,
+)
+
+
+class StoreError(ProgressorError):
+    """The store cannot do what was asked: missing, too new, or an inconsistent request."""
+
+
+def canonical_json(value: BaseModel | Any) -> str:
+    """Sorted keys, no spaces, JSON mode: the same value always gives the same text."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _dose_json(dose: Dose) -> str:
+    return canonical_json(dose.model_dump(mode="json", exclude_none=True))
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def week_of(start: dt.date, day: dt.date) -> int:
+    """The enrollment week (1-based) that contains `day`; days before the start count as 1."""
+    return max(1, (day - start).days // 7 + 1)
+
+
+def limit_problem(exercise: Exercise, dose: Dose) -> str | None:
+    """Why `dose` is below the exercise's floor or above its ceiling, or None."""
+    for name, low in exercise.floor.values().items():
+        value = getattr(dose, name)
+        if value is not None and value < low:
+            return f"{exercise.id}: {name} {value:g} is below the floor {low:g}"
+    for name, high in exercise.ceiling.values().items():
+        value = getattr(dose, name)
+        if value is not None and value > high:
+            return f"{exercise.id}: {name} {value:g} is above the ceiling {high:g}"
+    return None
+
+
+# -- values the store hands out ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What one import did: records added, records already stored, lines set aside."""
+
+    source: str
+    added: int
+    duplicates: int
+    quarantined: tuple[SetAside, ...]
+    patients: int  # patients who got new records
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    schema_version: int
+    programs: int
+    patients: int
+    outcomes: int
+    pain_reports: int
+    quarantined: int
+    clinician_actions: int
+    up_to_date: int  # patients whose results include every record and action
+    stale: int  # patients with new records or actions since their last recompute
+    failed: int  # patients whose last recompute failed
+    paused: int  # latest prescription paused (the program or an exercise)
+    flagged: int  # latest prescription carries flags
+    alerts: int
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A patient waiting for a clinician: latest prescription paused or flagged."""
+
+    patient: str
+    week: int
+    status: Status
+    reasons: tuple[str, ...]
+    pending: bool  # records or clinician actions not yet recomputed
+
+
+@dataclass(frozen=True)
+class ClinicianAction:
+    id: int
+    patient: str
+    kind: Literal["resume", "override"]
+    exercise: str | None
+    dose: Dose | None
+    note: str
+    who: str
+    at: dt.datetime
+    week: int  # the week whose prescription the action changes
+
+
+@dataclass(frozen=True)
+class PatientInputs:
+    """Everything recompute needs about one patient, read in one snapshot."""
+
+    enrollment: Enrollment
+    program_version: str
+    toml: str
+    data_version: int
+    computed_weeks: int
+    outcomes: tuple[str, ...]  # canonical JSON
+    pain_reports: tuple[str, ...]
+    actions: tuple[ClinicianAction, ...]  # by week, then in the order recorded
+
+
+class PrescriptionRow(NamedTuple):
+    week: int
+    start: str
+    status: str
+    paused: int  # paused exercises
+    flags: int
+    prescription: str
+
+
+class DecisionRow(NamedTuple):
+    week: int
+    exercise: str
+    action: str
+    rule: str
+    plugin: str
+    reason: str
+    decision: str
+
+
+class AlertRow(NamedTuple):
+    week: int
+    rule: str
+    plugin: str
+    message: str
+    urgent: int
+
+
+@dataclass(frozen=True)
+class PatientResults:
+    """One patient's recomputed rows, or the error that stopped the computation."""
+
+    patient: str
+    data_version: int
+    weeks: int
+    prescriptions: tuple[PrescriptionRow, ...] = ()
+    decisions: tuple[DecisionRow, ...] = ()
+    alerts: tuple[AlertRow, ...] = ()
+    error: str | None = None
+
+
+class _Lines:
+    """Pass lines through while remembering the last ones, to quote a bad record's text."""
+
+    def __init__(self, lines: Iterable[str], header: int) -> None:
+        self._lines, self._recent = lines, deque[tuple[int, str]](maxlen=64)
+        self._last = header
+
+    def __iter__(self) -> Iterator[str]:
+        for number, line in enumerate(self._lines, start=1):
+            self._recent.append((number, line))
+            yield line
+
+    def raw(self, number: int) -> str:
+        """The text of the lines after the previous record, up to line `number`."""
+        text = "".join(line for n, line in self._recent if self._last < n <= number)
+        self._last = number
+        return text.strip()
