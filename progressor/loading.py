@@ -7,7 +7,9 @@ records are returned.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime as dt
 import json
 import re
 import tomllib
@@ -248,6 +250,50 @@ _TAGGED: TypeAdapter[Record] = TypeAdapter(
 )
 
 
+_TRUE = {"true", "1", "yes", "y"}
+
+
+def salvage(data: Mapping[str, Any]) -> PainReport | None:
+    """What safety must still see in a record that cannot be used: pain and symptom flags.
+
+    A record is set aside whole when any field is wrong, but a typo elsewhere must not hide
+    a flare or a red flag. The highest pain-like number (clamped to 0-10; an 11 is read as
+    10, the cautious reading) and every flag-like value become a pain report on the
+    record's date; an adverse event becomes the flag "adverse-event". Without a readable
+    date, or with nothing pain- or flag-like, there is nothing to keep.
+    """
+    try:
+        date = dt.date.fromisoformat(str(data.get("date", "")).strip())
+    except ValueError:
+        return None
+    pains: list[float] = []
+    flags: list[str] = []
+    for key, value in data.items():
+        name = str(key).lower()
+        if "pain" in name:
+            with contextlib.suppress(TypeError, ValueError):  # not a number: nothing to keep
+                pains.append(min(10.0, max(0.0, float(value))))
+        elif "flag" in name:
+            items = re.split(r"[;,]+", value) if isinstance(value, str) else value
+            if isinstance(items, list | tuple):
+                flags.extend(str(item).strip() for item in items if str(item).strip())
+        elif "adverse" in name and (value is True or str(value).strip().lower() in _TRUE):
+            flags.append("adverse-event")
+    if not pains and not flags:
+        return None
+    patient = data.get("patient")
+    return PainReport(
+        patient=patient if isinstance(patient, str) else None,
+        date=date,
+        pain=max(pains, default=0.0),
+        flags=tuple(flags),
+        note="kept for safety from a record that was set aside",
+    )
+
+
+SALVAGED = "; its pain scores and symptom flags were kept for the safety rules"
+
+
 def read_log(lines: Iterable[str], source: str, fmt: str) -> Log:
     """Parse log lines of format 'jsonl' or 'csv'; bad records are set aside, never raised."""
     records: list[Record] = []
@@ -264,7 +310,11 @@ def read_log(lines: Iterable[str], source: str, fmt: str) -> Log:
         try:
             records.append(parse_record(row))
         except ValueError as exc:
-            aside.append(SetAside(source=source, line=number, reason=str(exc)))
+            kept = salvage(row)
+            if kept is not None:
+                records.append(kept)
+            reason = str(exc) + (SALVAGED if kept is not None else "")
+            aside.append(SetAside(source=source, line=number, reason=reason))
     return Log(tuple(records), tuple(aside))
 
 

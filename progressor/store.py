@@ -23,13 +23,22 @@ from progressor.engine import CompiledProgram
 from progressor.errors import LogError, ProgressorError
 
 # The row readers of loading keep each record's line number, which read_log drops.
-from progressor.loading import _csv, _jsonl, log_format, parse_program, parse_record
+from progressor.loading import (
+    SALVAGED,
+    _csv,
+    _jsonl,
+    log_format,
+    parse_program,
+    parse_record,
+    salvage,
+)
 from progressor.models import (
     Alert,
     Decision,
     Dose,
     Enrollment,
     Outcome,
+    PainReport,
     Prescription,
     Program,
     Record,
@@ -293,13 +302,20 @@ class Store:
                 " VALUES (?, ?, 0, 0, 0)",
                 (source, _now()),
             ).lastrowid
+            seen: dict[str, int] = {}  # identical records in one file are separate bouts
             for number, row in rows:
                 raw = tracked.raw(number)
                 usable = _usable(row, enrolled, self._enrolled)
                 if isinstance(usable, str):
-                    aside.append(SetAside(source=source, line=number, reason=usable, record=raw))
+                    rescued = salvage(row) if isinstance(row, Mapping) else None
+                    kept = _usable(rescued, enrolled, self._enrolled) if rescued else None
+                    reason = usable + (SALVAGED if isinstance(kept, tuple) else "")
+                    aside.append(SetAside(source=source, line=number, reason=reason, record=raw))
                     self._quarantine(aside[-1], batch)
-                elif self._insert_record(usable[0], source, number, batch):
+                    if not isinstance(kept, tuple):
+                        continue
+                    usable = kept
+                if self._insert_record(usable[0], source, number, batch, seen):
                     added += 1
                     touched.add(usable[1])
                 else:
@@ -318,11 +334,17 @@ class Store:
         query = "SELECT 1 FROM patients WHERE patient = ?"
         return self._db.execute(query, (patient,)).fetchone() is not None
 
-    def _insert_record(self, record: Record, source: str, line: int, batch: int | None) -> bool:
+    def _insert_record(
+        self, record: Record, source: str, line: int, batch: int | None, seen: dict[str, int]
+    ) -> bool:
         text = canonical_json(record)
+        # The n-th identical record of one file is its own bout (n > 1 gets its own key), so
+        # re-importing the file adds nothing while five identical bouts stay five.
+        seen[text] = seen.get(text, 0) + 1
+        key = text if seen[text] == 1 else f"{text}#{seen[text]}"
         row: dict[str, object] = {
             "patient": record.patient,
-            "hash": _digest(text),
+            "hash": _digest(key),
             "date": record.date.isoformat(),
         }
         row |= {"record": text, "source": source, "line": line, "import": batch}
@@ -682,15 +704,21 @@ def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connect
 
 
 def _usable(
-    row: Mapping[str, Any] | str, enrolled: dict[str, bool], is_enrolled: Callable[[str], bool]
+    row: Mapping[str, Any] | PainReport | str,
+    enrolled: dict[str, bool],
+    is_enrolled: Callable[[str], bool],
 ) -> tuple[Record, str] | str:
     """The record and its patient, or why the row cannot be stored."""
     if isinstance(row, str):
         return row
-    try:
-        record = parse_record(row)
-    except ValueError as exc:
-        return str(exc)
+    record: Record
+    if isinstance(row, PainReport):  # kept for safety from a record set aside
+        record = row
+    else:
+        try:
+            record = parse_record(row)
+        except ValueError as exc:
+            return str(exc)
     patient = record.patient
     if patient is None:
         return "no 'patient' field: the store must know whose record it is"

@@ -128,7 +128,9 @@ def test_bad_log_records_are_set_aside_with_line_and_reason() -> None:
         "[1, 2]",
     ]
     log = read_log(rows, "anna.jsonl", "jsonl")
-    assert [type(r).__name__ for r in log.records] == ["Outcome", "PainReport"]
+    # Line 3's pain of 11 is kept (as 10) for the safety rules, as a pain report.
+    assert [type(r).__name__ for r in log.records] == ["Outcome", "PainReport", "PainReport"]
+    assert log.records[1].pain == 10
     reasons = {s.line: s.reason for s in log.set_aside}
     assert set(reasons) == {2, 3, 4, 6, 7}
     assert "not valid JSON" in reasons[2]

@@ -201,10 +201,10 @@ def test_csv_logs_import_with_their_line_numbers(store: Store, tmp_path: Path) -
         encoding="utf-8",
     )
     report = store.import_records(path)
-    assert report.added == 2
+    assert report.added == 3  # the bad row's pain (12, read as 10) is kept for the safety rules
     [bad] = report.quarantined
     assert (bad.line, bad.record) == (3, "anna,2026-01-05,knee-to-chest,right,5,5,2,12")
-    assert "pain_during" in bad.reason
+    assert "pain_during" in bad.reason and "kept for the safety rules" in bad.reason
     record = store._db.execute("SELECT record FROM outcomes WHERE patient = 'ben'").fetchone()[0]
     assert json.loads(record)["reps"] == [5, 5]
 

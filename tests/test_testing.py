@@ -271,7 +271,7 @@ def test_an_invalid_program_reports_its_own_problems(tmp_path: Path) -> None:
 
 def test_records_set_aside_fail_the_scenario_unless_allowed(tmp_path: Path) -> None:
     log: list[Mapping[str, Any] | str] = [*seed_week()]
-    log.append('{"date": "2026-01-07", "exercise": "bridge", "pain_before": 11}')
+    log.append('{"date": "2026-01-07", "exercise": "bridge", "pain_before": "low"}')
     log.append({"date": "2026-01-08", "exercise": "brige", "pain_before": 1, "pain_during": 1})
     path = make_scenario(tmp_path, "aside", HEADER + EXPECT_REGRESS, {"week-1.jsonl": log})
     with pytest.raises(ScenarioFailure) as raised:

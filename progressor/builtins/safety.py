@@ -34,9 +34,13 @@ class PainFlare(SafetyRule):
         assert isinstance(params, PainFlareParams)
         scores = week.pain_scores
         highest = max(scores, default=None)
-        adverse = sorted({o.date for o in (*week.outcomes, *week.strays) if o.adverse_event})
+        adverse = sorted(
+            {o.date for o in (*week.outcomes, *week.strays) if o.adverse_event}
+            | {r.date for r in week.pain_reports if "adverse-event" in r.flags}
+        )
         flare = highest is not None and highest >= params.pause_at
         if not (flare or adverse):
+            yield from self._reported_flares(week)
             return
         causes = []
         if flare:
@@ -54,6 +58,17 @@ class PainFlare(SafetyRule):
             flag="review",
             alert=True,
         )
+
+    def _reported_flares(self, week: WeekView) -> Iterator[Finding]:
+        # A patient who says "flare" is heard even below the pause threshold: hold, review.
+        reported = [r for r in week.pain_reports if r.context == "flare"]
+        if reported:
+            worst = max(reported, key=lambda r: (r.pain, r.date))
+            reason = (
+                f"the patient reported a flare (pain {worst.pain:g}/10 on {worst.date}): "
+                "no progression until a clinician has reviewed it"
+            )
+            yield Finding("hold", reason, None, {"reported_flares": len(reported)}, "review")
 
 
 class NewPainParams(_Params):
@@ -192,6 +207,9 @@ class Adherence(SafetyRule):
         if gap and gap % params.gap_weeks == 0:
             reason = f"no session logged for {gap} consecutive weeks: one step back"
             yield Finding("regress", reason, None, {"weeks_without_sessions": gap}, "review")
+        elif gap > params.gap_weeks:  # still away: keep the patient in the review queue
+            reason = f"no session logged for {gap} consecutive weeks: the patient may have stopped"
+            yield Finding("hold", reason, None, {"weeks_without_sessions": gap}, "review")
         for name, exercise in week.exercises.items():
             needed = params.min_sessions or exercise.sessions_required
             done = exercise.done_sessions

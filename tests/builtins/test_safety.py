@@ -104,7 +104,10 @@ def test_pain_flare_from_a_standalone_pain_report(
     records = [*sessions(**TILT), report(pain, day=5)]
     result = tiny.step(enroll(tiny), records)
     assert result.prescription.status == ("paused" if paused else "active")
-    assert decision(result).action == ("pause" if paused else "progress")
+    # Below the threshold a report the patient called a flare still holds and flags review.
+    assert decision(result).action == ("pause" if paused else "hold")
+    calm = tiny.step(enroll(tiny), [*sessions(**TILT), report(pain, day=5, context="other")])
+    assert decision(calm).action == ("pause" if paused else "progress")
 
 
 def test_pain_flare_pauses_the_whole_program(lbp: p.CompiledProgram) -> None:

@@ -1,0 +1,92 @@
+"""A malformed record never hides a flare or a red flag; identical bouts are not duplicates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import progressor
+from progressor.loading import read_log, salvage
+from progressor.store import Store
+from tests.conftest import PROGRAMS, START, full_week
+
+SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("record", "pain", "flags"),
+    [
+        ({"date": "2026-01-05", "exercise": "bridge", "pain_during": 11}, 10, ()),
+        ({"date": "2026-01-05", "exercise": "bridge", "pain_durring": 9}, 9, ()),
+        ({"date": "2026-01-05", "pain": 9, "Note": "bad day"}, 9, ()),
+        ({"date": "2026-01-05", "pain": 3, "flags": "bladder-bowel"}, 3, ("bladder-bowel",)),
+        (
+            {"date": "2026-01-05", "pain": 2, "context": "evening", "flags": ["fever"]},
+            2,
+            ("fever",),
+        ),
+        (
+            {"date": "2026-01-05", "exercise": "bridge", "adverse_event": "yes", "reps": "x"},
+            0,
+            ("adverse-event",),
+        ),
+    ],
+)
+def test_safety_relevant_values_are_kept_from_a_bad_record(
+    record: dict[str, object], pain: float, flags: tuple[str, ...]
+) -> None:
+    kept = salvage(record)
+    assert kept is not None and (kept.pain, kept.flags) == (pain, flags)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"date": "05/01/2026", "pain": 9}, {"date": "2026-01-05", "exercise": "bridge", "reps": "x"}],
+)
+def test_nothing_is_kept_without_a_date_or_anything_safety_relevant(
+    record: dict[str, object],
+) -> None:
+    assert salvage(record) is None
+
+
+def test_a_flare_in_a_malformed_record_still_pauses() -> None:
+    compiled = progressor.Engine().compile(progressor.parse_program(SEED_TEXT))
+    rows = [
+        *map(json.dumps, full_week()),
+        '{"date": "2026-01-06", "exercise": "bridge", "pain_during": 9, "Note": "bad"}',
+    ]
+    log = read_log(rows, "anna.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert aside.line == len(rows) and "kept for the safety rules" in aside.reason
+    enrollment = progressor.Enrollment(patient="anna", program="low-back-pain", start=START)
+    [result] = compiled.replay(enrollment, log.records)
+    assert result.prescription.status == "paused"
+    assert [a.rule for a in result.alerts] == ["pain-flare"]
+
+
+def test_the_store_keeps_the_safety_part_and_counts_identical_bouts(tmp_path: Path) -> None:
+    with Store.init(tmp_path / "clinic.db") as store:
+        program = progressor.parse_program(SEED_TEXT)
+        store.add_program(program, SEED_TEXT)
+        store.enroll(
+            progressor.Enrollment(patient="anna", program=program.id, start=START), program
+        )
+        bout = {
+            "patient": "anna",
+            "date": "2026-01-05",
+            "exercise": "bridge",
+            "reps": [5],
+            "hold_s": 5,
+            "pain_before": 1,
+            "pain_during": 1,
+        }
+        lines = [json.dumps(bout)] * 3 + [
+            json.dumps({"patient": "anna", "date": "2026-01-06", "pain": 8, "contxt": "flare"})
+        ]
+        first = store.import_records(lines, source="export.jsonl")
+        assert (first.added, first.duplicates, len(first.quarantined)) == (4, 0, 1)
+        assert "kept for the safety rules" in first.quarantined[0].reason
+        again = store.import_records(lines, source="export.jsonl")
+        assert (again.added, again.duplicates) == (0, 4)
