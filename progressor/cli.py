@@ -217,7 +217,10 @@ def next_week(
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {out}: {exc.strerror}")
     code = _exit_code(log, results)
     undelivered = [d for d in dispatch(channels, results[-1].alerts) if not d.delivered]
     for failed in undelivered:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from progressor.batch import Summary, recompute
 from progressor.cli_common import (
@@ -24,9 +26,9 @@ from progressor.cli_common import (
     plugin_options,
 )
 from progressor.engine import CompiledProgram
-from progressor.errors import ProgressorError
+from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import load_program, parse_program
-from progressor.models import Dose, Enrollment
+from progressor.models import Dose, Enrollment, StepResult
 from progressor.store import Store
 
 STORE_ENV = "PROGRESSOR_STORE"
@@ -51,7 +53,21 @@ def _open(path: Path) -> Store:
     try:
         return Store.open(path)
     except ProgressorError as exc:
-        fail(f"{exc} (create it with: progressor init --store {path})")
+        fail(str(exc))
+    except sqlite3.Error as exc:
+        fail(f"{path}: not a progressor store ({exc})")
+
+
+def _latest_week(store: Store, patient: str, week: int | None) -> int | None:
+    """The week a clinician action applies to: as given, else the newest computed week.
+
+    The clinician acts on what `review` showed them, the newest prescription; the calendar
+    week of today would skip every week in between when recompute has fallen behind.
+    """
+    if week is not None:
+        return week
+    history = store.prescriptions(patient)
+    return history[-1].week if history else None
 
 
 def _dose(base: Dose, assignments: Sequence[str]) -> Dose:
@@ -64,8 +80,18 @@ def _dose(base: Dose, assignments: Sequence[str]) -> Dose:
         update[name.strip()] = None if value.strip() in ("", "none") else value.strip()
     try:
         return Dose.model_validate({**base.model_dump(exclude_none=True), **update})
-    except ValueError as exc:
-        raise click.BadParameter(str(exc).splitlines()[-1] if str(exc) else repr(exc)) from None
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            hint = (
+                did_you_mean(field, Dose.model_fields)
+                if error["type"] == "extra_forbidden"
+                else None
+            )
+            message = "not a dose field" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{field}: {message}" + (f" ({hint})" if hint else ""))
+        raise click.BadParameter("; ".join(problems)) from None
 
 
 def _compiled(
@@ -78,8 +104,13 @@ def _compiled(
 @store_option
 def init(store_path: Path) -> None:
     """Create the store (or migrate an older one to the current schema)."""
-    with Store.init(store_path) as store:
-        click.echo(f"{store_path}: schema version {store.schema_version()}")
+    try:
+        with Store.init(store_path) as store:
+            click.echo(f"{store_path}: schema version {store.schema_version()}")
+    except ProgressorError as exc:
+        fail(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        fail(f"{store_path}: cannot create a store there ({exc})")
 
 
 @click.command()
@@ -207,6 +238,7 @@ def resume(
     """Record a clinician's resume of a paused patient (or exercises); recompute applies it."""
     with _open(store_path) as store:
         try:
+            week = _latest_week(store, patient, week)
             actions = store.resume(patient, note, who, exercises=exercises, week=week)
         except ProgressorError as exc:
             fail(str(exc))
@@ -239,22 +271,66 @@ def override(
     with _open(store_path) as store:
         try:
             compiled = _compiled(store, patient, plugins, block)
+            names = [e.id for e in compiled.program.exercises]
+            if exercise not in names:
+                hint = did_you_mean(exercise, names)
+                fail(
+                    f"{patient}'s program has no exercise {exercise!r}"
+                    + (f" ({hint})" if hint else f"; exercises: {', '.join(names)}")
+                )
             current = store.prescriptions(patient)
             base = (
                 current[-1].exercises[exercise].dose
-                if current and exercise in current[-1].exercises
+                if current
                 else compiled.program.exercise(exercise).dose
             )
+            week = _latest_week(store, patient, week)
             action = store.override(
                 patient, exercise, _dose(base, fields), note, who, week=week, compiled=compiled
             )
-        except (ProgressorError, KeyError) as exc:
+        except ProgressorError as exc:
             fail(str(exc))
     assert action.dose is not None
     click.echo(
         f"{patient}: {exercise} set to {action.dose.describe()} from week {action.week} "
         f"by {action.who}"
     )
+
+
+@click.command()
+@click.argument("patient")
+@click.option(
+    "--format",
+    "fmt",
+    default="toml",
+    show_default=True,
+    help="An exporter: toml, json, or one a plugin adds.",
+)
+@store_option
+@plugin_options
+def show(
+    patient: str, fmt: str, store_path: Path, plugins: tuple[str, ...], block: tuple[str, ...]
+) -> None:
+    """Print PATIENT's newest prescription from the store, with the decisions behind it."""
+    engine = engine_from_env(plugins, block)
+    exporters = engine.registries.exporters
+    if fmt not in exporters:
+        fail(f"unknown format {fmt!r}; formats: {', '.join(sorted(exporters))}")
+    with _open(store_path) as store:
+        try:
+            program = store.program_of(patient)
+            history = store.prescriptions(patient)
+            if not history:
+                fail(f"{patient}: nothing computed yet; run progressor recompute")
+            latest = history[-1]
+            decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
+            alerts = tuple(a for a in store.alerts(patient) if a.week == latest.week - 1)
+        except ProgressorError as exc:
+            fail(str(exc))
+    if not decisions:  # week 1, before any week ended: nothing decided yet
+        fail(f"{patient}: week {latest.week} has no decisions yet; run progressor recompute")
+    result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
+    click.echo(exporters[fmt].component.export(program, result), nl=False)
 
 
 def _print_summary(summary: Summary) -> None:
@@ -267,7 +343,7 @@ def _print_summary(summary: Summary) -> None:
         f"failures {len(summary.failures)}"
     )
     for failure in summary.failures:
-        click.echo(f"  failed: {failure}", err=True)
+        click.echo(f"  failed: {failure.patient}: {failure.error.splitlines()[0]}", err=True)
 
 
 @click.command(name="recompute")
@@ -303,7 +379,13 @@ def recompute_command(
     block: tuple[str, ...],
 ) -> None:
     """Next week's prescription for every patient whose week has ended (store or dataset)."""
-    day = as_of or dt.date.today()
+    today = dt.date.today()
+    day = as_of or today
+    if day > today:
+        fail(
+            f"--week {day} is in the future: weeks that have not ended cannot be computed, "
+            "and computed weeks are never taken back"
+        )
     engine_from_env(plugins, block)  # fail early, in this process, on a bad plugin set-up
     if dataset is not None:
         _recompute_dataset(dataset, out, day, executor, scheduler, workers, plugins, block)
@@ -415,7 +497,22 @@ def synth(
             report = synthesize_into_store(store, compiled, patients, weeks, seed, start)
     except ProgressorError as exc:
         fail(str(exc))
+    except ImportError as exc:
+        fail(f"{out}: {exc}")
+    except OSError as exc:
+        fail(f"cannot write there: {exc}")
     click.echo(f"{patients} patients, {weeks} weeks into {store_path}: {report}")
 
 
-COMMANDS = (init, enroll, import_files, status, review, resume, override, recompute_command, synth)
+COMMANDS = (
+    init,
+    enroll,
+    import_files,
+    status,
+    review,
+    show,
+    resume,
+    override,
+    recompute_command,
+    synth,
+)

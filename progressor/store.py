@@ -550,6 +550,14 @@ class Store:
                 item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
                 if item is not None:
                     items.append(item)
+            listed = {i.patient for i in items}
+            # A patient the last recompute could not compute at all needs someone too.
+            for patient, error in db.execute(
+                "SELECT patient, error FROM patient_state WHERE error IS NOT NULL ORDER BY patient"
+            ):
+                if patient not in listed:
+                    reason = f"the last recompute failed: {error.splitlines()[0]}"
+                    items.append(ReviewItem(patient, 0, "active", (reason,), True))
         return sorted(items, key=lambda i: (i.status != "paused", i.patient))
 
     # -- recompute's side: due patients, inputs, results ----------------------------------------

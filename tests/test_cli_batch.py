@@ -62,12 +62,26 @@ def test_a_clinic_week_from_init_to_review(tmp_path: Path) -> None:
     idle = run("recompute", "--week", "2026-01-12", env=env)
     assert "0 patients computed" in idle.stdout and "3 up to date" in idle.stdout
 
+    shown = run("show", "ben", "--format", "json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    ben = json.loads(shown.stdout)
+    assert (ben["week"], ben["status"], [a["rule"] for a in ben["alerts"]]) == (
+        2,
+        "paused",
+        ["pain-flare"],
+    )
+    typo = run("override", "anna", "brige", "reps=4", "--note", "x", env=env)
+    assert typo.returncode == 1 and "did you mean 'bridge'" in typo.stderr
+    bad_field = run("override", "anna", "bridge", "rep=4", "--note", "x", env=env)
+    assert bad_field.returncode == 2 and "did you mean 'reps'" in bad_field.stderr
+    future = run("recompute", "--week", "2099-01-01", env=env)
+    assert future.returncode == 1 and "in the future" in future.stderr
     queue = run("review", env=env).stdout
     assert "ben  week 2  paused" in queue and "anna" not in queue
     status = run("status", env=env).stdout
     assert "3 patients" in status and "1 quarantined" in status and "1 paused" in status
 
-    resumed = run("resume", "ben", "--note", "phoned: flare settled", "--week", "2", env=env)
+    resumed = run("resume", "ben", "--note", "phoned: flare settled", env=env)  # newest week
     assert resumed.returncode == 0, resumed.stderr
     assert "ben: the whole program resumed from week 2 by dr-lee" in resumed.stdout
     changed = run(
@@ -124,6 +138,15 @@ def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
 def test_commands_on_a_missing_store_say_how_to_create_it(tmp_path: Path) -> None:
     done = run("status", env=_env(tmp_path / "none.db"))
     assert done.returncode == 1 and "progressor init" in done.stderr
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100, encoding="utf-8")
+    for command in (
+        ["init", "--store", str(text)],
+        ["status", "--store", str(text)],
+        ["init", "--store", str(tmp_path / "no" / "such" / "dir" / "x.db")],
+    ):
+        failed = run(*command)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
 
 
 def test_recompute_over_a_dataset(tmp_path: Path) -> None:
