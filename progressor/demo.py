@@ -64,8 +64,8 @@ def run_demo(
         f"{patients} patients on {program.id} {program.version}: {imported.added} records "
         f"imported into {'the store ' + str(store_path) if store_path else 'a scratch store'}, "
         f"{weeks} weeks recomputed; next week is week {weeks + 1}.\n"
-        f"decisions: {counts}; patients paused: {paused}; flagged: {flagged}; "
-        f"alerts: {summary.alerts}\n"
+        f"week {weeks}'s decisions: {counts}; patients paused now: {paused}; "
+        f"flagged in any week: {flagged}; alerts in week {weeks}: {summary.alerts}\n"
         "legend: + progress, = hold, - step back, || paused (a clinician must resume)"
     )
     return f"{table(header, rows)}\n\n{footer}"
