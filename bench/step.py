@@ -4,13 +4,17 @@ Run as `.venv/bin/python bench/step.py`. Measures, best of several rounds (time.
 (a) microseconds per patient step (`CompiledProgram.step` on already-parsed records) and
 (b) microseconds to parse the same week's outcomes from JSON lines into models
 (`progressor.loading.read_log`), and compares (a) with the target of 50 us per step.
+With `--profile`, it then prints where a step's time goes (cProfile, by own time; the
+profiler inflates small calls, so read it for proportions, not microseconds).
 """
 
 from __future__ import annotations
 
+import cProfile
 import datetime as dt
 import json
 import platform
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -99,6 +103,23 @@ def main() -> None:
     print(f"step / parse: {step_us / parse_us:.2f}")
     met = "met" if step_us <= TARGET_US else "NOT met"
     print(f"target: <= {TARGET_US:g} us per patient step: {met}")
+    if "--profile" in sys.argv[1:]:
+        profile(lambda: compiled.step(prescription, records))
+
+
+def profile(run: Callable[[], object], calls: int = 2000, top: int = 25) -> None:
+    """The functions a step spends its own time in, per step."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        run()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])  # type: ignore[attr-defined]
+    print(f"\nprofile, per step ({calls} steps): own us, calls, function")
+    for (path, line, name), (_, ncalls, own, _cum, _) in rows[:top]:
+        where = f"{Path(path).name}:{line}" if line else "builtin"
+        print(f"{own / calls * 1e6:8.2f} {ncalls / calls:6.1f}  {name} ({where})")
 
 
 if __name__ == "__main__":

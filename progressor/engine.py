@@ -40,6 +40,7 @@ from progressor.models import (
     Scalar,
     Status,
     StepResult,
+    trusted,
 )
 from progressor.plugins import PluginManager, Registries, get_plugin_manager, resolve
 from progressor.validation import compile_program
@@ -85,6 +86,12 @@ class _Bound:
     plugin: str
     component: Any
     params: BaseModel
+
+    @classmethod
+    def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> _Bound:
+        # The names go into output models unvalidated (see `trusted`): a str subclass becomes
+        # the plain str that validation would give, once, here.
+        return cls(str.__str__(name), str.__str__(plugin), component, params)
 
 
 @dataclass(frozen=True)
@@ -143,20 +150,67 @@ class _Match(NamedTuple):
     finding: Finding | None
 
 
+#: Each action as the exact str that validation as `Action` gives.
+_ACTIONS: dict[str, Action] = {
+    "progress": "progress",
+    "hold": "hold",
+    "regress": "regress",
+    "pause": "pause",
+}
+
+#: The exact types that validation as `Scalar` keeps as they are.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_OPTIONAL_TEXT = frozenset({str, type(None)})
+
+
+def _plain(values: object) -> bool:
+    """Whether validating `values` as dict[str, Scalar] would give an equal copy of it.
+
+    What a plugin returns is only trusted when it is made of exact built-in types (no str
+    subclass, no other mapping): anything else is validated, and a bad value fails the plugin.
+    """
+    if type(values) is not dict:
+        return False
+    for key, value in values.items():  # a loop: cheaper than all() for a handful of items
+        if type(key) is not str or type(value) not in _SCALARS:
+            return False
+    return True
+
+
 def _rule_matches(matches: Sequence[_Match], applied: _Match | None) -> tuple[RuleMatch, ...]:
-    return tuple(
-        _built(
-            m.bound,
+    return tuple([_rule_match(m, m is applied) for m in matches])
+
+
+def _rule_match(m: _Match, applied: bool) -> RuleMatch:
+    # `action` was checked against SEVERITY when the match was made; an exact str is kept.
+    if (
+        type(m.reason) is str
+        and type(m.action) in _OPTIONAL_TEXT
+        and type(m.exercise) in _OPTIONAL_TEXT
+        and _plain(m.values)
+    ):
+        return trusted(
             RuleMatch,
-            rule=m.bound.name,
-            plugin=m.bound.plugin,
-            action=m.action,
-            reason=m.reason,
-            exercise=m.exercise,
-            values=m.values,
-            applied=m is applied,
+            {
+                "rule": m.bound.name,
+                "plugin": m.bound.plugin,
+                "action": m.action,
+                "reason": m.reason,
+                "exercise": m.exercise,
+                "values": dict(m.values),  # a copy, as validation makes: the plugin keeps its own
+                "applied": applied,
+            },
         )
-        for m in matches
+    return _built(
+        m.bound,
+        RuleMatch,
+        rule=m.bound.name,
+        plugin=m.bound.plugin,
+        action=m.action,
+        reason=m.reason,
+        exercise=m.exercise,
+        values=m.values,
+        applied=applied,
     )
 
 
@@ -181,32 +235,34 @@ def _raised(
         finding = m.finding
         if finding is None:
             continue
+        # The rule's text and exercise, when of exact types, need no validation (as above).
+        plain = type(m.reason) is str and type(m.exercise) in _OPTIONAL_TEXT
         try:
             if finding.flag:
-                flags.append(
-                    _built(
-                        m.bound,
-                        Flag,
-                        code=finding.flag,
-                        rule=m.bound.name,
-                        plugin=m.bound.plugin,
-                        message=m.reason,
-                        exercise=m.exercise,
-                    )
+                flag = dict(
+                    code=finding.flag,
+                    rule=m.bound.name,
+                    plugin=m.bound.plugin,
+                    message=m.reason,
+                    exercise=m.exercise,
                 )
+                if plain and type(finding.flag) is str:
+                    flags.append(trusted(Flag, flag))
+                else:
+                    flags.append(_built(m.bound, Flag, **flag))
             if finding.alert:
-                alerts.append(
-                    _built(
-                        m.bound,
-                        Alert,
-                        patient=prescription.patient,
-                        week=prescription.week,
-                        rule=m.bound.name,
-                        plugin=m.bound.plugin,
-                        message=m.reason,
-                        urgent=finding.urgent,
-                    )
+                alert = dict(
+                    patient=prescription.patient,
+                    week=prescription.week,
+                    rule=m.bound.name,
+                    plugin=m.bound.plugin,
+                    message=m.reason,
+                    urgent=finding.urgent,
                 )
+                if plain and type(finding.urgent) is bool:
+                    alerts.append(trusted(Alert, alert))
+                else:
+                    alerts.append(_built(m.bound, Alert, **alert))
         except _ComponentFailure:
             if not lenient:
                 raise
@@ -234,12 +290,12 @@ class CompiledProgram:
     def __init__(self, program: Program, registries: Registries) -> None:
         compiled = compile_program(program, registries)
         self.program = program
-        self._rules = tuple(_Bound(*rule) for rule in compiled.rules)
+        self._rules = tuple(_Bound.of(*rule) for rule in compiled.rules)
         self._exercises = tuple(
             _PlannedExercise(
                 ex,
                 etype,
-                _Bound(*strategy),
+                _Bound.of(*strategy),
                 tuple(ex.floor.values().items()),
                 tuple(ex.ceiling.values().items()),
             )
@@ -266,9 +322,10 @@ class CompiledProgram:
             raise ProgressorError(f"overrides name unknown exercises: {', '.join(unknown)}")
         exercises = {}
         for plan in self._exercises:
-            dose = enrollment.overrides.get(plan.exercise.id, plan.exercise.dose)
-            problem = plan.limit_problem(dose) or plan.dose_problem(dose)
-            if problem:
+            dose = enrollment.overrides.get(plan.exercise.id)
+            if dose is None:  # the program's own starting dose passed these checks in compile()
+                dose = plan.exercise.dose
+            elif problem := plan.limit_problem(dose) or plan.dose_problem(dose):
                 raise ProgressorError(f"override of {plan.exercise.id!r}: {problem}")
             exercises[plan.exercise.id] = ExerciseState(dose=dose)
         return Prescription(
@@ -286,7 +343,7 @@ class CompiledProgram:
             raise ProgressorError(
                 f"prescription is for program {prescription.program!r}, not {self.program.id!r}"
             )
-        if set(prescription.exercises) != set(self._plans):
+        if prescription.exercises.keys() != self._plans.keys():
             raise ProgressorError("prescription exercises differ from the program's")
         week = build_week(self._plans, prescription, records)
         if prescription.status == "paused":
@@ -391,7 +448,8 @@ class CompiledProgram:
         for m in candidates:
             if m.action is not None and SEVERITY[m.action] > rank:
                 applied, rank = m, SEVERITY[m.action]
-        action: Action = applied.action or "hold"
+        # The canonical str: a plugin's action may be an equal str subclass.
+        action: Action = _ACTIONS[applied.action] if applied.action else "hold"
         reason, flag = applied.reason, None
         memory = proposal.memory if proposal.memory is not None else state.memory
         dose = state.dose
@@ -404,12 +462,15 @@ class CompiledProgram:
             if at_top or planned.limit_problem(dose):
                 action, dose = "hold", state.dose
                 reason = f"{reason}; at the ceiling: ready for the next phase"
-                flag = Flag(
-                    code="ready-for-next-phase",
-                    rule=strategy.name,
-                    plugin=strategy.plugin,
-                    message=reason,
-                    exercise=name,
+                flag = trusted(  # every value is the core's own (an f-string is an exact str)
+                    Flag,
+                    {
+                        "code": "ready-for-next-phase",
+                        "rule": strategy.name,
+                        "plugin": strategy.plugin,
+                        "message": reason,
+                        "exercise": name,
+                    },
                 )
             elif proposal.progress_memory is not None:
                 memory = proposal.progress_memory
@@ -426,18 +487,29 @@ class CompiledProgram:
                 reason = f"{reason}; already at the floor"
         elif action == "pause":
             status = "paused"
-        decision = Decision(
-            exercise=name,
-            action=action,
-            rule=applied.bound.name,
-            plugin=applied.bound.plugin,
-            reason=sentence(action, reason, dose),
-            dose_before=state.dose,
-            dose_after=dose,
-            status=status,
-            matches=_rule_matches(candidates, applied),
+        text = sentence(action, reason, dose)
+        seen = _rule_matches(candidates, applied)
+        # Every value is checked by now: the action is one of _ACTIONS, the doses are Dose
+        # instances (which validation takes as they are), the rest is the core's own.
+        decision = trusted(
+            Decision,
+            {
+                "exercise": name,
+                "action": action,
+                "rule": applied.bound.name,
+                "plugin": applied.bound.plugin,
+                "reason": text,
+                "dose_before": state.dose,
+                "dose_after": dose,
+                "status": status,
+                "matches": seen,
+            },
         )
-        next_state = _built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
+        if _plain(memory):
+            values = {"dose": dose, "status": status, "memory": dict(memory)}
+            next_state = trusted(ExerciseState, values)
+        else:
+            next_state = _built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
         return decision, next_state, flag
 
     def _held_paused(
@@ -542,30 +614,43 @@ class CompiledProgram:
         if status == "paused":
             states = {n: s.model_copy(update={"status": "paused"}) for n, s in states.items()}
         mean = week.mean_pain
-        history = History(
-            weeks_without_sessions=0
-            if week.any_session
-            else prescription.history.weeks_without_sessions + 1,
-            mean_pain=prescription.history.mean_pain if mean is None else mean,
+        # Built without validation: every value below is the core's own or was checked (the
+        # plugins' parts in _decide and _raised), and a step gives one decision per exercise.
+        history = trusted(
+            History,
+            {
+                "weeks_without_sessions": 0
+                if week.any_session
+                else prescription.history.weeks_without_sessions + 1,
+                "mean_pain": prescription.history.mean_pain if mean is None else mean,
+            },
         )
-        following = Prescription(
-            patient=prescription.patient,
-            program=prescription.program,
-            program_version=prescription.program_version,
-            week=prescription.week + 1,
-            start=prescription.start + dt.timedelta(days=7),
-            status=status,
-            exercises=states,
-            flags=tuple(flags),
-            history=history,
+        following = trusted(
+            Prescription,
+            {
+                "patient": prescription.patient,
+                "program": prescription.program,
+                "program_version": prescription.program_version,
+                "week": prescription.week + 1,
+                "start": prescription.start + _WEEK,
+                "status": status,
+                "exercises": states,
+                "flags": tuple(flags),
+                "history": history,
+            },
         )
-        return StepResult(
-            prescription=following,
-            decisions=tuple(decisions),
-            alerts=tuple(alerts),
-            set_aside=week.set_aside,
+        return trusted(
+            StepResult,
+            {
+                "prescription": following,
+                "decisions": tuple(decisions),
+                "alerts": tuple(alerts),
+                "set_aside": week.set_aside,
+            },
         )
 
+
+_WEEK = dt.timedelta(days=7)
 
 _OPENING = {
     "progress": "Progress",
@@ -577,7 +662,6 @@ _OPENING = {
 
 def sentence(action: Action, reason: str, dose: Dose) -> str:
     """The decision as one sentence a clinician and a patient can read."""
-    text = f"{_OPENING[action]}: {reason}."
     if action == "pause":
-        return f"{text} Stop this exercise until your physiotherapist calls."
-    return f"{text} Next week: {dose.describe()}."
+        return f"Pause: {reason}. Stop this exercise until your physiotherapist calls."
+    return f"{_OPENING[action]}: {reason}. Next week: {dose.describe()}."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -24,6 +24,36 @@ FLOAT_FIELDS = ("load_kg", "distance_m")
 NUMERIC_FIELDS = INT_FIELDS + FLOAT_FIELDS
 
 Pain = Field(default=None, ge=0, le=10)
+
+M = TypeVar("M", bound=BaseModel)
+
+# BaseModel's slots, set as model_construct sets them but through their descriptors: a third
+# cheaper than object.__setattr__ (BaseModel.__setattr__ refuses frozen models anyway).
+_SLOTS = BaseModel.__dict__
+_set_dict = _SLOTS["__dict__"].__set__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
+
+
+def trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """A `cls` instance from values the caller has already checked, without validating them.
+
+    The weekly step builds about fifteen output models from values that are valid by
+    construction (or that it has just checked), and pydantic's validation costs 1 to 4 us
+    for each. This sets what `model_construct` sets, without its walk over aliases and
+    defaults: so `values` (which becomes the model's __dict__, not copied: a dict rather
+    than keywords saves a copy) must give every field, in declaration order, with the exact
+    type that validation would give (float, not int, for a float field; str, not a subclass).
+    tests/test_fast_paths.py holds every model built this way to that, field by field, so
+    that a change in pydantic's internals fails a test rather than an output.
+    """
+    model = object.__new__(cls)
+    _set_dict(model, values)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
+    return model
 
 
 class _Frozen(BaseModel):
@@ -45,6 +75,14 @@ class Limits(_Frozen):
         return {k: v for k in NUMERIC_FIELDS if (v := getattr(self, k)) is not None}
 
 
+def _valid_limit(name: str, value: object) -> bool:
+    """Whether Limits would accept `value` for field `name` unchanged (no coercion)."""
+    if name in INT_FIELDS:
+        return type(value) is int and value >= 1
+    # `>= 0` is False for NaN, which Limits refuses too.
+    return name in FLOAT_FIELDS and type(value) is float and value >= 0
+
+
 class Dose(Limits):
     """What is prescribed for one exercise; which fields apply is the exercise type's business."""
 
@@ -55,7 +93,12 @@ class Dose(Limits):
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
         # Half up, as a clinician would round (Python's round() sends 682.5 to 682).
         value = math.floor(value + 0.5) if name in INT_FIELDS else round(value, 2)
-        return Dose(**{**self.__dict__, name: value})
+        values = {**self.__dict__, name: value}
+        # A Dose is valid once built (model_construct is the caller's promise of that), so only
+        # the changed field needs a check; anything unusual takes pydantic's path and its error.
+        if type(self) is Dose and _valid_limit(name, value):
+            return trusted(Dose, values)
+        return Dose(**values)
 
     def same(self, other: Dose) -> bool:
         """The same values in every field (cheaper than ==, which also compares metadata)."""
@@ -66,9 +109,11 @@ class Dose(Limits):
         parts = []
         if self.variant:
             parts.append(self.variant)
-        count = " x ".join(str(v) for v in (self.sets, self.reps) if v is not None)
-        if count:
-            parts.append(f"{count} reps" if self.reps is not None else f"{count} sets")
+        sets, reps = self.sets, self.reps
+        if reps is not None:
+            parts.append(f"{reps} reps" if sets is None else f"{sets} x {reps} reps")
+        elif sets is not None:
+            parts.append(f"{sets} sets")
         if self.hold_s is not None:
             parts.append(f"hold {self.hold_s} s")
         if self.duration_s is not None:
@@ -198,6 +243,7 @@ class Outcome(_Frozen):
     @property
     def scored(self) -> bool:
         """Carries the pain scores a progression needs: before, and during or after."""
+        # week._exercise_week inlines this test (it runs for every outcome): change both.
         return self.pain_before is not None and (
             self.pain_during is not None or self.pain_after is not None
         )

@@ -31,7 +31,11 @@ class Reps(ExerciseType):
     optional = ("sets", "load_kg")
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
-        return any([_reps_met(dose, o) for o in outcomes])
+        # A loop rather than any(): no generator to set up, for every session of every patient.
+        for o in outcomes:  # noqa: SIM110
+            if _reps_met(dose, o):
+                return True
+        return False
 
 
 class Hold(ExerciseType):
@@ -41,7 +45,12 @@ class Hold(ExerciseType):
     optional = ("sets",)
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
-        return any([_hold_met(dose, o) for o in outcomes])
+        # _hold_met unrolled into a loop (not any(), see Reps): this runs for every session.
+        need = dose.hold_s or 0
+        for o in outcomes:  # noqa: SIM110
+            if (o.hold_s or 0) >= need and _reps_met(dose, o):
+                return True
+        return False
 
 
 class Stretch(ExerciseType):
@@ -53,12 +62,14 @@ class Stretch(ExerciseType):
     optional = ("sets", "side")
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
-        met = [o for o in outcomes if _hold_met(dose, o)]
-        if dose.side != "each":
-            return bool(met)
-        # An outcome without a side reports both sides done as prescribed.
-        sides = {o.side for o in met}
-        return None in sides or {"left", "right"} <= sides
+        each, sides = dose.side == "each", set()
+        for o in outcomes:
+            if _hold_met(dose, o):
+                # An outcome without a side reports both sides done as prescribed.
+                if not each or o.side is None:
+                    return True
+                sides.add(o.side)
+        return {"left", "right"} <= sides
 
 
 class Timed(ExerciseType):
