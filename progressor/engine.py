@@ -44,7 +44,13 @@ from progressor.models import (
 )
 from progressor.plugins import PluginManager, Registries, get_plugin_manager, resolve
 from progressor.validation import compile_program
-from progressor.week import ExercisePlan, WeekView, build_week
+from progressor.week import (
+    ExercisePlan,
+    SessionCheckFailed,
+    WeekView,
+    build_week,
+    never_met,
+)
 
 CORE = "progressor"
 
@@ -309,6 +315,19 @@ class CompiledProgram:
             )
             for p in self._exercises
         }
+        self._unmet_plans = {
+            name: ExercisePlan(plan.exercise, never_met, plan.sessions_required)
+            for name, plan in self._plans.items()
+        }
+        self._type_bounds = {
+            p.exercise.id: _Bound.of(
+                p.exercise_type.name,
+                registries.exercise_types[p.exercise.type].plugin,
+                p.exercise_type,
+                NoParams(),
+            )
+            for p in self._exercises
+        }
 
     @property
     def rules(self) -> tuple[tuple[str, str], ...]:
@@ -345,7 +364,17 @@ class CompiledProgram:
             )
         if prescription.exercises.keys() != self._plans.keys():
             raise ProgressorError("prescription exercises differ from the program's")
-        week = build_week(self._plans, prescription, records)
+        if not isinstance(records, list | tuple):
+            records = list(records)  # read twice if an exercise type fails (below)
+        try:
+            week = build_week(self._plans, prescription, records)
+        except SessionCheckFailed as failed:
+            # Rebuild the week with nothing counted as met, and hold it as any failure is held.
+            week = build_week(self._unmet_plans, prescription, records)
+            bound = self._type_bounds[failed.exercise]
+            if prescription.status == "paused":
+                return self._still_paused(week)
+            return self._fail_safe(week, bound, failed.error)
         if prescription.status == "paused":
             return self._still_paused(week)
         try:

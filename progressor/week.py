@@ -57,6 +57,19 @@ class _cached_property(Generic[T]):  # named after what it stands in for
         return value
 
 
+class SessionCheckFailed(Exception):
+    """An exercise type's `session_met` raised or gave something other than a bool."""
+
+    def __init__(self, exercise: str, error: BaseException) -> None:
+        super().__init__(f"{exercise}: {error!r}")
+        self.exercise, self.error = exercise, error
+
+
+def never_met(dose: Dose, outcomes: Sequence[Outcome]) -> bool:
+    """The fail-safe's session check: when an exercise type fails, nothing counts as met."""
+    return False
+
+
 class Session(NamedTuple):
     """One exercise's outcomes on one day."""
 
@@ -268,6 +281,36 @@ def _exercise_week(
     sessions: list[Session] = []
     unscored: list[Outcome] = []
     met_sessions = done_sessions = 0
+    try:
+        _sessions(outcomes, dose, session_met, sessions, unscored)
+    except Exception as error:  # the exercise type is a plugin: its failure names it
+        raise SessionCheckFailed(plan.exercise.id, error) from error
+    for session in sessions:
+        met_sessions += session.met
+        done_sessions += session.done
+    return _tuple_new(
+        ExerciseWeek,
+        (
+            plan.exercise,
+            dose,
+            state.memory,
+            tuple(sessions),
+            plan.sessions_required,
+            tuple(outcomes),
+            tuple(unscored),
+            met_sessions,
+            done_sessions,
+        ),
+    )
+
+
+def _sessions(
+    outcomes: list[Outcome],
+    dose: Dose,
+    session_met: SessionMet,
+    sessions: list[Session],
+    unscored: list[Outcome],
+) -> None:
     for day in _days(outcomes):  # (puts `outcomes` in canonical order)
         if len(day) == 1:  # one outcome that day: the common case, kept cheap
             o = day[0]
@@ -287,20 +330,6 @@ def _exercise_week(
             done = bool(performed)
             scored = done and not missing
             met = scored and session_met(dose, performed)
+        if met is not True and met is not False:
+            raise TypeError(f"session_met gave {met!r}, not True or False")
         sessions.append(_tuple_new(Session, (day[0].date, day, scored, met, done)))
-        met_sessions += met
-        done_sessions += done
-    return _tuple_new(
-        ExerciseWeek,
-        (
-            plan.exercise,
-            dose,
-            state.memory,
-            tuple(sessions),
-            plan.sessions_required,
-            tuple(outcomes),
-            tuple(unscored),
-            met_sessions,
-            done_sessions,
-        ),
-    )

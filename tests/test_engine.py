@@ -183,3 +183,43 @@ def test_threads_share_one_compiled_program(seed: progressor.CompiledProgram) ->
     with ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(one, range(200)))
     assert parallel == serial
+
+
+class _BrokenHold(progressor.ExerciseType):
+    name = "broken-hold"
+    required = ("reps", "hold_s")
+    optional = ("sets",)
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def session_met(self, dose: progressor.Dose, outcomes: Any) -> bool:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("result", [RuntimeError("sensor offline"), "yes", None])
+def test_a_failing_exercise_type_holds_the_patient_and_names_its_plugin(result: object) -> None:
+    class Plugin:
+        __name__ = "clinic_broken_type"
+
+        @progressor.hookimpl
+        def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
+            register(_BrokenHold(result))
+
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    program = progressor.parse_program(text.replace('type = "hold"', 'type = "broken-hold"', 1))
+    compiled = progressor.Engine(plugins=[Plugin()]).compile(program)
+    week = (r for r in records(full_week()))  # a generator: read once only
+    outcome = compiled.step(enroll(compiled), week)
+    assert {d.action for d in outcome.decisions} == {"hold"}
+    [flag] = outcome.prescription.flags
+    assert (flag.code, flag.plugin, flag.rule) == (
+        "plugin-failure",
+        "clinic_broken_type",
+        "broken-hold",
+    )
+    flare = [*records(full_week()), progressor.PainReport(date=START, pain=9)]
+    paused = compiled.step(enroll(compiled), flare)
+    assert paused.prescription.status == "paused"  # the essential pause still wins
