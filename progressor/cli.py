@@ -63,6 +63,9 @@ def _replay(
     patients = sorted({r.patient for r in log.records if r.patient is not None})
     if patient is None and len(patients) > 1:
         fail(f"the log holds several patients ({', '.join(patients)}): choose one with --patient")
+    if patient is not None and patients and patient not in patients:
+        hint = did_you_mean(patient, patients)
+        fail(f"the log has no records of {patient!r}" + (f" ({hint})" if hint else ""))
     name = patient or (patients[0] if patients else "patient")
     records = [r for r in log.records if r.patient in (None, name)]
     if start is None:

@@ -393,7 +393,7 @@ class CompiledProgram:
         for record in records:
             index = (record.date - enrollment.start).days // 7 + 1
             (early if index < 1 else by_week.setdefault(index, [])).append(record)
-        last = max(by_week, default=0)
+        last = max(by_week, default=1 if early else 0)  # early records are reported in week 1
         if until is not None:
             last = (until - enrollment.start).days // 7
         prescription = self.first_week(enrollment)

@@ -195,8 +195,17 @@ def _record_reason(error: ValidationError, model: type[BaseModel]) -> str:
             hint = did_you_mean(str(item["loc"][0]), model.model_fields)
             reasons.append(f"{key}: unknown field" + (f" ({hint})" if hint else ""))
         else:
-            reasons.append(f"{key}: {item['msg']}")
+            reasons.append(f"{key}: {_plain(item['msg'], key)}")
     return "; ".join(reasons)
+
+
+def _plain(message: str, key: str) -> str:
+    """pydantic's message in the words of someone writing a log file."""
+    if "valid tuple" in message:
+        return "should be a list, e.g. [5, 5]"
+    if key == "date":
+        return f"{message} (write the date as YYYY-MM-DD, e.g. 2026-01-05)"
+    return message
 
 
 def _slow(line: str, records: list[Record]) -> bool:
@@ -235,7 +244,8 @@ def _csv(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
             yield reader.line_num, "more cells than the header has columns"
             continue
         data: dict[str, Any] = {}
-        for key, cell in row.items():
+        for column, cell in row.items():
+            key = column.strip().lower()  # "Date", " pain_before" are the same column
             cell = (cell or "").strip()
             if not cell:
                 continue
@@ -332,7 +342,8 @@ def load_log(path: str | Path) -> Log:
     path = Path(path)
     fmt = log_format(path)
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             return read_log(handle, str(path), fmt)
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None

@@ -280,7 +280,7 @@ class Store:
         path = Path(data)
         fmt = fmt or log_format(path)
         try:
-            with path.open(encoding="utf-8", newline="") as handle:
+            with path.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is no column
                 return self._import(handle, source or str(path), fmt)
         except OSError as exc:
             raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None

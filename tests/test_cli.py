@@ -169,3 +169,16 @@ def test_demo_prints_the_clinic_table() -> None:
     assert sum(1 for line in lines if line.startswith("p00")) == 24
     assert " paused " in done.stdout and "drop-out" in done.stdout
     assert "24 patients on low-back-pain" in done.stdout
+
+
+def test_a_start_after_every_record_reports_them(write_log: WriteLog) -> None:
+    log = str(write_log(full_week(), "anna.jsonl"))
+    done = run("next", SEED, "--log", log, "--start", "2026-02-02", "--format", "json")
+    assert done.returncode == 3 and "dated outside week 1" in done.stderr
+
+
+def test_a_misspelt_patient_is_suggested(write_log: WriteLog) -> None:
+    rows = [{**r, "patient": "anna"} for r in full_week()]
+    rows += [{**r, "patient": "ben"} for r in full_week()]
+    done = run("next", SEED, "--log", str(write_log(rows, "clinic.jsonl")), "--patient", "ana")
+    assert done.returncode == 1 and "did you mean 'anna'" in done.stderr

@@ -160,3 +160,20 @@ def test_unknown_log_extension_is_an_error(tmp_path: Path) -> None:
     path.write_text("", encoding="utf-8")
     with pytest.raises(progressor.LogError, match="unknown log format"):
         progressor.load_log(path)
+
+
+def test_spreadsheet_csv_quirks_are_read(tmp_path: Path) -> None:
+    # A byte-order mark and capitalised headers, as spreadsheets write them.
+    path = tmp_path / "anna.csv"
+    path.write_text(
+        "\ufeffDate,Exercise,Reps,Hold_s,Pain_before,Pain_during\n2026-01-05,bridge,5,5,2,2\n",
+        encoding="utf-8",
+    )
+    log = progressor.load_log(path)
+    assert log.set_aside == () and log.records[0].exercise == "bridge"  # type: ignore[union-attr]
+
+
+def test_record_errors_speak_the_log_writers_language() -> None:
+    log = read_log(['{"date": "05/01/2026", "exercise": "bridge", "reps": 5}'], "a.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert "YYYY-MM-DD" in aside.reason and "should be a list, e.g. [5, 5]" in aside.reason
