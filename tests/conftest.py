@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +59,14 @@ def write_log(tmp_path: Path) -> Callable[[Iterable[Mapping[str, Any] | str], st
         return path
 
     return write
+
+
+class SometimesBroken(progressor.SafetyRule):
+    """A clinic rule that raises for about one patient in ten (by a checksum of the id)."""
+
+    name = "sometimes-broken"
+
+    def evaluate(self, week: progressor.WeekView, params: Any) -> Iterator[progressor.Finding]:
+        if sum(map(ord, week.prescription.patient)) % 10 == 0:
+            raise KeyError("lookup table out of date")
+        yield from ()

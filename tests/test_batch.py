@@ -11,12 +11,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 import progressor
 from progressor.batch import recompute
@@ -25,6 +23,7 @@ from progressor.store import Store
 from progressor.store_values import StoreError
 from progressor.synth import SyntheticPatient, synthesize_clinic
 from tests.conftest import PROGRAMS, ROOT, START, full_week
+from tests.conftest import SometimesBroken as _Sometimes
 
 SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
 SEED = progressor.parse_program(SEED_TEXT)
@@ -203,17 +202,6 @@ def test_workers_that_cannot_start_fail_the_run_and_store_nothing(clinic: Path) 
 
 
 # -- a plugin failing for some patients -----------------------------------------------------------
-
-
-class _Sometimes(progressor.SafetyRule):
-    name = "sometimes-broken"
-
-    def evaluate(
-        self, week: progressor.WeekView, params: BaseModel
-    ) -> Iterator[progressor.Finding]:
-        if sum(map(ord, week.prescription.patient)) % 10 == 0:
-            raise KeyError("lookup table out of date")
-        yield from ()
 
 
 class clinic_sometimes:

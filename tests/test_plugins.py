@@ -6,17 +6,17 @@ import datetime as dt
 import importlib.metadata as metadata
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 import progressor
 from progressor.alerts import dispatch, parse_specs
 from progressor.plugins import get_plugin_manager
 from progressor.synth import synthesize_clinic
 from tests.conftest import PROGRAMS, START
+from tests.conftest import SometimesBroken as _Sometimes
 
 SEED = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
 
@@ -182,17 +182,6 @@ def test_alert_specs_name_registered_channels() -> None:
     assert channel.name == "stderr" and target == "ignored"
     with pytest.raises(progressor.ProgressorError, match="did you mean 'stderr'"):
         parse_specs(registry, ["stdrr"])
-
-
-class _Sometimes(progressor.SafetyRule):
-    name = "sometimes-broken"
-
-    def evaluate(
-        self, week: progressor.WeekView, params: BaseModel
-    ) -> Iterator[progressor.Finding]:
-        if sum(map(ord, week.prescription.patient)) % 10 == 0:
-            raise KeyError("lookup table out of date")
-        yield from ()
 
 
 def test_a_plugin_raising_for_some_patients_of_a_cohort_holds_only_them() -> None:
