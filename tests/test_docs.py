@@ -134,3 +134,21 @@ def test_the_tutorial_plugin_works_verbatim(tmp_path: Path) -> None:
         check=False,
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_readme_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [code] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        if "import progressor" in block
+    ]
+    (tmp_path / "programs").symlink_to(PROGRAMS)
+    log = "\n".join(json.dumps(r) for r in full_week()) + "\n"
+    (tmp_path / "anna.jsonl").write_text(log, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    results = namespace["results"]
+    assert isinstance(results, list) and len(results) == 1
+    assert {d.action for d in results[0].decisions} == {"progress"}
