@@ -494,6 +494,11 @@ def synth(
             click.echo(f"{patients} patients, {weeks} weeks, {partitions} partitions: {out}")
             return
         with Store.init(store_path) as store:
+            if store.status().patients:  # never mix made-up patients into a clinic's data
+                fail(
+                    f"{store_path} already holds patients: synth writes into a new store "
+                    "only (give another --store)"
+                )
             report = synthesize_into_store(store, compiled, patients, weeks, seed, start)
     except ProgressorError as exc:
         fail(str(exc))

@@ -112,12 +112,14 @@ class Dose(Limits):
         sets, reps = self.sets, self.reps
         if reps is not None:
             parts.append(f"{reps} reps" if sets is None else f"{sets} x {reps} reps")
-        elif sets is not None:
-            parts.append(f"{sets} sets")
         if self.hold_s is not None:
             parts.append(f"hold {self.hold_s} s")
         if self.duration_s is not None:
-            parts.append(f"{self.duration_s} s")
+            # "2 x 30 s", or "898 s" for a single bout (never "1 sets").
+            several = reps is None and sets is not None and sets > 1
+            parts.append(f"{sets} x {self.duration_s} s" if several else f"{self.duration_s} s")
+        elif reps is None and sets is not None:
+            parts.append("1 set" if sets == 1 else f"{sets} sets")
         if self.load_kg is not None:
             parts.append(f"{self.load_kg:g} kg")
         if self.distance_m is not None:

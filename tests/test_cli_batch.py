@@ -133,6 +133,8 @@ def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
     done = run("recompute", "--week", "2026-01-19", "--workers", "1", env=env)
     assert done.returncode == 0, done.stderr
     assert "60 patients computed" in done.stdout
+    again = run("synth", "--patients", "5", env=env)  # never into a store holding patients
+    assert again.returncode == 1 and "already holds patients" in again.stderr
 
 
 def test_commands_on_a_missing_store_say_how_to_create_it(tmp_path: Path) -> None:
