@@ -26,6 +26,7 @@ from progressor.errors import (  # noqa: E402
     Problem,
     ProgramError,
     ProgressorError,
+    did_you_mean,
 )
 from progressor.loading import load_log, load_program, parse_program  # noqa: E402
 from progressor.models import (  # noqa: E402
@@ -89,6 +90,7 @@ __all__ = [
     "StepResult",
     "Strategy",
     "WeekView",
+    "did_you_mean",
     "get_plugin_manager",
     "hookimpl",
     "load_log",

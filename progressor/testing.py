@@ -10,7 +10,6 @@ The format is described in docs/scenarios.md.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import os
 import sys
 import tomllib
@@ -23,6 +22,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import progressor
+from progressor.errors import did_you_mean
 from progressor.loading import key_lines
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def _problems(
     for item in error.errors():
         path = tuple(item["loc"])
         if item["type"] == "extra_forbidden":
-            hint = _did_you_mean(str(path[-1]), _known_keys(path[:-1]))
+            hint = did_you_mean(str(path[-1]), _known_keys(path[:-1]))
             problems.append(_located("unknown key", source, lines, *path, hint=hint))
         else:
             problems.append(_located(item["msg"], source, lines, *path))
@@ -295,11 +295,6 @@ def _known_keys(path: tuple[str | int, ...]) -> Iterable[str]:
     }
     model = models.get(shape)
     return model.model_fields if model else ()
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -376,7 +371,7 @@ def _unknown_exercises(
     for name, key in named:
         if name not in known:
             message = f"unknown exercise {name!r} (the program has {', '.join(known)})"
-            yield _located(message, source, lines, *key, hint=_did_you_mean(name, known))
+            yield _located(message, source, lines, *key, hint=did_you_mean(name, known))
 
 
 # -- replaying a scenario -----------------------------------------------------------------------

@@ -9,12 +9,11 @@ below the first; leaving the sustained stage drops the hold.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from progressor import Dose, Exercise, ExerciseWeek, Proposal, Strategy
+from progressor import Dose, Exercise, ExerciseWeek, Proposal, Strategy, did_you_mean
 
 STAGES = ("patient-generated", "patient-overpressure", "sustained")
 
@@ -77,8 +76,8 @@ class ForceProgression(Strategy):
         assert isinstance(params, ForceProgressionParams)
         stages = ", ".join(params.stages)
         if dose.variant not in params.stages:
-            close = difflib.get_close_matches(dose.variant or "", params.stages, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            suggestion = did_you_mean(dose.variant or "", params.stages)
+            hint = f" ({suggestion})" if suggestion else ""
             yield f"the starting variant must be a stage: {stages}; got {dose.variant!r}{hint}"
             return
         index = params.stages.index(dose.variant)
