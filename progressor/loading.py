@@ -219,7 +219,8 @@ def _slow(line: str, records: list[Record]) -> bool:
     return True
 
 
-def _jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+def jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    """(line number, record or the reason it cannot be read) for each JSONL line."""
     return _jsonl_numbered(enumerate(lines, start=1))
 
 
@@ -237,7 +238,8 @@ def _jsonl_numbered(
         yield number, data if isinstance(data, dict) else "a record must be a JSON object"
 
 
-def _csv(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    """(line number, record or the reason it cannot be read) for each CSV row."""
     reader = csv.DictReader(lines)
     for row in reader:
         if None in row:
@@ -308,7 +310,7 @@ def read_log(lines: Iterable[str], source: str, fmt: str) -> Log:
     """Parse log lines of format 'jsonl' or 'csv'; bad records are set aside, never raised."""
     records: list[Record] = []
     if fmt == "csv":
-        rows = _csv(lines)
+        rows = csv_rows(lines)
     else:
         numbered = enumerate(lines, start=1)
         rows = _jsonl_numbered((number, line) for number, line in numbered if _slow(line, records))

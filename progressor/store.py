@@ -25,8 +25,8 @@ from progressor.errors import LogError, ProgressorError
 # The row readers of loading keep each record's line number, which read_log drops.
 from progressor.loading import (
     SALVAGED,
-    _csv,
-    _jsonl,
+    csv_rows,
+    jsonl_rows,
     log_format,
     parse_program,
     parse_record,
@@ -291,7 +291,7 @@ class Store:
         if fmt not in ("jsonl", "csv"):
             raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
         tracked = _Lines(lines, header=1 if fmt == "csv" else 0)
-        rows = _csv(tracked) if fmt == "csv" else _jsonl(tracked)
+        rows = csv_rows(tracked) if fmt == "csv" else jsonl_rows(tracked)
         added = duplicates = 0
         aside: list[SetAside] = []
         touched: set[str] = set()
