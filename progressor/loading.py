@@ -117,7 +117,7 @@ def _problems(
             (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
         )
         message = item["msg"]
-        if item["type"] == "extra_forbidden":
+        if item["type"] in _UNKNOWN_KEY:
             message = "unknown key"
         problems.append(Problem(message, source, line, path, suggestion))
     return problems
@@ -187,11 +187,15 @@ def parse_record(data: Mapping[str, Any]) -> Record:
         raise ValueError(_record_reason(exc, model)) from None
 
 
-def _record_reason(error: ValidationError, model: type[BaseModel]) -> str:
+#: pydantic's error types for a key the model does not have (models; dataclasses such as records).
+_UNKNOWN_KEY = frozenset({"extra_forbidden", "unexpected_keyword_argument"})
+
+
+def _record_reason(error: ValidationError, model: type[Outcome] | type[PainReport]) -> str:
     reasons = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
+        if item["type"] in _UNKNOWN_KEY:
             hint = did_you_mean(str(item["loc"][0]), model.model_fields)
             reasons.append(f"{key}: unknown field" + (f" ({hint})" if hint else ""))
         else:

@@ -6,11 +6,23 @@ ignored setting. Values that flow out of the engine are frozen.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
 
 Action = Literal["progress", "hold", "regress", "pause"]
 Status = Literal["active", "paused"]
@@ -209,7 +221,55 @@ _SIGNED_ZERO_FIELDS = (
 )
 
 
-class Outcome(_Frozen):
+class _Record:
+    """What log records share: pydantic's validation, with plain attribute reads.
+
+    Outcomes and pain reports are pydantic dataclasses, not BaseModels. The weekly step reads
+    them field by field, hundreds of times per patient, and reading a BaseModel's field costs
+    about five times a plain read (BaseModel defines __getattr__, which keeps CPython from
+    specialising the read; bench/step.py shows the difference). Validation is the same
+    pydantic-core validation; these methods give records the BaseModel methods callers use.
+    """
+
+    __adapter: ClassVar[TypeAdapter[Any]]
+    model_fields: ClassVar[dict[str, FieldInfo]]
+
+    @classmethod
+    def _adapter(cls) -> TypeAdapter[Any]:
+        adapter: TypeAdapter[Any] | None = cls.__dict__.get("_Record__adapter")
+        if adapter is None:  # built on first use: the class must be a finished dataclass
+            adapter = TypeAdapter(cls)
+            cls.__adapter = adapter
+        return adapter
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        value: Self = cls._adapter().validate_python(data)
+        return value
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> Self:
+        value: Self = cls._adapter().validate_json(data)
+        return value
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        """As BaseModel.model_dump (mode, exclude_defaults, exclude_none, ...)."""
+        data: dict[str, Any] = self._adapter().dump_python(self, **options)
+        return data
+
+    def model_dump_json(self, **options: Any) -> str:
+        return self._adapter().dump_json(self, **options).decode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with some fields changed; unlike BaseModel.model_copy, the result is validated."""
+        return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
+
+
+_RECORD = ConfigDict(extra="forbid")
+
+
+@pydantic_dataclass(frozen=True, kw_only=True, config=_RECORD)
+class Outcome(_Record):
     """One logged performance of one exercise in one session."""
 
     kind: Literal["outcome"] = "outcome"
@@ -232,14 +292,13 @@ class Outcome(_Frozen):
     note: str = ""
 
     @model_validator(mode="after")
-    def _one_zero(self) -> Outcome:
+    def _one_zero(self) -> Self:
         # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: keep one zero.
         # One check per record (field validators would cost a Python call per field).
-        values = self.__dict__
         for name in _SIGNED_ZERO_FIELDS:
-            value = values[name]
+            value = getattr(self, name)
             if value == 0 and value is not None and math.copysign(1.0, value) < 0:
-                values[name] = 0.0
+                object.__setattr__(self, name, 0.0)  # still being built: frozen after this
         return self
 
     @property
@@ -258,7 +317,8 @@ class Outcome(_Frozen):
         )
 
 
-class PainReport(_Frozen):
+@pydantic_dataclass(frozen=True, kw_only=True, config=_RECORD)
+class PainReport(_Record):
     """A standalone pain score logged on a day: a flare, a next morning."""
 
     kind: Literal["pain"] = "pain"
@@ -273,6 +333,10 @@ class PainReport(_Frozen):
     @classmethod
     def _no_negative_zero(cls, value: float) -> float:
         return value + 0.0
+
+
+Outcome.model_fields = vars(Outcome)["__pydantic_fields__"]
+PainReport.model_fields = vars(PainReport)["__pydantic_fields__"]
 
 
 Record = Outcome | PainReport

@@ -17,6 +17,9 @@ from progressor.models import (
     Dose,
     Enrollment,
     Exercise,
+    Outcome,
+    PainReport,
+    Record,
     SetAside,
     Status,
 )
@@ -26,9 +29,10 @@ class StoreError(ProgressorError):
     """The store cannot do what was asked: missing, too new, or an inconsistent request."""
 
 
-def canonical_json(value: BaseModel | Any) -> str:
+def canonical_json(value: BaseModel | Record | Any) -> str:
     """Sorted keys, no spaces, JSON mode: the same value always gives the same text."""
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    modelled = isinstance(value, BaseModel | Outcome | PainReport)
+    data = value.model_dump(mode="json") if modelled else value
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

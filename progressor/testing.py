@@ -83,7 +83,7 @@ def make_outcome(
     }
     if "duration_s" in values:
         values["duration_s"] = tuple(values["duration_s"])
-    return progressor.Outcome(exercise=exercise, date=date, **values)
+    return progressor.Outcome.model_validate({"exercise": exercise, "date": date, **values})
 
 
 def make_pain_report(
