@@ -28,7 +28,7 @@ from progressor.cli_common import (
 from progressor.engine import CompiledProgram
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import load_program, parse_program
-from progressor.models import Dose, Enrollment, StepResult
+from progressor.models import UNKNOWN_KEY_ERRORS, Dose, Enrollment, StepResult
 from progressor.store import Store
 
 STORE_ENV = "PROGRESSOR_STORE"
@@ -86,10 +86,10 @@ def _dose(base: Dose, assignments: Sequence[str]) -> Dose:
             field = ".".join(str(p) for p in error["loc"])
             hint = (
                 did_you_mean(field, Dose.model_fields)
-                if error["type"] == "extra_forbidden"
+                if error["type"] in UNKNOWN_KEY_ERRORS
                 else None
             )
-            message = "not a dose field" if error["type"] == "extra_forbidden" else error["msg"]
+            message = "not a dose field" if error["type"] in UNKNOWN_KEY_ERRORS else error["msg"]
             problems.append(f"{field}: {message}" + (f" ({hint})" if hint else ""))
         raise click.BadParameter("; ".join(problems)) from None
 

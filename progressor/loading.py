@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from progressor.errors import KeyPath, LogError, Problem, ProgramError, did_you_mean
 from progressor.models import (
+    UNKNOWN_KEY_ERRORS,
     Dose,
     Exercise,
     Limits,
@@ -91,7 +92,7 @@ def _table_path(
 
 def _fields_at(path: KeyPath) -> Iterable[str]:
     """The known keys of the table at `path`, for 'did you mean' on an unknown key."""
-    models: dict[tuple[object, ...], type[BaseModel]] = {
+    models: dict[tuple[object, ...], type[BaseModel] | type[Limits]] = {
         (): Program,
         ("exercises", int): Exercise,
         ("exercises", int, "dose"): Dose,
@@ -111,13 +112,13 @@ def _problems(
     for item in error.errors():
         path: KeyPath = tuple(item["loc"])
         suggestion = None
-        if item["type"] == "extra_forbidden" and path:
+        if item["type"] in UNKNOWN_KEY_ERRORS and path:
             suggestion = did_you_mean(str(path[-1]), _fields_at(path[:-1]))
         line = next(
             (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
         )
         message = item["msg"]
-        if item["type"] in _UNKNOWN_KEY:
+        if item["type"] in UNKNOWN_KEY_ERRORS:
             message = "unknown key"
         problems.append(Problem(message, source, line, path, suggestion))
     return problems
@@ -187,15 +188,11 @@ def parse_record(data: Mapping[str, Any]) -> Record:
         raise ValueError(_record_reason(exc, model)) from None
 
 
-#: pydantic's error types for a key the model does not have (models; dataclasses such as records).
-_UNKNOWN_KEY = frozenset({"extra_forbidden", "unexpected_keyword_argument"})
-
-
 def _record_reason(error: ValidationError, model: type[Outcome] | type[PainReport]) -> str:
     reasons = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
-        if item["type"] in _UNKNOWN_KEY:
+        if item["type"] in UNKNOWN_KEY_ERRORS:
             hint = did_you_mean(str(item["loc"][0]), model.model_fields)
             reasons.append(f"{key}: unknown field" + (f" ({hint})" if hint else ""))
         else:

@@ -72,7 +72,62 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Limits(_Frozen):
+class _PlainModel:
+    """Pydantic's validation with plain attribute reads, for the values the step reads most.
+
+    Doses, outcomes and pain reports are pydantic dataclasses, not BaseModels. The weekly step
+    reads them field by field, hundreds of times per patient, and reading a BaseModel's field
+    costs about five times a plain read (BaseModel defines __getattr__, which keeps CPython
+    from specialising the read; bench/step.py shows the difference). Validation is the same
+    pydantic-core validation; these methods give them the BaseModel methods callers use.
+    """
+
+    __adapter: ClassVar[TypeAdapter[Any]]
+    model_fields: ClassVar[dict[str, FieldInfo]]
+
+    @classmethod
+    def _adapter(cls) -> TypeAdapter[Any]:
+        adapter: TypeAdapter[Any] | None = cls.__dict__.get("_PlainModel__adapter")
+        if adapter is None:  # built on first use: the class must be a finished dataclass
+            adapter = TypeAdapter(cls)
+            cls.__adapter = adapter
+        return adapter
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        value: Self = cls._adapter().validate_python(data)
+        return value
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> Self:
+        value: Self = cls._adapter().validate_json(data)
+        return value
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        """As BaseModel.model_dump (mode, exclude_defaults, exclude_none, ...)."""
+        data: dict[str, Any] = self._adapter().dump_python(self, **options)
+        return data
+
+    def model_dump_json(self, **options: Any) -> str:
+        return self._adapter().dump_json(self, **options).decode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with some fields changed; unlike BaseModel.model_copy, the result is validated."""
+        return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
+
+
+# The instance-dict slot of plain-model instances, set through its descriptor (see trusted).
+_set_instance_dict = vars(_PlainModel)["__dict__"].__set__
+
+#: pydantic's error types for a key a model does not have: BaseModels report extra_forbidden,
+#: dataclasses (doses, log records) unexpected_keyword_argument.
+UNKNOWN_KEY_ERRORS = frozenset({"extra_forbidden", "unexpected_keyword_argument"})
+
+_PLAIN = ConfigDict(extra="forbid")
+
+
+@pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
+class Limits(_PlainModel):
     """A floor or ceiling: per numeric dose field, the lowest or highest value allowed."""
 
     sets: int | None = Field(default=None, ge=1)
@@ -95,6 +150,7 @@ def _valid_limit(name: str, value: object) -> bool:
     return name in FLOAT_FIELDS and type(value) is float and value >= 0
 
 
+@pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
 class Dose(Limits):
     """What is prescribed for one exercise; which fields apply is the exercise type's business."""
 
@@ -106,14 +162,14 @@ class Dose(Limits):
         # Half up, as a clinician would round (Python's round() sends 682.5 to 682).
         value = math.floor(value + 0.5) if name in INT_FIELDS else round(value, 2)
         values = {**self.__dict__, name: value}
-        # A Dose is valid once built (model_construct is the caller's promise of that), so only
+        # A Dose is valid once built (by validation, or trusted_dose on checked values), so only
         # the changed field needs a check; anything unusual takes pydantic's path and its error.
         if type(self) is Dose and _valid_limit(name, value):
-            return trusted(Dose, values)
+            return trusted_dose(values)
         return Dose(**values)
 
     def same(self, other: Dose) -> bool:
-        """The same values in every field (cheaper than ==, which also compares metadata)."""
+        """The same values in every field (a Ladder's Dose subclass included; cheaper than ==)."""
         return self is other or self.__dict__ == other.__dict__
 
     def describe(self) -> str:
@@ -139,6 +195,14 @@ class Dose(Limits):
         if self.side == "each":
             parts.append("each side")
         return ", ".join(parts)
+
+
+def trusted_dose(values: dict[str, Any]) -> Dose:
+    """A Dose from values the caller has already checked (see `trusted`): every field, in
+    declaration order, of the exact type validation gives. Guarded in tests/test_fast_paths.py."""
+    dose = object.__new__(Dose)
+    _set_instance_dict(dose, values)
+    return dose
 
 
 class Progression(BaseModel):
@@ -221,55 +285,8 @@ _SIGNED_ZERO_FIELDS = (
 )
 
 
-class _Record:
-    """What log records share: pydantic's validation, with plain attribute reads.
-
-    Outcomes and pain reports are pydantic dataclasses, not BaseModels. The weekly step reads
-    them field by field, hundreds of times per patient, and reading a BaseModel's field costs
-    about five times a plain read (BaseModel defines __getattr__, which keeps CPython from
-    specialising the read; bench/step.py shows the difference). Validation is the same
-    pydantic-core validation; these methods give records the BaseModel methods callers use.
-    """
-
-    __adapter: ClassVar[TypeAdapter[Any]]
-    model_fields: ClassVar[dict[str, FieldInfo]]
-
-    @classmethod
-    def _adapter(cls) -> TypeAdapter[Any]:
-        adapter: TypeAdapter[Any] | None = cls.__dict__.get("_Record__adapter")
-        if adapter is None:  # built on first use: the class must be a finished dataclass
-            adapter = TypeAdapter(cls)
-            cls.__adapter = adapter
-        return adapter
-
-    @classmethod
-    def model_validate(cls, data: Any) -> Self:
-        value: Self = cls._adapter().validate_python(data)
-        return value
-
-    @classmethod
-    def model_validate_json(cls, data: str | bytes) -> Self:
-        value: Self = cls._adapter().validate_json(data)
-        return value
-
-    def model_dump(self, **options: Any) -> dict[str, Any]:
-        """As BaseModel.model_dump (mode, exclude_defaults, exclude_none, ...)."""
-        data: dict[str, Any] = self._adapter().dump_python(self, **options)
-        return data
-
-    def model_dump_json(self, **options: Any) -> str:
-        return self._adapter().dump_json(self, **options).decode()
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
-        """A copy with some fields changed; unlike BaseModel.model_copy, the result is validated."""
-        return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
-
-
-_RECORD = ConfigDict(extra="forbid")
-
-
-@pydantic_dataclass(frozen=True, kw_only=True, config=_RECORD)
-class Outcome(_Record):
+@pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
+class Outcome(_PlainModel):
     """One logged performance of one exercise in one session."""
 
     kind: Literal["outcome"] = "outcome"
@@ -317,8 +334,8 @@ class Outcome(_Record):
         )
 
 
-@pydantic_dataclass(frozen=True, kw_only=True, config=_RECORD)
-class PainReport(_Record):
+@pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
+class PainReport(_PlainModel):
     """A standalone pain score logged on a day: a flare, a next morning."""
 
     kind: Literal["pain"] = "pain"
@@ -335,8 +352,8 @@ class PainReport(_Record):
         return value + 0.0
 
 
-Outcome.model_fields = vars(Outcome)["__pydantic_fields__"]
-PainReport.model_fields = vars(PainReport)["__pydantic_fields__"]
+for _plain in (Limits, Dose, Outcome, PainReport):
+    _plain.model_fields = vars(_plain)["__pydantic_fields__"]
 
 
 Record = Outcome | PainReport

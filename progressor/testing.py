@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import progressor
 from progressor.errors import did_you_mean
 from progressor.loading import key_lines
+from progressor.models import UNKNOWN_KEY_ERRORS
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
@@ -274,7 +275,7 @@ def _problems(
     problems = []
     for item in error.errors():
         path = tuple(item["loc"])
-        if item["type"] == "extra_forbidden":
+        if item["type"] in UNKNOWN_KEY_ERRORS:
             hint = did_you_mean(str(path[-1]), _known_keys(path[:-1]))
             problems.append(_located("unknown key", source, lines, *path, hint=hint))
         else:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from progressor.components import ExerciseType, SafetyRule, Strategy
 from progressor.errors import KeyPath, Problem, ProgramError, did_you_mean
-from progressor.models import NUMERIC_FIELDS, Exercise, Program
+from progressor.models import NUMERIC_FIELDS, UNKNOWN_KEY_ERRORS, Exercise, Program
 from progressor.plugins import ALLOW_ENV, Registries, Registry
 
 BoundTuple = tuple[str, str, Any, BaseModel]
@@ -46,7 +46,7 @@ class _Collector:
             for error in exc.errors():
                 key = tuple(error["loc"])
                 suggestion = None
-                if error["type"] == "extra_forbidden" and key:
+                if error["type"] in UNKNOWN_KEY_ERRORS and key:
                     suggestion = did_you_mean(str(key[0]), model.model_fields)
                 self.add((*path, *key), error["msg"], suggestion)
             return model.model_construct()

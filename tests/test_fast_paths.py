@@ -1,7 +1,8 @@
 """The step's fast paths give exactly what pydantic's validation gives.
 
 The engine builds its output models with `progressor.models.trusted` (no validation) from
-values it has checked, and `Dose.with_value` skips validation for a plain change. These tests
+values it has checked, and `Dose.with_value` skips validation for a plain change (through
+`trusted_dose`: doses are pydantic dataclasses, not BaseModels). These tests
 hold both to validation, field by field: same keys in the same order, same exact types, same
 fields set, JSON, repr, hash and pickle. A pydantic upgrade that changes how models are laid
 out fails here rather than in an output. Values from plugins are only trusted when they are
@@ -21,7 +22,14 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 import progressor as p
-from progressor.models import FLOAT_FIELDS, INT_FIELDS, NUMERIC_FIELDS, Progression, trusted
+from progressor.models import (
+    FLOAT_FIELDS,
+    INT_FIELDS,
+    NUMERIC_FIELDS,
+    Progression,
+    trusted,
+    trusted_dose,
+)
 from progressor.synth import synthesize_clinic
 from progressor.week import build_week
 from tests.conftest import PROGRAMS, START, full_week
@@ -54,8 +62,9 @@ PRESCRIPTION = p.Prescription(
     history=HISTORY,
 )
 
-#: Every model the engine builds with `trusted`, with values of the kinds it passes.
-TRUSTED: list[tuple[type[BaseModel], dict[str, Any]]] = [
+#: Every model the engine builds with `trusted` (or `trusted_dose`), with values of the kinds
+#: it passes.
+TRUSTED: list[tuple[type[Any], dict[str, Any]]] = [
     (
         p.Dose,
         {
@@ -141,15 +150,18 @@ def assert_same_value(fast: object, valid: object) -> None:
         assert fast == valid or (fast != fast and valid != valid)  # NaN equals nothing
 
 
-def assert_same_model(fast: BaseModel, valid: BaseModel) -> None:
+def assert_same_model(fast: Any, valid: Any) -> None:
     """`fast` is indistinguishable from the validated `valid`."""
     assert type(fast) is type(valid)
     assert list(fast.__dict__) == list(valid.__dict__)
     for name, value in valid.__dict__.items():
         assert_same_value(fast.__dict__[name], value)
-    assert fast.__pydantic_fields_set__ == valid.__pydantic_fields_set__
-    assert fast.__pydantic_extra__ == valid.__pydantic_extra__
-    assert fast.__pydantic_private__ == valid.__pydantic_private__
+    if isinstance(valid, BaseModel):
+        assert fast.__pydantic_fields_set__ == valid.__pydantic_fields_set__
+        assert fast.__pydantic_extra__ == valid.__pydantic_extra__
+        assert fast.__pydantic_private__ == valid.__pydantic_private__
+    else:  # a pydantic dataclass: its fields are all there is
+        assert vars(fast) == vars(valid)
     assert fast == valid and valid == fast
     try:
         expected_hash: object = hash(valid)
@@ -171,11 +183,10 @@ def assert_same_model(fast: BaseModel, valid: BaseModel) -> None:
 @pytest.mark.parametrize(
     ("model", "values"), TRUSTED, ids=[f"{m.__name__}-{i}" for i, (m, _) in enumerate(TRUSTED)]
 )
-def test_trusted_builds_what_validation_builds(
-    model: type[BaseModel], values: dict[str, Any]
-) -> None:
+def test_trusted_builds_what_validation_builds(model: type[Any], values: dict[str, Any]) -> None:
     assert list(values) == list(model.model_fields), "every field, in declaration order"
-    assert_same_model(trusted(model, dict(values)), model(**values))
+    fast = trusted_dose(dict(values)) if model is p.Dose else trusted(model, dict(values))
+    assert_same_model(fast, model(**values))
 
 
 def test_trusted_sets_every_slot_of_a_model() -> None:
@@ -187,6 +198,10 @@ def test_trusted_sets_every_slot_of_a_model() -> None:
         "__pydantic_private__",
     )
     for model, _ in TRUSTED:
+        if model is p.Dose:  # a pydantic dataclass: no slots, no post-init, extra forbidden
+            assert not hasattr(model, "__slots__") and not hasattr(model, "__post_init__")
+            assert model.__pydantic_config__.get("extra") == "forbid"
+            continue
         assert not model.__private_attributes__ and not model.__pydantic_post_init__
         assert model.model_config.get("extra") == "forbid"
 
@@ -250,8 +265,8 @@ def test_with_value_validates_what_it_cannot_vouch_for() -> None:
 # -- the step's outputs --------------------------------------------------------------------
 
 
-def _models(value: object) -> Iterator[BaseModel]:
-    if isinstance(value, BaseModel):
+def _models(value: object) -> Iterator[Any]:
+    if isinstance(value, BaseModel | p.Dose):
         yield value
         for field in value.__dict__.values():
             yield from _models(field)
