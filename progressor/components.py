@@ -37,7 +37,7 @@ class ExerciseType(ABC):
         """Whether one session's outcomes (scored, not skipped) reached the full dose."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Proposal:
     """A strategy's proposal for one exercise.
 
@@ -54,6 +54,32 @@ class Proposal:
     values: Mapping[str, Scalar] = field(default_factory=dict)
     memory: dict[str, Scalar] | None = None
     progress_memory: dict[str, Scalar] | None = None
+
+    def __init__(
+        self,
+        action: Action,
+        reason: str,
+        dose: Dose,
+        values: Mapping[str, Scalar] | None = None,
+        memory: dict[str, Scalar] | None = None,
+        progress_memory: dict[str, Scalar] | None = None,
+    ) -> None:
+        # What a frozen dataclass's own __init__ sets, in one go: it sets each field through
+        # object.__setattr__, which costs twice as much for the proposals of every step.
+        _set_proposal_fields(
+            self,
+            {
+                "action": action,
+                "reason": reason,
+                "dose": dose,
+                "values": {} if values is None else values,
+                "memory": memory,
+                "progress_memory": progress_memory,
+            },
+        )
+
+
+_set_proposal_fields = vars(Proposal)["__dict__"].__set__
 
 
 class Strategy(ABC):
@@ -76,7 +102,7 @@ class Strategy(ABC):
         """One step back along this strategy's own ladder (the engine applies the floor)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Finding:
     """What a safety rule saw. `exercise=None` applies to every exercise of the program.
 
@@ -90,6 +116,32 @@ class Finding:
     flag: str | None = None
     alert: bool = False
     urgent: bool = False
+
+    def __init__(
+        self,
+        action: Action | None,
+        reason: str,
+        exercise: str | None = None,
+        values: Mapping[str, Scalar] | None = None,
+        flag: str | None = None,
+        alert: bool = False,
+        urgent: bool = False,
+    ) -> None:
+        _set_finding_fields(  # in one go, as Proposal does
+            self,
+            {
+                "action": action,
+                "reason": reason,
+                "exercise": exercise,
+                "values": {} if values is None else values,
+                "flag": flag,
+                "alert": alert,
+                "urgent": urgent,
+            },
+        )
+
+
+_set_finding_fields = vars(Finding)["__dict__"].__set__
 
 
 class SafetyRule(ABC):

@@ -123,12 +123,8 @@ class WeekView:
     @_cached_property
     def pain_scores(self) -> tuple[float, ...]:
         """Every pain score of the week: from outcomes and from pain reports."""
-        scores = [
-            p
-            for o in (*self.outcomes, *self.strays)
-            for p in (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
-            if p is not None
-        ]
+        outcomes = chain(self.outcomes, self.strays)
+        scores = [p for p in chain.from_iterable(map(_outcome_pains, outcomes)) if p is not None]
         scores.extend(r.pain for r in self.pain_reports)
         return tuple(scores)
 
@@ -166,6 +162,7 @@ def outcome_key(o: Outcome) -> tuple[object, ...]:
 
 
 _date = attrgetter("date")
+_outcome_pains = attrgetter("pain_before", "pain_during", "pain_after", "pain_next_morning")
 _outcomes = attrgetter("outcomes")
 
 

@@ -46,9 +46,17 @@ class Hold(ExerciseType):
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         # _hold_met unrolled into a loop (not any(), see Reps): this runs for every session.
+        # The usual dose (one set, no load) is checked inline: a call per outcome costs more.
         need = dose.hold_s or 0
-        for o in outcomes:  # noqa: SIM110
-            if (o.hold_s or 0) >= need and _reps_met(dose, o):
+        simple = dose.sets in (None, 1) and dose.load_kg is None
+        reps = dose.reps or 0
+        for o in outcomes:
+            if (o.hold_s or 0) < need:
+                continue
+            if simple:
+                if o.reps and max(o.reps) >= reps:
+                    return True
+            elif _reps_met(dose, o):
                 return True
         return False
 
