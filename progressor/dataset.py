@@ -189,16 +189,55 @@ def _lines(location: str) -> list[str]:
         return [line.rstrip("\n") for line in handle if line.strip()]
 
 
-def _grouped(lines: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
-    by_patient: dict[str, list[str]] = {}
+def _read_bytes(location: str) -> bytes:
+    if not _exists(location):
+        return b""
+    if _is_url(location):
+        import fsspec
+
+        with fsspec.open(location, "rb") as handle:
+            data: bytes = handle.read()
+            return data
+    return Path(location).read_bytes()
+
+
+class _Table(NamedTuple):
+    """One input file of a partition, split up by patient."""
+
+    lines: dict[str, list[str]]  # each patient's lines, in file order
+    ranges: dict[str, list[int]]  # each patient's byte ranges: start, end, start, end, ...
+    orphans: list[str]  # lines that name no patient
+
+
+def _split(data: bytes, offset: int = 0) -> _Table:
+    """The lines of `data` (which starts at byte `offset` of its file), by patient."""
+    lines: dict[str, list[str]] = {}
+    ranges: dict[str, list[int]] = {}
     orphans: list[str] = []
-    for line in lines:
+    position = offset
+    for raw in data.splitlines(keepends=True):
+        start, position = position, position + len(raw)
+        line = raw.decode("utf-8").rstrip("\n")
+        if not line.strip():
+            continue
         patient = _patient_of(line)
         if patient is None:
             orphans.append(line)
+            continue
+        lines.setdefault(patient, []).append(line)
+        spans = ranges.setdefault(patient, [])
+        if spans and spans[-1] == start:  # contiguous with the patient's previous line
+            spans[-1] = position
         else:
-            by_patient.setdefault(patient, []).append(line)
-    return by_patient, orphans
+            spans.extend((start, position))
+    return _Table(lines, ranges, orphans)
+
+
+def _patient_lines(data: bytes, spans: Sequence[int]) -> list[str]:
+    """A patient's lines, cut out of `data` by their byte ranges."""
+    chunk = b"".join(data[spans[i] : spans[i + 1]] for i in range(0, len(spans), 2))
+    lines = (raw.decode("utf-8").rstrip("\n") for raw in chunk.splitlines(keepends=True))
+    return [line for line in lines if line.strip()]
 
 
 def _stats(locations: Sequence[str]) -> list[list[object]]:
@@ -221,31 +260,49 @@ def _stats(locations: Sequence[str]) -> list[list[object]]:
 
 
 class _Patient(NamedTuple):
-    """One patient's output rows by table, and the counts the partition summary needs."""
+    """One patient's output by table (bytes, one line per row), and the summary's counts."""
 
-    rows: dict[str, list[str]]
+    rows: dict[str, bytes]
     counts: list[object]  # [actions, paused, alerts, plugin failure]
 
 
-def _rows_of(result: StepResult) -> _Patient:
+def _encoded(lines: Iterable[str]) -> bytes:
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
     prescription = result.prescription
     patient, week = prescription.patient, prescription.week - 1
     rows = {
-        "prescriptions": [prescription.model_dump_json()],
-        "decisions": [
+        "prescriptions": _encoded([prescription.model_dump_json()]),
+        "decisions": _encoded(
             json.dumps(
                 {"patient": patient, "week": week, **d.model_dump(mode="json")}, sort_keys=True
             )
             for d in result.decisions
-        ],
-        "alerts": [a.model_dump_json() for a in result.alerts],
-        "set_aside": [
-            json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in result.set_aside
-        ],
+        ),
+        "alerts": _encoded(a.model_dump_json() for a in result.alerts),
+        "set_aside": _encoded(
+            [
+                *set_aside,
+                *(
+                    json.dumps({"patient": patient, **s.model_dump(mode="json")})
+                    for s in result.set_aside
+                ),
+            ]
+        ),
     }
     failed = any(f.code == "plugin-failure" for f in prescription.flags)
     actions = [d.action for d in result.decisions]
     return _Patient(rows, [actions, prescription.status == "paused", len(result.alerts), failed])
+
+
+#: The index's layout; an index of another format is ignored (the partition is recomputed).
+_INDEX_FORMAT = 2
+
+
+def _patient_hash(signature: str, enrollments: list[str], records: list[str]) -> str:
+    return hashlib.sha1("\n".join([signature, *enrollments, *sorted(records)]).encode()).hexdigest()
 
 
 def compute_partition(
@@ -259,8 +316,11 @@ def compute_partition(
     """Compute one partition; only the patients whose inputs changed are computed again.
 
     A partition whose inputs are unchanged since its last run is skipped without reading
-    them; otherwise every patient's inputs are hashed, and a patient with the same hash as
-    last time keeps last time's output rows. The output is the same as a clean full run.
+    them. When its input files only grew (new lines appended, the earlier bytes unchanged:
+    how new data usually arrives), only the new lines are read and only their patients are
+    computed; the other patients' output is copied as bytes. Otherwise every patient's inputs
+    are hashed, and a patient with the same hash as last time keeps last time's output. Either
+    way the output is byte for byte that of a clean full run.
     """
     name = f"{part_name(part)}.jsonl"
     done = _join(out, "_done", f"{part_name(part)}.json")
@@ -277,52 +337,262 @@ def compute_partition(
         json.dumps([str(as_of), sorted(plugins), sorted(block), program_texts]).encode()
     ).hexdigest()
     previous = _read_json(index_path) if _exists(index_path) else None
-    if (
-        previous
+    if not (
+        isinstance(previous, dict)
+        and previous.get("format") == _INDEX_FORMAT
+        and previous["signature"] == signature
         and _exists(done)
-        and previous["stats"] == stats
-        and (previous["signature"] == signature)
     ):
+        previous = None
+    if previous is not None and previous["stats"] == stats:
         with _open(done, "r") as handle:
             return PartitionSummary(**{**json.load(handle), "skipped": True})
+    run = _Run(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats)
+    data = [_read_bytes(inputs[0]), _read_bytes(inputs[1])]
+    if previous is not None:
+        appended = run.appended(previous, data)
+        if appended is not None:
+            return appended
+    return run.full(previous, data)
 
-    enrollment_lines, bad_enrollments = _grouped(_lines(inputs[0]))
-    record_lines, orphans = _grouped(_lines(inputs[1]))
-    hashes = {
-        patient: hashlib.sha1(
-            "\n".join([signature, *lines, *sorted(record_lines.get(patient, []))]).encode()
-        ).hexdigest()
-        for patient, lines in enrollment_lines.items()
-    }
-    reuse: dict[str, str] = previous["hashes"] if previous else {}
-    counts: dict[str, list[object]] = previous["counts"] if previous else {}
-    changed = [p for p in sorted(hashes) if reuse.get(p) != hashes[p]]
-    kept = _previous_rows(out, name, set(hashes) - set(changed)) if previous else {}
-    computed = _compute(dataset, changed, enrollment_lines, record_lines, as_of, plugins, block)
-    patients: dict[str, _Patient] = {}
-    for patient in sorted(hashes):
-        if patient in computed:
-            patients[patient] = computed[patient]
-        else:
-            patients[patient] = _Patient(kept.get(patient, {}), counts[patient])
-    problems = [f"a record without 'patient': {line[:80]}" for line in orphans]
-    problems += [f"an enrollment without 'patient': {line[:80]}" for line in bad_enrollments]
-    problems += [
-        f"records of {p!r}, who is not enrolled" for p in sorted(record_lines) if p not in hashes
-    ]
-    summary = _write_partition(out, part, patients, problems)
-    _write_json(
-        index_path,
-        {
-            "stats": stats,
-            "signature": signature,
-            "hashes": hashes,
-            "counts": {p: v.counts for p, v in patients.items()},
-        },
-    )
-    with _open(done, "w") as handle:
-        handle.write(summary.to_json())
-    return summary
+
+@dataclass(frozen=True)
+class _Run:
+    """One partition's computation: everything it reads and writes is named here."""
+
+    dataset: str
+    out: str
+    part: int
+    as_of: dt.date
+    plugins: tuple[str, ...]
+    block: tuple[str, ...]
+    signature: str
+    stats: list[list[object]]
+
+    def full(self, previous: dict[str, Any] | None, data: list[bytes]) -> PartitionSummary:
+        """Every patient hashed; those whose hash changed computed, the others' output kept."""
+        enrollments, records = _split(data[0]), _split(data[1])
+        patients = sorted(enrollments.lines)
+        hashes = [
+            _patient_hash(self.signature, enrollments.lines[p], records.lines.get(p, []))
+            for p in patients
+        ]
+        old: dict[str, int] = {}
+        old_hashes: list[str] = []
+        if previous is not None:
+            old = {p: i for i, p in enumerate(previous["patients"])}
+            old_hashes = previous["hashes"]
+        changed = [
+            p
+            for p, h in zip(patients, hashes, strict=True)
+            if p not in old or old_hashes[old[p]] != h
+        ]
+        computed = self._compute(changed, enrollments.lines, records.lines)
+        kept = self._kept(previous, old) if previous is not None else _Kept({}, [])
+        problems = [f"a record without 'patient': {line[:80]}" for line in records.orphans]
+        problems += [
+            f"an enrollment without 'patient': {line[:80]}" for line in enrollments.orphans
+        ]
+        problems += [
+            f"records of {p!r}, who is not enrolled"
+            for p in sorted(records.lines)
+            if p not in enrollments.lines
+        ]
+        return self._write(
+            patients,
+            hashes,
+            [computed.get(p) or kept.patient(old[p]) for p in patients],
+            problems,
+            [[len(d), zlib.crc32(d)] for d in data],
+            [enrollments.ranges[p] for p in patients],
+            [records.ranges.get(p, []) for p in patients],
+        )
+
+    def appended(self, previous: dict[str, Any], data: list[bytes]) -> PartitionSummary | None:
+        """The run when the inputs only grew since `previous`; None when they did otherwise."""
+        tails = []
+        for content, (size, crc) in zip(data, previous["inputs"], strict=True):
+            if len(content) < size or zlib.crc32(content[:size]) != crc:
+                return None
+            if size and content[size - 1 : size] != b"\n":
+                return None  # the old last line was incomplete: it may have changed meaning
+            tails.append(_split(content[size:], size))
+        enrolled_tail, records_tail = tails
+        if enrolled_tail.orphans or records_tail.orphans:
+            return None  # new problems to report: the full path words them
+        old = {p: i for i, p in enumerate(previous["patients"])}
+        if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
+            return None  # a new enrollment may settle an earlier problem: the full path sees it
+        known = old.keys() | enrolled_tail.lines.keys()
+        if any(p not in known for p in records_tail.lines):
+            return None  # records of someone not enrolled: a new problem, as above
+        touched = sorted(enrolled_tail.lines.keys() | records_tail.lines.keys())
+        enrollment_lines: dict[str, list[str]] = {}
+        record_lines: dict[str, list[str]] = {}
+        ranges: dict[str, tuple[list[int], list[int]]] = {}
+        for patient in touched:
+            index = old.get(patient)
+            enrollment_spans = (
+                list(previous["enrollment_ranges"][index]) if index is not None else []
+            )
+            record_spans = list(previous["record_ranges"][index]) if index is not None else []
+            for spans, tail in (
+                (enrollment_spans, enrolled_tail.ranges.get(patient, [])),
+                (record_spans, records_tail.ranges.get(patient, [])),
+            ):
+                for i in range(0, len(tail), 2):
+                    if spans and spans[-1] == tail[i]:
+                        spans[-1] = tail[i + 1]
+                    else:
+                        spans.extend(tail[i : i + 2])
+            enrollment_lines[patient] = _patient_lines(data[0], enrollment_spans)
+            record_lines[patient] = _patient_lines(data[1], record_spans)
+            ranges[patient] = (enrollment_spans, record_spans)
+        computed = self._compute(touched, enrollment_lines, record_lines)
+        kept = self._kept(previous, old)
+        patients = sorted(known)
+        hashes, outputs, enrollment_ranges, record_ranges = [], [], [], []
+        for patient in patients:
+            if patient in computed:
+                hashes.append(
+                    _patient_hash(self.signature, enrollment_lines[patient], record_lines[patient])
+                )
+                outputs.append(computed[patient])
+                enrollment_ranges.append(ranges[patient][0])
+                record_ranges.append(ranges[patient][1])
+            else:
+                index = old[patient]
+                hashes.append(previous["hashes"][index])
+                outputs.append(kept.patient(index))
+                enrollment_ranges.append(previous["enrollment_ranges"][index])
+                record_ranges.append(previous["record_ranges"][index])
+        return self._write(
+            patients,
+            hashes,
+            outputs,
+            previous["problems"],
+            [[len(d), zlib.crc32(d)] for d in data],
+            enrollment_ranges,
+            record_ranges,
+        )
+
+    def _compute(
+        self,
+        patients: Sequence[str],
+        enrollment_lines: dict[str, list[str]],
+        record_lines: dict[str, list[str]],
+    ) -> dict[str, _Patient]:
+        if not patients:
+            return {}
+        programs = _compiled_programs(self.dataset, Engine(self.plugins, block=self.block))
+        out = {}
+        for patient in patients:
+            enrollment = Enrollment.model_validate_json(enrollment_lines[patient][0])
+            log = read_log(record_lines.get(patient, []), f"records of {patient}", "jsonl")
+            set_aside = [
+                json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in log.set_aside
+            ]
+            compiled = programs.get(enrollment.program)
+            if compiled is None:
+                problem = f"unknown program {enrollment.program!r}"
+                rows = {table: b"" for table in TABLES_OUT}
+                rows["set_aside"] = _encoded([json.dumps({"patient": patient, "problem": problem})])
+                out[patient] = _Patient(rows, [[], False, 0, False])
+                continue
+            history = compiled.replay(enrollment, log.records, until=self.as_of)
+            newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
+            out[patient] = _rows_of(newest, set_aside)
+        return out
+
+    def _kept(self, previous: dict[str, Any], old: dict[str, int]) -> _Kept:
+        """Last run's output, to copy the rows of patients who are not computed again."""
+        tables = {table: _read_bytes(self._target(table)) for table in TABLES_OUT}
+        return _Kept(
+            tables, [previous["offsets"][table] for table in TABLES_OUT], previous["counts"]
+        )
+
+    def _target(self, table: str) -> str:
+        return _join(self.out, table, f"{part_name(self.part)}.jsonl")
+
+    def _write(
+        self,
+        patients: list[str],
+        hashes: list[str],
+        outputs: list[_Patient],
+        problems: list[str],
+        inputs: list[list[int]],
+        enrollment_ranges: list[list[int]],
+        record_ranges: list[list[int]],
+    ) -> PartitionSummary:
+        """Write the output tables, then the index, then `_done` (last: the partition is done)."""
+        offsets: dict[str, list[int]] = {}
+        set_aside = 0
+        for table in TABLES_OUT:
+            chunks = [patient.rows[table] for patient in outputs]
+            if table == "set_aside":
+                chunks.append(_encoded(json.dumps({"problem": p}) for p in problems))
+            content = b"".join(chunks)
+            if table == "set_aside":
+                set_aside = content.count(b"\n")
+            ends = [0]
+            for chunk in chunks[: len(outputs)]:
+                ends.append(ends[-1] + len(chunk))
+            offsets[table] = ends
+            temporary = f"{self._target(table)}.tmp-{os.getpid()}"
+            _write_bytes(temporary, content)
+            _rename(temporary, self._target(table))
+        actions: Counter[str] = Counter()
+        for patient in outputs:
+            patient_actions = patient.counts[0]
+            assert isinstance(patient_actions, list)
+            actions.update(patient_actions)
+        summary = PartitionSummary(
+            part=self.part,
+            patients=sum(1 for p in outputs if p.rows["prescriptions"]),
+            actions=dict(sorted(actions.items())),
+            paused=sum(1 for p in outputs if p.counts[1]),
+            alerts=sum(int(str(p.counts[2])) for p in outputs),
+            failures=sum(1 for p in outputs if p.counts[3]),
+            set_aside=set_aside,
+        )
+        _write_json(
+            _join(self.out, "_index", f"{part_name(self.part)}.json"),
+            {
+                "format": _INDEX_FORMAT,
+                "stats": self.stats,
+                "signature": self.signature,
+                "inputs": inputs,
+                "patients": patients,
+                "hashes": hashes,
+                "counts": [p.counts for p in outputs],
+                "enrollment_ranges": enrollment_ranges,
+                "record_ranges": record_ranges,
+                "offsets": offsets,
+                "problems": problems,
+            },
+        )
+        with _open(_join(self.out, "_done", f"{part_name(self.part)}.json"), "w") as handle:
+            handle.write(summary.to_json())
+        return summary
+
+
+class _Kept:
+    """Last run's output tables and where each patient's rows are in them."""
+
+    def __init__(
+        self,
+        tables: dict[str, bytes],
+        offsets: list[list[int]],
+        counts: list[list[object]] | None = None,
+    ) -> None:
+        self.tables, self.offsets, self.counts = tables, offsets, counts or []
+
+    def patient(self, index: int) -> _Patient:
+        rows = {
+            table: self.tables[table][ends[index] : ends[index + 1]]
+            for table, ends in zip(TABLES_OUT, self.offsets, strict=True)
+        }
+        return _Patient(rows, self.counts[index])
 
 
 def _read_json(location: str) -> Any:
@@ -337,78 +607,15 @@ def _write_json(location: str, value: object) -> None:
     _rename(temporary, location)
 
 
-def _previous_rows(out: str, name: str, wanted: set[str]) -> dict[str, dict[str, list[str]]]:
-    """Last run's output rows of the `wanted` patients, by patient and table."""
-    rows: dict[str, dict[str, list[str]]] = {p: {t: [] for t in TABLES_OUT} for p in wanted}
-    for table in TABLES_OUT:
-        for line in _lines(_join(out, table, name)):
-            patient = _patient_of(line)
-            if patient in rows:
-                rows[patient][table].append(line)
-    return rows
+def _write_bytes(location: str, content: bytes) -> None:
+    if _is_url(location):
+        import fsspec
 
-
-def _compute(
-    dataset: str,
-    patients: Sequence[str],
-    enrollment_lines: dict[str, list[str]],
-    record_lines: dict[str, list[str]],
-    as_of: dt.date,
-    plugins: Sequence[str],
-    block: Sequence[str],
-) -> dict[str, _Patient]:
-    if not patients:
-        return {}
-    programs = _compiled_programs(dataset, Engine(plugins, block=block))
-    out = {}
-    for patient in patients:
-        enrollment = Enrollment.model_validate_json(enrollment_lines[patient][0])
-        log = read_log(record_lines.get(patient, []), f"records of {patient}", "jsonl")
-        compiled = programs.get(enrollment.program)
-        if compiled is None:
-            problem = f"unknown program {enrollment.program!r}"
-            line = json.dumps({"patient": patient, "problem": problem})
-            out[patient] = _Patient(
-                {**{t: [] for t in TABLES_OUT}, "set_aside": [line]}, [[], False, 0, False]
-            )
-            continue
-        history = compiled.replay(enrollment, log.records, until=as_of)
-        newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
-        computed = _rows_of(newest)
-        computed.rows["set_aside"][:0] = [
-            json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in log.set_aside
-        ]
-        out[patient] = computed
-    return out
-
-
-def _write_partition(
-    out: str, part: int, patients: dict[str, _Patient], problems: Sequence[str]
-) -> PartitionSummary:
-    actions: Counter[str] = Counter()
-    tables: dict[str, list[str]] = {table: [] for table in TABLES_OUT}
-    for patient in patients.values():
-        for table in TABLES_OUT:
-            tables[table].extend(patient.rows.get(table, []))
-        patient_actions = patient.counts[0]
-        assert isinstance(patient_actions, list)
-        actions.update(patient_actions)
-    tables["set_aside"].extend(json.dumps({"problem": p}) for p in problems)
-    for table, lines in tables.items():
-        target = _join(out, table, f"{part_name(part)}.jsonl")
-        temporary = f"{target}.tmp-{os.getpid()}"
-        with _open(temporary, "w") as handle:
-            handle.writelines(line + "\n" for line in lines)
-        _rename(temporary, target)
-    return PartitionSummary(
-        part=part,
-        patients=sum(1 for p in patients.values() if p.rows.get("prescriptions")),
-        actions=dict(sorted(actions.items())),
-        paused=sum(1 for p in patients.values() if p.counts[1]),
-        alerts=sum(int(str(p.counts[2])) for p in patients.values()),
-        failures=sum(1 for p in patients.values() if p.counts[3]),
-        set_aside=len(tables["set_aside"]),
-    )
+        with fsspec.open(location, "wb") as handle:
+            handle.write(content)
+    else:
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+        Path(location).write_bytes(content)
 
 
 def _rename(source: str, target: str) -> None:

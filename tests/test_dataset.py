@@ -6,10 +6,12 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import progressor
+import progressor.dataset
 from progressor.dataset import merge, partitions, run_dask, run_local
 from progressor.synth import synthesize_dataset
 from tests.conftest import PROGRAMS, START
@@ -97,6 +99,95 @@ def test_new_data_recomputes_only_its_patients_and_equals_a_full_run(
         if json.loads(line)["patient"] == patient
     ]
     assert json.loads(line)["status"] == "paused"
+
+
+def _first_part(location: Path, table: str) -> Path:
+    return location / table / f"part-{partitions(str(location))[0]:05d}.jsonl"
+
+
+def _append(path: Path, *rows: dict[str, object] | str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+
+
+def _flare(copy: Path) -> set[str]:
+    records = _first_part(copy, "records")
+    patient = json.loads(records.read_text(encoding="utf-8").splitlines()[0])["patient"]
+    _append(records, {"kind": "pain", "patient": patient, "pain": 9, "date": "2026-01-20"})
+    return {patient}
+
+
+def _new_patient(copy: Path) -> set[str]:
+    enrollments = _first_part(copy, "enrollments")
+    first = json.loads(enrollments.read_text(encoding="utf-8").splitlines()[0])
+    _append(enrollments, {**first, "patient": "zz-new"})
+    _append(
+        _first_part(copy, "records"),
+        {"kind": "pain", "patient": "zz-new", "pain": 2, "date": "2026-01-06"},
+    )
+    return {"zz-new"}
+
+
+def _not_enrolled(copy: Path) -> None:
+    _append(
+        _first_part(copy, "records"),
+        {"kind": "pain", "patient": "nobody", "pain": 2, "date": "2026-01-06"},
+    )
+
+
+def _no_patient(copy: Path) -> None:
+    _append(_first_part(copy, "records"), {"kind": "pain", "pain": 2, "date": "2026-01-06"})
+
+
+def _rewritten(copy: Path) -> None:
+    records = _first_part(copy, "records")
+    lines = records.read_text(encoding="utf-8").splitlines()
+    middle = json.loads(lines[len(lines) // 2])
+    lines[len(lines) // 2] = json.dumps({**middle, "pain_before": 9})
+    records.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_flare, _new_patient, _not_enrolled, _no_patient, _rewritten],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any
+) -> None:
+    copy, out, clean = tmp_path / "copy", tmp_path / "out", tmp_path / "clean"
+    shutil.copytree(dataset, copy)
+    run_local(str(copy), str(out), AS_OF, workers=1)
+    computed: list[str] = []
+    full_runs: list[int] = []
+    run_class = progressor.dataset._Run
+    compute, full = run_class._compute, run_class.full
+
+    def spy_compute(run: Any, patients: list[str], *args: Any) -> Any:
+        computed.extend(patients)
+        return compute(run, patients, *args)
+
+    def spy_full(run: Any, *args: Any) -> Any:
+        full_runs.append(run.part)
+        return full(run, *args)
+
+    monkeypatch.setattr(run_class, "_compute", spy_compute)
+    monkeypatch.setattr(run_class, "full", spy_full)
+    touched = change(copy)
+    again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
+    assert again["skipped"] == len(partitions(str(copy))) - 1
+    if touched is not None:  # only new lines of enrolled patients: only they are read again
+        assert set(computed) == touched and not full_runs
+    else:  # anything else: every patient of the partition is hashed again
+        assert full_runs == [partitions(str(copy))[0]]
+        assert len(computed) == (1 if change is _rewritten else 0)
+    monkeypatch.undo()
+    assert merge(run_local(str(copy), str(clean), AS_OF, workers=1)) == {**again, "skipped": 0}
+    assert outputs(out) == outputs(clean)
+    # And a run after that one, with nothing new, changes nothing.
+    assert merge(run_local(str(copy), str(out), AS_OF, workers=1))["skipped"] == again["partitions"]
+    assert outputs(out) == outputs(clean)
 
 
 def test_a_dataset_at_a_url(tmp_path: Path) -> None:
