@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -263,7 +264,7 @@ class _Patient(NamedTuple):
     """One patient's output by table (bytes, one line per row), and the summary's counts."""
 
     rows: dict[str, bytes]
-    counts: list[object]  # [actions, paused, alerts, plugin failure]
+    counts: list[Any]  # [actions, paused, alerts, plugin failure]
 
 
 def _encoded(lines: Iterable[str]) -> bytes:
@@ -388,7 +389,6 @@ class _Run:
             if p not in old or old_hashes[old[p]] != h
         ]
         computed = self._compute(changed, enrollments.lines, records.lines)
-        kept = self._kept(previous, old) if previous is not None else _Kept({}, [])
         problems = [f"a record without 'patient': {line[:80]}" for line in records.orphans]
         problems += [
             f"an enrollment without 'patient': {line[:80]}" for line in enrollments.orphans
@@ -401,11 +401,14 @@ class _Run:
         return self._write(
             patients,
             hashes,
-            [computed.get(p) or kept.patient(old[p]) for p in patients],
+            [computed.get(p) or old[p] for p in patients],
+            self._kept(previous) if previous is not None else None,
             problems,
             [[len(d), zlib.crc32(d)] for d in data],
-            [enrollments.ranges[p] for p in patients],
-            [records.ranges.get(p, []) for p in patients],
+            (
+                [enrollments.ranges[p] for p in patients],
+                [records.ranges.get(p, []) for p in patients],
+            ),
         )
 
     def appended(self, previous: dict[str, Any], data: list[bytes]) -> PartitionSummary | None:
@@ -449,9 +452,11 @@ class _Run:
             record_lines[patient] = _patient_lines(data[1], record_spans)
             ranges[patient] = (enrollment_spans, record_spans)
         computed = self._compute(touched, enrollment_lines, record_lines)
-        kept = self._kept(previous, old)
         patients = sorted(known)
-        hashes, outputs, enrollment_ranges, record_ranges = [], [], [], []
+        hashes: list[str] = []
+        outputs: list[_Patient | int] = []
+        enrollment_ranges: list[list[int]] = []
+        record_ranges: list[list[int]] = []
         for patient in patients:
             if patient in computed:
                 hashes.append(
@@ -463,17 +468,17 @@ class _Run:
             else:
                 index = old[patient]
                 hashes.append(previous["hashes"][index])
-                outputs.append(kept.patient(index))
+                outputs.append(index)
                 enrollment_ranges.append(previous["enrollment_ranges"][index])
                 record_ranges.append(previous["record_ranges"][index])
         return self._write(
             patients,
             hashes,
             outputs,
+            self._kept(previous),
             previous["problems"],
             [[len(d), zlib.crc32(d)] for d in data],
-            enrollment_ranges,
-            record_ranges,
+            (enrollment_ranges, record_ranges),
         )
 
     def _compute(
@@ -504,12 +509,10 @@ class _Run:
             out[patient] = _rows_of(newest, set_aside)
         return out
 
-    def _kept(self, previous: dict[str, Any], old: dict[str, int]) -> _Kept:
+    def _kept(self, previous: dict[str, Any]) -> _Kept:
         """Last run's output, to copy the rows of patients who are not computed again."""
         tables = {table: _read_bytes(self._target(table)) for table in TABLES_OUT}
-        return _Kept(
-            tables, [previous["offsets"][table] for table in TABLES_OUT], previous["counts"]
-        )
+        return _Kept(tables, previous["offsets"], previous["counts"])
 
     def _target(self, table: str) -> str:
         return _join(self.out, table, f"{part_name(self.part)}.jsonl")
@@ -518,41 +521,60 @@ class _Run:
         self,
         patients: list[str],
         hashes: list[str],
-        outputs: list[_Patient],
+        outputs: list[_Patient | int],
+        kept: _Kept | None,
         problems: list[str],
         inputs: list[list[int]],
-        enrollment_ranges: list[list[int]],
-        record_ranges: list[list[int]],
+        ranges: tuple[list[list[int]], list[list[int]]],
     ) -> PartitionSummary:
-        """Write the output tables, then the index, then `_done` (last: the partition is done)."""
+        """Write the output tables, then the index, then `_done` (last: the partition is done).
+
+        `outputs` holds, for each patient in order, the newly computed rows or the patient's
+        position in `kept` (last run's output): runs of kept patients are copied in one slice.
+        """
         offsets: dict[str, list[int]] = {}
         set_aside = 0
         for table in TABLES_OUT:
-            chunks = [patient.rows[table] for patient in outputs]
+            old_rows = kept.tables[table] if kept else b""
+            old = kept.offsets[table] if kept else []
+            chunks, ends = [], [0]
+            run_start = run_end = -1  # a run of kept patients, as positions in `kept`
+            for output in outputs:
+                if isinstance(output, int):
+                    if output != run_end:
+                        if run_start >= 0:
+                            chunks.append(old_rows[old[run_start] : old[run_end]])
+                        run_start = output
+                    run_end = output + 1
+                    ends.append(ends[-1] + old[run_end] - old[output])
+                else:
+                    if run_start >= 0:
+                        chunks.append(old_rows[old[run_start] : old[run_end]])
+                        run_start = run_end = -1
+                    chunks.append(output.rows[table])
+                    ends.append(ends[-1] + len(output.rows[table]))
+            if run_start >= 0:
+                chunks.append(old_rows[old[run_start] : old[run_end]])
             if table == "set_aside":
                 chunks.append(_encoded(json.dumps({"problem": p}) for p in problems))
+            offsets[table] = ends
             content = b"".join(chunks)
             if table == "set_aside":
                 set_aside = content.count(b"\n")
-            ends = [0]
-            for chunk in chunks[: len(outputs)]:
-                ends.append(ends[-1] + len(chunk))
-            offsets[table] = ends
             temporary = f"{self._target(table)}.tmp-{os.getpid()}"
             _write_bytes(temporary, content)
             _rename(temporary, self._target(table))
-        actions: Counter[str] = Counter()
-        for patient in outputs:
-            patient_actions = patient.counts[0]
-            assert isinstance(patient_actions, list)
-            actions.update(patient_actions)
+        old_counts = kept.counts if kept else []
+        counts = [o.counts if isinstance(o, _Patient) else old_counts[o] for o in outputs]
+        prescribed = offsets["prescriptions"]
+        actions = Counter(chain.from_iterable(c[0] for c in counts))
         summary = PartitionSummary(
             part=self.part,
-            patients=sum(1 for p in outputs if p.rows["prescriptions"]),
+            patients=sum(1 for i in range(len(outputs)) if prescribed[i + 1] > prescribed[i]),
             actions=dict(sorted(actions.items())),
-            paused=sum(1 for p in outputs if p.counts[1]),
-            alerts=sum(int(str(p.counts[2])) for p in outputs),
-            failures=sum(1 for p in outputs if p.counts[3]),
+            paused=sum(1 for c in counts if c[1]),
+            alerts=sum(c[2] for c in counts),
+            failures=sum(1 for c in counts if c[3]),
             set_aside=set_aside,
         )
         _write_json(
@@ -564,9 +586,9 @@ class _Run:
                 "inputs": inputs,
                 "patients": patients,
                 "hashes": hashes,
-                "counts": [p.counts for p in outputs],
-                "enrollment_ranges": enrollment_ranges,
-                "record_ranges": record_ranges,
+                "counts": counts,
+                "enrollment_ranges": ranges[0],
+                "record_ranges": ranges[1],
                 "offsets": offsets,
                 "problems": problems,
             },
@@ -576,23 +598,13 @@ class _Run:
         return summary
 
 
-class _Kept:
-    """Last run's output tables and where each patient's rows are in them."""
+class _Kept(NamedTuple):
+    """Last run's output tables, where each patient's rows start and end in them (by
+    table: one offset per patient and one past the last), and each patient's counts."""
 
-    def __init__(
-        self,
-        tables: dict[str, bytes],
-        offsets: list[list[int]],
-        counts: list[list[object]] | None = None,
-    ) -> None:
-        self.tables, self.offsets, self.counts = tables, offsets, counts or []
-
-    def patient(self, index: int) -> _Patient:
-        rows = {
-            table: self.tables[table][ends[index] : ends[index + 1]]
-            for table, ends in zip(TABLES_OUT, self.offsets, strict=True)
-        }
-        return _Patient(rows, self.counts[index])
+    tables: dict[str, bytes]
+    offsets: dict[str, list[int]]
+    counts: list[list[Any]]
 
 
 def _read_json(location: str) -> Any:
@@ -602,8 +614,9 @@ def _read_json(location: str) -> Any:
 
 def _write_json(location: str, value: object) -> None:
     temporary = f"{location}.tmp-{os.getpid()}"
+    text = json.dumps(value, separators=(",", ":"))  # in one go: json.dump streams in Python
     with _open(temporary, "w") as handle:
-        json.dump(value, handle, separators=(",", ":"))
+        handle.write(text)
     _rename(temporary, location)
 
 
