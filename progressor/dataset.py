@@ -532,6 +532,9 @@ class _Run:
         `outputs` holds, for each patient in order, the newly computed rows or the patient's
         position in `kept` (last run's output): runs of kept patients are copied in one slice.
         """
+        # Not done while its tables are rewritten: a run killed in between finds no `_done`
+        # and computes the partition afresh (the index's offsets would not fit the tables).
+        _remove(_join(self.out, "_done", f"{part_name(self.part)}.json"))
         offsets: dict[str, list[int]] = {}
         set_aside = 0
         for table in TABLES_OUT:
@@ -629,6 +632,17 @@ def _write_bytes(location: str, content: bytes) -> None:
     else:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         Path(location).write_bytes(content)
+
+
+def _remove(location: str) -> None:
+    if _is_url(location):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(location)
+        if fs.exists(path):
+            fs.rm(path)
+    else:
+        Path(location).unlink(missing_ok=True)
 
 
 def _rename(source: str, target: str) -> None:

@@ -190,6 +190,30 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
     assert outputs(out) == outputs(clean)
 
 
+def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_run(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy, out, clean = tmp_path / "copy", tmp_path / "out", tmp_path / "clean"
+    shutil.copytree(dataset, copy)
+    run_local(str(copy), str(out), AS_OF, workers=1)
+    _flare(copy)
+    rename, renamed = progressor.dataset._rename, []
+
+    def dying(source: str, target: str) -> None:
+        if len(renamed) == 2:  # two of the partition's tables rewritten, then killed
+            raise KeyboardInterrupt
+        renamed.append(target)
+        rename(source, target)
+
+    monkeypatch.setattr(progressor.dataset, "_rename", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_local(str(copy), str(out), AS_OF, workers=1)
+    monkeypatch.undo()
+    again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
+    assert merge(run_local(str(copy), str(clean), AS_OF, workers=1)) == {**again, "skipped": 0}
+    assert outputs(out) == outputs(clean)
+
+
 def test_a_dataset_at_a_url(tmp_path: Path) -> None:
     # fsspec's in-memory filesystem stands in for s3:// or gs:// (one process: workers=1).
     pytest.importorskip("fsspec")
