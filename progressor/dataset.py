@@ -29,7 +29,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -190,16 +190,21 @@ def _lines(location: str) -> list[str]:
         return [line.rstrip("\n") for line in handle if line.strip()]
 
 
-def _read_bytes(location: str) -> bytes:
-    if not _exists(location):
-        return b""
+@contextmanager
+def _open_binary(location: str, mode: str) -> Iterator[IO[bytes]]:
     if _is_url(location):
         import fsspec
 
-        with fsspec.open(location, "rb") as handle:
-            data: bytes = handle.read()
-            return data
-    return Path(location).read_bytes()
+        with fsspec.open(location, mode) as handle:
+            yield handle
+    else:
+        if "w" in mode:
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+        with open(location, mode) as handle:
+            yield handle
+
+
+_BLOCK = 1 << 20  # bytes read at a time when lines do not matter
 
 
 class _Table(NamedTuple):
@@ -208,37 +213,94 @@ class _Table(NamedTuple):
     lines: dict[str, list[str]]  # each patient's lines, in file order
     ranges: dict[str, list[int]]  # each patient's byte ranges: start, end, start, end, ...
     orphans: list[str]  # lines that name no patient
+    size: int  # bytes read, from the start of the file
+    crc: int  # their CRC-32
 
 
-def _split(data: bytes, offset: int = 0) -> _Table:
-    """The lines of `data` (which starts at byte `offset` of its file), by patient."""
-    lines: dict[str, list[str]] = {}
-    ranges: dict[str, list[int]] = {}
-    orphans: list[str] = []
-    position = offset
-    for raw in data.splitlines(keepends=True):
-        start, position = position, position + len(raw)
-        line = raw.decode("utf-8").rstrip("\n")
-        if not line.strip():
-            continue
-        patient = _patient_of(line)
-        if patient is None:
-            orphans.append(line)
-            continue
-        lines.setdefault(patient, []).append(line)
-        spans = ranges.setdefault(patient, [])
-        if spans and spans[-1] == start:  # contiguous with the patient's previous line
-            spans[-1] = position
-        else:
-            spans.extend((start, position))
-    return _Table(lines, ranges, orphans)
+def _scan(location: str, known: tuple[int, int] | None = None) -> _Table | None:
+    """An input file's lines by patient, read a line at a time (memory stays flat).
+
+    With `known` (the size and CRC-32 of the file as an earlier run read it), the file must
+    still start with exactly those bytes, ending a line, and only what follows is split into
+    lines; None when it does not (the file was changed, not only appended to).
+    """
+    table = _Table({}, {}, [], 0, 0)
+    if not _exists(location):
+        return table if known is None or known[0] == 0 else None
+    with _open_binary(location, "rb") as handle:
+        position = crc = 0
+        if known is not None:
+            size, last = known[0], b""
+            while position < size:
+                block = handle.read(min(size - position, _BLOCK))
+                if not block:
+                    return None  # shorter than before
+                crc, position, last = zlib.crc32(block, crc), position + len(block), block[-1:]
+            if crc != known[1] or (size and last != b"\n"):
+                return None  # changed, or its last line was incomplete and may mean more now
+        lines, ranges, orphans = table.lines, table.ranges, table.orphans
+        for block in handle:
+            # Binary files split at \n only; a text file (how records are read elsewhere) also
+            # splits at a lone \r: such a rare line is split again, as text would be.
+            for raw in block.splitlines(keepends=True) if b"\r" in block else (block,):
+                crc = zlib.crc32(raw, crc)
+                start, position = position, position + len(raw)
+                line = raw.decode("utf-8").rstrip("\n")
+                if not line.strip():
+                    continue
+                patient = _patient_of(line)
+                if patient is None:
+                    orphans.append(line)
+                    continue
+                lines.setdefault(patient, []).append(line)
+                spans = ranges.setdefault(patient, [])
+                if spans and spans[-1] == start:  # contiguous with the patient's previous line
+                    spans[-1] = position
+                else:
+                    spans.extend((start, position))
+    return table._replace(size=position, crc=crc)
 
 
-def _patient_lines(data: bytes, spans: Sequence[int]) -> list[str]:
-    """A patient's lines, cut out of `data` by their byte ranges."""
-    chunk = b"".join(data[spans[i] : spans[i + 1]] for i in range(0, len(spans), 2))
-    lines = (raw.decode("utf-8").rstrip("\n") for raw in chunk.splitlines(keepends=True))
-    return [line for line in lines if line.strip()]
+def _read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[str]]:
+    """Each wanted patient's lines, read from their byte ranges in the file."""
+    found: dict[str, list[str]] = {}
+    with _open_binary(location, "rb") as handle:
+        for patient, spans in wanted.items():
+            chunks = []
+            for i in range(0, len(spans), 2):
+                handle.seek(spans[i])
+                chunks.append(handle.read(spans[i + 1] - spans[i]))
+            raw_lines = b"".join(chunks).splitlines(keepends=True)
+            lines = (raw.decode("utf-8").rstrip("\n") for raw in raw_lines)
+            found[patient] = [line for line in lines if line.strip()]
+    return found
+
+
+class _Copier:
+    """Copies byte ranges of one file into another, joining ranges that follow each other."""
+
+    def __init__(self, source: IO[bytes], target: IO[bytes]) -> None:
+        self.source, self.target = source, target
+        self.start = self.end = -1
+
+    def add(self, start: int, end: int) -> None:
+        if start != self.end:
+            self.flush()
+            self.start = start
+        self.end = end
+
+    def flush(self) -> None:
+        start, end = self.start, self.end
+        if start < 0:
+            return
+        self.source.seek(start)
+        while start < end:
+            block = self.source.read(min(end - start, _BLOCK))
+            if not block:
+                raise ProgressorError("an output table is shorter than its index says")
+            self.target.write(block)
+            start += len(block)
+        self.start = self.end = -1
 
 
 def _stats(locations: Sequence[str]) -> list[list[object]]:
@@ -349,12 +411,11 @@ def compute_partition(
         with _open(done, "r") as handle:
             return PartitionSummary(**{**json.load(handle), "skipped": True})
     run = _Run(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats)
-    data = [_read_bytes(inputs[0]), _read_bytes(inputs[1])]
     if previous is not None:
-        appended = run.appended(previous, data)
+        appended = run.appended(previous, inputs[0], inputs[1])
         if appended is not None:
             return appended
-    return run.full(previous, data)
+    return run.full(previous, inputs[0], inputs[1])
 
 
 @dataclass(frozen=True)
@@ -370,9 +431,12 @@ class _Run:
     signature: str
     stats: list[list[object]]
 
-    def full(self, previous: dict[str, Any] | None, data: list[bytes]) -> PartitionSummary:
+    def full(
+        self, previous: dict[str, Any] | None, enrollments_at: str, records_at: str
+    ) -> PartitionSummary:
         """Every patient hashed; those whose hash changed computed, the others' output kept."""
-        enrollments, records = _split(data[0]), _split(data[1])
+        enrollments, records = _scan(enrollments_at), _scan(records_at)
+        assert enrollments is not None and records is not None  # (None only with `known`)
         patients = sorted(enrollments.lines)
         hashes = [
             _patient_hash(self.signature, enrollments.lines[p], records.lines.get(p, []))
@@ -404,34 +468,31 @@ class _Run:
             [computed.get(p) or old[p] for p in patients],
             self._kept(previous) if previous is not None else None,
             problems,
-            [[len(d), zlib.crc32(d)] for d in data],
+            [[enrollments.size, enrollments.crc], [records.size, records.crc]],
             (
                 [enrollments.ranges[p] for p in patients],
                 [records.ranges.get(p, []) for p in patients],
             ),
         )
 
-    def appended(self, previous: dict[str, Any], data: list[bytes]) -> PartitionSummary | None:
+    def appended(
+        self, previous: dict[str, Any], enrollments_at: str, records_at: str
+    ) -> PartitionSummary | None:
         """The run when the inputs only grew since `previous`; None when they did otherwise."""
-        tails = []
-        for content, (size, crc) in zip(data, previous["inputs"], strict=True):
-            if len(content) < size or zlib.crc32(content[:size]) != crc:
-                return None
-            if size and content[size - 1 : size] != b"\n":
-                return None  # the old last line was incomplete: it may have changed meaning
-            tails.append(_split(content[size:], size))
-        enrolled_tail, records_tail = tails
+        known = [tuple(check) for check in previous["inputs"]]
+        enrolled_tail = _scan(enrollments_at, (known[0][0], known[0][1]))
+        records_tail = _scan(records_at, (known[1][0], known[1][1]))
+        if enrolled_tail is None or records_tail is None:
+            return None
         if enrolled_tail.orphans or records_tail.orphans:
             return None  # new problems to report: the full path words them
         old = {p: i for i, p in enumerate(previous["patients"])}
         if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
             return None  # a new enrollment may settle an earlier problem: the full path sees it
-        known = old.keys() | enrolled_tail.lines.keys()
-        if any(p not in known for p in records_tail.lines):
+        everyone = old.keys() | enrolled_tail.lines.keys()
+        if any(p not in everyone for p in records_tail.lines):
             return None  # records of someone not enrolled: a new problem, as above
         touched = sorted(enrolled_tail.lines.keys() | records_tail.lines.keys())
-        enrollment_lines: dict[str, list[str]] = {}
-        record_lines: dict[str, list[str]] = {}
         ranges: dict[str, tuple[list[int], list[int]]] = {}
         for patient in touched:
             index = old.get(patient)
@@ -448,11 +509,11 @@ class _Run:
                         spans[-1] = tail[i + 1]
                     else:
                         spans.extend(tail[i : i + 2])
-            enrollment_lines[patient] = _patient_lines(data[0], enrollment_spans)
-            record_lines[patient] = _patient_lines(data[1], record_spans)
             ranges[patient] = (enrollment_spans, record_spans)
+        enrollment_lines = _read_spans(enrollments_at, {p: r[0] for p, r in ranges.items()})
+        record_lines = _read_spans(records_at, {p: r[1] for p, r in ranges.items()})
         computed = self._compute(touched, enrollment_lines, record_lines)
-        patients = sorted(known)
+        patients = sorted(everyone)
         hashes: list[str] = []
         outputs: list[_Patient | int] = []
         enrollment_ranges: list[list[int]] = []
@@ -477,7 +538,7 @@ class _Run:
             outputs,
             self._kept(previous),
             previous["problems"],
-            [[len(d), zlib.crc32(d)] for d in data],
+            [[enrolled_tail.size, enrolled_tail.crc], [records_tail.size, records_tail.crc]],
             (enrollment_ranges, record_ranges),
         )
 
@@ -510,12 +571,19 @@ class _Run:
         return out
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:
-        """Last run's output, to copy the rows of patients who are not computed again."""
-        tables = {table: _read_bytes(self._target(table)) for table in TABLES_OUT}
-        return _Kept(tables, previous["offsets"], previous["counts"])
+        """Where last run's output rows are, to copy those of patients not computed again."""
+        return _Kept(previous["offsets"], previous["counts"])
 
     def _target(self, table: str) -> str:
         return _join(self.out, table, f"{part_name(self.part)}.jsonl")
+
+    @staticmethod
+    def _lines_in(location: str) -> int:
+        count = 0
+        with _open_binary(location, "rb") as handle:
+            while block := handle.read(_BLOCK):
+                count += block.count(b"\n")
+        return count
 
     def _write(
         self,
@@ -530,43 +598,38 @@ class _Run:
         """Write the output tables, then the index, then `_done` (last: the partition is done).
 
         `outputs` holds, for each patient in order, the newly computed rows or the patient's
-        position in `kept` (last run's output): runs of kept patients are copied in one slice.
+        position in `kept` (last run's output): runs of kept patients are copied as one range.
         """
         # Not done while its tables are rewritten: a run killed in between finds no `_done`
         # and computes the partition afresh (the index's offsets would not fit the tables).
         _remove(_join(self.out, "_done", f"{part_name(self.part)}.json"))
         offsets: dict[str, list[int]] = {}
-        set_aside = 0
         for table in TABLES_OUT:
-            old_rows = kept.tables[table] if kept else b""
-            old = kept.offsets[table] if kept else []
-            chunks, ends = [], [0]
-            run_start = run_end = -1  # a run of kept patients, as positions in `kept`
-            for output in outputs:
-                if isinstance(output, int):
-                    if output != run_end:
-                        if run_start >= 0:
-                            chunks.append(old_rows[old[run_start] : old[run_end]])
-                        run_start = output
-                    run_end = output + 1
-                    ends.append(ends[-1] + old[run_end] - old[output])
-                else:
-                    if run_start >= 0:
-                        chunks.append(old_rows[old[run_start] : old[run_end]])
-                        run_start = run_end = -1
-                    chunks.append(output.rows[table])
-                    ends.append(ends[-1] + len(output.rows[table]))
-            if run_start >= 0:
-                chunks.append(old_rows[old[run_start] : old[run_end]])
-            if table == "set_aside":
-                chunks.append(_encoded(json.dumps({"problem": p}) for p in problems))
+            target = self._target(table)
+            temporary = f"{target}.tmp-{os.getpid()}"
+            with ExitStack() as files:
+                write = files.enter_context(_open_binary(temporary, "wb"))
+                ends = [0]
+                copy, old = None, kept.offsets[table] if kept is not None else []
+                if any(isinstance(o, int) for o in outputs):
+                    copy = _Copier(files.enter_context(_open_binary(target, "rb")), write)
+                for output in outputs:
+                    if isinstance(output, int):  # last run's rows: runs are copied in one go
+                        assert copy is not None
+                        copy.add(old[output], old[output + 1])
+                        ends.append(ends[-1] + old[output + 1] - old[output])
+                    else:
+                        if copy is not None:
+                            copy.flush()
+                        write.write(output.rows[table])
+                        ends.append(ends[-1] + len(output.rows[table]))
+                if copy is not None:
+                    copy.flush()
+                if table == "set_aside":
+                    write.write(_encoded(json.dumps({"problem": p}) for p in problems))
             offsets[table] = ends
-            content = b"".join(chunks)
-            if table == "set_aside":
-                set_aside = content.count(b"\n")
-            temporary = f"{self._target(table)}.tmp-{os.getpid()}"
-            _write_bytes(temporary, content)
-            _rename(temporary, self._target(table))
+            _rename(temporary, target)
+        set_aside = self._lines_in(self._target("set_aside"))
         old_counts = kept.counts if kept else []
         counts = [o.counts if isinstance(o, _Patient) else old_counts[o] for o in outputs]
         prescribed = offsets["prescriptions"]
@@ -602,10 +665,9 @@ class _Run:
 
 
 class _Kept(NamedTuple):
-    """Last run's output tables, where each patient's rows start and end in them (by
-    table: one offset per patient and one past the last), and each patient's counts."""
+    """Where each patient's rows start and end in last run's output tables (by table: one
+    offset per patient and one past the last), and each patient's counts."""
 
-    tables: dict[str, bytes]
     offsets: dict[str, list[int]]
     counts: list[list[Any]]
 
@@ -621,17 +683,6 @@ def _write_json(location: str, value: object) -> None:
     with _open(temporary, "w") as handle:
         handle.write(text)
     _rename(temporary, location)
-
-
-def _write_bytes(location: str, content: bytes) -> None:
-    if _is_url(location):
-        import fsspec
-
-        with fsspec.open(location, "wb") as handle:
-            handle.write(content)
-    else:
-        Path(location).parent.mkdir(parents=True, exist_ok=True)
-        Path(location).write_bytes(content)
 
 
 def _remove(location: str) -> None:
