@@ -31,7 +31,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -276,31 +275,15 @@ def _read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[s
     return found
 
 
-class _Copier:
-    """Copies byte ranges of one file into another, joining ranges that follow each other."""
-
-    def __init__(self, source: IO[bytes], target: IO[bytes]) -> None:
-        self.source, self.target = source, target
-        self.start = self.end = -1
-
-    def add(self, start: int, end: int) -> None:
-        if start != self.end:
-            self.flush()
-            self.start = start
-        self.end = end
-
-    def flush(self) -> None:
-        start, end = self.start, self.end
-        if start < 0:
-            return
-        self.source.seek(start)
-        while start < end:
-            block = self.source.read(min(end - start, _BLOCK))
-            if not block:
-                raise ProgressorError("an output table is shorter than its index says")
-            self.target.write(block)
-            start += len(block)
-        self.start = self.end = -1
+def _copy(source: IO[bytes], target: IO[bytes], start: int, end: int) -> None:
+    """Bytes `start` to `end` of `source`, appended to `target` a block at a time."""
+    source.seek(start)
+    while start < end:
+        block = source.read(min(end - start, _BLOCK))
+        if not block:
+            raise ProgressorError("an output table is shorter than its index says")
+        target.write(block)
+        start += len(block)
 
 
 def _stats(locations: Sequence[str]) -> list[list[object]]:
@@ -326,7 +309,7 @@ class _Patient(NamedTuple):
     """One patient's output by table (bytes, one line per row), and the summary's counts."""
 
     rows: dict[str, bytes]
-    counts: list[Any]  # [actions, paused, alerts, plugin failure]
+    counts: str  # "actions|paused|alerts|plugin failure": "pph|0|0|0" (actions: _LETTERS)
 
 
 def _encoded(lines: Iterable[str]) -> bytes:
@@ -356,16 +339,32 @@ def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
         ),
     }
     failed = any(f.code == "plugin-failure" for f in prescription.flags)
-    actions = [d.action for d in result.decisions]
-    return _Patient(rows, [actions, prescription.status == "paused", len(result.alerts), failed])
+    actions = "".join(_LETTERS[d.action] for d in result.decisions)
+    paused = int(prescription.status == "paused")
+    return _Patient(rows, f"{actions}|{paused}|{len(result.alerts)}|{int(failed)}")
 
+
+#: Each action as one letter in the index. The index keeps every patient's counts and byte
+#: ranges as short strings: they are loaded and saved on every run, and parsed only for the
+#: patients a run computes again.
+_LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
+_ACTIONS = {letter: action for action, letter in _LETTERS.items()}
 
 #: The index's layout; an index of another format is ignored (the partition is recomputed).
-_INDEX_FORMAT = 2
+_INDEX_FORMAT = 3
+
+
+def _text(spans: list[int]) -> str:
+    return " ".join(map(str, spans))
+
+
+def _spans(text: str) -> list[int]:
+    return [int(n) for n in text.split()]
 
 
 def _patient_hash(signature: str, enrollments: list[str], records: list[str]) -> str:
-    return hashlib.sha1("\n".join([signature, *enrollments, *sorted(records)]).encode()).hexdigest()
+    text = "\n".join([signature, *enrollments, *sorted(records)])
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
 def compute_partition(
@@ -405,6 +404,7 @@ def compute_partition(
         and previous.get("format") == _INDEX_FORMAT
         and previous["signature"] == signature
         and _exists(done)
+        and all(_exists(_join(out, table, name)) for table in TABLES_OUT)
     ):
         previous = None
     if previous is not None and previous["stats"] == stats:
@@ -470,8 +470,8 @@ class _Run:
             problems,
             [[enrollments.size, enrollments.crc], [records.size, records.crc]],
             (
-                [enrollments.ranges[p] for p in patients],
-                [records.ranges.get(p, []) for p in patients],
+                [_text(enrollments.ranges[p]) for p in patients],
+                [_text(records.ranges.get(p, [])) for p in patients],
             ),
         )
 
@@ -497,9 +497,9 @@ class _Run:
         for patient in touched:
             index = old.get(patient)
             enrollment_spans = (
-                list(previous["enrollment_ranges"][index]) if index is not None else []
+                _spans(previous["enrollment_ranges"][index]) if index is not None else []
             )
-            record_spans = list(previous["record_ranges"][index]) if index is not None else []
+            record_spans = _spans(previous["record_ranges"][index]) if index is not None else []
             for spans, tail in (
                 (enrollment_spans, enrolled_tail.ranges.get(patient, [])),
                 (record_spans, records_tail.ranges.get(patient, [])),
@@ -516,16 +516,16 @@ class _Run:
         patients = sorted(everyone)
         hashes: list[str] = []
         outputs: list[_Patient | int] = []
-        enrollment_ranges: list[list[int]] = []
-        record_ranges: list[list[int]] = []
+        enrollment_ranges: list[str] = []
+        record_ranges: list[str] = []
         for patient in patients:
             if patient in computed:
                 hashes.append(
                     _patient_hash(self.signature, enrollment_lines[patient], record_lines[patient])
                 )
                 outputs.append(computed[patient])
-                enrollment_ranges.append(ranges[patient][0])
-                record_ranges.append(ranges[patient][1])
+                enrollment_ranges.append(_text(ranges[patient][0]))
+                record_ranges.append(_text(ranges[patient][1]))
             else:
                 index = old[patient]
                 hashes.append(previous["hashes"][index])
@@ -563,7 +563,7 @@ class _Run:
                 problem = f"unknown program {enrollment.program!r}"
                 rows = {table: b"" for table in TABLES_OUT}
                 rows["set_aside"] = _encoded([json.dumps({"patient": patient, "problem": problem})])
-                out[patient] = _Patient(rows, [[], False, 0, False])
+                out[patient] = _Patient(rows, "|0|0|0")
                 continue
             history = compiled.replay(enrollment, log.records, until=self.as_of)
             newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
@@ -572,10 +572,21 @@ class _Run:
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:
         """Where last run's output rows are, to copy those of patients not computed again."""
-        return _Kept(previous["offsets"], previous["counts"])
+        return _Kept(previous["offsets"], previous["counts"], previous["problems"])
 
     def _target(self, table: str) -> str:
         return _join(self.out, table, f"{part_name(self.part)}.jsonl")
+
+    def _unchanged(self, table: str, computed: list[tuple[int, _Patient]], kept: _Kept) -> bool:
+        """Whether each patient computed again (by position, the others in place) gave the
+        rows it had in `table`: then rewriting it would give last run's bytes."""
+        old = kept.offsets[table]
+        with _open_binary(self._target(table), "rb") as handle:
+            for i, output in computed:
+                handle.seek(old[i])
+                if handle.read(old[i + 1] - old[i]) != output.rows[table]:
+                    return False
+        return True
 
     @staticmethod
     def _lines_in(location: str) -> int:
@@ -593,38 +604,60 @@ class _Run:
         kept: _Kept | None,
         problems: list[str],
         inputs: list[list[int]],
-        ranges: tuple[list[list[int]], list[list[int]]],
+        ranges: tuple[list[str], list[str]],
     ) -> PartitionSummary:
         """Write the output tables, then the index, then `_done` (last: the partition is done).
 
         `outputs` holds, for each patient in order, the newly computed rows or the patient's
-        position in `kept` (last run's output): runs of kept patients are copied as one range.
+        position in `kept` (last run's output); runs of kept patients are copied as one range.
         """
         # Not done while its tables are rewritten: a run killed in between finds no `_done`
         # and computes the partition afresh (the index's offsets would not fit the tables).
         _remove(_join(self.out, "_done", f"{part_name(self.part)}.json"))
+        # Consecutive kept patients as one range (start, end) of positions in `kept`.
+        segments: list[_Patient | tuple[int, int]] = []
+        computed: list[tuple[int, _Patient]] = []  # each computed patient, by position
+        in_place = kept is not None and len(outputs) == len(kept.counts)
+        for position, output in enumerate(outputs):
+            if not isinstance(output, int):
+                segments.append(output)
+                computed.append((position, output))
+                continue
+            in_place = in_place and output == position
+            if (
+                segments
+                and not isinstance(last := segments[-1], _Patient)  # (a NamedTuple: test it first)
+                and last[1] == output
+            ):
+                segments[-1] = (last[0], output + 1)
+            else:
+                segments.append((output, output + 1))
+        # With everyone in place and the same problems, a table whose recomputed rows came out
+        # as they were is left alone.
+        in_place = in_place and kept is not None and problems == kept.problems
         offsets: dict[str, list[int]] = {}
         for table in TABLES_OUT:
             target = self._target(table)
+            if in_place and kept is not None and self._unchanged(table, computed, kept):
+                offsets[table] = kept.offsets[table]  # not rewritten: nothing in it changed
+                continue
             temporary = f"{target}.tmp-{os.getpid()}"
+            old = kept.offsets[table] if kept is not None else []
+            ends = [0]
             with ExitStack() as files:
                 write = files.enter_context(_open_binary(temporary, "wb"))
-                ends = [0]
-                copy, old = None, kept.offsets[table] if kept is not None else []
-                if any(isinstance(o, int) for o in outputs):
-                    copy = _Copier(files.enter_context(_open_binary(target, "rb")), write)
-                for output in outputs:
-                    if isinstance(output, int):  # last run's rows: runs are copied in one go
-                        assert copy is not None
-                        copy.add(old[output], old[output + 1])
-                        ends.append(ends[-1] + old[output + 1] - old[output])
-                    else:
-                        if copy is not None:
-                            copy.flush()
-                        write.write(output.rows[table])
-                        ends.append(ends[-1] + len(output.rows[table]))
-                if copy is not None:
-                    copy.flush()
+                source: IO[bytes] | None = None
+                for segment in segments:
+                    if isinstance(segment, _Patient):
+                        write.write(segment.rows[table])
+                        ends.append(ends[-1] + len(segment.rows[table]))
+                    else:  # last run's rows, copied as they are
+                        first, stop = segment
+                        if source is None:
+                            source = files.enter_context(_open_binary(target, "rb"))
+                        _copy(source, write, old[first], old[stop])
+                        shift = ends[-1] - old[first]
+                        ends.extend([end + shift for end in old[first + 1 : stop + 1]])
                 if table == "set_aside":
                     write.write(_encoded(json.dumps({"problem": p}) for p in problems))
             offsets[table] = ends
@@ -632,15 +665,16 @@ class _Run:
         set_aside = self._lines_in(self._target("set_aside"))
         old_counts = kept.counts if kept else []
         counts = [o.counts if isinstance(o, _Patient) else old_counts[o] for o in outputs]
+        parts = [c.split("|") for c in counts]
         prescribed = offsets["prescriptions"]
-        actions = Counter(chain.from_iterable(c[0] for c in counts))
+        actions = Counter(_ACTIONS[letter] for letter in "".join(c[0] for c in parts))
         summary = PartitionSummary(
             part=self.part,
             patients=sum(1 for i in range(len(outputs)) if prescribed[i + 1] > prescribed[i]),
             actions=dict(sorted(actions.items())),
-            paused=sum(1 for c in counts if c[1]),
-            alerts=sum(c[2] for c in counts),
-            failures=sum(1 for c in counts if c[3]),
+            paused=sum(int(c[1]) for c in parts),
+            alerts=sum(int(c[2]) for c in parts),
+            failures=sum(int(c[3]) for c in parts),
             set_aside=set_aside,
         )
         _write_json(
@@ -669,7 +703,8 @@ class _Kept(NamedTuple):
     offset per patient and one past the last), and each patient's counts."""
 
     offsets: dict[str, list[int]]
-    counts: list[list[Any]]
+    counts: list[str]
+    problems: list[str]
 
 
 def _read_json(location: str) -> Any:

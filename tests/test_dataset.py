@@ -172,8 +172,16 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
         full_runs.append(run.part)
         return full(run, *args)
 
+    rewritten: list[str] = []
+    rename = progressor.dataset._rename
+
+    def spy_rename(source: str, target: str) -> None:
+        rewritten.append(Path(target).parent.name)
+        rename(source, target)
+
     monkeypatch.setattr(run_class, "_compute", spy_compute)
     monkeypatch.setattr(run_class, "full", spy_full)
+    monkeypatch.setattr(progressor.dataset, "_rename", spy_rename)
     touched = change(copy)
     again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
     assert again["skipped"] == len(partitions(str(copy))) - 1
@@ -182,6 +190,8 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
     else:  # anything else: every patient of the partition is hashed again
         assert full_runs == [partitions(str(copy))[0]]
         assert len(computed) == (1 if change is _rewritten else 0)
+    if change is _flare:  # a table none of whose bytes change is left alone
+        assert "alerts" in rewritten and "set_aside" not in rewritten
     monkeypatch.undo()
     assert merge(run_local(str(copy), str(clean), AS_OF, workers=1)) == {**again, "skipped": 0}
     assert outputs(out) == outputs(clean)
@@ -211,6 +221,16 @@ def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_ru
     monkeypatch.undo()
     again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
     assert merge(run_local(str(copy), str(clean), AS_OF, workers=1)) == {**again, "skipped": 0}
+    assert outputs(out) == outputs(clean)
+
+
+def test_a_deleted_output_table_is_written_again(dataset: Path, tmp_path: Path) -> None:
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    run_local(str(dataset), str(out), AS_OF, workers=1)
+    (out / "decisions" / f"part-{partitions(str(dataset))[0]:05d}.jsonl").unlink()
+    again = merge(run_local(str(dataset), str(out), AS_OF, workers=1))
+    assert again["skipped"] == len(partitions(str(dataset))) - 1
+    run_local(str(dataset), str(clean), AS_OF, workers=1)
     assert outputs(out) == outputs(clean)
 
 
