@@ -72,6 +72,10 @@ class _Computed(NamedTuple):
     plugin_failure: bool
 
 
+#: The fewest batches worth spawning worker processes for.
+_POOL_BATCHES = 8
+
+
 def ended_weeks(start: dt.date, as_of: dt.date) -> int:
     """How many weeks of an enrollment starting on `start` have ended by the day `as_of`."""
     return max(0, (as_of - start).days // 7)
@@ -91,8 +95,9 @@ def recompute(
     """Recompute every due patient (or the due ones among `patients`) as of the day `as_of`.
 
     The engine comes from `engine_factory`, else `Engine(plugins=plugins)`. `workers` > 1
-    computes in that many spawned processes (0: one per core); the results are the same for
-    any number. `progress(done, total)` is called after each batch is stored.
+    computes in that many spawned processes (0: one per core) when there are at least
+    _POOL_BATCHES batches; the results are the same for any number. `progress(done, total)`
+    is called after each batch is stored.
     """
     workers = workers or os.cpu_count() or 1
     with Store.open(store_path) as store:
@@ -101,8 +106,10 @@ def recompute(
         tally = _Tally(due, progress)
         chunks = _chunks(store, as_of, batch_size, patients)
         args = (str(store_path), engine_factory, tuple(plugins), as_of)
-        # A pool costs a second or so to spawn: not worth it for a single batch.
-        workers = min(workers, -(-due // batch_size))
+        # A pool takes half a second or so to spawn: worth it only for several batches a
+        # worker (a nightly run with a little new data is faster in this process).
+        batches = -(-due // batch_size)
+        workers = min(workers, batches) if batches >= _POOL_BATCHES else 1
         if workers <= 1:
             computer = _Computer(*args)
             try:

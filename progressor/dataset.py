@@ -167,6 +167,28 @@ def _compiled_programs(dataset: str, engine: Engine) -> dict[str, CompiledProgra
     return compiled
 
 
+#: Compiled programs by (dataset, plugins, block, signature): a worker computes partition after
+#: partition with the same programs, and building an engine takes a few milliseconds, a
+#: sizeable share of a partition with little new data. The signature covers the programs'
+#: text, so a changed program is compiled again. Compiled programs are immutable.
+_PROGRAMS: dict[tuple[object, ...], dict[str, CompiledProgram]] = {}
+
+
+def _cached_programs(
+    dataset: str, plugins: tuple[str, ...], block: tuple[str, ...], signature: str
+) -> dict[str, CompiledProgram]:
+    # The environment's allow-list and block-list shape the engine too.
+    allowed = (os.environ.get("PROGRESSOR_PLUGINS"), os.environ.get("PROGRESSOR_BLOCK"))
+    key = (dataset, plugins, block, signature, allowed)
+    programs = _PROGRAMS.get(key)
+    if programs is None:
+        programs = _compiled_programs(dataset, Engine(plugins, block=block))
+        if len(_PROGRAMS) >= 8:
+            _PROGRAMS.clear()
+        _PROGRAMS[key] = programs
+    return programs
+
+
 _PATIENT = re.compile(r'"patient"\s*:\s*"([^"\\]*)"')
 
 
@@ -309,7 +331,8 @@ class _Patient(NamedTuple):
     """One patient's output by table (bytes, one line per row), and the summary's counts."""
 
     rows: dict[str, bytes]
-    counts: str  # "actions|paused|alerts|plugin failure": "pph|0|0|0" (actions: _LETTERS)
+    counts: tuple[str, int, int, int]  # actions (one letter each: _LETTERS), paused, alerts,
+    # plugin failure
 
 
 def _encoded(lines: Iterable[str]) -> bytes:
@@ -341,7 +364,7 @@ def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
     failed = any(f.code == "plugin-failure" for f in prescription.flags)
     actions = "".join(_LETTERS[d.action] for d in result.decisions)
     paused = int(prescription.status == "paused")
-    return _Patient(rows, f"{actions}|{paused}|{len(result.alerts)}|{int(failed)}")
+    return _Patient(rows, (actions, paused, len(result.alerts), int(failed)))
 
 
 #: Each action as one letter in the index. The index keeps every patient's counts and byte
@@ -349,9 +372,10 @@ def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
 #: patients a run computes again.
 _LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
 _ACTIONS = {letter: action for action, letter in _LETTERS.items()}
+_COUNTS = ("actions", "paused", "alerts", "failures")
 
 #: The index's layout; an index of another format is ignored (the partition is recomputed).
-_INDEX_FORMAT = 3
+_INDEX_FORMAT = 4
 
 
 def _text(spans: list[int]) -> str:
@@ -513,25 +537,28 @@ class _Run:
         enrollment_lines = _read_spans(enrollments_at, {p: r[0] for p, r in ranges.items()})
         record_lines = _read_spans(records_at, {p: r[1] for p, r in ranges.items()})
         computed = self._compute(touched, enrollment_lines, record_lines)
-        patients = sorted(everyone)
-        hashes: list[str] = []
-        outputs: list[_Patient | int] = []
-        enrollment_ranges: list[str] = []
-        record_ranges: list[str] = []
-        for patient in patients:
-            if patient in computed:
-                hashes.append(
-                    _patient_hash(self.signature, enrollment_lines[patient], record_lines[patient])
-                )
-                outputs.append(computed[patient])
-                enrollment_ranges.append(_text(ranges[patient][0]))
-                record_ranges.append(_text(ranges[patient][1]))
-            else:
-                index = old[patient]
-                hashes.append(previous["hashes"][index])
-                outputs.append(index)
-                enrollment_ranges.append(previous["enrollment_ranges"][index])
-                record_ranges.append(previous["record_ranges"][index])
+        patients: list[str] = previous["patients"]
+        hashes: list[str] = list(previous["hashes"])
+        outputs: list[_Patient | int] = list(range(len(patients)))
+        enrollment_ranges: list[str] = list(previous["enrollment_ranges"])
+        record_ranges: list[str] = list(previous["record_ranges"])
+        if len(everyone) > len(old):  # new patients: everyone's place may move
+            patients = sorted(everyone)
+            at = [old.get(patient) for patient in patients]
+            hashes = [previous["hashes"][i] if i is not None else "" for i in at]
+            outputs = [i if i is not None else -1 for i in at]
+            enrollment_ranges = [enrollment_ranges[i] if i is not None else "" for i in at]
+            record_ranges = [record_ranges[i] if i is not None else "" for i in at]
+        place = (
+            {patient: i for i, patient in enumerate(patients)} if len(everyone) > len(old) else old
+        )
+        for patient, output in computed.items():
+            i = place[patient]
+            outputs[i] = output
+            hashes[i] = _patient_hash(
+                self.signature, enrollment_lines[patient], record_lines[patient]
+            )
+            enrollment_ranges[i], record_ranges[i] = map(_text, ranges[patient])
         return self._write(
             patients,
             hashes,
@@ -550,7 +577,7 @@ class _Run:
     ) -> dict[str, _Patient]:
         if not patients:
             return {}
-        programs = _compiled_programs(self.dataset, Engine(self.plugins, block=self.block))
+        programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
         out = {}
         for patient in patients:
             enrollment = Enrollment.model_validate_json(enrollment_lines[patient][0])
@@ -563,7 +590,7 @@ class _Run:
                 problem = f"unknown program {enrollment.program!r}"
                 rows = {table: b"" for table in TABLES_OUT}
                 rows["set_aside"] = _encoded([json.dumps({"patient": patient, "problem": problem})])
-                out[patient] = _Patient(rows, "|0|0|0")
+                out[patient] = _Patient(rows, ("", 0, 0, 0))
                 continue
             history = compiled.replay(enrollment, log.records, until=self.as_of)
             newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
@@ -617,7 +644,7 @@ class _Run:
         # Consecutive kept patients as one range (start, end) of positions in `kept`.
         segments: list[_Patient | tuple[int, int]] = []
         computed: list[tuple[int, _Patient]] = []  # each computed patient, by position
-        in_place = kept is not None and len(outputs) == len(kept.counts)
+        in_place = kept is not None and len(outputs) == len(kept.offsets["prescriptions"]) - 1
         for position, output in enumerate(outputs):
             if not isinstance(output, int):
                 segments.append(output)
@@ -663,18 +690,33 @@ class _Run:
             offsets[table] = ends
             _rename(temporary, target)
         set_aside = self._lines_in(self._target("set_aside"))
-        old_counts = kept.counts if kept else []
-        counts = [o.counts if isinstance(o, _Patient) else old_counts[o] for o in outputs]
-        parts = [c.split("|") for c in counts]
+        # The counts by column (one list per count, a patient at the same place in each):
+        # last run's lists with the recomputed patients replaced, summed in C.
+        columns: list[list[Any]] = [[] for _ in _COUNTS]
+        old_columns = [kept.counts[name] for name in _COUNTS] if kept else []
+        if in_place:
+            columns = [list(column) for column in old_columns]
+            for position, output in computed:
+                for column, value in zip(columns, output.counts, strict=True):
+                    column[position] = value
+        else:
+            for output in outputs:
+                row = (
+                    output.counts
+                    if isinstance(output, _Patient)
+                    else [column[output] for column in old_columns]
+                )
+                for column, value in zip(columns, row, strict=True):
+                    column.append(value)
         prescribed = offsets["prescriptions"]
-        actions = Counter(_ACTIONS[letter] for letter in "".join(c[0] for c in parts))
+        actions = Counter(_ACTIONS[letter] for letter in "".join(columns[0]))
         summary = PartitionSummary(
             part=self.part,
             patients=sum(1 for i in range(len(outputs)) if prescribed[i + 1] > prescribed[i]),
             actions=dict(sorted(actions.items())),
-            paused=sum(int(c[1]) for c in parts),
-            alerts=sum(int(c[2]) for c in parts),
-            failures=sum(int(c[3]) for c in parts),
+            paused=sum(columns[1]),
+            alerts=sum(columns[2]),
+            failures=sum(columns[3]),
             set_aside=set_aside,
         )
         _write_json(
@@ -686,7 +728,7 @@ class _Run:
                 "inputs": inputs,
                 "patients": patients,
                 "hashes": hashes,
-                "counts": counts,
+                "counts": dict(zip(_COUNTS, columns, strict=True)),
                 "enrollment_ranges": ranges[0],
                 "record_ranges": ranges[1],
                 "offsets": offsets,
@@ -703,7 +745,7 @@ class _Kept(NamedTuple):
     offset per patient and one past the last), and each patient's counts."""
 
     offsets: dict[str, list[int]]
-    counts: list[str]
+    counts: dict[str, list[Any]]  # by column: _COUNTS
     problems: list[str]
 
 
