@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import progressor
+import progressor.batch
 from progressor.batch import recompute
 from progressor.loading import parse_record
 from progressor.store import Store
@@ -192,7 +193,10 @@ def broken_engine() -> progressor.Engine:
     raise progressor.PluginError("clinic_gone", "failed to import: ModuleNotFoundError")
 
 
-def test_workers_that_cannot_start_fail_the_run_and_store_nothing(clinic: Path) -> None:
+def test_workers_that_cannot_start_fail_the_run_and_store_nothing(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progressor.batch, "_POOL_BATCHES", 1)  # a pool even for two patients
     before = dump(clinic)
     with pytest.raises(progressor.ProgressorError, match="could not start: PluginError"):
         recompute(clinic, as_of=AS_OF, engine_factory=broken_engine, workers=2, batch_size=1)
