@@ -58,7 +58,11 @@ def _report_set_aside(items: Sequence[SetAside]) -> None:
 
 
 def _replay(
-    compiled: CompiledProgram, log: Log, start: dt.date | None, patient: str | None
+    compiled: CompiledProgram,
+    log: Log,
+    start: dt.date | None,
+    patient: str | None,
+    as_of: dt.date | None,
 ) -> tuple[Enrollment, list[StepResult]]:
     patients = sorted({r.patient for r in log.records if r.patient is not None})
     if patient is None and len(patients) > 1:
@@ -73,8 +77,25 @@ def _replay(
             fail("the log has no usable records: give --start to compute week 1")
         start = min(r.date for r in records)
     enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)
+    # Only weeks that have ended are computed: a week still under way would be judged on
+    # part of its sessions. Its records wait for it (and are not set aside).
+    as_of = as_of or dt.date.today()
+    ended = (as_of - start).days // 7
+    waiting = [r for r in records if (r.date - start).days // 7 >= max(ended, 0)]
+    if waiting and ended < 1:
+        first_end = start + dt.timedelta(days=7)
+        fail(
+            f"week 1 ({start} to {first_end - dt.timedelta(days=1)}) has not ended by {as_of}: "
+            f"nothing to compute yet (give --as-of {first_end} to judge it as it stands)"
+        )
+    if waiting:
+        click.echo(
+            f"note: week {ended + 1} has not ended by {as_of}: its {len(waiting)} records "
+            "wait for it (--as-of DATE to choose the day)",
+            err=True,
+        )
     try:
-        return enrollment, compiled.replay(enrollment, records)
+        return enrollment, compiled.replay(enrollment, records, until=as_of if waiting else None)
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -97,6 +118,11 @@ _start = click.option(
     "--start", callback=parse_date, help="Enrollment start (YYYY-MM-DD); default: the first record."
 )
 _patient = click.option("--patient", help="Whose records to use when the log holds several.")
+_as_of = click.option(
+    "--as-of",
+    callback=parse_date,
+    help="Compute the weeks that ended by this day (YYYY-MM-DD); default: today.",
+)
 
 
 class _Main(click.Group):
@@ -166,6 +192,7 @@ def schema() -> None:
 @_log_option
 @_start
 @_patient
+@_as_of
 @click.option(
     "--format",
     "fmt",
@@ -191,6 +218,7 @@ def next_week(
     log_path: Path,
     start: dt.date | None,
     patient: str | None,
+    as_of: dt.date | None,
     fmt: str,
     out: Path | None,
     alert_specs: tuple[str, ...],
@@ -213,7 +241,7 @@ def next_week(
         fail(str(exc))
     compiled = _compile(engine, program)
     log = _log(log_path)
-    enrollment, results = _replay(compiled, log, start, patient)
+    enrollment, results = _replay(compiled, log, start, patient, as_of)
     if not results:
         results = [compiled.step(compiled.first_week(enrollment), [])]
     text = exporters[fmt].component.export(compiled.program, results[-1])
@@ -240,19 +268,21 @@ def next_week(
 @_log_option
 @_start
 @_patient
+@_as_of
 @plugin_options
 def simulate(
     program: Path,
     log_path: Path,
     start: dt.date | None,
     patient: str | None,
+    as_of: dt.date | None,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
 ) -> None:
     """Replay a log week by week: dose, action and reason per week and exercise."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    _, results = _replay(compiled, log, start, patient)
+    _, results = _replay(compiled, log, start, patient, as_of)
     click.echo(simulation_table(results))
     sys.exit(_exit_code(log, results))
 
@@ -262,6 +292,7 @@ def simulate(
 @_log_option
 @_start
 @_patient
+@_as_of
 @click.option(
     "--week",
     type=click.IntRange(min=1),
@@ -274,6 +305,7 @@ def explain(
     log_path: Path,
     start: dt.date | None,
     patient: str | None,
+    as_of: dt.date | None,
     week: int,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
@@ -281,7 +313,7 @@ def explain(
     """Print the full decision trace of one week: every rule, what it saw, what won."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    _, results = _replay(compiled, log, start, patient)
+    _, results = _replay(compiled, log, start, patient, as_of)
     if week > len(results):
         fail(f"the log covers {len(results)} weeks; there is no week {week}")
     click.echo(decision_trace(results[week - 1], week))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -76,6 +77,34 @@ def test_next_writes_toml_and_json(write_log: WriteLog, tmp_path: Path) -> None:
         "reps": 6,
         "hold_s": 5,
     }
+
+
+def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
+    # Week 1 in full, and the first day of week 2, which is still under way on the 13th.
+    week_2_started = START + dt.timedelta(days=7)
+    rows = [*full_week(), *full_week(week_2_started, days=(0,), pain=8)]
+    log = str(write_log(rows, "anna.jsonl"))
+    as_of = (START + dt.timedelta(days=8)).isoformat()
+    done = run("next", SEED, "--log", log, "--format", "json", "--as-of", as_of)
+    assert done.returncode == 0, done.stderr
+    assert f"week 2 has not ended by {as_of}: its 3 records wait for it" in done.stderr
+    doc = json.loads(done.stdout)
+    # Week 1 alone decides: the pain of 8 on day 1 of week 2 belongs to a week not yet judged.
+    alone = run("next", SEED, "--log", str(write_log(full_week(), "w1.jsonl")), "--format", "json")
+    assert done.stdout == alone.stdout and doc["week"] == 2 and doc["status"] == "active"
+    # Once week 2 has ended, it is judged: the pain of 8 pauses the program.
+    after = (START + dt.timedelta(days=14)).isoformat()
+    done = run("next", SEED, "--log", log, "--format", "json", "--as-of", after)
+    assert done.returncode == 0 and "has not ended" not in done.stderr
+    assert json.loads(done.stdout)["week"] == 3
+    assert json.loads(done.stdout)["status"] == "paused"
+
+
+def test_next_before_the_first_week_ends_says_so(write_log: WriteLog) -> None:
+    log = str(write_log(full_week(), "anna.jsonl"))
+    done = run("next", SEED, "--log", log, "--as-of", (START + dt.timedelta(days=5)).isoformat())
+    assert done.returncode == 1 and done.stdout == ""
+    assert "week 1 (2026-01-05 to 2026-01-11) has not ended by 2026-01-10" in done.stderr
 
 
 def test_next_is_byte_identical_across_runs_and_record_order(write_log: WriteLog) -> None:
