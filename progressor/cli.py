@@ -28,7 +28,14 @@ from progressor.cli_common import (
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import Log, load_log, load_program
-from progressor.models import Enrollment, Program, SetAside, StepResult
+from progressor.models import (
+    Enrollment,
+    Prescription,
+    Program,
+    Record,
+    SetAside,
+    StepResult,
+)
 from progressor.plugins import (
     ALLOW_ENV,
     collect_commands,
@@ -83,6 +90,7 @@ def _replay(
     ended = (as_of - start).days // 7
     waiting = [r for r in records if (r.date - start).days // 7 >= max(ended, 0)]
     if waiting and ended < 1:
+        _warn_early(compiled, compiled.first_week(enrollment), waiting)
         first_end = start + dt.timedelta(days=7)
         fail(
             f"week 1 ({start} to {first_end - dt.timedelta(days=1)}) has not ended by {as_of}: "
@@ -95,9 +103,25 @@ def _replay(
             err=True,
         )
     try:
-        return enrollment, compiled.replay(enrollment, records, until=as_of if waiting else None)
+        results = compiled.replay(enrollment, records, until=as_of if waiting else None)
+        if waiting and results:
+            _warn_early(compiled, results[-1].prescription, waiting)
+        return enrollment, results
     except ProgressorError as exc:
         fail(str(exc))
+
+
+def _warn_early(compiled: CompiledProgram, current: Prescription, waiting: list[Record]) -> None:
+    """A week under way is not judged, but an alert in what is logged so far (a flare, an
+    adverse event) must not wait for the week to end: it is printed now."""
+    early = compiled.step(current, [r for r in waiting if current.start <= r.date < current.end])
+    for alert in early.alerts:
+        urgency = "an URGENT alert" if alert.urgent else "an alert"
+        click.echo(
+            f"warning: week {current.week} is under way, but what is logged so far raises "
+            f"{urgency}: {alert.message} ({alert.rule})",
+            err=True,
+        )
 
 
 def _exit_code(log: Log, results: Iterable[StepResult]) -> int:

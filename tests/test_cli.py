@@ -88,6 +88,10 @@ def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     done = run("next", SEED, "--log", log, "--format", "json", "--as-of", as_of)
     assert done.returncode == 0, done.stderr
     assert f"week 2 has not ended by {as_of}: its 3 records wait for it" in done.stderr
+    # ... but the flare already logged in it is not kept from the clinician until then.
+    assert "warning: week 2 is under way, but what is logged so far raises an alert: pain 8/10" in (
+        done.stderr
+    )
     doc = json.loads(done.stdout)
     # Week 1 alone decides: the pain of 8 on day 1 of week 2 belongs to a week not yet judged.
     alone = run("next", SEED, "--log", str(write_log(full_week(), "w1.jsonl")), "--format", "json")
@@ -100,11 +104,24 @@ def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     assert json.loads(done.stdout)["status"] == "paused"
 
 
+def test_a_quiet_week_under_way_raises_no_warning(write_log: WriteLog) -> None:
+    rows = [*full_week(), *full_week(START + dt.timedelta(days=7), days=(0,))]
+    as_of = (START + dt.timedelta(days=8)).isoformat()
+    done = run("next", SEED, "--log", str(write_log(rows, "a.jsonl")), "--as-of", as_of)
+    assert done.returncode == 0 and "has not ended" in done.stderr
+    assert "warning" not in done.stderr
+
+
 def test_next_before_the_first_week_ends_says_so(write_log: WriteLog) -> None:
     log = str(write_log(full_week(), "anna.jsonl"))
     done = run("next", SEED, "--log", log, "--as-of", (START + dt.timedelta(days=5)).isoformat())
     assert done.returncode == 1 and done.stdout == ""
     assert "week 1 (2026-01-05 to 2026-01-11) has not ended by 2026-01-10" in done.stderr
+    assert "warning" not in done.stderr
+    flare = str(write_log(full_week(pain=9), "flare.jsonl"))
+    done = run("next", SEED, "--log", flare, "--as-of", (START + dt.timedelta(days=5)).isoformat())
+    assert done.returncode == 1 and "has not ended" in done.stderr
+    assert "warning: week 1 is under way, but what is logged so far raises an alert" in done.stderr
 
 
 def test_next_is_byte_identical_across_runs_and_record_order(write_log: WriteLog) -> None:
