@@ -16,8 +16,10 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from progressor.alerts import dispatch, parse_specs
 from progressor.batch import Summary, recompute
 from progressor.cli_common import (
+    EXIT_ALERT_UNDELIVERED,
     EXIT_SET_ASIDE,
     engine_factory,
     engine_from_env,
@@ -25,6 +27,7 @@ from progressor.cli_common import (
     parse_date,
     plugin_options,
 )
+from progressor.components import AlertChannel
 from progressor.engine import CompiledProgram
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import load_program, parse_program
@@ -365,6 +368,13 @@ def _print_summary(summary: Summary) -> None:
     help="With --dataset: this machine's cores, or Dask.",
 )
 @click.option("--scheduler", help="With --executor dask: the scheduler, e.g. tcp://host:8786.")
+@click.option(
+    "--alerts",
+    "alert_specs",
+    multiple=True,
+    metavar="CHANNEL[:TARGET]",
+    help="Send the newest week's alerts not yet sent there, e.g. webhook:URL (repeatable).",
+)
 @store_option
 @plugin_options
 def recompute_command(
@@ -374,6 +384,7 @@ def recompute_command(
     out: str | None,
     executor: str,
     scheduler: str | None,
+    alert_specs: tuple[str, ...],
     store_path: Path,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
@@ -386,8 +397,14 @@ def recompute_command(
             f"--week {day} is in the future: weeks that have not ended cannot be computed, "
             "and computed weeks are never taken back"
         )
-    engine_from_env(plugins, block)  # fail early, in this process, on a bad plugin set-up
+    engine = engine_from_env(plugins, block)  # fail early, in this process, on a bad set-up
+    try:
+        channels = parse_specs(engine.registries.alert_channels, alert_specs)
+    except ProgressorError as exc:
+        fail(str(exc))
     if dataset is not None:
+        if alert_specs:
+            fail("--alerts goes with the store; a dataset's alerts are in OUT/alerts/")
         _recompute_dataset(dataset, out, day, executor, scheduler, workers, plugins, block)
         return
     if executor != "local" or out:
@@ -414,8 +431,37 @@ def recompute_command(
     else:
         summary = run(None)
     _print_summary(summary)
+    undelivered = _send_alerts(store_path, channels)
     if summary.failures:
         sys.exit(1)
+    if undelivered:
+        sys.exit(EXIT_ALERT_UNDELIVERED)
+
+
+def _send_alerts(store_path: Path, channels: Sequence[tuple[AlertChannel, str]]) -> int:
+    """Send each channel the newest week's alerts it has not had; how many could not go.
+
+    A delivered alert is recorded in the store and never sent to that channel and target
+    again; one that fails after its retries is printed in full and tried again next run.
+    """
+    failed = 0
+    with Store.open(store_path) as store:
+        for channel, target in channels:
+            where = f"{channel.name}:{target}" if target else channel.name
+            sent = 0
+            for delivery in dispatch([(channel, target)], store.undelivered_alerts(where)):
+                if delivery.delivered:
+                    store.record_delivery(delivery.alert, where)
+                    sent += 1
+                    continue
+                failed += 1
+                click.echo(
+                    f"alert NOT delivered via {where} after {delivery.attempts} attempts "
+                    f"({delivery.error}): {delivery.alert.model_dump_json()}",
+                    err=True,
+                )
+            click.echo(f"alerts sent via {where}: {sent}")
+    return failed
 
 
 def _recompute_dataset(

@@ -495,6 +495,30 @@ class Store:
             for p, w, r, g, m, u in rows
         ]
 
+    def undelivered_alerts(self, channel: str) -> list[Alert]:
+        """The alerts of each patient's newest computed week not yet sent on `channel`
+        (a channel name and target, e.g. 'webhook:https://...'), by patient and week."""
+        rows = self._db.execute(
+            "SELECT a.patient, a.week, a.rule, a.plugin, a.message, a.urgent FROM alerts a"
+            " JOIN patient_state s USING (patient) WHERE a.week = s.computed_weeks"
+            " AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.patient = a.patient"
+            " AND d.week = a.week AND d.rule = a.rule AND d.message = a.message"
+            " AND d.channel = ?) ORDER BY a.patient, a.week, a.rule, a.message",
+            (channel,),
+        )
+        return [
+            Alert(patient=p, week=w, rule=r, plugin=g, message=m, urgent=bool(u))
+            for p, w, r, g, m, u in rows
+        ]
+
+    def record_delivery(self, alert: Alert, channel: str) -> None:
+        """Note that `alert` went out on `channel`: it is not sent there again."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?)",
+                (alert.patient, alert.week, alert.rule, alert.message, channel, _now()),
+            )
+
     def status(self) -> StoreStatus:
         """Counts of what is stored, and how up to date the results are."""
 

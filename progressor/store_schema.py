@@ -80,6 +80,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO patient_state (patient) SELECT patient FROM patients;
     """,
+    # 3: which alert went out on which channel (and target), so that no run sends it twice.
+    # Kept apart from `alerts`, which recompute rewrites.
+    """
+    CREATE TABLE alert_deliveries (
+        patient TEXT NOT NULL REFERENCES patients (patient), week INTEGER NOT NULL,
+        rule TEXT NOT NULL, message TEXT NOT NULL, channel TEXT NOT NULL,
+        delivered_at TEXT NOT NULL,
+        PRIMARY KEY (patient, week, rule, message, channel)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

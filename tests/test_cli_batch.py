@@ -163,3 +163,43 @@ def test_recompute_over_a_dataset(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "40 patients in 4 partitions (0 already done)" in done.stdout
     assert sorted(os.listdir(out / "prescriptions")) == [f"part-0000{i}.jsonl" for i in range(4)]
+
+
+def test_recompute_sends_each_new_alert_once_and_retries_those_that_failed(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    assert run("init", env=env).returncode == 0
+    for patient in ("anna", "ben"):
+        run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+    rows = [{**r, "patient": p} for p in ("anna", "ben") for r in full_week()]
+    rows.append({"patient": "ben", "date": START.isoformat(), "pain": 8, "context": "flare"})
+    assert run("import", str(_log(tmp_path, "week1.jsonl", rows)), env=env).returncode == 0
+
+    # A channel that cannot deliver (the red-flags plugin's file channel, aimed at a folder):
+    # the alert is printed in full, the run exits 4, and the alert stays due for that channel.
+    folder = tmp_path / "not-a-file"
+    folder.mkdir()
+    failing = run("recompute", "--week", "2026-01-12", "--alerts", f"file:{folder}", env=env)
+    assert failing.returncode == 4, failing.stderr
+    assert "alert NOT delivered via file:" in failing.stderr and '"patient":"ben"' in failing.stderr
+    assert f"alerts sent via file:{folder}: 0" in failing.stdout
+
+    sent = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert "0 patients computed" in sent.stdout  # nothing new to compute: the alert still goes
+    assert sent.stdout.count("alerts sent via stderr: 1") == 1
+    assert json.loads(sent.stderr.splitlines()[-1])["alert"]["patient"] == "ben"
+    again = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
+    assert "alerts sent via stderr: 0" in again.stdout and '"alert"' not in again.stderr
+
+    inbox = tmp_path / "alerts.jsonl"
+    fixed = run("recompute", "--week", "2026-01-12", "--alerts", f"file:{inbox}", env=env)
+    assert fixed.returncode == 0 and f"alerts sent via file:{inbox}: 1" in fixed.stdout
+    assert [json.loads(line)["patient"] for line in inbox.read_text().splitlines()] == ["ben"]
+
+    typo = run("recompute", "--alerts", "stdrr", env=env)
+    assert typo.returncode == 1 and "did you mean 'stderr'" in typo.stderr
+    dataset = run("recompute", "--dataset", str(tmp_path), "--out", "x", "--alerts", "stderr")
+    assert dataset.returncode == 1 and "--alerts goes with the store" in dataset.stderr
