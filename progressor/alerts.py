@@ -47,7 +47,16 @@ def parse_specs(
                 + (f" ({hint})" if hint else "")
                 + f"; channels: {known}"
             )
-        channels.append((registry[name].component, target))
+        channel = registry[name].component
+        try:
+            problems = list(channel.check(target))
+        except Exception as exc:  # a plugin's check that fails names the plugin
+            problems = [
+                f"its check failed ({type(exc).__name__}: {exc}); plugin {registry[name].plugin!r}"
+            ]
+        if problems:
+            raise ProgressorError(f"alert channel {spec!r}: {'; '.join(problems)}")
+        channels.append((channel, target))
     return channels
 
 

@@ -167,6 +167,11 @@ class AlertChannel(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
 
+    def check(self, target: str) -> Iterable[str]:
+        """Problems with `target` itself (a malformed URL, a missing path), found before any
+        alert is sent: a run with a target that can never work is refused, not retried."""
+        return ()
+
     @abstractmethod
     def send(self, alert: Alert, target: str) -> None:
         """Deliver one alert, or raise."""

@@ -40,10 +40,17 @@ class WebhookChannel(AlertChannel):
     def __init__(self, timeout_s: float = 10.0) -> None:
         self.timeout_s = timeout_s
 
-    def send(self, alert: Alert, target: str) -> None:
+    def check(self, target: str) -> list[str]:
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"webhook target must be an http(s) URL, not {target!r}")
+            return [
+                f"the target must be an http(s) URL, e.g. webhook:https://host/path, not {target!r}"
+            ]
+        return []
+
+    def send(self, alert: Alert, target: str) -> None:
+        if problems := self.check(target):
+            raise ValueError(problems[0])
         body = alert_json(alert).encode("utf-8")
         request = urllib.request.Request(
             target,
@@ -69,9 +76,12 @@ class FileChannel(AlertChannel):
     name = "file"
     description = "appends each alert as one JSON line to the target file (file:PATH)"
 
+    def check(self, target: str) -> list[str]:
+        return [] if target else ["the file channel needs a path: file:PATH"]
+
     def send(self, alert: Alert, target: str) -> None:
-        if not target:
-            raise ValueError("the file channel needs a path: file:PATH")
+        if problems := self.check(target):
+            raise ValueError(problems[0])
         path = Path(target).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         data = (alert_json(alert) + "\n").encode("utf-8")

@@ -7,6 +7,7 @@ thread, shut down after each test); the core's retries run with a recorded, inst
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,6 +120,35 @@ def test_webhook_raises_on_an_answer_that_is_not_2xx(webhook: Webhook, status: i
 def test_webhook_refuses_a_target_that_is_not_an_http_url(target: str) -> None:
     with pytest.raises(ValueError, match="http"):
         rf.WebhookChannel().send(ALERT, target)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("webhook:alerts.example", "must be an http(s) URL"),
+        ("webhook:", "must be an http(s) URL"),
+        ("file", "needs a path"),
+    ],
+)
+def test_a_target_that_can_never_work_is_refused_before_anything_is_sent(
+    spec: str, problem: str
+) -> None:
+    registry = p.Engine(plugins=["progressor_red_flags"]).registries.alert_channels
+    with pytest.raises(p.ProgressorError, match=f"alert channel '{spec}': .*{re.escape(problem)}"):
+        parse_specs(registry, [spec])
+    assert parse_specs(registry, ["webhook:https://clinic.example/alerts", "file:x.jsonl"])
+
+
+def test_progressor_next_refuses_a_malformed_webhook_and_computes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROGRESSOR_PLUGINS", "red-flags")
+    log = tmp_path / "ben.jsonl"
+    log.write_text('{"date": "2026-01-06", "pain": 2}\n', encoding="utf-8")
+    args = ["next", str(PROGRAMS / "low-back-pain.toml"), "--log", str(log)]
+    result = CliRunner().invoke(main, [*args, "--alerts", "webhook:clinic/alerts"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "must be an http(s) URL" in result.stderr
 
 
 def test_webhook_gives_up_after_its_timeout(webhook: Webhook) -> None:
