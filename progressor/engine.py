@@ -418,7 +418,11 @@ class CompiledProgram:
     def _findings(self, week: WeekView) -> list[_Match]:
         found = []
         for rule in self._rules:
-            for finding in _call(rule, "evaluate", week, rule.params):
+            try:  # (what _call does, inlined: this runs for every rule of every patient)
+                findings = list(rule.component.evaluate(week, rule.params))
+            except Exception as exc:
+                raise _ComponentFailure(rule, exc) from exc
+            for finding in findings:
                 if (
                     not isinstance(finding, Finding)
                     or (finding.exercise is not None and finding.exercise not in self._plans)
@@ -462,7 +466,10 @@ class CompiledProgram:
         if state.status == "paused":
             return self._held_paused(name, state, _rule_matches(matches, None))
         strategy = planned.strategy
-        proposal = _call(strategy, "propose", week.exercises[name], strategy.params)
+        try:  # (_call, inlined)
+            proposal = strategy.component.propose(week.exercises[name], strategy.params)
+        except Exception as exc:
+            raise _ComponentFailure(strategy, exc) from exc
         if (
             not isinstance(proposal, Proposal)
             or proposal.action not in SEVERITY
@@ -517,7 +524,7 @@ class CompiledProgram:
         elif action == "pause":
             status = "paused"
         text = sentence(action, reason, dose)
-        seen = _rule_matches(candidates, applied)
+        seen = _rule_matches(candidates, applied) if matches else (_rule_match(own, True),)
         # Every value is checked by now: the action is one of _ACTIONS, the doses are Dose
         # instances (which validation takes as they are), the rest is the core's own.
         decision = trusted(

@@ -308,6 +308,23 @@ def _sessions(
     sessions: list[Session],
     unscored: list[Outcome],
 ) -> None:
+    dates = [o.date for o in outcomes]
+    if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
+        for o in outcomes:
+            day = (o,)
+            done = not o.skipped
+            # Outcome.scored, inlined: a property call for every outcome costs more than the test.
+            scored = done and (
+                o.pain_before is not None
+                and (o.pain_during is not None or o.pain_after is not None)
+            )
+            if done and not scored:
+                unscored.append(o)
+            met = scored and session_met(dose, day)
+            if met is not True and met is not False:
+                raise TypeError(f"session_met gave {met!r}, not True or False")
+            sessions.append(_tuple_new(Session, (o.date, day, scored, met, done)))
+        return
     for day in _days(outcomes):  # (puts `outcomes` in canonical order)
         if len(day) == 1:  # one outcome that day: the common case, kept cheap
             o = day[0]
