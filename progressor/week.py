@@ -311,7 +311,7 @@ def _sessions(
     dates = [o.date for o in outcomes]
     if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
         for o in outcomes:
-            day = (o,)
+            day: tuple[Outcome, ...] = (o,)
             done = not o.skipped
             # Outcome.scored, inlined: a property call for every outcome costs more than the test.
             scored = done and (
