@@ -187,10 +187,9 @@ def canonical(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def _days(outcomes: list[Outcome]) -> list[tuple[Outcome, ...]]:
-    """One exercise's outcomes grouped into days (sessions); sorts `outcomes` if need be."""
-    dates = [o.date for o in outcomes]
-    if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
-        return [(o,) for o in outcomes]
+    """One exercise's outcomes grouped into days (sessions); sorts `outcomes` in place.
+
+    (_sessions handles the usual log, one outcome a day in order, without this.)"""
     return [tuple(day) for _, day in groupby(canonical(outcomes), _date)]
 
 
@@ -325,25 +324,14 @@ def _sessions(
                 raise TypeError(f"session_met gave {met!r}, not True or False")
             sessions.append(_tuple_new(Session, (o.date, day, scored, met, done)))
         return
-    for day in _days(outcomes):  # (puts `outcomes` in canonical order)
-        if len(day) == 1:  # one outcome that day: the common case, kept cheap
-            o = day[0]
-            done = not o.skipped
-            # Outcome.scored, inlined: a property call for every outcome costs more than the test.
-            scored = done and (
-                o.pain_before is not None
-                and (o.pain_during is not None or o.pain_after is not None)
-            )
-            if done and not scored:
-                unscored.append(o)
-            met = scored and session_met(dose, day)
-        else:
-            performed = [o for o in day if not o.skipped]
-            missing = [o for o in performed if not o.scored]
-            unscored.extend(missing)
-            done = bool(performed)
-            scored = done and not missing
-            met = scored and session_met(dose, performed)
+    # Otherwise (several outcomes on a day, or out of order): day by day, in canonical order.
+    for day in _days(outcomes):
+        performed = [o for o in day if not o.skipped]
+        missing = [o for o in performed if not o.scored]
+        unscored.extend(missing)
+        done = bool(performed)
+        scored = done and not missing
+        met = scored and session_met(dose, performed)
         if met is not True and met is not False:
             raise TypeError(f"session_met gave {met!r}, not True or False")
         sessions.append(_tuple_new(Session, (day[0].date, day, scored, met, done)))
