@@ -20,10 +20,6 @@ def _reps_met(dose: Dose, outcome: Outcome) -> bool:
     return dose.load_kg is None or (outcome.load_kg or 0) >= dose.load_kg
 
 
-def _hold_met(dose: Dose, outcome: Outcome) -> bool:
-    return (outcome.hold_s or 0) >= (dose.hold_s or 0) and _reps_met(dose, outcome)
-
-
 class Reps(ExerciseType):
     name = "reps"
     description = "sets x reps, optionally with a load; met when every set reached its reps"
@@ -45,7 +41,7 @@ class Hold(ExerciseType):
     optional = ("sets",)
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
-        # _hold_met unrolled into a loop (not any(), see Reps): this runs for every session.
+        # The hold reached and every set's reps (_reps_met); a loop, not any() (see Reps).
         # The usual dose (one set, no load) is checked inline: a call per outcome costs more.
         need = dose.hold_s or 0
         simple = dose.sets in (None, 1) and dose.load_kg is None
@@ -71,8 +67,10 @@ class Stretch(ExerciseType):
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         each, sides = dose.side == "each", set()
+        need = dose.hold_s or 0
         for o in outcomes:
-            if _hold_met(dose, o):
+            # Met like hold: the hold reached, then every set's reps.
+            if (o.hold_s or 0) >= need and _reps_met(dose, o):
                 # An outcome without a side reports both sides done as prescribed.
                 if not each or o.side is None:
                     return True
