@@ -118,7 +118,8 @@ class WeekView:
 
     @_cached_property
     def any_session(self) -> bool:
-        return any(not o.skipped for o in self.outcomes)
+        """Any exercise done (logged and not skipped) this week."""
+        return any(exercise.done_sessions for exercise in self.exercises.values())
 
     @_cached_property
     def pain_scores(self) -> tuple[float, ...]:
@@ -276,14 +277,10 @@ def _exercise_week(
     dose, session_met = state.dose, plan.session_met
     sessions: list[Session] = []
     unscored: list[Outcome] = []
-    met_sessions = done_sessions = 0
     try:
-        _sessions(outcomes, dose, session_met, sessions, unscored)
+        met_sessions, done_sessions = _sessions(outcomes, dose, session_met, sessions, unscored)
     except Exception as error:  # the exercise type is a plugin: its failure names it
         raise SessionCheckFailed(plan.exercise.id, error) from error
-    for session in sessions:
-        met_sessions += session.met
-        done_sessions += session.done
     return _tuple_new(
         ExerciseWeek,
         (
@@ -306,7 +303,9 @@ def _sessions(
     session_met: SessionMet,
     sessions: list[Session],
     unscored: list[Outcome],
-) -> None:
+) -> tuple[int, int]:
+    """Fill `sessions` and `unscored`; the number of sessions that met the dose, and done."""
+    met_count = done_count = 0
     dates = [o.date for o in outcomes]
     if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
         for o in outcomes:
@@ -323,7 +322,9 @@ def _sessions(
             if met is not True and met is not False:
                 raise TypeError(f"session_met gave {met!r}, not True or False")
             sessions.append(_tuple_new(Session, (o.date, day, scored, met, done)))
-        return
+            met_count += met
+            done_count += done
+        return met_count, done_count
     # Otherwise (several outcomes on a day, or out of order): day by day, in canonical order.
     for day in _days(outcomes):
         performed = [o for o in day if not o.skipped]
@@ -335,3 +336,6 @@ def _sessions(
         if met is not True and met is not False:
             raise TypeError(f"session_met gave {met!r}, not True or False")
         sessions.append(_tuple_new(Session, (day[0].date, day, scored, met, done)))
+        met_count += met
+        done_count += done
+    return met_count, done_count
