@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import progressor
-import progressor.dataset
+import progressor.dataset_files
+import progressor.partition
 from progressor.dataset import merge, partitions, run_dask, run_local
 from progressor.synth import synthesize_dataset
 from tests.conftest import PROGRAMS, START
@@ -161,7 +162,7 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
     run_local(str(copy), str(out), AS_OF, workers=1)
     computed: list[str] = []
     full_runs: list[int] = []
-    run_class = progressor.dataset._Run
+    run_class = progressor.partition._Run
     compute, full = run_class._compute, run_class.full
 
     def spy_compute(run: Any, patients: list[str], *args: Any) -> Any:
@@ -173,7 +174,7 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
         return full(run, *args)
 
     rewritten: list[str] = []
-    rename = progressor.dataset._rename
+    rename = progressor.dataset_files.rename
 
     def spy_rename(source: str, target: str) -> None:
         rewritten.append(Path(target).parent.name)
@@ -181,7 +182,7 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
 
     monkeypatch.setattr(run_class, "_compute", spy_compute)
     monkeypatch.setattr(run_class, "full", spy_full)
-    monkeypatch.setattr(progressor.dataset, "_rename", spy_rename)
+    monkeypatch.setattr(progressor.dataset_files, "rename", spy_rename)
     touched = change(copy)
     again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
     assert again["skipped"] == len(partitions(str(copy))) - 1
@@ -207,7 +208,7 @@ def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_ru
     shutil.copytree(dataset, copy)
     run_local(str(copy), str(out), AS_OF, workers=1)
     _flare(copy)
-    rename, renamed = progressor.dataset._rename, []
+    rename, renamed = progressor.dataset_files.rename, []
 
     def dying(source: str, target: str) -> None:
         if len(renamed) == 2:  # two of the partition's tables rewritten, then killed
@@ -215,7 +216,7 @@ def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_ru
         renamed.append(target)
         rename(source, target)
 
-    monkeypatch.setattr(progressor.dataset, "_rename", dying)
+    monkeypatch.setattr(progressor.dataset_files, "rename", dying)
     with pytest.raises(KeyboardInterrupt):
         run_local(str(copy), str(out), AS_OF, workers=1)
     monkeypatch.undo()

@@ -1,0 +1,237 @@
+"""The files of a partitioned dataset, on a local disk or at any URL fsspec reaches.
+
+Opening, listing, reading and writing whole or by byte range, and scanning an input file
+into each patient's lines with their byte ranges (progressor.partition keeps those ranges
+to read only what is new on the next run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from progressor.errors import ProgressorError
+
+
+def part_name(part: int) -> str:
+    return f"part-{part:05d}"
+
+
+def is_url(location: str) -> bool:
+    return "://" in location
+
+
+@contextmanager
+def open_text(location: str, mode: str) -> Iterator[IO[str]]:
+    if is_url(location):
+        import fsspec  # optional: only for URLs (s3://, gs://, ...)
+
+        with fsspec.open(location, mode, encoding="utf-8") as handle:
+            yield handle
+    else:
+        if "w" in mode:
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+        with open(location, mode, encoding="utf-8", newline="") as handle:
+            yield handle
+
+
+@contextmanager
+def open_binary(location: str, mode: str) -> Iterator[IO[bytes]]:
+    if is_url(location):
+        import fsspec
+
+        with fsspec.open(location, mode) as handle:
+            yield handle
+    else:
+        if "w" in mode:
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+        with open(location, mode) as handle:
+            yield handle
+
+
+def exists(location: str) -> bool:
+    if is_url(location):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(location)
+        return bool(fs.exists(path))
+    return Path(location).exists()
+
+
+def listing(location: str, suffix: str) -> list[str]:
+    if is_url(location):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(location)
+        protocol = location.split("://", 1)[0]
+        return sorted(f"{protocol}://{p}" for p in fs.glob(f"{path}/*{suffix}"))
+    folder = Path(location)
+    return sorted(str(p) for p in folder.glob(f"*{suffix}")) if folder.is_dir() else []
+
+
+def join(location: str, *parts: str) -> str:
+    return "/".join([location.rstrip("/"), *parts])
+
+
+_PATIENT = re.compile(r'"patient"\s*:\s*"([^"\\]*)"')
+
+
+def patient_of(line: str) -> str | None:
+    """The patient a JSON line belongs to, found without parsing the whole line."""
+    found = _PATIENT.search(line)
+    if found:
+        return found.group(1)
+    try:  # an escaped id, or no "patient" at all: let the JSON parser decide
+        value = json.loads(line).get("patient")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def text_lines(location: str) -> list[str]:
+    if not exists(location):
+        return []
+    with open_text(location, "r") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+BLOCK = 1 << 20  # bytes read at a time when lines do not matter
+
+
+class PatientLines(NamedTuple):
+    """One input file of a partition, split up by patient."""
+
+    lines: dict[str, list[str]]  # each patient's lines, in file order
+    ranges: dict[str, list[int]]  # each patient's byte ranges: start, end, start, end, ...
+    orphans: list[str]  # lines that name no patient
+    size: int  # bytes read, from the start of the file
+    crc: int  # their CRC-32
+
+
+def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | None:
+    """An input file's lines by patient, read a line at a time (memory stays flat).
+
+    With `known` (the size and CRC-32 of the file as an earlier run read it), the file must
+    still start with exactly those bytes, ending a line, and only what follows is split into
+    lines; None when it does not (the file was changed, not only appended to).
+    """
+    table = PatientLines({}, {}, [], 0, 0)
+    if not exists(location):
+        return table if known is None or known[0] == 0 else None
+    with open_binary(location, "rb") as handle:
+        position = crc = 0
+        if known is not None:
+            size, last = known[0], b""
+            while position < size:
+                block = handle.read(min(size - position, BLOCK))
+                if not block:
+                    return None  # shorter than before
+                crc, position, last = zlib.crc32(block, crc), position + len(block), block[-1:]
+            if crc != known[1] or (size and last != b"\n"):
+                return None  # changed, or its last line was incomplete and may mean more now
+        lines, ranges, orphans = table.lines, table.ranges, table.orphans
+        for block in handle:
+            # Binary files split at \n only; a text file (how records are read elsewhere) also
+            # splits at a lone \r: such a rare line is split again, as text would be.
+            for raw in block.splitlines(keepends=True) if b"\r" in block else (block,):
+                crc = zlib.crc32(raw, crc)
+                start, position = position, position + len(raw)
+                line = raw.decode("utf-8").rstrip("\n")
+                if not line.strip():
+                    continue
+                patient = patient_of(line)
+                if patient is None:
+                    orphans.append(line)
+                    continue
+                lines.setdefault(patient, []).append(line)
+                spans = ranges.setdefault(patient, [])
+                if spans and spans[-1] == start:  # contiguous with the patient's previous line
+                    spans[-1] = position
+                else:
+                    spans.extend((start, position))
+    return table._replace(size=position, crc=crc)
+
+
+def read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[str]]:
+    """Each wanted patient's lines, read from their byte ranges in the file."""
+    found: dict[str, list[str]] = {}
+    with open_binary(location, "rb") as handle:
+        for patient, spans in wanted.items():
+            chunks = []
+            for i in range(0, len(spans), 2):
+                handle.seek(spans[i])
+                chunks.append(handle.read(spans[i + 1] - spans[i]))
+            raw_lines = b"".join(chunks).splitlines(keepends=True)
+            lines = (raw.decode("utf-8").rstrip("\n") for raw in raw_lines)
+            found[patient] = [line for line in lines if line.strip()]
+    return found
+
+
+def copy_range(source: IO[bytes], target: IO[bytes], start: int, end: int) -> None:
+    """Bytes `start` to `end` of `source`, appended to `target` a block at a time."""
+    source.seek(start)
+    while start < end:
+        block = source.read(min(end - start, BLOCK))
+        if not block:
+            raise ProgressorError("an output table is shorter than its index says")
+        target.write(block)
+        start += len(block)
+
+
+def stats(locations: Sequence[str]) -> list[list[object]]:
+    """Size and modification time of each input: unchanged inputs need no reading at all."""
+    out: list[list[object]] = []
+    for location in locations:
+        if is_url(location):
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(location)
+            info = fs.info(path) if fs.exists(path) else {}
+            out.append([location, info.get("size"), str(info.get("mtime", info.get("ETag")))])
+        else:
+            path = Path(location)
+            stat = path.stat() if path.exists() else None
+            out.append(
+                [location, stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+            )
+    return out
+
+
+def read_json(location: str) -> Any:
+    with open_text(location, "r") as handle:
+        return json.load(handle)
+
+
+def write_json(location: str, value: object) -> None:
+    temporary = f"{location}.tmp-{os.getpid()}"
+    text = json.dumps(value, separators=(",", ":"))  # in one go: json.dump streams in Python
+    with open_text(temporary, "w") as handle:
+        handle.write(text)
+    rename(temporary, location)
+
+
+def remove(location: str) -> None:
+    if is_url(location):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(location)
+        if fs.exists(path):
+            fs.rm(path)
+    else:
+        Path(location).unlink(missing_ok=True)
+
+
+def rename(source: str, target: str) -> None:
+    if is_url(source):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(source)
+        fs.mv(path, fsspec.core.url_to_fs(target)[1])
+    else:
+        os.replace(source, target)

@@ -1,0 +1,501 @@
+"""Computing one partition of a dataset: incremental, resumable, byte for byte repeatable.
+
+A worker runs compute_partition for one partition: it reads only that partition's inputs,
+writes only its outputs, and keeps an index (`_index/`) of sizes, checksums and each
+patient's byte ranges, so that the next run reads only what is new (see
+progressor.dataset for the layout).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import IO, Any, NamedTuple
+
+from progressor import dataset_files as files
+from progressor.engine import CompiledProgram, Engine
+from progressor.errors import ProgressorError
+from progressor.loading import parse_program, read_log
+from progressor.models import Enrollment, StepResult
+
+TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
+
+
+@dataclass(frozen=True)
+class PartitionSummary:
+    """What computing one partition did."""
+
+    part: int
+    patients: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    paused: int = 0
+    alerts: int = 0
+    failures: int = 0
+    set_aside: int = 0
+    skipped: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+def _compiled_programs(dataset: str, engine: Engine) -> dict[str, CompiledProgram]:
+    compiled = {}
+    for location in files.listing(files.join(dataset, "programs"), ".toml"):
+        with files.open_text(location, "r") as handle:
+            program = parse_program(handle.read(), location)
+        compiled[program.id] = engine.compile(program)
+    if not compiled:
+        raise ProgressorError(f"{dataset}: no programs/*.toml in the dataset")
+    return compiled
+
+
+#: Compiled programs by (dataset, plugins, block, signature): a worker computes partition after
+#: partition with the same programs, and building an engine takes a few milliseconds, a
+#: sizeable share of a partition with little new data. The signature covers the programs'
+#: text, so a changed program is compiled again. Compiled programs are immutable.
+_PROGRAMS: dict[tuple[object, ...], dict[str, CompiledProgram]] = {}
+
+
+def _cached_programs(
+    dataset: str, plugins: tuple[str, ...], block: tuple[str, ...], signature: str
+) -> dict[str, CompiledProgram]:
+    # The environment's allow-list and block-list shape the engine too.
+    allowed = (os.environ.get("PROGRESSOR_PLUGINS"), os.environ.get("PROGRESSOR_BLOCK"))
+    key = (dataset, plugins, block, signature, allowed)
+    programs = _PROGRAMS.get(key)
+    if programs is None:
+        programs = _compiled_programs(dataset, Engine(plugins, block=block))
+        if len(_PROGRAMS) >= 8:
+            _PROGRAMS.clear()
+        _PROGRAMS[key] = programs
+    return programs
+
+
+class _Patient(NamedTuple):
+    """One patient's output by table (bytes, one line per row), and the summary's counts."""
+
+    rows: dict[str, bytes]
+    counts: tuple[str, int, int, int]  # actions (one letter each: _LETTERS), paused, alerts,
+    # plugin failure
+
+
+def _encoded(lines: Iterable[str]) -> bytes:
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
+    prescription = result.prescription
+    patient, week = prescription.patient, prescription.week - 1
+    rows = {
+        "prescriptions": _encoded([prescription.model_dump_json()]),
+        "decisions": _encoded(
+            json.dumps(
+                {"patient": patient, "week": week, **d.model_dump(mode="json")}, sort_keys=True
+            )
+            for d in result.decisions
+        ),
+        "alerts": _encoded(a.model_dump_json() for a in result.alerts),
+        "set_aside": _encoded(
+            [
+                *set_aside,
+                *(
+                    json.dumps({"patient": patient, **s.model_dump(mode="json")})
+                    for s in result.set_aside
+                ),
+            ]
+        ),
+    }
+    failed = any(f.code == "plugin-failure" for f in prescription.flags)
+    actions = "".join(_LETTERS[d.action] for d in result.decisions)
+    paused = int(prescription.status == "paused")
+    return _Patient(rows, (actions, paused, len(result.alerts), int(failed)))
+
+
+#: Each action as one letter in the index. The index keeps every patient's counts and byte
+#: ranges as short strings: they are loaded and saved on every run, and parsed only for the
+#: patients a run computes again.
+_LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
+_ACTIONS = {letter: action for action, letter in _LETTERS.items()}
+_COUNTS = ("actions", "paused", "alerts", "failures")
+
+#: The index's layout; an index of another format is ignored (the partition is recomputed).
+_INDEX_FORMAT = 4
+
+
+def _text(spans: list[int]) -> str:
+    return " ".join(map(str, spans))
+
+
+def _spans(text: str) -> list[int]:
+    return [int(n) for n in text.split()]
+
+
+def _patient_hash(signature: str, enrollments: list[str], records: list[str]) -> str:
+    text = "\n".join([signature, *enrollments, *sorted(records)])
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def compute_partition(
+    dataset: str,
+    out: str,
+    part: int,
+    as_of: dt.date,
+    plugins: Sequence[str] = (),
+    block: Sequence[str] = (),
+) -> PartitionSummary:
+    """Compute one partition; only the patients whose inputs changed are computed again.
+
+    A partition whose inputs are unchanged since its last run is skipped without reading
+    them. When its input files only grew (new lines appended, the earlier bytes unchanged:
+    how new data usually arrives), only the new lines are read and only their patients are
+    computed; the other patients' output is copied as bytes. Otherwise every patient's inputs
+    are hashed, and a patient with the same hash as last time keeps last time's output. Either
+    way the output is byte for byte that of a clean full run.
+    """
+    name = f"{files.part_name(part)}.jsonl"
+    done = files.join(out, "_done", f"{files.part_name(part)}.json")
+    index_path = files.join(out, "_index", f"{files.part_name(part)}.json")
+    programs_dir = files.join(dataset, "programs")
+    inputs = [
+        files.join(dataset, "enrollments", name),
+        files.join(dataset, "records", name),
+        *files.listing(programs_dir, ".toml"),
+    ]
+    stats = files.stats(inputs)
+    program_texts = [(p, "\n".join(files.text_lines(p))) for p in inputs[2:]]
+    signature = hashlib.sha256(
+        json.dumps([str(as_of), sorted(plugins), sorted(block), program_texts]).encode()
+    ).hexdigest()
+    previous = files.read_json(index_path) if files.exists(index_path) else None
+    if not (
+        isinstance(previous, dict)
+        and previous.get("format") == _INDEX_FORMAT
+        and previous["signature"] == signature
+        and files.exists(done)
+        and all(files.exists(files.join(out, table, name)) for table in TABLES_OUT)
+    ):
+        previous = None
+    if previous is not None and previous["stats"] == stats:
+        with files.open_text(done, "r") as handle:
+            return PartitionSummary(**{**json.load(handle), "skipped": True})
+    run = _Run(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats)
+    if previous is not None:
+        appended = run.appended(previous, inputs[0], inputs[1])
+        if appended is not None:
+            return appended
+    return run.full(previous, inputs[0], inputs[1])
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One partition's computation: everything it reads and writes is named here."""
+
+    dataset: str
+    out: str
+    part: int
+    as_of: dt.date
+    plugins: tuple[str, ...]
+    block: tuple[str, ...]
+    signature: str
+    stats: list[list[object]]
+
+    def full(
+        self, previous: dict[str, Any] | None, enrollments_at: str, records_at: str
+    ) -> PartitionSummary:
+        """Every patient hashed; those whose hash changed computed, the others' output kept."""
+        enrollments, records = files.scan(enrollments_at), files.scan(records_at)
+        assert enrollments is not None and records is not None  # (None only with `known`)
+        patients = sorted(enrollments.lines)
+        hashes = [
+            _patient_hash(self.signature, enrollments.lines[p], records.lines.get(p, []))
+            for p in patients
+        ]
+        old: dict[str, int] = {}
+        old_hashes: list[str] = []
+        if previous is not None:
+            old = {p: i for i, p in enumerate(previous["patients"])}
+            old_hashes = previous["hashes"]
+        changed = [
+            p
+            for p, h in zip(patients, hashes, strict=True)
+            if p not in old or old_hashes[old[p]] != h
+        ]
+        computed = self._compute(changed, enrollments.lines, records.lines)
+        problems = [f"a record without 'patient': {line[:80]}" for line in records.orphans]
+        problems += [
+            f"an enrollment without 'patient': {line[:80]}" for line in enrollments.orphans
+        ]
+        problems += [
+            f"records of {p!r}, who is not enrolled"
+            for p in sorted(records.lines)
+            if p not in enrollments.lines
+        ]
+        return self._write(
+            patients,
+            hashes,
+            [computed.get(p) or old[p] for p in patients],
+            self._kept(previous) if previous is not None else None,
+            problems,
+            [[enrollments.size, enrollments.crc], [records.size, records.crc]],
+            (
+                [_text(enrollments.ranges[p]) for p in patients],
+                [_text(records.ranges.get(p, [])) for p in patients],
+            ),
+        )
+
+    def appended(
+        self, previous: dict[str, Any], enrollments_at: str, records_at: str
+    ) -> PartitionSummary | None:
+        """The run when the inputs only grew since `previous`; None when they did otherwise."""
+        known = [tuple(check) for check in previous["inputs"]]
+        enrolled_tail = files.scan(enrollments_at, (known[0][0], known[0][1]))
+        records_tail = files.scan(records_at, (known[1][0], known[1][1]))
+        if enrolled_tail is None or records_tail is None:
+            return None
+        if enrolled_tail.orphans or records_tail.orphans:
+            return None  # new problems to report: the full path words them
+        old = {p: i for i, p in enumerate(previous["patients"])}
+        if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
+            return None  # a new enrollment may settle an earlier problem: the full path sees it
+        everyone = old.keys() | enrolled_tail.lines.keys()
+        if any(p not in everyone for p in records_tail.lines):
+            return None  # records of someone not enrolled: a new problem, as above
+        touched = sorted(enrolled_tail.lines.keys() | records_tail.lines.keys())
+        ranges: dict[str, tuple[list[int], list[int]]] = {}
+        for patient in touched:
+            index = old.get(patient)
+            enrollment_spans = (
+                _spans(previous["enrollment_ranges"][index]) if index is not None else []
+            )
+            record_spans = _spans(previous["record_ranges"][index]) if index is not None else []
+            for spans, tail in (
+                (enrollment_spans, enrolled_tail.ranges.get(patient, [])),
+                (record_spans, records_tail.ranges.get(patient, [])),
+            ):
+                for i in range(0, len(tail), 2):
+                    if spans and spans[-1] == tail[i]:
+                        spans[-1] = tail[i + 1]
+                    else:
+                        spans.extend(tail[i : i + 2])
+            ranges[patient] = (enrollment_spans, record_spans)
+        enrollment_lines = files.read_spans(enrollments_at, {p: r[0] for p, r in ranges.items()})
+        record_lines = files.read_spans(records_at, {p: r[1] for p, r in ranges.items()})
+        computed = self._compute(touched, enrollment_lines, record_lines)
+        patients: list[str] = previous["patients"]
+        hashes: list[str] = list(previous["hashes"])
+        outputs: list[_Patient | int] = list(range(len(patients)))
+        enrollment_ranges: list[str] = list(previous["enrollment_ranges"])
+        record_ranges: list[str] = list(previous["record_ranges"])
+        if len(everyone) > len(old):  # new patients: everyone's place may move
+            patients = sorted(everyone)
+            at = [old.get(patient) for patient in patients]
+            hashes = [previous["hashes"][i] if i is not None else "" for i in at]
+            outputs = [i if i is not None else -1 for i in at]
+            enrollment_ranges = [enrollment_ranges[i] if i is not None else "" for i in at]
+            record_ranges = [record_ranges[i] if i is not None else "" for i in at]
+        place = (
+            {patient: i for i, patient in enumerate(patients)} if len(everyone) > len(old) else old
+        )
+        for patient, output in computed.items():
+            i = place[patient]
+            outputs[i] = output
+            hashes[i] = _patient_hash(
+                self.signature, enrollment_lines[patient], record_lines[patient]
+            )
+            enrollment_ranges[i], record_ranges[i] = map(_text, ranges[patient])
+        return self._write(
+            patients,
+            hashes,
+            outputs,
+            self._kept(previous),
+            previous["problems"],
+            [[enrolled_tail.size, enrolled_tail.crc], [records_tail.size, records_tail.crc]],
+            (enrollment_ranges, record_ranges),
+        )
+
+    def _compute(
+        self,
+        patients: Sequence[str],
+        enrollment_lines: dict[str, list[str]],
+        record_lines: dict[str, list[str]],
+    ) -> dict[str, _Patient]:
+        if not patients:
+            return {}
+        programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
+        out = {}
+        for patient in patients:
+            enrollment = Enrollment.model_validate_json(enrollment_lines[patient][0])
+            log = read_log(record_lines.get(patient, []), f"records of {patient}", "jsonl")
+            set_aside = [
+                json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in log.set_aside
+            ]
+            compiled = programs.get(enrollment.program)
+            if compiled is None:
+                problem = f"unknown program {enrollment.program!r}"
+                rows = {table: b"" for table in TABLES_OUT}
+                rows["set_aside"] = _encoded([json.dumps({"patient": patient, "problem": problem})])
+                out[patient] = _Patient(rows, ("", 0, 0, 0))
+                continue
+            history = compiled.replay(enrollment, log.records, until=self.as_of)
+            newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
+            out[patient] = _rows_of(newest, set_aside)
+        return out
+
+    def _kept(self, previous: dict[str, Any]) -> _Kept:
+        """Where last run's output rows are, to copy those of patients not computed again."""
+        return _Kept(previous["offsets"], previous["counts"], previous["problems"])
+
+    def _target(self, table: str) -> str:
+        return files.join(self.out, table, f"{files.part_name(self.part)}.jsonl")
+
+    def _unchanged(self, table: str, computed: list[tuple[int, _Patient]], kept: _Kept) -> bool:
+        """Whether each patient computed again (by position, the others in place) gave the
+        rows it had in `table`: then rewriting it would give last run's bytes."""
+        old = kept.offsets[table]
+        with files.open_binary(self._target(table), "rb") as handle:
+            for i, output in computed:
+                handle.seek(old[i])
+                if handle.read(old[i + 1] - old[i]) != output.rows[table]:
+                    return False
+        return True
+
+    @staticmethod
+    def _lines_in(location: str) -> int:
+        count = 0
+        with files.open_binary(location, "rb") as handle:
+            while block := handle.read(files.BLOCK):
+                count += block.count(b"\n")
+        return count
+
+    def _write(
+        self,
+        patients: list[str],
+        hashes: list[str],
+        outputs: list[_Patient | int],
+        kept: _Kept | None,
+        problems: list[str],
+        inputs: list[list[int]],
+        ranges: tuple[list[str], list[str]],
+    ) -> PartitionSummary:
+        """Write the output tables, then the index, then `_done` (last: the partition is done).
+
+        `outputs` holds, for each patient in order, the newly computed rows or the patient's
+        position in `kept` (last run's output); runs of kept patients are copied as one range.
+        """
+        # Not done while its tables are rewritten: a run killed in between finds no `_done`
+        # and computes the partition afresh (the index's offsets would not fit the tables).
+        files.remove(files.join(self.out, "_done", f"{files.part_name(self.part)}.json"))
+        # Consecutive kept patients as one range (start, end) of positions in `kept`.
+        segments: list[_Patient | tuple[int, int]] = []
+        computed: list[tuple[int, _Patient]] = []  # each computed patient, by position
+        in_place = kept is not None and len(outputs) == len(kept.offsets["prescriptions"]) - 1
+        for position, output in enumerate(outputs):
+            if not isinstance(output, int):
+                segments.append(output)
+                computed.append((position, output))
+                continue
+            in_place = in_place and output == position
+            if (
+                segments
+                and not isinstance(last := segments[-1], _Patient)  # (a NamedTuple: test it first)
+                and last[1] == output
+            ):
+                segments[-1] = (last[0], output + 1)
+            else:
+                segments.append((output, output + 1))
+        # With everyone in place and the same problems, a table whose recomputed rows came out
+        # as they were is left alone.
+        in_place = in_place and kept is not None and problems == kept.problems
+        offsets: dict[str, list[int]] = {}
+        for table in TABLES_OUT:
+            target = self._target(table)
+            if in_place and kept is not None and self._unchanged(table, computed, kept):
+                offsets[table] = kept.offsets[table]  # not rewritten: nothing in it changed
+                continue
+            temporary = f"{target}.tmp-{os.getpid()}"
+            old = kept.offsets[table] if kept is not None else []
+            ends = [0]
+            with ExitStack() as stack:
+                write = stack.enter_context(files.open_binary(temporary, "wb"))
+                source: IO[bytes] | None = None
+                for segment in segments:
+                    if isinstance(segment, _Patient):
+                        write.write(segment.rows[table])
+                        ends.append(ends[-1] + len(segment.rows[table]))
+                    else:  # last run's rows, copied as they are
+                        first, stop = segment
+                        if source is None:
+                            source = stack.enter_context(files.open_binary(target, "rb"))
+                        files.copy_range(source, write, old[first], old[stop])
+                        shift = ends[-1] - old[first]
+                        ends.extend([end + shift for end in old[first + 1 : stop + 1]])
+                if table == "set_aside":
+                    write.write(_encoded(json.dumps({"problem": p}) for p in problems))
+            offsets[table] = ends
+            files.rename(temporary, target)
+        set_aside = self._lines_in(self._target("set_aside"))
+        # The counts by column (one list per count, a patient at the same place in each):
+        # last run's lists with the recomputed patients replaced, summed in C.
+        columns: list[list[Any]] = [[] for _ in _COUNTS]
+        old_columns = [kept.counts[name] for name in _COUNTS] if kept else []
+        if in_place:
+            columns = [list(column) for column in old_columns]
+            for position, output in computed:
+                for column, value in zip(columns, output.counts, strict=True):
+                    column[position] = value
+        else:
+            for output in outputs:
+                row = (
+                    output.counts
+                    if isinstance(output, _Patient)
+                    else [column[output] for column in old_columns]
+                )
+                for column, value in zip(columns, row, strict=True):
+                    column.append(value)
+        prescribed = offsets["prescriptions"]
+        actions = Counter(_ACTIONS[letter] for letter in "".join(columns[0]))
+        summary = PartitionSummary(
+            part=self.part,
+            patients=sum(1 for i in range(len(outputs)) if prescribed[i + 1] > prescribed[i]),
+            actions=dict(sorted(actions.items())),
+            paused=sum(columns[1]),
+            alerts=sum(columns[2]),
+            failures=sum(columns[3]),
+            set_aside=set_aside,
+        )
+        files.write_json(
+            files.join(self.out, "_index", f"{files.part_name(self.part)}.json"),
+            {
+                "format": _INDEX_FORMAT,
+                "stats": self.stats,
+                "signature": self.signature,
+                "inputs": inputs,
+                "patients": patients,
+                "hashes": hashes,
+                "counts": dict(zip(_COUNTS, columns, strict=True)),
+                "enrollment_ranges": ranges[0],
+                "record_ranges": ranges[1],
+                "offsets": offsets,
+                "problems": problems,
+            },
+        )
+        with files.open_text(
+            files.join(self.out, "_done", f"{files.part_name(self.part)}.json"), "w"
+        ) as handle:
+            handle.write(summary.to_json())
+        return summary
+
+
+class _Kept(NamedTuple):
+    """Where each patient's rows start and end in last run's output tables (by table: one
+    offset per patient and one past the last), and each patient's counts."""
+
+    offsets: dict[str, list[int]]
+    counts: dict[str, list[Any]]  # by column: _COUNTS
+    problems: list[str]
