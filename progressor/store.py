@@ -13,8 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -33,39 +32,36 @@ from progressor.loading import (
     salvage,
 )
 from progressor.models import (
-    Alert,
-    Decision,
     Dose,
     Enrollment,
     Outcome,
     PainReport,
-    Prescription,
     Program,
     Record,
     SetAside,
 )
-from progressor.store_schema import MIGRATIONS, RESULT_TABLES, SCHEMA_VERSION, _statements
+from progressor.store_results import Results
+from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION, statements
 from progressor.store_values import (
+    ACTION_COLUMNS,
     ClinicianAction,
     ImportReport,
-    PatientInputs,
-    PatientResults,
-    ReviewItem,
+    NumberedLines,
     StoreError,
-    StoreStatus,
-    _digest,
-    _dose_json,
-    _Lines,
-    _now,
+    action_of_row,
     canonical_json,
+    dose_json,
+    enrollment_of_row,
     limit_problem,
+    now_text,
+    sha256_hex,
     week_of,
 )
 
 # -- the store --------------------------------------------------------------------------------
 
 
-class Store:
+class Store(Results):
     """One clinic's SQLite file. Not shared between threads: open one Store per thread."""
 
     def __init__(self, db: sqlite3.Connection, path: Path, readonly: bool) -> None:
@@ -111,30 +107,6 @@ class Store:
     ) -> None:
         self.close()
 
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it is stored, or none of it."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
-                self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[sqlite3.Connection]:
-        """One read transaction: every query inside sees the same state."""
-        self._db.execute("BEGIN")
-        try:
-            yield self._db
-        finally:
-            self._db.execute("COMMIT")
-
     def _migrate(self) -> None:
         for version, script in enumerate(MIGRATIONS, start=1):
             with self._write() as db:
@@ -145,7 +117,7 @@ class Store:
                     )
                 if current >= version:
                     continue
-                for statement in _statements(script):
+                for statement in statements(script):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {version}")
 
@@ -162,7 +134,7 @@ class Store:
                 f"the text is of program {parsed.id!r} version {parsed.version!r}, "
                 f"not {program.id!r} version {program.version!r}"
             )
-        digest = _digest(toml_text)
+        digest = sha256_hex(toml_text)
         with self._write() as db:
             row = db.execute(
                 "SELECT hash FROM programs WHERE program = ? AND version = ?",
@@ -177,7 +149,7 @@ class Store:
                 return False
             db.execute(
                 "INSERT INTO programs VALUES (?, ?, ?, ?, ?)",
-                (program.id, program.version, digest, toml_text, _now()),
+                (program.id, program.version, digest, toml_text, now_text()),
             )
         return True
 
@@ -229,7 +201,7 @@ class Store:
             if problem:
                 raise StoreError(f"patient {patient!r}: {problem}")
         overrides = canonical_json(
-            {name: json.loads(_dose_json(dose)) for name, dose in enrollment.overrides.items()}
+            {name: json.loads(dose_json(dose)) for name, dose in enrollment.overrides.items()}
         )
         values = (program.id, program.version, digest, enrollment.start.isoformat(), overrides)
         row = self._db.execute(
@@ -242,7 +214,7 @@ class Store:
                 raise StoreError(f"patient {patient!r} is already enrolled")
             return False
         self._db.execute(
-            "INSERT INTO patients VALUES (?, ?, ?, ?, ?, ?, ?)", (patient, *values, _now())
+            "INSERT INTO patients VALUES (?, ?, ?, ?, ?, ?, ?)", (patient, *values, now_text())
         )
         self._db.execute("INSERT INTO patient_state (patient) VALUES (?)", (patient,))
         return True
@@ -253,7 +225,7 @@ class Store:
         ).fetchone()
         if row is None:
             raise StoreError(f"patient {patient!r} is not enrolled")
-        return _enrollment(patient, *row)
+        return enrollment_of_row(patient, *row)
 
     def program_of(self, patient: str) -> Program:
         """The program version the patient is enrolled on."""
@@ -290,7 +262,7 @@ class Store:
     def _import(self, lines: Iterable[str], source: str, fmt: str) -> ImportReport:
         if fmt not in ("jsonl", "csv"):
             raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
-        tracked = _Lines(lines, header=1 if fmt == "csv" else 0)
+        tracked = NumberedLines(lines, header=1 if fmt == "csv" else 0)
         rows = csv_rows(tracked) if fmt == "csv" else jsonl_rows(tracked)
         added = duplicates = 0
         aside: list[SetAside] = []
@@ -300,7 +272,7 @@ class Store:
             batch = db.execute(
                 "INSERT INTO imports (source, at, added, duplicates, quarantined)"
                 " VALUES (?, ?, 0, 0, 0)",
-                (source, _now()),
+                (source, now_text()),
             ).lastrowid
             seen: dict[str, int] = {}  # identical records in one file are separate bouts
             for number, row in rows:
@@ -344,7 +316,7 @@ class Store:
         key = text if seen[text] == 1 else f"{text}#{seen[text]}"
         row: dict[str, object] = {
             "patient": record.patient,
-            "hash": _digest(key),
+            "hash": sha256_hex(key),
             "date": record.date.isoformat(),
         }
         row |= {"record": text, "source": source, "line": line, "import": batch}
@@ -360,7 +332,7 @@ class Store:
         self._db.execute(
             "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (_digest(key), aside.source, aside.line, aside.reason, aside.record, batch),
+            (sha256_hex(key), aside.source, aside.line, aside.reason, aside.record, batch),
         )
 
     def quarantine(self) -> list[SetAside]:
@@ -438,7 +410,7 @@ class Store:
                 problem = exercise and _override_problem(program, exercise, dose)
                 if problem:
                     raise StoreError(f"patient {patient!r}: {problem}")
-                row = (patient, kind, exercise, dose and _dose_json(dose), note, who)
+                row = (patient, kind, exercise, dose and dose_json(dose), note, who)
                 cursor = db.execute(
                     "INSERT INTO clinician_actions"
                     " (patient, kind, exercise, dose, note, who, at, week)"
@@ -459,260 +431,13 @@ class Store:
         """A patient's clinician actions, in the order recompute applies them: by week, then
         in the order they were recorded."""
         rows = self._db.execute(
-            f"SELECT {_ACTION_COLUMNS} FROM clinician_actions WHERE patient = ? ORDER BY week, id",
+            f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE patient = ? ORDER BY week, id",
             (patient,),
         )
-        return [_action(row) for row in rows]
-
-    # -- results ---------------------------------------------------------------------------------
-
-    def prescriptions(self, patient: str) -> list[Prescription]:
-        """A patient's stored prescriptions, week 1 first."""
-        rows = self._db.execute(
-            "SELECT prescription FROM prescriptions WHERE patient = ? ORDER BY week", (patient,)
-        )
-        return [Prescription.model_validate_json(text) for (text,) in rows]
-
-    def decisions(self, patient: str, week: int | None = None) -> list[tuple[int, Decision]]:
-        """(week, decision) of a patient, by week then exercise: the audit trail."""
-        query = "SELECT week, decision FROM decisions WHERE patient = ?"
-        args: tuple[Any, ...] = (patient,)
-        if week is not None:
-            query, args = query + " AND week = ?", (patient, week)
-        rows = self._db.execute(query + " ORDER BY week, exercise", args)
-        return [(w, Decision.model_validate_json(text)) for w, text in rows]
-
-    def alerts(self, patient: str | None = None) -> list[Alert]:
-        """The alerts of one patient, or of every patient, by patient and week."""
-        query = "SELECT patient, week, rule, plugin, message, urgent FROM alerts"
-        rows = (
-            self._db.execute(query + " WHERE patient = ? ORDER BY week", (patient,))
-            if patient is not None
-            else self._db.execute(query + " ORDER BY patient, week")
-        )
-        return [
-            Alert(patient=p, week=w, rule=r, plugin=g, message=m, urgent=bool(u))
-            for p, w, r, g, m, u in rows
-        ]
-
-    def undelivered_alerts(self, channel: str) -> list[Alert]:
-        """The alerts of each patient's newest computed week not yet sent on `channel`
-        (a channel name and target, e.g. 'webhook:https://...'), by patient and week."""
-        rows = self._db.execute(
-            "SELECT a.patient, a.week, a.rule, a.plugin, a.message, a.urgent FROM alerts a"
-            " JOIN patient_state s USING (patient) WHERE a.week = s.computed_weeks"
-            " AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.patient = a.patient"
-            " AND d.week = a.week AND d.rule = a.rule AND d.message = a.message"
-            " AND d.channel = ?) ORDER BY a.patient, a.week, a.rule, a.message",
-            (channel,),
-        )
-        return [
-            Alert(patient=p, week=w, rule=r, plugin=g, message=m, urgent=bool(u))
-            for p, w, r, g, m, u in rows
-        ]
-
-    def record_delivery(self, alert: Alert, channel: str) -> None:
-        """Note that `alert` went out on `channel`: it is not sent there again."""
-        with self._write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?)",
-                (alert.patient, alert.week, alert.rule, alert.message, channel, _now()),
-            )
-
-    def status(self) -> StoreStatus:
-        """Counts of what is stored, and how up to date the results are."""
-
-        def count(query: str) -> int:
-            return int(self._db.execute(query).fetchone()[0])
-
-        with self._snapshot():
-            latest = f"SELECT paused, flags FROM prescriptions p WHERE {_LATEST}"
-            return StoreStatus(
-                schema_version=self.schema_version(),
-                programs=count("SELECT count(*) FROM programs"),
-                patients=count("SELECT count(*) FROM patients"),
-                outcomes=count("SELECT count(*) FROM outcomes"),
-                pain_reports=count("SELECT count(*) FROM pain_reports"),
-                quarantined=count("SELECT count(*) FROM quarantine"),
-                clinician_actions=count("SELECT count(*) FROM clinician_actions"),
-                up_to_date=count(
-                    "SELECT count(*) FROM patient_state WHERE computed_version = data_version"
-                ),
-                stale=count(
-                    "SELECT count(*) FROM patient_state"
-                    " WHERE computed_version IS NULL OR computed_version != data_version"
-                ),
-                failed=count("SELECT count(*) FROM patient_state WHERE error IS NOT NULL"),
-                paused=count(f"SELECT count(*) FROM ({latest}) WHERE paused > 0"),
-                flagged=count(f"SELECT count(*) FROM ({latest}) WHERE flags > 0"),
-                alerts=count("SELECT count(*) FROM alerts"),
-            )
-
-    def review_queue(self) -> list[ReviewItem]:
-        """Patients whose latest prescription is paused or flagged and still needs a clinician.
-
-        A paused patient leaves the queue once a resume is recorded for that week; a flagged
-        one once any clinician action is. Paused patients come first.
-        """
-        items = []
-        with self._snapshot() as db:
-            rows = db.execute(
-                "SELECT p.patient, p.week, p.prescription,"
-                " s.computed_version IS NULL OR s.computed_version != s.data_version"
-                " FROM prescriptions p JOIN patient_state s USING (patient)"
-                f" WHERE (p.paused > 0 OR p.flags > 0) AND {_LATEST}"
-                " ORDER BY p.patient"
-            ).fetchall()
-            for patient, week, text, pending in rows:
-                acted = {
-                    kind
-                    for (kind,) in db.execute(
-                        "SELECT kind FROM clinician_actions WHERE patient = ? AND week >= ?",
-                        (patient, week),
-                    )
-                }
-                item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
-                if item is not None:
-                    items.append(item)
-            listed = {i.patient for i in items}
-            # A patient the last recompute could not compute at all needs someone too.
-            for patient, error in db.execute(
-                "SELECT patient, error FROM patient_state WHERE error IS NOT NULL ORDER BY patient"
-            ):
-                if patient not in listed:
-                    reason = f"the last recompute failed: {error.splitlines()[0]}"
-                    items.append(ReviewItem(patient, 0, "active", (reason,), True))
-        return sorted(items, key=lambda i: (i.status != "paused", i.patient))
-
-    # -- recompute's side: due patients, inputs, results ----------------------------------------
-
-    def due(
-        self, as_of: dt.date, after: str = "", limit: int = -1, patients: Sequence[str] = ()
-    ) -> list[str]:
-        """Patients (ordered, after `after`) with a newly ended week or data not yet computed."""
-        query = f"SELECT patient FROM ({_DUE_ALL}) WHERE due AND patient > :after"
-        if patients:
-            query += " AND patient IN (SELECT value FROM json_each(:patients))"
-        args = {"as_of": as_of.isoformat(), "after": after, "limit": limit}
-        rows = self._db.execute(
-            query + " ORDER BY patient LIMIT :limit",
-            {**args, "patients": json.dumps(list(patients))},
-        )
-        return [patient for (patient,) in rows]
-
-    def count_patients(self, as_of: dt.date) -> tuple[int, int, int]:
-        """(enrolled, started: a week has ended, due) as of a day."""
-        query = (
-            "SELECT count(*), coalesce(sum(weeks >= 1 OR computed_weeks >= 1), 0),"
-            f" coalesce(sum(due), 0) FROM ({_DUE_ALL})"
-        )
-        total, started, due = self._db.execute(query, {"as_of": as_of.isoformat()}).fetchone()
-        return int(total), int(started), int(due)
-
-    def inputs(self, patients: Sequence[str]) -> list[PatientInputs]:
-        """The inputs of the given patients, all read in one snapshot."""
-        wanted = json.dumps(list(patients))
-        within = "patient IN (SELECT value FROM json_each(?))"
-        with self._snapshot() as db:
-            outcomes: dict[str, list[str]] = {}
-            for patient, text in db.execute(
-                f"SELECT patient, record FROM outcomes WHERE {within}", (wanted,)
-            ):
-                outcomes.setdefault(patient, []).append(text)
-            reports: dict[str, list[str]] = {}
-            for patient, text in db.execute(
-                f"SELECT patient, record FROM pain_reports WHERE {within}", (wanted,)
-            ):
-                reports.setdefault(patient, []).append(text)
-            actions: dict[str, list[ClinicianAction]] = {}
-            for row in db.execute(
-                f"SELECT {_ACTION_COLUMNS} FROM clinician_actions WHERE {within}"
-                " ORDER BY patient, week, id",
-                (wanted,),
-            ):
-                actions.setdefault(row[1], []).append(_action(row))
-            rows = db.execute(
-                "SELECT p.patient, p.program, p.start, p.overrides, p.program_version, g.toml,"
-                " s.data_version, s.computed_weeks FROM patients p"
-                " JOIN patient_state s USING (patient)"
-                " JOIN programs g ON g.program = p.program AND g.version = p.program_version"
-                f" WHERE p.{within} ORDER BY p.patient",
-                (wanted,),
-            ).fetchall()
-        return [
-            PatientInputs(
-                enrollment=_enrollment(patient, program, start, overrides),
-                program_version=version,
-                toml=toml,
-                data_version=data_version,
-                computed_weeks=computed_weeks,
-                outcomes=tuple(outcomes.get(patient, ())),
-                pain_reports=tuple(reports.get(patient, ())),
-                actions=tuple(actions.get(patient, ())),
-            )
-            for patient, program, start, overrides, version, toml, data_version, computed_weeks in (
-                rows
-            )
-        ]
-
-    def write_results(self, batch: Sequence[PatientResults]) -> None:
-        """Replace the results of a batch of patients, in one transaction.
-
-        A patient whose computation failed keeps its previous results and gets the error.
-        """
-        with self._write():
-            for results in batch:
-                self._replace(results)
-
-    def _replace(self, r: PatientResults) -> None:
-        db, patient = self._db, r.patient
-        if r.error is not None:
-            db.execute("UPDATE patient_state SET error = ? WHERE patient = ?", (r.error, patient))
-            return
-        for table in ("prescriptions", "decisions", "alerts"):
-            db.execute(f"DELETE FROM {table} WHERE patient = ?", (patient,))
-        db.executemany(
-            "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ((patient, *row) for row in r.prescriptions),
-        )
-        db.executemany(
-            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((patient, *row) for row in r.decisions),
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
-            ((patient, *row) for row in r.alerts),
-        )
-        db.execute(
-            "UPDATE patient_state SET computed_version = ?, computed_weeks = ?, error = NULL"
-            " WHERE patient = ?",
-            (r.data_version, r.weeks, patient),
-        )
-
-    def dump_results(self) -> Iterator[str]:
-        """Every row of the result tables as canonical text, by key: for comparing stores."""
-        for table, key in RESULT_TABLES.items():
-            cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY {key}")
-            for row in cursor:
-                yield f"{table}\t{canonical_json(list(row))}"
+        return [action_of_row(row) for row in rows]
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-_ACTION_COLUMNS = "id, patient, kind, exercise, dose, note, who, at, week"
-_LATEST = "p.week = (SELECT max(week) FROM prescriptions WHERE patient = p.patient)"
-
-# Weeks ended by the day :as_of, and whether the patient is due: a week ended that was not yet
-# computed, or records and actions newer than the last computation.
-_DUE_ALL = """
-    SELECT patient, weeks, computed_weeks,
-           (weeks >= 1 OR computed_weeks >= 1) AND (
-               computed_version IS NULL OR computed_version != data_version
-               OR computed_weeks < weeks) AS due
-    FROM (SELECT p.patient, s.computed_weeks, s.computed_version, s.data_version,
-                 CAST(julianday(:as_of) - julianday(p.start) AS INTEGER) / 7 AS weeks
-          FROM patients p JOIN patient_state s USING (patient))
-"""
 
 
 def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
@@ -761,30 +486,6 @@ def _usable(
     return record, patient
 
 
-def _enrollment(patient: str, program: str, start: str, overrides: str) -> Enrollment:
-    return Enrollment(
-        patient=patient,
-        program=program,
-        start=dt.date.fromisoformat(start),
-        overrides=json.loads(overrides),
-    )
-
-
-def _action(row: Sequence[Any]) -> ClinicianAction:
-    id_, patient, kind, exercise, dose, note, who, at, week = row
-    return ClinicianAction(
-        id_,
-        patient,
-        kind,
-        exercise,
-        Dose.model_validate_json(dose) if dose else None,
-        note,
-        who,
-        dt.datetime.fromisoformat(at),
-        week,
-    )
-
-
 def _engine_check(
     compiled: CompiledProgram, enrollment: Enrollment, overrides: Mapping[str, Dose]
 ) -> None:
@@ -802,19 +503,3 @@ def _override_problem(program: Program, exercise: str, dose: Dose | None) -> str
         known = ", ".join(e.id for e in program.exercises)
         return f"program {program.id!r} has no exercise {exercise!r} (it has {known})"
     return limit_problem(planned, dose) if dose is not None else None
-
-
-def _review_item(prescription: Prescription, acted: set[str], pending: bool) -> ReviewItem | None:
-    paused = [n for n, s in prescription.exercises.items() if s.status == "paused"]
-    reasons = []
-    if prescription.status == "paused":
-        reasons.append("program paused until a clinician resumes it")
-    elif paused:
-        reasons.append(f"paused: {', '.join(paused)}")
-    reasons.extend(f"{flag.code}: {flag.message}" for flag in prescription.flags)
-    handled = "resume" in acted if paused or prescription.status == "paused" else bool(acted)
-    if handled or not reasons:
-        return None
-    return ReviewItem(
-        prescription.patient, prescription.week, prescription.status, tuple(reasons), pending
-    )

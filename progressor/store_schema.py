@@ -102,7 +102,7 @@ RESULT_TABLES = {
 }
 
 
-def _statements(script: str) -> Iterator[str]:
+def statements(script: str) -> Iterator[str]:
     """Split a migration script into complete statements (sqlite3.complete_statement)."""
     pending = ""
     for line in script.splitlines(keepends=True):

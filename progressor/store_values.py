@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -36,15 +36,15 @@ def canonical_json(value: BaseModel | Record | Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _digest(text: str) -> str:
+def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _dose_json(dose: Dose) -> str:
+def dose_json(dose: Dose) -> str:
     return canonical_json(dose.model_dump(mode="json", exclude_none=True))
 
 
-def _now() -> str:
+def now_text() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
@@ -175,7 +175,7 @@ class PatientResults:
     error: str | None = None
 
 
-class _Lines:
+class NumberedLines:
     """Pass lines through while remembering the last ones, to quote a bad record's text."""
 
     def __init__(self, lines: Iterable[str], header: int) -> None:
@@ -192,3 +192,33 @@ class _Lines:
         text = "".join(line for n, line in self._recent if self._last < n <= number)
         self._last = number
         return text.strip()
+
+
+#: The columns of `clinician_actions`, in the order action_of_row reads them.
+ACTION_COLUMNS = "id, patient, kind, exercise, dose, note, who, at, week"
+
+
+def enrollment_of_row(patient: str, program: str, start: str, overrides: str) -> Enrollment:
+    """An enrollment from its row in `patients`."""
+    return Enrollment(
+        patient=patient,
+        program=program,
+        start=dt.date.fromisoformat(start),
+        overrides=json.loads(overrides),
+    )
+
+
+def action_of_row(row: Sequence[Any]) -> ClinicianAction:
+    """A clinician action from its row (ACTION_COLUMNS) in `clinician_actions`."""
+    id_, patient, kind, exercise, dose, note, who, at, week = row
+    return ClinicianAction(
+        id_,
+        patient,
+        kind,
+        exercise,
+        Dose.model_validate_json(dose) if dose else None,
+        note,
+        who,
+        dt.datetime.fromisoformat(at),
+        week,
+    )
