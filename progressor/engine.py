@@ -8,11 +8,8 @@ against what was registered (names, parameters, doses, limits) and returns a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from progressor.components import (
     ExerciseType,
@@ -21,6 +18,19 @@ from progressor.components import (
     Proposal,
 )
 from progressor.errors import ProgressorError
+from progressor.matches import (
+    ACTIONS,
+    Bound,
+    ComponentFailure,
+    Match,
+    built,
+    call,
+    plain_values,
+    raised,
+    rule_match,
+    rule_matches,
+    sentence,
+)
 from progressor.models import (
     NUMERIC_FIELDS,
     SEVERITY,
@@ -37,7 +47,6 @@ from progressor.models import (
     Program,
     Record,
     RuleMatch,
-    Scalar,
     Status,
     StepResult,
     trusted,
@@ -85,26 +94,10 @@ class Engine:
 
 
 @dataclass(frozen=True)
-class _Bound:
-    """A component with its validated parameters and the plugin that supplied it."""
-
-    name: str
-    plugin: str
-    component: Any
-    params: BaseModel
-
-    @classmethod
-    def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> _Bound:
-        # The names go into output models unvalidated (see `trusted`): a str subclass becomes
-        # the plain str that validation would give, once, here.
-        return cls(str.__str__(name), str.__str__(plugin), component, params)
-
-
-@dataclass(frozen=True)
 class _PlannedExercise:
     exercise: Exercise
     exercise_type: ExerciseType
-    strategy: _Bound
+    strategy: Bound
     floor: tuple[tuple[str, float], ...]
     ceiling: tuple[tuple[str, float], ...]
 
@@ -145,163 +138,18 @@ class _PlannedExercise:
         return Dose(**{**dose.__dict__, **update}) if update else dose
 
 
-class _Match(NamedTuple):
-    """A proposal (from a safety rule or the strategy) before it becomes a RuleMatch."""
-
-    bound: _Bound
-    action: Action | None
-    reason: str
-    exercise: str | None
-    values: Mapping[str, Scalar]
-    finding: Finding | None
-
-
-#: Each action as the exact str that validation as `Action` gives.
-_ACTIONS: dict[str, Action] = {
-    "progress": "progress",
-    "hold": "hold",
-    "regress": "regress",
-    "pause": "pause",
-}
-
-#: The exact types that validation as `Scalar` keeps as they are.
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-_OPTIONAL_TEXT = frozenset({str, type(None)})
-
-
-def _plain(values: object) -> bool:
-    """Whether validating `values` as dict[str, Scalar] would give an equal copy of it.
-
-    What a plugin returns is only trusted when it is made of exact built-in types (no str
-    subclass, no other mapping): anything else is validated, and a bad value fails the plugin.
-    """
-    if type(values) is not dict:
-        return False
-    for key, value in values.items():  # a loop: cheaper than all() for a handful of items
-        if type(key) is not str or type(value) not in _SCALARS:
-            return False
-    return True
-
-
-def _rule_matches(matches: Sequence[_Match], applied: _Match | None) -> tuple[RuleMatch, ...]:
-    return tuple([_rule_match(m, m is applied) for m in matches])
-
-
-def _rule_match(m: _Match, applied: bool) -> RuleMatch:
-    # `action` was checked against SEVERITY when the match was made; an exact str is kept.
-    if (
-        type(m.reason) is str
-        and type(m.action) in _OPTIONAL_TEXT
-        and type(m.exercise) in _OPTIONAL_TEXT
-        and _plain(m.values)
-    ):
-        return trusted(
-            RuleMatch,
-            {
-                "rule": m.bound.name,
-                "plugin": m.bound.plugin,
-                "action": m.action,
-                "reason": m.reason,
-                "exercise": m.exercise,
-                "values": dict(m.values),  # a copy, as validation makes: the plugin keeps its own
-                "applied": applied,
-            },
-        )
-    return _built(
-        m.bound,
-        RuleMatch,
-        rule=m.bound.name,
-        plugin=m.bound.plugin,
-        action=m.action,
-        reason=m.reason,
-        exercise=m.exercise,
-        values=m.values,
-        applied=applied,
-    )
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _built(bound: _Bound, model: type[M], **values: Any) -> M:
-    """A model from what a plugin returned; invalid values are that plugin's failure."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        raise _ComponentFailure(bound, exc) from exc
-
-
-def _raised(
-    prescription: Prescription, found: Sequence[_Match], *, lenient: bool = False
-) -> tuple[list[Flag], list[Alert]]:
-    """The flags and alerts these findings raise. Off the normal path (`lenient`), an
-    invalid one is skipped: it cannot fail a patient who is already being held."""
-    flags, alerts = [], []
-    for m in found:
-        finding = m.finding
-        if finding is None:
-            continue
-        # The rule's text and exercise, when of exact types, need no validation (as above).
-        plain = type(m.reason) is str and type(m.exercise) in _OPTIONAL_TEXT
-        try:
-            if finding.flag:
-                flag = dict(
-                    code=finding.flag,
-                    rule=m.bound.name,
-                    plugin=m.bound.plugin,
-                    message=m.reason,
-                    exercise=m.exercise,
-                )
-                if plain and type(finding.flag) is str:
-                    flags.append(trusted(Flag, flag))
-                else:
-                    flags.append(_built(m.bound, Flag, **flag))
-            if finding.alert:
-                alert = dict(
-                    patient=prescription.patient,
-                    week=prescription.week,
-                    rule=m.bound.name,
-                    plugin=m.bound.plugin,
-                    message=m.reason,
-                    urgent=finding.urgent,
-                )
-                if plain and type(finding.urgent) is bool:
-                    alerts.append(trusted(Alert, alert))
-                else:
-                    alerts.append(_built(m.bound, Alert, **alert))
-        except _ComponentFailure:
-            if not lenient:
-                raise
-    return flags, alerts
-
-
-class _ComponentFailure(Exception):
-    def __init__(self, bound: _Bound, error: BaseException) -> None:
-        super().__init__(f"{bound.name}: {error!r}")
-        self.bound, self.error = bound, error
-
-
-def _call(bound: _Bound, method: str, *args: Any) -> Any:
-    """Call a plugin's component; anything it raises names the plugin."""
-    try:
-        result = getattr(bound.component, method)(*args)
-        return list(result) if method == "evaluate" else result
-    except Exception as exc:
-        raise _ComponentFailure(bound, exc) from exc
-
-
 class CompiledProgram:
     """A program validated against an engine's plugins: start, step and replay patients."""
 
     def __init__(self, program: Program, registries: Registries) -> None:
         compiled = compile_program(program, registries)
         self.program = program
-        self._rules = tuple(_Bound.of(*rule) for rule in compiled.rules)
+        self._rules = tuple(Bound.of(*rule) for rule in compiled.rules)
         self._exercises = tuple(
             _PlannedExercise(
                 ex,
                 etype,
-                _Bound.of(*strategy),
+                Bound.of(*strategy),
                 tuple(ex.floor.values().items()),
                 tuple(ex.ceiling.values().items()),
             )
@@ -320,7 +168,7 @@ class CompiledProgram:
             for name, plan in self._plans.items()
         }
         self._type_bounds = {
-            p.exercise.id: _Bound.of(
+            p.exercise.id: Bound.of(
                 p.exercise_type.name,
                 registries.exercise_types[p.exercise.type].plugin,
                 p.exercise_type,
@@ -379,10 +227,10 @@ class CompiledProgram:
             return self._still_paused(week)
         try:
             return self._evaluate(week)
-        except _ComponentFailure as failure:
+        except ComponentFailure as failure:
             return self._fail_safe(week, failure.bound, failure.error)
         except Exception as error:  # a fault of the core itself: still never a crash
-            return self._fail_safe(week, _Bound("engine", CORE, None, NoParams()), error)
+            return self._fail_safe(week, Bound("engine", CORE, None, NoParams()), error)
 
     def replay(
         self, enrollment: Enrollment, records: Iterable[Record], until: dt.date | None = None
@@ -415,22 +263,22 @@ class CompiledProgram:
 
     # -- the step's parts -------------------------------------------------------------------
 
-    def _findings(self, week: WeekView) -> list[_Match]:
+    def _findings(self, week: WeekView) -> list[Match]:
         found = []
         for rule in self._rules:
-            try:  # (what _call does, inlined: this runs for every rule of every patient)
+            try:  # (what call does, inlined: this runs for every rule of every patient)
                 findings = list(rule.component.evaluate(week, rule.params))
             except Exception as exc:
-                raise _ComponentFailure(rule, exc) from exc
+                raise ComponentFailure(rule, exc) from exc
             for finding in findings:
                 if (
                     not isinstance(finding, Finding)
                     or (finding.exercise is not None and finding.exercise not in self._plans)
                     or (finding.action is not None and finding.action not in SEVERITY)
                 ):
-                    raise _ComponentFailure(rule, TypeError(f"invalid finding {finding!r}"))
+                    raise ComponentFailure(rule, TypeError(f"invalid finding {finding!r}"))
                 found.append(
-                    _Match(
+                    Match(
                         rule,
                         finding.action,
                         finding.reason,
@@ -444,7 +292,7 @@ class CompiledProgram:
     def _evaluate(self, week: WeekView) -> StepResult:
         prescription = week.prescription
         found = self._findings(week)
-        flags, alerts = _raised(prescription, found)
+        flags, alerts = raised(prescription, found)
         decisions, states = [], {}
         for planned in self._exercises:
             name = planned.exercise.id
@@ -459,24 +307,24 @@ class CompiledProgram:
         return self._result(week, status, states, decisions, flags, alerts)
 
     def _decide(
-        self, planned: _PlannedExercise, week: WeekView, matches: list[_Match]
+        self, planned: _PlannedExercise, week: WeekView, matches: list[Match]
     ) -> tuple[Decision, ExerciseState, Flag | None]:
         name = planned.exercise.id
         state = week.prescription.exercises[name]
         if state.status == "paused":
-            return self._held_paused(name, state, _rule_matches(matches, None))
+            return self._held_paused(name, state, rule_matches(matches, None))
         strategy = planned.strategy
-        try:  # (_call, inlined)
+        try:  # (call, inlined)
             proposal = strategy.component.propose(week.exercises[name], strategy.params)
         except Exception as exc:
-            raise _ComponentFailure(strategy, exc) from exc
+            raise ComponentFailure(strategy, exc) from exc
         if (
             not isinstance(proposal, Proposal)
             or proposal.action not in SEVERITY
             or not isinstance(proposal.dose, Dose)
         ):
-            raise _ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
-        own = _Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
+            raise ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
+        own = Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
         candidates = [*matches, own]
         # The most conservative wins; on a tie the first: safety rules (in program order)
         # before the strategy.
@@ -485,7 +333,7 @@ class CompiledProgram:
             if m.action is not None and SEVERITY[m.action] > rank:
                 applied, rank = m, SEVERITY[m.action]
         # The canonical str: a plugin's action may be an equal str subclass.
-        action: Action = _ACTIONS[applied.action] if applied.action else "hold"
+        action: Action = ACTIONS[applied.action] if applied.action else "hold"
         reason, flag = applied.reason, None
         memory = proposal.memory if proposal.memory is not None else state.memory
         dose = state.dose
@@ -514,18 +362,18 @@ class CompiledProgram:
             lowered = (
                 proposal.dose
                 if applied is own
-                else _call(strategy, "regress", planned.exercise, state.dose, strategy.params)
+                else call(strategy, "regress", planned.exercise, state.dose, strategy.params)
             )
             if not isinstance(lowered, Dose):
-                raise _ComponentFailure(strategy, TypeError(f"regress gave {lowered!r}"))
+                raise ComponentFailure(strategy, TypeError(f"regress gave {lowered!r}"))
             dose = planned.clamp_to_floor(lowered)
             if dose.same(state.dose):
                 reason = f"{reason}; already at the floor"
         elif action == "pause":
             status = "paused"
         text = sentence(action, reason, dose)
-        seen = _rule_matches(candidates, applied) if matches else (_rule_match(own, True),)
-        # Every value is checked by now: the action is one of _ACTIONS, the doses are Dose
+        seen = rule_matches(candidates, applied) if matches else (rule_match(own, True),)
+        # Every value is checked by now: the action is one of ACTIONS, the doses are Dose
         # instances (which validation takes as they are), the rest is the core's own.
         decision = trusted(
             Decision,
@@ -541,11 +389,11 @@ class CompiledProgram:
                 "matches": seen,
             },
         )
-        if _plain(memory):
+        if plain_values(memory):
             values = {"dose": dose, "status": status, "memory": dict(memory)}
             next_state = trusted(ExerciseState, values)
         else:
-            next_state = _built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
+            next_state = built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
         return decision, next_state, flag
 
     def _held_paused(
@@ -584,10 +432,10 @@ class CompiledProgram:
                 )
             )
         # Still paused, but a new flare or adverse event must reach the clinician all the same.
-        _, alerts = _raised(prescription, self._essential_findings(week, None), lenient=True)
+        _, alerts = raised(prescription, self._essential_findings(week, None), lenient=True)
         return self._result(week, "paused", dict(prescription.exercises), decisions, [], alerts)
 
-    def _fail_safe(self, week: WeekView, bound: _Bound, error: BaseException) -> StepResult:
+    def _fail_safe(self, week: WeekView, bound: Bound, error: BaseException) -> StepResult:
         """Hold everything and flag the failure; a pause from an essential rule still wins."""
         prescription = week.prescription
         text = f"{type(error).__name__}: {error}"
@@ -596,7 +444,7 @@ class CompiledProgram:
         found = self._essential_findings(week, bound)
         pauses = [m for m in found if m.action == "pause" and m.exercise is None]
         pause = (pauses[0].bound, pauses[0].finding) if pauses and pauses[0].finding else None
-        raised_flags, alerts = _raised(prescription, found, lenient=True)
+        raised_flags, alerts = raised(prescription, found, lenient=True)
         flags.extend(raised_flags)
         if pause:
             message = f"{pause[1].reason} (and {message})"
@@ -620,9 +468,9 @@ class CompiledProgram:
         states = dict(prescription.exercises)
         return self._result(week, status, states, decisions, flags, alerts)
 
-    def _essential_findings(self, week: WeekView, failed: _Bound | None) -> list[_Match]:
+    def _essential_findings(self, week: WeekView, failed: Bound | None) -> list[Match]:
         """What the essential rules find, each guarded: used when the normal path cannot run."""
-        found: list[_Match] = []
+        found: list[Match] = []
         for rule in self._rules:
             if rule is failed or not rule.component.essential:
                 continue
@@ -631,7 +479,7 @@ class CompiledProgram:
             except Exception:  # already off the normal path: this rule simply cannot help
                 continue
             found.extend(
-                _Match(rule, f.action, f.reason, f.exercise, f.values, f)
+                Match(rule, f.action, f.reason, f.exercise, f.values, f)
                 for f in findings
                 if isinstance(f, Finding)
             )
@@ -651,7 +499,7 @@ class CompiledProgram:
             states = {n: s.model_copy(update={"status": "paused"}) for n, s in states.items()}
         mean = week.mean_pain
         # Built without validation: every value below is the core's own or was checked (the
-        # plugins' parts in _decide and _raised), and a step gives one decision per exercise.
+        # plugins' parts in _decide and raised), and a step gives one decision per exercise.
         history = trusted(
             History,
             {
@@ -687,17 +535,3 @@ class CompiledProgram:
 
 
 _WEEK = dt.timedelta(days=7)
-
-_OPENING = {
-    "progress": "Progress",
-    "hold": "Hold",
-    "regress": "Step back",
-    "pause": "Pause",
-}
-
-
-def sentence(action: Action, reason: str, dose: Dose) -> str:
-    """The decision as one sentence a clinician and a patient can read."""
-    if action == "pause":
-        return f"Pause: {reason}. Stop this exercise until your physiotherapist calls."
-    return f"{_OPENING[action]}: {reason}. Next week: {dose.describe()}."

@@ -208,6 +208,7 @@ def test_trusted_sets_every_slot_of_a_model() -> None:
 
 def test_every_model_the_engine_trusts_is_covered(monkeypatch: pytest.MonkeyPatch) -> None:
     import progressor.engine
+    import progressor.matches
 
     built: set[type[BaseModel]] = set()
 
@@ -216,6 +217,7 @@ def test_every_model_the_engine_trusts_is_covered(monkeypatch: pytest.MonkeyPatc
         return trusted(model, values)
 
     monkeypatch.setattr(progressor.engine, "trusted", recording)
+    monkeypatch.setattr(progressor.matches, "trusted", recording)
     for compiled in _programs():
         for patient in synthesize_clinic(compiled, patients=22, weeks=3, seed=7):
             compiled.replay(patient.enrollment, patient.records)
