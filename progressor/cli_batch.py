@@ -1,339 +1,33 @@
-"""Clinic IT's commands: the embedded store, imports, clinician actions, the weekly batch.
+"""Clinic IT's weekly batch from the command line: recompute (store or dataset), synth.
 
-`--store` (or PROGRESSOR_STORE) names the SQLite file, `progressor.db` by default.
+The store's own commands (init, enroll, import, review, ...) are in progressor.cli_store.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from progressor.alerts import dispatch, parse_specs
 from progressor.batch import Summary, recompute
 from progressor.cli_common import (
     EXIT_ALERT_UNDELIVERED,
-    EXIT_SET_ASIDE,
     engine_factory,
     engine_from_env,
     fail,
     parse_date,
     plugin_options,
 )
+from progressor.cli_store import STORE_COMMANDS, open_store, store_option
 from progressor.components import AlertChannel
-from progressor.engine import CompiledProgram
-from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import load_program, parse_program
-from progressor.models import UNKNOWN_KEY_ERRORS, Dose, Enrollment, StepResult
+from progressor.errors import ProgressorError
+from progressor.loading import parse_program
 from progressor.store import Store
-
-STORE_ENV = "PROGRESSOR_STORE"
-
-store_option = click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=lambda: os.environ.get(STORE_ENV, "progressor.db"),
-    show_default="progressor.db",
-    help=f"The SQLite store (also {STORE_ENV}).",
-)
-who_option = click.option(
-    "--who",
-    default=lambda: os.environ.get("USER") or getpass.getuser(),
-    show_default="the login name",
-    help="The clinician recording the action.",
-)
-
-
-def _open(path: Path) -> Store:
-    try:
-        return Store.open(path)
-    except ProgressorError as exc:
-        fail(str(exc))
-    except sqlite3.Error as exc:
-        fail(f"{path}: not a progressor store ({exc})")
-
-
-def _latest_week(store: Store, patient: str, week: int | None) -> int | None:
-    """The week a clinician action applies to: as given, else the newest computed week.
-
-    The clinician acts on what `review` showed them, the newest prescription; the calendar
-    week of today would skip every week in between when recompute has fallen behind.
-    """
-    if week is not None:
-        return week
-    history = store.prescriptions(patient)
-    return history[-1].week if history else None
-
-
-def _dose(base: Dose, assignments: Sequence[str]) -> Dose:
-    """`reps=6 hold_s=5` applied to a dose; a bad field or value is a usage error."""
-    update: dict[str, object] = {}
-    for item in assignments:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r}: write FIELD=VALUE, e.g. reps=6")
-        update[name.strip()] = None if value.strip() in ("", "none") else value.strip()
-    try:
-        return Dose.model_validate({**base.model_dump(exclude_none=True), **update})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            hint = (
-                did_you_mean(field, Dose.model_fields)
-                if error["type"] in UNKNOWN_KEY_ERRORS
-                else None
-            )
-            message = "not a dose field" if error["type"] in UNKNOWN_KEY_ERRORS else error["msg"]
-            problems.append(f"{field}: {message}" + (f" ({hint})" if hint else ""))
-        raise click.BadParameter("; ".join(problems)) from None
-
-
-def _compiled(
-    store: Store, patient: str, plugins: Sequence[str], block: Sequence[str]
-) -> CompiledProgram:
-    return engine_from_env(plugins, block).compile(store.program_of(patient))
-
-
-@click.command()
-@store_option
-def init(store_path: Path) -> None:
-    """Create the store (or migrate an older one to the current schema)."""
-    try:
-        with Store.init(store_path) as store:
-            click.echo(f"{store_path}: schema version {store.schema_version()}")
-    except ProgressorError as exc:
-        fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        fail(f"{store_path}: cannot create a store there ({exc})")
-
-
-@click.command()
-@click.argument("patient")
-@click.option(
-    "--program", "program_path", required=True, type=click.Path(path_type=Path, dir_okay=False)
-)
-@click.option("--start", callback=parse_date, required=True, help="First day (YYYY-MM-DD).")
-@click.option(
-    "--dose",
-    "doses",
-    multiple=True,
-    metavar="EXERCISE:FIELD=VALUE[,...]",
-    help="A clinician's starting dose for one exercise, e.g. bridge:reps=3,hold_s=3.",
-)
-@store_option
-@plugin_options
-def enroll(
-    patient: str,
-    program_path: Path,
-    start: dt.date,
-    doses: tuple[str, ...],
-    store_path: Path,
-    plugins: tuple[str, ...],
-    block: tuple[str, ...],
-) -> None:
-    """Enroll PATIENT on a program from a start date (the program is stored with them)."""
-    try:
-        program = load_program(program_path)
-        compiled = engine_from_env(plugins, block).compile(program)
-    except ProgressorError as exc:
-        fail(str(exc))
-    overrides = {}
-    for spec in doses:
-        exercise, _, fields = spec.partition(":")
-        if exercise not in {e.id for e in program.exercises}:
-            fail(f"--dose {spec!r}: the program has no exercise {exercise!r}")
-        overrides[exercise] = _dose(program.exercise(exercise).dose, fields.split(","))
-    with _open(store_path) as store:
-        try:
-            store.add_program(program, program_path.read_text(encoding="utf-8"))
-            enrollment = Enrollment(
-                patient=patient, program=program.id, start=start, overrides=overrides
-            )
-            added = store.enroll(enrollment, program, compiled)
-        except ProgressorError as exc:
-            fail(str(exc))
-    click.echo(
-        f"{patient}: {'enrolled on' if added else 'already enrolled on'} "
-        f"{program.id} {program.version} from {start}"
-    )
-
-
-@click.command(name="import")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
-)
-@store_option
-def import_files(files: tuple[Path, ...], store_path: Path) -> None:
-    """Import outcomes and pain reports (JSONL or CSV, each record with its patient)."""
-    quarantined = 0
-    with _open(store_path) as store:
-        for path in files:
-            try:
-                report = store.import_records(path)
-            except ProgressorError as exc:
-                fail(str(exc))
-            click.echo(
-                f"{path}: {report.added} added, {report.duplicates} already stored, "
-                f"{len(report.quarantined)} quarantined"
-            )
-            for item in report.quarantined:
-                click.echo(f"  quarantined: {item.source}:{item.line}: {item.reason}", err=True)
-            quarantined += len(report.quarantined)
-    sys.exit(EXIT_SET_ASIDE if quarantined else 0)
-
-
-@click.command()
-@store_option
-def status(store_path: Path) -> None:
-    """What the store holds and how up to date it is."""
-    with _open(store_path) as store:
-        s = store.status()
-    click.echo(
-        f"store {store_path} (schema {s.schema_version}): {s.programs} programs, "
-        f"{s.patients} patients, {s.outcomes} outcomes, {s.pain_reports} pain reports, "
-        f"{s.quarantined} quarantined, {s.clinician_actions} clinician actions"
-    )
-    click.echo(
-        f"results: {s.up_to_date} up to date, {s.stale} with new data, {s.failed} failed; "
-        f"{s.paused} paused, {s.flagged} flagged, {s.alerts} alerts"
-    )
-
-
-@click.command()
-@store_option
-def review(store_path: Path) -> None:
-    """The queue of paused and flagged patients, with why."""
-    with _open(store_path) as store:
-        queue = store.review_queue()
-    if not queue:
-        click.echo("nobody waits for review")
-    for item in queue:
-        pending = " (new data not yet recomputed)" if item.pending else ""
-        click.echo(f"{item.patient}  week {item.week}  {item.status}{pending}")
-        for reason in item.reasons:
-            click.echo(f"    {reason}")
-
-
-@click.command()
-@click.argument("patient")
-@click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
-@click.option("--exercise", "exercises", multiple=True, help="Resume only this exercise.")
-@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
-@who_option
-@store_option
-def resume(
-    patient: str,
-    note: str,
-    exercises: tuple[str, ...],
-    week: int | None,
-    who: str,
-    store_path: Path,
-) -> None:
-    """Record a clinician's resume of a paused patient (or exercises); recompute applies it."""
-    with _open(store_path) as store:
-        try:
-            week = _latest_week(store, patient, week)
-            actions = store.resume(patient, note, who, exercises=exercises, week=week)
-        except ProgressorError as exc:
-            fail(str(exc))
-    for action in actions:
-        what = action.exercise or "the whole program"
-        click.echo(f"{patient}: {what} resumed from week {action.week} by {action.who}")
-
-
-@click.command()
-@click.argument("patient")
-@click.argument("exercise")
-@click.argument("fields", nargs=-1, required=True)
-@click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
-@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
-@who_option
-@store_option
-@plugin_options
-def override(
-    patient: str,
-    exercise: str,
-    fields: tuple[str, ...],
-    note: str,
-    week: int | None,
-    who: str,
-    store_path: Path,
-    plugins: tuple[str, ...],
-    block: tuple[str, ...],
-) -> None:
-    """Record a clinician's dose for one exercise: FIELD=VALUE ... (e.g. reps=4 hold_s=5)."""
-    with _open(store_path) as store:
-        try:
-            compiled = _compiled(store, patient, plugins, block)
-            names = [e.id for e in compiled.program.exercises]
-            if exercise not in names:
-                hint = did_you_mean(exercise, names)
-                fail(
-                    f"{patient}'s program has no exercise {exercise!r}"
-                    + (f" ({hint})" if hint else f"; exercises: {', '.join(names)}")
-                )
-            current = store.prescriptions(patient)
-            base = (
-                current[-1].exercises[exercise].dose
-                if current
-                else compiled.program.exercise(exercise).dose
-            )
-            week = _latest_week(store, patient, week)
-            action = store.override(
-                patient, exercise, _dose(base, fields), note, who, week=week, compiled=compiled
-            )
-        except ProgressorError as exc:
-            fail(str(exc))
-    assert action.dose is not None
-    click.echo(
-        f"{patient}: {exercise} set to {action.dose.describe()} from week {action.week} "
-        f"by {action.who}"
-    )
-
-
-@click.command()
-@click.argument("patient")
-@click.option(
-    "--format",
-    "fmt",
-    default="toml",
-    show_default=True,
-    help="An exporter: toml, json, or one a plugin adds.",
-)
-@store_option
-@plugin_options
-def show(
-    patient: str, fmt: str, store_path: Path, plugins: tuple[str, ...], block: tuple[str, ...]
-) -> None:
-    """Print PATIENT's newest prescription from the store, with the decisions behind it."""
-    engine = engine_from_env(plugins, block)
-    exporters = engine.registries.exporters
-    if fmt not in exporters:
-        fail(f"unknown format {fmt!r}; formats: {', '.join(sorted(exporters))}")
-    with _open(store_path) as store:
-        try:
-            program = store.program_of(patient)
-            history = store.prescriptions(patient)
-            if not history:
-                fail(f"{patient}: nothing computed yet; run progressor recompute")
-            latest = history[-1]
-            decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
-            alerts = tuple(a for a in store.alerts(patient) if a.week == latest.week - 1)
-        except ProgressorError as exc:
-            fail(str(exc))
-    if not decisions:  # week 1, before any week ended: nothing decided yet
-        fail(f"{patient}: week {latest.week} has no decisions yet; run progressor recompute")
-    result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
-    click.echo(exporters[fmt].component.export(program, result), nl=False)
 
 
 def _print_summary(summary: Summary) -> None:
@@ -419,7 +113,7 @@ def recompute_command(
         except ProgressorError as exc:
             fail(str(exc))
 
-    _open(store_path).close()  # a clear message when there is no store yet
+    open_store(store_path).close()  # a clear message when there is no store yet
     if sys.stderr.isatty():  # a progress bar for a person, none in logs and pipes
         with click.progressbar(length=1, label="recompute", file=sys.stderr) as bar:
 
@@ -555,15 +249,4 @@ def synth(
     click.echo(f"{patients} patients, {weeks} weeks into {store_path}: {report}")
 
 
-COMMANDS = (
-    init,
-    enroll,
-    import_files,
-    status,
-    review,
-    show,
-    resume,
-    override,
-    recompute_command,
-    synth,
-)
+COMMANDS = (*STORE_COMMANDS, recompute_command, synth)
