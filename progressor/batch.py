@@ -269,6 +269,14 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         )
         prescription = _apply(compiled, enrollment, result.prescription, actions.get(week + 1, ()))
         prescriptions.append(_prescription_row(prescription))
+    # The week under way is not judged, but an alert in what is logged so far (a flare, an
+    # adverse event, a red flag) must not wait for the week to end: it is stored with that
+    # week's number now, and the same alert when the week ends is the same row.
+    early = by_week.get(weeks + 1)
+    early_alerts = compiled.step(prescription, early).alerts if early and weeks >= 1 else ()
+    alerts.extend(
+        AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in early_alerts
+    )
     results = PatientResults(
         enrollment.patient,
         inputs.data_version,
@@ -279,9 +287,8 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
     )
     newest = result.decisions if result else ()
     failed = any(f.code == "plugin-failure" for f in prescription.flags)
-    return _Computed(
-        results, tuple(d.action for d in newest), len(result.alerts) if result else 0, failed
-    )
+    raised = (len(result.alerts) if result else 0) + len(early_alerts)
+    return _Computed(results, tuple(d.action for d in newest), raised, failed)
 
 
 def _records_by_week(inputs: PatientInputs, start: dt.date) -> dict[int, list[Record]]:

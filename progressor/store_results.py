@@ -95,12 +95,12 @@ class Results(Connected):
         ]
 
     def undelivered_alerts(self, channel: str) -> list[Alert]:
-        """The alerts of each patient's newest computed week not yet sent on `channel`
-        (a channel name and target, e.g. 'webhook:https://...'), by patient and week."""
+        """Every stored alert not yet sent on `channel` (a channel name and target, e.g.
+        'webhook:https://...'), by patient and week: whatever week it belongs to, so that a
+        missed run, a late diary or a channel that was down loses none."""
         rows = self._db.execute(
             "SELECT a.patient, a.week, a.rule, a.plugin, a.message, a.urgent FROM alerts a"
-            " JOIN patient_state s USING (patient) WHERE a.week = s.computed_weeks"
-            " AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.patient = a.patient"
+            " WHERE NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.patient = a.patient"
             " AND d.week = a.week AND d.rule = a.rule AND d.message = a.message"
             " AND d.channel = ?) ORDER BY a.patient, a.week, a.rule, a.message",
             (channel,),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -203,3 +204,38 @@ def test_recompute_sends_each_new_alert_once_and_retries_those_that_failed(
     assert typo.returncode == 1 and "did you mean 'stderr'" in typo.stderr
     dataset = run("recompute", "--dataset", str(tmp_path), "--out", "x", "--alerts", "stderr")
     assert dataset.returncode == 1 and "--alerts goes with the store" in dataset.stderr
+
+
+def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    run("init", env=env)
+    for patient in ("anna", "ben", "cleo"):
+        run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+    week = dt.timedelta(days=7)
+    rows = [{**r, "patient": p} for p in ("anna", "ben", "cleo") for r in full_week()]
+    rows += [{**r, "patient": "anna"} for r in full_week(START + week)]
+    rows.append({"patient": "ben", "date": (START + week).isoformat(), "pain": 9})  # week 2
+    rows.append({"patient": "anna", "date": (START + 2 * week).isoformat(), "pain": 8})  # week 3
+    # cleo: a flare on the first day of week 4, which has not ended on the day of the run.
+    rows.append({"patient": "cleo", "date": (START + 3 * week).isoformat(), "pain": 9})
+    assert run("import", str(_log(tmp_path, "log.jsonl", rows)), env=env).returncode == 0
+
+    # One run after three weeks (the weekly runs of weeks 2 and 3 were missed).
+    day = (START + 3 * week + dt.timedelta(days=1)).isoformat()
+    sent = run("recompute", "--week", day, "--alerts", "stderr", env=env)
+    assert sent.returncode == 0, sent.stderr
+    alerts = [json.loads(line)["alert"] for line in sent.stderr.splitlines() if '"alert"' in line]
+    assert sorted((a["patient"], a["week"]) for a in alerts) == [
+        ("anna", 3),
+        ("ben", 2),
+        ("cleo", 4),  # the week under way: sent now, not when it ends
+    ]
+    # When cleo's week 4 has ended, her flare is judged: the same alert, not sent again.
+    later = (START + 4 * week).isoformat()
+    again = run("recompute", "--week", later, "--alerts", "stderr", env=env)
+    assert again.returncode == 0 and "alerts sent via stderr: 0" in again.stdout
+    cleo = json.loads(run("show", "cleo", "--format", "json", env=env).stdout)
+    assert cleo["status"] == "paused" and [a["week"] for a in cleo["alerts"]] == [4]
