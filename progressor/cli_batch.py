@@ -17,6 +17,7 @@ from progressor.alerts import dispatch, parse_specs
 from progressor.batch import Summary, recompute
 from progressor.cli_common import (
     EXIT_ALERT_UNDELIVERED,
+    EXIT_SET_ASIDE,
     engine_factory,
     engine_from_env,
     fail,
@@ -189,6 +190,9 @@ def _recompute_dataset(
         f"paused {summary.get('paused', 0)}, alerts {summary.get('alerts', 0)}, "
         f"plugin failures {summary.get('failures', 0)}, set aside {summary.get('set_aside', 0)}"
     )
+    if summary.get("set_aside", 0):  # as for `next` and `import`: done, but not with everything
+        click.echo(f"set-aside records and their reasons: {out}/set_aside/", err=True)
+        sys.exit(EXIT_SET_ASIDE)
 
 
 @click.command()

@@ -125,7 +125,7 @@ _ACTIONS = {letter: action for action, letter in _LETTERS.items()}
 _COUNTS = ("actions", "paused", "alerts", "failures")
 
 #: The index's layout; an index of another format is ignored (the partition is recomputed).
-_INDEX_FORMAT = 4
+_INDEX_FORMAT = 5
 
 
 def _text(spans: list[int]) -> str:
@@ -134,6 +134,11 @@ def _text(spans: list[int]) -> str:
 
 def _spans(text: str) -> list[int]:
     return [int(n) for n in text.split()]
+
+
+def _output_sizes(out: str, name: str) -> list[object]:
+    """The size of each output table (None for a missing one)."""
+    return [entry[1] for entry in files.stats([files.join(out, t, name) for t in TABLES_OUT])]
 
 
 def _patient_hash(signature: str, enrollments: list[str], records: list[str]) -> str:
@@ -178,7 +183,8 @@ def compute_partition(
         and previous.get("format") == _INDEX_FORMAT
         and previous["signature"] == signature
         and files.exists(done)
-        and all(files.exists(files.join(out, table, name)) for table in TABLES_OUT)
+        # The output as last written: a table changed since (truncated, edited) is rewritten.
+        and previous.get("sizes") == _output_sizes(out, name)
     ):
         previous = None
     if previous is not None and previous["stats"] == stats:
@@ -232,7 +238,8 @@ class _Run:
             f"an enrollment without 'patient': {line[:80]}" for line in enrollments.orphans
         ]
         problems += [
-            f"records of {p!r}, who is not enrolled"
+            f"records of {p!r}, who has no enrollment in this partition (a patient's records "
+            "must be in the partition of their enrollment: progressor.dataset.partition_of)"
             for p in sorted(records.lines)
             if p not in enrollments.lines
         ]
@@ -483,6 +490,7 @@ class _Run:
                 "record_ranges": ranges[1],
                 "offsets": offsets,
                 "problems": problems,
+                "sizes": _output_sizes(self.out, f"{files.part_name(self.part)}.jsonl"),
             },
         )
         with files.open_text(

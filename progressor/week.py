@@ -228,7 +228,8 @@ def build_week(
         if (owner := record.patient) is not None and owner != patient:
             aside.append((record, f"belongs to patient {owner!r}, not {patient!r}"))
         elif not start <= record.date < end:
-            aside.append((record, f"dated outside week {prescription.week} ({start} to {end})"))
+            last = end - dt.timedelta(days=1)
+            aside.append((record, f"dated outside week {prescription.week} ({start} to {last})"))
         # isinstance() that fails on a pydantic class goes through ABCMeta (~50 ns): outcomes,
         # by far the most records, skip it.
         elif type(record) is not Outcome and isinstance(record, PainReport):

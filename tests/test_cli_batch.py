@@ -164,6 +164,18 @@ def test_recompute_over_a_dataset(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "40 patients in 4 partitions (0 already done)" in done.stdout
     assert sorted(os.listdir(out / "prescriptions")) == [f"part-0000{i}.jsonl" for i in range(4)]
+    # A record filed in the wrong partition cannot reach its patient: set aside, exit 3.
+    enrolled_in_1 = json.loads(
+        (data / "enrollments" / "part-00001.jsonl").read_text().split("\n")[0]
+    )
+    stray = {"kind": "pain", "patient": enrolled_in_1["patient"], "pain": 9, "date": "2026-01-06"}
+    with (data / "records" / "part-00000.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(stray) + "\n")
+    again = run("recompute", "--dataset", str(data), "--out", str(out), "--week", "2026-01-19")
+    assert again.returncode == 3, again.stderr
+    assert "set aside 1" in again.stdout and f"{out}/set_aside/" in again.stderr
+    problem = (out / "set_aside" / "part-00000.jsonl").read_text()
+    assert "has no enrollment in this partition" in problem
 
 
 def test_recompute_sends_each_new_alert_once_and_retries_those_that_failed(
