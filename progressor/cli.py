@@ -85,30 +85,42 @@ def _replay(
         start = min(r.date for r in records)
     enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)
     # Only weeks that have ended are computed: a week still under way would be judged on
-    # part of its sessions. Its records wait for it (and are not set aside).
-    as_of = as_of or dt.date.today()
-    ended = (as_of - start).days // 7
+    # part of its sessions. Its records wait for it (and are not set aside). With --as-of,
+    # every week that ended by then is judged, logged or not (a patient who stopped logging
+    # is a drop-out, as the store's recompute sees it); without, the log's weeks up to today.
+    day = as_of or dt.date.today()
+    ended = (day - start).days // 7
     waiting = [r for r in records if (r.date - start).days // 7 >= max(ended, 0)]
+    under_way = [r for r in waiting if (r.date - start).days // 7 == max(ended, 0)]
     if waiting and ended < 1:
-        _warn_early(compiled, compiled.first_week(enrollment), waiting)
+        _warn_early(compiled, compiled.first_week(enrollment), under_way)
         first_end = start + dt.timedelta(days=7)
         fail(
-            f"week 1 ({start} to {first_end - dt.timedelta(days=1)}) has not ended by {as_of}: "
+            f"week 1 ({start} to {first_end - dt.timedelta(days=1)}) has not ended by {day}: "
             f"nothing to compute yet (give --as-of {first_end} to judge it as it stands)"
         )
     if waiting:
+        later = len(waiting) - len(under_way)
         click.echo(
-            f"note: week {ended + 1} has not ended by {as_of}: its {len(waiting)} records "
-            "wait for it (--as-of DATE to choose the day)",
+            f"note: week {ended + 1} has not ended by {day}: {_count(under_way, 'record')} "
+            "wait for it"
+            + (f" ({_count(later, 'record')} dated later)" if later else "")
+            + " (--as-of DATE to choose the day)",
             err=True,
         )
+    until = day if waiting or as_of is not None else None
     try:
-        results = compiled.replay(enrollment, records, until=as_of if waiting else None)
-        if waiting and results:
-            _warn_early(compiled, results[-1].prescription, waiting)
+        results = compiled.replay(enrollment, records, until=until)
+        if under_way and results:
+            _warn_early(compiled, results[-1].prescription, under_way)
         return enrollment, results
     except ProgressorError as exc:
         fail(str(exc))
+
+
+def _count(items: Sequence[object] | int, noun: str) -> str:
+    n = items if isinstance(items, int) else len(items)
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _warn_early(compiled: CompiledProgram, current: Prescription, waiting: list[Record]) -> None:
@@ -339,7 +351,10 @@ def explain(
     log = _log(log_path)
     _, results = _replay(compiled, log, start, patient, as_of)
     if week > len(results):
-        fail(f"the log covers {len(results)} weeks; there is no week {week}")
+        fail(
+            f"there is no week {week} to explain: the log covers {_count(len(results), 'week')}"
+            " that ended (a week is judged once it has ended; --as-of DATE chooses the day)"
+        )
     click.echo(decision_trace(results[week - 1], week))
     sys.exit(_exit_code(log, [results[week - 1]]))
 

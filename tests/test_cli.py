@@ -87,7 +87,7 @@ def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     as_of = (START + dt.timedelta(days=8)).isoformat()
     done = run("next", SEED, "--log", log, "--format", "json", "--as-of", as_of)
     assert done.returncode == 0, done.stderr
-    assert f"week 2 has not ended by {as_of}: its 3 records wait for it" in done.stderr
+    assert f"week 2 has not ended by {as_of}: 3 records wait for it" in done.stderr
     # ... but the flare already logged in it is not kept from the clinician until then.
     assert "warning: week 2 is under way, but what is logged so far raises an alert: pain 8/10" in (
         done.stderr
@@ -102,6 +102,22 @@ def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     assert done.returncode == 0 and "has not ended" not in done.stderr
     assert json.loads(done.stdout)["week"] == 3
     assert json.loads(done.stdout)["status"] == "paused"
+
+
+def test_next_as_of_a_day_judges_every_week_ended_by_then_logged_or_not(
+    write_log: WriteLog,
+) -> None:
+    # One week logged, then nothing: on the 2nd of February four weeks have ended.
+    log = str(write_log(full_week(), "anna.jsonl"))
+    as_of = (START + dt.timedelta(days=28)).isoformat()
+    done = run("next", SEED, "--log", log, "--format", "json", "--as-of", as_of)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["week"] == 5
+    assert any(f["rule"] == "adherence" for f in doc["flags"])  # a drop-out, flagged
+    # Without --as-of, the log's own weeks (all ended long before today) are judged.
+    plain = json.loads(run("next", SEED, "--log", log, "--format", "json").stdout)
+    assert plain["week"] == 2
 
 
 def test_a_quiet_week_under_way_raises_no_warning(write_log: WriteLog) -> None:
