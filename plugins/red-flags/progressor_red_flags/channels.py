@@ -42,10 +42,16 @@ class WebhookChannel(AlertChannel):
 
     def check(self, target: str) -> list[str]:
         parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             return [
                 f"the target must be an http(s) URL, e.g. webhook:https://host/path, not {target!r}"
             ]
+        if any(c.isspace() for c in target):
+            return [f"the URL {target!r} has a space in it (write it as %20)"]
+        try:
+            parts.port  # noqa: B018 (reading it checks it: urllib raises for a bad port)
+        except ValueError as exc:
+            return [f"the URL {target!r} has a bad port: {exc}"]
         return []
 
     def send(self, alert: Alert, target: str) -> None:

@@ -127,6 +127,9 @@ def test_webhook_refuses_a_target_that_is_not_an_http_url(target: str) -> None:
     [
         ("webhook:alerts.example", "must be an http(s) URL"),
         ("webhook:", "must be an http(s) URL"),
+        ("webhook:https:///alerts", "must be an http(s) URL"),
+        ("webhook:https://clinic example/alerts", "has a space in it"),
+        ("webhook:http://localhost:abc/", "has a bad port"),
         ("file", "needs a path"),
     ],
 )
