@@ -7,6 +7,7 @@ enrollments, records and clinician actions). Both work on one SQLite connection 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -171,8 +172,18 @@ class Results(Connected):
                     )
                 }
                 item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
-                if item is not None:
-                    items.append(item)
+                if item is None:
+                    continue
+                # Paused since an earlier week: say what paused it, not only that it is.
+                latest = db.execute(
+                    "SELECT week, rule, message FROM alerts WHERE patient = ? AND week < ?"
+                    " ORDER BY week DESC, rule, message LIMIT 1",
+                    (patient, week),
+                ).fetchone()
+                if latest and not any(latest[2] in reason for reason in item.reasons):
+                    alerted = f"alert of week {latest[0]} ({latest[1]}): {latest[2]}"
+                    item = dataclasses.replace(item, reasons=(*item.reasons, alerted))
+                items.append(item)
             listed = {i.patient for i in items}
             # A patient the last recompute could not compute at all needs someone too.
             for patient, error in db.execute(

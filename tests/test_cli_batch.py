@@ -251,3 +251,6 @@ def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(
     assert again.returncode == 0 and "alerts sent via stderr: 0" in again.stdout
     cleo = json.loads(run("show", "cleo", "--format", "json", env=env).stdout)
     assert cleo["status"] == "paused" and [a["week"] for a in cleo["alerts"]] == [4]
+    # Still paused a week later: the review queue says what paused anna, not only that.
+    queue = run("review", env=env).stdout
+    assert "alert of week 3 (pain-flare): pain 8/10" in queue, queue
