@@ -138,6 +138,7 @@ def test_a_wrong_expectation_names_week_exercise_field_and_the_reason(
     )
     # A readable report, not a traceback into the kit.
     assert "progressor/testing.py" not in result.stdout.str()
+    assert "progressor/scenarios.py" not in result.stdout.str()
 
 
 def test_week_level_mismatches_and_later_weeks(pytester: pytest.Pytester) -> None:
