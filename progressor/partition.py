@@ -177,7 +177,10 @@ def compute_partition(
     signature = hashlib.sha256(
         json.dumps([str(as_of), sorted(plugins), sorted(block), program_texts]).encode()
     ).hexdigest()
-    previous = files.read_json(index_path) if files.exists(index_path) else None
+    try:
+        previous = files.read_json(index_path) if files.exists(index_path) else None
+    except ValueError:  # a damaged index (not JSON) is no index: the partition is recomputed
+        previous = None
     if not (
         isinstance(previous, dict)
         and previous.get("format") == _INDEX_FORMAT

@@ -247,6 +247,17 @@ def test_a_damaged_output_table_is_written_again(dataset: Path, tmp_path: Path) 
     assert outputs(out) == outputs(clean)
 
 
+def test_a_damaged_index_means_a_full_recompute(dataset: Path, tmp_path: Path) -> None:
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    run_local(str(dataset), str(out), AS_OF, workers=1)
+    index = out / "_index" / f"part-{partitions(str(dataset))[0]:05d}.json"
+    index.write_text(index.read_text()[:100], encoding="utf-8")
+    again = merge(run_local(str(dataset), str(out), AS_OF, workers=1))
+    assert again["skipped"] == len(partitions(str(dataset))) - 1
+    run_local(str(dataset), str(clean), AS_OF, workers=1)
+    assert outputs(out) == outputs(clean)
+
+
 def test_a_dataset_at_a_url(tmp_path: Path) -> None:
     # fsspec's in-memory filesystem stands in for s3:// or gs:// (one process: workers=1).
     pytest.importorskip("fsspec")
