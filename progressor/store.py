@@ -36,6 +36,7 @@ from progressor.models import (
     Enrollment,
     Outcome,
     PainReport,
+    Prescription,
     Program,
     Record,
     SetAside,
@@ -397,9 +398,14 @@ class Store(Results):
             raise StoreError("a clinician action needs a note (why) and who took it")
         at = at or dt.datetime.now().astimezone()
         enrollment = self.enrollment(patient)
-        week = week if week is not None else week_of(enrollment.start, at.date())
+        history = self.prescriptions(patient)
+        # By default the newest computed week: what the clinician saw in `review`.
+        if week is None:
+            week = history[-1].week if history else week_of(enrollment.start, at.date())
         if week < 1:
             raise StoreError(f"week {week}: weeks are counted from 1")
+        if kind == "resume":
+            _check_resume(patient, week, history, [n for n, _ in items if n])
         actions = []
         with self._write() as db:
             (version,) = db.execute(
@@ -484,6 +490,29 @@ def _usable(
     if not enrolled[patient]:
         return f"patient {patient!r} is not enrolled"
     return record, patient
+
+
+def _check_resume(
+    patient: str, week: int, history: Sequence[Prescription], exercises: Sequence[str]
+) -> None:
+    """A resume lifts a pause the clinician has seen: the week's prescription must exist and
+    be paused (the program, or the named exercises). A resume recorded ahead of time would
+    silently lift a pause that later data bring."""
+    found = [p for p in history if p.week == week]
+    if not found:
+        newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
+        raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
+    prescription = found[0]
+    for name in exercises:
+        if name not in prescription.exercises:
+            known = ", ".join(prescription.exercises)
+            raise StoreError(f"patient {patient!r}: no exercise {name!r} (there are {known})")
+    named = exercises or list(prescription.exercises)
+    paused = [n for n in named if prescription.exercises[n].status == "paused"]
+    if prescription.status != "paused" and not paused:
+        raise StoreError(
+            f"patient {patient!r} is not paused in week {week}: there is nothing to resume"
+        )
 
 
 def _engine_check(

@@ -16,6 +16,7 @@ import pytest
 
 import progressor
 from progressor import store as store_module
+from progressor.batch import recompute
 from progressor.loading import parse_record
 from progressor.store import Store
 from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION
@@ -235,14 +236,24 @@ def test_a_failed_import_changes_nothing(store: Store, tmp_path: Path) -> None:
 
 
 def test_clinician_actions_are_recorded_with_who_when_why_and_week(store: Store) -> None:
+    # A resume lifts a pause the clinician has seen: none before anything is computed.
+    with pytest.raises(StoreError, match="none is computed yet"):
+        store.resume("anna", "too early", "dr.lee")
+    flare = {"kind": "pain", "patient": "anna", "pain": 8, "date": "2026-01-13"}  # week 2
+    store.import_records([json.dumps(flare)], "flare.jsonl", "jsonl")
+    recompute(store.path, as_of=START + dt.timedelta(days=14))  # weeks 1-2: paused in week 3
     at = dt.datetime(2026, 1, 20, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     [resumed] = store.resume("anna", "flare settled, checked by phone", "dr.lee", at)
     assert (resumed.kind, resumed.week, resumed.exercise, resumed.at) == ("resume", 3, None, at)
+    with pytest.raises(StoreError, match="'ben' is not paused in week 3: there is nothing"):
+        store.resume("ben", "just in case", "dr.lee")
+    with pytest.raises(StoreError, match=r"no prescription for week 30 \(the newest is week 3"):
+        store.resume("anna", "a typo", "dr.lee", week=30)
     dose = progressor.Dose(sets=1, reps=4, hold_s=5)
     override = store.override("anna", "bridge", dose, "easier after the flare", "dr.lee", week=4)
     assert (override.week, override.dose) == (4, dose)
     assert store.actions("anna") == [resumed, override]
-    assert data_versions(store)["anna"] == 3
+    assert data_versions(store)["anna"] == 4  # enrolled, the flare, two actions
     with pytest.raises(StoreError, match="note"):
         store.resume("anna", " ", "dr.lee")
     with pytest.raises(StoreError, match="above the ceiling"):
@@ -254,8 +265,8 @@ def test_clinician_actions_are_recorded_with_who_when_why_and_week(store: Store)
     with pytest.raises(StoreError, match="no exercise 'brige'"):  # one transaction: neither
         store.resume("anna", "why", "dr.lee", exercises=["bridge", "brige"])
     assert count(store, "clinician_actions") == 2
-    [one] = store.resume("anna", "bridge only", "dr.lee", exercises=["bridge"], week=5)
-    assert (one.exercise, one.week) == ("bridge", 5)
+    [one] = store.resume("anna", "bridge only", "dr.lee", exercises=["bridge"], week=3)
+    assert (one.exercise, one.week) == ("bridge", 3)
 
 
 # -- several processes at once -------------------------------------------------------------------
