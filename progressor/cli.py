@@ -78,6 +78,14 @@ def _replay(
         hint = did_you_mean(patient, patients)
         fail(f"the log has no records of {patient!r}" + (f" ({hint})" if hint else ""))
     name = patient or (patients[0] if patients else "patient")
+    # An id that differs only in case or spaces is a typo for this patient, not another one:
+    # their records (a flare among them, perhaps) must not be dropped silently.
+    near = [p for p in patients if p != name and p.strip().casefold() == name.strip().casefold()]
+    if near:
+        fail(
+            f"the log has records of {', '.join(map(repr, near))} as well as of {name!r}: "
+            "the same patient written differently? Correct the log."
+        )
     records = [r for r in log.records if r.patient in (None, name)]
     if start is None:
         if not records:

@@ -68,7 +68,7 @@ def _print_summary(summary: Summary) -> None:
     "alert_specs",
     multiple=True,
     metavar="CHANNEL[:TARGET]",
-    help="Send the newest week's alerts not yet sent there, e.g. webhook:URL (repeatable).",
+    help="Send every stored alert not yet sent there, e.g. webhook:URL (repeatable).",
 )
 @store_option
 @plugin_options

@@ -128,6 +128,14 @@ def test_a_quiet_week_under_way_raises_no_warning(write_log: WriteLog) -> None:
     assert "warning" not in done.stderr
 
 
+def test_a_patient_id_written_two_ways_is_refused_not_half_dropped(write_log: WriteLog) -> None:
+    rows = [{**r, "patient": "anna"} for r in full_week()]
+    rows.append({"patient": "Anna ", "date": "2026-01-07", "pain": 9})  # anna's flare
+    done = run("next", SEED, "--log", str(write_log(rows, "a.jsonl")), "--patient", "anna")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "records of 'Anna ' as well as of 'anna'" in done.stderr
+
+
 def test_next_before_the_first_week_ends_says_so(write_log: WriteLog) -> None:
     log = str(write_log(full_week(), "anna.jsonl"))
     done = run("next", SEED, "--log", log, "--as-of", (START + dt.timedelta(days=5)).isoformat())

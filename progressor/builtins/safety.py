@@ -34,8 +34,14 @@ class PainFlare(SafetyRule):
         assert isinstance(params, PainFlareParams)
         scores = week.pain_scores
         highest = max(scores, default=None)
+        # An adverse event, however it was logged: the outcome's field, or the flag
+        # "adverse-event" on an outcome or a pain report.
         adverse = sorted(
-            {o.date for o in (*week.outcomes, *week.strays) if o.adverse_event}
+            {
+                o.date
+                for o in (*week.outcomes, *week.strays)
+                if o.adverse_event or "adverse-event" in o.flags
+            }
             | {r.date for r in week.pain_reports if "adverse-event" in r.flags}
         )
         flare = highest is not None and highest >= params.pause_at

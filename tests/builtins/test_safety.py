@@ -146,6 +146,16 @@ def test_an_adverse_event_pauses_the_program_whatever_the_pain(lbp: p.CompiledPr
     assert match(decision(result, "pelvic-tilt"), "pain-flare").values["adverse_events"] == 1
 
 
+def test_an_adverse_event_flag_on_an_outcome_pauses_too(lbp: p.CompiledProgram) -> None:
+    # The flag "adverse-event" pauses on an outcome as it does on a pain report.
+    records = lbp_sessions(pain=1)
+    records.append(outcome("bridge", day=6, reps=[5], hold_s=5, pain=1, flags=("adverse-event",)))
+    result = lbp.step(enroll(lbp), records)
+    assert result.prescription.status == "paused"
+    [alert] = result.alerts
+    assert alert.rule == "pain-flare" and "adverse event" in alert.message
+
+
 def test_a_paused_program_stays_paused_next_week(lbp: p.CompiledProgram) -> None:
     first = enroll(lbp)
     paused = lbp.step(first, [*lbp_sessions(), report(7, day=1)])
