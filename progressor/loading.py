@@ -7,7 +7,6 @@ records are returned.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import json
@@ -263,42 +262,83 @@ _TAGGED: TypeAdapter[Record] = TypeAdapter(
 )
 
 
-_TRUE = {"true", "1", "yes", "y"}
+_FALSE = {"", "false", "0", "no", "n", "none", "null"}
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+_ISO_LOOSE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
+
+
+def _loose_pain(value: object) -> float | None:
+    """The first number in a pain value, read cautiously: '7/10' and '8 (bad)' are 7 and 8,
+    '7,0' is 7.0; clamped to 0-10 (an 11 is read as 10). None when there is no number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        found = _NUMBER.search(str(value))
+        if not found:
+            return None
+        number = float(found.group().replace(",", "."))
+    if number != number:  # NaN says nothing
+        return None
+    return min(10.0, max(0.0, number))
+
+
+def _loose_date(value: object) -> dt.date | None:
+    text = str(value if value is not None else "").strip()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        found = _ISO_LOOSE.match(text)  # 2026-1-5: unambiguous, only not zero-padded
+        if not found:
+            return None
+        try:
+            return dt.date(*(int(part) for part in found.groups()))
+        except ValueError:
+            return None
 
 
 def salvage(data: Mapping[str, Any]) -> PainReport | None:
     """What safety must still see in a record that cannot be used: pain and symptom flags.
 
     A record is set aside whole when any field is wrong, but a typo elsewhere must not hide
-    a flare or a red flag. The highest pain-like number (clamped to 0-10; an 11 is read as
-    10, the cautious reading) and every flag-like value become a pain report on the
-    record's date; an adverse event becomes the flag "adverse-event". Without a readable
-    date, or with nothing pain- or flag-like, there is nothing to keep.
+    a flare or a red flag. The highest pain-like number (the first number of the value,
+    '7/10' is 7; clamped to 0-10, an 11 is read as 10, the cautious reading) and every
+    flag-like value become a pain report on the record's date; an adverse event written
+    any way but a clear no ('X', 2, 'yes') becomes the flag "adverse-event"; a context that
+    says flare ('Flare', 'flare-up') keeps the report a flare, even without a pain score.
+    Without a readable date (ISO, zero-padded or not), or with nothing pain-, flare- or
+    flag-like, there is nothing to keep.
     """
-    try:
-        date = dt.date.fromisoformat(str(data.get("date", "")).strip())
-    except ValueError:
+    date = _loose_date(data.get("date"))
+    if date is None:
         return None
     pains: list[float] = []
     flags: list[str] = []
+    flare = False
     for key, value in data.items():
         name = str(key).lower()
         if "pain" in name:
-            with contextlib.suppress(TypeError, ValueError):  # not a number: nothing to keep
-                pains.append(min(10.0, max(0.0, float(value))))
+            pain = _loose_pain(value)
+            if pain is not None:
+                pains.append(pain)
         elif "flag" in name:
             items = re.split(r"[;,]+", value) if isinstance(value, str) else value
             if isinstance(items, list | tuple):
                 flags.extend(str(item).strip() for item in items if str(item).strip())
-        elif "adverse" in name and (value is True or str(value).strip().lower() in _TRUE):
-            flags.append("adverse-event")
-    if not pains and not flags:
+        elif "adverse" in name and value not in (False, 0, None, [], ()):
+            if str(value).strip().lower() not in _FALSE:
+                flags.append("adverse-event")
+        elif "context" in name and "flare" in str(value).lower():
+            flare = True
+    if not pains and not flags and not flare:
         return None
     patient = data.get("patient")
     return PainReport(
         patient=patient if isinstance(patient, str) else None,
         date=date,
         pain=max(pains, default=0.0),
+        context="flare" if flare else "other",
         flags=tuple(flags),
         note="kept for safety from a record that was set aside",
     )

@@ -32,6 +32,13 @@ SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
             0,
             ("adverse-event",),
         ),
+        # Pain written as people write it, and adverse events marked any way but a clear no.
+        ({"date": "2026-01-05", "exercise": "bridge", "pain_during": "7/10"}, 7, ()),
+        ({"date": "2026-01-05", "pain": "8 (bad)"}, 8, ()),
+        ({"date": "2026-01-05", "pain": "7,5"}, 7.5, ()),
+        ({"date": "2026-1-5", "pain": "9"}, 9, ()),
+        ({"date": "2026-01-05", "exercise": "bridge", "adverse_event": "X"}, 0, ("adverse-event",)),
+        ({"date": "2026-01-05", "exercise": "bridge", "adverse_event": 2}, 0, ("adverse-event",)),
     ],
 )
 def test_safety_relevant_values_are_kept_from_a_bad_record(
@@ -41,9 +48,19 @@ def test_safety_relevant_values_are_kept_from_a_bad_record(
     assert kept is not None and (kept.pain, kept.flags) == (pain, flags)
 
 
+def test_a_flare_is_kept_a_flare_even_without_a_pain_score() -> None:
+    for context in ("Flare", "flare-up"):
+        kept = salvage({"date": "2026-01-05", "pain": None, "context": context})
+        assert kept is not None and (kept.context, kept.pain) == ("flare", 0)
+
+
 @pytest.mark.parametrize(
     "record",
-    [{"date": "05/01/2026", "pain": 9}, {"date": "2026-01-05", "exercise": "bridge", "reps": "x"}],
+    [
+        {"date": "05/01/2026", "pain": 9},  # day and month cannot be told apart
+        {"date": "2026-01-05", "exercise": "bridge", "reps": "x"},
+        {"date": "2026-01-05", "exercise": "bridge", "adverse_event": "no", "pain": "n/a"},
+    ],
 )
 def test_nothing_is_kept_without_a_date_or_anything_safety_relevant(
     record: dict[str, object],
