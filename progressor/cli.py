@@ -29,6 +29,7 @@ from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import Log, load_log, load_program
 from progressor.models import (
+    Alert,
     Enrollment,
     Prescription,
     Program,
@@ -70,7 +71,9 @@ def _replay(
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
-) -> tuple[Enrollment, list[StepResult]]:
+) -> tuple[Enrollment, list[StepResult], tuple[Alert, ...]]:
+    """The patient's enrollment, the results of the weeks that ended, and the alerts that
+    the week under way already raises (printed as warnings here; `next` also sends them)."""
     patients = sorted({r.patient for r in log.records if r.patient is not None})
     if patient is None and len(patients) > 1:
         fail(f"the log holds several patients ({', '.join(patients)}): choose one with --patient")
@@ -101,7 +104,7 @@ def _replay(
     waiting = [r for r in records if (r.date - start).days // 7 >= max(ended, 0)]
     under_way = [r for r in waiting if (r.date - start).days // 7 == max(ended, 0)]
     if waiting and ended < 1:
-        _warn_early(compiled, compiled.first_week(enrollment), under_way)
+        _warn_early(compiled, compiled.first_week(enrollment), under_way)  # then exits
         first_end = start + dt.timedelta(days=7)
         fail(
             f"week 1 ({start} to {first_end - dt.timedelta(days=1)}) has not ended by {day}: "
@@ -119,9 +122,10 @@ def _replay(
     until = day if waiting or as_of is not None else None
     try:
         results = compiled.replay(enrollment, records, until=until)
+        early: tuple[Alert, ...] = ()
         if under_way and results:
-            _warn_early(compiled, results[-1].prescription, under_way)
-        return enrollment, results
+            early = _warn_early(compiled, results[-1].prescription, under_way)
+        return enrollment, results, early
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -131,7 +135,9 @@ def _count(items: Sequence[object] | int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _warn_early(compiled: CompiledProgram, current: Prescription, waiting: list[Record]) -> None:
+def _warn_early(
+    compiled: CompiledProgram, current: Prescription, waiting: list[Record]
+) -> tuple[Alert, ...]:
     """A week under way is not judged, but an alert in what is logged so far (a flare, an
     adverse event) must not wait for the week to end: it is printed now."""
     early = compiled.step(current, [r for r in waiting if current.start <= r.date < current.end])
@@ -142,6 +148,7 @@ def _warn_early(compiled: CompiledProgram, current: Prescription, waiting: list[
             f"{urgency}: {alert.message} ({alert.rule})",
             err=True,
         )
+    return early.alerts
 
 
 def _exit_code(log: Log, results: Iterable[StepResult]) -> int:
@@ -285,7 +292,7 @@ def next_week(
         fail(str(exc))
     compiled = _compile(engine, program)
     log = _log(log_path)
-    enrollment, results = _replay(compiled, log, start, patient, as_of)
+    enrollment, results, early = _replay(compiled, log, start, patient, as_of)
     if not results:
         results = [compiled.step(compiled.first_week(enrollment), [])]
     text = exporters[fmt].component.export(compiled.program, results[-1])
@@ -297,7 +304,9 @@ def next_week(
         except OSError as exc:
             fail(f"cannot write {out}: {exc.strerror}")
     code = _exit_code(log, results)
-    undelivered = [d for d in dispatch(channels, results[-1].alerts) if not d.delivered]
+    # This week's alerts, and those the week under way already raises: none waits.
+    alerts = (*results[-1].alerts, *early)
+    undelivered = [d for d in dispatch(channels, alerts) if not d.delivered]
     for failed in undelivered:
         click.echo(
             f"alert NOT delivered via {failed.channel} after {failed.attempts} attempts "
@@ -326,7 +335,7 @@ def simulate(
     """Replay a log week by week: dose, action and reason per week and exercise."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    _, results = _replay(compiled, log, start, patient, as_of)
+    _, results, _ = _replay(compiled, log, start, patient, as_of)
     click.echo(simulation_table(results))
     sys.exit(_exit_code(log, results))
 
@@ -357,7 +366,7 @@ def explain(
     """Print the full decision trace of one week: every rule, what it saw, what won."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    _, results = _replay(compiled, log, start, patient, as_of)
+    _, results, _ = _replay(compiled, log, start, patient, as_of)
     if week > len(results):
         fail(
             f"there is no week {week} to explain: the log covers {_count(len(results), 'week')}"

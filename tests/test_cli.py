@@ -96,6 +96,11 @@ def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     # Week 1 alone decides: the pain of 8 on day 1 of week 2 belongs to a week not yet judged.
     alone = run("next", SEED, "--log", str(write_log(full_week(), "w1.jsonl")), "--format", "json")
     assert done.stdout == alone.stdout and doc["week"] == 2 and doc["status"] == "active"
+    # Sent on the alert channels too, not only printed.
+    sent = run("next", SEED, "--log", log, "--as-of", as_of, "--alerts", "stderr")
+    assert sent.returncode == 0, sent.stderr
+    [alert] = [json.loads(x)["alert"] for x in sent.stderr.splitlines() if x.startswith("{")]
+    assert (alert["week"], alert["rule"]) == (2, "pain-flare")
     # Once week 2 has ended, it is judged: the pain of 8 pauses the program.
     after = (START + dt.timedelta(days=14)).isoformat()
     done = run("next", SEED, "--log", log, "--format", "json", "--as-of", after)
