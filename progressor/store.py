@@ -419,9 +419,9 @@ class Store(Results):
                 row = (patient, kind, exercise, dose and dose_json(dose), note, who)
                 cursor = db.execute(
                     "INSERT INTO clinician_actions"
-                    " (patient, kind, exercise, dose, note, who, at, week)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, at.isoformat(), week),
+                    " (patient, kind, exercise, dose, note, who, at, week, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, at.isoformat(), week, now_text()),
                 )
                 number = int(cursor.lastrowid or 0)
                 actions.append(

@@ -164,13 +164,28 @@ class Results(Connected):
                 " ORDER BY p.patient"
             ).fetchall()
             for patient, week, text, pending in rows:
-                acted = {
-                    kind
-                    for (kind,) in db.execute(
-                        "SELECT kind FROM clinician_actions WHERE patient = ? AND week >= ?",
+                # Only actions recorded after the patient's newest data settle the review: data
+                # that arrived later (a late diary, say) may hold what the clinician never saw.
+                # (Compared in Python: SQLite's date functions stop at milliseconds.)
+                arrived = [
+                    dt.datetime.fromisoformat(at)
+                    for (at,) in db.execute(
+                        "SELECT at FROM imports WHERE id IN ("
+                        " SELECT import FROM outcomes WHERE patient = :patient"
+                        " UNION SELECT import FROM pain_reports WHERE patient = :patient)",
+                        {"patient": patient},
+                    )
+                ]
+                newest = max(arrived, default=None)
+                acted = [
+                    (kind, exercise)
+                    for kind, exercise, at in db.execute(
+                        "SELECT kind, exercise, coalesce(recorded_at, at) FROM clinician_actions"
+                        " WHERE patient = ? AND week >= ?",
                         (patient, week),
                     )
-                }
+                    if newest is None or dt.datetime.fromisoformat(at) > newest
+                ]
                 item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
                 if item is None:
                     continue
@@ -322,7 +337,12 @@ _DUE_ALL = """
 """
 
 
-def _review_item(prescription: Prescription, acted: set[str], pending: bool) -> ReviewItem | None:
+def _review_item(
+    prescription: Prescription, acted: Sequence[tuple[str, str | None]], pending: bool
+) -> ReviewItem | None:
+    """The review entry of a patient's newest prescription, unless the clinician's actions
+    (kind, exercise) settled it: a program pause by a resume of the program; paused exercises
+    by resumes of them all (or of the program); flags by any action."""
     paused = [n for n, s in prescription.exercises.items() if s.status == "paused"]
     reasons = []
     if prescription.status == "paused":
@@ -330,7 +350,13 @@ def _review_item(prescription: Prescription, acted: set[str], pending: bool) -> 
     elif paused:
         reasons.append(f"paused: {', '.join(paused)}")
     reasons.extend(f"{flag.code}: {flag.message}" for flag in prescription.flags)
-    handled = "resume" in acted if paused or prescription.status == "paused" else bool(acted)
+    resumed = {exercise for kind, exercise in acted if kind == "resume"}
+    if prescription.status == "paused":
+        handled = None in resumed
+    elif paused:
+        handled = None in resumed or set(paused) <= resumed
+    else:
+        handled = bool(acted)
     if handled or not reasons:
         return None
     return ReviewItem(

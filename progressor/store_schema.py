@@ -90,6 +90,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (patient, week, rule, message, channel)
     );
     """,
+    # 4: when each clinician action was recorded (`at` is when the clinician says it was
+    # taken). The review compares it with when the patient's data arrived: data imported
+    # after an action may hold what the clinician never saw. Older actions keep NULL and
+    # count from their `at`.
+    """
+    ALTER TABLE clinician_actions ADD COLUMN recorded_at TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

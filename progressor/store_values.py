@@ -45,7 +45,9 @@ def dose_json(dose: Dose) -> str:
 
 
 def now_text() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    """Now, in local time with its offset: to the microsecond, so that an import and a
+    clinician action a moment apart are told apart (the review compares them)."""
+    return dt.datetime.now().astimezone().isoformat(timespec="microseconds")
 
 
 def week_of(start: dt.date, day: dt.date) -> int:

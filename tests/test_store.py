@@ -89,7 +89,7 @@ def test_a_version_1_store_migrates_and_keeps_its_data(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema 1 is old"):
         Store.open(path)
     with Store.init(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 4
         state = store._db.execute("SELECT * FROM patient_state").fetchall()
         assert state == [("anna", 1, None, 0, None)]  # never computed: the next run rebuilds
         assert store._db.execute("SELECT count(*) FROM alert_deliveries").fetchone() == (0,)
