@@ -406,7 +406,10 @@ class Quota(Strategy):
         achieved = _achieved(params.field)(week)
         total = float(week.memory.get("baseline_total") or 0) + sum(achieved)
         count = int(week.memory.get("baseline_sessions") or 0) + len(achieved)
-        weeks = int(week.memory.get("baseline_weeks") or 0) + (1 if achieved else 0)
+        # A baseline week counts once it has as many scored sessions as a met week needs:
+        # one long walk is no baseline for a first quota.
+        counted = len(achieved) >= week.sessions_required
+        weeks = int(week.memory.get("baseline_weeks") or 0) + (1 if counted else 0)
         memory: dict[str, Scalar] = {
             "phase": "baseline",
             "baseline_total": total,
@@ -416,6 +419,11 @@ class Quota(Strategy):
         values: dict[str, Scalar] = {"baseline_sessions": count, "baseline_weeks": weeks}
         if weeks < params.baseline_weeks:
             reason = f"baseline week {weeks} of {params.baseline_weeks} (sessions logged: {count})"
+            if not counted:
+                reason += (
+                    f"; this week had {len(achieved)} scored sessions, a baseline week needs"
+                    f" {week.sessions_required}"
+                )
             return Proposal("hold", reason, week.dose, values, memory=memory)
         mean = total / count
         quota = cap(week.exercise, params.field, round(mean * params.initial_fraction), params.goal)

@@ -529,6 +529,18 @@ def test_quota_first_quota_is_70_percent_of_the_baseline_mean(
     assert result.prescription.exercises["walk"].memory == {"phase": "quota"}
 
 
+def test_quota_a_thin_baseline_week_is_no_baseline(walking: p.CompiledProgram) -> None:
+    # One scored long walk and three walks without pain scores: no first quota from that.
+    unscored = [outcome("walk", week=1, day=d, duration_s=[300], pain=None) for d in (1, 3, 5)]
+    week1 = walking.step(enroll(walking), [*walks(1, [3000]), *unscored])
+    found = decision(week1, "walk")
+    assert (found.action, found.rule) == ("hold", "quota")
+    assert "this week had 1 scored sessions, a baseline week needs 4" in found.reason
+    week2 = walking.step(week1.prescription, walks(2, [1000, 1000, 1000, 1000]))
+    assert decision(week2, "walk").action == "progress"  # mean of 5 sessions: 1400 s
+    assert dose_of(week2, "walk") == walk_dose(980)
+
+
 def test_quota_baseline_pain_does_not_change_the_first_quota(walking: p.CompiledProgram) -> None:
     result = walking.step(enroll(walking), walks(1, [800, 1000, 1200, 1000], pain=(2, 5, 4)))
     assert decision(result, "walk").action == "progress"
