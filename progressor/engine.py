@@ -17,7 +17,7 @@ from progressor.components import (
     NoParams,
     Proposal,
 )
-from progressor.errors import ProgressorError
+from progressor.errors import ProgressorError, did_you_mean
 from progressor.matches import (
     ACTIONS,
     Bound,
@@ -43,6 +43,8 @@ from progressor.models import (
     ExerciseState,
     Flag,
     History,
+    Outcome,
+    PainReport,
     Prescription,
     Program,
     Record,
@@ -216,6 +218,14 @@ class CompiledProgram:
             records = list(records)  # read twice if an exercise type fails (below)
         try:
             week = build_week(self._plans, prescription, records)
+        except AttributeError:  # checked here, off the hot path: a record of the wrong type
+            wrong = next((r for r in records if not isinstance(r, Outcome | PainReport)), None)
+            if wrong is None:
+                raise
+            raise ProgressorError(
+                f"records must be Outcome or PainReport, not {type(wrong).__name__}"
+                " (Outcome.model_validate(a_dict) reads one; progressor.load_log a file)"
+            ) from None
         except SessionCheckFailed as failed:
             # Rebuild the week with nothing counted as met, and hold it as any failure is held.
             week = build_week(self._unmet_plans, prescription, records)
@@ -254,6 +264,13 @@ class CompiledProgram:
 
     def resume(self, prescription: Prescription, exercises: Sequence[str] = ()) -> Prescription:
         """A clinician's resume: the patient (and the named exercises, or all) active again."""
+        unknown = [n for n in exercises if n not in prescription.exercises]
+        if unknown:
+            hints = [did_you_mean(n, prescription.exercises) for n in unknown]
+            raise ProgressorError(
+                f"cannot resume unknown exercises {', '.join(map(repr, unknown))}"
+                + "".join(f" ({hint})" for hint in hints if hint)
+            )
         names = set(exercises or prescription.exercises)
         states = {
             name: state.model_copy(update={"status": "active"}) if name in names else state

@@ -223,3 +223,19 @@ def test_a_failing_exercise_type_holds_the_patient_and_names_its_plugin(result: 
     flare = [*records(full_week()), progressor.PainReport(date=START, pain=9)]
     paused = compiled.step(enroll(compiled), flare)
     assert paused.prescription.status == "paused"  # the essential pause still wins
+
+
+def test_the_api_refuses_what_it_cannot_use_with_a_clear_error() -> None:
+    seed = progressor.Engine().compile(progressor.load_program(PROGRAMS / "low-back-pain.toml"))
+    first = seed.first_week(
+        progressor.Enrollment(patient="anna", program=seed.program.id, start=START)
+    )
+    with pytest.raises(
+        progressor.ProgressorError, match="records must be Outcome or PainReport, not dict"
+    ):
+        seed.step(first, [{"date": "2026-01-05", "exercise": "bridge"}])  # type: ignore[list-item]
+    paused = first.model_copy(update={"status": "paused"})
+    with pytest.raises(
+        progressor.ProgressorError, match=r"unknown exercises 'brige' \(did you mean 'bridge'"
+    ):
+        seed.resume(paused, ["brige"])
