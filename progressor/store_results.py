@@ -199,6 +199,22 @@ class Results(Connected):
                     alerted = f"alert of week {latest[0]} ({latest[1]}): {latest[2]}"
                     item = dataclasses.replace(item, reasons=(*item.reasons, alerted))
                 items.append(item)
+            # An alert the week under way already raised (stored with that week's number, the
+            # newest prescription's): the clinician hears of a Monday flare on Monday.
+            by_patient = {i.patient: n for n, i in enumerate(items)}
+            for patient, week, status, rule, message in db.execute(
+                "SELECT a.patient, a.week, p.status, a.rule, a.message FROM alerts a"
+                " JOIN prescriptions p ON p.patient = a.patient AND p.week = a.week"
+                " WHERE a.week = (SELECT max(week) FROM prescriptions WHERE patient = a.patient)"
+                " ORDER BY a.patient, a.rule, a.message"
+            ):
+                reason = f"alert in week {week}, under way ({rule}): {message}"
+                if patient in by_patient:
+                    n = by_patient[patient]
+                    items[n] = dataclasses.replace(items[n], reasons=(*items[n].reasons, reason))
+                else:
+                    by_patient[patient] = len(items)
+                    items.append(ReviewItem(patient, week, status, (reason,), False))
             listed = {i.patient for i in items}
             # A patient the last recompute could not compute at all needs someone too.
             for patient, error in db.execute(

@@ -245,6 +245,8 @@ def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(
         ("ben", 2),
         ("cleo", 4),  # the week under way: sent now, not when it ends
     ]
+    # cleo waits in the review queue from today, not from when the week ends.
+    assert "alert in week 4, under way (pain-flare): pain 9/10" in run("review", env=env).stdout
     # When cleo's week 4 has ended, her flare is judged: the same alert, not sent again.
     later = (START + 4 * week).isoformat()
     again = run("recompute", "--week", later, "--alerts", "stderr", env=env)
