@@ -232,7 +232,8 @@ class MissingData(SafetyRule):
     name = "missing-data"
     description = (
         "outcomes without pain scores, unknown exercises and dates outside the week are "
-        "never counted towards progress; each is reported in the decision"
+        "never counted towards progress; each is reported in the decision; a week of "
+        "sessions without a single pain score is flagged for review"
     )
     essential = True
 
@@ -250,6 +251,16 @@ class MissingData(SafetyRule):
                     f"towards progress ({days})"
                 )
                 yield Finding(None, reason, name, {"unscored": len(unscored)})
+        # Sessions done, but not one with pain scores: nothing can progress, and a patient
+        # who has stopped scoring pain is someone a clinician should hear about.
+        done = sum(e.done_sessions for e in week.exercises.values())
+        scored = sum(s.scored for e in week.exercises.values() for s in e.sessions)
+        if done and not scored:
+            reason = (
+                f"{done} sessions done this week, none with pain scores: "
+                "nothing can progress until pain is scored again"
+            )
+            yield Finding(None, reason, None, {"sessions": done, "scored": 0}, flag="review")
 
 
 @hookimpl

@@ -503,6 +503,19 @@ def test_missing_data_unscored_outcomes_do_not_count_and_are_reported(
         assert "without pain scores" in note.reason
 
 
+def test_missing_data_flags_a_week_of_sessions_without_any_pain_score(
+    tiny: p.CompiledProgram,
+) -> None:
+    unscored = [outcome(day=d, pain=None, **TILT) for d in (0, 2, 4)]
+    result = tiny.step(enroll(tiny), unscored)
+    assert decision(result).action == "hold"
+    [flag] = [f for f in result.prescription.flags if f.rule == "missing-data"]
+    assert flag.code == "review" and "3 sessions done this week, none with pain" in flag.message
+    # One scored session is enough not to flag (the others are still not counted).
+    some = tiny.step(enroll(tiny), [*unscored[:2], outcome(day=4, pain=2, **TILT)])
+    assert not [f for f in some.prescription.flags if f.rule == "missing-data"]
+
+
 def test_missing_data_skipped_outcomes_are_not_reported_as_unscored(
     tiny: p.CompiledProgram,
 ) -> None:
