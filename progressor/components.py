@@ -46,6 +46,9 @@ class Proposal:
     given, replaces it if a progression is applied. A progression that leaves the dose
     unchanged means "at the top" (a hold with a ready-for-next-phase flag), unless it
     carries a `progress_memory`: then the strategy moved on in its own state.
+    `setback_memory`, when given, replaces `memory` if a step back or a pause is applied
+    (by a safety rule, say): a streak towards the next increase should not survive a week
+    that hurt.
     """
 
     action: Action
@@ -54,6 +57,7 @@ class Proposal:
     values: Mapping[str, Scalar] = field(default_factory=dict)
     memory: dict[str, Scalar] | None = None
     progress_memory: dict[str, Scalar] | None = None
+    setback_memory: dict[str, Scalar] | None = None
 
     def __init__(
         self,
@@ -63,6 +67,7 @@ class Proposal:
         values: Mapping[str, Scalar] | None = None,
         memory: dict[str, Scalar] | None = None,
         progress_memory: dict[str, Scalar] | None = None,
+        setback_memory: dict[str, Scalar] | None = None,
     ) -> None:
         # What a frozen dataclass's own __init__ sets, in one go: it sets each field through
         # object.__setattr__, which costs twice as much for the proposals of every step.
@@ -75,6 +80,7 @@ class Proposal:
                 "values": {} if values is None else values,
                 "memory": memory,
                 "progress_memory": progress_memory,
+                "setback_memory": setback_memory,
             },
         )
 

@@ -386,8 +386,12 @@ class CompiledProgram:
             dose = planned.clamp_to_floor(lowered)
             if dose.same(state.dose):
                 reason = f"{reason}; already at the floor"
+            if proposal.setback_memory is not None:
+                memory = proposal.setback_memory
         elif action == "pause":
             status = "paused"
+            if proposal.setback_memory is not None:
+                memory = proposal.setback_memory
         text = sentence(action, reason, dose)
         seen = rule_matches(candidates, applied) if matches else (rule_match(own, True),)
         # Every value is checked by now: the action is one of ACTIONS, the doses are Dose

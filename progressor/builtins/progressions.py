@@ -186,6 +186,10 @@ class TwoForTwoParams(_Params):
     increment: float = Field(default=0.5, gt=0)
 
 
+#: A week stepped back or paused (by pain, say) starts the count of beating sessions afresh.
+_NO_STREAK: dict[str, Scalar] = {"streak": 0}
+
+
 class TwoForTwo(Strategy):
     name = "two-for-two"
     description = (
@@ -222,7 +226,9 @@ class TwoForTwo(Strategy):
                 f"the last set reached {target:g} reps in {best} consecutive scored sessions "
                 f"at the full dose; {params.sessions} needed"
             )
-            return Proposal("hold", reason, week.dose, values, memory=memory)
+            return Proposal(
+                "hold", reason, week.dose, values, memory=memory, setback_memory=_NO_STREAK
+            )
         current = value(week.dose, params.field)
         raised = cap(week.exercise, params.field, current + self._step(current, params))
         reason = (
@@ -232,7 +238,15 @@ class TwoForTwo(Strategy):
         dose = week.dose.with_value(params.field, raised)
         # At the ceiling the streak is kept: the engine turns this into a ready-for-next-phase hold.
         reset: dict[str, Scalar] | None = {"streak": 0} if raised > current else None
-        return Proposal("progress", reason, dose, values, memory, progress_memory=reset)
+        return Proposal(
+            "progress",
+            reason,
+            dose,
+            values,
+            memory,
+            progress_memory=reset,
+            setback_memory=_NO_STREAK,
+        )
 
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
         assert isinstance(params, TwoForTwoParams)

@@ -289,6 +289,21 @@ def test_two_for_two_streak_is_carried_across_weeks(two_for_two: p.CompiledProgr
     assert week2.prescription.exercises[EX].memory == {"streak": 0}
 
 
+def test_two_for_two_streak_starts_afresh_after_a_week_stepped_back_for_pain(
+    two_for_two: p.CompiledProgram,
+) -> None:
+    # Two beating sessions, but the second with new pain: new-pain steps the load back, and
+    # those sessions do not count towards the next increase (no load rise the week after).
+    week1 = two_for_two.step(
+        enroll(two_for_two), [heel(1, 0, BEAT), heel(1, 2, BEAT, pain=(2, 4, 4))]
+    )
+    assert (decision(week1).action, decision(week1).rule) == ("regress", "new-pain")
+    assert week1.prescription.exercises[EX].memory == {"streak": 0}
+    lighter = dose_of(week1).load_kg
+    week2 = two_for_two.step(week1.prescription, [heel(2, 0, BEAT, load_kg=lighter)])
+    assert decision(week2).action == "hold" and dose_of(week2).load_kg == lighter
+
+
 def test_two_for_two_streak_broken_by_a_short_session_at_the_start_of_a_week(
     two_for_two: p.CompiledProgram,
 ) -> None:
