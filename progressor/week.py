@@ -229,7 +229,16 @@ def build_week(
             aside.append((record, f"belongs to patient {owner!r}, not {patient!r}"))
         elif not start <= record.date < end:
             last = end - dt.timedelta(days=1)
-            aside.append((record, f"dated outside week {prescription.week} ({start} to {last})"))
+            reason = f"dated outside week {prescription.week} ({start} to {last})"
+            if prescription.week == 1 and record.date < start:
+                # Before the enrollment's first day (a year typed wrong?): not counted towards
+                # progress, but a flare or an adverse event in it must still reach safety.
+                reason += "; its pain scores and adverse events still count for safety"
+                if type(record) is Outcome:
+                    strays.append(record)
+                else:
+                    reports.append(record)  # type: ignore[arg-type]
+            aside.append((record, reason))
         # isinstance() that fails on a pydantic class goes through ABCMeta (~50 ns): outcomes,
         # by far the most records, skip it.
         elif type(record) is not Outcome and isinstance(record, PainReport):

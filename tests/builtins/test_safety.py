@@ -544,6 +544,25 @@ def test_missing_data_unknown_exercise_is_set_aside_and_reported(lbp: p.Compiled
         assert "unknown exercise 'pelvic-tilts'" in note.reason
 
 
+def test_a_flare_dated_before_the_enrollment_still_reaches_safety(tiny: p.CompiledProgram) -> None:
+    # A year typed wrong: 2025 for 2026. Not counted towards progress, but the pain of 9
+    # and the adverse event pause week 1 all the same.
+    early = on(1, 1).replace(year=on(1, 1).year - 1)
+    typo = p.PainReport(date=early, pain=9, context="other")
+    fall = outcome(day=2, pain=1, adverse_event=True, **TILT).model_copy(update={"date": early})
+    for record in (typo, fall):
+        result = tiny.step(enroll(tiny), [*sessions(**TILT), record])
+        assert result.prescription.status == "paused" and result.alerts
+        [aside] = result.set_aside
+        assert "still count for safety" in aside.reason
+    # In a later week a record of another week is only set aside (the replay gave that week
+    # its own records).
+    week2 = tiny.step(
+        tiny.step(enroll(tiny), sessions(**TILT)).prescription, [*sessions(week=2, **TILT), typo]
+    )
+    assert week2.prescription.status == "active"
+
+
 @pytest.mark.parametrize(
     ("days", "action", "set_aside"),
     [
