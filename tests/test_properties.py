@@ -267,13 +267,26 @@ def in_week(prescription: p.Prescription, records: Iterable[p.Record]) -> Iterat
             yield r
 
 
+def safety_records(prescription: p.Prescription, records: Iterable[p.Record]) -> list[p.Record]:
+    """What the safety rules see: the week's own records and, in week 1, those dated before
+    the enrollment's first day (a year typed wrong must not hide a flare)."""
+    seen = list(in_week(prescription, records))
+    if prescription.week == 1:
+        seen += [
+            r
+            for r in records
+            if r.patient in (None, prescription.patient) and r.date < prescription.start
+        ]
+    return seen
+
+
 def week_pain_scores(
     prescription: p.Prescription, records: Iterable[p.Record], known: Iterable[str]
 ) -> list[float]:
     """Every pain score of the patient's week: outcomes of the program's exercises, reports."""
     known = set(known)
     scores: list[float] = []
-    for r in in_week(prescription, records):
+    for r in safety_records(prescription, records):
         if isinstance(r, p.PainReport):
             scores.append(r.pain)
         elif r.exercise in known:
@@ -385,7 +398,7 @@ def check_seed_week(
     assert max(scores, default=0) < limit or not moved, f"progressed {moved}: pain >= {limit}"
     adverse = [
         r
-        for r in in_week(prescription, records)
+        for r in safety_records(prescription, records)
         if isinstance(r, p.Outcome) and r.exercise in SEED_IDS and r.adverse_event
     ]
     assert not (adverse and moved), f"progressed {moved} in a week with an adverse event"
@@ -626,7 +639,7 @@ def flare_in_week(
     known = {e.id for e in program.exercises}
     own = [
         r
-        for r in in_week(prescription, records)
+        for r in safety_records(prescription, records)
         if not (strict and isinstance(r, p.Outcome) and r.exercise not in known)
     ]
     scores = [s for r in own for s in (r.pain_scores() if isinstance(r, p.Outcome) else [r.pain])]
