@@ -254,8 +254,8 @@ class MissingData(SafetyRule):
         # Sessions done, but not one with pain scores: nothing can progress, and a patient
         # who has stopped scoring pain is someone a clinician should hear about.
         done = sum(e.done_sessions for e in week.exercises.values())
-        scored = sum(s.scored for e in week.exercises.values() for s in e.sessions)
-        if done and not scored:
+        # (any() stops at the first scored session: the usual week costs next to nothing.)
+        if done and not any(s.scored for e in week.exercises.values() for s in e.sessions):
             reason = (
                 f"{done} sessions done this week, none with pain scores: "
                 "nothing can progress until pain is scored again"
