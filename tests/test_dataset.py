@@ -225,33 +225,29 @@ def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_ru
     assert outputs(out) == outputs(clean)
 
 
-def test_a_deleted_output_table_is_written_again(dataset: Path, tmp_path: Path) -> None:
-    out, clean = tmp_path / "out", tmp_path / "clean"
-    run_local(str(dataset), str(out), AS_OF, workers=1)
-    (out / "decisions" / f"part-{partitions(str(dataset))[0]:05d}.jsonl").unlink()
-    again = merge(run_local(str(dataset), str(out), AS_OF, workers=1))
-    assert again["skipped"] == len(partitions(str(dataset))) - 1
-    run_local(str(dataset), str(clean), AS_OF, workers=1)
-    assert outputs(out) == outputs(clean)
+def _delete_table(out: Path, part: int) -> None:
+    (out / "decisions" / f"part-{part:05d}.jsonl").unlink()
 
 
-def test_a_damaged_output_table_is_written_again(dataset: Path, tmp_path: Path) -> None:
-    out, clean = tmp_path / "out", tmp_path / "clean"
-    run_local(str(dataset), str(out), AS_OF, workers=1)
-    table = out / "decisions" / f"part-{partitions(str(dataset))[0]:05d}.jsonl"
-    with table.open("r+b") as handle:
+def _truncate_table(out: Path, part: int) -> None:
+    with (out / "decisions" / f"part-{part:05d}.jsonl").open("r+b") as handle:
         handle.truncate(1000)
-    again = merge(run_local(str(dataset), str(out), AS_OF, workers=1))
-    assert again["skipped"] == len(partitions(str(dataset))) - 1
-    run_local(str(dataset), str(clean), AS_OF, workers=1)
-    assert outputs(out) == outputs(clean)
 
 
-def test_a_damaged_index_means_a_full_recompute(dataset: Path, tmp_path: Path) -> None:
+def _damage_index(out: Path, part: int) -> None:
+    index = out / "_index" / f"part-{part:05d}.json"
+    index.write_text(index.read_text()[:100], encoding="utf-8")  # no longer JSON
+
+
+@pytest.mark.parametrize(
+    "damage", [_delete_table, _truncate_table, _damage_index], ids=lambda f: f.__name__[1:]
+)
+def test_a_damaged_output_makes_its_partition_compute_afresh(
+    dataset: Path, tmp_path: Path, damage: Any
+) -> None:
     out, clean = tmp_path / "out", tmp_path / "clean"
     run_local(str(dataset), str(out), AS_OF, workers=1)
-    index = out / "_index" / f"part-{partitions(str(dataset))[0]:05d}.json"
-    index.write_text(index.read_text()[:100], encoding="utf-8")
+    damage(out, partitions(str(dataset))[0])
     again = merge(run_local(str(dataset), str(out), AS_OF, workers=1))
     assert again["skipped"] == len(partitions(str(dataset))) - 1
     run_local(str(dataset), str(clean), AS_OF, workers=1)
