@@ -180,10 +180,10 @@ class ComponentFailure(Exception):
 
 
 def call(bound: Bound, method: str, *args: Any) -> Any:
-    """Call a plugin's component; anything it raises names the plugin."""
+    """Call a plugin's component; anything it raises names the plugin. (The step's hot calls,
+    a rule's evaluate and a strategy's propose, do the same inline.)"""
     try:
-        result = getattr(bound.component, method)(*args)
-        return list(result) if method == "evaluate" else result
+        return getattr(bound.component, method)(*args)
     except Exception as exc:
         raise ComponentFailure(bound, exc) from exc
 
