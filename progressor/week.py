@@ -234,10 +234,10 @@ def build_week(
                 # Before the enrollment's first day (a year typed wrong?): not counted towards
                 # progress, but a flare or an adverse event in it must still reach safety.
                 reason += "; its pain scores and adverse events still count for safety"
-                if type(record) is Outcome:
-                    strays.append(record)
+                if isinstance(record, PainReport):
+                    reports.append(record)
                 else:
-                    reports.append(record)  # type: ignore[arg-type]
+                    strays.append(record)
             aside.append((record, reason))
         # isinstance() that fails on a pydantic class goes through ABCMeta (~50 ns): outcomes,
         # by far the most records, skip it.
