@@ -36,6 +36,13 @@ class ExerciseType(ABC):
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         """Whether one session's outcomes (scored, not skipped) reached the full dose."""
 
+    def each_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
+        """For the usual week, one outcome a day: whether each outcome (scored, not skipped),
+        a session on its own, reached the full dose. It must answer as `session_met` would
+        for that outcome alone; the default asks it. Override it to answer in one pass."""
+        session_met = self.session_met
+        return [session_met(dose, (o,)) for o in outcomes]
+
 
 @dataclass(frozen=True, init=False)
 class Proposal:

@@ -60,6 +60,7 @@ from progressor.week import (
     SessionCheckFailed,
     WeekView,
     build_week,
+    never_each_met,
     never_met,
 )
 
@@ -161,12 +162,13 @@ class CompiledProgram:
             p.exercise.id: ExercisePlan(
                 p.exercise,
                 p.exercise_type.session_met,
+                p.exercise_type.each_met,
                 p.exercise.sessions_required or program.sessions_required,
             )
             for p in self._exercises
         }
         self._unmet_plans = {
-            name: ExercisePlan(plan.exercise, never_met, plan.sessions_required)
+            name: ExercisePlan(plan.exercise, never_met, never_each_met, plan.sessions_required)
             for name, plan in self._plans.items()
         }
         self._type_bounds = {

@@ -27,6 +27,7 @@ from progressor.models import (
 )
 
 SessionMet = Callable[[Dose, Sequence[Outcome]], bool]
+EachMet = Callable[[Dose, Sequence[Outcome]], list[bool]]
 T = TypeVar("T")
 
 
@@ -70,6 +71,11 @@ def never_met(dose: Dose, outcomes: Sequence[Outcome]) -> bool:
     return False
 
 
+def never_each_met(dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
+    """The fail-safe's check of one-outcome sessions (see `never_met`)."""
+    return [False] * len(outcomes)
+
+
 class Session(NamedTuple):
     """One exercise's outcomes on one day."""
 
@@ -80,23 +86,89 @@ class Session(NamedTuple):
     done: bool  # logged and not (only) skipped
 
 
-class ExerciseWeek(NamedTuple):
-    """One exercise's week: its dose, its strategy's memory, its sessions and their counts."""
+class ExerciseWeek:
+    """One exercise's week: its dose, its strategy's memory, its sessions and their counts.
+
+    Read-only by convention (the step builds one per exercise and patient). `sessions` is
+    built on first read: the usual strategies only need the counts.
+    """
+
+    __slots__ = (
+        "_flags",
+        "_sessions",
+        "done_sessions",
+        "dose",
+        "exercise",
+        "memory",
+        "met_sessions",
+        "outcomes",
+        "scored_sessions",
+        "sessions_required",
+        "unscored",
+    )
 
     exercise: Exercise
     dose: Dose
     memory: Mapping[str, Scalar]
-    sessions: tuple[Session, ...]
     sessions_required: int
     outcomes: tuple[Outcome, ...]
     unscored: tuple[Outcome, ...]  # done without the pain scores a progression needs
     met_sessions: int
     done_sessions: int
+    scored_sessions: int
+
+    def __init__(
+        self,
+        exercise: Exercise,
+        dose: Dose,
+        memory: Mapping[str, Scalar],
+        sessions: Sequence[Session] | None,
+        sessions_required: int,
+        outcomes: tuple[Outcome, ...],
+        unscored: tuple[Outcome, ...],
+        met_sessions: int,
+        done_sessions: int,
+        scored_sessions: int = 0,
+        flags: tuple[list[bool], list[bool], list[bool]] | None = None,
+    ) -> None:
+        self.exercise, self.dose, self.memory = exercise, dose, memory
+        self.sessions_required, self.outcomes, self.unscored = sessions_required, outcomes, unscored
+        self.met_sessions, self.done_sessions = met_sessions, done_sessions
+        self.scored_sessions = scored_sessions
+        if sessions is not None:
+            self._sessions: tuple[Session, ...] | None = tuple(sessions)
+            self.scored_sessions = sum(s.scored for s in sessions)
+        elif flags is None:
+            raise TypeError("ExerciseWeek needs its sessions")
+        else:
+            self._sessions = None
+        # One outcome a day: each outcome's (scored, met, done), for `sessions` when read.
+        self._flags = flags
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        """The exercise's sessions (one per day with outcomes), in date order."""
+        sessions = self._sessions
+        if sessions is None:
+            assert self._flags is not None
+            scored, met, done = self._flags
+            sessions = self._sessions = tuple(
+                _tuple_new(Session, (o.date, (o,), s, m, d))
+                for o, s, m, d in zip(self.outcomes, scored, met, done, strict=True)
+            )
+        return sessions
 
     @property
     def met(self) -> bool:
         """The full dose was done in enough sessions that carry pain scores."""
         return self.met_sessions >= self.sessions_required
+
+    def __repr__(self) -> str:
+        return (
+            f"ExerciseWeek(exercise={self.exercise.id!r}, dose={self.dose!r}, "
+            f"met_sessions={self.met_sessions}, done_sessions={self.done_sessions}, "
+            f"sessions_required={self.sessions_required})"
+        )
 
 
 @dataclass(frozen=True)
@@ -124,10 +196,11 @@ class WeekView:
     @_cached_property
     def pain_scores(self) -> tuple[float, ...]:
         """Every pain score of the week: from outcomes and from pain reports."""
-        outcomes = chain(self.outcomes, self.strays)
-        scores = [p for p in chain.from_iterable(map(_outcome_pains, outcomes)) if p is not None]
-        scores.extend(r.pain for r in self.pain_reports)
-        return tuple(scores)
+        every: list[float | None] = []
+        for o in chain(self.outcomes, self.strays):  # (cheaper than an attrgetter per outcome)
+            every += (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
+        every += [r.pain for r in self.pain_reports]
+        return tuple([p for p in every if p is not None])
 
     @_cached_property
     def mean_pain(self) -> float | None:
@@ -210,6 +283,7 @@ class ExercisePlan:
 
     exercise: Exercise
     session_met: SessionMet
+    each_met: EachMet
     sessions_required: int
 
 
@@ -219,6 +293,26 @@ def build_week(
     records: Iterable[Record],
 ) -> WeekView:
     """Sort, check and group one patient's records for the prescription's week."""
+    by_exercise, reports, aside, strays = _sorted_out(plans, prescription, records)
+    if len(reports) > 1:
+        reports.sort(key=report_key)
+    exercises = {
+        name: _exercise_week(plan, prescription, by_exercise[name]) for name, plan in plans.items()
+    }
+    return WeekView(
+        prescription=prescription,
+        exercises=exercises,
+        outcomes=tuple(chain.from_iterable(map(_outcomes, exercises.values()))),
+        pain_reports=tuple(reports),
+        set_aside=_set_aside(aside) if aside else (),
+        strays=tuple(sorted(strays, key=outcome_key)),
+    )
+
+
+def _sorted_out(
+    plans: Mapping[str, ExercisePlan], prescription: Prescription, records: Iterable[Record]
+) -> tuple[dict[str, list[Outcome]], list[PainReport], list[tuple[Record, str]], list[Outcome]]:
+    """Each record looked at on its own: set aside (with its reason), or kept."""
     start, end, patient = prescription.start, prescription.end, prescription.patient
     by_exercise: dict[str, list[Outcome]] = {name: [] for name in plans}
     reports: list[PainReport] = []
@@ -248,19 +342,7 @@ def build_week(
         else:
             aside.append((record, f"unknown exercise {record.exercise!r}"))
             strays.append(record)
-    if len(reports) > 1:
-        reports.sort(key=report_key)
-    exercises = {
-        name: _exercise_week(plan, prescription, by_exercise[name]) for name, plan in plans.items()
-    }
-    return WeekView(
-        prescription=prescription,
-        exercises=exercises,
-        outcomes=tuple(chain.from_iterable(map(_outcomes, exercises.values()))),
-        pain_reports=tuple(reports),
-        set_aside=_set_aside(aside) if aside else (),
-        strays=tuple(sorted(strays, key=outcome_key)),
-    )
+    return by_exercise, reports, aside, strays
 
 
 def _set_aside(aside: list[tuple[Record, str]]) -> tuple[SetAside, ...]:
@@ -284,27 +366,85 @@ def _exercise_week(
     plan: ExercisePlan, prescription: Prescription, outcomes: list[Outcome]
 ) -> ExerciseWeek:
     state = prescription.exercises[plan.exercise.id]
-    dose, session_met = state.dose, plan.session_met
-    sessions: list[Session] = []
-    unscored: list[Outcome] = []
+    dose = state.dose
     try:
-        met_sessions, done_sessions = _sessions(outcomes, dose, session_met, sessions, unscored)
+        dates = [o.date for o in outcomes]
+        if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
+            return _daily_week(plan, state.dose, state.memory, tuple(outcomes))
+        sessions: list[Session] = []
+        unscored: list[Outcome] = []
+        met_sessions, done_sessions = _sessions(
+            outcomes, dose, plan.session_met, sessions, unscored
+        )
     except Exception as error:  # the exercise type is a plugin: its failure names it
         raise SessionCheckFailed(plan.exercise.id, error) from error
-    return _tuple_new(
-        ExerciseWeek,
-        (
-            plan.exercise,
-            dose,
-            state.memory,
-            tuple(sessions),
-            plan.sessions_required,
-            tuple(outcomes),
-            tuple(unscored),
-            met_sessions,
-            done_sessions,
-        ),
+    return ExerciseWeek(
+        plan.exercise,
+        dose,
+        state.memory,
+        sessions,
+        plan.sessions_required,
+        tuple(outcomes),
+        tuple(unscored),
+        met_sessions,
+        done_sessions,
     )
+
+
+def _daily_week(
+    plan: ExercisePlan, dose: Dose, memory: Mapping[str, Scalar], outcomes: tuple[Outcome, ...]
+) -> ExerciseWeek:
+    """The usual week, one outcome a day in order: each outcome is a session of its own, and
+    the exercise type checks the scored ones in one call (`ExerciseType.each_met`)."""
+    done = [not o.skipped for o in outcomes]
+    # Outcome.scored, inlined: a property call for every outcome costs more than the test.
+    scored = [
+        not o.skipped
+        and o.pain_before is not None
+        and (o.pain_during is not None or o.pain_after is not None)
+        for o in outcomes
+    ]
+    scored_count = scored.count(True)
+    if scored_count == len(outcomes):
+        met = _answers(plan.each_met, dose, outcomes)
+        unscored: tuple[Outcome, ...] = ()
+    else:
+        answers = iter(
+            _answers(plan.each_met, dose, [o for o, s in zip(outcomes, scored, strict=True) if s])
+        )
+        met = [next(answers) if s else False for s in scored]
+        unscored = tuple([o for o, d, s in zip(outcomes, done, scored, strict=True) if d and not s])
+    return ExerciseWeek(
+        plan.exercise,
+        dose,
+        memory,
+        None,
+        plan.sessions_required,
+        outcomes,
+        unscored,
+        met.count(True),
+        done.count(True),
+        scored_count,
+        (scored, met, done),
+    )
+
+
+#: Validation of a bool, as a lookup: True and False (and 1 and 0, equal to them) pass.
+_AS_BOOL = {True: True, False: False}.__getitem__
+
+
+def _answers(each_met: EachMet, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
+    """What `each_met` says of `outcomes`, checked: True or False, one per outcome."""
+    if not outcomes:
+        return []
+    given = each_met(dose, outcomes)
+    try:
+        met = list(map(_AS_BOOL, given))
+    except (KeyError, TypeError):
+        met = []
+    if len(met) != len(outcomes):
+        raise TypeError(f"each_met gave {given!r}, not True or False for each outcome")
+    return met
 
 
 def _sessions(
@@ -314,28 +454,9 @@ def _sessions(
     sessions: list[Session],
     unscored: list[Outcome],
 ) -> tuple[int, int]:
-    """Fill `sessions` and `unscored`; the number of sessions that met the dose, and done."""
+    """Fill `sessions` and `unscored`, day by day in canonical order (several outcomes on a
+    day, or out of order); the number of sessions that met the dose, and done."""
     met_count = done_count = 0
-    dates = [o.date for o in outcomes]
-    if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
-        for o in outcomes:
-            day: tuple[Outcome, ...] = (o,)
-            done = not o.skipped
-            # Outcome.scored, inlined: a property call for every outcome costs more than the test.
-            scored = done and (
-                o.pain_before is not None
-                and (o.pain_during is not None or o.pain_after is not None)
-            )
-            if done and not scored:
-                unscored.append(o)
-            met = scored and session_met(dose, day)
-            if met is not True and met is not False:
-                raise TypeError(f"session_met gave {met!r}, not True or False")
-            sessions.append(_tuple_new(Session, (o.date, day, scored, met, done)))
-            met_count += met
-            done_count += done
-        return met_count, done_count
-    # Otherwise (several outcomes on a day, or out of order): day by day, in canonical order.
     for day in _days(outcomes):
         performed = [o for o in day if not o.skipped]
         missing = [o for o in performed if not o.scored]

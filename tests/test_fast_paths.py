@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 import progressor as p
@@ -540,3 +542,135 @@ def test_component_names_reach_outputs_as_plain_str() -> None:
     result = _step(compiled)
     assert result.decisions[0].rule == "texty"
     assert_as_validated(result)
+
+
+# -- the usual week (one outcome a day): each_met, and sessions built when first read ---------
+
+_sides = st.sampled_from([None, "left", "right"])
+_doses = st.builds(
+    p.Dose,
+    sets=st.sampled_from([None, 1, 2, 3]),
+    reps=st.integers(1, 12),
+    hold_s=st.integers(1, 30),
+    duration_s=st.integers(1, 600),
+    load_kg=st.sampled_from([None, 2.5, 10.0]),
+    side=st.sampled_from([None, "each"]),
+)
+_single_outcomes = st.builds(
+    p.Outcome,
+    date=st.just(START),
+    exercise=st.just("x"),
+    side=_sides,
+    reps=st.lists(st.integers(0, 14), max_size=4).map(tuple),
+    hold_s=st.one_of(st.none(), st.floats(0, 40, allow_nan=False)),
+    duration_s=st.lists(st.floats(0, 700, allow_nan=False), max_size=3).map(tuple),
+    load_kg=st.one_of(st.none(), st.sampled_from([0.0, 2.5, 12.0])),
+)
+
+
+@pytest.mark.parametrize("type_name", ["reps", "hold", "stretch", "timed"])
+@settings(max_examples=150, deadline=None)
+@given(dose=_doses, outcomes=st.lists(_single_outcomes, max_size=8))
+def test_each_met_answers_as_session_met_does_for_one_outcome(
+    type_name: str, dose: p.Dose, outcomes: list[p.Outcome]
+) -> None:
+    exercise_type = p.Engine().registries.exercise_types[type_name].component
+    expected = [exercise_type.session_met(dose, (o,)) for o in outcomes]
+    assert exercise_type.each_met(dose, outcomes) == expected
+
+
+def _one_a_day(days: Iterable[int], **changes: Any) -> list[p.Record]:
+    rows = [r for r in full_week(days=days) if r["exercise"] != "knee-to-chest"]
+    return [p.Outcome.model_validate({**r, **changes}) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"pain_during": None, "pain_after": None}, {"hold_s": 4}, {"skipped": True}],
+)
+def test_the_usual_week_gives_the_sessions_of_the_day_by_day_path(
+    changes: dict[str, Any],
+) -> None:
+    seed = p.Engine().compile(p.load_program(PROGRAMS / "low-back-pain.toml"))
+    prescription = seed.first_week(
+        p.Enrollment(patient="anna", program=seed.program.id, start=START)
+    )
+    records = _one_a_day((0, 2, 4, 5))
+    records[3] = records[3].model_copy(update=changes)  # one outcome differs
+    usual = build_week(seed._plans, prescription, records)  # in date order: the usual path
+    day_by_day = build_week(seed._plans, prescription, records[::-1])  # out of order
+    for name in ("pelvic-tilt", "bridge"):
+        a, b = usual.exercises[name], day_by_day.exercises[name]
+        assert a._sessions is None  # not built until read
+        assert b._sessions is not None
+        counts = ("met_sessions", "done_sessions", "scored_sessions", "unscored", "outcomes")
+        assert [getattr(a, c) for c in counts] == [getattr(b, c) for c in counts]
+        assert a.sessions == b.sessions
+        assert all(type(s) is p.Session and type(s.met) is bool for s in a.sessions)
+
+
+@pytest.mark.parametrize("answer", [[True], "yes", None, [True, None, True, True], [2, 1, 1, 1]])
+def test_an_each_met_that_answers_badly_holds_the_patient_and_names_its_plugin(
+    answer: object,
+) -> None:
+    class Odd(p.ExerciseType):
+        name = "odd-hold"
+        required = ("reps", "hold_s")
+        optional = ("sets",)
+
+        def session_met(self, dose: p.Dose, outcomes: Any) -> bool:
+            return True
+
+        def each_met(self, dose: p.Dose, outcomes: Any) -> Any:
+            return answer
+
+    class Plugin:
+        __name__ = "clinic_odd_type"
+
+        @p.hookimpl
+        def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
+            register(Odd())
+
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    program = p.parse_program(text.replace('type = "hold"', 'type = "odd-hold"', 1))
+    seed = p.Engine(plugins=[Plugin()]).compile(program)
+    prescription = seed.first_week(
+        p.Enrollment(patient="anna", program=seed.program.id, start=START)
+    )
+    result = seed.step(prescription, _one_a_day((0, 2, 4, 5)))
+    assert {d.action for d in result.decisions} == {"hold"}
+    [flag] = result.prescription.flags
+    assert (flag.code, flag.plugin, flag.rule) == ("plugin-failure", "clinic_odd_type", "odd-hold")
+    assert "each_met gave" in flag.message
+
+
+def test_an_each_met_may_answer_with_ones_and_zeros() -> None:
+    class Numeric(p.ExerciseType):
+        name = "numeric-hold"
+        required = ("reps", "hold_s")
+        optional = ("sets",)
+
+        def session_met(self, dose: p.Dose, outcomes: Any) -> bool:
+            return True
+
+        def each_met(self, dose: p.Dose, outcomes: Any) -> Any:
+            return [1] * len(outcomes)
+
+    class Plugin:
+        __name__ = "clinic_numeric_type"
+
+        @p.hookimpl
+        def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
+            register(Numeric())
+
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    program = p.parse_program(text.replace('type = "hold"', 'type = "numeric-hold"', 1))
+    seed = p.Engine(plugins=[Plugin()]).compile(program)
+    prescription = seed.first_week(
+        p.Enrollment(patient="anna", program=seed.program.id, start=START)
+    )
+    week = build_week(seed._plans, prescription, _one_a_day((0, 2, 4)))
+    pelvic = week.exercises["pelvic-tilt"]
+    assert pelvic.met_sessions == 3
+    assert [s.met for s in pelvic.sessions] == [True, True, True]
+    assert all(type(s.met) is bool for s in pelvic.sessions)

@@ -40,6 +40,15 @@ class Hold(ExerciseType):
     required = ("reps", "hold_s")
     optional = ("sets",)
 
+    def each_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
+        need = dose.hold_s or 0
+        if dose.sets in (None, 1) and dose.load_kg is None:  # the usual dose, as below
+            reps = dose.reps or 0
+            return [
+                (o.hold_s or 0) >= need and bool(o.reps) and max(o.reps) >= reps for o in outcomes
+            ]
+        return [(o.hold_s or 0) >= need and _reps_met(dose, o) for o in outcomes]
+
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         # The hold reached and every set's reps (_reps_met); a loop, not any() (see Reps).
         # The usual dose (one set, no load) is checked inline: a call per outcome costs more.
@@ -64,6 +73,14 @@ class Stretch(ExerciseType):
     )
     required = ("reps", "hold_s")
     optional = ("sets", "side")
+
+    def each_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
+        # One outcome alone meets an 'each side' dose only when it names no side (both done).
+        each, need = dose.side == "each", dose.hold_s or 0
+        return [
+            (o.hold_s or 0) >= need and _reps_met(dose, o) and (not each or o.side is None)
+            for o in outcomes
+        ]
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         each, sides = dose.side == "each", set()

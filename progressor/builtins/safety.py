@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,10 @@ from progressor.week import WeekView
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_adverse_event = attrgetter("adverse_event")
+_flags = attrgetter("flags")
 
 
 class PainFlareParams(_Params):
@@ -36,14 +41,14 @@ class PainFlare(SafetyRule):
         highest = max(scores, default=None)
         # An adverse event, however it was logged: the outcome's field, or the flag
         # "adverse-event" on an outcome or a pain report.
-        adverse = sorted(
-            {
-                o.date
-                for o in (*week.outcomes, *week.strays)
-                if o.adverse_event or "adverse-event" in o.flags
-            }
-            | {r.date for r in week.pain_reports if "adverse-event" in r.flags}
-        )
+        outcomes = (*week.outcomes, *week.strays)
+        adverse: list[dt.date] = []
+        # Only a week with an adverse event or a flag at all needs the closer look.
+        if any(map(_adverse_event, outcomes)) or any(map(_flags, (*outcomes, *week.pain_reports))):
+            adverse = sorted(
+                {o.date for o in outcomes if o.adverse_event or "adverse-event" in o.flags}
+                | {r.date for r in week.pain_reports if "adverse-event" in r.flags}
+            )
         flare = highest is not None and highest >= params.pause_at
         if not (flare or adverse):
             yield from self._reported_flares(week)
@@ -254,8 +259,7 @@ class MissingData(SafetyRule):
         # Sessions done, but not one with pain scores: nothing can progress, and a patient
         # who has stopped scoring pain is someone a clinician should hear about.
         done = sum(e.done_sessions for e in week.exercises.values())
-        # (any() stops at the first scored session: the usual week costs next to nothing.)
-        if done and not any(s.scored for e in week.exercises.values() for s in e.sessions):
+        if done and not any(e.scored_sessions for e in week.exercises.values()):
             reason = (
                 f"{done} sessions done this week, none with pain scores: "
                 "nothing can progress until pain is scored again"
