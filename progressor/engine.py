@@ -106,12 +106,13 @@ class _PlannedExercise:
 
     def limit_problem(self, dose: Dose) -> str | None:
         """Why `dose` is outside the floor or ceiling, or None when it is within."""
+        fields = dose.__dict__  # (a Dose is a dataclass: its fields, read without a call)
         for name, low in self.floor:
-            current = getattr(dose, name)
+            current = fields[name]
             if current is not None and current < low:
                 return f"{name} {current:g} is below the floor {low:g}"
         for name, high in self.ceiling:
-            current = getattr(dose, name)
+            current = fields[name]
             if current is not None and current > high:
                 return f"{name} {current:g} is above the ceiling {high:g}"
         return None
@@ -290,7 +291,7 @@ class CompiledProgram:
             except Exception as exc:
                 raise ComponentFailure(rule, exc) from exc
             for finding in findings:
-                if (
+                if not rule.own and (
                     not isinstance(finding, Finding)
                     or (finding.exercise is not None and finding.exercise not in self._plans)
                     or (finding.action is not None and finding.action not in SEVERITY)
@@ -337,7 +338,7 @@ class CompiledProgram:
             proposal = strategy.component.propose(week.exercises[name], strategy.params)
         except Exception as exc:
             raise ComponentFailure(strategy, exc) from exc
-        if (
+        if not strategy.own and (
             not isinstance(proposal, Proposal)
             or proposal.action not in SEVERITY
             or not isinstance(proposal.dose, Dose)
@@ -412,7 +413,7 @@ class CompiledProgram:
                 "matches": seen,
             },
         )
-        if plain_values(memory):
+        if strategy.own or plain_values(memory):
             values = {"dose": dose, "status": status, "memory": dict(memory)}
             next_state = trusted(ExerciseState, values)
         else:

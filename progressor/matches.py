@@ -35,12 +35,21 @@ class Bound:
     plugin: str
     component: Any
     params: BaseModel
+    #: A built-in of progressor's own: what it returns is made of exact built-in types and
+    #: valid by construction (tests/test_fast_paths.py holds it to validation), so the step
+    #: takes it without the checks a plugin's values get. Raising is still its failure.
+    own: bool = False
 
     @classmethod
     def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
         # The names go into output models unvalidated (see `trusted`): a str subclass becomes
         # the plain str that validation would give, once, here.
-        return cls(str.__str__(name), str.__str__(plugin), component, params)
+        own = type(component).__module__.startswith(BUILTINS)
+        return cls(str.__str__(name), str.__str__(plugin), component, params, own)
+
+
+#: The package of the built-in components.
+BUILTINS = "progressor.builtins."
 
 
 class Match(NamedTuple):
@@ -87,7 +96,7 @@ def rule_matches(matches: Sequence[Match], applied: Match | None) -> tuple[RuleM
 
 def rule_match(m: Match, applied: bool) -> RuleMatch:
     # `action` was checked against SEVERITY when the match was made; an exact str is kept.
-    if (
+    if m.bound.own or (
         type(m.reason) is str
         and type(m.action) in OPTIONAL_TEXT
         and type(m.exercise) in OPTIONAL_TEXT

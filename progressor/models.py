@@ -62,10 +62,27 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     """
     model = object.__new__(cls)
     _set_dict(model, values)
-    _set_fields_set(model, set(values))
+    try:
+        fields_set = _ALL_FIELDS[cls]
+    except KeyError:
+        fields_set = _all_fields(cls)
+    _set_fields_set(model, fields_set)
     _set_extra(model, None)
     _set_private(model, None)
     return model
+
+
+#: Each frozen model's set of field names, shared by every instance `trusted` builds (they
+#: set every field). Nothing changes it in place: a frozen model refuses assignment, and
+#: model_copy copies the set before adding to it. Filled on first use, per class.
+_ALL_FIELDS: dict[type[BaseModel], set[str]] = {}
+
+
+def _all_fields(cls: type[BaseModel]) -> set[str]:
+    fields = set(cls.model_fields)
+    if not cls.model_config.get("frozen"):
+        return fields  # (not shared: an unfrozen model adds to it when a field is assigned)
+    return _ALL_FIELDS.setdefault(cls, fields)
 
 
 class _Frozen(BaseModel):

@@ -208,6 +208,9 @@ class WeekView:
         return round(sum(scores) / len(scores), 2) if scores else None
 
 
+_set_week_fields = vars(WeekView)["__dict__"].__set__
+
+
 def _none_low(value: float | None) -> float:
     return -1.0 if value is None else value
 
@@ -299,14 +302,27 @@ def build_week(
     exercises = {
         name: _exercise_week(plan, prescription, by_exercise[name]) for name, plan in plans.items()
     }
-    return WeekView(
-        prescription=prescription,
-        exercises=exercises,
-        outcomes=tuple(chain.from_iterable(map(_outcomes, exercises.values()))),
-        pain_reports=tuple(reports),
-        set_aside=_set_aside(aside) if aside else (),
-        strays=tuple(sorted(strays, key=outcome_key)),
+    any_session = False
+    for exercise in exercises.values():
+        if exercise.done_sessions:
+            any_session = True
+            break
+    # What WeekView(...) sets, in one go (a frozen dataclass sets each field through
+    # object.__setattr__: a microsecond a week); any_session is its cached value.
+    week = object.__new__(WeekView)
+    _set_week_fields(
+        week,
+        {
+            "prescription": prescription,
+            "exercises": exercises,
+            "outcomes": tuple(chain.from_iterable(map(_outcomes, exercises.values()))),
+            "pain_reports": tuple(reports),
+            "set_aside": _set_aside(aside) if aside else (),
+            "strays": tuple(sorted(strays, key=outcome_key)) if strays else (),
+            "any_session": any_session,
+        },
     )
+    return week
 
 
 def _sorted_out(
@@ -337,8 +353,8 @@ def _sorted_out(
         # by far the most records, skip it.
         elif type(record) is not Outcome and isinstance(record, PainReport):
             reports.append(record)
-        elif (bucket := by_exercise.get(record.exercise)) is not None:
-            bucket.append(record)
+        elif record.exercise in by_exercise:  # (no call: cheaper than .get for every outcome)
+            by_exercise[record.exercise].append(record)
         else:
             aside.append((record, f"unknown exercise {record.exercise!r}"))
             strays.append(record)

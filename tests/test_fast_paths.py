@@ -11,6 +11,7 @@ of exact built-in types: anything else is validated, and a bad value fails that 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import pickle
@@ -189,6 +190,20 @@ def test_trusted_builds_what_validation_builds(model: type[Any], values: dict[st
     assert list(values) == list(model.model_fields), "every field, in declaration order"
     fast = trusted_dose(dict(values)) if model is p.Dose else trusted(model, dict(values))
     assert_same_model(fast, model(**values))
+
+
+def test_the_fields_set_trusted_models_share_never_changes() -> None:
+    state = trusted(p.ExerciseState, {"dose": DOSE, "status": "active", "memory": {}})
+    other = trusted(p.ExerciseState, {"dose": DOSE, "status": "paused", "memory": {}})
+    shared = state.__pydantic_fields_set__
+    assert other.__pydantic_fields_set__ is shared  # one per class: every field is given
+    before = set(shared)
+    copied = state.model_copy(update={"status": "paused"})
+    assert copied.__pydantic_fields_set__ is not shared
+    with pytest.raises(ValidationError):
+        state.status = "paused"  # type: ignore[misc]  # frozen
+    pickle.loads(pickle.dumps(state))
+    assert shared == before == set(p.ExerciseState.model_fields)
 
 
 def test_trusted_sets_every_slot_of_a_model() -> None:
@@ -674,3 +689,18 @@ def test_an_each_met_may_answer_with_ones_and_zeros() -> None:
     assert pelvic.met_sessions == 3
     assert [s.met for s in pelvic.sessions] == [True, True, True]
     assert all(type(s.met) is bool for s in pelvic.sessions)
+
+
+def test_build_week_makes_the_week_view_its_constructor_makes() -> None:
+    seed = p.Engine().compile(p.load_program(PROGRAMS / "low-back-pain.toml"))
+    prescription = seed.first_week(
+        p.Enrollment(patient="anna", program=seed.program.id, start=START)
+    )
+    for records in (_one_a_day((0, 2, 4)), [], _one_a_day((0,), skipped=True)):
+        week = build_week(seed._plans, prescription, records)
+        fields = {f.name: getattr(week, f.name) for f in dataclasses.fields(p.WeekView)}
+        assert list(week.__dict__)[: len(fields)] == list(fields)
+        made = p.WeekView(**fields)
+        assert week == made
+        assert week.any_session is p.WeekView.any_session.func(made)  # type: ignore[attr-defined]
+        assert week.any_session is any(not o.skipped for o in records)  # type: ignore[union-attr]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,8 +17,20 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_adverse_event = attrgetter("adverse_event")
-_flags = attrgetter("flags")
+def _adverse_days(week: WeekView) -> list[dt.date]:
+    """The days with an adverse event, however it was logged: the outcome's field, or the
+    flag "adverse-event" on an outcome or a pain report."""
+    for o in week.outcomes:  # the usual week has no event and no flag: one quick pass
+        if o.adverse_event or o.flags:
+            break
+    else:
+        if not week.strays and not any(r.flags for r in week.pain_reports):
+            return []
+    outcomes = (*week.outcomes, *week.strays)
+    return sorted(
+        {o.date for o in outcomes if o.adverse_event or "adverse-event" in o.flags}
+        | {r.date for r in week.pain_reports if "adverse-event" in r.flags}
+    )
 
 
 class PainFlareParams(_Params):
@@ -39,16 +50,7 @@ class PainFlare(SafetyRule):
         assert isinstance(params, PainFlareParams)
         scores = week.pain_scores
         highest = max(scores, default=None)
-        # An adverse event, however it was logged: the outcome's field, or the flag
-        # "adverse-event" on an outcome or a pain report.
-        outcomes = (*week.outcomes, *week.strays)
-        adverse: list[dt.date] = []
-        # Only a week with an adverse event or a flag at all needs the closer look.
-        if any(map(_adverse_event, outcomes)) or any(map(_flags, (*outcomes, *week.pain_reports))):
-            adverse = sorted(
-                {o.date for o in outcomes if o.adverse_event or "adverse-event" in o.flags}
-                | {r.date for r in week.pain_reports if "adverse-event" in r.flags}
-            )
+        adverse = _adverse_days(week)
         flare = highest is not None and highest >= params.pause_at
         if not (flare or adverse):
             yield from self._reported_flares(week)
