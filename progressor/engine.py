@@ -322,8 +322,11 @@ class CompiledProgram:
             states[name] = state
             if flag:
                 flags.append(flag)
-        program_pause = any(m.action == "pause" and m.exercise is None for m in found)
-        status: Status = "paused" if program_pause else "active"
+        status: Status = "active"
+        for m in found:  # (a loop: a generator costs more than the usual empty list)
+            if m.action == "pause" and m.exercise is None:
+                status = "paused"
+                break
         return self._result(week, status, states, decisions, flags, alerts)
 
     def _decide(
@@ -345,13 +348,14 @@ class CompiledProgram:
         ):
             raise ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
         own = Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
-        candidates = [*matches, own]
-        # The most conservative wins; on a tie the first: safety rules (in program order)
-        # before the strategy.
-        applied, rank = own, -1
-        for m in candidates:
-            if m.action is not None and SEVERITY[m.action] > rank:
-                applied, rank = m, SEVERITY[m.action]
+        applied = own
+        if matches:
+            # The most conservative wins; on a tie the first: safety rules (in program order)
+            # before the strategy.
+            rank = -1
+            for m in (*matches, own):
+                if m.action is not None and SEVERITY[m.action] > rank:
+                    applied, rank = m, SEVERITY[m.action]
         # The canonical str: a plugin's action may be an equal str subclass.
         action: Action = ACTIONS[applied.action] if applied.action else "hold"
         reason, flag = applied.reason, None
@@ -396,7 +400,7 @@ class CompiledProgram:
             if proposal.setback_memory is not None:
                 memory = proposal.setback_memory
         text = sentence(action, reason, dose)
-        seen = rule_matches(candidates, applied) if matches else (rule_match(own, True),)
+        seen = rule_matches((*matches, own), applied) if matches else (rule_match(own, True),)
         # Every value is checked by now: the action is one of ACTIONS, the doses are Dose
         # instances (which validation takes as they are), the rest is the core's own.
         decision = trusted(

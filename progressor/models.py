@@ -159,14 +159,6 @@ class Limits(_PlainModel):
         return {k: v for k in NUMERIC_FIELDS if (v := getattr(self, k)) is not None}
 
 
-def _valid_limit(name: str, value: object) -> bool:
-    """Whether Limits would accept `value` for field `name` unchanged (no coercion)."""
-    if name in INT_FIELDS:
-        return type(value) is int and value >= 1
-    # `>= 0` is False for NaN, which Limits refuses too.
-    return name in FLOAT_FIELDS and type(value) is float and value >= 0
-
-
 @pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
 class Dose(Limits):
     """What is prescribed for one exercise; which fields apply is the exercise type's business."""
@@ -177,12 +169,21 @@ class Dose(Limits):
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
         # Half up, as a clinician would round (Python's round() sends 682.5 to 682).
-        value = math.floor(value + 0.5) if name in INT_FIELDS else round(value, 2)
-        values = {**self.__dict__, name: value}
+        values = {**self.__dict__}
         # A Dose is valid once built (by validation, or trusted_dose on checked values), so only
-        # the changed field needs a check; anything unusual takes pydantic's path and its error.
-        if type(self) is Dose and _valid_limit(name, value):
-            return trusted_dose(values)
+        # the changed field needs the check Limits would make (a whole number >= 1 for counts
+        # and seconds, a float >= 0 otherwise); anything unusual takes pydantic's path and its
+        # error.
+        if name in INT_FIELDS:
+            values[name] = whole = math.floor(value + 0.5)
+            valid = whole >= 1
+        else:
+            values[name] = value = round(value, 2)
+            valid = name in FLOAT_FIELDS and type(value) is float and value >= 0
+        if valid and type(self) is Dose:
+            dose = object.__new__(Dose)
+            _set_instance_dict(dose, values)
+            return dose
         return Dose(**values)
 
     def same(self, other: Dose) -> bool:
@@ -450,7 +451,10 @@ class Prescription(_Frozen):
     @property
     def end(self) -> dt.date:
         """The first day after this week."""
-        return self.start + dt.timedelta(days=7)
+        return self.start + _WEEK
+
+
+_WEEK = dt.timedelta(days=7)
 
 
 class RuleMatch(_Frozen):

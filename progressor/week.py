@@ -196,11 +196,15 @@ class WeekView:
     @_cached_property
     def pain_scores(self) -> tuple[float, ...]:
         """Every pain score of the week: from outcomes and from pain reports."""
-        every: list[float | None] = []
-        for o in chain(self.outcomes, self.strays):  # (cheaper than an attrgetter per outcome)
-            every += (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
-        every += [r.pain for r in self.pain_reports]
-        return tuple([p for p in every if p is not None])
+        scores = [
+            p
+            for o in chain(self.outcomes, self.strays)
+            for p in (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
+            if p is not None
+        ]
+        if self.pain_reports:
+            scores += [r.pain for r in self.pain_reports]
+        return tuple(scores)
 
     @_cached_property
     def mean_pain(self) -> float | None:

@@ -27,15 +27,17 @@ class _Params(BaseModel):
 
 def value(dose: Dose, name: str) -> float:
     """A numeric dose field that the strategy relies on (checked at load to be set)."""
-    current = getattr(dose, name)
+    current = dose.__dict__[name]  # (a dataclass's field, read without getattr)
     return 0.0 if current is None else float(current)
 
 
 def cap(exercise: Exercise, name: str, proposed: float, limit: float | None = None) -> float:
     """`proposed`, no higher than the exercise's ceiling or the strategy's own limit."""
-    for bound in (getattr(exercise.ceiling, name), limit):
-        if bound is not None:
-            proposed = min(proposed, bound)
+    ceiling = exercise.ceiling.__dict__[name]
+    if ceiling is not None and ceiling < proposed:
+        proposed = ceiling
+    if limit is not None and limit < proposed:
+        proposed = limit
     return proposed
 
 
@@ -93,15 +95,16 @@ class Linear(Strategy):
 
     def propose(self, week: ExerciseWeek, params: BaseModel) -> Proposal:
         assert isinstance(params, LinearParams)
-        if not week.met:
+        if week.met_sessions < week.sessions_required:  # (week.met, inlined)
             return not_met(week)
-        current = value(week.dose, params.field)
-        target = cap(week.exercise, params.field, current + params.step, params.max)
+        field = params.field
+        current = value(week.dose, field)
+        target = cap(week.exercise, field, current + params.step, params.max)
         return Proposal(
-            action="progress",
-            reason=f"{met_reason(week)}; {params.field} {current:g} -> {target:g}",
-            dose=week.dose.with_value(params.field, target),
-            values=met_values(week),
+            "progress",
+            f"{met_reason(week)}; {field} {current:g} -> {target:g}",
+            week.dose.with_value(field, target),
+            met_values(week),
         )
 
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
@@ -144,13 +147,14 @@ class Double(Strategy):
 
     def propose(self, week: ExerciseWeek, params: BaseModel) -> Proposal:
         assert isinstance(params, DoubleParams)
-        if not week.met:
+        if week.met_sessions < week.sessions_required:  # (week.met, inlined)
             return not_met(week)
-        first, second = value(week.dose, params.first), value(week.dose, params.second)
+        first_field, dose = params.first, week.dose
+        first, second = value(dose, first_field), value(dose, params.second)
         if first < params.first_top:
-            raised = cap(week.exercise, params.first, first + params.first_step, params.first_top)
-            dose = week.dose.with_value(params.first, raised)
-            change = f"{params.first} {first:g} -> {raised:g}"
+            raised = cap(week.exercise, first_field, first + params.first_step, params.first_top)
+            dose = dose.with_value(first_field, raised)
+            change = f"{first_field} {first:g} -> {raised:g}"
         else:
             raised = cap(
                 week.exercise, params.second, second + params.second_step, params.second_max
