@@ -44,8 +44,12 @@ class Hold(ExerciseType):
         need = dose.hold_s or 0
         if dose.sets in (None, 1) and dose.load_kg is None:  # the usual dose, as below
             reps = dose.reps or 0
+            # (The last set usually has the reps: max() is asked only when it has not.)
             return [
-                (o.hold_s or 0) >= need and bool(o.reps) and max(o.reps) >= reps for o in outcomes
+                (o.hold_s or 0) >= need and (o.reps[-1] >= reps or max(o.reps) >= reps)
+                if o.reps
+                else False
+                for o in outcomes
             ]
         return [(o.hold_s or 0) >= need and _reps_met(dose, o) for o in outcomes]
 
@@ -77,6 +81,16 @@ class Stretch(ExerciseType):
     def each_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
         # One outcome alone meets an 'each side' dose only when it names no side (both done).
         each, need = dose.side == "each", dose.hold_s or 0
+        if dose.sets in (None, 1) and dose.load_kg is None:  # the usual dose, as in Hold
+            reps = dose.reps or 0
+            return [
+                (o.hold_s or 0) >= need
+                and (o.reps[-1] >= reps or max(o.reps) >= reps)
+                and (not each or o.side is None)
+                if o.reps
+                else False
+                for o in outcomes
+            ]
         return [
             (o.hold_s or 0) >= need and _reps_met(dose, o) and (not each or o.side is None)
             for o in outcomes
