@@ -20,6 +20,7 @@ from progressor.components import (
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.matches import (
     ACTIONS,
+    BUILTINS,
     Bound,
     ComponentFailure,
     Match,
@@ -165,11 +166,14 @@ class CompiledProgram:
                 p.exercise_type.session_met,
                 p.exercise_type.each_met,
                 p.exercise.sessions_required or program.sessions_required,
+                type(p.exercise_type).__module__.startswith(BUILTINS),
             )
             for p in self._exercises
         }
         self._unmet_plans = {
-            name: ExercisePlan(plan.exercise, never_met, never_each_met, plan.sessions_required)
+            name: ExercisePlan(
+                plan.exercise, never_met, never_each_met, plan.sessions_required, True
+            )
             for name, plan in self._plans.items()
         }
         self._type_bounds = {

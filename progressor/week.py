@@ -292,6 +292,8 @@ class ExercisePlan:
     session_met: SessionMet
     each_met: EachMet
     sessions_required: int
+    #: A built-in type: its each_met answers are a list of bools, taken without a check.
+    own: bool = False
 
 
 def build_week(
@@ -426,7 +428,7 @@ def _daily_week(
     ]
     scored_count = scored.count(True)
     if scored_count == len(outcomes):
-        met = _answers(plan.each_met, dose, outcomes)
+        met = plan.each_met(dose, outcomes) if plan.own else _answers(plan.each_met, dose, outcomes)
         unscored: tuple[Outcome, ...] = ()
     else:
         answers = iter(
