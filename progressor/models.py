@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
@@ -303,6 +304,9 @@ _SIGNED_ZERO_FIELDS = (
 )
 
 
+_signed_zero_values = itemgetter(*_SIGNED_ZERO_FIELDS)
+
+
 @pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
 class Outcome(_PlainModel):
     """One logged performance of one exercise in one session."""
@@ -329,9 +333,13 @@ class Outcome(_PlainModel):
     @model_validator(mode="after")
     def _one_zero(self) -> Self:
         # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: keep one zero.
-        # One check per record (field validators would cost a Python call per field).
+        # One check per record (field validators would cost a Python call per field), and a
+        # closer look only at a record with a zero at all.
+        fields = self.__dict__
+        if 0 not in _signed_zero_values(fields):
+            return self
         for name in _SIGNED_ZERO_FIELDS:
-            value = getattr(self, name)
+            value = fields[name]
             if value == 0 and value is not None and math.copysign(1.0, value) < 0:
                 object.__setattr__(self, name, 0.0)  # still being built: frozen after this
         return self
