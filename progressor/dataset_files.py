@@ -7,6 +7,7 @@ to read only what is new on the next run).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -174,7 +175,13 @@ def read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[st
 
 
 def copy_range(source: IO[bytes], target: IO[bytes], start: int, end: int) -> None:
-    """Bytes `start` to `end` of `source`, appended to `target` a block at a time."""
+    """Bytes `start` to `end` of `source`, appended to `target`: by the kernel between two
+    local files (os.copy_file_range, no bytes through Python), else a block at a time."""
+    copied = _kernel_copy(source, target, start, end) if start < end else 0
+    _copy_blocks(source, target, start + copied, end)
+
+
+def _copy_blocks(source: IO[bytes], target: IO[bytes], start: int, end: int) -> None:
     source.seek(start)
     while start < end:
         block = source.read(min(end - start, BLOCK))
@@ -182,6 +189,35 @@ def copy_range(source: IO[bytes], target: IO[bytes], start: int, end: int) -> No
             raise ProgressorError("an output table is shorter than its index says")
         target.write(block)
         start += len(block)
+
+
+def _kernel_copy(source: IO[bytes], target: IO[bytes], start: int, end: int) -> int:
+    """As much of copy_range as os.copy_file_range does (0 where it cannot be used)."""
+    copy = getattr(os, "copy_file_range", None)  # Linux only
+    if copy is None or not (_local(source) and _local(target)):
+        return 0
+    target.flush()  # the kernel writes at the descriptor's offset: Python's buffer goes first
+    copied = 0
+    try:
+        while start + copied < end:
+            n = copy(source.fileno(), target.fileno(), end - start - copied, start + copied)
+            if n == 0:  # the source ends early: the block copy says so
+                break
+            copied += n
+    except OSError:  # a filesystem or kernel without it (EXDEV, ENOSYS, EINVAL, ...)
+        pass
+    # The buffered writer's idea of its position follows the descriptor's after a seek.
+    target.seek(0, os.SEEK_END)
+    return copied
+
+
+def _local(handle: IO[bytes]) -> bool:
+    """An open local file (not an fsspec handle): it has a descriptor."""
+    try:
+        handle.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return isinstance(handle, io.BufferedIOBase)
 
 
 def stats(locations: Sequence[str]) -> list[list[object]]:

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program, read_log
 from progressor.models import Enrollment, StepResult
+from progressor.plugins import ALLOW_ENV, BLOCK_ENV, code_versions
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -66,7 +66,7 @@ def _cached_programs(
     dataset: str, plugins: tuple[str, ...], block: tuple[str, ...], signature: str
 ) -> dict[str, CompiledProgram]:
     # The environment's allow-list and block-list shape the engine too.
-    allowed = (os.environ.get("PROGRESSOR_PLUGINS"), os.environ.get("PROGRESSOR_BLOCK"))
+    allowed = (os.environ.get(ALLOW_ENV), os.environ.get(BLOCK_ENV))
     key = (dataset, plugins, block, signature, allowed)
     programs = _PROGRAMS.get(key)
     if programs is None:
@@ -174,9 +174,15 @@ def compute_partition(
     ]
     stats = files.stats(inputs)
     program_texts = [(p, "\n".join(files.text_lines(p))) for p in inputs[2:]]
-    signature = hashlib.sha256(
-        json.dumps([str(as_of), sorted(plugins), sorted(block), program_texts]).encode()
-    ).hexdigest()
+    # What the output depends on besides the inputs: a run after an upgrade of progressor or
+    # of a plugin, or with another allow-list or block-list, computes every patient afresh.
+    code = [
+        code_versions(tuple(plugins)),
+        sorted(block),
+        os.environ.get(ALLOW_ENV),
+        os.environ.get(BLOCK_ENV),
+    ]
+    signature = hashlib.sha256(json.dumps([str(as_of), program_texts, code]).encode()).hexdigest()
     try:
         previous = files.read_json(index_path) if files.exists(index_path) else None
     except ValueError:  # a damaged index (not JSON) is no index: the partition is recomputed
@@ -469,7 +475,8 @@ class _Run:
                 for column, value in zip(columns, row, strict=True):
                     column.append(value)
         prescribed = offsets["prescriptions"]
-        actions = Counter(_ACTIONS[letter] for letter in "".join(columns[0]))
+        letters = "".join(columns[0])
+        actions = {_ACTIONS[letter]: n for letter in _ACTIONS if (n := letters.count(letter))}
         summary = PartitionSummary(
             part=self.part,
             patients=sum(1 for i in range(len(outputs)) if prescribed[i + 1] > prescribed[i]),

@@ -8,6 +8,7 @@ from the entry-point group ``progressor``, restricted by an allow-list
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata as metadata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -123,6 +124,18 @@ def get_plugin_manager(
             pm.add(plugin, PluginInfo(name, getattr(plugin, "__module__", name) or name))
     pm.check()
     return pm
+
+
+@functools.cache
+def code_versions(plugins: tuple[str, ...] = ()) -> tuple[tuple[str, str | None], ...]:
+    """What a saved result depends on besides its inputs: progressor's version and, for each
+    plugin module named, its distribution's name and version (looked up once per process)."""
+    named = [
+        (f"{plugin} ({dist})", version)
+        for plugin in sorted(plugins)
+        for dist, version in [_distribution_of(plugin)]
+    ]
+    return (("progressor", _own_version()), *named)
 
 
 def _own_version() -> str | None:

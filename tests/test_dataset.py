@@ -62,6 +62,21 @@ def test_a_rerun_skips_finished_partitions_and_resumes_the_rest(
     assert outputs(out) == outputs(clean)
 
 
+def test_an_upgrade_or_another_block_list_computes_every_partition_again(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    parts = partitions(str(dataset))[:2]
+    run_local(str(dataset), str(out), AS_OF, workers=1, parts=parts)
+    assert all(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
+    monkeypatch.setattr(
+        progressor.partition, "code_versions", lambda plugins: (("progressor", "99.0"),)
+    )
+    assert not any(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
+    monkeypatch.setenv("PROGRESSOR_BLOCK", "adherence")
+    assert not any(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
+
+
 def test_dask_and_local_executors_agree(dataset: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with (
@@ -265,3 +280,28 @@ def test_a_dataset_at_a_url(tmp_path: Path) -> None:
     assert on_url["patients"] == 30 and on_url["partitions"] == 3
     again = merge(run_local("memory://clinic/in", "memory://clinic/out", AS_OF, workers=1))
     assert again["skipped"] == 3
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["copy_file_range", "blocks"])
+def test_copy_range_appends_exactly_the_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+) -> None:
+    if not kernel:
+        monkeypatch.delattr("os.copy_file_range", raising=False)
+    monkeypatch.setattr(progressor.dataset_files, "BLOCK", 7)  # several blocks
+    source = tmp_path / "source"
+    source.write_bytes(bytes(range(256)) * 3)
+    with open(source, "rb") as read, open(tmp_path / "target", "wb") as write:
+        write.write(b"head")  # buffered, not yet on disk: it must stay first
+        progressor.dataset_files.copy_range(read, write, 10, 300)
+        write.write(b"tail")
+        progressor.dataset_files.copy_range(read, write, 0, 0)
+        progressor.dataset_files.copy_range(read, write, 700, 768)
+    expected = b"head" + source.read_bytes()[10:300] + b"tail" + source.read_bytes()[700:768]
+    assert (tmp_path / "target").read_bytes() == expected
+    with (
+        open(source, "rb") as read,
+        open(tmp_path / "short", "wb") as write,
+        pytest.raises(progressor.ProgressorError, match="shorter than its index says"),
+    ):
+        progressor.dataset_files.copy_range(read, write, 700, 800)
