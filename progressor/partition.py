@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from operator import gt
 from typing import IO, Any, NamedTuple
 
 from progressor import dataset_files as files
@@ -276,7 +277,7 @@ class _Run:
             return None
         if enrolled_tail.orphans or records_tail.orphans:
             return None  # new problems to report: the full path words them
-        old = {p: i for i, p in enumerate(previous["patients"])}
+        old = dict(zip(previous["patients"], range(len(previous["patients"])), strict=True))
         if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
             return None  # a new enrollment may settle an earlier problem: the full path sees it
         everyone = old.keys() | enrolled_tail.lines.keys()
@@ -333,6 +334,7 @@ class _Run:
             previous["problems"],
             [[enrolled_tail.size, enrolled_tail.crc], [records_tail.size, records_tail.crc]],
             (enrollment_ranges, record_ranges),
+            None if len(everyone) > len(old) else sorted((old[p], o) for p, o in computed.items()),
         )
 
     def _compute(
@@ -398,11 +400,15 @@ class _Run:
         problems: list[str],
         inputs: list[list[int]],
         ranges: tuple[list[str], list[str]],
+        changed_in_place: list[tuple[int, _Patient]] | None = None,
     ) -> PartitionSummary:
         """Write the output tables, then the index, then `_done` (last: the partition is done).
 
         `outputs` holds, for each patient in order, the newly computed rows or the patient's
         position in `kept` (last run's output); runs of kept patients are copied as one range.
+        `changed_in_place`, when given, says that every kept patient is at its old position,
+        and lists the computed ones (by position, in order): the usual re-run, set out without
+        a step per kept patient.
         """
         # Not done while its tables are rewritten: a run killed in between finds no `_done`
         # and computes the partition afresh (the index's offsets would not fit the tables).
@@ -410,13 +416,24 @@ class _Run:
         # Consecutive kept patients as one range (start, end) of positions in `kept`.
         segments: list[_Patient | tuple[int, int]] = []
         computed: list[tuple[int, _Patient]] = []  # each computed patient, by position
-        in_place = kept is not None and len(outputs) == len(kept.offsets["prescriptions"]) - 1
-        for position, output in enumerate(outputs):
+        everyone_in_place = (
+            kept is not None and len(outputs) == len(kept.offsets["prescriptions"]) - 1
+        )
+        if changed_in_place is not None and everyone_in_place:
+            computed, start = changed_in_place, 0
+            for position, rows in computed:
+                if start < position:
+                    segments.append((start, position))
+                segments.append(rows)
+                start = position + 1
+            if start < len(outputs):
+                segments.append((start, len(outputs)))
+        for position, output in enumerate(outputs if not segments else ()):
             if not isinstance(output, int):
                 segments.append(output)
                 computed.append((position, output))
                 continue
-            in_place = in_place and output == position
+            everyone_in_place = everyone_in_place and output == position
             if (
                 segments
                 and not isinstance(last := segments[-1], _Patient)  # (a NamedTuple: test it first)
@@ -427,7 +444,7 @@ class _Run:
                 segments.append((output, output + 1))
         # With everyone in place and the same problems, a table whose recomputed rows came out
         # as they were is left alone.
-        in_place = in_place and kept is not None and problems == kept.problems
+        in_place = everyone_in_place and kept is not None and problems == kept.problems
         offsets: dict[str, list[int]] = {}
         for table in TABLES_OUT:
             target = self._target(table)
@@ -479,7 +496,7 @@ class _Run:
         actions = {_ACTIONS[letter]: n for letter in _ACTIONS if (n := letters.count(letter))}
         summary = PartitionSummary(
             part=self.part,
-            patients=sum(1 for i in range(len(outputs)) if prescribed[i + 1] > prescribed[i]),
+            patients=sum(map(gt, prescribed[1:], prescribed)),  # (rows of one prescription)
             actions=dict(sorted(actions.items())),
             paused=sum(columns[1]),
             alerts=sum(columns[2]),
