@@ -33,7 +33,7 @@ from progressor import dataset_files as files
 from progressor.dataset_files import part_name
 from progressor.errors import ProgressorError
 from progressor.models import Enrollment, Record
-from progressor.partition import TABLES_OUT, PartitionSummary, compute_partition
+from progressor.partition import TABLES_OUT, PartitionSummary, compute_partition, engine_for
 
 __all__ = [
     "TABLES_OUT",
@@ -120,6 +120,7 @@ def run_local(
         return [compute_partition(dataset, out, p, as_of, plugins, block) for p in chosen]
     from concurrent.futures import ProcessPoolExecutor
 
+    engine_for(plugins, block)  # built once here: forked workers start with it
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
             pool.submit(compute_partition, dataset, out, p, as_of, plugins, block) for p in chosen

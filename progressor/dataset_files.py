@@ -128,14 +128,12 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
     with open_binary(location, "rb") as handle:
         position = crc = 0
         if known is not None:
-            size, last = known[0], b""
-            while position < size:
-                block = handle.read(min(size - position, BLOCK))
-                if not block:
-                    return None  # shorter than before
-                crc, position, last = zlib.crc32(block, crc), position + len(block), block[-1:]
-            if crc != known[1] or (size and last != b"\n"):
+            size = known[0]
+            prefix = _prefix_crc(handle, size)
+            if prefix is None or prefix[0] != known[1] or (size and prefix[1] != b"\n"):
                 return None  # changed, or its last line was incomplete and may mean more now
+            crc, position = prefix[0], size
+            handle.seek(size)
         lines, ranges, orphans = table.lines, table.ranges, table.orphans
         for block in handle:
             # Binary files split at \n only; a text file (how records are read elsewhere) also
@@ -157,6 +155,21 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
                 else:
                     spans.extend((start, position))
     return table._replace(size=position, crc=crc)
+
+
+def _prefix_crc(handle: IO[bytes], size: int) -> tuple[int, bytes] | None:
+    """The CRC-32 of the first `size` bytes and the last of them (None if the file is
+    shorter), read into one reused buffer."""
+    buffer = bytearray(min(size, BLOCK))
+    view = memoryview(buffer)
+    position = crc = 0
+    last = b""
+    while position < size:
+        n = handle.readinto(view[: min(size - position, BLOCK)])  # type: ignore[attr-defined]
+        if not n:
+            return None  # shorter than before
+        crc, position, last = zlib.crc32(view[:n], crc), position + n, view[n - 1 : n].tobytes()
+    return crc, last
 
 
 def read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[str]]:
