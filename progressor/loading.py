@@ -181,10 +181,35 @@ def parse_record(data: Mapping[str, Any]) -> Record:
             "neither an outcome (no 'exercise') nor a pain report (no 'pain'); "
             "set 'kind' to 'outcome' or 'pain'"
         )
+    for key in _NUMBERS[model]:
+        value = data.get(key)
+        if isinstance(value, bool) or (
+            isinstance(value, list) and any(isinstance(item, bool) for item in value)
+        ):
+            # pydantic would read true as 1: a "pain_during: true" is no pain score of 1/10.
+            example = "numbers, e.g. [5, 5]" if isinstance(value, list) else "a number, e.g. 3"
+            raise ValueError(f"{key}: {json.dumps(value)} is not {example}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValueError(_record_reason(exc, model)) from None
+
+
+#: The fields that take numbers (or lists of numbers), where true and false mean nothing.
+_NUMBERS: dict[type[Outcome] | type[PainReport], tuple[str, ...]] = {
+    Outcome: (
+        "reps",
+        "hold_s",
+        "duration_s",
+        "load_kg",
+        "pain_before",
+        "pain_during",
+        "pain_after",
+        "pain_next_morning",
+        "rpe",
+    ),
+    PainReport: ("pain",),
+}
 
 
 def _record_reason(error: ValidationError, model: type[Outcome] | type[PainReport]) -> str:
@@ -210,7 +235,9 @@ def _plain(message: str, key: str) -> str:
 
 def _slow(line: str, records: list[Record]) -> bool:
     """Whether `line` needs the readable path (else it was parsed into `records`)."""
-    if '"kind"' in line:
+    # (A line with true or false takes the readable path: there a boolean where a number
+    # belongs is refused, where pydantic would read true as 1.)
+    if '"kind"' in line and "true" not in line and "false" not in line:
         try:
             records.append(_validate_tagged(line))
         except ValidationError:

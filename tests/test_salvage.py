@@ -83,6 +83,40 @@ def test_a_flare_in_a_malformed_record_still_pauses() -> None:
     assert [a.rule for a in result.alerts] == ["pain-flare"]
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pain_during": True}, "pain_during: true is not a number, e.g. 3"),
+        ({"pain_after": False}, "pain_after: false is not a number, e.g. 3"),
+        ({"reps": [5, True]}, "reps: [5, true] is not numbers, e.g. [5, 5]"),
+        ({"hold_s": True}, "hold_s: true is not a number, e.g. 3"),
+    ],
+)
+def test_true_or_false_where_a_number_belongs_is_set_aside_never_read_as_1_or_0(
+    change: dict[str, object], reason: str
+) -> None:
+    # pydantic reads true as 1: a patient's "pain during: yes" must not become 1/10 pain that
+    # lets the exercise progress. The session does not count; its other scores reach safety.
+    compiled = progressor.Engine().compile(progressor.parse_program(SEED_TEXT))
+    rows = [{**row, "kind": "outcome"} for row in full_week(pain=1)]
+    rows[-1] = {**rows[-1], **change}
+    log = read_log([json.dumps(row) for row in rows], "anna.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert (aside.line, aside.reason.split(";")[0]) == (len(rows), reason)
+    assert all(isinstance(r, progressor.Outcome) for r in log.records[:-1])
+    kept = log.records[-1]
+    assert isinstance(kept, progressor.PainReport) and kept.pain == 1  # pain_before, kept
+    enrollment = progressor.Enrollment(patient="anna", program="low-back-pain", start=START)
+    [result] = compiled.replay(enrollment, log.records)
+    bridge = next(d for d in result.decisions if d.exercise == "bridge")
+    assert bridge.action == "hold"  # 2 sessions of the 3 needed count (read as 1: progress)
+
+
+def test_a_pain_report_of_true_is_set_aside() -> None:
+    log = read_log(['{"kind": "pain", "date": "2026-01-05", "pain": true}'], "x", "jsonl")
+    assert log.records == () and "pain: true is not a number" in log.set_aside[0].reason
+
+
 def test_the_store_keeps_the_safety_part_and_counts_identical_bouts(tmp_path: Path) -> None:
     with Store.init(tmp_path / "clinic.db") as store:
         program = progressor.parse_program(SEED_TEXT)
