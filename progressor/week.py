@@ -243,7 +243,6 @@ def outcome_key(o: Outcome) -> tuple[object, ...]:
 
 
 _date = attrgetter("date")
-_outcome_pains = attrgetter("pain_before", "pain_during", "pain_after", "pain_next_morning")
 _outcomes = attrgetter("outcomes")
 
 
