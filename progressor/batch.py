@@ -129,6 +129,8 @@ def _chunks(
     after = ""
     while chunk := store.due(as_of, after=after, limit=size, patients=patients):
         yield chunk
+        if len(chunk) < size:  # the last page: asking again would scan the rest for nothing
+            return
         after = chunk[-1]
 
 
