@@ -8,8 +8,9 @@ methods below then only evaluate.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -41,7 +42,29 @@ class ExerciseType(ABC):
         a session on its own, reached the full dose. It must answer as `session_met` would
         for that outcome alone; the default asks it. Override it to answer in one pass."""
         session_met = self.session_met
-        return [session_met(dose, (o,)) for o in outcomes]
+        met = [session_met(dose, (o,)) for o in outcomes]
+        for answer in met:  # (worded as the day-by-day path words it)
+            if answer is not True and answer is not False:
+                raise TypeError(f"session_met gave {answer!r}, not True or False")
+        return met
+
+
+def each_met_of(exercise_type: ExerciseType) -> Callable[[Dose, Sequence[Outcome]], list[bool]]:
+    """The `each_met` that answers as the type's `session_met` does: its own, unless
+    `session_met` was overridden below the class that gave `each_met` (a subclass of Hold
+    that only changes `session_met`) or on the instance. Then the default, which asks
+    `session_met` of each outcome."""
+    own = vars(exercise_type)
+    if "session_met" in own and "each_met" not in own:
+        return partial(ExerciseType.each_met, exercise_type)
+    if "each_met" in own:
+        return exercise_type.each_met
+    mro = type(exercise_type).__mro__
+    each_at = next(i for i, cls in enumerate(mro) if "each_met" in vars(cls))
+    session_at = next(i for i, cls in enumerate(mro) if "session_met" in vars(cls))
+    if session_at < each_at:
+        return partial(ExerciseType.each_met, exercise_type)
+    return exercise_type.each_met
 
 
 @dataclass(frozen=True, init=False)

@@ -16,16 +16,17 @@ from progressor.components import (
     Finding,
     NoParams,
     Proposal,
+    each_met_of,
 )
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.matches import (
     ACTIONS,
-    BUILTINS,
     Bound,
     ComponentFailure,
     Match,
     built,
     call,
+    is_builtin,
     plain_values,
     raised,
     rule_match,
@@ -164,9 +165,9 @@ class CompiledProgram:
             p.exercise.id: ExercisePlan(
                 p.exercise,
                 p.exercise_type.session_met,
-                p.exercise_type.each_met,
+                each_met_of(p.exercise_type),
                 p.exercise.sessions_required or program.sessions_required,
-                type(p.exercise_type).__module__.startswith(BUILTINS),
+                is_builtin(p.exercise_type, registries.exercise_types[p.exercise.type].plugin),
             )
             for p in self._exercises
         }

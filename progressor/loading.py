@@ -181,7 +181,7 @@ def parse_record(data: Mapping[str, Any]) -> Record:
             "neither an outcome (no 'exercise') nor a pain report (no 'pain'); "
             "set 'kind' to 'outcome' or 'pain'"
         )
-    for key in _NUMBERS[model]:
+    for key in model._numbers:
         value = data.get(key)
         if isinstance(value, bool) or (
             isinstance(value, list) and any(isinstance(item, bool) for item in value)
@@ -193,23 +193,6 @@ def parse_record(data: Mapping[str, Any]) -> Record:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValueError(_record_reason(exc, model)) from None
-
-
-#: The fields that take numbers (or lists of numbers), where true and false mean nothing.
-_NUMBERS: dict[type[Outcome] | type[PainReport], tuple[str, ...]] = {
-    Outcome: (
-        "reps",
-        "hold_s",
-        "duration_s",
-        "load_kg",
-        "pain_before",
-        "pain_during",
-        "pain_after",
-        "pain_next_morning",
-        "rpe",
-    ),
-    PainReport: ("pain",),
-}
 
 
 def _record_reason(error: ValidationError, model: type[Outcome] | type[PainReport]) -> str:

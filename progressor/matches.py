@@ -44,12 +44,23 @@ class Bound:
     def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
         # The names go into output models unvalidated (see `trusted`): a str subclass becomes
         # the plain str that validation would give, once, here.
-        own = type(component).__module__.startswith(BUILTINS)
+        own = is_builtin(component, plugin)
         return cls(str.__str__(name), str.__str__(plugin), component, params, own)
 
 
 #: The package of the built-in components.
 BUILTINS = "progressor.builtins."
+
+
+def is_builtin(component: object, plugin: str) -> bool:
+    """A built-in component as progressor registers it: a built-in class, registered by a
+    built-in plugin, with nothing changed on the instance (a plugin that reuses a built-in
+    instance and replaces a method is a plugin, checked as one)."""
+    return (
+        plugin.startswith(BUILTINS)
+        and type(component).__module__.startswith(BUILTINS)
+        and not getattr(component, "__dict__", None)
+    )
 
 
 class Match(NamedTuple):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 from collections.abc import Mapping
 from operator import itemgetter
@@ -19,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -111,13 +113,28 @@ class _PlainModel:
             cls.__adapter = adapter
         return adapter
 
+    #: Fields that take numbers (or lists of numbers): true or false there is refused by
+    #: model_validate and model_validate_json (pydantic would read true as 1, and a
+    #: "pain_during": true is no pain score of 1/10).
+    _numbers: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def model_validate(cls, data: Any) -> Self:
+        if cls._numbers and isinstance(data, dict):
+            _refuse_booleans(cls, data)
         value: Self = cls._adapter().validate_python(data)
         return value
 
     @classmethod
     def model_validate_json(cls, data: str | bytes) -> Self:
+        if cls._numbers and (
+            "true" in data or "false" in data
+            if isinstance(data, str)
+            else (b"true" in data or b"false" in data)
+        ):
+            parsed = json.loads(data)
+            if isinstance(parsed, dict):
+                _refuse_booleans(cls, parsed)
         value: Self = cls._adapter().validate_json(data)
         return value
 
@@ -132,6 +149,22 @@ class _PlainModel:
     def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
         """A copy with some fields changed; unlike BaseModel.model_copy, the result is validated."""
         return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
+
+
+def _refuse_booleans(cls: type[_PlainModel], data: dict[str, Any]) -> None:
+    errors: list[Any] = []
+    for key in cls._numbers:
+        value = data.get(key)
+        if isinstance(value, bool):
+            errors.append({"type": "float_type", "loc": (key,), "input": value})
+        elif isinstance(value, list | tuple):
+            errors.extend(
+                {"type": "float_type", "loc": (key, i), "input": item}
+                for i, item in enumerate(value)
+                if isinstance(item, bool)
+            )
+    if errors:
+        raise ValidationError.from_exception_data(cls.__name__, errors)
 
 
 # The instance-dict slot of plain-model instances, set through its descriptor (see trusted).
@@ -311,6 +344,18 @@ _signed_zero_values = itemgetter(*_SIGNED_ZERO_FIELDS)
 class Outcome(_PlainModel):
     """One logged performance of one exercise in one session."""
 
+    _numbers: ClassVar[tuple[str, ...]] = (
+        "reps",
+        "hold_s",
+        "duration_s",
+        "load_kg",
+        "pain_before",
+        "pain_during",
+        "pain_after",
+        "pain_next_morning",
+        "rpe",
+    )
+
     kind: Literal["outcome"] = "outcome"
     patient: str | None = None
     date: dt.date
@@ -363,6 +408,8 @@ class Outcome(_PlainModel):
 @pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
 class PainReport(_PlainModel):
     """A standalone pain score logged on a day: a flare, a next morning."""
+
+    _numbers: ClassVar[tuple[str, ...]] = ("pain",)
 
     kind: Literal["pain"] = "pain"
     patient: str | None = None

@@ -8,9 +8,9 @@ which records arrived. Derived figures are computed once and cached: several rul
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, groupby
+from itertools import chain, groupby, repeat
 from operator import attrgetter, lt
 from typing import Any, Generic, NamedTuple, Self, TypeVar, overload
 
@@ -86,89 +86,83 @@ class Session(NamedTuple):
     done: bool  # logged and not (only) skipped
 
 
-class ExerciseWeek:
+class DailySessions(Sequence[Session]):
+    """The sessions of the usual week (one outcome a day), made when first read: the usual
+    strategies and rules only need the counts, and a session is a tuple to allocate.
+
+    A read-only sequence of Session, equal to the tuple of the same sessions."""
+
+    __slots__ = ("_made", "_parts")
+
+    def __init__(
+        self,
+        dates: list[dt.date],
+        outcomes: tuple[Outcome, ...],
+        scored: list[bool],
+        met: list[bool],
+        done: list[bool],
+    ) -> None:
+        self._parts = (dates, outcomes, scored, met, done)
+        self._made: tuple[Session, ...] | None = None
+
+    def _all(self) -> tuple[Session, ...]:
+        made = self._made
+        if made is None:
+            dates, outcomes, scored, met, done = self._parts
+            # At C speed: a NamedTuple's own __new__ is a Python function around
+            # tuple.__new__, called here directly; zip(outcomes) gives each as a 1-tuple.
+            made = self._made = tuple(
+                map(_tuple_new, repeat(Session), zip(dates, zip(outcomes), scored, met, done))  # noqa: B905
+            )
+        return made
+
+    @overload
+    def __getitem__(self, index: int) -> Session: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Session, ...]: ...
+    def __getitem__(self, index: int | slice) -> Session | tuple[Session, ...]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._parts[1])
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DailySessions):
+            other = other._all()
+        return self._all() == other
+
+    __hash__ = None  # type: ignore[assignment]  # (equal to a tuple, but not to be a dict key)
+
+    def __add__(self, other: Sequence[Session]) -> tuple[Session, ...]:
+        return self._all() + tuple(other)
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+class ExerciseWeek(NamedTuple):
     """One exercise's week: its dose, its strategy's memory, its sessions and their counts.
 
-    Read-only by convention (the step builds one per exercise and patient). `sessions` is
-    built on first read: the usual strategies only need the counts.
-    """
-
-    __slots__ = (
-        "_flags",
-        "_sessions",
-        "done_sessions",
-        "dose",
-        "exercise",
-        "memory",
-        "met_sessions",
-        "outcomes",
-        "scored_sessions",
-        "sessions_required",
-        "unscored",
-    )
+    `sessions` is a tuple of Session, or (for the usual week, one outcome a day) a
+    DailySessions: a read-only sequence of them, made when first read, equal to the tuple."""
 
     exercise: Exercise
     dose: Dose
     memory: Mapping[str, Scalar]
+    sessions: Sequence[Session]
     sessions_required: int
     outcomes: tuple[Outcome, ...]
     unscored: tuple[Outcome, ...]  # done without the pain scores a progression needs
     met_sessions: int
     done_sessions: int
-    scored_sessions: int
-
-    def __init__(
-        self,
-        exercise: Exercise,
-        dose: Dose,
-        memory: Mapping[str, Scalar],
-        sessions: Sequence[Session] | None,
-        sessions_required: int,
-        outcomes: tuple[Outcome, ...],
-        unscored: tuple[Outcome, ...],
-        met_sessions: int,
-        done_sessions: int,
-        scored_sessions: int = 0,
-        flags: tuple[list[bool], list[bool], list[bool]] | None = None,
-    ) -> None:
-        self.exercise, self.dose, self.memory = exercise, dose, memory
-        self.sessions_required, self.outcomes, self.unscored = sessions_required, outcomes, unscored
-        self.met_sessions, self.done_sessions = met_sessions, done_sessions
-        self.scored_sessions = scored_sessions
-        if sessions is not None:
-            self._sessions: tuple[Session, ...] | None = tuple(sessions)
-            self.scored_sessions = sum(s.scored for s in sessions)
-        elif flags is None:
-            raise TypeError("ExerciseWeek needs its sessions")
-        else:
-            self._sessions = None
-        # One outcome a day: each outcome's (scored, met, done), for `sessions` when read.
-        self._flags = flags
-
-    @property
-    def sessions(self) -> tuple[Session, ...]:
-        """The exercise's sessions (one per day with outcomes), in date order."""
-        sessions = self._sessions
-        if sessions is None:
-            assert self._flags is not None
-            scored, met, done = self._flags
-            sessions = self._sessions = tuple(
-                _tuple_new(Session, (o.date, (o,), s, m, d))
-                for o, s, m, d in zip(self.outcomes, scored, met, done, strict=True)
-            )
-        return sessions
 
     @property
     def met(self) -> bool:
         """The full dose was done in enough sessions that carry pain scores."""
         return self.met_sessions >= self.sessions_required
-
-    def __repr__(self) -> str:
-        return (
-            f"ExerciseWeek(exercise={self.exercise.id!r}, dose={self.dose!r}, "
-            f"met_sessions={self.met_sessions}, done_sessions={self.done_sessions}, "
-            f"sessions_required={self.sessions_required})"
-        )
 
 
 @dataclass(frozen=True)
@@ -391,7 +385,7 @@ def _exercise_week(
     try:
         dates = [o.date for o in outcomes]
         if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
-            return _daily_week(plan, state.dose, state.memory, tuple(outcomes))
+            return _daily_week(plan, state.dose, state.memory, tuple(outcomes), dates)
         sessions: list[Session] = []
         unscored: list[Outcome] = []
         met_sessions, done_sessions = _sessions(
@@ -399,21 +393,28 @@ def _exercise_week(
         )
     except Exception as error:  # the exercise type is a plugin: its failure names it
         raise SessionCheckFailed(plan.exercise.id, error) from error
-    return ExerciseWeek(
-        plan.exercise,
-        dose,
-        state.memory,
-        sessions,
-        plan.sessions_required,
-        tuple(outcomes),
-        tuple(unscored),
-        met_sessions,
-        done_sessions,
+    return _tuple_new(
+        ExerciseWeek,
+        (
+            plan.exercise,
+            dose,
+            state.memory,
+            tuple(sessions),
+            plan.sessions_required,
+            tuple(outcomes),
+            tuple(unscored),
+            met_sessions,
+            done_sessions,
+        ),
     )
 
 
 def _daily_week(
-    plan: ExercisePlan, dose: Dose, memory: Mapping[str, Scalar], outcomes: tuple[Outcome, ...]
+    plan: ExercisePlan,
+    dose: Dose,
+    memory: Mapping[str, Scalar],
+    outcomes: tuple[Outcome, ...],
+    dates: list[dt.date],
 ) -> ExerciseWeek:
     """The usual week, one outcome a day in order: each outcome is a session of its own, and
     the exercise type checks the scored ones in one call (`ExerciseType.each_met`)."""
@@ -435,35 +436,34 @@ def _daily_week(
         )
         met = [next(answers) if s else False for s in scored]
         unscored = tuple([o for o, d, s in zip(outcomes, done, scored, strict=True) if d and not s])
-    return ExerciseWeek(
-        plan.exercise,
-        dose,
-        memory,
-        None,
-        plan.sessions_required,
-        outcomes,
-        unscored,
-        met.count(True),
-        done.count(True),
-        scored_count,
-        (scored, met, done),
+    sessions = DailySessions(dates, outcomes, scored, met, done)
+    return _tuple_new(
+        ExerciseWeek,
+        (
+            plan.exercise,
+            dose,
+            memory,
+            sessions,
+            plan.sessions_required,
+            outcomes,
+            unscored,
+            met.count(True),
+            done.count(True),
+        ),
     )
 
 
-#: Validation of a bool, as a lookup: True and False (and 1 and 0, equal to them) pass.
-_AS_BOOL = {True: True, False: False}.__getitem__
-
-
 def _answers(each_met: EachMet, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
-    """What `each_met` says of `outcomes`, checked: True or False, one per outcome."""
+    """What a plugin's `each_met` says of `outcomes`, checked: True or False (exactly: not
+    1, not 1.0), one per outcome."""
     if not outcomes:
         return []
     given = each_met(dose, outcomes)
     try:
-        met = list(map(_AS_BOOL, given))
-    except (KeyError, TypeError):
+        met = list(given)
+    except TypeError:
         met = []
-    if len(met) != len(outcomes):
+    if len(met) != len(outcomes) or {*map(type, met)} - {bool}:
         raise TypeError(f"each_met gave {given!r}, not True or False for each outcome")
     return met
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import operator
 import pickle
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -616,15 +617,28 @@ def test_the_usual_week_gives_the_sessions_of_the_day_by_day_path(
     day_by_day = build_week(seed._plans, prescription, records[::-1])  # out of order
     for name in ("pelvic-tilt", "bridge"):
         a, b = usual.exercises[name], day_by_day.exercises[name]
-        assert a._sessions is None  # not built until read
-        assert b._sessions is not None
-        counts = ("met_sessions", "done_sessions", "scored_sessions", "unscored", "outcomes")
-        assert [getattr(a, c) for c in counts] == [getattr(b, c) for c in counts]
-        assert a.sessions == b.sessions
+        assert a == b and b == a and type(a) is type(b) is p.ExerciseWeek
         assert all(type(s) is p.Session and type(s.met) is bool for s in a.sessions)
+        # The usual week's sessions, made when first read, behave as the tuple they equal.
+        lazy, made = a.sessions, b.sessions
+        assert type(made) is tuple and lazy == made and made == lazy and (lazy != made) is False
+        assert len(lazy) == len(made) and list(lazy) == list(made) and repr(lazy) == repr(made)
+        assert (lazy[0], lazy[-1], lazy[1:]) == (made[0], made[-1], made[1:])
+        assert (
+            operator.add(lazy, made) == made * 2
+            and lazy.index(made[1]) == 1
+            and lazy.count(made[0]) == 1
+        )
+        assert pickle.loads(pickle.dumps(a)) == a
+        assert a._replace(dose=DOSE).sessions == made and a._asdict()["sessions"] == made
+        with pytest.raises(AttributeError):
+            a.met_sessions = 0  # type: ignore[misc]  # a NamedTuple, read-only
 
 
-@pytest.mark.parametrize("answer", [[True], "yes", None, [True, None, True, True], [2, 1, 1, 1]])
+@pytest.mark.parametrize(
+    "answer",
+    [[True], "yes", None, [True, None, True, True], [2, 1, 1, 1], [1, 1, 1, 1], [1.0] * 4],
+)
 def test_an_each_met_that_answers_badly_holds_the_patient_and_names_its_plugin(
     answer: object,
 ) -> None:
@@ -659,38 +673,6 @@ def test_an_each_met_that_answers_badly_holds_the_patient_and_names_its_plugin(
     assert "each_met gave" in flag.message
 
 
-def test_an_each_met_may_answer_with_ones_and_zeros() -> None:
-    class Numeric(p.ExerciseType):
-        name = "numeric-hold"
-        required = ("reps", "hold_s")
-        optional = ("sets",)
-
-        def session_met(self, dose: p.Dose, outcomes: Any) -> bool:
-            return True
-
-        def each_met(self, dose: p.Dose, outcomes: Any) -> Any:
-            return [1] * len(outcomes)
-
-    class Plugin:
-        __name__ = "clinic_numeric_type"
-
-        @p.hookimpl
-        def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
-            register(Numeric())
-
-    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
-    program = p.parse_program(text.replace('type = "hold"', 'type = "numeric-hold"', 1))
-    seed = p.Engine(plugins=[Plugin()]).compile(program)
-    prescription = seed.first_week(
-        p.Enrollment(patient="anna", program=seed.program.id, start=START)
-    )
-    week = build_week(seed._plans, prescription, _one_a_day((0, 2, 4)))
-    pelvic = week.exercises["pelvic-tilt"]
-    assert pelvic.met_sessions == 3
-    assert [s.met for s in pelvic.sessions] == [True, True, True]
-    assert all(type(s.met) is bool for s in pelvic.sessions)
-
-
 def test_build_week_makes_the_week_view_its_constructor_makes() -> None:
     seed = p.Engine().compile(p.load_program(PROGRAMS / "low-back-pain.toml"))
     prescription = seed.first_week(
@@ -704,3 +686,85 @@ def test_build_week_makes_the_week_view_its_constructor_makes() -> None:
         assert week == made
         assert week.any_session is p.WeekView.any_session.func(made)  # type: ignore[attr-defined]
         assert week.any_session is any(not o.skipped for o in records)  # type: ignore[union-attr]
+
+
+def _seed_with_hold(hold_type: p.ExerciseType) -> p.CompiledProgram:
+    class Plugin:
+        __name__ = "clinic_hold_type"
+
+        @p.hookimpl
+        def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
+            register(hold_type)
+
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    program = p.parse_program(text.replace('type = "hold"', f'type = "{hold_type.name}"', 1))
+    return p.Engine(plugins=[Plugin()]).compile(program)
+
+
+def _pelvic_tilt(seed: p.CompiledProgram, records: list[p.Record]) -> p.Decision:
+    enrollment = p.Enrollment(patient="anna", program=seed.program.id, start=START)
+    return seed.step(seed.first_week(enrollment), records).decisions[0]
+
+
+@pytest.mark.parametrize("answer", [1, 1.0, None, "yes"])
+def test_a_session_met_that_answers_other_than_true_or_false_fails_its_type(
+    answer: object,
+) -> None:
+    class Loose(p.ExerciseType):
+        name = "loose-hold"
+        required = ("reps", "hold_s")
+        optional = ("sets",)
+
+        def session_met(self, dose: p.Dose, outcomes: Any) -> bool:
+            return answer  # type: ignore[return-value]
+
+    seed = _seed_with_hold(Loose())
+    for records in (_one_a_day((0, 2, 4)), _one_a_day((0, 0, 2, 4))):  # usual, two on a day
+        decision = _pelvic_tilt(seed, records)
+        assert (decision.action, decision.rule) == ("hold", "fail-safe")
+        assert "session_met gave" in decision.reason
+
+
+def test_a_subclass_of_a_built_in_type_that_changes_session_met_is_asked() -> None:
+    from progressor.builtins.exercise_types import Hold
+
+    class Never(Hold):
+        name = "never-hold"
+
+        def session_met(self, dose: p.Dose, outcomes: Any) -> bool:
+            return False
+
+    assert _pelvic_tilt(_seed_with_hold(Never()), _one_a_day((0, 2, 4))).action == "hold"
+    instance = Hold()
+    instance.name = "instance-hold"  # type: ignore[misc]
+    instance.session_met = lambda dose, outcomes: False  # type: ignore[method-assign]
+    assert _pelvic_tilt(_seed_with_hold(instance), _one_a_day((0, 2, 4))).action == "hold"
+
+
+def test_a_built_in_instance_reused_by_a_plugin_is_checked_as_a_plugin() -> None:
+    from progressor.builtins.progressions import Double
+
+    strategy = Double()
+    strategy.name = "clinic-double"  # type: ignore[misc]
+    strategy.propose = lambda week, params: p.Proposal(  # type: ignore[method-assign]
+        "hold",
+        "odd",
+        week.dose,
+        memory={"x": object()},  # type: ignore[dict-item]
+    )
+
+    class Plugin:
+        __name__ = "clinic_double"
+
+        @p.hookimpl
+        def progressor_register_strategies(self, register: Callable[[object], None]) -> None:
+            register(strategy)
+
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    program = p.parse_program(text.replace('strategy = "double"', 'strategy = "clinic-double"', 1))
+    seed = p.Engine(plugins=[Plugin()]).compile(program)
+    enrollment = p.Enrollment(patient="anna", program=seed.program.id, start=START)
+    result = seed.step(seed.first_week(enrollment), _one_a_day((0, 2, 4)))
+    [flag] = result.prescription.flags
+    assert (flag.code, flag.plugin) == ("plugin-failure", "clinic_double")
+    result.model_dump_json()  # serialisable: nothing unchecked got in

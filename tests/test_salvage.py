@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import progressor
 from progressor.loading import read_log, salvage
@@ -141,3 +143,21 @@ def test_the_store_keeps_the_safety_part_and_counts_identical_bouts(tmp_path: Pa
         assert "kept for the safety rules" in first.quarantined[0].reason
         again = store.import_records(lines, source="export.jsonl")
         assert (again.added, again.duplicates) == (0, 4)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda row: progressor.Outcome.model_validate(row),
+        lambda row: progressor.Outcome.model_validate_json(json.dumps(row)),
+        lambda row: progressor.Outcome.model_validate_json(json.dumps(row).encode()),
+    ],
+)
+def test_the_models_refuse_true_or_false_where_a_number_belongs(read: Any) -> None:
+    row = {"date": "2026-01-05", "exercise": "bridge", "reps": [5], "pain_before": 1}
+    assert read({**row, "skipped": True, "note": "true"}).skipped is True  # booleans: fine
+    for change in ({"pain_during": True}, {"reps": [5, False]}, {"rpe": True}):
+        with pytest.raises(ValidationError, match="Input should be a valid number"):
+            read({**row, **change})
+    with pytest.raises(ValidationError, match="pain"):
+        progressor.PainReport.model_validate({"date": "2026-01-05", "pain": True})

@@ -262,11 +262,15 @@ class MissingData(SafetyRule):
                 yield Finding(None, reason, name, {"unscored": len(unscored)})
         # Sessions done, but not one with pain scores: nothing can progress, and a patient
         # who has stopped scoring pain is someone a clinician should hear about.
-        done = scored = 0
-        for exercise in week.exercises.values():  # (a loop: cheaper than two generators)
+        done, met = 0, False
+        for exercise in week.exercises.values():
             done += exercise.done_sessions
-            scored += exercise.scored_sessions
-        if done and not scored:
+            met = met or exercise.met_sessions > 0  # a met session is a scored one
+        if (
+            done
+            and not met
+            and not any(s.scored for e in week.exercises.values() for s in e.sessions)
+        ):
             reason = (
                 f"{done} sessions done this week, none with pain scores: "
                 "nothing can progress until pain is scored again"
