@@ -28,6 +28,7 @@ from progressor.cli_store import STORE_COMMANDS, open_store, store_option
 from progressor.components import AlertChannel
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program
+from progressor.plugins import ALLOW_ENV, BLOCK_ENV, allowed_entry_points, env_list
 from progressor.store import Store
 
 
@@ -173,6 +174,12 @@ def _recompute_dataset(
 
     if not out:
         fail("--dataset needs --out")
+    # The engine every other command builds (installed plugins allowed by PROGRESSOR_PLUGINS,
+    # PROGRESSOR_BLOCK), named explicitly: a worker, maybe on another machine, builds it from
+    # these names alone.
+    installed = [e.module for e in allowed_entry_points(env_list(os.environ.get(ALLOW_ENV)))]
+    plugins = [*installed, *(p for p in plugins if p not in installed)]
+    block = [*(env_list(os.environ.get(BLOCK_ENV)) or []), *block]
     try:
         if executor == "dask":
             if not scheduler:

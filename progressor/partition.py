@@ -23,7 +23,7 @@ from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program, read_log
 from progressor.models import Enrollment, StepResult
-from progressor.plugins import ALLOW_ENV, BLOCK_ENV, code_versions
+from progressor.plugins import code_versions
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -66,9 +66,7 @@ _PROGRAMS: dict[tuple[object, ...], dict[str, CompiledProgram]] = {}
 def _cached_programs(
     dataset: str, plugins: tuple[str, ...], block: tuple[str, ...], signature: str
 ) -> dict[str, CompiledProgram]:
-    # The environment's allow-list and block-list shape the engine too.
-    allowed = (os.environ.get(ALLOW_ENV), os.environ.get(BLOCK_ENV))
-    key = (dataset, plugins, block, signature, allowed)
+    key = (dataset, plugins, block, signature)
     programs = _PROGRAMS.get(key)
     if programs is None:
         programs = _compiled_programs(dataset, engine_for(plugins, block))
@@ -85,7 +83,7 @@ _ENGINES: dict[tuple[object, ...], Engine] = {}
 
 
 def engine_for(plugins: Sequence[str], block: Sequence[str]) -> Engine:
-    key = (tuple(plugins), tuple(block), os.environ.get(ALLOW_ENV), os.environ.get(BLOCK_ENV))
+    key = (tuple(plugins), tuple(block))
     engine = _ENGINES.get(key)
     if engine is None:
         engine = Engine(plugins, block=block)
@@ -193,13 +191,8 @@ def compute_partition(
     stats = files.stats(inputs)
     program_texts = [(p, "\n".join(files.text_lines(p))) for p in inputs[2:]]
     # What the output depends on besides the inputs: a run after an upgrade of progressor or
-    # of a plugin, or with another allow-list or block-list, computes every patient afresh.
-    code = [
-        code_versions(tuple(plugins)),
-        sorted(block),
-        os.environ.get(ALLOW_ENV),
-        os.environ.get(BLOCK_ENV),
-    ]
+    # of a plugin, or with other plugins or another block-list, computes every patient afresh.
+    code = [code_versions(tuple(plugins)), sorted(block)]
     signature = hashlib.sha256(json.dumps([str(as_of), program_texts, code]).encode()).hexdigest()
     try:
         previous = files.read_json(index_path) if files.exists(index_path) else None

@@ -107,9 +107,7 @@ def get_plugin_manager(
             info = PluginInfo(name, name, True, "progressor", version)
             pm.add(importlib.import_module(name), info)
     if entry_points:
-        allowed = None if allow is None else set(allow)
-        entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-        chosen = [e for e in entries if allowed is None or {e.name, e.module} & allowed]
+        chosen = allowed_entry_points(allow)
         for entry in chosen:
             others = [e.name for e in chosen if e.name != entry.name]
             _load_entry_point(pm, entry, others)
@@ -124,6 +122,14 @@ def get_plugin_manager(
             pm.add(plugin, PluginInfo(name, getattr(plugin, "__module__", name) or name))
     pm.check()
     return pm
+
+
+def allowed_entry_points(allow: Iterable[str] | None) -> list[metadata.EntryPoint]:
+    """The installed plugins (entry points of the ``progressor`` group), by name, restricted
+    to `allow` (entry-point names or modules) when it is given."""
+    allowed = None if allow is None else set(allow)
+    entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    return [e for e in entries if allowed is None or {e.name, e.module} & allowed]
 
 
 @functools.cache

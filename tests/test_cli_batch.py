@@ -178,6 +178,38 @@ def test_recompute_over_a_dataset(tmp_path: Path) -> None:
     assert "has no enrollment in this partition" in problem
 
 
+def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(
+    tmp_path: Path,
+) -> None:
+    # The lumbar extension program needs the repeated-movements plugin, installed (as the
+    # example plugins are in the test environment) but not named on the command line.
+    data, out = tmp_path / "data", tmp_path / "out"
+    program = str(PROGRAMS / "lumbar-extension.toml")
+    made = run(
+        "synth", "--patients", "12", "--weeks", "2", "--program", program, "--out", str(data)
+    )
+    assert made.returncode == 0, made.stderr
+    done = run("recompute", "--dataset", str(data), "--out", str(out), "--week", "2026-01-19")
+    assert done.returncode == 0, done.stderr
+    assert "12 patients" in done.stdout
+    rows = (out / "decisions").glob("*.jsonl")
+    assert any(
+        "repeated-movement" in r.read_text() or "force-progression" in r.read_text() for r in rows
+    )
+    # Not allowed by PROGRESSOR_PLUGINS: not loaded, and the program says what it misses.
+    refused = run(
+        "recompute",
+        "--dataset",
+        str(data),
+        "--out",
+        str(tmp_path / "o2"),
+        "--week",
+        "2026-01-19",
+        env={**os.environ, "PROGRESSOR_PLUGINS": "red-flags"},
+    )
+    assert refused.returncode != 0 and "unknown exercise type 'repeated-movement'" in refused.stderr
+
+
 def test_recompute_sends_each_new_alert_once_and_retries_those_that_failed(
     tmp_path: Path,
 ) -> None:

@@ -73,8 +73,8 @@ def test_an_upgrade_or_another_block_list_computes_every_partition_again(
         progressor.partition, "code_versions", lambda plugins: (("progressor", "99.0"),)
     )
     assert not any(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
-    monkeypatch.setenv("PROGRESSOR_BLOCK", "adherence")
-    assert not any(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
+    again = run_local(str(dataset), str(out), AS_OF, 1, block=["ladder"], parts=parts)
+    assert not any(s.skipped for s in again)
 
 
 def test_dask_and_local_executors_agree(dataset: Path, tmp_path: Path) -> None:
