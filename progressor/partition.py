@@ -76,7 +76,8 @@ def _cached_programs(
     return programs
 
 
-#: Engines by (plugins, block, the environment's allow-list and block-list). Building one
+#: Engines by (plugin modules, block list): the command line names every plugin to load (the
+#: installed ones it allows too), so a worker builds the same engine anywhere. Building one
 #: (plugin manager, registries) takes about 15 ms; an engine is immutable. A local run builds
 #: it before its worker processes fork, so that they start with it.
 _ENGINES: dict[tuple[object, ...], Engine] = {}
