@@ -373,6 +373,14 @@ class _Run:
                 continue
             history = compiled.replay(enrollment, log.records, until=self.as_of)
             newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
+            # Records the step set aside in any week replayed, not only the newest: the output
+            # holds the newest week's decisions, but every record that could not be used is
+            # reported (as the log reader's are, whatever their week).
+            set_aside += [
+                json.dumps({"patient": patient, **s.model_dump(mode="json")})
+                for result in history[:-1]
+                for s in result.set_aside
+            ]
             out[patient] = _rows_of(newest, set_aside)
         return out
 

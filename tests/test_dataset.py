@@ -305,3 +305,24 @@ def test_copy_range_appends_exactly_the_range(
         pytest.raises(progressor.ProgressorError, match="shorter than its index says"),
     ):
         progressor.dataset_files.copy_range(read, write, 700, 800)
+
+
+def test_records_set_aside_in_any_replayed_week_are_reported(tmp_path: Path) -> None:
+    # Paused by a flare in week 1; in week 2 an outcome names an unknown exercise. The run
+    # as of week 3 writes week 3's decisions, and still reports the week-2 record.
+    data, out = tmp_path / "data", tmp_path / "out"
+    for folder in ("enrollments", "records", "programs"):
+        (data / folder).mkdir(parents=True)
+    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    enrollment = {"patient": "anna", "program": "low-back-pain", "start": START.isoformat()}
+    (data / "enrollments" / "part-00000.jsonl").write_text(json.dumps(enrollment) + "\n")
+    records = [
+        {"kind": "pain", "patient": "anna", "date": "2026-01-06", "pain": 9},
+        {"kind": "outcome", "patient": "anna", "date": "2026-01-13", "exercise": "brige"},
+    ]
+    (data / "records" / "part-00000.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+    run_local(str(data), str(out), START + dt.timedelta(days=21), workers=1)
+    reported = (out / "set_aside" / "part-00000.jsonl").read_text()
+    assert "unknown exercise 'brige'" in reported and "2026-01-13" in reported
