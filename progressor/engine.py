@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
 
 from progressor.components import (
     ExerciseType,
@@ -26,12 +29,12 @@ from progressor.matches import (
     Match,
     built,
     call,
-    is_builtin,
     plain_values,
     raised,
     rule_match,
     rule_matches,
     sentence,
+    shipped,
 )
 from progressor.models import (
     NUMERIC_FIELDS,
@@ -150,12 +153,17 @@ class CompiledProgram:
     def __init__(self, program: Program, registries: Registries) -> None:
         compiled = compile_program(program, registries)
         self.program = program
-        self._rules = tuple(Bound.of(*rule) for rule in compiled.rules)
+
+        def bound(name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
+            own = shipped(component, registries.plugins.get(plugin))
+            return Bound.of(name, plugin, component, params, own)
+
+        self._rules = tuple(bound(*rule) for rule in compiled.rules)
         self._exercises = tuple(
             _PlannedExercise(
                 ex,
                 etype,
-                Bound.of(*strategy),
+                bound(*strategy),
                 tuple(ex.floor.values().items()),
                 tuple(ex.ceiling.values().items()),
             )
@@ -167,7 +175,10 @@ class CompiledProgram:
                 p.exercise_type.session_met,
                 each_met_of(p.exercise_type),
                 p.exercise.sessions_required or program.sessions_required,
-                is_builtin(p.exercise_type, registries.exercise_types[p.exercise.type].plugin),
+                shipped(
+                    p.exercise_type,
+                    registries.plugins.get(registries.exercise_types[p.exercise.type].plugin),
+                ),
             )
             for p in self._exercises
         }

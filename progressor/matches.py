@@ -25,6 +25,7 @@ from progressor.models import (
     Scalar,
     trusted,
 )
+from progressor.plugins import PluginInfo
 
 
 @dataclass(frozen=True)
@@ -35,32 +36,27 @@ class Bound:
     plugin: str
     component: Any
     params: BaseModel
-    #: A built-in of progressor's own: what it returns is made of exact built-in types and
-    #: valid by construction (tests/test_fast_paths.py holds it to validation), so the step
-    #: takes it without the checks a plugin's values get. Raising is still its failure.
+    #: Shipped with progressor (see `shipped`): what it returns is made of exact built-in
+    #: types and valid by construction (tests/test_fast_paths.py holds it to validation), so
+    #: the step takes it without the checks a plugin's values get. Raising is still its
+    #: failure.
     own: bool = False
 
     @classmethod
-    def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
+    def of(
+        cls, name: str, plugin: str, component: Any, params: BaseModel, own: bool = False
+    ) -> Bound:
         # The names go into output models unvalidated (see `trusted`): a str subclass becomes
         # the plain str that validation would give, once, here.
-        own = is_builtin(component, plugin)
         return cls(str.__str__(name), str.__str__(plugin), component, params, own)
 
 
-#: The package of the built-in components.
-BUILTINS = "progressor.builtins."
-
-
-def is_builtin(component: object, plugin: str) -> bool:
-    """A built-in component as progressor registers it: a built-in class, registered by a
-    built-in plugin, with nothing changed on the instance (a plugin that reuses a built-in
-    instance and replaces a method is a plugin, checked as one)."""
-    return (
-        plugin.startswith(BUILTINS)
-        and type(component).__module__.startswith(BUILTINS)
-        and not getattr(component, "__dict__", None)
-    )
+def shipped(component: object, plugin: PluginInfo | None) -> bool:
+    """Whether the step may take `component`'s values unchecked (`Bound.own`): a component
+    of a plugin that ships with progressor (PluginInfo.builtin, whose outputs the test suite
+    holds to validation), unchanged on its instance. A plugin that reuses a shipped
+    component and replaces a method on it is checked as any plugin is."""
+    return plugin is not None and plugin.builtin and not getattr(component, "__dict__", None)
 
 
 class Match(NamedTuple):
