@@ -139,6 +139,9 @@ class DailySessions(Sequence[Session]):
     def __add__(self, other: Sequence[Session]) -> tuple[Session, ...]:
         return self._all() + tuple(other)
 
+    def __radd__(self, other: Sequence[Session]) -> tuple[Session, ...]:
+        return tuple(other) + self._all()
+
     def __repr__(self) -> str:
         return repr(self._all())
 

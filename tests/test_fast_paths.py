@@ -624,11 +624,9 @@ def test_the_usual_week_gives_the_sessions_of_the_day_by_day_path(
         assert type(made) is tuple and lazy == made and made == lazy and (lazy != made) is False
         assert len(lazy) == len(made) and list(lazy) == list(made) and repr(lazy) == repr(made)
         assert (lazy[0], lazy[-1], lazy[1:]) == (made[0], made[-1], made[1:])
-        assert (
-            operator.add(lazy, made) == made * 2
-            and lazy.index(made[1]) == 1
-            and lazy.count(made[0]) == 1
-        )
+        assert operator.add(lazy, made) == operator.add(made, lazy) == made * 2
+        assert lazy.index(made[1]) == 1 and lazy.count(made[0]) == 1
+        assert tuple(reversed(lazy)) == made[::-1] and made[0] in lazy and bool(lazy)
         assert pickle.loads(pickle.dumps(a)) == a
         assert a._replace(dose=DOSE).sessions == made and a._asdict()["sessions"] == made
         with pytest.raises(AttributeError):
