@@ -8,10 +8,14 @@ progressor.dataset for the layout).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import json
 import os
+import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -142,7 +146,42 @@ _ACTIONS = {letter: action for action, letter in _LETTERS.items()}
 _COUNTS = ("actions", "paused", "alerts", "failures")
 
 #: The index's layout; an index of another format is ignored (the partition is recomputed).
-_INDEX_FORMAT = 5
+_INDEX_FORMAT = 6
+
+
+def _packed(numbers: Sequence[int]) -> str:
+    """Whole numbers as base64 of 8-byte little-endian integers. The index is loaded and saved
+    on every run: its offsets and counts as JSON lists cost ten times as much."""
+    packed = array("q", numbers)
+    if sys.byteorder != "little":  # pragma: no cover - every machine here is little-endian
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def _unpacked(text: str) -> list[int]:
+    packed = array("q")
+    packed.frombytes(base64.b64decode(text, validate=True))
+    if sys.byteorder != "little":  # pragma: no cover
+        packed.byteswap()
+    return packed.tolist()
+
+
+def _read_index(location: str) -> dict[str, Any] | None:
+    """Last run's index of a partition, its numbers unpacked; None when there is none, or it
+    is damaged or of another format (then the partition is recomputed)."""
+    try:
+        index = files.read_json(location) if files.exists(location) else None
+        if not isinstance(index, dict) or index.get("format") != _INDEX_FORMAT:
+            return None
+        index["offsets"] = {t: _unpacked(v) for t, v in index["offsets"].items()}
+        counts = index["counts"]
+        index["counts"] = {
+            "actions": counts["actions"].split(",") if index["patients"] else [],
+            **{name: _unpacked(counts[name]) for name in _COUNTS[1:]},
+        }
+    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
+        return None  # (binascii.Error: damaged base64; the others: a damaged layout)
+    return index
 
 
 def _text(spans: list[int]) -> str:
@@ -195,13 +234,9 @@ def compute_partition(
     # of a plugin, or with other plugins or another block-list, computes every patient afresh.
     code = [code_versions(tuple(plugins)), sorted(block)]
     signature = hashlib.sha256(json.dumps([str(as_of), program_texts, code]).encode()).hexdigest()
-    try:
-        previous = files.read_json(index_path) if files.exists(index_path) else None
-    except ValueError:  # a damaged index (not JSON) is no index: the partition is recomputed
-        previous = None
+    previous = _read_index(index_path)
     if not (
-        isinstance(previous, dict)
-        and previous.get("format") == _INDEX_FORMAT
+        previous is not None
         and previous["signature"] == signature
         and files.exists(done)
         # The output as last written: a table changed since (truncated, edited) is rewritten.
@@ -531,10 +566,13 @@ class _Run:
                 "inputs": inputs,
                 "patients": patients,
                 "hashes": hashes,
-                "counts": dict(zip(_COUNTS, columns, strict=True)),
+                "counts": {
+                    "actions": ",".join(columns[0]),
+                    **{name: _packed(c) for name, c in zip(_COUNTS[1:], columns[1:], strict=True)},
+                },
                 "enrollment_ranges": ranges[0],
                 "record_ranges": ranges[1],
-                "offsets": offsets,
+                "offsets": {table: _packed(ends) for table, ends in offsets.items()},
                 "problems": problems,
                 "sizes": _output_sizes(self.out, f"{files.part_name(self.part)}.jsonl"),
             },
