@@ -2,7 +2,8 @@
 
 Each due patient is replayed from week 1 as a fold over `CompiledProgram.step`, with the
 clinician's actions applied at their weeks, and all of that patient's prescriptions,
-decisions and alerts replace the stored ones. Workers (spawned processes) open the store
+decisions and alerts replace the stored ones. Workers (forked processes, or spawned where fork
+is not offered) open the store
 read-only and only compute; the parent alone writes, one transaction per batch of patients,
 and marks each patient computed at the data version its snapshot saw. So a run can be killed
 at any moment and run again, and a second run finds nothing to do.
@@ -16,6 +17,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -72,8 +74,12 @@ class _Computed(NamedTuple):
     plugin_failure: bool
 
 
-#: The fewest batches worth spawning worker processes for.
+#: The fewest batches worth spawning worker processes for (where they cannot be forked).
 _POOL_BATCHES = 8
+
+#: At most this many due patients (and at most an eighth of the clinic) are listed at once
+#: through the indexes; more are read a page at a time in patient order.
+_FEW = 100_000
 
 
 def ended_weeks(start: dt.date, as_of: dt.date) -> int:
@@ -95,22 +101,40 @@ def recompute(
     """Recompute every due patient (or the due ones among `patients`) as of the day `as_of`.
 
     The engine comes from `engine_factory`, else `Engine(plugins=plugins)`. `workers` > 1
-    computes in that many spawned processes (0: one per core) when there are at least
-    _POOL_BATCHES batches; the results are the same for any number. `progress(done, total)`
+    computes in that many worker processes (0: one per core) when there are at least two
+    batches (forked; _POOL_BATCHES where workers must be spawned); the results are the same
+    for any number. `progress(done, total)`
     is called after each batch is stored.
     """
     workers = workers or os.cpu_count() or 1
     with Store.open(store_path) as store:
         enrolled, started, due_all = store.count_patients(as_of)
         due = len(store.due(as_of, patients=patients)) if patients else due_all
+    args = (str(store_path), engine_factory, tuple(plugins), as_of)
+    # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
+    # everything again, half a second or so: worth it only for several batches a worker.
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    batches = -(-due // batch_size)
+    workers = min(workers, batches) if batches >= (2 if fork else _POOL_BATCHES) else 1
+    with ExitStack() as stack:
+        pool = None
+        if workers > 1:
+            # The workers are started before the store is opened again: a forked process must
+            # not inherit an open SQLite connection (each worker opens its own, read-only).
+            context = multiprocessing.get_context("fork" if fork else "spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, args))
+            pool.submit(int).result()  # (every worker is started by the first task)
+        store = stack.enter_context(Store.open(store_path))
         tally = _Tally(due, progress)
-        chunks = _chunks(store, as_of, batch_size, patients)
-        args = (str(store_path), engine_factory, tuple(plugins), as_of)
-        # A pool takes half a second or so to spawn: worth it only for several batches a
-        # worker (a nightly run with a little new data is faster in this process).
-        batches = -(-due // batch_size)
-        workers = min(workers, batches) if batches >= _POOL_BATCHES else 1
-        if workers <= 1:
+        if not patients and due <= min(enrolled // 8, _FEW):
+            # A nightly run: the few due patients found through the store's indexes.
+            few = store.due_few(as_of)
+            chunks: Iterator[list[str]] = (
+                few[i : i + batch_size] for i in range(0, len(few), batch_size)
+            )
+        else:
+            chunks = _chunks(store, as_of, batch_size, patients)
+        if pool is None:
             computer = _Computer(*args)
             try:
                 for chunk in chunks:
@@ -118,7 +142,7 @@ def recompute(
             finally:
                 computer.close()
         else:
-            _in_pool(store, chunks, tally, workers, args)
+            _in_pool(store, chunks, tally, pool, workers)
     return tally.summary(as_of, enrolled, started, started - due_all)
 
 
@@ -138,26 +162,24 @@ def _in_pool(
     store: Store,
     chunks: Iterator[list[str]],
     tally: _Tally,
+    pool: ProcessPoolExecutor,
     workers: int,
-    args: tuple[str, EngineFactory | None, tuple[str, ...], dt.date],
 ) -> None:
     # A bounded window of chunks in flight keeps memory flat; storing in submission order
     # keeps the batches, and so the transactions, the same from run to run. Unlike
     # multiprocessing.Pool, the executor reports a worker that died (BrokenProcessPool)
     # instead of waiting for its result forever.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, _start_worker, args) as pool:
-        pending: deque[Future[list[_Computed]]] = deque()
-        try:
-            for chunk in chunks:
-                pending.append(pool.submit(_work, chunk))
-                if len(pending) >= 2 * workers:
-                    tally.store(store, pending.popleft().result())
-            while pending:
+    pending: deque[Future[list[_Computed]]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(_work, chunk))
+            if len(pending) >= 2 * workers:
                 tally.store(store, pending.popleft().result())
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            tally.store(store, pending.popleft().result())
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 class _Tally:

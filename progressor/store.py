@@ -217,7 +217,10 @@ class Store(Results):
         self._db.execute(
             "INSERT INTO patients VALUES (?, ?, ?, ?, ?, ?, ?)", (patient, *values, now_text())
         )
-        self._db.execute("INSERT INTO patient_state (patient) VALUES (?)", (patient,))
+        first_due = (enrollment.start + dt.timedelta(days=7)).isoformat()  # the first week's end
+        self._db.execute(
+            "INSERT INTO patient_state (patient, next_due) VALUES (?, ?)", (patient, first_due)
+        )
         return True
 
     def enrollment(self, patient: str) -> Enrollment:

@@ -97,6 +97,19 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE clinician_actions ADD COLUMN recorded_at TEXT;
     """,
+    # 5: the day each patient's next week ends (`next_due`: start + 7 x (computed weeks + 1)),
+    # indexed, and an index of the patients with data not yet computed: a nightly recompute
+    # finds its due patients through them, not by reading every patient's row.
+    """
+    ALTER TABLE patient_state ADD COLUMN next_due TEXT;
+    UPDATE patient_state SET next_due = (
+        SELECT date(p.start, '+' || (7 * (patient_state.computed_weeks + 1)) || ' days')
+        FROM patients p WHERE p.patient = patient_state.patient);
+    CREATE INDEX patient_state_next_due ON patient_state (next_due);
+    CREATE INDEX patient_state_unstarted ON patient_state (computed_weeks, next_due);
+    CREATE INDEX patient_state_stale ON patient_state (patient)
+        WHERE computed_version IS NOT data_version;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
