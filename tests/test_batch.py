@@ -10,18 +10,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import progressor
 import progressor.batch
 from progressor.batch import recompute
 from progressor.loading import parse_record
 from progressor.store import Store
-from progressor.store_values import StoreError
+from progressor.store_values import PatientResults, StoreError
 from progressor.synth import SyntheticPatient, synthesize_clinic
 from tests.conftest import PROGRAMS, ROOT, START, full_week
 from tests.conftest import SometimesBroken as _Sometimes
@@ -376,3 +379,47 @@ def test_a_run_killed_at_any_moment_then_run_again_equals_a_clean_run(
     summary = recompute(path, as_of=COHORT_AS_OF)
     assert summary.computed == 2000 - done[1]
     assert dump(path) == clean
+
+
+# -- finding the due patients through the store's indexes ------------------------------------
+
+_PATIENT_STATES = st.lists(
+    st.tuples(
+        st.integers(-20, 40),  # start, in days after START
+        st.integers(0, 6),  # weeks computed (0: never)
+        st.integers(0, 2),  # new data since the last computation (0: none)
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(states=_PATIENT_STATES, as_of_day=st.integers(-10, 70))
+def test_the_indexed_due_lists_and_counts_follow_the_definition(
+    states: list[tuple[int, int, int]], as_of_day: int
+) -> None:
+    # Due: a week ended that was not computed, or data newer than the computation of a patient
+    # whose first week has ended. The indexed queries (next_due, the partial index of new
+    # data) and the page-at-a-time scan must both give exactly these patients.
+    as_of = START + dt.timedelta(days=as_of_day)
+    expected_due, started = [], 0
+    with tempfile.TemporaryDirectory() as folder, new_store(Path(folder) / "c.db") as store:
+        for i, (start_day, computed, new_data) in enumerate(states):
+            patient, start = f"p{i:02d}", START + dt.timedelta(days=start_day)
+            store.enroll(enrollment(patient, start), SEED)
+            if computed:
+                store.write_results([PatientResults(patient, 1, computed)])
+            store._db.execute(
+                "UPDATE patient_state SET data_version = data_version + ? WHERE patient = ?",
+                (new_data, patient),
+            )
+            weeks = max(0, (as_of - start).days // 7)
+            stale = not computed or new_data > 0
+            started += weeks >= 1 or computed >= 1
+            if (weeks >= 1 or computed >= 1) and (stale or computed < weeks):
+                expected_due.append(patient)
+        assert store.due_few(as_of) == expected_due
+        assert store.due(as_of) == expected_due
+        assert store.due(as_of, after="p03", limit=2) == [p for p in expected_due if p > "p03"][:2]
+        assert store.count_patients(as_of) == (len(states), started, len(expected_due))

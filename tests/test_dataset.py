@@ -254,8 +254,17 @@ def _damage_index(out: Path, part: int) -> None:
     index.write_text(index.read_text()[:100], encoding="utf-8")  # no longer JSON
 
 
+def _damage_index_numbers(out: Path, part: int) -> None:
+    index_path = out / "_index" / f"part-{part:05d}.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index["offsets"]["decisions"] = "not base64!"  # still JSON, its packed numbers unreadable
+    index_path.write_text(json.dumps(index), encoding="utf-8")
+
+
 @pytest.mark.parametrize(
-    "damage", [_delete_table, _truncate_table, _damage_index], ids=lambda f: f.__name__[1:]
+    "damage",
+    [_delete_table, _truncate_table, _damage_index, _damage_index_numbers],
+    ids=lambda f: f.__name__[1:],
 )
 def test_a_damaged_output_makes_its_partition_compute_afresh(
     dataset: Path, tmp_path: Path, damage: Any

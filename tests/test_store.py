@@ -98,6 +98,33 @@ def test_a_version_1_store_migrates_and_keeps_its_data(tmp_path: Path) -> None:
         assert store.enrollment("anna").start == START
 
 
+def test_migration_5_gives_each_patient_the_day_its_next_week_ends(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript("".join(MIGRATIONS[:4]) + "PRAGMA user_version = 4;")
+    db.execute("INSERT INTO programs VALUES ('low-back-pain', '1.0.0', 'h', 'x', 'then')")
+    for patient, computed in (("anna", 0), ("ben", 2)):
+        db.execute(
+            "INSERT INTO patients VALUES (?, 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
+            (patient, START.isoformat()),
+        )
+        db.execute(
+            "INSERT INTO patient_state (patient, computed_version, computed_weeks)"
+            " VALUES (?, ?, ?)",
+            (patient, 1 if computed else None, computed),
+        )
+    db.close()
+    with Store.init(path) as store:
+        rows = store._db.execute("SELECT patient, next_due FROM patient_state ORDER BY 1")
+        assert rows.fetchall() == [
+            ("anna", (START + dt.timedelta(days=7)).isoformat()),  # week 1 not yet computed
+            ("ben", (START + dt.timedelta(days=21)).isoformat()),  # weeks 1-2 computed
+        ]
+        # ben's third week has ended by START + 21 days, not a day earlier.
+        assert store.due_few(START + dt.timedelta(days=20)) == ["anna"]
+        assert store.due_few(START + dt.timedelta(days=21)) == ["anna", "ben"]
+
+
 def test_each_migration_is_one_transaction_and_a_newer_store_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
