@@ -12,7 +12,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -110,7 +110,7 @@ class PatientLines(NamedTuple):
 
     lines: dict[str, list[str]]  # each patient's lines, in file order
     ranges: dict[str, list[int]]  # each patient's byte ranges: start, end, start, end, ...
-    orphans: list[str]  # lines that name no patient
+    orphans: list[tuple[int, str]]  # lines that name no patient, with their byte offset
     size: int  # bytes read, from the start of the file
     crc: int  # their CRC-32
 
@@ -146,7 +146,7 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
                     continue
                 patient = patient_of(line)
                 if patient is None:
-                    orphans.append(line)
+                    orphans.append((start, line))
                     continue
                 lines.setdefault(patient, []).append(line)
                 spans = ranges.setdefault(patient, [])
@@ -185,6 +185,55 @@ def read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[st
             lines = (raw.decode("utf-8").rstrip("\n") for raw in raw_lines)
             found[patient] = [line for line in lines if line.strip()]
     return found
+
+
+def line_numbers(
+    location: str, wanted: dict[str, tuple[list[int], list[int]]]
+) -> dict[str, list[int]]:
+    """Where some of each patient's lines are in the file, as line numbers from 1.
+
+    `wanted` maps a patient to their byte ranges (as `scan` found them) and the positions (from
+    1, among the patient's own lines, in file order) wanted. Lines are counted as a text editor
+    shows them (a blank line counts; CR LF, LF and a lone CR each end one).
+    """
+    starts: dict[str, list[int]] = {}  # the byte offset of each wanted line
+    with open_binary(location, "rb") as handle:
+        for patient, (spans, positions) in wanted.items():
+            offsets = []
+            for i in range(0, len(spans), 2):
+                handle.seek(spans[i])
+                position = spans[i]
+                for raw in handle.read(spans[i + 1] - spans[i]).splitlines(keepends=True):
+                    if raw.strip():
+                        offsets.append(position)
+                    position += len(raw)
+            starts[patient] = [offsets[n - 1] for n in positions]
+        numbers = _numbers_at(handle, {offset for offsets in starts.values() for offset in offsets})
+    return {patient: [numbers[offset] for offset in offsets] for patient, offsets in starts.items()}
+
+
+def numbers_at(location: str, offsets: Iterable[int]) -> dict[int, int]:
+    """The line number (from 1) of the line starting at each byte offset of the file."""
+    with open_binary(location, "rb") as handle:
+        return _numbers_at(handle, offsets)
+
+
+def _numbers_at(handle: IO[bytes], offsets: Iterable[int]) -> dict[int, int]:
+    # Line breaks before each offset, counted in one pass in C (bytes.count).
+    numbers: dict[int, int] = {}
+    handle.seek(0)
+    position = breaks = 0
+    carriage = False  # the block before ended with \r (a \r\n split between two blocks)
+    for target in sorted(set(offsets)):
+        while position < target:
+            block = handle.read(min(BLOCK, target - position))
+            if not block:
+                break
+            lone = block.count(b"\r") - block.count(b"\r\n")
+            breaks += block.count(b"\n") + lone - (carriage and block[:1] == b"\n")
+            carriage, position = block[-1:] == b"\r", position + len(block)
+        numbers[target] = breaks + 1
+    return numbers
 
 
 def copy_range(source: IO[bytes], target: IO[bytes], start: int, end: int) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from operator import gt
 from typing import IO, Any, NamedTuple
 
+from pydantic import ValidationError
+
 from progressor import dataset_files as files
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
@@ -202,6 +204,47 @@ def _patient_hash(signature: str, enrollments: list[str], records: list[str]) ->
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
+def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> Enrollment | None:
+    """A patient's enrollment from their enrollment lines; None, with the problems added,
+    when it cannot be read or the patient is enrolled more than once with different details."""
+    lines = [line.rstrip("\r") for line in lines]  # (Windows line ends)
+    if len(set(lines)) > 1:
+        reason = (
+            f"one of {len(set(lines))} different enrollments of this patient: the patient is "
+            "not computed until only one is left"
+        )
+        problems += [("enrollments", n, reason, line) for n, line in enumerate(lines, start=1)]
+        return None
+    try:
+        return Enrollment.model_validate_json(lines[0])
+    except ValidationError as exc:
+        reason = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'enrollment'}: {e['msg']}" for e in exc.errors()
+        )
+        problems.append(("enrollments", 1, reason, lines[0]))
+        return None
+
+
+def _aside_rows(
+    patient: str,
+    found: list[tuple[str, int, str, str]],
+    numbers: dict[str, dict[str, list[int]]],
+    name: str,
+) -> list[str]:
+    """A patient's set_aside rows: each line with its file and line number (`numbers`, in the
+    order found), and the records the step set aside, described."""
+    rows, seen = [], {"enrollments": 0, "records": 0}
+    for table, _, reason, line in found:
+        if table:
+            where: dict[str, Any] = {"source": f"{table}/{name}"}
+            where["line"] = numbers[table][patient][seen[table]]
+            seen[table] += 1
+        else:  # the step's: the week's record, described
+            where = {"source": "week", "line": None}
+        rows.append(json.dumps({"patient": patient, **where, "reason": reason, "record": line}))
+    return rows
+
+
 def compute_partition(
     dataset: str,
     out: str,
@@ -288,11 +331,24 @@ class _Run:
             for p, h in zip(patients, hashes, strict=True)
             if p not in old or old_hashes[old[p]] != h
         ]
-        computed = self._compute(changed, enrollments.lines, records.lines)
-        problems = [f"a record without 'patient': {line[:80]}" for line in records.orphans]
-        problems += [
-            f"an enrollment without 'patient': {line[:80]}" for line in enrollments.orphans
-        ]
+        computed = self._compute(
+            changed,
+            enrollments.lines,
+            records.lines,
+            {p: (enrollments.ranges[p], records.ranges.get(p, [])) for p in changed},
+        )
+        problems = []
+        for table, what, scanned, location in (
+            ("records", "a record", records, records_at),
+            ("enrollments", "an enrollment", enrollments, enrollments_at),
+        ):
+            if scanned.orphans:
+                numbers = files.numbers_at(location, [offset for offset, _ in scanned.orphans])
+                problems += [
+                    f"{table}/{files.part_name(self.part)}.jsonl line {numbers[offset]}: "
+                    f"{what} without 'patient': {line[:80]}"
+                    for offset, line in scanned.orphans
+                ]
         problems += [
             f"records of {p!r}, who has no enrollment in this partition (a patient's records "
             "must be in the partition of their enrollment: progressor.dataset.partition_of)"
@@ -349,7 +405,7 @@ class _Run:
             ranges[patient] = (enrollment_spans, record_spans)
         enrollment_lines = files.read_spans(enrollments_at, {p: r[0] for p, r in ranges.items()})
         record_lines = files.read_spans(records_at, {p: r[1] for p, r in ranges.items()})
-        computed = self._compute(touched, enrollment_lines, record_lines)
+        computed = self._compute(touched, enrollment_lines, record_lines, ranges)
         patients: list[str] = previous["patients"]
         hashes: list[str] = list(previous["hashes"])
         outputs: list[_Patient | int] = list(range(len(patients)))
@@ -388,35 +444,69 @@ class _Run:
         patients: Sequence[str],
         enrollment_lines: dict[str, list[str]],
         record_lines: dict[str, list[str]],
+        spans: dict[str, tuple[list[int], list[int]]],
     ) -> dict[str, _Patient]:
+        """Each patient's output rows. `spans` holds each patient's byte ranges in the
+        enrollments and records files: a line set aside is reported with its line number."""
         if not patients:
             return {}
         programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
-        out = {}
+        name = f"{files.part_name(self.part)}.jsonl"
+        # Lines set aside, by patient: (table, position among the patient's lines, reason,
+        # line); their line numbers in the file are found at the end, for all in one pass.
+        aside: dict[str, list[tuple[str, int, str, str]]] = {}
+        results: dict[str, StepResult | None] = {}
         for patient in patients:
-            enrollment = Enrollment.model_validate_json(enrollment_lines[patient][0])
-            log = read_log(record_lines.get(patient, []), f"records of {patient}", "jsonl")
-            set_aside = [
-                json.dumps({"patient": patient, **s.model_dump(mode="json")}) for s in log.set_aside
+            problems = aside[patient] = []
+            enrollment = _enrollment(enrollment_lines[patient], problems)
+            log = read_log(record_lines.get(patient, []), "", "jsonl")
+            lines = record_lines.get(patient, [])
+            problems += [
+                ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
+                for s in log.set_aside
             ]
+            results[patient] = None
+            if enrollment is None:
+                continue
             compiled = programs.get(enrollment.program)
             if compiled is None:
-                problem = f"unknown program {enrollment.program!r}"
-                rows = {table: b"" for table in TABLES_OUT}
-                rows["set_aside"] = _encoded([json.dumps({"patient": patient, "problem": problem})])
-                out[patient] = _Patient(rows, ("", 0, 0, 0))
+                known = ", ".join(sorted(programs)) or "none"
+                reason = f"unknown program {enrollment.program!r} (programs/ holds: {known})"
+                problems.append(("enrollments", 1, reason, enrollment_lines[patient][0]))
                 continue
-            history = compiled.replay(enrollment, log.records, until=self.as_of)
-            newest = history[-1] if history else compiled.step(compiled.first_week(enrollment), [])
+            try:
+                history = compiled.replay(enrollment, log.records, until=self.as_of)
+                first = history[-1] if history else None
+                results[patient] = first or compiled.step(compiled.first_week(enrollment), [])
+            except ProgressorError as exc:  # overrides the program refuses, say
+                problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0]))
+                continue
             # Records the step set aside in any week replayed, not only the newest: the output
             # holds the newest week's decisions, but every record that could not be used is
             # reported (as the log reader's are, whatever their week).
-            set_aside += [
-                json.dumps({"patient": patient, **s.model_dump(mode="json")})
-                for result in history[:-1]
-                for s in result.set_aside
+            problems += [
+                ("", 0, s.reason, s.record) for result in history[:-1] for s in result.set_aside
             ]
-            out[patient] = _rows_of(newest, set_aside)
+        flagged = {patient: found for patient, found in aside.items() if found}
+        numbers: dict[str, dict[str, list[int]]] = {}
+        for t, table in enumerate(("enrollments", "records")):
+            wanted = {
+                patient: (spans[patient][t], [n for tb, n, _, _ in found if tb == table])
+                for patient, found in flagged.items()
+                if any(tb == table for tb, _, _, _ in found)
+            }
+            if wanted:
+                numbers[table] = files.line_numbers(files.join(self.dataset, table, name), wanted)
+        out = {}
+        for patient in patients:
+            found = flagged.get(patient)
+            rows = _aside_rows(patient, found, numbers, name) if found else []
+            result = results[patient]
+            if result is None:
+                empty = {table: b"" for table in TABLES_OUT}
+                out[patient] = _Patient({**empty, "set_aside": _encoded(rows)}, ("", 0, 0, 0))
+            else:
+                out[patient] = _rows_of(result, rows)
         return out
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:

@@ -335,3 +335,73 @@ def test_records_set_aside_in_any_replayed_week_are_reported(tmp_path: Path) -> 
     run_local(str(data), str(out), START + dt.timedelta(days=21), workers=1)
     reported = (out / "set_aside" / "part-00000.jsonl").read_text()
     assert "unknown exercise 'brige'" in reported and "2026-01-13" in reported
+
+
+def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, out, clean = tmp_path / "data", tmp_path / "out", tmp_path / "clean"
+    for folder in ("enrollments", "records", "programs"):
+        (data / folder).mkdir(parents=True)
+    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+
+    def enrolled(patient: str, **changes: str) -> str:
+        row = {"patient": patient, "program": "low-back-pain", "start": START.isoformat()}
+        return json.dumps({**row, **changes})
+
+    enrollments = [
+        enrolled("anna"),
+        enrolled("ben", start="2026-13-05"),  # line 2: no such month
+        enrolled("cleo", program="knee-rehab"),  # line 3: no such program
+        enrolled("dan"),  # lines 4 and 5: enrolled twice, differently
+        enrolled("dan", start="2026-01-12"),
+        enrolled("eve"),
+    ]
+    bridge = {"kind": "outcome", "exercise": "bridge", "reps": [5], "hold_s": 5, "pain_during": 2}
+    records = [
+        json.dumps({**bridge, "patient": "anna", "date": "2026-01-06"}),
+        "",  # a blank line counts as a line, as in an editor
+        json.dumps({**bridge, "patient": "anna", "date": "2026-01-07", "pain_durin": 2}),
+        json.dumps({**bridge, "date": "2026-01-07"}),  # line 4: no patient
+        json.dumps({**bridge, "patient": "eve", "date": "2026-01-08"}),
+        '{"kind": "pain", "patient": "eve", "date": "2026-01-08", "pain": ',  # line 6: cut off
+        json.dumps({**bridge, "patient": "ben", "date": "2026-01-08"}),
+    ]
+    (data / "enrollments" / "part-00000.jsonl").write_text("\n".join(enrollments) + "\n")
+    # Windows line ends: still one line each.
+    (data / "records" / "part-00000.jsonl").write_bytes("\r\n".join(records).encode() + b"\r\n")
+    summary = merge(run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1))
+    assert summary["patients"] == 2  # anna and eve computed; ben, cleo and dan not
+    rows = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
+    where = [(r.get("patient"), r.get("source"), r.get("line")) for r in rows]
+    assert where == [
+        ("anna", "records/part-00000.jsonl", 3),
+        ("ben", "enrollments/part-00000.jsonl", 2),
+        ("cleo", "enrollments/part-00000.jsonl", 3),
+        ("dan", "enrollments/part-00000.jsonl", 4),
+        ("dan", "enrollments/part-00000.jsonl", 5),
+        ("eve", "records/part-00000.jsonl", 6),
+        (None, None, None),
+    ]
+    assert "pain_durin: unknown field (did you mean 'pain_during'?)" in rows[0]["reason"]
+    assert rows[0]["record"] == records[2]
+    assert rows[1]["reason"].startswith("start: ")
+    assert "unknown program 'knee-rehab' (programs/ holds: low-back-pain)" in rows[2]["reason"]
+    assert "one of 2 different enrollments" in rows[3]["reason"]
+    assert rows[5]["reason"].startswith("not valid JSON")
+    assert rows[6]["problem"].startswith("records/part-00000.jsonl line 4: a record without")
+    prescribed = [
+        json.loads(line)["patient"]
+        for line in (out / "prescriptions" / "part-00000.jsonl").read_text().splitlines()
+    ]
+    assert prescribed == ["anna", "eve"]
+    # Appended lines are numbered where they are in the file, as a clean run numbers them.
+    with (data / "records" / "part-00000.jsonl").open("ab") as handle:
+        late = json.dumps({**bridge, "patient": "eve", "date": "2026-01-09", "reps": "five"})
+        handle.write(late.encode() + b"\r\n")
+    monkeypatch.setattr(progressor.dataset_files, "BLOCK", 5)  # \r\n split between blocks
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    run_local(str(data), str(clean), START + dt.timedelta(days=7), workers=1)
+    assert outputs(out) == outputs(clean)
+    late_row = json.loads((out / "set_aside" / "part-00000.jsonl").read_text().splitlines()[6])
+    assert (late_row["patient"], late_row["line"]) == ("eve", 8)
