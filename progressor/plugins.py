@@ -111,11 +111,15 @@ def get_plugin_manager(
         for entry in chosen:
             others = [e.name for e in chosen if e.name != entry.name]
             _load_entry_point(pm, entry, others)
+    installed = {e.module: e.name for e in allowed_entry_points(None)} if plugins else {}
     for plugin in plugins:
         if isinstance(plugin, str):
             hint = f"leave {plugin} out of the plugins to load (--plugin {plugin})"
             dist, version = _distribution_of(plugin)
-            info = PluginInfo(plugin, plugin, False, dist, version, hint)
+            # An installed plugin named by its module has the name it has everywhere else
+            # (its entry point's): in decisions, alerts and block lists, whichever way loaded.
+            name = installed.get(plugin, plugin)
+            info = PluginInfo(name, plugin, False, dist, version, hint)
             pm.add(_import(plugin, hint), info)
         else:
             name = plugin_name(plugin)

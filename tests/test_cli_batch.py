@@ -193,9 +193,23 @@ def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(
     assert done.returncode == 0, done.stderr
     assert "12 patients" in done.stdout
     rows = (out / "decisions").glob("*.jsonl")
-    assert any(
-        "repeated-movement" in r.read_text() or "force-progression" in r.read_text() for r in rows
+    decisions = [json.loads(line) for r in rows for line in r.read_text().splitlines()]
+    assert any(d["exercise"] == "press-up" for d in decisions)
+    # Named as on the store path and in block lists: by the entry point, not the module.
+    plugins = {d["plugin"] for d in decisions}
+    assert "repeated-movements" in plugins and "progressor_repeated_movements" not in plugins
+    blocked = run(
+        "recompute",
+        "--dataset",
+        str(data),
+        "--out",
+        str(tmp_path / "o3"),
+        "--week",
+        "2026-01-19",
+        env={**os.environ, "PROGRESSOR_BLOCK": "repeated-movements"},
     )
+    assert blocked.returncode != 0
+    assert "exercise type 'repeated-movement' is blocked" in blocked.stderr
     # Not allowed by PROGRESSOR_PLUGINS: not loaded, and the program says what it misses.
     refused = run(
         "recompute",
