@@ -60,7 +60,7 @@ class Summary:
     due: int  # patients with a newly ended week or new records or actions
     computed: int
     up_to_date: int  # started patients with nothing new: skipped
-    not_started: int  # no week has ended yet
+    not_started: int  # no week has ended and nothing was logged: nothing to compute
     actions: Mapping[str, int] = field(default_factory=dict)  # progress / hold / regress / pause
     alerts: int = 0
     plugin_failures: int = 0  # patients held by the fail-safe (a `plugin-failure` flag)
@@ -108,7 +108,7 @@ def recompute(
     """
     workers = workers or os.cpu_count() or 1
     with Store.open(store_path) as store:
-        enrolled, started, due_all = store.count_patients(as_of)
+        enrolled, not_started, due_all = store.count_patients(as_of)
         due = len(store.due(as_of, patients=patients)) if patients else due_all
     args = (str(store_path), engine_factory, tuple(plugins), as_of)
     # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
@@ -143,7 +143,7 @@ def recompute(
                 computer.close()
         else:
             _in_pool(store, chunks, tally, pool, workers)
-    return tally.summary(as_of, enrolled, started, started - due_all)
+    return tally.summary(as_of, enrolled, not_started, enrolled - not_started - due_all)
 
 
 def _chunks(
@@ -205,14 +205,14 @@ class _Tally:
         if self.progress is not None:
             self.progress(self.done, self.total)
 
-    def summary(self, as_of: dt.date, enrolled: int, started: int, up_to_date: int) -> Summary:
+    def summary(self, as_of: dt.date, enrolled: int, not_started: int, up_to_date: int) -> Summary:
         return Summary(
             as_of=as_of,
             enrolled=enrolled,
             due=self.total,
             computed=self.computed,
             up_to_date=up_to_date,
-            not_started=enrolled - started,
+            not_started=not_started,
             actions={a: self.actions[a] for a in ("progress", "hold", "regress", "pause")},
             alerts=self.alerts,
             plugin_failures=self.plugin_failures,
@@ -297,7 +297,7 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
     # adverse event, a red flag) must not wait for the week to end: it is stored with that
     # week's number now, and the same alert when the week ends is the same row.
     early = by_week.get(weeks + 1)
-    early_alerts = compiled.step(prescription, early).alerts if early and weeks >= 1 else ()
+    early_alerts = compiled.step(prescription, early).alerts if early else ()
     alerts.extend(
         AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in early_alerts
     )

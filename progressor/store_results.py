@@ -254,28 +254,30 @@ class Results(Connected):
             "SELECT patient FROM patient_state INDEXED BY patient_state_next_due"
             " WHERE next_due <= :as_of UNION"
             " SELECT patient FROM patient_state INDEXED BY patient_state_stale"
-            f" WHERE {_STALE} AND computed_weeks >= 1 ORDER BY patient",
+            f" WHERE {_NEW_DATA} ORDER BY patient",
             {"as_of": as_of.isoformat()},
         )
         return [patient for (patient,) in rows]
 
     def count_patients(self, as_of: dt.date) -> tuple[int, int, int]:
-        """(enrolled, started: a week has ended, due) as of a day, each through an index."""
+        """(enrolled, not started: no week ended and nothing to compute, due) as of a day,
+        each counted through an index."""
         args = {"as_of": as_of.isoformat()}
 
         def count(query: str) -> int:
             return int(self._db.execute(query, args).fetchone()[0])
 
         enrolled = count("SELECT count(*) FROM patient_state")
-        # Never computed and no week ended yet (never computed: next_due is start + 7 days).
+        # No week computed and none ended (until computed, next_due is start + 7 days).
         not_started = count(
             "SELECT count(*) FROM patient_state WHERE computed_weeks = 0 AND next_due > :as_of"
+            f" AND NOT ({_NEW_DATA})"
         )
         due = count("SELECT count(*) FROM patient_state WHERE next_due <= :as_of") + count(
             "SELECT count(*) FROM patient_state INDEXED BY patient_state_stale"
-            f" WHERE {_STALE} AND computed_weeks >= 1 AND next_due > :as_of"
+            f" WHERE {_NEW_DATA} AND next_due > :as_of"
         )
-        return enrolled, enrolled - not_started, due
+        return enrolled, not_started, due
 
     def inputs(self, patients: Sequence[str]) -> list[PatientInputs]:
         """The inputs of the given patients, all read in one snapshot."""
@@ -372,10 +374,15 @@ _LATEST = "p.week = (SELECT max(week) FROM prescriptions WHERE patient = p.patie
 #: partial index patient_state_stale holds exactly these rows.
 _STALE = "computed_version IS NOT data_version"
 
+#: Due with new data: data newer than the last computation, for a patient computed before or
+#: with anything logged or acted on since enrolling (data_version 1: nothing yet). A patient
+#: whose first week is under way is computed then: the week-1 prescription, and any alert in
+#: what is logged so far (a flare must not wait for the week to end).
+_NEW_DATA = f"{_STALE} AND (computed_weeks >= 1 OR data_version > 1)"
+
 #: Due as of the day :as_of: a week ended that was not yet computed (`next_due`, the day the
-#: next week ends, has come), or data newer than the last computation of a patient whose
-#: first week has ended (a patient never computed is due once `next_due` comes).
-_DUE = f"(next_due <= :as_of OR ({_STALE} AND computed_weeks >= 1))"
+#: next week ends, has come), or new data.
+_DUE = f"(next_due <= :as_of OR ({_NEW_DATA}))"
 
 
 def _review_item(

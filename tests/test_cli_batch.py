@@ -302,3 +302,32 @@ def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(
     # Still paused a week later: the review queue says what paused anna, not only that.
     queue = run("review", env=env).stdout
     assert "alert of week 3 (pain-flare): pain 8/10" in queue, queue
+
+
+def test_a_flare_in_the_first_week_is_alerted_at_once_not_when_the_week_ends(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    run("init", env=env)
+    for patient in ("dora", "eli"):
+        run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+    # dora reports pain 9/10 on her second day; eli logs nothing. Nobody's week has ended.
+    flare = {"patient": "dora", "date": (START + dt.timedelta(days=1)).isoformat(), "pain": 9}
+    assert run("import", str(_log(tmp_path, "log.jsonl", [flare])), env=env).returncode == 0
+    day = (START + dt.timedelta(days=2)).isoformat()
+    sent = run("recompute", "--week", day, "--alerts", "stderr", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert "(1 due, 0 up to date, 1 not started)" in sent.stdout  # eli: nothing to compute
+    alerts = [json.loads(line)["alert"] for line in sent.stderr.splitlines() if '"alert"' in line]
+    assert [(a["patient"], a["week"], a["rule"]) for a in alerts] == [("dora", 1, "pain-flare")]
+    assert "alert in week 1, under way (pain-flare): pain 9/10" in run("review", env=env).stdout
+    # Nothing new the next day: nothing computed, nothing sent again.
+    again = run("recompute", "--week", day, "--alerts", "stderr", env=env)
+    assert "(0 due, 0 up to date, 2 not started)" in again.stdout  # no week has ended
+    assert "alerts sent via stderr: 0" in again.stdout
+    # When the week ends, the flare is judged: the program pauses; the alert is the same row.
+    ended = run("recompute", "--week", (START + dt.timedelta(days=7)).isoformat(), env=env)
+    assert ended.returncode == 0, ended.stderr
+    dora = json.loads(run("show", "dora", "--format", "json", env=env).stdout)
+    assert dora["status"] == "paused" and [a["week"] for a in dora["alerts"]] == [1]
