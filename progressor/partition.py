@@ -452,62 +452,74 @@ class _Run:
             return {}
         programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
         name = f"{files.part_name(self.part)}.jsonl"
-        # Lines set aside, by patient: (table, position among the patient's lines, reason,
-        # line); their line numbers in the file are found at the end, for all in one pass.
-        aside: dict[str, list[tuple[str, int, str, str]]] = {}
-        results: dict[str, StepResult | None] = {}
+        out: dict[str, _Patient] = {}
+        # Patients with lines set aside wait for their line numbers, found at the end for all
+        # in one pass: (result or None, [(table, position among the patient's lines, reason,
+        # line)]). The others' rows are made at once (a partition's results are not all kept
+        # alive: the garbage collector would walk them again and again).
+        flagged: dict[str, tuple[StepResult | None, list[tuple[str, int, str, str]]]] = {}
         for patient in patients:
-            problems = aside[patient] = []
-            enrollment = _enrollment(enrollment_lines[patient], problems)
-            log = read_log(record_lines.get(patient, []), "", "jsonl")
-            lines = record_lines.get(patient, [])
-            problems += [
-                ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
-                for s in log.set_aside
-            ]
-            results[patient] = None
-            if enrollment is None:
-                continue
-            compiled = programs.get(enrollment.program)
-            if compiled is None:
-                known = ", ".join(sorted(programs)) or "none"
-                reason = f"unknown program {enrollment.program!r} (programs/ holds: {known})"
-                problems.append(("enrollments", 1, reason, enrollment_lines[patient][0]))
-                continue
-            try:
-                history = compiled.replay(enrollment, log.records, until=self.as_of)
-                first = history[-1] if history else None
-                results[patient] = first or compiled.step(compiled.first_week(enrollment), [])
-            except ProgressorError as exc:  # overrides the program refuses, say
-                problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0]))
-                continue
-            # Records the step set aside in any week replayed, not only the newest: the output
-            # holds the newest week's decisions, but every record that could not be used is
-            # reported (as the log reader's are, whatever their week).
-            problems += [
-                ("", 0, s.reason, s.record) for result in history[:-1] for s in result.set_aside
-            ]
-        flagged = {patient: found for patient, found in aside.items() if found}
+            problems: list[tuple[str, int, str, str]] = []
+            result = self._patient(patient, programs, enrollment_lines, record_lines, problems)
+            if problems:
+                flagged[patient] = (result, problems)
+            elif result is not None:
+                out[patient] = _rows_of(result, [])
         numbers: dict[str, dict[str, list[int]]] = {}
         for t, table in enumerate(("enrollments", "records")):
             wanted = {
                 patient: (spans[patient][t], [n for tb, n, _, _ in found if tb == table])
-                for patient, found in flagged.items()
+                for patient, (_, found) in flagged.items()
                 if any(tb == table for tb, _, _, _ in found)
             }
             if wanted:
                 numbers[table] = files.line_numbers(files.join(self.dataset, table, name), wanted)
-        out = {}
-        for patient in patients:
-            found = flagged.get(patient)
-            rows = _aside_rows(patient, found, numbers, name) if found else []
-            result = results[patient]
+        for patient, (result, found) in flagged.items():
+            rows = _aside_rows(patient, found, numbers, name)
             if result is None:
                 empty = {table: b"" for table in TABLES_OUT}
                 out[patient] = _Patient({**empty, "set_aside": _encoded(rows)}, ("", 0, 0, 0))
             else:
                 out[patient] = _rows_of(result, rows)
         return out
+
+    def _patient(
+        self,
+        patient: str,
+        programs: dict[str, CompiledProgram],
+        enrollment_lines: dict[str, list[str]],
+        record_lines: dict[str, list[str]],
+        problems: list[tuple[str, int, str, str]],
+    ) -> StepResult | None:
+        """One patient's newest week, or None when they cannot be computed; the lines set
+        aside are added to `problems`."""
+        enrollment = _enrollment(enrollment_lines[patient], problems)
+        lines = record_lines.get(patient, [])
+        log = read_log(lines, "", "jsonl")
+        problems += [
+            ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
+            for s in log.set_aside
+        ]
+        if enrollment is None:
+            return None
+        compiled = programs.get(enrollment.program)
+        if compiled is None:
+            known = ", ".join(sorted(programs)) or "none"
+            reason = f"unknown program {enrollment.program!r} (programs/ holds: {known})"
+            problems.append(("enrollments", 1, reason, enrollment_lines[patient][0]))
+            return None
+        try:
+            history = compiled.replay(enrollment, log.records, until=self.as_of)
+            newest = history[-1] if history else None
+            newest = newest or compiled.step(compiled.first_week(enrollment), [])
+        except ProgressorError as exc:  # overrides the program refuses, say
+            problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0]))
+            return None
+        # Records the step set aside in any week replayed, not only the newest: the output
+        # holds the newest week's decisions, but every record that could not be used is
+        # reported (as the log reader's are, whatever their week).
+        problems += [("", 0, s.reason, s.record) for r in history[:-1] for s in r.set_aside]
+        return newest
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:
         """Where last run's output rows are, to copy those of patients not computed again."""
