@@ -306,12 +306,26 @@ def read_json(location: str) -> Any:
         return json.load(handle)
 
 
+def overwrite(location: str, data: bytes) -> None:
+    """Replace a file's bytes, writing over the old ones in place (local files).
+
+    For files trusted only while the partition's `_done` marker exists (removed before they
+    are rewritten): a run killed half-way leaves no trusted half file. A new file and a rename
+    over the old one would free and allocate every block again, ten times slower here.
+    """
+    if is_url(location) or not os.path.exists(location):
+        with open_binary(location, "wb") as handle:
+            handle.write(data)
+        return
+    with open(location, "r+b") as handle:
+        handle.write(data)
+        handle.truncate()
+
+
 def write_json(location: str, value: object) -> None:
-    temporary = f"{location}.tmp-{os.getpid()}"
-    text = json.dumps(value, separators=(",", ":"))  # in one go: json.dump streams in Python
-    with open_text(temporary, "w") as handle:
-        handle.write(text)
-    rename(temporary, location)
+    """`value` as compact JSON, written in one go (json.dump streams in Python) over the old
+    bytes: see `overwrite`."""
+    overwrite(location, json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def remove(location: str) -> None:
