@@ -25,7 +25,15 @@ from typing import NamedTuple
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program
-from progressor.models import Enrollment, Outcome, PainReport, Prescription, Record, StepResult
+from progressor.models import (
+    Enrollment,
+    Flag,
+    Outcome,
+    PainReport,
+    Prescription,
+    Record,
+    StepResult,
+)
 from progressor.store import Store
 from progressor.store_values import (
     AlertRow,
@@ -272,7 +280,8 @@ class _Computer:
 def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Computed:
     """Weeks 1..`weeks` of one patient as a fold over step, clinician actions applied."""
     enrollment = inputs.enrollment
-    by_week = _records_by_week(inputs, enrollment.start)
+    records = _records(inputs)
+    by_week = _by_week(records, enrollment.start)
     actions: dict[int, list[ClinicianAction]] = {}
     for action in inputs.actions:
         actions.setdefault(action.week, []).append(action)
@@ -291,7 +300,16 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         alerts.extend(
             AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in result.alerts
         )
-        prescription = _apply(compiled, enrollment, result.prescription, actions.get(week + 1, ()))
+        todo, flags = actions.get(week + 1, []), []
+        for action in [a for a in todo if a.kind == "resume"]:
+            unseen = _unseen(compiled, inputs, records, week, result, action)
+            if unseen:  # the clinician resumed without seeing these: the pause stays
+                todo = [a for a in todo if a is not action]
+                flags.append(_not_applied(action, week + 1, unseen))
+        prescription = _apply(compiled, enrollment, result.prescription, todo)
+        if flags:
+            flagged = (*prescription.flags, *flags)
+            prescription = prescription.model_copy(update={"flags": flagged})
         prescriptions.append(_prescription_row(prescription))
     # The week under way is not judged, but an alert in what is logged so far (a flare, an
     # adverse event, a red flag) must not wait for the week to end: it is stored with that
@@ -315,15 +333,100 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
     return _Computed(results, tuple(d.action for d in newest), raised, failed)
 
 
-def _records_by_week(inputs: PatientInputs, start: dt.date) -> dict[int, list[Record]]:
+_Arrived = tuple[Record, dt.datetime | None]
+
+
+def _records(inputs: PatientInputs) -> list[_Arrived]:
+    """A patient's records, each with when it arrived (None: not known)."""
+    outcomes = inputs.outcomes_arrived or (None,) * len(inputs.outcomes)
+    reports = inputs.pain_reports_arrived or (None,) * len(inputs.pain_reports)
+    records: list[_Arrived] = [
+        (Outcome.model_validate_json(t), at)
+        for t, at in zip(inputs.outcomes, outcomes, strict=True)
+    ]
+    records.extend(
+        (PainReport.model_validate_json(t), at)
+        for t, at in zip(inputs.pain_reports, reports, strict=True)
+    )
+    return records
+
+
+def _by_week(records: Sequence[_Arrived], start: dt.date) -> dict[int, list[Record]]:
     """Records grouped by enrollment week; those dated before the start go to week 1, where
     the step sets them aside with their reason (as `CompiledProgram.replay` does)."""
-    records: list[Record] = [Outcome.model_validate_json(t) for t in inputs.outcomes]
-    records.extend(PainReport.model_validate_json(t) for t in inputs.pain_reports)
     by_week: dict[int, list[Record]] = {}
-    for record in records:
+    for record, _ in records:
         by_week.setdefault(max(1, (record.date - start).days // 7 + 1), []).append(record)
     return by_week
+
+
+def _local(moment: dt.datetime) -> dt.datetime:
+    """An aware time (a naive one is taken as local time, as the store writes them)."""
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def _unseen(
+    compiled: CompiledProgram,
+    inputs: PatientInputs,
+    records: Sequence[_Arrived],
+    week: int,
+    result: StepResult,
+    resume: ClinicianAction,
+) -> list[str]:
+    """Why week `week` + 1 is paused that the clinician could not see when recording
+    `resume`: reasons brought by records of weeks 1..`week` that arrived after it (a late
+    diary with an adverse event, say). Empty when none arrived later or they changed nothing.
+    """
+    recorded = _local(resume.recorded_at or resume.at)
+    ends = inputs.enrollment.start + dt.timedelta(days=7 * week)
+    if not any(at and _local(at) > recorded and r.date < ends for r, at in records):
+        return []
+    seen = _step_as_known(compiled, inputs, records, week, recorded)
+    return sorted(_pause_reasons(result) - _pause_reasons(seen))
+
+
+def _step_as_known(
+    compiled: CompiledProgram,
+    inputs: PatientInputs,
+    records: Sequence[_Arrived],
+    week: int,
+    moment: dt.datetime,
+) -> StepResult:
+    """Week `week`'s step from the records that had arrived and the actions recorded by
+    `moment`: what a clinician then saw (earlier actions applied as recorded)."""
+    enrollment = inputs.enrollment
+    known = [(r, at) for r, at in records if at is None or _local(at) <= moment]
+    by_week = _by_week(known, enrollment.start)
+    actions: dict[int, list[ClinicianAction]] = {}
+    for action in inputs.actions:
+        if _local(action.recorded_at or action.at) <= moment:
+            actions.setdefault(action.week, []).append(action)
+    prescription = _apply(compiled, enrollment, compiled.first_week(enrollment), actions.get(1, ()))
+    for w in range(1, week + 1):
+        result = compiled.step(prescription, by_week.get(w, ()))
+        prescription = _apply(compiled, enrollment, result.prescription, actions.get(w + 1, ()))
+    return result
+
+
+def _pause_reasons(result: StepResult) -> set[str]:
+    """What pauses the week after `result`: its pausing decisions and its alerts."""
+    reasons = {f"{d.exercise}: {d.reason}" for d in result.decisions if d.action == "pause"}
+    return reasons | {f"{a.rule}: {a.message}" for a in result.alerts}
+
+
+def _not_applied(resume: ClinicianAction, week: int, unseen: Sequence[str]) -> Flag:
+    recorded = _local(resume.recorded_at or resume.at).isoformat(timespec="minutes")
+    return Flag(
+        code="resume-not-applied",
+        rule="clinician-resume",
+        plugin="progressor",
+        message=(
+            f"the resume recorded {recorded} for week {week} was not applied: data that "
+            f"arrived after it changed why the week is paused ({'; '.join(unseen)}); review "
+            "and resume again if it is safe"
+        ),
+        exercise=resume.exercise,
+    )
 
 
 def _apply(

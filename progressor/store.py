@@ -420,15 +420,26 @@ class Store(Results):
                 if problem:
                     raise StoreError(f"patient {patient!r}: {problem}")
                 row = (patient, kind, exercise, dose and dose_json(dose), note, who)
+                recorded = now_text()
                 cursor = db.execute(
                     "INSERT INTO clinician_actions"
                     " (patient, kind, exercise, dose, note, who, at, week, recorded_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, at.isoformat(), week, now_text()),
+                    (*row, at.isoformat(), week, recorded),
                 )
                 number = int(cursor.lastrowid or 0)
                 actions.append(
-                    ClinicianAction(number, patient, kind, exercise, dose, note, who, at, week)
+                    ClinicianAction(
+                        number,
+                        *row[:2],
+                        exercise,
+                        dose,
+                        note,
+                        who,
+                        at,
+                        week,
+                        dt.datetime.fromisoformat(recorded),
+                    )
                 )
             db.execute(
                 "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",

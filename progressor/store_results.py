@@ -284,16 +284,19 @@ class Results(Connected):
         wanted = json.dumps(list(patients))
         within = "patient IN (SELECT value FROM json_each(?))"
         with self._snapshot() as db:
-            outcomes: dict[str, list[str]] = {}
-            for patient, text in db.execute(
-                f"SELECT patient, record FROM outcomes WHERE {within}", (wanted,)
+            arrived = "SELECT at FROM imports WHERE id = r.import"
+            outcomes: dict[str, list[tuple[str, str | None]]] = {}
+            for patient, text, at in db.execute(
+                f"SELECT r.patient, r.record, ({arrived}) FROM outcomes r WHERE r.{within}",
+                (wanted,),
             ):
-                outcomes.setdefault(patient, []).append(text)
-            reports: dict[str, list[str]] = {}
-            for patient, text in db.execute(
-                f"SELECT patient, record FROM pain_reports WHERE {within}", (wanted,)
+                outcomes.setdefault(patient, []).append((text, at))
+            reports: dict[str, list[tuple[str, str | None]]] = {}
+            for patient, text, at in db.execute(
+                f"SELECT r.patient, r.record, ({arrived}) FROM pain_reports r WHERE r.{within}",
+                (wanted,),
             ):
-                reports.setdefault(patient, []).append(text)
+                reports.setdefault(patient, []).append((text, at))
             actions: dict[str, list[ClinicianAction]] = {}
             for row in db.execute(
                 f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE {within}"
@@ -316,9 +319,11 @@ class Results(Connected):
                 toml=toml,
                 data_version=data_version,
                 computed_weeks=computed_weeks,
-                outcomes=tuple(outcomes.get(patient, ())),
-                pain_reports=tuple(reports.get(patient, ())),
+                outcomes=tuple(text for text, _ in outcomes.get(patient, ())),
+                pain_reports=tuple(text for text, _ in reports.get(patient, ())),
                 actions=tuple(actions.get(patient, ())),
+                outcomes_arrived=tuple(_moment(at) for _, at in outcomes.get(patient, ())),
+                pain_reports_arrived=tuple(_moment(at) for _, at in reports.get(patient, ())),
             )
             for patient, program, start, overrides, version, toml, data_version, computed_weeks in (
                 rows
@@ -383,6 +388,10 @@ _NEW_DATA = f"{_STALE} AND (computed_weeks >= 1 OR data_version > 1)"
 #: Due as of the day :as_of: a week ended that was not yet computed (`next_due`, the day the
 #: next week ends, has come), or new data.
 _DUE = f"(next_due <= :as_of OR ({_NEW_DATA}))"
+
+
+def _moment(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 def _review_item(

@@ -121,6 +121,7 @@ class ClinicianAction:
     who: str
     at: dt.datetime
     week: int  # the week whose prescription the action changes
+    recorded_at: dt.datetime | None = None  # when it was stored (None: before schema 4)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,10 @@ class PatientInputs:
     outcomes: tuple[str, ...]  # canonical JSON
     pain_reports: tuple[str, ...]
     actions: tuple[ClinicianAction, ...]  # by week, then in the order recorded
+    # When each outcome and pain report arrived (its import), in the same order: a resume
+    # recorded before data that changed why the week is paused does not lift that pause.
+    outcomes_arrived: tuple[dt.datetime | None, ...] = ()
+    pain_reports_arrived: tuple[dt.datetime | None, ...] = ()
 
 
 class PrescriptionRow(NamedTuple):
@@ -197,7 +202,7 @@ class NumberedLines:
 
 
 #: The columns of `clinician_actions`, in the order action_of_row reads them.
-ACTION_COLUMNS = "id, patient, kind, exercise, dose, note, who, at, week"
+ACTION_COLUMNS = "id, patient, kind, exercise, dose, note, who, at, week, recorded_at"
 
 
 def enrollment_of_row(patient: str, program: str, start: str, overrides: str) -> Enrollment:
@@ -212,7 +217,7 @@ def enrollment_of_row(patient: str, program: str, start: str, overrides: str) ->
 
 def action_of_row(row: Sequence[Any]) -> ClinicianAction:
     """A clinician action from its row (ACTION_COLUMNS) in `clinician_actions`."""
-    id_, patient, kind, exercise, dose, note, who, at, week = row
+    id_, patient, kind, exercise, dose, note, who, at, week, recorded_at = row
     return ClinicianAction(
         id_,
         patient,
@@ -223,4 +228,5 @@ def action_of_row(row: Sequence[Any]) -> ClinicianAction:
         who,
         dt.datetime.fromisoformat(at),
         week,
+        dt.datetime.fromisoformat(recorded_at) if recorded_at else None,
     )

@@ -114,20 +114,44 @@ def test_data_that_arrive_after_a_clinician_action_bring_the_patient_back_to_rev
     recompute(clinic, as_of=AS_OF)
     with Store.open(clinic) as store:
         [ben] = store.review_queue()
-        assert ben.patient == "ben" and any("adverse event" in r for r in ben.reasons)
-        # A clinician who has now seen it settles it (here by an override: ben's program is
-        # active, that resume having lifted the pause; see docs/store.md); anna, paused by
-        # her own late adverse event, is not settled by resuming one exercise of several.
+        assert ben.patient == "ben" and ben.status == "paused"
+        # The resume did not lift a pause it never saw: the adverse event arrived after it.
+        [flag] = [r for r in ben.reasons if r.startswith("resume-not-applied")]
+        assert "adverse event" in flag and "review and resume again" in flag
+        assert store.prescriptions("ben")[-1].status == "paused"
+        # A clinician who has now seen it settles it; anna, paused by her own late adverse
+        # event, is not settled by resuming one exercise of several.
         gentler = progressor.Dose(sets=1, reps=4, hold_s=5)
         store.override("ben", "bridge", gentler, "called: bruised shin, go gently", "dr.lee")
+        store.resume("ben", "seen the adverse event: carry on, bridge gentler", "dr.lee")
         store.import_records(lines_of("anna", [{**late, "exercise": "bridge"}]), "anna.jsonl")
     recompute(clinic, as_of=AS_OF)
     with Store.open(clinic) as store:
         assert [i.patient for i in store.review_queue()] == ["anna"]
+        newest = store.prescriptions("ben")[-1]
+        assert newest.status == "active" and newest.exercises["bridge"].dose.reps == 4
         store.resume("anna", "bridge only", "dr.lee", exercises=["bridge"])
         assert [i.patient for i in store.review_queue()] == ["anna"]
         store.resume("anna", "all of it", "dr.lee")
         assert store.review_queue() == []
+
+
+def test_late_data_that_change_nothing_of_a_pause_leave_its_resume_in_force(
+    clinic: Path,
+) -> None:
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        store.resume("ben", "flare settled; checked by phone", "dr.lee")
+        # A forgotten pelvic tilt session of week 2, pain 1, entered after the resume.
+        tilt = {**full_week(START + WEEK, (5,))[0], "pain_during": 1, "pain_after": 1}
+        store.import_records(lines_of("ben", [tilt]), "late-diary.jsonl")
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        newest = store.prescriptions("ben")[-1]
+        assert newest.status == "active"
+        assert [f.code for f in newest.flags] == ["review"]  # the flare's own, no other
+        # Still listed for review (data arrived after the last action), but not paused.
+        assert [(i.patient, i.status) for i in store.review_queue()] == [("ben", "active")]
 
 
 def test_a_second_run_changes_nothing_and_only_new_data_is_recomputed(clinic: Path) -> None:

@@ -21,7 +21,9 @@ PROGRAMS = Path(__file__).resolve().parents[3] / "programs"
 LBP = PROGRAMS / "low-back-pain.toml"
 EXERCISES = ("pelvic-tilt", "knee-to-chest", "bridge")
 START = dt.date(2026, 1, 5)  # a Monday
-PLUGIN = "progressor_red_flags"
+MODULE = "progressor_red_flags"  # what the tests load
+# ... and its name in results: its entry point's (installed, as `make test` does).
+PLUGIN = "red-flags"
 
 
 def day(n: int) -> dt.date:
@@ -30,7 +32,7 @@ def day(n: int) -> dt.date:
 
 @pytest.fixture
 def engine(progressor_engine_factory: Callable[..., p.Engine]) -> p.Engine:
-    return progressor_engine_factory([PLUGIN])
+    return progressor_engine_factory([MODULE])
 
 
 @pytest.fixture
@@ -275,7 +277,7 @@ def test_the_rule_applies_to_a_program_that_does_not_list_it(lbp: p.CompiledProg
 
 def test_the_rule_cannot_be_blocked(progressor_engine_factory: Callable[..., p.Engine]) -> None:
     with pytest.raises(p.PluginError, match="essential"):
-        progressor_engine_factory([PLUGIN], block=["red-flags"])
+        progressor_engine_factory([MODULE], block=["red-flags"])
 
 
 def test_without_the_plugin_the_codes_are_ignored(
@@ -320,7 +322,7 @@ def test_a_red_flag_still_pauses_when_another_plugin_fails(
     compile_program: Callable[..., p.CompiledProgram],
     full_week: Callable[..., list[p.Outcome]],
 ) -> None:
-    engine = progressor_engine_factory([PLUGIN, _BrokenPlugin()])
+    engine = progressor_engine_factory([MODULE, _BrokenPlugin()])
     compiled = compile_program(program_with("[safety.broken]"), engine)
 
     result = step(compiled, full_week(flags={4: ("fever",)}))

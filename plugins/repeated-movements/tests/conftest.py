@@ -19,7 +19,9 @@ import progressor as p
 ROOT = Path(__file__).resolve().parents[3]
 LUMBAR = ROOT / "programs" / "lumbar-extension.toml"
 START = dt.date(2026, 1, 5)  # a Monday
-PLUGIN = "progressor_repeated_movements"
+MODULE = "progressor_repeated_movements"  # what the tests load
+# ... and its name in results: its entry point's (installed, as `make test` does).
+PLUGIN = "repeated-movements"
 
 
 def _full_dose(exercise: str, dose: p.Dose, date: dt.date, **fields: Any) -> p.Outcome:
@@ -99,7 +101,7 @@ def press_up(
 @pytest.fixture
 def engine(progressor_engine_factory: Callable[..., p.Engine]) -> p.Engine:
     """The built-ins and this plugin, loaded by module name."""
-    return progressor_engine_factory([PLUGIN])
+    return progressor_engine_factory([MODULE])
 
 
 @pytest.fixture
