@@ -437,6 +437,8 @@ def _apply(
 ) -> Prescription:
     """The week's prescription after the clinician's actions, in the order they were taken."""
     for action in actions:
+        if action.kind == "acknowledge":  # flags reviewed: the prescription is unchanged
+            continue
         if action.kind == "resume":
             names = (action.exercise,) if action.exercise else ()
             prescription = compiled.resume(prescription, names)

@@ -248,6 +248,23 @@ def resume(
 
 @click.command()
 @click.argument("patient")
+@click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
+@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
+@who_option
+@store_option
+def acknowledge(patient: str, note: str, week: int | None, who: str, store_path: Path) -> None:
+    """Record that a clinician reviewed a patient's flags and changed nothing."""
+    with open_store(store_path) as store:
+        try:
+            week = _latest_week(store, patient, week)
+            action = store.acknowledge(patient, note, who, week=week)
+        except ProgressorError as exc:
+            fail(str(exc))
+    click.echo(f"{patient}: flags of week {action.week} acknowledged by {action.who}")
+
+
+@click.command()
+@click.argument("patient")
 @click.argument("exercise")
 @click.argument("fields", nargs=-1, required=True)
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
@@ -332,4 +349,14 @@ def show(
     click.echo(exporters[fmt].component.export(program, result), nl=False)
 
 
-STORE_COMMANDS = (init, enroll, import_files, status, review, show, resume, override)
+STORE_COMMANDS = (
+    init,
+    enroll,
+    import_files,
+    status,
+    review,
+    show,
+    resume,
+    override,
+    acknowledge,
+)

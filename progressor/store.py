@@ -364,6 +364,21 @@ class Store(Results):
         items: list[tuple[str | None, Dose | None]] = [(n, None) for n in exercises]
         return self._act(patient, "resume", items or [(None, None)], note, who, at, week)
 
+    def acknowledge(
+        self,
+        patient: str,
+        note: str,
+        who: str,
+        at: dt.datetime | None = None,
+        *,
+        week: int | None = None,
+    ) -> ClinicianAction:
+        """Record that a clinician reviewed the flags of the patient's week and changed
+        nothing: it takes the patient out of the review queue (not a pause: that needs a
+        resume). The week's prescription must exist and carry flags."""
+        [action] = self._act(patient, "acknowledge", [(None, None)], note, who, at, week)
+        return action
+
     def override(
         self,
         patient: str,
@@ -390,7 +405,7 @@ class Store(Results):
     def _act(
         self,
         patient: str,
-        kind: Literal["resume", "override"],
+        kind: Literal["resume", "override", "acknowledge"],
         items: Sequence[tuple[str | None, Dose | None]],
         note: str,
         who: str,
@@ -409,6 +424,8 @@ class Store(Results):
             raise StoreError(f"week {week}: weeks are counted from 1")
         if kind == "resume":
             _check_resume(patient, week, history, [n for n, _ in items if n])
+        if kind == "acknowledge":
+            _check_acknowledge(patient, week, history)
         actions = []
         with self._write() as db:
             (version,) = db.execute(
@@ -504,6 +521,20 @@ def _usable(
     if not enrolled[patient]:
         return f"patient {patient!r} is not enrolled"
     return record, patient
+
+
+def _check_acknowledge(patient: str, week: int, history: Sequence[Prescription]) -> None:
+    """An acknowledgement settles flags the clinician has seen: the week's prescription must
+    exist and carry some."""
+    found = [p for p in history if p.week == week]
+    if not found:
+        newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
+        raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
+    if not found[0].flags:
+        hint = " (a paused patient needs a resume)" if found[0].status == "paused" else ""
+        raise StoreError(
+            f"patient {patient!r} has no flags in week {week}: nothing to acknowledge{hint}"
+        )
 
 
 def _check_resume(

@@ -110,6 +110,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX patient_state_stale ON patient_state (patient)
         WHERE computed_version IS NOT data_version;
     """,
+    # 6: a third kind of clinician action, 'acknowledge': a flag reviewed, nothing changed.
+    # SQLite cannot alter a CHECK constraint: the table is made again with its rows.
+    """
+    CREATE TABLE clinician_actions_6 (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        kind TEXT NOT NULL CHECK (kind IN ('resume', 'override', 'acknowledge')),
+        exercise TEXT, dose TEXT, note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL,
+        week INTEGER NOT NULL, recorded_at TEXT
+    );
+    INSERT INTO clinician_actions_6
+        SELECT id, patient, kind, exercise, dose, note, who, at, week, recorded_at
+        FROM clinician_actions;
+    DROP TABLE clinician_actions;
+    ALTER TABLE clinician_actions_6 RENAME TO clinician_actions;
+    CREATE INDEX clinician_actions_patient ON clinician_actions (patient, week);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -114,7 +114,7 @@ class ReviewItem:
 class ClinicianAction:
     id: int
     patient: str
-    kind: Literal["resume", "override"]
+    kind: Literal["resume", "override", "acknowledge"]
     exercise: str | None
     dose: Dose | None
     note: str

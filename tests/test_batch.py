@@ -154,6 +154,20 @@ def test_late_data_that_change_nothing_of_a_pause_leave_its_resume_in_force(
         assert [(i.patient, i.status) for i in store.review_queue()] == [("ben", "active")]
 
 
+def test_an_acknowledgement_settles_flags_but_never_a_pause(clinic: Path) -> None:
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        [ben] = store.review_queue()
+        assert ben.status == "paused"
+        store.acknowledge("ben", "saw the flare alert", "dr.lee")  # his week has flags
+        assert [i.patient for i in store.review_queue()] == ["ben"]  # a pause needs a resume
+        with pytest.raises(StoreError, match="no flags in week 3: nothing to acknowledge"):
+            store.acknowledge("anna", "all fine", "dr.lee")
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        assert store.prescriptions("ben")[-1].status == "paused"  # nothing changed
+
+
 def test_a_second_run_changes_nothing_and_only_new_data_is_recomputed(clinic: Path) -> None:
     recompute(clinic, as_of=AS_OF)
     first = dump(clinic)

@@ -331,3 +331,40 @@ def test_a_flare_in_the_first_week_is_alerted_at_once_not_when_the_week_ends(
     assert ended.returncode == 0, ended.stderr
     dora = json.loads(run("show", "dora", "--format", "json", env=env).stdout)
     assert dora["status"] == "paused" and [a["week"] for a in dora["alerts"]] == [1]
+
+
+def test_a_clinician_acknowledges_flags_without_changing_anything(tmp_path: Path) -> None:
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    run("init", env=env)
+    for patient in ("fay", "gus"):
+        run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+    rows = [{**r, "patient": p} for p in ("fay", "gus") for r in full_week()]
+    # fay: on Wednesday the bridge hurt more during than before (new pain, once): regress, flag.
+    rows[5] = {**rows[5], "pain_during": 4}
+    assert (rows[5]["patient"], rows[5]["exercise"], rows[5]["date"]) == (
+        "fay",
+        "bridge",
+        "2026-01-07",
+    )
+    assert run("import", str(_log(tmp_path, "log.jsonl", rows)), env=env).returncode == 0
+    assert run("recompute", "--week", "2026-01-12", env=env).returncode == 0
+    queue = run("review", env=env).stdout
+    assert "fay  week 2  active" in queue and "pain rose 2 above" in queue and "gus" not in queue
+
+    nothing = run("acknowledge", "gus", "--note", "looked", env=env)
+    assert nothing.returncode == 1 and "has no flags in week 2: nothing to acknowledge" in (
+        nothing.stderr
+    )
+    done = run("acknowledge", "fay", "--note", "called: a stiff morning, carry on", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "fay: flags of week 2 acknowledged by dr-lee" in done.stdout
+    assert "fay" not in run("review", env=env).stdout
+    # Recorded in the audit trail; the prescription is what the engine made.
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT kind, who, week FROM clinician_actions").fetchall() == [
+            ("acknowledge", "dr-lee", 2)
+        ]
+    before = json.loads(run("show", "fay", "--format", "json", env=env).stdout)
+    assert run("recompute", "--week", "2026-01-12", env=env).returncode == 0
+    assert json.loads(run("show", "fay", "--format", "json", env=env).stdout) == before

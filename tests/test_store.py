@@ -89,7 +89,7 @@ def test_a_version_1_store_migrates_and_keeps_its_data(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema 1 is old"):
         Store.open(path)
     with Store.init(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         state = store._db.execute("SELECT * FROM patient_state").fetchall()
         # Never computed: the next run rebuilds; due once the first week has ended.
         first_end = (START + dt.timedelta(days=7)).isoformat()
@@ -123,6 +123,38 @@ def test_migration_5_gives_each_patient_the_day_its_next_week_ends(tmp_path: Pat
         # ben's third week has ended by START + 21 days, not a day earlier.
         assert store.due_few(START + dt.timedelta(days=20)) == ["anna"]
         assert store.due_few(START + dt.timedelta(days=21)) == ["anna", "ben"]
+
+
+def test_migration_6_keeps_every_clinician_action(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript("".join(MIGRATIONS[:5]) + "PRAGMA user_version = 5;")
+    db.execute("INSERT INTO programs VALUES ('low-back-pain', '1.0.0', 'h', 'x', 'then')")
+    db.execute(
+        "INSERT INTO patients VALUES ('anna', 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
+        (START.isoformat(),),
+    )
+    row = ("anna", "resume", None, None, "phoned", "dr.lee", "2026-01-20T09:30:00+00:00", 3)
+    db.execute(
+        "INSERT INTO clinician_actions (patient, kind, exercise, dose, note, who, at, week,"
+        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '2026-01-20T09:31:00+00:00')",
+        row,
+    )
+    db.close()
+    with Store.init(path) as store:
+        [action] = store.actions("anna")
+        assert (action.id, action.kind, action.note, action.week) == (1, "resume", "phoned", 3)
+        assert action.recorded_at == dt.datetime.fromisoformat("2026-01-20T09:31:00+00:00")
+        indexes = store._db.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'clinician_actions' AND type = 'index'"
+        ).fetchall()
+        assert indexes == [("clinician_actions_patient",)]
+        assert (
+            "acknowledge"
+            in store._db.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'clinician_actions'"
+            ).fetchone()[0]
+        )
 
 
 def test_each_migration_is_one_transaction_and_a_newer_store_is_refused(
