@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -68,7 +69,7 @@ class Summary:
     due: int  # patients with a newly ended week or new records or actions
     computed: int
     up_to_date: int  # started patients with nothing new: skipped
-    not_started: int  # no week has ended and nothing was logged: nothing to compute
+    not_started: int  # never computed, no week has ended and nothing logged: nothing to do
     actions: Mapping[str, int] = field(default_factory=dict)  # progress / hold / regress / pause
     alerts: int = 0
     plugin_failures: int = 0  # patients held by the fail-safe (a `plugin-failure` flag)
@@ -121,7 +122,8 @@ def recompute(
     args = (str(store_path), engine_factory, tuple(plugins), as_of)
     # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
     # everything again, half a second or so: worth it only for several batches a worker.
-    fork = "fork" in multiprocessing.get_all_start_methods()
+    # (Linux only: on macOS CPython counts fork as unsafe, system libraries may not survive it.)
+    fork = sys.platform.startswith("linux")
     batches = -(-due // batch_size)
     workers = min(workers, batches) if batches >= (2 if fork else _POOL_BATCHES) else 1
     with ExitStack() as stack:
@@ -291,8 +293,10 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
     decisions: list[DecisionRow] = []
     alerts: list[AlertRow] = []
     result: StepResult | None = None
+    history: list[StepResult] = []
     for week in range(1, weeks + 1):
         result = compiled.step(prescription, by_week.get(week, ()))
+        history.append(result)
         decisions.extend(
             DecisionRow(week, d.exercise, d.action, d.rule, d.plugin, d.reason, canonical_json(d))
             for d in result.decisions
@@ -300,12 +304,20 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         alerts.extend(
             AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in result.alerts
         )
-        todo, flags = actions.get(week + 1, []), []
+        todo, dropped = actions.get(week + 1, []), []
         for action in [a for a in todo if a.kind == "resume"]:
-            unseen = _unseen(compiled, inputs, records, week, result, action)
+            unseen = _unseen(compiled, inputs, records, history, action)
             if unseen:  # the clinician resumed without seeing these: the pause stays
                 todo = [a for a in todo if a is not action]
-                flags.append(_not_applied(action, week + 1, unseen))
+                dropped.append((action, unseen))
+        # A resume recorded later that covers a dropped one (the clinician saw it all then)
+        # leaves no flag behind.
+        applied = [a for a in todo if a.kind == "resume"]
+        flags = [
+            _not_applied(action, week + 1, unseen)
+            for action, unseen in dropped
+            if not any(_covers(later, action) for later in applied)
+        ]
         prescription = _apply(compiled, enrollment, result.prescription, todo)
         if flags:
             flagged = (*prescription.flags, *flags)
@@ -326,6 +338,7 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         tuple(prescriptions),
         tuple(decisions),
         tuple(alerts),
+        computed_at=inputs.read_at,
     )
     newest = result.decisions if result else ()
     failed = any(f.code == "plugin-failure" for f in prescription.flags)
@@ -369,31 +382,37 @@ def _unseen(
     compiled: CompiledProgram,
     inputs: PatientInputs,
     records: Sequence[_Arrived],
-    week: int,
-    result: StepResult,
+    history: Sequence[StepResult],
     resume: ClinicianAction,
 ) -> list[str]:
-    """Why week `week` + 1 is paused that the clinician could not see when recording
-    `resume`: reasons brought by records of weeks 1..`week` that arrived after it (a late
-    diary with an adverse event, say). Empty when none arrived later or they changed nothing.
-    """
+    """Why the week after `history` is paused that the clinician could not see when recording
+    `resume`: reasons (pausing decisions and alerts of any week so far) brought by records of
+    those weeks that arrived after it (a late diary with an adverse event, say). Empty when
+    none arrived later or they brought no new reason."""
     recorded = _local(resume.recorded_at or resume.at)
-    ends = inputs.enrollment.start + dt.timedelta(days=7 * week)
+    ends = inputs.enrollment.start + dt.timedelta(days=7 * len(history))
     if not any(at and _local(at) > recorded and r.date < ends for r, at in records):
         return []
-    seen = _step_as_known(compiled, inputs, records, week, recorded)
-    return sorted(_pause_reasons(result) - _pause_reasons(seen))
+    seen = _steps_as_known(compiled, inputs, records, len(history), recorded)
+    return sorted(_pause_reasons(history) - _pause_reasons(seen))
 
 
-def _step_as_known(
+def _covers(later: ClinicianAction, resume: ClinicianAction) -> bool:
+    """Whether `later`, a resume of the same week, was recorded after `resume` and resumes
+    at least what it resumed."""
+    after = _local(later.recorded_at or later.at) > _local(resume.recorded_at or resume.at)
+    return after and (later.exercise is None or later.exercise == resume.exercise)
+
+
+def _steps_as_known(
     compiled: CompiledProgram,
     inputs: PatientInputs,
     records: Sequence[_Arrived],
-    week: int,
+    weeks: int,
     moment: dt.datetime,
-) -> StepResult:
-    """Week `week`'s step from the records that had arrived and the actions recorded by
-    `moment`: what a clinician then saw (earlier actions applied as recorded)."""
+) -> list[StepResult]:
+    """Weeks 1..`weeks` stepped from the records that had arrived and the actions recorded
+    by `moment`: what a clinician then saw (earlier actions applied as recorded)."""
     enrollment = inputs.enrollment
     known = [(r, at) for r, at in records if at is None or _local(at) <= moment]
     by_week = _by_week(known, enrollment.start)
@@ -402,16 +421,27 @@ def _step_as_known(
         if _local(action.recorded_at or action.at) <= moment:
             actions.setdefault(action.week, []).append(action)
     prescription = _apply(compiled, enrollment, compiled.first_week(enrollment), actions.get(1, ()))
-    for w in range(1, week + 1):
-        result = compiled.step(prescription, by_week.get(w, ()))
-        prescription = _apply(compiled, enrollment, result.prescription, actions.get(w + 1, ()))
-    return result
+    results = []
+    for w in range(1, weeks + 1):
+        results.append(compiled.step(prescription, by_week.get(w, ())))
+        prescription = _apply(
+            compiled, enrollment, results[-1].prescription, actions.get(w + 1, ())
+        )
+    return results
 
 
-def _pause_reasons(result: StepResult) -> set[str]:
-    """What pauses the week after `result`: its pausing decisions and its alerts."""
-    reasons = {f"{d.exercise}: {d.reason}" for d in result.decisions if d.action == "pause"}
-    return reasons | {f"{a.rule}: {a.message}" for a in result.alerts}
+def _pause_reasons(results: Sequence[StepResult]) -> set[str]:
+    """Why a patient is paused after `results`: the pausing decisions (not those that only
+    say the pause goes on) and the alerts, of every week."""
+    reasons = set()
+    for result in results:
+        reasons |= {
+            f"{d.exercise}: {d.reason}"
+            for d in result.decisions
+            if d.action == "pause" and d.rule != "awaiting-clinician"
+        }
+        reasons |= {f"{a.rule}: {a.message}" for a in result.alerts}
+    return reasons
 
 
 def _not_applied(resume: ClinicianAction, week: int, unseen: Sequence[str]) -> Flag:

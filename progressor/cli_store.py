@@ -340,11 +340,11 @@ def show(
                 fail(f"{patient}: nothing computed yet; run progressor recompute")
             latest = history[-1]
             decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
-            alerts = tuple(a for a in store.alerts(patient) if a.week == latest.week - 1)
+            # The alerts of the week that ended, and those the week under way already raised.
+            weeks = (latest.week - 1, latest.week)
+            alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
         except ProgressorError as exc:
             fail(str(exc))
-    if not decisions:  # week 1, before any week ended: nothing decided yet
-        fail(f"{patient}: week {latest.week} has no decisions yet; run progressor recompute")
     result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
     click.echo(exporters[fmt].component.export(program, result), nl=False)
 

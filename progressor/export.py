@@ -17,14 +17,19 @@ def prescription_document(program: Program, result: StepResult) -> dict[str, Any
     exercises = {}
     for exercise in program.exercises:
         state = prescription.exercises[exercise.id]
-        decision = decisions[exercise.id]
+        decision = decisions.get(exercise.id)
         exercises[exercise.id] = {
             "name": exercise.name,
             "status": state.status,
             "dose": state.dose.model_dump(exclude_none=True),
-            "action": decision.action,
-            "rule": decision.rule,
-            "reason": decision.reason,
+            # Week 1 (no week has ended): the starting dose, nothing decided yet.
+            "action": decision.action if decision else "start",
+            "rule": decision.rule if decision else "program",
+            "reason": (
+                decision.reason
+                if decision
+                else "the starting dose: nothing is decided until the first week has ended"
+            ),
             "instructions": list(exercise.instructions),
         }
     doc: dict[str, Any] = {

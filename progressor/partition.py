@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from progressor import dataset_files as files
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
-from progressor.loading import parse_program, read_log
-from progressor.models import Enrollment, StepResult
+from progressor.loading import Log, parse_program, read_log
+from progressor.models import Alert, Enrollment, Outcome, StepResult
 from progressor.plugins import code_versions
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
@@ -206,23 +206,66 @@ def _patient_hash(signature: str, enrollments: list[str], records: list[str]) ->
 
 def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> Enrollment | None:
     """A patient's enrollment from their enrollment lines; None, with the problems added,
-    when it cannot be read or the patient is enrolled more than once with different details."""
+    when one cannot be read or the patient is enrolled more than once with different details
+    (the same enrollment written twice, however spaced, is one)."""
     lines = [line.rstrip("\r") for line in lines]  # (Windows line ends)
-    if len(set(lines)) > 1:
+    found: list[Enrollment] = []
+    for n, line in enumerate(lines, start=1):
+        try:
+            found.append(Enrollment.model_validate_json(line))
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'enrollment'}: {e['msg']}" for e in exc.errors()
+            )
+            problems.append(("enrollments", n, reason, line))
+    if len(found) < len(lines):
+        return None
+    if any(other != found[0] for other in found[1:]):
+        different = len({e.model_dump_json() for e in found})
         reason = (
-            f"one of {len(set(lines))} different enrollments of this patient: the patient is "
-            "not computed until only one is left"
+            f"one of {different} different enrollments of this patient: the patient is not "
+            "computed until only one is left"
         )
         problems += [("enrollments", n, reason, line) for n, line in enumerate(lines, start=1)]
         return None
-    try:
-        return Enrollment.model_validate_json(lines[0])
-    except ValidationError as exc:
-        reason = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'enrollment'}: {e['msg']}" for e in exc.errors()
-        )
-        problems.append(("enrollments", 1, reason, lines[0]))
+    return found[0]
+
+
+def _not_computed(
+    patient: str, lines: list[str], log: Log, problems: list[tuple[str, int, str, str]]
+) -> Alert | None:
+    """A patient who cannot be computed (their enrollment cannot be used): every record line
+    is set aside, and an alert says so, urgent when the records hold a flare (pain 7 or more,
+    an adverse event, a flare or a symptom flag): no prescription must not mean no alarm."""
+    listed = {n for table, n, _, _ in problems if table == "records"}
+    reason = "not used: the patient is not computed until their enrollment is fixed"
+    problems += [
+        ("records", n, reason, line.rstrip("\r"))
+        for n, line in enumerate(lines, start=1)
+        if n not in listed and line.strip()
+    ]
+    if not log.records:
         return None
+    pains = [
+        p for r in log.records for p in (r.pain_scores() if isinstance(r, Outcome) else (r.pain,))
+    ]
+    adverse = any(getattr(r, "adverse_event", False) for r in log.records)
+    flagged = any(r.flags or getattr(r, "context", "") == "flare" for r in log.records)
+    worst = max(pains, default=None)
+    found = [f"pain up to {worst:g}/10"] if worst is not None else []
+    found += ["an adverse event"] * adverse + ["a flare or symptom flag"] * flagged
+    return Alert(
+        patient=patient,
+        week=0,  # (no enrollment: no week)
+        rule="enrollment",
+        plugin="progressor",
+        message=(
+            "not computed: the enrollment cannot be used (see set_aside); the patient's "
+            f"records hold {', '.join(found) or 'no pain scores'}: fix the enrollment and "
+            "review the patient"
+        ),
+        urgent=adverse or flagged or (worst is not None and worst >= 7),
+    )
 
 
 def _aside_rows(
@@ -346,8 +389,9 @@ class _Run:
                 numbers = files.numbers_at(location, [offset for offset, _ in scanned.orphans])
                 problems += [
                     f"{table}/{files.part_name(self.part)}.jsonl line {numbers[offset]}: "
-                    f"{what} without 'patient': {line[:80]}"
+                    f"{what} without 'patient': {text[:80]}"
                     for offset, line in scanned.orphans
+                    for text in [line.rstrip("\r")]  # (Windows line ends)
                 ]
         problems += [
             f"records of {p!r}, who has no enrollment in this partition (a patient's records "
@@ -457,13 +501,13 @@ class _Run:
         # in one pass: (result or None, [(table, position among the patient's lines, reason,
         # line)]). The others' rows are made at once (a partition's results are not all kept
         # alive: the garbage collector would walk them again and again).
-        flagged: dict[str, tuple[StepResult | None, list[tuple[str, int, str, str]]]] = {}
+        flagged: dict[str, tuple[StepResult | Alert | None, list[tuple[str, int, str, str]]]] = {}
         for patient in patients:
             problems: list[tuple[str, int, str, str]] = []
             result = self._patient(patient, programs, enrollment_lines, record_lines, problems)
             if problems:
                 flagged[patient] = (result, problems)
-            elif result is not None:
+            elif isinstance(result, StepResult):
                 out[patient] = _rows_of(result, [])
         numbers: dict[str, dict[str, list[int]]] = {}
         for t, table in enumerate(("enrollments", "records")):
@@ -476,11 +520,14 @@ class _Run:
                 numbers[table] = files.line_numbers(files.join(self.dataset, table, name), wanted)
         for patient, (result, found) in flagged.items():
             rows = _aside_rows(patient, found, numbers, name)
-            if result is None:
-                empty = {table: b"" for table in TABLES_OUT}
-                out[patient] = _Patient({**empty, "set_aside": _encoded(rows)}, ("", 0, 0, 0))
-            else:
+            if isinstance(result, StepResult):
                 out[patient] = _rows_of(result, rows)
+                continue
+            tables = {table: b"" for table in TABLES_OUT}
+            tables["set_aside"] = _encoded(rows)
+            if result is not None:
+                tables["alerts"] = _encoded([result.model_dump_json()])
+            out[patient] = _Patient(tables, ("", 0, int(result is not None), 0))
         return out
 
     def _patient(
@@ -490,9 +537,9 @@ class _Run:
         enrollment_lines: dict[str, list[str]],
         record_lines: dict[str, list[str]],
         problems: list[tuple[str, int, str, str]],
-    ) -> StepResult | None:
-        """One patient's newest week, or None when they cannot be computed; the lines set
-        aside are added to `problems`."""
+    ) -> StepResult | Alert | None:
+        """One patient's newest week; when they cannot be computed, the alert that says so
+        (None without records); the lines set aside are added to `problems`."""
         enrollment = _enrollment(enrollment_lines[patient], problems)
         lines = record_lines.get(patient, [])
         log = read_log(lines, "", "jsonl")
@@ -501,20 +548,20 @@ class _Run:
             for s in log.set_aside
         ]
         if enrollment is None:
-            return None
+            return _not_computed(patient, lines, log, problems)
         compiled = programs.get(enrollment.program)
         if compiled is None:
             known = ", ".join(sorted(programs)) or "none"
             reason = f"unknown program {enrollment.program!r} (programs/ holds: {known})"
-            problems.append(("enrollments", 1, reason, enrollment_lines[patient][0]))
-            return None
+            problems.append(("enrollments", 1, reason, enrollment_lines[patient][0].rstrip("\r")))
+            return _not_computed(patient, lines, log, problems)
         try:
             history = compiled.replay(enrollment, log.records, until=self.as_of)
             newest = history[-1] if history else None
             newest = newest or compiled.step(compiled.first_week(enrollment), [])
         except ProgressorError as exc:  # overrides the program refuses, say
-            problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0]))
-            return None
+            problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
+            return _not_computed(patient, lines, log, problems)
         # Records the step set aside in any week replayed, not only the newest: the output
         # holds the newest week's decisions, but every record that could not be used is
         # reported (as the log reader's are, whatever their week).

@@ -307,6 +307,10 @@ def resolve(pm: PluginManager, block: Iterable[str] = ()) -> Registries:
 
 def _block(registries: Registries, name: str) -> None:
     """Remove one built-in component (or every component of one plugin) from the registries."""
+    # A plugin may be named by its module too (an installed plugin is named by its entry
+    # point, but block lists written with the module keep working).
+    by_module = {info.module: n for n, info in registries.plugins.items() if info.module != n}
+    name = by_module.get(name, name) if name not in registries.plugins else name
     kinds = registries.kinds()
     plugin_wide = name in registries.plugins
     for registry in kinds.values():

@@ -424,6 +424,7 @@ class Store(Results):
             raise StoreError(f"week {week}: weeks are counted from 1")
         if kind == "resume":
             _check_resume(patient, week, history, [n for n, _ in items if n])
+            self._check_nothing_waiting(patient)
         if kind == "acknowledge":
             _check_acknowledge(patient, week, history)
         actions = []
@@ -463,6 +464,39 @@ class Store(Results):
                 (patient,),
             )
         return actions
+
+    def _check_nothing_waiting(self, patient: str) -> None:
+        """A resume lifts what the clinician saw in the stored results: refused while records
+        imported since those results were computed wait for recompute (they may hold a new
+        reason to pause, a late diary's adverse event, say)."""
+        row = self._db.execute(
+            "SELECT computed_at, data_version - coalesce(computed_version, 0) FROM patient_state"
+            " WHERE patient = ?",
+            (patient,),
+        ).fetchone()
+        computed_at = dt.datetime.fromisoformat(row[0]) if row and row[0] else None
+        arrived = [
+            dt.datetime.fromisoformat(at)
+            for (at,) in self._db.execute(
+                "SELECT i.at FROM imports i WHERE i.id IN ("
+                " SELECT import FROM outcomes WHERE patient = :p"
+                " UNION SELECT import FROM pain_reports WHERE patient = :p)",
+                {"p": patient},
+            )
+        ]
+        later = [at for at in arrived if computed_at is None or at > computed_at]
+        # Data versions rise with every import and every action: more rises than the actions
+        # recorded since means an import still waiting (one that committed while computing).
+        actions_since = sum(
+            computed_at is None or (a.recorded_at is not None and a.recorded_at > computed_at)
+            for a in self.actions(patient)
+        )
+        if later or (row and row[1] > actions_since):
+            newest = f", the newest imported {max(later):%Y-%m-%d %H:%M}" if later else ""
+            raise StoreError(
+                f"patient {patient!r} has records imported since the last recompute{newest}: "
+                "run `progressor recompute`, review them, then resume"
+            )
 
     def actions(self, patient: str) -> list[ClinicianAction]:
         """A patient's clinician actions, in the order recompute applies them: by week, then

@@ -260,18 +260,19 @@ class Results(Connected):
         return [patient for (patient,) in rows]
 
     def count_patients(self, as_of: dt.date) -> tuple[int, int, int]:
-        """(enrolled, not started: no week ended and nothing to compute, due) as of a day,
-        each counted through an index."""
+        """(enrolled, not started: never computed, no week ended and nothing logged, due) as
+        of a day, each counted through an index."""
         args = {"as_of": as_of.isoformat()}
 
         def count(query: str) -> int:
             return int(self._db.execute(query, args).fetchone()[0])
 
         enrolled = count("SELECT count(*) FROM patient_state")
-        # No week computed and none ended (until computed, next_due is start + 7 days).
+        # Never computed, no week ended (until computed, next_due is start + 7 days) and
+        # nothing logged or acted on (data_version 1): nothing to compute yet.
         not_started = count(
             "SELECT count(*) FROM patient_state WHERE computed_weeks = 0 AND next_due > :as_of"
-            f" AND NOT ({_NEW_DATA})"
+            " AND computed_version IS NULL AND data_version = 1"
         )
         due = count("SELECT count(*) FROM patient_state WHERE next_due <= :as_of") + count(
             "SELECT count(*) FROM patient_state INDEXED BY patient_state_stale"
@@ -284,6 +285,7 @@ class Results(Connected):
         wanted = json.dumps(list(patients))
         within = "patient IN (SELECT value FROM json_each(?))"
         with self._snapshot() as db:
+            read_at = now_text()  # (records imported after it are not in this snapshot)
             arrived = "SELECT at FROM imports WHERE id = r.import"
             outcomes: dict[str, list[tuple[str, str | None]]] = {}
             for patient, text, at in db.execute(
@@ -324,6 +326,7 @@ class Results(Connected):
                 actions=tuple(actions.get(patient, ())),
                 outcomes_arrived=tuple(_moment(at) for _, at in outcomes.get(patient, ())),
                 pain_reports_arrived=tuple(_moment(at) for _, at in reports.get(patient, ())),
+                read_at=read_at,
             )
             for patient, program, start, overrides, version, toml, data_version, computed_weeks in (
                 rows
@@ -360,15 +363,23 @@ class Results(Connected):
         )
         db.execute(
             "UPDATE patient_state SET computed_version = ?, computed_weeks = ?, error = NULL,"
-            " next_due = (SELECT date(start, ?) FROM patients WHERE patient = ?)"
-            " WHERE patient = ?",
-            (r.data_version, r.weeks, f"+{7 * (r.weeks + 1)} days", patient, patient),
+            " next_due = (SELECT date(start, ?) FROM patients WHERE patient = ?),"
+            " computed_at = ? WHERE patient = ?",
+            (
+                r.data_version,
+                r.weeks,
+                f"+{7 * (r.weeks + 1)} days",
+                patient,
+                r.computed_at,
+                patient,
+            ),
         )
 
     def dump_results(self) -> Iterator[str]:
         """Every row of the result tables as canonical text, by key: for comparing stores."""
         for table, key in RESULT_TABLES.items():
-            cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY {key}")
+            columns = _COMPARED.get(table, "*")
+            cursor = self._db.execute(f"SELECT {columns} FROM {table} ORDER BY {key}")
             for row in cursor:
                 yield f"{table}\t{canonical_json(list(row))}"
 
@@ -388,6 +399,12 @@ _NEW_DATA = f"{_STALE} AND (computed_weeks >= 1 OR data_version > 1)"
 #: Due as of the day :as_of: a week ended that was not yet computed (`next_due`, the day the
 #: next week ends, has come), or new data.
 _DUE = f"(next_due <= :as_of OR ({_NEW_DATA}))"
+
+
+#: The columns a dump compares, where not all: when results were computed is not part of them.
+_COMPARED = {
+    "patient_state": "patient, data_version, computed_version, computed_weeks, error, next_due"
+}
 
 
 def _moment(text: str | None) -> dt.datetime | None:

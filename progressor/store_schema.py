@@ -99,9 +99,12 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 5: the day each patient's next week ends (`next_due`: start + 7 x (computed weeks + 1)),
     # indexed, and an index of the patients with data not yet computed: a nightly recompute
-    # finds its due patients through them, not by reading every patient's row.
+    # finds its due patients through them, not by reading every patient's row. And when the
+    # stored results' inputs were read (`computed_at`): a resume is refused while records
+    # imported since wait to be computed.
     """
     ALTER TABLE patient_state ADD COLUMN next_due TEXT;
+    ALTER TABLE patient_state ADD COLUMN computed_at TEXT;
     UPDATE patient_state SET next_due = (
         SELECT date(p.start, '+' || (7 * (patient_state.computed_weeks + 1)) || ' days')
         FROM patients p WHERE p.patient = patient_state.patient);

@@ -140,6 +140,7 @@ class PatientInputs:
     # recorded before data that changed why the week is paused does not lift that pause.
     outcomes_arrived: tuple[dt.datetime | None, ...] = ()
     pain_reports_arrived: tuple[dt.datetime | None, ...] = ()
+    read_at: str | None = None  # when these inputs were read (store time text)
 
 
 class PrescriptionRow(NamedTuple):
@@ -180,6 +181,7 @@ class PatientResults:
     decisions: tuple[DecisionRow, ...] = ()
     alerts: tuple[AlertRow, ...] = ()
     error: str | None = None
+    computed_at: str | None = None  # when the inputs they were computed from were read
 
 
 class NumberedLines:

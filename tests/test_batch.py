@@ -136,6 +136,49 @@ def test_data_that_arrive_after_a_clinician_action_bring_the_patient_back_to_rev
         assert store.review_queue() == []
 
 
+def test_a_resume_waits_for_records_imported_since_the_last_recompute(clinic: Path) -> None:
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        # A late diary with an adverse event arrives; the review still shows the old results.
+        late = {**full_week(START + WEEK, (2,))[0], "adverse_event": True}
+        store.import_records(lines_of("ben", [late]), "late-diary.jsonl")
+        with pytest.raises(StoreError, match="records imported since the last recompute"):
+            store.resume("ben", "flare settled; checked by phone", "dr.lee")
+        store.override("ben", "bridge", progressor.Dose(sets=1, reps=4, hold_s=5), "x", "dr.lee")
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        [ben] = store.review_queue()
+        assert any("adverse event" in reason for reason in ben.reasons)
+        store.resume("ben", "seen the fall too: carry on", "dr.lee")  # now it may
+        # An action alone (no new records) does not hold a resume back.
+        store.override("ben", "bridge", progressor.Dose(sets=1, reps=3, hold_s=5), "y", "dr.lee")
+        store.resume("ben", "and the rest", "dr.lee", exercises=["bridge"])
+
+
+def test_a_resume_not_applied_names_the_late_reason_and_goes_once_resumed_again(
+    clinic: Path,
+) -> None:
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        store.resume("ben", "flare settled; checked by phone", "dr.lee")  # week 3
+        # A paper diary for week 1 arrives late: a fall on its Wednesday.
+        fall = {**full_week(START, (2,))[0], "adverse_event": True}
+        store.import_records(lines_of("ben", [fall]), "paper-diary.jsonl")
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        newest = store.prescriptions("ben")[-1]
+        assert (newest.week, newest.status) == (3, "paused")
+        [flag] = [f for f in newest.flags if f.code == "resume-not-applied"]
+        # It names what was new (week 1's adverse event), not what the clinician had seen.
+        assert "adverse event" in flag.message and "8/10" not in flag.message
+        store.resume("ben", "called about the fall: fine, carry on", "dr.lee")
+    recompute(clinic, as_of=AS_OF)
+    with Store.open(clinic) as store:
+        newest = store.prescriptions("ben")[-1]
+        assert newest.status == "active"
+        assert not [f for f in newest.flags if f.code == "resume-not-applied"]
+
+
 def test_late_data_that_change_nothing_of_a_pause_leave_its_resume_in_force(
     clinic: Path,
 ) -> None:
@@ -457,7 +500,7 @@ def test_the_indexed_due_lists_and_counts_follow_the_definition(
             stale = computed is None or new_data > 0
             due = done < weeks or (stale and (done >= 1 or new_data > 0))
             expected_due += [patient] if due else []
-            not_started += done == 0 and weeks == 0 and not due
+            not_started += computed is None and weeks == 0 and not due
         assert store.due_few(as_of) == expected_due
         assert store.due(as_of) == expected_due
         assert store.due(as_of, after="p03", limit=2) == [p for p in expected_due if p > "p03"][:2]

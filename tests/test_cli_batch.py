@@ -210,6 +210,19 @@ def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(
     )
     assert blocked.returncode != 0
     assert "exercise type 'repeated-movement' is blocked" in blocked.stderr
+    # A block list that names the plugin by its module still works.
+    by_module = run(
+        "recompute",
+        "--dataset",
+        str(data),
+        "--out",
+        str(tmp_path / "o4"),
+        "--week",
+        "2026-01-19",
+        env={**os.environ, "PROGRESSOR_BLOCK": "progressor_repeated_movements"},
+    )
+    assert by_module.returncode != 0
+    assert "exercise type 'repeated-movement' is blocked" in by_module.stderr
     # Not allowed by PROGRESSOR_PLUGINS: not loaded, and the program says what it misses.
     refused = run(
         "recompute",
@@ -322,9 +335,15 @@ def test_a_flare_in_the_first_week_is_alerted_at_once_not_when_the_week_ends(
     alerts = [json.loads(line)["alert"] for line in sent.stderr.splitlines() if '"alert"' in line]
     assert [(a["patient"], a["week"], a["rule"]) for a in alerts] == [("dora", 1, "pain-flare")]
     assert "alert in week 1, under way (pain-flare): pain 9/10" in run("review", env=env).stdout
+    # `show` gives week 1 as prescribed (nothing decided yet) with the alert already raised.
+    shown = run("show", "dora", "--format", "json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    dora = json.loads(shown.stdout)
+    assert dora["week"] == 1 and {e["action"] for e in dora["exercises"].values()} == {"start"}
+    assert [(a["week"], a["rule"]) for a in dora["alerts"]] == [(1, "pain-flare")]
     # Nothing new the next day: nothing computed, nothing sent again.
     again = run("recompute", "--week", day, "--alerts", "stderr", env=env)
-    assert "(0 due, 0 up to date, 2 not started)" in again.stdout  # no week has ended
+    assert "(0 due, 1 up to date, 1 not started)" in again.stdout  # dora computed, eli not
     assert "alerts sent via stderr: 0" in again.stdout
     # When the week ends, the flare is judged: the program pauses; the alert is the same row.
     ended = run("recompute", "--week", (START + dt.timedelta(days=7)).isoformat(), env=env)

@@ -356,6 +356,7 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
         enrolled("dan"),  # lines 4 and 5: enrolled twice, differently
         enrolled("dan", start="2026-01-12"),
         enrolled("eve"),
+        enrolled("eve").replace(", ", ",") + "\r",  # eve again, written differently: the same
     ]
     bridge = {"kind": "outcome", "exercise": "bridge", "reps": [5], "hold_s": 5, "pain_during": 2}
     records = [
@@ -366,6 +367,8 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
         json.dumps({**bridge, "patient": "eve", "date": "2026-01-08"}),
         '{"kind": "pain", "patient": "eve", "date": "2026-01-08", "pain": ',  # line 6: cut off
         json.dumps({**bridge, "patient": "ben", "date": "2026-01-08"}),
+        # line 8: cleo's flare: not computed (no such program), still an urgent alert
+        json.dumps({"kind": "pain", "patient": "cleo", "date": "2026-01-09", "pain": 9}),
     ]
     (data / "enrollments" / "part-00000.jsonl").write_text("\n".join(enrollments) + "\n")
     # Windows line ends: still one line each.
@@ -377,7 +380,9 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
     assert where == [
         ("anna", "records/part-00000.jsonl", 3),
         ("ben", "enrollments/part-00000.jsonl", 2),
+        ("ben", "records/part-00000.jsonl", 7),  # not used: ben is not computed
         ("cleo", "enrollments/part-00000.jsonl", 3),
+        ("cleo", "records/part-00000.jsonl", 8),
         ("dan", "enrollments/part-00000.jsonl", 4),
         ("dan", "enrollments/part-00000.jsonl", 5),
         ("eve", "records/part-00000.jsonl", 6),
@@ -386,10 +391,22 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
     assert "pain_durin: unknown field (did you mean 'pain_during'?)" in rows[0]["reason"]
     assert rows[0]["record"] == records[2]
     assert rows[1]["reason"].startswith("start: ")
-    assert "unknown program 'knee-rehab' (programs/ holds: low-back-pain)" in rows[2]["reason"]
-    assert "one of 2 different enrollments" in rows[3]["reason"]
-    assert rows[5]["reason"].startswith("not valid JSON")
-    assert rows[6]["problem"].startswith("records/part-00000.jsonl line 4: a record without")
+    assert rows[2]["reason"].startswith("not used: the patient is not computed")
+    assert "unknown program 'knee-rehab' (programs/ holds: low-back-pain)" in rows[3]["reason"]
+    assert "\r" not in rows[3]["record"]
+    assert "one of 2 different enrollments" in rows[5]["reason"]
+    assert rows[7]["reason"].startswith("not valid JSON")
+    assert rows[8]["problem"].startswith("records/part-00000.jsonl line 4: a record without")
+    assert not rows[8]["problem"].endswith("\r")
+    # No prescription is no reason for silence: each patient not computed who logged
+    # anything gets an alert, urgent with a flare.
+    alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    assert [(a["patient"], a["rule"], a["urgent"]) for a in alerts] == [
+        ("ben", "enrollment", False),
+        ("cleo", "enrollment", True),
+    ]
+    assert "pain up to 9/10" in alerts[1]["message"]
+    assert summary["alerts"] == 2
     prescribed = [
         json.loads(line)["patient"]
         for line in (out / "prescriptions" / "part-00000.jsonl").read_text().splitlines()
@@ -403,5 +420,5 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
     run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
     run_local(str(data), str(clean), START + dt.timedelta(days=7), workers=1)
     assert outputs(out) == outputs(clean)
-    late_row = json.loads((out / "set_aside" / "part-00000.jsonl").read_text().splitlines()[6])
-    assert (late_row["patient"], late_row["line"]) == ("eve", 8)
+    late_row = json.loads((out / "set_aside" / "part-00000.jsonl").read_text().splitlines()[8])
+    assert (late_row["patient"], late_row["line"]) == ("eve", 9)
