@@ -27,9 +27,10 @@ from pydantic import ValidationError
 from progressor import dataset_files as files
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
-from progressor.loading import Log, parse_program, read_log
-from progressor.models import Alert, Enrollment, Outcome, StepResult
+from progressor.loading import SALVAGED, Log, parse_program, read_log
+from progressor.models import Alert, Enrollment, Outcome, SetAside, StepResult
 from progressor.plugins import code_versions
+from progressor.week import describe_record
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -124,15 +125,7 @@ def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
             for d in result.decisions
         ),
         "alerts": _encoded(a.model_dump_json() for a in result.alerts),
-        "set_aside": _encoded(
-            [
-                *set_aside,
-                *(
-                    json.dumps({"patient": patient, **s.model_dump(mode="json")})
-                    for s in result.set_aside
-                ),
-            ]
-        ),
+        "set_aside": _encoded(set_aside),  # (the step's own included: see _Run._patient)
     }
     failed = any(f.code == "plugin-failure" for f in prescription.flags)
     actions = "".join(_LETTERS[d.action] for d in result.decisions)
@@ -229,6 +222,34 @@ def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> 
         problems += [("enrollments", n, reason, line) for n, line in enumerate(lines, start=1)]
         return None
     return found[0]
+
+
+def _step_set_asides(
+    stepped: list[SetAside], lines: list[str], log: Log
+) -> list[tuple[str, int, str, str]]:
+    """The records the step set aside (an unknown exercise, a date outside the week), each at
+    the line it was read from. The step describes a record (its date and exercise); the log's
+    records are in the order of the lines that gave them (those read whole, and those whose
+    pain scores were kept from a line set aside)."""
+    aside = {s.line: s.reason for s in log.set_aside}
+    given = [
+        n
+        for n, line in enumerate(lines, start=1)
+        if line.strip() and (n not in aside or aside[n].endswith(SALVAGED))
+    ]
+    at: dict[str, list[int]] = {}
+    if len(given) == len(log.records):
+        for n, record in zip(given, log.records, strict=True):
+            at.setdefault(describe_record(record), []).append(n)
+    found = []
+    for s in stepped:
+        numbers = at.get(s.record)
+        if numbers:  # (records described alike are alike: any of their lines will do)
+            n = numbers.pop(0)
+            found.append(("records", n, s.reason, lines[n - 1].rstrip("\r")))
+        else:  # not found (never expected): the step's own description
+            found.append(("", 0, s.reason, s.record))
+    return found
 
 
 def _not_computed(
@@ -564,8 +585,10 @@ class _Run:
             return _not_computed(patient, lines, log, problems)
         # Records the step set aside in any week replayed, not only the newest: the output
         # holds the newest week's decisions, but every record that could not be used is
-        # reported (as the log reader's are, whatever their week).
-        problems += [("", 0, s.reason, s.record) for r in history[:-1] for s in r.set_aside]
+        # reported (as the log reader's are, whatever their week), at its line.
+        stepped = [s for r in (*history[:-1], newest) for s in r.set_aside]
+        if stepped:
+            problems += _step_set_asides(stepped, lines, log)
         return newest
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:

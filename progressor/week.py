@@ -274,7 +274,8 @@ def report_key(r: PainReport) -> tuple[object, ...]:
     return (r.date, r.pain, r.context, r.flags, r.note, r.patient or "")
 
 
-def _describe(record: Record) -> str:
+def describe_record(record: Record) -> str:
+    """How a set-aside record is named in the step's SetAside.record."""
     if isinstance(record, Outcome):
         return f"{record.date} outcome of {record.exercise!r}"
     return f"{record.date} pain report"
@@ -370,7 +371,7 @@ def _set_aside(aside: list[tuple[Record, str]]) -> tuple[SetAside, ...]:
         return (record.kind, *full)
 
     return tuple(
-        SetAside(source="week", reason=reason, record=_describe(record))
+        SetAside(source="week", reason=reason, record=describe_record(record))
         for record, reason in sorted(aside, key=key)
     )
 

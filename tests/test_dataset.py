@@ -335,6 +335,13 @@ def test_records_set_aside_in_any_replayed_week_are_reported(tmp_path: Path) -> 
     run_local(str(data), str(out), START + dt.timedelta(days=21), workers=1)
     reported = (out / "set_aside" / "part-00000.jsonl").read_text()
     assert "unknown exercise 'brige'" in reported and "2026-01-13" in reported
+    # At its line, with its text, as the log reader's set-asides are.
+    [row] = [json.loads(line) for line in reported.splitlines()]
+    assert (row["source"], row["line"], row["record"]) == (
+        "records/part-00000.jsonl",
+        2,
+        json.dumps(records[1]),
+    )
 
 
 def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_computed(
@@ -422,3 +429,27 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
     assert outputs(out) == outputs(clean)
     late_row = json.loads((out / "set_aside" / "part-00000.jsonl").read_text().splitlines()[8])
     assert (late_row["patient"], late_row["line"]) == ("eve", 9)
+
+
+def test_a_record_the_step_sets_aside_is_reported_at_its_line(tmp_path: Path) -> None:
+    # The step names a record by its date and exercise; the run finds its line, past a line
+    # the log reader set aside (its pain kept for safety) and a blank one.
+    data, out = tmp_path / "data", tmp_path / "out"
+    for folder in ("enrollments", "records", "programs"):
+        (data / folder).mkdir(parents=True)
+    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    enrollment = {"patient": "anna", "program": "low-back-pain", "start": START.isoformat()}
+    (data / "enrollments" / "part-00000.jsonl").write_text(json.dumps(enrollment) + "\n")
+    bridge = {"kind": "outcome", "patient": "anna", "exercise": "bridge", "reps": [5]}
+    lines = [
+        json.dumps({**bridge, "date": "2026-01-06", "hold_s": 5, "pain_befor": 2}),  # salvaged
+        "",
+        json.dumps({**bridge, "date": "2026-01-07", "hold_s": 5, "pain_before": 2}),
+        json.dumps({**bridge, "date": "2026-01-08", "exercise": "bridgee", "hold_s": 5}),
+    ]
+    (data / "records" / "part-00000.jsonl").write_text("\n".join(lines) + "\n")
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    rows = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
+    assert [(r["line"], r["record"]) for r in rows] == [(1, lines[0]), (4, lines[3])]
+    assert "pain_befor: unknown field" in rows[0]["reason"]
+    assert "unknown exercise 'bridgee'" in rows[1]["reason"]
