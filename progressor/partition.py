@@ -578,8 +578,11 @@ class _Run:
             return _not_computed(patient, lines, log, problems)
         try:
             history = compiled.replay(enrollment, log.records, until=self.as_of)
-            newest = history[-1] if history else None
-            newest = newest or compiled.step(compiled.first_week(enrollment), [])
+            if history:
+                newest = history[-1]
+            else:  # the first week is under way: its prescription, nothing decided yet
+                week1 = compiled.first_week(enrollment)
+                newest = StepResult(prescription=week1, decisions=())
         except ProgressorError as exc:  # overrides the program refuses, say
             problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems)
@@ -589,6 +592,15 @@ class _Run:
         stepped = [s for r in (*history[:-1], newest) for s in r.set_aside]
         if stepped:
             problems += _step_set_asides(stepped, lines, log)
+        # The week under way is not judged, but an alert in what is logged so far (a flare,
+        # an adverse event, a red flag) must not wait for it to end: it goes out now, with
+        # that week's number (as the store does).
+        under_way = newest.prescription.week
+        early = [r for r in log.records if (r.date - enrollment.start).days // 7 + 1 == under_way]
+        if early:
+            raised = compiled.step(newest.prescription, early).alerts
+            if raised:
+                newest = newest.model_copy(update={"alerts": (*newest.alerts, *raised)})
         return newest
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:

@@ -453,3 +453,44 @@ def test_a_record_the_step_sets_aside_is_reported_at_its_line(tmp_path: Path) ->
     assert [(r["line"], r["record"]) for r in rows] == [(1, lines[0]), (4, lines[3])]
     assert "pain_befor: unknown field" in rows[0]["reason"]
     assert "unknown exercise 'bridgee'" in rows[1]["reason"]
+
+
+def test_a_flare_in_the_week_under_way_is_alerted_now_and_week_one_is_not_judged(
+    tmp_path: Path,
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    for folder in ("enrollments", "records", "programs"):
+        (data / folder).mkdir(parents=True)
+    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    as_of = START + dt.timedelta(days=3)
+    enrolled = [
+        {"patient": "wen", "program": "low-back-pain", "start": START.isoformat()},  # week 1
+        {"patient": "xia", "program": "low-back-pain", "start": "2025-12-22"},  # week 3
+    ]
+    flare = {"kind": "pain", "date": (START + dt.timedelta(days=1)).isoformat(), "pain": 9}
+    (data / "enrollments" / "part-00000.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in enrolled)
+    )
+    (data / "records" / "part-00000.jsonl").write_text(
+        "".join(json.dumps({**flare, "patient": p}) + "\n" for p in ("wen", "xia"))
+    )
+    summary = merge(run_local(str(data), str(out), as_of, workers=1))
+    prescriptions = {
+        p["patient"]: p
+        for p in map(json.loads, (out / "prescriptions" / "part-00000.jsonl").open())
+    }
+    decisions = [json.loads(line) for line in (out / "decisions" / "part-00000.jsonl").open()]
+    alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    # wen: week 1 as prescribed, nothing decided (no week has ended), the flare alerted now.
+    assert prescriptions["wen"]["week"] == 1
+    assert not [d for d in decisions if d["patient"] == "wen"]
+    # xia: weeks 1-2 judged (no session in two weeks: adherence regresses), week 3 under
+    # way, its flare alerted now.
+    assert prescriptions["xia"]["week"] == 3
+    xia = {(d["week"], d["action"]) for d in decisions if d["patient"] == "xia"}
+    assert xia == {(2, "regress")}
+    assert sorted((a["patient"], a["week"], a["rule"]) for a in alerts) == [
+        ("wen", 1, "pain-flare"),
+        ("xia", 3, "pain-flare"),
+    ]
+    assert summary["alerts"] == 2
