@@ -373,9 +373,10 @@ class Store(Results):
         *,
         week: int | None = None,
     ) -> ClinicianAction:
-        """Record that a clinician reviewed the flags of the patient's week and changed
-        nothing: it takes the patient out of the review queue (not a pause: that needs a
-        resume). The week's prescription must exist and carry flags."""
+        """Record that a clinician reviewed the flags of the patient's week (or an alert the
+        week under way raised) and changed nothing: it takes the patient out of the review
+        queue (not a pause: that needs a resume). The week's prescription must exist and carry
+        flags, or the week an alert."""
         [action] = self._act(patient, "acknowledge", [(None, None)], note, who, at, week)
         return action
 
@@ -426,7 +427,8 @@ class Store(Results):
             _check_resume(patient, week, history, [n for n, _ in items if n])
             self._check_nothing_waiting(patient)
         if kind == "acknowledge":
-            _check_acknowledge(patient, week, history)
+            alerted = any(a.week == week for a in self.alerts(patient))
+            _check_acknowledge(patient, week, history, alerted)
         actions = []
         with self._write() as db:
             (version,) = db.execute(
@@ -557,17 +559,20 @@ def _usable(
     return record, patient
 
 
-def _check_acknowledge(patient: str, week: int, history: Sequence[Prescription]) -> None:
-    """An acknowledgement settles flags the clinician has seen: the week's prescription must
-    exist and carry some."""
+def _check_acknowledge(
+    patient: str, week: int, history: Sequence[Prescription], alerted: bool
+) -> None:
+    """An acknowledgement settles flags (or an alert of the week under way) the clinician has
+    seen: the week's prescription must exist and carry some."""
     found = [p for p in history if p.week == week]
     if not found:
         newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
         raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
-    if not found[0].flags:
+    if not found[0].flags and not alerted:
         hint = " (a paused patient needs a resume)" if found[0].status == "paused" else ""
         raise StoreError(
-            f"patient {patient!r} has no flags in week {week}: nothing to acknowledge{hint}"
+            f"patient {patient!r} has no flags or alerts in week {week}: nothing to "
+            f"acknowledge{hint}"
         )
 
 

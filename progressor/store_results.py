@@ -161,28 +161,7 @@ class Results(Connected):
                 " ORDER BY p.patient"
             ).fetchall()
             for patient, week, text, pending in rows:
-                # Only actions recorded after the patient's newest data settle the review: data
-                # that arrived later (a late diary, say) may hold what the clinician never saw.
-                # (Compared in Python: SQLite's date functions stop at milliseconds.)
-                arrived = [
-                    dt.datetime.fromisoformat(at)
-                    for (at,) in db.execute(
-                        "SELECT at FROM imports WHERE id IN ("
-                        " SELECT import FROM outcomes WHERE patient = :patient"
-                        " UNION SELECT import FROM pain_reports WHERE patient = :patient)",
-                        {"patient": patient},
-                    )
-                ]
-                newest = max(arrived, default=None)
-                acted = [
-                    (kind, exercise)
-                    for kind, exercise, at in db.execute(
-                        "SELECT kind, exercise, coalesce(recorded_at, at) FROM clinician_actions"
-                        " WHERE patient = ? AND week >= ?",
-                        (patient, week),
-                    )
-                    if newest is None or dt.datetime.fromisoformat(at) > newest
-                ]
+                acted = _acted_since_data(db, patient, week)
                 item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
                 if item is None:
                     continue
@@ -206,6 +185,8 @@ class Results(Connected):
                 " ORDER BY a.patient, a.rule, a.message"
             ):
                 reason = f"alert in week {week}, under way ({rule}): {message}"
+                if patient not in by_patient and _acted_since_data(db, patient, week):
+                    continue  # seen: acknowledged (or acted on) since the data that raised it
                 if patient in by_patient:
                     n = by_patient[patient]
                     items[n] = dataclasses.replace(items[n], reasons=(*items[n].reasons, reason))
@@ -405,6 +386,34 @@ _DUE = f"(next_due <= :as_of OR ({_NEW_DATA}))"
 _COMPARED = {
     "patient_state": "patient, data_version, computed_version, computed_weeks, error, next_due"
 }
+
+
+def _acted_since_data(
+    db: sqlite3.Connection, patient: str, week: int
+) -> list[tuple[str, str | None]]:
+    """(kind, exercise) of the clinician actions for `week` or later recorded after the
+    patient's newest data arrived: only those settle a review, since data that arrived later
+    (a late diary, say) may hold what the clinician never saw. (Compared in Python: SQLite's
+    date functions stop at milliseconds.)"""
+    arrived = [
+        dt.datetime.fromisoformat(at)
+        for (at,) in db.execute(
+            "SELECT at FROM imports WHERE id IN ("
+            " SELECT import FROM outcomes WHERE patient = :patient"
+            " UNION SELECT import FROM pain_reports WHERE patient = :patient)",
+            {"patient": patient},
+        )
+    ]
+    newest = max(arrived, default=None)
+    return [
+        (kind, exercise)
+        for kind, exercise, at in db.execute(
+            "SELECT kind, exercise, coalesce(recorded_at, at) FROM clinician_actions"
+            " WHERE patient = ? AND week >= ?",
+            (patient, week),
+        )
+        if newest is None or dt.datetime.fromisoformat(at) > newest
+    ]
 
 
 def _moment(text: str | None) -> dt.datetime | None:

@@ -204,7 +204,7 @@ def test_an_acknowledgement_settles_flags_but_never_a_pause(clinic: Path) -> Non
         assert ben.status == "paused"
         store.acknowledge("ben", "saw the flare alert", "dr.lee")  # his week has flags
         assert [i.patient for i in store.review_queue()] == ["ben"]  # a pause needs a resume
-        with pytest.raises(StoreError, match="no flags in week 3: nothing to acknowledge"):
+        with pytest.raises(StoreError, match="no flags or alerts in week 3: nothing to ack"):
             store.acknowledge("anna", "all fine", "dr.lee")
     recompute(clinic, as_of=AS_OF)
     with Store.open(clinic) as store:

@@ -345,11 +345,17 @@ def test_a_flare_in_the_first_week_is_alerted_at_once_not_when_the_week_ends(
     again = run("recompute", "--week", day, "--alerts", "stderr", env=env)
     assert "(0 due, 1 up to date, 1 not started)" in again.stdout  # dora computed, eli not
     assert "alerts sent via stderr: 0" in again.stdout
-    # When the week ends, the flare is judged: the program pauses; the alert is the same row.
+    # The clinician phoned dora: acknowledged, the alert under way leaves the queue.
+    seen = run("acknowledge", "dora", "--note", "phoned: resting, will log", env=env)
+    assert seen.returncode == 0, seen.stderr
+    assert "dora" not in run("review", env=env).stdout
+    # When the week ends, the flare is judged: the program pauses (back in the queue: a
+    # pause needs a resume, whatever was acknowledged); the alert is the same row.
     ended = run("recompute", "--week", (START + dt.timedelta(days=7)).isoformat(), env=env)
     assert ended.returncode == 0, ended.stderr
     dora = json.loads(run("show", "dora", "--format", "json", env=env).stdout)
     assert dora["status"] == "paused" and [a["week"] for a in dora["alerts"]] == [1]
+    assert "dora  week 2  paused" in run("review", env=env).stdout
 
 
 def test_a_clinician_acknowledges_flags_without_changing_anything(tmp_path: Path) -> None:
@@ -372,7 +378,7 @@ def test_a_clinician_acknowledges_flags_without_changing_anything(tmp_path: Path
     assert "fay  week 2  active" in queue and "pain rose 2 above" in queue and "gus" not in queue
 
     nothing = run("acknowledge", "gus", "--note", "looked", env=env)
-    assert nothing.returncode == 1 and "has no flags in week 2: nothing to acknowledge" in (
+    assert nothing.returncode == 1 and "no flags or alerts in week 2: nothing to acknowledge" in (
         nothing.stderr
     )
     done = run("acknowledge", "fay", "--note", "called: a stiff morning, carry on", env=env)
