@@ -11,7 +11,7 @@ partition reads only that partition and writes only its own output files::
 
     prescriptions/part-00000.jsonl     each patient's next-week prescription
     decisions/part-00000.jsonl         the decisions behind it, one line per exercise
-    alerts/part-00000.jsonl            alerts raised in the newest week
+    alerts/part-00000.jsonl            every alert so far, the week under way's too
     set_aside/part-00000.jsonl         records not used, with the reason
     _done/part-00000.json              written last: the partition's summary
 

@@ -597,10 +597,14 @@ class _Run:
         # that week's number (as the store does).
         under_way = newest.prescription.week
         early = [r for r in log.records if (r.date - enrollment.start).days // 7 + 1 == under_way]
-        if early:
-            raised = compiled.step(newest.prescription, early).alerts
-            if raised:
-                newest = newest.model_copy(update={"alerts": (*newest.alerts, *raised)})
+        raised = compiled.step(newest.prescription, early).alerts if early else ()
+        # Every alert so far, not only the newest week's (the output is the state of the
+        # patient, as the store keeps it): a late record that paused an earlier week (the
+        # newest week then only says the pause goes on) must still reach a clinician.
+        earlier = [a for r in history[:-1] for a in r.alerts]
+        if earlier or raised:
+            alerts = (*earlier, *newest.alerts, *raised)
+            newest = newest.model_copy(update={"alerts": alerts})
         return newest
 
     def _kept(self, previous: dict[str, Any]) -> _Kept:

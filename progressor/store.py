@@ -425,22 +425,25 @@ class Store(Results):
             raise StoreError(f"week {week}: weeks are counted from 1")
         if kind == "resume":
             _check_resume(patient, week, history, [n for n, _ in items if n])
-            self._check_nothing_waiting(patient)
         if kind == "acknowledge":
             alerted = any(a.week == week for a in self.alerts(patient))
             _check_acknowledge(patient, week, history, alerted)
         actions = []
         with self._write() as db:
+            # Inside the write transaction: an import under way commits first (it holds the
+            # write lock), so its records are seen here.
+            if kind in ("resume", "acknowledge"):
+                self._check_nothing_waiting(patient, kind)
             (version,) = db.execute(
                 "SELECT program_version FROM patients WHERE patient = ?", (patient,)
             ).fetchone()
             program = self.program(enrollment.program, version)
+            recorded = now_text()  # (one time for the action's rows: one data version)
             for exercise, dose in items:
                 problem = exercise and _override_problem(program, exercise, dose)
                 if problem:
                     raise StoreError(f"patient {patient!r}: {problem}")
                 row = (patient, kind, exercise, dose and dose_json(dose), note, who)
-                recorded = now_text()
                 cursor = db.execute(
                     "INSERT INTO clinician_actions"
                     " (patient, kind, exercise, dose, note, who, at, week, recorded_at)"
@@ -467,37 +470,49 @@ class Store(Results):
             )
         return actions
 
-    def _check_nothing_waiting(self, patient: str) -> None:
-        """A resume lifts what the clinician saw in the stored results: refused while records
-        imported since those results were computed wait for recompute (they may hold a new
-        reason to pause, a late diary's adverse event, say)."""
-        row = self._db.execute(
-            "SELECT computed_at, data_version - coalesce(computed_version, 0) FROM patient_state"
+    def _check_nothing_waiting(self, patient: str, kind: str) -> None:
+        """A resume or an acknowledgement settles what the clinician saw in the stored
+        results: refused while records imported since those results were computed wait for
+        recompute (they may hold a new reason to pause, a late diary's adverse event, say)."""
+        computed_version, data_version, computed_at = self._db.execute(
+            "SELECT computed_version, data_version, computed_at FROM patient_state"
             " WHERE patient = ?",
             (patient,),
         ).fetchone()
-        computed_at = dt.datetime.fromisoformat(row[0]) if row and row[0] else None
-        arrived = [
-            dt.datetime.fromisoformat(at)
-            for (at,) in self._db.execute(
-                "SELECT i.at FROM imports i WHERE i.id IN ("
-                " SELECT import FROM outcomes WHERE patient = :p"
-                " UNION SELECT import FROM pain_reports WHERE patient = :p)",
-                {"p": patient},
-            )
-        ]
-        later = [at for at in arrived if computed_at is None or at > computed_at]
-        # Data versions rise with every import and every action: more rises than the actions
-        # recorded since means an import still waiting (one that committed while computing).
-        actions_since = sum(
-            computed_at is None or (a.recorded_at is not None and a.recorded_at > computed_at)
-            for a in self.actions(patient)
-        )
-        if later or (row and row[1] > actions_since):
-            newest = f", the newest imported {max(later):%Y-%m-%d %H:%M}" if later else ""
+        waiting = ""
+        if computed_at is None:
+            # Never computed, or computed before schema 5 (when is not known): anything new
+            # since the computation (records or actions) waits.
+            if computed_version != data_version:
+                waiting = "data not yet recomputed"
+        else:
+            computed = dt.datetime.fromisoformat(computed_at)
+            later = [
+                arrived
+                for (at,) in self._db.execute(
+                    "SELECT i.at FROM imports i WHERE i.id IN ("
+                    " SELECT import FROM outcomes WHERE patient = :p"
+                    " UNION SELECT import FROM pain_reports WHERE patient = :p)",
+                    {"p": patient},
+                )
+                if (arrived := dt.datetime.fromisoformat(at)) > computed
+            ]
+            # Data versions rise with every import and every action (its rows share one
+            # time): more rises than the actions recorded since means an import waiting.
+            acted = {
+                a.recorded_at
+                for a in self.actions(patient)
+                if a.recorded_at is not None and a.recorded_at > computed
+            }
+            if later:
+                newest = f"{max(later):%Y-%m-%d %H:%M}"
+                waiting = f"records imported since the last recompute, the newest {newest}"
+            elif data_version - (computed_version or 0) > len(acted):
+                waiting = "records imported since the last recompute"
+        if waiting:
             raise StoreError(
-                f"patient {patient!r} has records imported since the last recompute{newest}: "
-                "run `progressor recompute`, review them, then resume"
+                f"patient {patient!r} has {waiting}: run `progressor recompute`, review the "
+                f"patient, then {kind}"
             )
 
     def actions(self, patient: str) -> list[ClinicianAction]:

@@ -138,7 +138,7 @@ class Results(Connected):
                 up_to_date=count(
                     "SELECT count(*) FROM patient_state WHERE computed_version = data_version"
                 ),
-                stale=count(f"SELECT count(*) FROM patient_state WHERE {_STALE}"),
+                stale=count(f"SELECT count(*) FROM patient_state WHERE {_NEW_DATA}"),
                 failed=count("SELECT count(*) FROM patient_state WHERE error IS NOT NULL"),
                 paused=count(f"SELECT count(*) FROM ({latest}) WHERE paused > 0"),
                 flagged=count(f"SELECT count(*) FROM ({latest}) WHERE flags > 0"),
@@ -184,7 +184,10 @@ class Results(Connected):
                 " WHERE a.week = (SELECT max(week) FROM prescriptions WHERE patient = a.patient)"
                 " ORDER BY a.patient, a.rule, a.message"
             ):
-                reason = f"alert in week {week}, under way ({rule}): {message}"
+                reason = (
+                    f"alert in week {week}, under way ({rule}): {message} (the week is judged"
+                    " when it ends)"
+                )
                 if patient not in by_patient and _acted_since_data(db, patient, week):
                     continue  # seen: acknowledged (or acted on) since the data that raised it
                 if patient in by_patient:

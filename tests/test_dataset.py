@@ -335,6 +335,10 @@ def test_records_set_aside_in_any_replayed_week_are_reported(tmp_path: Path) -> 
     run_local(str(data), str(out), START + dt.timedelta(days=21), workers=1)
     reported = (out / "set_aside" / "part-00000.jsonl").read_text()
     assert "unknown exercise 'brige'" in reported and "2026-01-13" in reported
+    # The flare that paused week 1 is in the alerts, though the newest week only says the
+    # pause goes on: every alert so far reaches a clinician.
+    alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    assert [(a["week"], a["rule"]) for a in alerts] == [(1, "pain-flare")]
     # At its line, with its text, as the log reader's set-asides are.
     [row] = [json.loads(line) for line in reported.splitlines()]
     assert (row["source"], row["line"], row["record"]) == (
