@@ -192,10 +192,12 @@ def parse_record(data: Mapping[str, Any]) -> Record:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(_record_reason(exc, model)) from None
+        raise ValueError(record_reason(exc, model)) from None
 
 
-def _record_reason(error: ValidationError, model: type[Outcome] | type[PainReport]) -> str:
+def record_reason(error: ValidationError, model: type[Any]) -> str:
+    """pydantic's errors of a record (or an enrollment) as one readable reason: each key,
+    an unknown one with a guess of the field meant."""
     reasons = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])

@@ -326,20 +326,6 @@ class Program(_Frozen):
         raise KeyError(exercise_id)
 
 
-_SIGNED_ZERO_FIELDS = (
-    "hold_s",
-    "load_kg",
-    "pain_before",
-    "pain_during",
-    "pain_after",
-    "pain_next_morning",
-    "rpe",
-)
-
-
-_signed_zero_values = itemgetter(*_SIGNED_ZERO_FIELDS)
-
-
 @pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)
 class Outcome(_PlainModel):
     """One logged performance of one exercise in one session."""
@@ -403,6 +389,11 @@ class Outcome(_PlainModel):
             for p in (self.pain_before, self.pain_during, self.pain_after, self.pain_next_morning)
             if p is not None
         )
+
+
+#: Outcome's numbers that are one number, not a list: a -0.0 among them is read as 0.
+_SIGNED_ZERO_FIELDS = tuple(f for f in Outcome._numbers if f not in ("reps", "duration_s"))
+_signed_zero_values = itemgetter(*_SIGNED_ZERO_FIELDS)
 
 
 @pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)

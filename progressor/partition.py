@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from progressor import dataset_files as files
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
-from progressor.loading import SALVAGED, Log, parse_program, read_log
+from progressor.loading import SALVAGED, Log, parse_program, read_log, record_reason
 from progressor.models import Alert, Enrollment, Outcome, SetAside, StepResult
 from progressor.plugins import code_versions
 from progressor.week import describe_record
@@ -207,10 +207,7 @@ def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> 
         try:
             found.append(Enrollment.model_validate_json(line))
         except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'enrollment'}: {e['msg']}" for e in exc.errors()
-            )
-            problems.append(("enrollments", n, reason, line))
+            problems.append(("enrollments", n, record_reason(exc, Enrollment), line))
     if len(found) < len(lines):
         return None
     if any(other != found[0] for other in found[1:]):

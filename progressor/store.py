@@ -41,7 +41,7 @@ from progressor.models import (
     Record,
     SetAside,
 )
-from progressor.store_results import Results
+from progressor.store_results import Results, arrivals
 from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION, statements
 from progressor.store_values import (
     ACTION_COLUMNS,
@@ -487,16 +487,7 @@ class Store(Results):
                 waiting = "data not yet recomputed"
         else:
             computed = dt.datetime.fromisoformat(computed_at)
-            later = [
-                arrived
-                for (at,) in self._db.execute(
-                    "SELECT i.at FROM imports i WHERE i.id IN ("
-                    " SELECT import FROM outcomes WHERE patient = :p"
-                    " UNION SELECT import FROM pain_reports WHERE patient = :p)",
-                    {"p": patient},
-                )
-                if (arrived := dt.datetime.fromisoformat(at)) > computed
-            ]
+            later = [at for at in arrivals(self._db, patient) if at > computed]
             # Data versions rise with every import and every action (its rows share one
             # time): more rises than the actions recorded since means an import waiting.
             acted = {
@@ -574,17 +565,23 @@ def _usable(
     return record, patient
 
 
+def _week_prescription(patient: str, week: int, history: Sequence[Prescription]) -> Prescription:
+    """The patient's prescription of `week`, which an action on what was seen needs."""
+    found = [p for p in history if p.week == week]
+    if not found:
+        newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
+        raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
+    return found[0]
+
+
 def _check_acknowledge(
     patient: str, week: int, history: Sequence[Prescription], alerted: bool
 ) -> None:
     """An acknowledgement settles flags (or an alert of the week under way) the clinician has
     seen: the week's prescription must exist and carry some."""
-    found = [p for p in history if p.week == week]
-    if not found:
-        newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
-        raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
-    if not found[0].flags and not alerted:
-        hint = " (a paused patient needs a resume)" if found[0].status == "paused" else ""
+    prescription = _week_prescription(patient, week, history)
+    if not prescription.flags and not alerted:
+        hint = " (a paused patient needs a resume)" if prescription.status == "paused" else ""
         raise StoreError(
             f"patient {patient!r} has no flags or alerts in week {week}: nothing to "
             f"acknowledge{hint}"
@@ -597,11 +594,7 @@ def _check_resume(
     """A resume lifts a pause the clinician has seen: the week's prescription must exist and
     be paused (the program, or the named exercises). A resume recorded ahead of time would
     silently lift a pause that later data bring."""
-    found = [p for p in history if p.week == week]
-    if not found:
-        newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
-        raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
-    prescription = found[0]
+    prescription = _week_prescription(patient, week, history)
     for name in exercises:
         if name not in prescription.exercises:
             known = ", ".join(prescription.exercises)

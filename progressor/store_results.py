@@ -391,14 +391,9 @@ _COMPARED = {
 }
 
 
-def _acted_since_data(
-    db: sqlite3.Connection, patient: str, week: int
-) -> list[tuple[str, str | None]]:
-    """(kind, exercise) of the clinician actions for `week` or later recorded after the
-    patient's newest data arrived: only those settle a review, since data that arrived later
-    (a late diary, say) may hold what the clinician never saw. (Compared in Python: SQLite's
-    date functions stop at milliseconds.)"""
-    arrived = [
+def arrivals(db: sqlite3.Connection, patient: str) -> list[dt.datetime]:
+    """When each import that brought records of the patient was made."""
+    return [
         dt.datetime.fromisoformat(at)
         for (at,) in db.execute(
             "SELECT at FROM imports WHERE id IN ("
@@ -407,7 +402,16 @@ def _acted_since_data(
             {"patient": patient},
         )
     ]
-    newest = max(arrived, default=None)
+
+
+def _acted_since_data(
+    db: sqlite3.Connection, patient: str, week: int
+) -> list[tuple[str, str | None]]:
+    """(kind, exercise) of the clinician actions for `week` or later recorded after the
+    patient's newest data arrived: only those settle a review, since data that arrived later
+    (a late diary, say) may hold what the clinician never saw. (Compared in Python: SQLite's
+    date functions stop at milliseconds.)"""
+    newest = max(arrivals(db, patient), default=None)
     return [
         (kind, exercise)
         for kind, exercise, at in db.execute(
