@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from tests.conftest import PROGRAMS, START, full_week
@@ -198,42 +199,21 @@ def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(
     # Named as on the store path and in block lists: by the entry point, not the module.
     plugins = {d["plugin"] for d in decisions}
     assert "repeated-movements" in plugins and "progressor_repeated_movements" not in plugins
-    blocked = run(
-        "recompute",
-        "--dataset",
-        str(data),
-        "--out",
-        str(tmp_path / "o3"),
-        "--week",
-        "2026-01-19",
-        env={**os.environ, "PROGRESSOR_BLOCK": "repeated-movements"},
-    )
+
+    def recompute_with(out: str, **variables: str) -> subprocess.CompletedProcess[str]:
+        """The same recompute into tmp_path / out, with these environment variables."""
+        args = ("--dataset", str(data), "--out", str(tmp_path / out), "--week", "2026-01-19")
+        return run("recompute", *args, env={**os.environ, **variables})
+
+    blocked = recompute_with("o3", PROGRESSOR_BLOCK="repeated-movements")
     assert blocked.returncode != 0
     assert "exercise type 'repeated-movement' is blocked" in blocked.stderr
     # A block list that names the plugin by its module still works.
-    by_module = run(
-        "recompute",
-        "--dataset",
-        str(data),
-        "--out",
-        str(tmp_path / "o4"),
-        "--week",
-        "2026-01-19",
-        env={**os.environ, "PROGRESSOR_BLOCK": "progressor_repeated_movements"},
-    )
+    by_module = recompute_with("o4", PROGRESSOR_BLOCK="progressor_repeated_movements")
     assert by_module.returncode != 0
     assert "exercise type 'repeated-movement' is blocked" in by_module.stderr
     # Not allowed by PROGRESSOR_PLUGINS: not loaded, and the program says what it misses.
-    refused = run(
-        "recompute",
-        "--dataset",
-        str(data),
-        "--out",
-        str(tmp_path / "o2"),
-        "--week",
-        "2026-01-19",
-        env={**os.environ, "PROGRESSOR_PLUGINS": "red-flags"},
-    )
+    refused = recompute_with("o2", PROGRESSOR_PLUGINS="red-flags")
     assert refused.returncode != 0 and "unknown exercise type 'repeated-movement'" in refused.stderr
 
 

@@ -316,13 +316,18 @@ def test_copy_range_appends_exactly_the_range(
         progressor.dataset_files.copy_range(read, write, 700, 800)
 
 
+def _seed_program_dataset(data: Path) -> None:
+    """An empty input dataset at `data` with the seed program: tests write its lines."""
+    for folder in ("enrollments", "records", "programs"):
+        (data / folder).mkdir(parents=True)
+    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+
+
 def test_records_set_aside_in_any_replayed_week_are_reported(tmp_path: Path) -> None:
     # Paused by a flare in week 1; in week 2 an outcome names an unknown exercise. The run
     # as of week 3 writes week 3's decisions, and still reports the week-2 record.
     data, out = tmp_path / "data", tmp_path / "out"
-    for folder in ("enrollments", "records", "programs"):
-        (data / folder).mkdir(parents=True)
-    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    _seed_program_dataset(data)
     enrollment = {"patient": "anna", "program": "low-back-pain", "start": START.isoformat()}
     (data / "enrollments" / "part-00000.jsonl").write_text(json.dumps(enrollment) + "\n")
     records = [
@@ -352,9 +357,7 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data, out, clean = tmp_path / "data", tmp_path / "out", tmp_path / "clean"
-    for folder in ("enrollments", "records", "programs"):
-        (data / folder).mkdir(parents=True)
-    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    _seed_program_dataset(data)
 
     def enrolled(patient: str, **changes: str) -> str:
         row = {"patient": patient, "program": "low-back-pain", "start": START.isoformat()}
@@ -439,9 +442,7 @@ def test_a_record_the_step_sets_aside_is_reported_at_its_line(tmp_path: Path) ->
     # The step names a record by its date and exercise; the run finds its line, past a line
     # the log reader set aside (its pain kept for safety) and a blank one.
     data, out = tmp_path / "data", tmp_path / "out"
-    for folder in ("enrollments", "records", "programs"):
-        (data / folder).mkdir(parents=True)
-    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    _seed_program_dataset(data)
     enrollment = {"patient": "anna", "program": "low-back-pain", "start": START.isoformat()}
     (data / "enrollments" / "part-00000.jsonl").write_text(json.dumps(enrollment) + "\n")
     bridge = {"kind": "outcome", "patient": "anna", "exercise": "bridge", "reps": [5]}
@@ -463,9 +464,7 @@ def test_a_flare_in_the_week_under_way_is_alerted_now_and_week_one_is_not_judged
     tmp_path: Path,
 ) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
-    for folder in ("enrollments", "records", "programs"):
-        (data / folder).mkdir(parents=True)
-    shutil.copy(PROGRAMS / "low-back-pain.toml", data / "programs")
+    _seed_program_dataset(data)
     as_of = START + dt.timedelta(days=3)
     enrolled = [
         {"patient": "wen", "program": "low-back-pain", "start": START.isoformat()},  # week 1

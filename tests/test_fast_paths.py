@@ -651,16 +651,7 @@ def test_an_each_met_that_answers_badly_holds_the_patient_and_names_its_plugin(
         def each_met(self, dose: p.Dose, outcomes: Any) -> Any:
             return answer
 
-    class Plugin:
-        __name__ = "clinic_odd_type"
-
-        @p.hookimpl
-        def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
-            register(Odd())
-
-    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
-    program = p.parse_program(text.replace('type = "hold"', 'type = "odd-hold"', 1))
-    seed = p.Engine(plugins=[Plugin()]).compile(program)
+    seed = _seed_with_hold(Odd(), plugin="clinic_odd_type")
     prescription = seed.first_week(
         p.Enrollment(patient="anna", program=seed.program.id, start=START)
     )
@@ -686,9 +677,13 @@ def test_build_week_makes_the_week_view_its_constructor_makes() -> None:
         assert week.any_session is any(not o.skipped for o in records)  # type: ignore[union-attr]
 
 
-def _seed_with_hold(hold_type: p.ExerciseType) -> p.CompiledProgram:
+def _seed_with_hold(
+    hold_type: p.ExerciseType, plugin: str = "clinic_hold_type"
+) -> p.CompiledProgram:
+    """The seed program with its first hold exercise of `hold_type`, from a plugin so named."""
+
     class Plugin:
-        __name__ = "clinic_hold_type"
+        __name__ = plugin
 
         @p.hookimpl
         def progressor_register_exercise_types(self, register: Callable[[object], None]) -> None:
