@@ -44,6 +44,7 @@ from progressor.store_values import (
     PatientResults,
     PrescriptionRow,
     canonical_json,
+    week_of,
 )
 
 #: Builds the engine a worker computes with; with workers > 1 it must pickle (a module-level
@@ -369,7 +370,7 @@ def _by_week(records: Sequence[_Arrived], start: dt.date) -> dict[int, list[Reco
     the step sets them aside with their reason (as `CompiledProgram.replay` does)."""
     by_week: dict[int, list[Record]] = {}
     for record, _ in records:
-        by_week.setdefault(max(1, (record.date - start).days // 7 + 1), []).append(record)
+        by_week.setdefault(week_of(start, record.date), []).append(record)
     return by_week
 
 
