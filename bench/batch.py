@@ -5,8 +5,8 @@ For each size it generates a synthetic cohort on the seed program (one week of o
 per patient), then measures in one run, on this machine:
 
 - end to end: patients per second of `run_local` (read, compute, write), all cores;
-- the I/O-only floor: the same input rows read and JSON-decoded and the same number of
-  output rows written, with no models and no rules;
+- the I/O-only floor: the same input rows read and JSON-decoded, and as many output rows
+  written as the real run wrote, as many bytes in all, with no models and no rules;
 - their ratio, and the peak resident memory of the worker processes;
 - an incremental re-run after 1 % of the patients got new data (appended to every
   partition's records): only the new lines are read and only their patients computed.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import progressor
 from progressor.batch import recompute
-from progressor.dataset import part_name, partitions, run_local
+from progressor.dataset import TABLES_OUT, part_name, partitions, run_local
 from progressor.demo import shipped_text
 from progressor.store import Store
 from progressor.synth import DEFAULT_START, synthesize_dataset, synthesize_into_store
@@ -75,7 +75,16 @@ def generate(location: Path, patients: int, workers: int) -> int:
     return parts
 
 
-def _io_part(dataset: str, out: str, part: int) -> int:
+def _written(out: Path, part: int) -> tuple[int, int]:
+    """The rows and bytes a real run wrote for one partition, over its output tables."""
+    rows = size = 0
+    for table in TABLES_OUT:
+        data = (out / table / f"{part_name(part)}.jsonl").read_bytes()
+        rows, size = rows + data.count(b"\n"), size + len(data)
+    return rows, size
+
+
+def _io_part(dataset: str, out: str, part: int, rows_out: int, bytes_out: int) -> int:
     name = f"{part_name(part)}.jsonl"
     rows = 0
     patients = set()
@@ -86,22 +95,52 @@ def _io_part(dataset: str, out: str, part: int) -> int:
     with open(f"{dataset}/enrollments/{name}", encoding="utf-8") as handle:
         for line in handle:
             json.loads(line)
-    # The same number of output rows a real run writes: one prescription and three decisions
-    # per patient, of a similar size.
-    row = json.dumps({"patient": "p", "reason": "x" * 200, "dose": {"reps": 5}})
+    # The rows a real run writes, as many and as long in all (its prescriptions, decisions,
+    # alerts and set-aside rows), each JSON-encoded.
+    empty = {"patient": "p", "reason": "", "dose": {"reps": 5}}
+    width = max(bytes_out // max(rows_out, 1) - len(json.dumps(empty)) - 1, 1)
+    row = {**empty, "reason": "x" * width}
     Path(out).mkdir(parents=True, exist_ok=True)
     with open(f"{out}/{name}", "w", encoding="utf-8") as handle:
-        for _ in range(len(patients) * 4):
-            handle.write(row + "\n")
+        for _ in range(rows_out):
+            handle.write(json.dumps(row) + "\n")
     return rows
 
 
-def io_floor(dataset: Path, out: Path, workers: int) -> float:
+def io_floor(dataset: Path, out: Path, floor_out: Path, workers: int) -> float:
+    """Seconds to read and decode every input row and write as many rows and bytes as the
+    real run wrote to `out`, with no models and no rules, on the same number of workers."""
     parts = partitions(str(dataset))
+    written = [_written(out, part) for part in parts]
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_io_part, [str(dataset)] * len(parts), [str(out)] * len(parts), parts))
+        list(
+            pool.map(
+                _io_part,
+                [str(dataset)] * len(parts),
+                [str(floor_out)] * len(parts),
+                parts,
+                [rows for rows, _ in written],
+                [size for _, size in written],
+            )
+        )
     return time.perf_counter() - started
+
+
+def decode_us() -> float:
+    """Microseconds this machine takes to decode one record line with the standard library:
+    machines here differ severalfold in speed from day to day, and this tells runs apart."""
+    line = json.dumps(
+        {"date": "2026-01-06", "exercise": "pelvic-tilt", "reps": [8], "hold_s": 5.0}
+        | {"pain_before": 1.0, "pain_during": 1.0, "pain_after": 1.0, "rpe": 4.0}
+        | {"patient": "p0001", "kind": "outcome"},
+        separators=(",", ":"),
+    )
+    rounds = 100_000
+    started = time.perf_counter()
+    for _ in range(rounds):
+        json.loads(line)
+    return (time.perf_counter() - started) / rounds * 1e6
 
 
 def touch_one_percent(dataset: Path, out: Path, patients: int) -> int:
@@ -145,7 +184,7 @@ def measure(patients: int, workers: int, root: Path) -> None:
     run_local(str(dataset), str(out), AS_OF, workers)
     full = time.perf_counter() - started
     rss = peak_rss_mib()
-    floor = io_floor(dataset, floor_out, workers)
+    floor = io_floor(dataset, out, floor_out, workers)
     touched = touch_one_percent(dataset, out, patients)
     started = time.perf_counter()
     run_local(str(dataset), str(out), AS_OF, workers)
@@ -204,6 +243,7 @@ def main() -> None:
         f"python {sys.version.split()[0]}, {args.workers} workers, {os.cpu_count()} cores; "
         "seed program, one week of outcomes per patient; target >= 50,000 patients/s at 100k"
     )
+    print(f"this machine decodes a record line (json.loads) in {decode_us():.2f} us")
     for size in (int(s) for s in args.sizes.split(",") if s):
         with tempfile.TemporaryDirectory(prefix="progressor-bench-") as root:
             measure(size, args.workers, Path(root))
