@@ -245,17 +245,74 @@ def _jsonl_numbered(
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON: {exc.msg} at column {exc.colno}"
+            reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
+            yield number, Unreadable(reason, _json_guess(line))
             continue
         yield number, data if isinstance(data, dict) else "a record must be a JSON object"
 
 
+class Unreadable(str):
+    """Why a line cannot be read as a record at all, with what can still be made out of it
+    (`guess`: field name to value), which the safety rules' salvage reads: a trailing comma
+    or an unquoted comma in a note must not hide a pain of 9."""
+
+    guess: Mapping[str, Any]
+
+    def __new__(cls, reason: str, guess: Mapping[str, Any]) -> Unreadable:
+        made = super().__new__(cls, reason)
+        made.guess = guess
+        return made
+
+
+#: A "name": value pair in a line that is not valid JSON as a whole.
+_PAIR = re.compile(r'"([^"\\]*)"\s*:\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,}\s]+)')
+
+
+def _json_guess(line: str) -> dict[str, Any]:
+    """The "name": value pairs that can be made out in a line of broken JSON (the first of a
+    name counts), each value read as JSON where it can be, else as its text."""
+    guess: dict[str, Any] = {}
+    for name, text in _PAIR.findall(line):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        guess.setdefault(name, value)
+    return guess
+
+
+def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
+    """What a CSV row with more or fewer cells than the header has columns could say. The
+    cells are read against the columns from the left (a comma typed into a note at the end)
+    and, for pain, flags and the like, from the right too (one typed into an early column):
+    the salvage then keeps the higher pain, the cautious reading."""
+    names = [column.strip().lower() for column in columns]
+    left = dict(zip(names, cells, strict=False))
+    count = min(len(names), len(cells))
+    right = dict(zip(names[len(names) - count :], cells[len(cells) - count :], strict=True))
+    guess: dict[str, Any] = {f"{name} (read from the right)": v for name, v in right.items()}
+    guess.update(left)
+    if _loose_date(left.get("date")) is None and "date" in right:
+        guess["date"] = right["date"]
+    return guess
+
+
 def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    """(line number, record or the reason it cannot be read) for each CSV row."""
+    """(line number, record or the reason it cannot be read) for each CSV row. A row with
+    more or fewer cells than the header has columns is not read: its cells cannot be told
+    apart for certain (its pain scores are still made out for the safety rules)."""
     reader = csv.DictReader(lines)
     for row in reader:
-        if None in row:
-            yield reader.line_num, "more cells than the header has columns"
+        extra = row.pop(None, None)
+        if extra is not None or None in row.values():
+            columns = list(reader.fieldnames or ())
+            cells = [row[c] for c in columns if row[c] is not None] + list(extra or ())
+            more = "more" if extra is not None else "fewer"
+            reason = (
+                f"{more} cells ({len(cells)}) than the header has columns ({len(columns)}): "
+                "a comma in a note must be quoted"
+            )
+            yield reader.line_num, Unreadable(reason, _cells_guess(columns, cells))
             continue
         data: dict[str, Any] = {}
         for column, cell in row.items():
@@ -358,6 +415,14 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
     )
 
 
+def rescue(row: Mapping[str, Any] | str) -> PainReport | None:
+    """What the safety rules keep of a row that cannot be used: of a record with a wrong
+    field (the row), or of a line that could not be read whole (an Unreadable's guess)."""
+    if isinstance(row, Unreadable):
+        return salvage(row.guess)
+    return salvage(row) if isinstance(row, Mapping) else None
+
+
 SALVAGED = "; its pain scores and symptom flags were kept for the safety rules"
 
 
@@ -372,7 +437,11 @@ def read_log(lines: Iterable[str], source: str, fmt: str) -> Log:
     aside: list[SetAside] = []
     for number, row in rows:
         if isinstance(row, str):
-            aside.append(SetAside(source=source, line=number, reason=row))
+            kept = rescue(row)
+            if kept is not None:
+                records.append(kept)
+            reason = row + (SALVAGED if kept is not None else "")
+            aside.append(SetAside(source=source, line=number, reason=reason))
             continue
         try:
             records.append(parse_record(row))

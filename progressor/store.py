@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -29,7 +30,7 @@ from progressor.loading import (
     log_format,
     parse_program,
     parse_record,
-    salvage,
+    rescue,
 )
 from progressor.models import (
     Dose,
@@ -243,27 +244,34 @@ class Store(Results):
     # -- records -------------------------------------------------------------------------------
 
     def import_records(
-        self, data: str | Path | Iterable[str], source: str | None = None, fmt: str | None = None
+        self,
+        data: str | Path | Iterable[str],
+        source: str | None = None,
+        fmt: str | None = None,
+        today: dt.date | None = None,
     ) -> ImportReport:
         """Import a JSONL or CSV log (a path, or lines with `fmt`) in one transaction.
 
         Each record needs a `patient` who is enrolled; a record already stored is counted as
         a duplicate and not added again. Lines that cannot be used go to the quarantine with
-        their reason. An unreadable file raises LogError and stores nothing.
+        their reason; so does a record dated more than a day after `today` (default: the
+        machine's date; a day's grace for time zones), whose pain scores and flags the safety
+        rules get as of `today`. An unreadable file raises LogError and stores nothing.
         """
+        today = today or dt.date.today()
         if not isinstance(data, str | Path):
-            return self._import(data, source or "<lines>", fmt or "jsonl")
+            return self._import(data, source or "<lines>", fmt or "jsonl", today)
         path = Path(data)
         fmt = fmt or log_format(path)
         try:
             with path.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is no column
-                return self._import(handle, source or str(path), fmt)
+                return self._import(handle, source or str(path), fmt, today)
         except OSError as exc:
             raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise LogError(f"{path}: not UTF-8 text ({exc.reason}); nothing imported") from None
 
-    def _import(self, lines: Iterable[str], source: str, fmt: str) -> ImportReport:
+    def _import(self, lines: Iterable[str], source: str, fmt: str, today: dt.date) -> ImportReport:
         if fmt not in ("jsonl", "csv"):
             raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
         tracked = NumberedLines(lines, header=1 if fmt == "csv" else 0)
@@ -282,13 +290,26 @@ class Store(Results):
             for number, row in rows:
                 raw = tracked.raw(number)
                 usable = _usable(row, enrolled, self._enrolled)
+                if isinstance(usable, tuple) and usable[0].date > today + _GRACE:
+                    usable = (
+                        f"dated {usable[0].date}, after the day it was imported: a session "
+                        "cannot be logged before it happens (a year or month typed wrong?)"
+                    )
                 if isinstance(usable, str):
-                    rescued = salvage(row) if isinstance(row, Mapping) else None
+                    rescued, redated = rescue(row), False
+                    if rescued is not None and rescued.date > today + _GRACE:
+                        # What a record from the future says is seen now, not when its
+                        # date comes: a pain of 9 must not wait a year.
+                        rescued = dc_replace(rescued, date=today, note=_KEPT_TODAY)
+                        redated = True
                     kept = _usable(rescued, enrolled, self._enrolled) if rescued else None
                     reason = usable + (SALVAGED if isinstance(kept, tuple) else "")
                     aside.append(SetAside(source=source, line=number, reason=reason, record=raw))
-                    self._quarantine(aside[-1], batch)
+                    new = self._quarantine(aside[-1], batch)
                     if not isinstance(kept, tuple):
+                        continue
+                    if redated and not new:  # kept the day it was first imported, not again
+                        duplicates += 1
                         continue
                     usable = kept
                 if self._insert_record(usable[0], source, number, batch, seen):
@@ -331,12 +352,16 @@ class Store(Results):
         query = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({names})"
         return self._db.execute(query, row).rowcount == 1
 
-    def _quarantine(self, aside: SetAside, batch: int | None) -> None:
+    def _quarantine(self, aside: SetAside, batch: int | None) -> bool:
+        """Whether the line was not in the quarantine yet (it is now)."""
         key = canonical_json([aside.source, aside.line, aside.reason, aside.record])
-        self._db.execute(
-            "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (sha256_hex(key), aside.source, aside.line, aside.reason, aside.record, batch),
+        return (
+            self._db.execute(
+                "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (sha256_hex(key), aside.source, aside.line, aside.reason, aside.record, batch),
+            ).rowcount
+            == 1
         )
 
     def quarantine(self) -> list[SetAside]:
@@ -537,6 +562,11 @@ def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connect
         db.close()
         raise StoreError(f"{path}: cannot open the store: {exc}") from None
     return db
+
+
+#: How far after the day of its import a record may be dated (time zones ahead).
+_GRACE = dt.timedelta(days=1)
+_KEPT_TODAY = "kept for safety, as of the day it was imported, from a record dated later"
 
 
 def _usable(

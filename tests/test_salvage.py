@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 import progressor
+from progressor.batch import recompute
 from progressor.loading import read_log, salvage
 from progressor.store import Store
 from tests.conftest import PROGRAMS, START, full_week
@@ -161,3 +163,119 @@ def test_the_models_refuse_true_or_false_where_a_number_belongs(read: Any) -> No
             read({**row, **change})
     with pytest.raises(ValidationError, match="pain"):
         progressor.PainReport.model_validate({"date": "2026-01-05", "pain": True})
+
+
+# -- lines that cannot be read whole ---------------------------------------------------------
+
+_CSV_HEADER = "date,exercise,side,reps,hold_s,pain_before,pain_during,note"
+
+
+def _csv_week() -> list[str]:
+    rows = [_CSV_HEADER]
+    for day in ("2026-01-05", "2026-01-07", "2026-01-09"):
+        for exercise in ("pelvic-tilt", "knee-to-chest", "bridge"):
+            rows.append(f"{day},{exercise},,5,5,2,2,")
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        # An unquoted comma in the note at the end: the pain is where the header says.
+        ("2026-01-10,bridge,,5,5,2,9,sharp pain, had to stop", "more cells (9) than"),
+        # One typed into an early column: read from the right, the pain is still found.
+        ("2026-01-10,bridge,left, right,5,5,2,9,", "more cells (9) than"),
+        # Cells missing at the end: what is there is read against the header from the left.
+        ("2026-01-10,bridge,,5,5,2,9", "fewer cells (7) than"),
+    ],
+)
+def test_a_csv_row_with_more_or_fewer_cells_is_set_aside_and_its_pain_still_pauses(
+    line: str, reason: str
+) -> None:
+    compiled = progressor.Engine().compile(progressor.parse_program(SEED_TEXT))
+    rows = [*_csv_week(), line]
+    log = read_log(rows, "hank.csv", "csv")
+    [aside] = log.set_aside
+    assert aside.line == len(rows) and aside.reason.startswith(reason)
+    assert "a comma in a note must be quoted" in aside.reason
+    assert aside.reason.endswith("kept for the safety rules")
+    assert len(log.records) == 10 and isinstance(log.records[-1], progressor.PainReport)
+    assert log.records[-1].pain == 9
+    enrollment = progressor.Enrollment(patient="hank", program="low-back-pain", start=START)
+    [result] = compiled.replay(enrollment, log.records)
+    assert result.prescription.status == "paused"
+    assert [a.rule for a in result.alerts] == ["pain-flare"]
+
+
+def test_a_well_formed_csv_week_still_progresses() -> None:
+    # The same week without the broken row: every row has its cells, nothing is set aside.
+    compiled = progressor.Engine().compile(progressor.parse_program(SEED_TEXT))
+    log = read_log(_csv_week(), "hank.csv", "csv")
+    assert log.set_aside == () and len(log.records) == 9
+    enrollment = progressor.Enrollment(patient="hank", program="low-back-pain", start=START)
+    [result] = compiled.replay(enrollment, log.records)
+    assert {d.action for d in result.decisions} == {"progress"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"date":"2026-01-10","exercise":"bridge","pain_before":2,"pain_during":9,}',
+        '{"date": "2026-01-10", "exercise": "bridge", "pain_during": "9/10" "note": "x"}',
+        '{"date":"2026-01-10","pain":9',
+    ],
+)
+def test_a_line_of_broken_json_is_set_aside_and_its_pain_still_pauses(line: str) -> None:
+    compiled = progressor.Engine().compile(progressor.parse_program(SEED_TEXT))
+    rows = [*map(json.dumps, full_week(pain=2)), line]
+    log = read_log(rows, "anna.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert aside.reason.startswith("not valid JSON") and "kept for the safety rules" in aside.reason
+    enrollment = progressor.Enrollment(patient="anna", program="low-back-pain", start=START)
+    [result] = compiled.replay(enrollment, log.records)
+    assert result.prescription.status == "paused"
+    assert [a.rule for a in result.alerts] == ["pain-flare"]
+
+
+def test_broken_json_with_nothing_safety_relevant_keeps_nothing() -> None:
+    log = read_log(['{"date":"2026-01-10","exercise":"bridge","reps":[5],}'], "a.jsonl", "jsonl")
+    assert log.records == () and not log.set_aside[0].reason.endswith("kept for the safety rules")
+
+
+# -- records dated after their import ------------------------------------------------------------
+
+TODAY = dt.date(2026, 12, 5)
+
+
+def _store_with(tmp_path: Path, patient: str, start: dt.date) -> Store:
+    store = Store.init(tmp_path / "clinic.db")
+    program = progressor.parse_program(SEED_TEXT)
+    store.add_program(program, SEED_TEXT)
+    store.enroll(progressor.Enrollment(patient=patient, program=program.id, start=start), program)
+    return store
+
+
+def test_a_record_dated_after_its_import_is_set_aside_and_its_pain_seen_at_once(
+    tmp_path: Path,
+) -> None:
+    start = TODAY - dt.timedelta(days=2)  # week 1 is under way
+    future = {"patient": "pat", "date": "2027-11-25", "exercise": "bridge", "reps": [5]}
+    future |= {"hold_s": 5, "pain_before": 2, "pain_during": 9}
+    tomorrow = {"patient": "pat", "date": str(TODAY + dt.timedelta(days=1)), "pain": 3}
+    lines = [json.dumps(future), json.dumps(tomorrow)]
+    with _store_with(tmp_path, "pat", start) as store:
+        first = store.import_records(lines, source="k.jsonl", today=TODAY)
+        [aside] = first.quarantined
+        assert aside.line == 1 and aside.reason.startswith("dated 2027-11-25, after the day it")
+        assert aside.reason.endswith("kept for the safety rules")
+        assert (first.added, first.duplicates) == (2, 0)  # tomorrow's: a day's grace
+        # The same file again, a week later: nothing is added, the quarantine does not grow.
+        again = store.import_records(lines, source="k.jsonl", today=TODAY + dt.timedelta(7))
+        assert (again.added, again.duplicates) == (0, 2)
+        assert len(store.quarantine()) == 1
+    summary = recompute(tmp_path / "clinic.db", as_of=TODAY)
+    assert summary.alerts == 1
+    with Store.open(tmp_path / "clinic.db", readonly=True) as store:
+        [alert] = store.alerts("pat")
+    assert (alert.rule, alert.week) == ("pain-flare", 1)
+    assert alert.message.startswith("pain 9/10 reached the pause threshold")
