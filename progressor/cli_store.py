@@ -223,7 +223,11 @@ def review(store_path: Path) -> None:
 @click.argument("patient")
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
 @click.option("--exercise", "exercises", multiple=True, help="Resume only this exercise.")
-@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
+@click.option(
+    "--week",
+    type=click.IntRange(min=1),
+    help="The week it applies to (default: the newest computed week, the one review shows).",
+)
 @who_option
 @store_option
 def resume(
@@ -249,7 +253,11 @@ def resume(
 @click.command()
 @click.argument("patient")
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
-@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
+@click.option(
+    "--week",
+    type=click.IntRange(min=1),
+    help="The week it applies to (default: the newest computed week, the one review shows).",
+)
 @who_option
 @store_option
 def acknowledge(patient: str, note: str, week: int | None, who: str, store_path: Path) -> None:
@@ -268,7 +276,11 @@ def acknowledge(patient: str, note: str, week: int | None, who: str, store_path:
 @click.argument("exercise")
 @click.argument("fields", nargs=-1, required=True)
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
-@click.option("--week", type=click.IntRange(min=1), help="The week it applies to (default: now).")
+@click.option(
+    "--week",
+    type=click.IntRange(min=1),
+    help="The week it applies to (default: the newest computed week, the one review shows).",
+)
 @who_option
 @store_option
 @plugin_options

@@ -383,7 +383,8 @@ class Store(Results):
     ) -> list[ClinicianAction]:
         """Record a clinician's resume of the patient (or of the named exercises only).
 
-        It changes the prescription of `week`, by default the week that contains `at` (now);
+        It changes the prescription of `week`, by default the newest computed week (the one
+        `review` shows; the week that contains `at` when none is computed yet);
         the next recompute applies it.
         """
         items: list[tuple[str | None, Dose | None]] = [(n, None) for n in exercises]
@@ -417,7 +418,8 @@ class Store(Results):
         week: int | None = None,
         compiled: CompiledProgram | None = None,
     ) -> ClinicianAction:
-        """Record a clinician's new dose for one exercise, from `week` on (default: now's).
+        """Record a clinician's new dose for one exercise, from `week` on (default: the newest
+        computed week, as for `resume`).
 
         The store checks the exercise and its floor and ceiling; with `compiled` (the
         patient's program, compiled by the engine that will recompute), the dose is also
