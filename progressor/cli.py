@@ -92,6 +92,7 @@ def _replay(
     records = [r for r in log.records if r.patient in (None, name)]
     if start is None:
         if not records:
+            _report_set_aside(log.set_aside)  # (why none is usable, line by line)
             fail("the log has no usable records: give --start to compute week 1")
         start = min(r.date for r in records)
     enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)

@@ -160,6 +160,15 @@ def test_next_is_byte_identical_across_runs_and_record_order(write_log: WriteLog
     assert first.stdout == second.stdout and first.stdout
 
 
+def test_a_log_with_no_usable_record_says_why_line_by_line(tmp_path: Path) -> None:
+    log = tmp_path / "nd.csv"
+    log.write_text("exercise,reps\nbridge,5\n", encoding="utf-8")
+    done = run("next", SEED, "--log", str(log))
+    assert done.returncode != 0
+    assert "nd.csv:2: date: " in done.stderr  # the cause, before the conclusion
+    assert "the log has no usable records: give --start" in done.stderr
+
+
 def test_bad_records_are_reported_and_the_rest_used(write_log: WriteLog) -> None:
     rows: list[Mapping[str, Any] | str] = [
         *full_week(),
