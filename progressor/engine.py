@@ -542,14 +542,18 @@ class CompiledProgram:
         if status == "paused":
             states = {n: s.model_copy(update={"status": "paused"}) for n, s in states.items()}
         mean = week.mean_pain
+        # A week the program was paused is no missed week: the patient was told to stop
+        # exercising until a clinician called, so the count of weeks without a session starts
+        # again after it (the adherence rule must not step back a patient who obeyed).
+        idle = not week.any_session and prescription.status != "paused"
         # Built without validation: every value below is the core's own or was checked (the
         # plugins' parts in _decide and raised), and a step gives one decision per exercise.
         history = trusted(
             History,
             {
-                "weeks_without_sessions": 0
-                if week.any_session
-                else prescription.history.weeks_without_sessions + 1,
+                "weeks_without_sessions": prescription.history.weeks_without_sessions + 1
+                if idle
+                else 0,
                 "mean_pain": prescription.history.mean_pain if mean is None else mean,
             },
         )

@@ -86,6 +86,26 @@ def test_a_paused_patient_stays_paused_until_resumed(seed: progressor.CompiledPr
     assert {d.action for d in again.decisions} == {"progress"}
 
 
+def test_a_paused_week_is_not_a_missed_week_for_adherence(
+    seed: progressor.CompiledProgram,
+) -> None:
+    # Week 1: a flare pauses the program. Week 2, paused: the patient obeys and logs nothing.
+    # Resumed for week 3, still nothing logged: one idle week, not two (no step back).
+    rows = full_week()
+    rows.append({"date": START.isoformat(), "pain": 8, "context": "flare"})
+    paused = seed.step(enroll(seed), records(rows))
+    obeyed = seed.step(paused.prescription, [])
+    assert obeyed.prescription.history.weeks_without_sessions == 0
+    resumed = seed.resume(obeyed.prescription)
+    idle = seed.step(resumed, [])
+    assert idle.prescription.history.weeks_without_sessions == 1
+    assert {d.action for d in idle.decisions} == {"hold"}
+    assert "step back" not in " ".join(d.reason for d in idle.decisions)
+    second = seed.step(idle.prescription, [])  # a second idle week after the resume: back
+    assert {d.action for d in second.decisions} == {"regress"}
+    assert "no session logged for 2 consecutive weeks" in second.decisions[0].reason
+
+
 def test_step_refuses_a_prescription_of_another_program(
     engine: progressor.Engine, seed: progressor.CompiledProgram
 ) -> None:
