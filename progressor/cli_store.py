@@ -355,10 +355,20 @@ def show(
             # The alerts of the week that ended, and those the week under way already raised.
             weeks = (latest.week - 1, latest.week)
             alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
+            actions = [a for a in store.actions(patient) if a.week == latest.week]
         except ProgressorError as exc:
             fail(str(exc))
     result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
     click.echo(exporters[fmt].component.export(program, result), nl=False)
+    # The decisions are the week's as the rules made them: a clinician's resume or override
+    # since then is why the prescription may differ from them (a "pause" beside "active").
+    for action in actions:
+        what = f"{action.kind} of {action.exercise}" if action.exercise else action.kind
+        click.echo(
+            f"note: week {action.week}'s prescription: {what} by {action.who} on "
+            f"{action.at:%Y-%m-%d %H:%M} ({action.note}), after the decisions shown",
+            err=True,
+        )
 
 
 STORE_COMMANDS = (

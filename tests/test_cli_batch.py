@@ -120,6 +120,12 @@ def test_a_clinic_week_from_init_to_review(tmp_path: Path) -> None:
             ).fetchone()[0]
         )
     assert week2["status"] == "active"
+    # show gives the week's decisions as the rules made them (pause) and says why the
+    # prescription beside them is active: the clinician's resume since.
+    after = run("show", "ben", "--format", "json", env=env)
+    assert json.loads(after.stdout)["status"] == "active"
+    assert "note: week 2's prescription: resume by dr-lee on " in after.stderr
+    assert "(phoned: flare settled), after the decisions shown" in after.stderr
     assert anna["exercises"]["bridge"]["dose"] == {
         **anna["exercises"]["bridge"]["dose"],
         "reps": 5,
