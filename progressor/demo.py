@@ -53,7 +53,7 @@ def run_demo(
             store.add_program(program, text)
             store.enroll_many((p.enrollment for p in clinic), program)
             lines = [log_line(p.enrollment.patient, r) for p in clinic for r in p.records]
-            imported = store.import_records(lines, source="demo")
+            imported = store.import_records(lines, source="demo", today=as_of)
         summary = recompute(path, as_of=as_of, engine_factory=lambda: engine, workers=1)
         with Store.open(path) as store:
             rows, flagged = _rows(store, clinic, program)

@@ -248,6 +248,9 @@ def _jsonl_numbered(
             reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
             yield number, Unreadable(reason, _json_guess(line))
             continue
+        except RecursionError:  # (thousands of nested brackets: no record is built that way)
+            yield number, Unreadable("not valid JSON: nested too deeply", _json_guess(line))
+            continue
         yield number, data if isinstance(data, dict) else "a record must be a JSON object"
 
 
@@ -265,7 +268,12 @@ class Unreadable(str):
 
 
 #: A "name": value pair in a line that is not valid JSON as a whole.
-_PAIR = re.compile(r'"([^"\\]*)"\s*:\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,}\s]+)')
+#: The value is a string, an array (whose strings may hold "]") or a bare word (a number,
+#: true); a value that is an object is skipped, so that the pairs inside it are found.
+_PAIR = re.compile(
+    r'"([^"\\]*)"\s*:\s*'
+    r'("(?:[^"\\]|\\.)*"|\[(?:"(?:[^"\\]|\\.)*"|[^\]"])*\]|[^,{}\[\]"\s]+)'
+)
 
 
 def _json_guess(line: str) -> dict[str, Any]:
@@ -282,19 +290,51 @@ def _json_guess(line: str) -> dict[str, Any]:
 
 
 def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
-    """What a CSV row with more or fewer cells than the header has columns could say. The
-    cells are read against the columns from the left (a comma typed into a note at the end)
-    and, for pain, flags and the like, from the right too (one typed into an early column):
-    the salvage then keeps the higher pain, the cautious reading."""
+    """What a CSV row with more or fewer cells than the header has columns could say.
+
+    Extra cells that a `note` column explains (the row reads as a valid record with the cells
+    between the columns before and after the note joined back into it) are read that way:
+    an unquoted comma in a note, the usual cause. Otherwise the cells are read against the
+    columns from the left and, for everything safety reads (pain, flags, adverse events,
+    context), from the right too, and the salvage keeps the higher pain and every flag: a
+    cautious reading that may raise a false alarm but does not hide a real one."""
     names = [column.strip().lower() for column in columns]
-    left = dict(zip(names, cells, strict=False))
+    if len(cells) > len(names) and "note" in names:
+        at = names.index("note")
+        after = len(cells) - (len(names) - at - 1)
+        rebuilt = _csv_data(
+            [
+                *zip(columns[:at], cells[:at], strict=True),
+                (columns[at], ",".join(cells[at:after])),
+                *zip(columns[at + 1 :], cells[after:], strict=True),
+            ]
+        )
+        try:
+            parse_record(rebuilt)
+        except ValueError:
+            pass
+        else:
+            return rebuilt
+    left = _csv_data(zip(columns, cells, strict=False))
     count = min(len(names), len(cells))
-    right = dict(zip(names[len(names) - count :], cells[len(cells) - count :], strict=True))
+    right = _csv_data(zip(columns[len(names) - count :], cells[len(cells) - count :], strict=True))
     guess: dict[str, Any] = {f"{name} (read from the right)": v for name, v in right.items()}
     guess.update(left)
     if _loose_date(left.get("date")) is None and "date" in right:
         guess["date"] = right["date"]
     return guess
+
+
+def _csv_data(pairs: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
+    """A CSV row's record: columns named loosely ("Date", " pain_before" are one column),
+    empty cells left out, list fields split at spaces or semicolons."""
+    data: dict[str, Any] = {}
+    for column, text in pairs:
+        key = column.strip().lower()
+        cell = (text or "").strip()
+        if cell:
+            data[key] = [p for p in re.split(r"[;\s]+", cell) if p] if key in _LIST_FIELDS else cell
+    return data
 
 
 def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
@@ -314,14 +354,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | st
             )
             yield reader.line_num, Unreadable(reason, _cells_guess(columns, cells))
             continue
-        data: dict[str, Any] = {}
-        for column, cell in row.items():
-            key = column.strip().lower()  # "Date", " pain_before" are the same column
-            cell = (cell or "").strip()
-            if not cell:
-                continue
-            data[key] = [p for p in re.split(r"[;\s]+", cell) if p] if key in _LIST_FIELDS else cell
-        yield reader.line_num, data
+        yield reader.line_num, _csv_data(row.items())
 
 
 #: Records that say their kind are parsed straight from JSON by pydantic-core (much faster);
@@ -394,7 +427,7 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
             if pain is not None:
                 pains.append(pain)
         elif "flag" in name:
-            items = re.split(r"[;,]+", value) if isinstance(value, str) else value
+            items = re.split(r"[;,\s]+", value) if isinstance(value, str) else value
             if isinstance(items, list | tuple):
                 flags.extend(str(item).strip() for item in items if str(item).strip())
         elif "adverse" in name and value not in (False, 0, None, [], ()):

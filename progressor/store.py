@@ -296,23 +296,23 @@ class Store(Results):
                         "cannot be logged before it happens (a year or month typed wrong?)"
                     )
                 if isinstance(usable, str):
-                    rescued, redated = rescue(row), False
+                    rescued, identity = rescue(row), None
                     if rescued is not None and rescued.date > today + _GRACE:
                         # What a record from the future says is seen now, not when its
-                        # date comes: a pain of 9 must not wait a year.
+                        # date comes: a pain of 9 must not wait a year. It is the same
+                        # report whatever day, file or line it is imported again from.
+                        identity = canonical_json(rescued)
                         rescued = dc_replace(rescued, date=today, note=_KEPT_TODAY)
-                        redated = True
                     kept = _usable(rescued, enrolled, self._enrolled) if rescued else None
                     reason = usable + (SALVAGED if isinstance(kept, tuple) else "")
                     aside.append(SetAside(source=source, line=number, reason=reason, record=raw))
-                    new = self._quarantine(aside[-1], batch)
+                    self._quarantine(aside[-1], batch)
                     if not isinstance(kept, tuple):
                         continue
-                    if redated and not new:  # kept the day it was first imported, not again
-                        duplicates += 1
-                        continue
                     usable = kept
-                if self._insert_record(usable[0], source, number, batch, seen):
+                else:
+                    identity = None
+                if self._insert_record(usable[0], source, number, batch, seen, identity):
                     added += 1
                     touched.add(usable[1])
                 else:
@@ -332,13 +332,22 @@ class Store(Results):
         return self._db.execute(query, (patient,)).fetchone() is not None
 
     def _insert_record(
-        self, record: Record, source: str, line: int, batch: int | None, seen: dict[str, int]
+        self,
+        record: Record,
+        source: str,
+        line: int,
+        batch: int | None,
+        seen: dict[str, int],
+        identity: str | None = None,
     ) -> bool:
+        """Whether the record was added. Its key is its canonical JSON, or `identity` (a
+        record kept as of the day of its import: what it was before that date was given)."""
         text = canonical_json(record)
+        same = identity or text
         # The n-th identical record of one file is its own bout (n > 1 gets its own key), so
         # re-importing the file adds nothing while five identical bouts stay five.
-        seen[text] = seen.get(text, 0) + 1
-        key = text if seen[text] == 1 else f"{text}#{seen[text]}"
+        seen[same] = seen.get(same, 0) + 1
+        key = same if seen[same] == 1 else f"{same}#{seen[same]}"
         row: dict[str, object] = {
             "patient": record.patient,
             "hash": sha256_hex(key),
@@ -352,16 +361,12 @@ class Store(Results):
         query = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({names})"
         return self._db.execute(query, row).rowcount == 1
 
-    def _quarantine(self, aside: SetAside, batch: int | None) -> bool:
-        """Whether the line was not in the quarantine yet (it is now)."""
+    def _quarantine(self, aside: SetAside, batch: int | None) -> None:
         key = canonical_json([aside.source, aside.line, aside.reason, aside.record])
-        return (
-            self._db.execute(
-                "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256_hex(key), aside.source, aside.line, aside.reason, aside.record, batch),
-            ).rowcount
-            == 1
+        self._db.execute(
+            "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (sha256_hex(key), aside.source, aside.line, aside.reason, aside.record, batch),
         )
 
     def quarantine(self) -> list[SetAside]:

@@ -203,7 +203,10 @@ def synthesize_into_store(
         store.enroll_many((p.enrollment for p in cohort), compiled.program)
         for patient in cohort:
             lines.extend(log_line(patient.enrollment.patient, r) for r in patient.records)
-    report = store.import_records(lines, source=f"synth:seed={seed}")
+    # The synthetic clinic's today is the end of its weeks: none of its records is from the
+    # future, whatever the machine's date (a recent --start and several weeks, say).
+    end = start + dt.timedelta(days=7 * weeks)
+    report = store.import_records(lines, source=f"synth:seed={seed}", today=end)
     return f"{report.added} records added, {report.duplicates} already stored"
 
 

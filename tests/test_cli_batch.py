@@ -145,6 +145,15 @@ def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already holds patients" in again.stderr
 
 
+def test_synth_with_a_recent_start_quarantines_none_of_its_own_records(tmp_path: Path) -> None:
+    # Its weeks reach past the machine's date: the synthetic clinic's today is their end.
+    env = _env(tmp_path / "recent.db")
+    start = (dt.date.today() - dt.timedelta(days=10)).isoformat()
+    made = run("synth", "--patients", "20", "--weeks", "4", "--start", start, env=env)
+    assert made.returncode == 0, made.stderr
+    assert "0 quarantined" in run("status", env=env).stdout
+
+
 def test_commands_on_a_missing_store_say_how_to_create_it(tmp_path: Path) -> None:
     done = run("status", env=_env(tmp_path / "none.db"))
     assert done.returncode == 1 and "progressor init" in done.stderr

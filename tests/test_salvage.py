@@ -279,3 +279,64 @@ def test_a_record_dated_after_its_import_is_set_aside_and_its_pain_seen_at_once(
         [alert] = store.alerts("pat")
     assert (alert.rule, alert.week) == ("pain-flare", 1)
     assert alert.message.startswith("pain 9/10 reached the pause threshold")
+
+
+def test_a_row_whose_extra_cells_a_note_explains_is_read_exactly() -> None:
+    # The patient after the note: read from the left only, the note's second half would be
+    # the patient and the pain of 9 would go to nobody. The note explains the extra cell, so
+    # every other cell is in its place: the pain is 9, the patient ann, and no other column's
+    # number (the rpe of 8) is taken for a pain.
+    header = "date,exercise,reps,hold_s,pain_before,pain_during,rpe,flags,note,patient"
+    rows = [header, "2026-11-25,bridge,5,5,2,9,8,,had to stop, sharp,ann"]
+    [kept] = read_log(rows, "ann.csv", "csv").records
+    assert isinstance(kept, progressor.PainReport)
+    assert (kept.patient, kept.pain, kept.flags) == ("ann", 9, ())
+    calm = [header, "2026-11-25,bridge,5,5,2,2,8,,tired, ok,ben"]
+    [kept] = read_log(calm, "ben.csv", "csv").records
+    assert isinstance(kept, progressor.PainReport) and (kept.patient, kept.pain) == ("ben", 2)
+
+
+def test_flags_in_a_row_read_cautiously_are_split_as_the_reader_splits_them() -> None:
+    header = "patient,date,exercise,reps,hold_s,pain_before,pain_during,flags,note"
+    row = "dan,2026-11-25,bridge,5,5,2,2,adverse-event numbness,sore, stopped"
+    [kept] = read_log([header, row], "dan.csv", "csv").records
+    assert isinstance(kept, progressor.PainReport)
+    assert set(kept.flags) >= {"adverse-event", "numbness"}
+
+
+@pytest.mark.parametrize(
+    ("line", "pain", "flags"),
+    [
+        # A pair inside an object is found (the object is not taken for the value).
+        ('{"date":"2026-01-10","scores":{"pain_during":9,"pain_before":2},}', 9, ()),
+        # A string holding "]" does not end its array.
+        (
+            '{"date":"2026-01-10","flags":["x]y","adverse-event"],"pain":1,}',
+            1,
+            ("x]y", "adverse-event"),
+        ),
+    ],
+)
+def test_broken_json_is_read_pair_by_pair(line: str, pain: float, flags: tuple[str, ...]) -> None:
+    [kept] = read_log([line], "a.jsonl", "jsonl").records
+    assert isinstance(kept, progressor.PainReport) and (kept.pain, kept.flags) == (pain, flags)
+
+
+def test_a_line_nested_too_deeply_is_set_aside_not_a_crash() -> None:
+    log = read_log(['{"a":' + "[" * 100_000, '{"date":"2026-01-10","pain":3}'], "a.jsonl", "jsonl")
+    assert log.set_aside[0].reason.startswith("not valid JSON: nested too deeply")
+    assert len(log.records) == 1
+
+
+def test_a_record_from_the_future_is_kept_once_whatever_file_line_or_day(tmp_path: Path) -> None:
+    future = {"patient": "pat", "date": "2027-11-25", "pain": 9}
+    with _store_with(tmp_path, "pat", TODAY - dt.timedelta(days=2)) as store:
+        first = store.import_records([json.dumps(future)], source="k.jsonl", today=TODAY)
+        assert first.added == 1
+        # A daily cumulative export: another name, the line moved, another day.
+        moved = ['{"patient": "pat", "date": "2026-12-04", "pain": 1}', json.dumps(future)]
+        later = TODAY + dt.timedelta(days=1)
+        again = store.import_records(moved, source="export-1206.jsonl", today=later)
+        assert (again.added, again.duplicates) == (1, 1)  # the new report only
+        [inputs] = store.inputs(["pat"])
+        assert sorted(json.loads(r)["pain"] for r in inputs.pain_reports) == [1, 9]
