@@ -287,9 +287,15 @@ class Store(Results):
                 (source, now_text()),
             ).lastrowid
             seen: dict[str, int] = {}  # identical records in one file are separate bouts
+            # Lines quarantined before that this import stores are settled (found by their
+            # text: file names and line numbers repeat across weekly exports).
+            waiting = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM quarantine WHERE settled_by IS NULL)"
+            ).fetchone()[0]
             for number, row in rows:
                 raw = tracked.raw(number)
                 usable = _usable(row, enrolled, self._enrolled)
+                rescued_from: str | None = None  # the reason, when only a rescue is stored
                 if isinstance(usable, tuple) and usable[0].date > today + _GRACE:
                     usable = (
                         f"dated {usable[0].date}, after the day it was imported: a session "
@@ -309,7 +315,7 @@ class Store(Results):
                     self._quarantine(aside[-1], batch)
                     if not isinstance(kept, tuple):
                         continue
-                    usable = kept
+                    usable, rescued_from = kept, reason
                 else:
                     identity = None
                 if self._insert_record(usable[0], source, number, batch, seen, identity):
@@ -317,6 +323,11 @@ class Store(Results):
                     touched.add(usable[1])
                 else:
                     duplicates += 1
+                if waiting and rescued_from is None:
+                    db.execute(
+                        "UPDATE quarantine SET settled_by = ? WHERE raw = ? AND settled_by IS NULL",
+                        (batch, raw),
+                    )
             db.executemany(
                 "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
                 ((p,) for p in sorted(touched)),

@@ -133,7 +133,7 @@ class Results(Connected):
                 patients=count("SELECT count(*) FROM patients"),
                 outcomes=count("SELECT count(*) FROM outcomes"),
                 pain_reports=count("SELECT count(*) FROM pain_reports"),
-                quarantined=count("SELECT count(*) FROM quarantine"),
+                quarantined=count("SELECT count(*) FROM quarantine WHERE settled_by IS NULL"),
                 clinician_actions=count("SELECT count(*) FROM clinician_actions"),
                 up_to_date=count(
                     "SELECT count(*) FROM patient_state WHERE computed_version = data_version"

@@ -129,6 +129,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE clinician_actions_6 RENAME TO clinician_actions;
     CREATE INDEX clinician_actions_patient ON clinician_actions (patient, week);
     """,
+    # 7: a quarantined line settled by a later import that stored it (the patient enrolled
+    # since, say): `settled_by` is that import; status counts the lines still waiting.
+    """
+    ALTER TABLE quarantine ADD COLUMN settled_by INTEGER REFERENCES imports (id);
+    CREATE INDEX quarantine_open ON quarantine (raw) WHERE settled_by IS NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -89,7 +89,7 @@ def test_a_version_1_store_migrates_and_keeps_its_data(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema 1 is old"):
         Store.open(path)
     with Store.init(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 6
+        assert store.schema_version() == SCHEMA_VERSION == 7
         state = store._db.execute("SELECT * FROM patient_state").fetchall()
         # Never computed: the next run rebuilds; due once the first week has ended.
         first_end = (START + dt.timedelta(days=7)).isoformat()
@@ -252,6 +252,25 @@ def test_bad_lines_are_quarantined_with_their_reasons_and_the_good_ones_stored(
     assert data_versions(store) == {"anna": 2, "ben": 2}  # nothing new: nothing to recompute
     stored = store._db.execute("SELECT source, line FROM outcomes ORDER BY id").fetchone()
     assert stored == (str(path), 1)
+
+
+def test_a_quarantined_line_a_later_import_stores_is_settled(store: Store, tmp_path: Path) -> None:
+    # zoe's diary arrived before her enrollment: quarantined. Enrolled, the same file again
+    # stores her line: status no longer counts it, the quarantine still shows what happened.
+    zoe = json.dumps({"patient": "zoe", "date": "2026-01-06", "pain": 3})
+    bad = json.dumps({"patient": "anna", "date": "2026-01-06", "pian": 3})
+    path = tmp_path / "diary.jsonl"
+    path.write_text(f"{zoe}\n{bad}\n", encoding="utf-8")
+    first = store.import_records(path)
+    assert (first.added, len(first.quarantined), store.status().quarantined) == (0, 2, 2)
+    store.enroll(progressor.Enrollment(patient="zoe", program=SEED.id, start=START), SEED)
+    again = store.import_records(path)
+    assert (again.added, len(again.quarantined)) == (1, 1)  # anna's typo still waits
+    assert store.status().quarantined == 1
+    assert [a.line for a in store.quarantine()] == [1, 2]  # the history is kept
+    settled = "SELECT line, settled_by FROM quarantine ORDER BY id"
+    imports = [i for (i,) in store._db.execute("SELECT id FROM imports ORDER BY id")]
+    assert store._db.execute(settled).fetchall() == [(1, imports[1]), (2, None)]
 
 
 def test_csv_logs_import_with_their_line_numbers(store: Store, tmp_path: Path) -> None:
