@@ -27,7 +27,7 @@ from progressor.cli_common import (
 )
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import Log, load_log, load_program
+from progressor.loading import Log, load_log, load_program, without_future
 from progressor.models import (
     Alert,
     Enrollment,
@@ -54,8 +54,9 @@ def _compile(engine: Engine, path: Path) -> CompiledProgram:
 
 
 def _log(path: Path) -> Log:
+    """The log; a record dated after today is set aside, its pain kept as of today."""
     try:
-        return load_log(path)
+        return without_future(load_log(path), str(path), dt.date.today())
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -115,7 +116,8 @@ def _replay(
         later = len(waiting) - len(under_way)
         click.echo(
             f"note: week {ended + 1} has not ended by {day}: {_count(under_way, 'record')} "
-            "wait for it"
+            + ("waits" if len(under_way) == 1 else "wait")
+            + " for it"
             + (f" ({_count(later, 'record')} dated later)" if later else "")
             + " (--as-of DATE to choose the day)",
             err=True,

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -454,6 +455,47 @@ def rescue(row: Mapping[str, Any] | str) -> PainReport | None:
     if isinstance(row, Unreadable):
         return salvage(row.guess)
     return salvage(row) if isinstance(row, Mapping) else None
+
+
+#: How far after today a record may be dated (clinics in time zones ahead of the machine's).
+FUTURE_GRACE = dt.timedelta(days=1)
+KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
+
+
+def future_reason(date: dt.date) -> str:
+    return (
+        f"dated {date}, after the day it was read: a session cannot be logged before it "
+        "happens (a year or month typed wrong?)"
+    )
+
+
+def kept_as_of(rescued: PainReport, today: dt.date) -> PainReport:
+    """What the safety rules keep of a record dated later, as of `today`: a pain of 9 typed
+    with next year's date must not wait a year."""
+    return dc_replace(rescued, date=today, note=KEPT_AS_OF_TODAY)
+
+
+def without_future(log: Log, source: str, today: dt.date) -> Log:
+    """`log` with each record dated more than FUTURE_GRACE after `today` set aside, its pain
+    scores and flags kept as of `today` (the store's import does the same at its line)."""
+    limit = today + FUTURE_GRACE
+    if all(r.date <= limit for r in log.records):
+        return log
+    records: list[Record] = []
+    aside = list(log.set_aside)
+    for record in log.records:
+        if record.date <= limit:
+            records.append(record)
+            continue
+        rescued = salvage(record.model_dump(mode="json"))
+        if rescued is not None:
+            records.append(kept_as_of(rescued, today))
+        what = getattr(record, "exercise", None) or record.kind
+        reason = f"{what} on {record.date}: {future_reason(record.date)}"
+        aside.append(
+            SetAside(source=source, reason=reason + (SALVAGED if rescued is not None else ""))
+        )
+    return Log(tuple(records), tuple(aside))
 
 
 SALVAGED = "; its pain scores and symptom flags were kept for the safety rules"

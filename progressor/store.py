@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace as dc_replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -24,9 +23,12 @@ from progressor.errors import LogError, ProgressorError
 
 # The row readers of loading keep each record's line number, which read_log drops.
 from progressor.loading import (
+    FUTURE_GRACE,
     SALVAGED,
     csv_rows,
+    future_reason,
     jsonl_rows,
+    kept_as_of,
     log_format,
     parse_program,
     parse_record,
@@ -296,19 +298,16 @@ class Store(Results):
                 raw = tracked.raw(number)
                 usable = _usable(row, enrolled, self._enrolled)
                 rescued_from: str | None = None  # the reason, when only a rescue is stored
-                if isinstance(usable, tuple) and usable[0].date > today + _GRACE:
-                    usable = (
-                        f"dated {usable[0].date}, after the day it was imported: a session "
-                        "cannot be logged before it happens (a year or month typed wrong?)"
-                    )
+                if isinstance(usable, tuple) and usable[0].date > today + FUTURE_GRACE:
+                    usable = future_reason(usable[0].date)
                 if isinstance(usable, str):
                     rescued, identity = rescue(row), None
-                    if rescued is not None and rescued.date > today + _GRACE:
+                    if rescued is not None and rescued.date > today + FUTURE_GRACE:
                         # What a record from the future says is seen now, not when its
                         # date comes: a pain of 9 must not wait a year. It is the same
                         # report whatever day, file or line it is imported again from.
                         identity = canonical_json(rescued)
-                        rescued = dc_replace(rescued, date=today, note=_KEPT_TODAY)
+                        rescued = kept_as_of(rescued, today)
                     kept = _usable(rescued, enrolled, self._enrolled) if rescued else None
                     reason = usable + (SALVAGED if isinstance(kept, tuple) else "")
                     aside.append(SetAside(source=source, line=number, reason=reason, record=raw))
@@ -580,11 +579,6 @@ def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connect
         db.close()
         raise StoreError(f"{path}: cannot open the store: {exc}") from None
     return db
-
-
-#: How far after the day of its import a record may be dated (time zones ahead).
-_GRACE = dt.timedelta(days=1)
-_KEPT_TODAY = "kept for safety, as of the day it was imported, from a record dated later"
 
 
 def _usable(

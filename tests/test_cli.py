@@ -169,6 +169,25 @@ def test_a_log_with_no_usable_record_says_why_line_by_line(tmp_path: Path) -> No
     assert "the log has no usable records: give --start" in done.stderr
 
 
+def test_a_record_dated_next_year_is_set_aside_and_its_pain_warned_of_now(
+    write_log: WriteLog,
+) -> None:
+    today = dt.date.today()
+    start = today - dt.timedelta(days=10)  # week 1 has ended, week 2 is under way
+    typo = (start + dt.timedelta(days=366)).isoformat()  # next year's date for this week's
+    rows: list[Mapping[str, Any] | str] = [
+        *full_week(start),
+        {"date": typo, "exercise": "bridge", "reps": [5], "hold_s": 5, "pain_before": 2}
+        | {"pain_during": 9},
+    ]
+    done = run("next", SEED, "--log", str(write_log(rows, "anna.jsonl")), "--format", "json")
+    assert done.returncode == 3, done.stderr
+    assert f"bridge on {typo}: dated {typo}, after the day it was read" in done.stderr
+    assert "kept for the safety rules" in done.stderr
+    assert "week 2 is under way, but what is logged so far raises" in done.stderr
+    assert "pain 9/10 reached the pause threshold" in done.stderr
+
+
 def test_bad_records_are_reported_and_the_rest_used(write_log: WriteLog) -> None:
     rows: list[Mapping[str, Any] | str] = [
         *full_week(),
