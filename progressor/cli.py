@@ -27,7 +27,7 @@ from progressor.cli_common import (
 )
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import Log, load_log, load_program, without_future
+from progressor.loading import KEPT_AS_OF_TODAY, Log, load_log, load_program, without_future
 from progressor.models import (
     Alert,
     Enrollment,
@@ -92,10 +92,13 @@ def _replay(
         )
     records = [r for r in log.records if r.patient in (None, name)]
     if start is None:
-        if not records:
+        # The first day logged; a pain kept as of today from a record dated later is no
+        # session of the patient's and says nothing of when they started.
+        dated = [r for r in records if getattr(r, "note", "") != KEPT_AS_OF_TODAY]
+        if not dated:
             _report_set_aside(log.set_aside)  # (why none is usable, line by line)
             fail("the log has no usable records: give --start to compute week 1")
-        start = min(r.date for r in records)
+        start = min(r.date for r in dated)
     enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)
     # Only weeks that have ended are computed: a week still under way would be judged on
     # part of its sessions. Its records wait for it (and are not set aside). With --as-of,

@@ -445,7 +445,7 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
         pain=max(pains, default=0.0),
         context="flare" if flare else "other",
         flags=tuple(flags),
-        note="kept for safety from a record that was set aside",
+        note=KEPT_FROM_ASIDE,
     )
 
 
@@ -456,6 +456,8 @@ def rescue(row: Mapping[str, Any] | str) -> PainReport | None:
         return salvage(row.guess)
     return salvage(row) if isinstance(row, Mapping) else None
 
+
+KEPT_FROM_ASIDE = "kept for safety from a record that was set aside"
 
 #: How far after today a record may be dated (clinics in time zones ahead of the machine's).
 FUTURE_GRACE = dt.timedelta(days=1)
@@ -487,11 +489,15 @@ def without_future(log: Log, source: str, today: dt.date) -> Log:
         if record.date <= limit:
             records.append(record)
             continue
+        if isinstance(record, PainReport) and record.note == KEPT_FROM_ASIDE:
+            records.append(kept_as_of(record, today))  # (its line is reported already)
+            continue
         rescued = salvage(record.model_dump(mode="json"))
         if rescued is not None:
             records.append(kept_as_of(rescued, today))
-        what = getattr(record, "exercise", None) or record.kind
-        reason = f"{what} on {record.date}: {future_reason(record.date)}"
+        what = getattr(record, "exercise", None) or "pain report"
+        whose = f"{record.patient}'s " if record.patient else ""
+        reason = f"{whose}{what} of {record.date}: {future_reason(record.date)}"
         aside.append(
             SetAside(source=source, reason=reason + (SALVAGED if rescued is not None else ""))
         )

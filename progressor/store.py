@@ -323,9 +323,12 @@ class Store(Results):
                 else:
                     duplicates += 1
                 if waiting and rescued_from is None:
+                    # Only a line set aside for want of an enrollment can be stored as it
+                    # stands later (its text alone says nothing of a CSV file's header).
                     db.execute(
-                        "UPDATE quarantine SET settled_by = ? WHERE raw = ? AND settled_by IS NULL",
-                        (batch, raw),
+                        "UPDATE quarantine SET settled_by = ? WHERE raw = ?"
+                        " AND settled_by IS NULL AND reason = ?",
+                        (batch, raw, not_enrolled(usable[1])),
                     )
             db.executemany(
                 "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
@@ -581,6 +584,12 @@ def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connect
     return db
 
 
+def not_enrolled(patient: str) -> str:
+    """Why a record of someone not enrolled is quarantined (and how a later import that stores
+    the same line finds it to settle)."""
+    return f"patient {patient!r} is not enrolled"
+
+
 def _usable(
     row: Mapping[str, Any] | PainReport | str,
     enrolled: dict[str, bool],
@@ -603,7 +612,7 @@ def _usable(
     if patient not in enrolled:
         enrolled[patient] = is_enrolled(patient)
     if not enrolled[patient]:
-        return f"patient {patient!r} is not enrolled"
+        return not_enrolled(patient)
     return record, patient
 
 

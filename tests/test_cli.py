@@ -182,10 +182,24 @@ def test_a_record_dated_next_year_is_set_aside_and_its_pain_warned_of_now(
     ]
     done = run("next", SEED, "--log", str(write_log(rows, "anna.jsonl")), "--format", "json")
     assert done.returncode == 3, done.stderr
-    assert f"bridge on {typo}: dated {typo}, after the day it was read" in done.stderr
+    assert f"bridge of {typo}: dated {typo}, after the day it was read" in done.stderr
     assert "kept for the safety rules" in done.stderr
     assert "week 2 is under way, but what is logged so far raises" in done.stderr
     assert "pain 9/10 reached the pause threshold" in done.stderr
+
+
+def test_a_log_of_records_all_dated_later_says_why_and_asks_for_the_start(
+    write_log: WriteLog,
+) -> None:
+    later = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    rows: list[Mapping[str, Any] | str] = [
+        {"date": later, "exercise": "bridge", "reps": [5], "hold_s": 5, "pain_before": 2}
+        | {"pain_during": 9}
+    ]
+    done = run("next", SEED, "--log", str(write_log(rows, "anna.jsonl")))
+    assert done.returncode == 1
+    assert f"bridge of {later}: dated {later}, after the day it was read" in done.stderr
+    assert "the log has no usable records: give --start" in done.stderr
 
 
 def test_bad_records_are_reported_and_the_rest_used(write_log: WriteLog) -> None:

@@ -273,6 +273,22 @@ def test_a_quarantined_line_a_later_import_stores_is_settled(store: Store, tmp_p
     assert store._db.execute(settled).fetchall() == [(1, imports[1]), (2, None)]
 
 
+def test_only_a_line_that_waited_for_an_enrollment_is_settled(store: Store, tmp_path: Path) -> None:
+    # The same CSV text under another header is another record: anna's pain of 11 (refused)
+    # is not settled by a file where those cells mean a hold of 11 and a pain of 5.
+    refused = tmp_path / "c.csv"
+    refused.write_text(
+        "patient,date,exercise,reps,pain_during,hold_s\nanna,2026-01-08,bridge,5,11,5\n"
+    )
+    other = tmp_path / "d.csv"
+    other.write_text(
+        "patient,date,exercise,reps,hold_s,pain_during\nanna,2026-01-08,bridge,5,11,5\n"
+    )
+    assert len(store.import_records(refused).quarantined) == 1
+    assert store.import_records(other).added == 1
+    assert store.status().quarantined == 1
+
+
 def test_csv_logs_import_with_their_line_numbers(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "anna.csv"
     path.write_text(
