@@ -39,6 +39,11 @@ store_option = click.option(
     show_default="progressor.db",
     help=f"The SQLite store (also {STORE_ENV}).",
 )
+week_option = click.option(
+    "--week",
+    type=click.IntRange(min=1),
+    help="The week it applies to (default: the newest computed week, the one review shows).",
+)
 who_option = click.option(
     "--who",
     default=lambda: os.environ.get("USER") or getpass.getuser(),
@@ -223,11 +228,7 @@ def review(store_path: Path) -> None:
 @click.argument("patient")
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
 @click.option("--exercise", "exercises", multiple=True, help="Resume only this exercise.")
-@click.option(
-    "--week",
-    type=click.IntRange(min=1),
-    help="The week it applies to (default: the newest computed week, the one review shows).",
-)
+@week_option
 @who_option
 @store_option
 def resume(
@@ -253,11 +254,7 @@ def resume(
 @click.command()
 @click.argument("patient")
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
-@click.option(
-    "--week",
-    type=click.IntRange(min=1),
-    help="The week it applies to (default: the newest computed week, the one review shows).",
-)
+@week_option
 @who_option
 @store_option
 def acknowledge(patient: str, note: str, week: int | None, who: str, store_path: Path) -> None:
@@ -276,11 +273,7 @@ def acknowledge(patient: str, note: str, week: int | None, who: str, store_path:
 @click.argument("exercise")
 @click.argument("fields", nargs=-1, required=True)
 @click.option("--note", required=True, help="Why: kept with the action in the audit trail.")
-@click.option(
-    "--week",
-    type=click.IntRange(min=1),
-    help="The week it applies to (default: the newest computed week, the one review shows).",
-)
+@week_option
 @who_option
 @store_option
 @plugin_options

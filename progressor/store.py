@@ -289,20 +289,23 @@ class Store(Results):
                 (source, now_text()),
             ).lastrowid
             seen: dict[str, int] = {}  # identical records in one file are separate bouts
-            # Lines quarantined before that this import stores are settled (found by their
-            # text: file names and line numbers repeat across weekly exports).
-            waiting = db.execute(
-                "SELECT EXISTS (SELECT 1 FROM quarantine WHERE settled_by IS NULL)"
-            ).fetchone()[0]
+            # Lines quarantined for want of an enrollment that this import stores are settled,
+            # found by their text (file names and line numbers repeat across weekly exports;
+            # no other line can be stored later as it stands). Read once, looked up per line.
+            waiting = {
+                raw for (raw,) in db.execute("SELECT raw FROM quarantine WHERE settled_by IS NULL")
+            }
+            limit = today + FUTURE_GRACE
             for number, row in rows:
                 raw = tracked.raw(number)
                 usable = _usable(row, enrolled, self._enrolled)
-                rescued_from: str | None = None  # the reason, when only a rescue is stored
-                if isinstance(usable, tuple) and usable[0].date > today + FUTURE_GRACE:
+                identity: str | None = None  # the key of a report kept as of today
+                if isinstance(usable, tuple) and usable[0].date > limit:
                     usable = future_reason(usable[0].date)
+                whole = not isinstance(usable, str)  # the line's own record, not a rescue
                 if isinstance(usable, str):
-                    rescued, identity = rescue(row), None
-                    if rescued is not None and rescued.date > today + FUTURE_GRACE:
+                    rescued = rescue(row)
+                    if rescued is not None and rescued.date > limit:
                         # What a record from the future says is seen now, not when its
                         # date comes: a pain of 9 must not wait a year. It is the same
                         # report whatever day, file or line it is imported again from.
@@ -314,17 +317,13 @@ class Store(Results):
                     self._quarantine(aside[-1], batch)
                     if not isinstance(kept, tuple):
                         continue
-                    usable, rescued_from = kept, reason
-                else:
-                    identity = None
+                    usable = kept
                 if self._insert_record(usable[0], source, number, batch, seen, identity):
                     added += 1
                     touched.add(usable[1])
                 else:
                     duplicates += 1
-                if waiting and rescued_from is None:
-                    # Only a line set aside for want of an enrollment can be stored as it
-                    # stands later (its text alone says nothing of a CSV file's header).
+                if whole and raw in waiting:
                     db.execute(
                         "UPDATE quarantine SET settled_by = ? WHERE raw = ?"
                         " AND settled_by IS NULL AND reason = ?",
