@@ -27,25 +27,20 @@ from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program
 from progressor.models import (
-    Enrollment,
-    Flag,
     Outcome,
     PainReport,
     Prescription,
-    Record,
-    StepResult,
 )
 from progressor.store import Store
 from progressor.store_values import (
     AlertRow,
-    ClinicianAction,
     DecisionRow,
     PatientInputs,
     PatientResults,
     PrescriptionRow,
     canonical_json,
-    week_of,
 )
+from progressor.timeline import Arrived, ended_weeks, fold
 
 #: Builds the engine a worker computes with; with workers > 1 it must pickle (a module-level
 #: function or a functools.partial of one), since each spawned worker calls it once.
@@ -90,11 +85,6 @@ _POOL_BATCHES = 8
 #: At most this many due patients (and at most an eighth of the clinic) are listed at once
 #: through the indexes; more are read a page at a time in patient order.
 _FEW = 100_000
-
-
-def ended_weeks(start: dt.date, as_of: dt.date) -> int:
-    """How many weeks of an enrollment starting on `start` have ended by the day `as_of`."""
-    return max(0, (as_of - start).days // 7)
 
 
 def recompute(
@@ -283,208 +273,56 @@ class _Computer:
 def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Computed:
     """Weeks 1..`weeks` of one patient as a fold over step, clinician actions applied."""
     enrollment = inputs.enrollment
-    records = _records(inputs)
-    by_week = _by_week(records, enrollment.start)
-    actions: dict[int, list[ClinicianAction]] = {}
-    for action in inputs.actions:
-        actions.setdefault(action.week, []).append(action)
-    first = compiled.first_week(enrollment)
-    prescription = _apply(compiled, enrollment, first, actions.get(1, ()))
-    prescriptions = [_prescription_row(prescription)]
-    decisions: list[DecisionRow] = []
-    alerts: list[AlertRow] = []
-    result: StepResult | None = None
-    history: list[StepResult] = []
-    for week in range(1, weeks + 1):
-        result = compiled.step(prescription, by_week.get(week, ()))
-        history.append(result)
-        decisions.extend(
-            DecisionRow(week, d.exercise, d.action, d.rule, d.plugin, d.reason, canonical_json(d))
-            for d in result.decisions
-        )
-        alerts.extend(
-            AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in result.alerts
-        )
-        todo, dropped = actions.get(week + 1, []), []
-        for action in [a for a in todo if a.kind == "resume"]:
-            unseen = _unseen(compiled, inputs, records, history, action)
-            if unseen:  # the clinician resumed without seeing these: the pause stays
-                todo = [a for a in todo if a is not action]
-                dropped.append((action, unseen))
-        # A resume recorded later that covers a dropped one (the clinician saw it all then)
-        # leaves no flag behind.
-        applied = [a for a in todo if a.kind == "resume"]
-        flags = [
-            _not_applied(action, week + 1, unseen)
-            for action, unseen in dropped
-            if not any(_covers(later, action) for later in applied)
-        ]
-        prescription = _apply(compiled, enrollment, result.prescription, todo)
-        if flags:
-            flagged = (*prescription.flags, *flags)
-            prescription = prescription.model_copy(update={"flags": flagged})
-        prescriptions.append(_prescription_row(prescription))
+    timeline = fold(
+        compiled,
+        enrollment,
+        _records(inputs),
+        as_of=enrollment.start,
+        weeks=weeks,
+        actions=inputs.actions,
+    )
+    decisions = [
+        DecisionRow(week, d.exercise, d.action, d.rule, d.plugin, d.reason, canonical_json(d))
+        for week, result in enumerate(timeline.results, start=1)
+        for d in result.decisions
+    ]
     # The week under way is not judged, but an alert in what is logged so far (a flare, an
     # adverse event, a red flag) must not wait for the week to end: it is stored with that
     # week's number now, and the same alert when the week ends is the same row.
-    early = by_week.get(weeks + 1)
-    early_alerts = compiled.step(prescription, early).alerts if early else ()
-    alerts.extend(
-        AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent)) for a in early_alerts
-    )
+    alerts = [
+        AlertRow(a.week, a.rule, a.plugin, a.message, int(a.urgent))
+        for a in (*(a for r in timeline.results for a in r.alerts), *timeline.early_alerts)
+    ]
     results = PatientResults(
         enrollment.patient,
         inputs.data_version,
         weeks,
-        tuple(prescriptions),
+        tuple(_prescription_row(p) for p in timeline.prescriptions),
         tuple(decisions),
         tuple(alerts),
         computed_at=inputs.read_at,
     )
-    newest = result.decisions if result else ()
-    failed = any(f.code == "plugin-failure" for f in prescription.flags)
-    raised = (len(result.alerts) if result else 0) + len(early_alerts)
-    return _Computed(results, tuple(d.action for d in newest), raised, failed)
+    newest = timeline.results[-1] if timeline.results else None
+    failed = any(f.code == "plugin-failure" for f in timeline.current.flags)
+    raised = (len(newest.alerts) if newest else 0) + len(timeline.early_alerts)
+    return _Computed(
+        results, tuple(d.action for d in newest.decisions) if newest else (), raised, failed
+    )
 
 
-_Arrived = tuple[Record, dt.datetime | None]
-
-
-def _records(inputs: PatientInputs) -> list[_Arrived]:
+def _records(inputs: PatientInputs) -> list[Arrived]:
     """A patient's records, each with when it arrived (None: not known)."""
     outcomes = inputs.outcomes_arrived or (None,) * len(inputs.outcomes)
     reports = inputs.pain_reports_arrived or (None,) * len(inputs.pain_reports)
-    records: list[_Arrived] = [
-        (Outcome.model_validate_json(t), at)
+    records = [
+        Arrived(Outcome.model_validate_json(t), at)
         for t, at in zip(inputs.outcomes, outcomes, strict=True)
     ]
     records.extend(
-        (PainReport.model_validate_json(t), at)
+        Arrived(PainReport.model_validate_json(t), at)
         for t, at in zip(inputs.pain_reports, reports, strict=True)
     )
     return records
-
-
-def _by_week(records: Sequence[_Arrived], start: dt.date) -> dict[int, list[Record]]:
-    """Records grouped by enrollment week; those dated before the start go to week 1, where
-    the step sets them aside with their reason (as `CompiledProgram.replay` does)."""
-    by_week: dict[int, list[Record]] = {}
-    for record, _ in records:
-        by_week.setdefault(week_of(start, record.date), []).append(record)
-    return by_week
-
-
-def _local(moment: dt.datetime) -> dt.datetime:
-    """An aware time (a naive one is taken as local time, as the store writes them)."""
-    return moment if moment.tzinfo is not None else moment.astimezone()
-
-
-def _unseen(
-    compiled: CompiledProgram,
-    inputs: PatientInputs,
-    records: Sequence[_Arrived],
-    history: Sequence[StepResult],
-    resume: ClinicianAction,
-) -> list[str]:
-    """Why the week after `history` is paused that the clinician could not see when recording
-    `resume`: reasons (pausing decisions and alerts of any week so far) brought by records of
-    those weeks that arrived after it (a late diary with an adverse event, say). Empty when
-    none arrived later or they brought no new reason."""
-    recorded = _local(resume.recorded_at or resume.at)
-    ends = inputs.enrollment.start + dt.timedelta(days=7 * len(history))
-    if not any(at and _local(at) > recorded and r.date < ends for r, at in records):
-        return []
-    seen = _steps_as_known(compiled, inputs, records, len(history), recorded)
-    return sorted(_pause_reasons(history) - _pause_reasons(seen))
-
-
-def _covers(later: ClinicianAction, resume: ClinicianAction) -> bool:
-    """Whether `later`, a resume of the same week, was recorded after `resume` and resumes
-    at least what it resumed."""
-    after = _local(later.recorded_at or later.at) > _local(resume.recorded_at or resume.at)
-    return after and (later.exercise is None or later.exercise == resume.exercise)
-
-
-def _steps_as_known(
-    compiled: CompiledProgram,
-    inputs: PatientInputs,
-    records: Sequence[_Arrived],
-    weeks: int,
-    moment: dt.datetime,
-) -> list[StepResult]:
-    """Weeks 1..`weeks` stepped from the records that had arrived and the actions recorded
-    by `moment`: what a clinician then saw (earlier actions applied as recorded)."""
-    enrollment = inputs.enrollment
-    known = [(r, at) for r, at in records if at is None or _local(at) <= moment]
-    by_week = _by_week(known, enrollment.start)
-    actions: dict[int, list[ClinicianAction]] = {}
-    for action in inputs.actions:
-        if _local(action.recorded_at or action.at) <= moment:
-            actions.setdefault(action.week, []).append(action)
-    prescription = _apply(compiled, enrollment, compiled.first_week(enrollment), actions.get(1, ()))
-    results = []
-    for w in range(1, weeks + 1):
-        results.append(compiled.step(prescription, by_week.get(w, ())))
-        prescription = _apply(
-            compiled, enrollment, results[-1].prescription, actions.get(w + 1, ())
-        )
-    return results
-
-
-def _pause_reasons(results: Sequence[StepResult]) -> set[str]:
-    """Why a patient is paused after `results`: the pausing decisions (not those that only
-    say the pause goes on) and the alerts, of every week."""
-    reasons = set()
-    for result in results:
-        reasons |= {
-            f"{d.exercise}: {d.reason}"
-            for d in result.decisions
-            if d.action == "pause" and d.rule != "awaiting-clinician"
-        }
-        reasons |= {f"{a.rule}: {a.message}" for a in result.alerts}
-    return reasons
-
-
-def _not_applied(resume: ClinicianAction, week: int, unseen: Sequence[str]) -> Flag:
-    recorded = _local(resume.recorded_at or resume.at).isoformat(timespec="minutes")
-    return Flag(
-        code="resume-not-applied",
-        rule="clinician-resume",
-        plugin="progressor",
-        message=(
-            f"the resume recorded {recorded} for week {week} was not applied: data that "
-            f"arrived after it changed why the week is paused ({'; '.join(unseen)}); review "
-            "and resume again if it is safe"
-        ),
-        exercise=resume.exercise,
-    )
-
-
-def _apply(
-    compiled: CompiledProgram,
-    enrollment: Enrollment,
-    prescription: Prescription,
-    actions: Sequence[ClinicianAction],
-) -> Prescription:
-    """The week's prescription after the clinician's actions, in the order they were taken."""
-    for action in actions:
-        if action.kind == "acknowledge":  # flags reviewed: the prescription is unchanged
-            continue
-        if action.kind == "resume":
-            names = (action.exercise,) if action.exercise else ()
-            prescription = compiled.resume(prescription, names)
-            continue
-        name = action.exercise or ""
-        state = prescription.exercises.get(name)
-        if state is None or action.dose is None:
-            raise ProgressorError(f"clinician action {action.id}: no exercise {name!r} to override")
-        # The engine checks a starting dose against the exercise type, the strategy and the
-        # limits; an override must pass the same checks (it raises ProgressorError if not).
-        compiled.first_week(enrollment.model_copy(update={"overrides": {name: action.dose}}))
-        exercises = dict(prescription.exercises)
-        exercises[name] = state.model_copy(update={"dose": action.dose})
-        prescription = prescription.model_copy(update={"exercises": exercises})
-    return prescription
 
 
 def _prescription_row(prescription: Prescription) -> PrescriptionRow:

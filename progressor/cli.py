@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 invalid input (a bad program, an unreadable log, a plugin that fails
 to load); 2 wrong usage; 3 done, but some log records were set aside (each is reported on
-stderr); 4 done, but an alert could not be delivered (it is printed in full on stderr).
+stderr); 4 done, but an alert could not be delivered (it is printed in full on stderr);
+5 done, but a plugin failed for the patient (the week is held, with a plugin-failure flag).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -19,21 +20,21 @@ import click
 from progressor.alerts import dispatch, parse_specs
 from progressor.cli_common import (
     EXIT_ALERT_UNDELIVERED,
+    EXIT_PLUGIN_FAILURE,
     EXIT_SET_ASIDE,
     engine_from_env,
     fail,
     parse_date,
     plugin_options,
 )
+from progressor.components import AlertChannel
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import KEPT_AS_OF_TODAY, Log, load_log, load_program, without_future
+from progressor.loading import Log, load_log, load_program
 from progressor.models import (
     Alert,
     Enrollment,
-    Prescription,
     Program,
-    Record,
     SetAside,
     StepResult,
 )
@@ -44,6 +45,15 @@ from progressor.plugins import (
     get_plugin_manager,
 )
 from progressor.report import decision_trace, plugin_table, simulation_table
+from progressor.timeline import (
+    Arrived,
+    Timeline,
+    ended_weeks,
+    fold,
+    is_future,
+    week_of,
+    without_future,
+)
 
 
 def _compile(engine: Engine, path: Path) -> CompiledProgram:
@@ -54,9 +64,8 @@ def _compile(engine: Engine, path: Path) -> CompiledProgram:
 
 
 def _log(path: Path) -> Log:
-    """The log; a record dated after today is set aside, its pain kept as of today."""
     try:
-        return without_future(load_log(path), str(path), dt.date.today())
+        return load_log(path)
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -66,15 +75,8 @@ def _report_set_aside(items: Sequence[SetAside]) -> None:
         click.echo(f"set aside: {item}", err=True)
 
 
-def _replay(
-    compiled: CompiledProgram,
-    log: Log,
-    start: dt.date | None,
-    patient: str | None,
-    as_of: dt.date | None,
-) -> tuple[Enrollment, list[StepResult], tuple[Alert, ...]]:
-    """The patient's enrollment, the results of the weeks that ended, and the alerts that
-    the week under way already raises (printed as warnings here; `next` also sends them)."""
+def _patient_of(log: Log, patient: str | None) -> str:
+    """Whose records to use: the one patient of the log, or `patient`, checked."""
     patients = sorted({r.patient for r in log.records if r.patient is not None})
     if patient is None and len(patients) > 1:
         fail(f"the log holds several patients ({', '.join(patients)}): choose one with --patient")
@@ -90,50 +92,66 @@ def _replay(
             f"the log has records of {', '.join(map(repr, near))} as well as of {name!r}: "
             "the same patient written differently? Correct the log."
         )
+    return name
+
+
+def _replay(
+    compiled: CompiledProgram,
+    log: Log,
+    source: Path,
+    start: dt.date | None,
+    patient: str | None,
+    as_of: dt.date | None,
+    channels: Sequence[tuple[AlertChannel, str]] = (),
+) -> Timeline:
+    """The patient's timeline: the weeks that ended, and the alerts the week under way
+    already raises (printed as warnings here, and sent on `channels`)."""
+    name = _patient_of(log, patient)
     records = [r for r in log.records if r.patient in (None, name)]
+    today = dt.date.today()
+    # The first day logged; a record dated after today says nothing of when they started.
+    dated = [r.date for r in records if not is_future(r.date, today)]
     if start is None:
-        # The first day logged; a pain kept as of today from a record dated later is no
-        # session of the patient's and says nothing of when they started.
-        dated = [r for r in records if getattr(r, "note", "") != KEPT_AS_OF_TODAY]
-        if not dated:
-            _report_set_aside(log.set_aside)  # (why none is usable, line by line)
+        if not dated:  # (why none is usable, line by line)
+            later = without_future(map(Arrived, records), today, str(source))[1]
+            _report_set_aside([*log.set_aside, *later])
             fail("the log has no usable records: give --start to compute week 1")
-        start = min(r.date for r in dated)
+        start = min(dated)
     enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)
-    # Only weeks that have ended are computed: a week still under way would be judged on
-    # part of its sessions. Its records wait for it (and are not set aside). With --as-of,
-    # every week that ended by then is judged, logged or not (a patient who stopped logging
-    # is a drop-out, as the store's recompute sees it); without, the log's weeks up to today.
-    day = as_of or dt.date.today()
-    ended = (day - start).days // 7
-    waiting = [r for r in records if (r.date - start).days // 7 >= max(ended, 0)]
-    under_way = [r for r in waiting if (r.date - start).days // 7 == max(ended, 0)]
-    if waiting and ended < 1:
-        _warn_early(compiled, compiled.first_week(enrollment), under_way)  # then exits
+    # Only weeks that have ended are judged: a week still under way would be judged on part
+    # of its sessions. Its records wait for it (and are not set aside). With --as-of, every
+    # week that ended by then is judged, logged or not (a patient who stopped logging is a
+    # drop-out, as the store's recompute sees it); without, the log's weeks up to today.
+    day = as_of or today
+    weeks = ended_weeks(start, day)
+    if as_of is None:
+        weeks = min(weeks, max((week_of(start, d) for d in dated), default=0))
+    try:
+        timeline = fold(
+            compiled, enrollment, records, as_of=day, weeks=weeks, read_on=today, source=str(source)
+        )
+    except ProgressorError as exc:
+        fail(str(exc))
+    _warn_early(timeline, channels)
+    if timeline.waiting and timeline.results:
+        click.echo(
+            f"note: week {weeks + 1} has not ended by {day}: {_count(timeline.waiting, 'record')} "
+            + ("waits" if timeline.waiting == 1 else "wait")
+            + " for it"
+            + (f" ({_count(timeline.later, 'record')} dated later)" if timeline.later else "")
+            + " (--as-of DATE to choose the day)",
+            err=True,
+        )
+    if not timeline.results:
         first_end = start + dt.timedelta(days=7)
         fail(
             f"week 1 ({start} to {first_end - dt.timedelta(days=1)}) has not ended by {day}: "
             f"nothing to compute yet (give --as-of {first_end} to judge it as it stands)"
+            if first_end > day
+            else f"the log reaches no week that ended by {day}: nothing to compute (give "
+            "--as-of DATE to judge the weeks that ended by that day, logged or not)"
         )
-    if waiting:
-        later = len(waiting) - len(under_way)
-        click.echo(
-            f"note: week {ended + 1} has not ended by {day}: {_count(under_way, 'record')} "
-            + ("waits" if len(under_way) == 1 else "wait")
-            + " for it"
-            + (f" ({_count(later, 'record')} dated later)" if later else "")
-            + " (--as-of DATE to choose the day)",
-            err=True,
-        )
-    until = day if waiting or as_of is not None else None
-    try:
-        results = compiled.replay(enrollment, records, until=until)
-        early: tuple[Alert, ...] = ()
-        if under_way and results:
-            early = _warn_early(compiled, results[-1].prescription, under_way)
-        return enrollment, results, early
-    except ProgressorError as exc:
-        fail(str(exc))
+    return timeline
 
 
 def _count(items: Sequence[object] | int, noun: str) -> str:
@@ -141,26 +159,40 @@ def _count(items: Sequence[object] | int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _warn_early(
-    compiled: CompiledProgram, current: Prescription, waiting: list[Record]
-) -> tuple[Alert, ...]:
+def _warn_early(timeline: Timeline, channels: Sequence[tuple[AlertChannel, str]]) -> None:
     """A week under way is not judged, but an alert in what is logged so far (a flare, an
-    adverse event) must not wait for the week to end: it is printed now."""
-    early = compiled.step(current, [r for r in waiting if current.start <= r.date < current.end])
-    for alert in early.alerts:
+    adverse event) must not wait for the week to end: it is printed, and sent, now."""
+    week = timeline.current.week
+    for alert in timeline.early_alerts:
         urgency = "an URGENT alert" if alert.urgent else "an alert"
         click.echo(
-            f"warning: week {current.week} is under way, but what is logged so far raises "
+            f"warning: week {week} is under way, but what is logged so far raises "
             f"{urgency}: {alert.message} ({alert.rule})",
             err=True,
         )
-    return early.alerts
+    if not timeline.results:  # (the week's own alerts are sent with its prescription)
+        _send(channels, timeline.early_alerts)
 
 
-def _exit_code(log: Log, results: Iterable[StepResult]) -> int:
-    aside = [*log.set_aside, *(s for r in results for s in r.set_aside)]
+def _send(channels: Sequence[tuple[AlertChannel, str]], alerts: Sequence[Alert]) -> bool:
+    """Send `alerts` on `channels`; whether every one was delivered (a failure is printed)."""
+    undelivered = [d for d in dispatch(channels, alerts) if not d.delivered]
+    for failed in undelivered:
+        click.echo(
+            f"alert NOT delivered via {failed.channel} after {failed.attempts} attempts "
+            f"({failed.error}): {failed.alert.model_dump_json()}",
+            err=True,
+        )
+    return not undelivered
+
+
+def _exit_code(log: Log, timeline: Timeline, results: Sequence[StepResult]) -> int:
+    """3 when records were set aside (each is reported), 5 when a plugin failed for the
+    patient (the week is held with a plugin-failure flag), else 0."""
+    aside = [*log.set_aside, *timeline.set_aside, *(s for r in results for s in r.set_aside)]
     _report_set_aside(aside)
-    return EXIT_SET_ASIDE if aside else 0
+    failed = any(f.code == "plugin-failure" for r in results for f in r.prescription.flags)
+    return EXIT_PLUGIN_FAILURE if failed else EXIT_SET_ASIDE if aside else 0
 
 
 _program = click.argument("program", type=click.Path(path_type=Path, dir_okay=False))
@@ -298,10 +330,9 @@ def next_week(
         fail(str(exc))
     compiled = _compile(engine, program)
     log = _log(log_path)
-    enrollment, results, early = _replay(compiled, log, start, patient, as_of)
-    if not results:
-        results = [compiled.step(compiled.first_week(enrollment), [])]
-    text = exporters[fmt].component.export(compiled.program, results[-1])
+    timeline = _replay(compiled, log, log_path, start, patient, as_of, channels)
+    newest = timeline.results[-1]
+    text = exporters[fmt].component.export(compiled.program, newest)
     if out is None:
         click.echo(text, nl=False)
     else:
@@ -309,17 +340,10 @@ def next_week(
             out.write_text(text, encoding="utf-8")
         except OSError as exc:
             fail(f"cannot write {out}: {exc.strerror}")
-    code = _exit_code(log, results)
+    code = _exit_code(log, timeline, timeline.results)
     # This week's alerts, and those the week under way already raises: none waits.
-    alerts = (*results[-1].alerts, *early)
-    undelivered = [d for d in dispatch(channels, alerts) if not d.delivered]
-    for failed in undelivered:
-        click.echo(
-            f"alert NOT delivered via {failed.channel} after {failed.attempts} attempts "
-            f"({failed.error}): {failed.alert.model_dump_json()}",
-            err=True,
-        )
-    sys.exit(EXIT_ALERT_UNDELIVERED if undelivered else code)
+    delivered = _send(channels, (*newest.alerts, *timeline.early_alerts))
+    sys.exit(code if delivered else EXIT_ALERT_UNDELIVERED)
 
 
 @main.command()
@@ -341,9 +365,9 @@ def simulate(
     """Replay a log week by week: dose, action and reason per week and exercise."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    _, results, _ = _replay(compiled, log, start, patient, as_of)
-    click.echo(simulation_table(results))
-    sys.exit(_exit_code(log, results))
+    timeline = _replay(compiled, log, log_path, start, patient, as_of)
+    click.echo(simulation_table(list(timeline.results)))
+    sys.exit(_exit_code(log, timeline, timeline.results))
 
 
 @main.command()
@@ -372,14 +396,15 @@ def explain(
     """Print the full decision trace of one week: every rule, what it saw, what won."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    _, results, _ = _replay(compiled, log, start, patient, as_of)
+    timeline = _replay(compiled, log, log_path, start, patient, as_of)
+    results = timeline.results
     if week > len(results):
         fail(
             f"there is no week {week} to explain: the log covers {_count(len(results), 'week')}"
             " that ended (a week is judged once it has ended; --as-of DATE chooses the day)"
         )
     click.echo(decision_trace(results[week - 1], week))
-    sys.exit(_exit_code(log, [results[week - 1]]))
+    sys.exit(_exit_code(log, timeline, [results[week - 1]]))
 
 
 @main.command(name="plugins")

@@ -59,6 +59,7 @@ from progressor.models import (
     trusted,
 )
 from progressor.plugins import PluginManager, Registries, get_plugin_manager, resolve
+from progressor.timeline import ended_weeks, fold, week_of, week_start
 from progressor.validation import compile_program
 from progressor.week import (
     ExercisePlan,
@@ -265,21 +266,14 @@ class CompiledProgram:
         self, enrollment: Enrollment, records: Iterable[Record], until: dt.date | None = None
     ) -> list[StepResult]:
         """Fold step over every week of the log that ended by `until` (default: all of it)."""
-        by_week: dict[int, list[Record]] = {}
-        early: list[Record] = []
-        for record in records:
-            index = (record.date - enrollment.start).days // 7 + 1
-            (early if index < 1 else by_week.setdefault(index, [])).append(record)
-        last = max(by_week, default=1 if early else 0)  # early records are reported in week 1
-        if until is not None:
-            last = (until - enrollment.start).days // 7
-        prescription = self.first_week(enrollment)
-        results = []
-        for index in range(1, last + 1):
-            result = self.step(prescription, by_week.get(index, []) + (early if index == 1 else []))
-            results.append(result)
-            prescription = result.prescription
-        return results
+        records = list(records)
+        start = enrollment.start
+        if until is None:
+            weeks = max((week_of(start, r.date) for r in records), default=0)
+        else:
+            weeks = ended_weeks(start, until)
+        as_of = week_start(start, weeks + 1)
+        return list(fold(self, enrollment, records, as_of=as_of, weeks=weeks).results)
 
     def resume(self, prescription: Prescription, exercises: Sequence[str] = ()) -> Prescription:
         """A clinician's resume: the patient (and the named exercises, or all) active again."""

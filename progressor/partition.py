@@ -30,6 +30,7 @@ from progressor.errors import ProgressorError
 from progressor.loading import SALVAGED, Log, parse_program, read_log, record_reason
 from progressor.models import Alert, Enrollment, Outcome, SetAside, StepResult
 from progressor.plugins import code_versions
+from progressor.timeline import fold
 from progressor.week import describe_record
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
@@ -574,33 +575,26 @@ class _Run:
             problems.append(("enrollments", 1, reason, enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems)
         try:
-            history = compiled.replay(enrollment, log.records, until=self.as_of)
-            if history:
-                newest = history[-1]
-            else:  # the first week is under way: its prescription, nothing decided yet
-                week1 = compiled.first_week(enrollment)
-                newest = StepResult(prescription=week1, decisions=())
+            timeline = fold(compiled, enrollment, log.records, as_of=self.as_of)
         except ProgressorError as exc:  # overrides the program refuses, say
             problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems)
+        history = timeline.results
+        # Before the first week has ended: week 1's prescription, nothing decided yet.
+        newest = history[-1] if history else StepResult(prescription=timeline.current, decisions=())
         # Records the step set aside in any week replayed, not only the newest: the output
         # holds the newest week's decisions, but every record that could not be used is
         # reported (as the log reader's are, whatever their week), at its line.
-        stepped = [s for r in (*history[:-1], newest) for s in r.set_aside]
+        stepped = [s for r in history for s in r.set_aside]
         if stepped:
             problems += _step_set_asides(stepped, lines, log)
-        # The week under way is not judged, but an alert in what is logged so far (a flare,
-        # an adverse event, a red flag) must not wait for it to end: it goes out now, with
-        # that week's number (as the store does).
-        under_way = newest.prescription.week
-        early = [r for r in log.records if (r.date - enrollment.start).days // 7 + 1 == under_way]
-        raised = compiled.step(newest.prescription, early).alerts if early else ()
         # Every alert so far, not only the newest week's (the output is the state of the
         # patient, as the store keeps it): a late record that paused an earlier week (the
-        # newest week then only says the pause goes on) must still reach a clinician.
+        # newest week then only says the pause goes on) must still reach a clinician; and the
+        # week under way's, which does not wait for it to end (with that week's number).
         earlier = [a for r in history[:-1] for a in r.alerts]
-        if earlier or raised:
-            alerts = (*earlier, *newest.alerts, *raised)
+        if earlier or timeline.early_alerts:
+            alerts = (*earlier, *newest.alerts, *timeline.early_alerts)
             newest = newest.model_copy(update={"alerts": alerts})
         return newest
 

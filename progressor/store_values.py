@@ -8,7 +8,7 @@ import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -23,6 +23,10 @@ from progressor.models import (
     SetAside,
     Status,
 )
+
+# (the timeline's, re-exported for the store's parts)
+from progressor.timeline import ClinicianAction as ClinicianAction
+from progressor.timeline import week_of as week_of
 
 
 class StoreError(ProgressorError):
@@ -48,11 +52,6 @@ def now_text() -> str:
     """Now, in local time with its offset: to the microsecond, so that an import and a
     clinician action a moment apart are told apart (the review compares them)."""
     return dt.datetime.now().astimezone().isoformat(timespec="microseconds")
-
-
-def week_of(start: dt.date, day: dt.date) -> int:
-    """The enrollment week (1-based) that contains `day`; days before the start count as 1."""
-    return max(1, (day - start).days // 7 + 1)
 
 
 def limit_problem(exercise: Exercise, dose: Dose) -> str | None:
@@ -108,20 +107,6 @@ class ReviewItem:
     status: Status
     reasons: tuple[str, ...]
     pending: bool  # records or clinician actions not yet recomputed
-
-
-@dataclass(frozen=True)
-class ClinicianAction:
-    id: int
-    patient: str
-    kind: Literal["resume", "override", "acknowledge"]
-    exercise: str | None
-    dose: Dose | None
-    note: str
-    who: str
-    at: dt.datetime
-    week: int  # the week whose prescription the action changes
-    recorded_at: dt.datetime | None = None  # when it was stored (None: before schema 4)
 
 
 @dataclass(frozen=True)

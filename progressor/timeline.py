@@ -1,0 +1,375 @@
+"""A patient's timeline: every road (the command line, the store, the dataset) folds a
+patient's weeks here, and only does its own reading and writing.
+
+`fold` takes the compiled program, the enrollment, the patient's records (each with the
+moment it arrived, where that is known), the clinician's actions and the day of the run, and
+returns every judged week, the prescription in force after each, the alerts that the week
+under way already raises, and the records it set aside. Week arithmetic, the rule for
+records dated in the future and the order in which clinician actions apply live here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
+from typing import TYPE_CHECKING, Literal
+
+from progressor.errors import ProgressorError
+from progressor.models import (
+    Alert,
+    Dose,
+    Enrollment,
+    Flag,
+    PainReport,
+    Prescription,
+    Record,
+    SetAside,
+    StepResult,
+)
+
+if TYPE_CHECKING:
+    from progressor.engine import CompiledProgram
+
+# -- weeks ------------------------------------------------------------------------------------
+
+
+def week_of(start: dt.date, day: dt.date) -> int:
+    """The enrollment week (1-based) that contains `day`; days before the start count as 1
+    (the step then sets such a record aside, with its reason)."""
+    return max(1, (day - start).days // 7 + 1)
+
+
+def ended_weeks(start: dt.date, day: dt.date) -> int:
+    """How many weeks of an enrollment starting on `start` have ended by the day `day`."""
+    return max(0, (day - start).days // 7)
+
+
+def week_start(start: dt.date, week: int) -> dt.date:
+    """The first day of enrollment week `week`: week k is [start + 7(k-1), start + 7k)."""
+    return start + dt.timedelta(days=7 * (week - 1))
+
+
+# -- records dated in the future ---------------------------------------------------------------
+
+#: How far after the day it was read a record may be dated (clinics in time zones ahead of
+#: the machine's).
+FUTURE_GRACE = dt.timedelta(days=1)
+KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
+
+
+def is_future(day: dt.date, read_on: dt.date) -> bool:
+    """Whether a record dated `day` is from the future when read on `read_on`."""
+    return day > read_on + FUTURE_GRACE
+
+
+def future_reason(date: dt.date) -> str:
+    return (
+        f"dated {date}, after the day it was read: a session cannot be logged before it "
+        "happens (a year or month typed wrong?)"
+    )
+
+
+def kept_as_of(rescued: PainReport, today: dt.date) -> PainReport:
+    """What the safety rules keep of a record dated later, as of `today`: a pain of 9 typed
+    with next year's date must not wait a year."""
+    return dc_replace(rescued, date=today, note=KEPT_AS_OF_TODAY)
+
+
+# -- clinician actions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClinicianAction:
+    """A clinician's resume, override or acknowledgement, applied from its week on."""
+
+    id: int
+    patient: str
+    kind: Literal["resume", "override", "acknowledge"]
+    exercise: str | None
+    dose: Dose | None
+    note: str
+    who: str
+    at: dt.datetime
+    week: int  # the week whose prescription the action changes
+    recorded_at: dt.datetime | None = None  # when it was stored (None: before schema 4)
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """A record and the moment it arrived (None: not known, or with the run)."""
+
+    record: Record
+    at: dt.datetime | None = None
+
+
+# -- the fold ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Every judged week of one patient, and what the week under way already says."""
+
+    enrollment: Enrollment
+    #: The result of each judged week: results[k - 1] is week k's.
+    results: tuple[StepResult, ...]
+    #: The prescription in force for each week 1..len(results) + 1, clinician actions applied.
+    prescriptions: tuple[Prescription, ...]
+    #: Alerts raised by what is logged so far of the week under way (it is not judged yet).
+    early_alerts: tuple[Alert, ...]
+    #: Records the fold set aside itself (dated in the future), each with its reason.
+    set_aside: tuple[SetAside, ...]
+    #: Records of the week under way, which wait for it to end, and those dated later.
+    waiting: int
+    later: int
+
+    @property
+    def current(self) -> Prescription:
+        """The prescription in force now: that of the week under way."""
+        return self.prescriptions[-1]
+
+    @property
+    def week_set_aside(self) -> tuple[SetAside, ...]:
+        """Every record set aside on the way: by the fold and by each judged week's step."""
+        return (*self.set_aside, *(s for r in self.results for s in r.set_aside))
+
+
+def fold(
+    compiled: CompiledProgram,
+    enrollment: Enrollment,
+    records: Iterable[Record | Arrived],
+    *,
+    as_of: dt.date,
+    weeks: int | None = None,
+    actions: Sequence[ClinicianAction] = (),
+    read_on: dt.date | None = None,
+    source: str = "",
+) -> Timeline:
+    """Weeks 1..`weeks` of a patient (default: every week that ended by `as_of`) as a fold
+    over the step, the clinician's actions applied at their weeks.
+
+    `read_on` is the day the records were read: one dated more than FUTURE_GRACE after it is
+    set aside and its pain scores and flags kept as of that day (None: checked already, as
+    the store's import does). The week after the last judged one is the week under way: its
+    records are not judged, but the alerts they already raise are returned.
+    """
+    arrived = [r if isinstance(r, Arrived) else Arrived(r) for r in records]
+    aside: list[SetAside] = []
+    if read_on is not None:
+        arrived, aside = without_future(arrived, read_on, source)
+    if weeks is None:
+        weeks = ended_weeks(enrollment.start, as_of)
+    by_week = _by_week(arrived, enrollment.start)
+    by_action_week: dict[int, list[ClinicianAction]] = {}
+    for action in actions:
+        by_action_week.setdefault(action.week, []).append(action)
+    first = compiled.first_week(enrollment)
+    prescription = apply_actions(compiled, enrollment, first, by_action_week.get(1, ()))
+    prescriptions = [prescription]
+    results: list[StepResult] = []
+    for week in range(1, weeks + 1):
+        result = compiled.step(prescription, by_week.get(week, ()))
+        results.append(result)
+        prescription = _next_prescription(
+            compiled, enrollment, arrived, actions, results, by_action_week.get(week + 1, [])
+        )
+        prescriptions.append(prescription)
+    under_way = by_week.get(weeks + 1, [])
+    early = compiled.step(prescription, under_way).alerts if under_way else ()
+    later = sum(len(v) for k, v in by_week.items() if k > weeks + 1)
+    return Timeline(
+        enrollment,
+        tuple(results),
+        tuple(prescriptions),
+        early,
+        tuple(aside),
+        len(under_way),
+        later,
+    )
+
+
+def without_future(
+    arrived: Iterable[Arrived], read_on: dt.date, source: str
+) -> tuple[list[Arrived], list[SetAside]]:
+    """`arrived` with each record from the future set aside (the second list says why), its
+    pain scores and flags kept as of `read_on`."""
+    # (The reader's salvage: imported here, since the reader imports this module's rule.)
+    from progressor.loading import KEPT_FROM_ASIDE, SALVAGED, salvage
+
+    kept: list[Arrived] = []
+    aside: list[SetAside] = []
+    for item in arrived:
+        record = item.record
+        if not is_future(record.date, read_on):
+            kept.append(item)
+        elif isinstance(record, PainReport) and record.note == KEPT_FROM_ASIDE:
+            kept.append(Arrived(kept_as_of(record, read_on), item.at))  # (its line is reported)
+        else:
+            rescued = salvage(record.model_dump(mode="json"))
+            if rescued is not None:
+                kept.append(Arrived(kept_as_of(rescued, read_on), item.at))
+            what = getattr(record, "exercise", None) or "pain report"
+            whose = f"{record.patient}'s " if record.patient else ""
+            reason = f"{whose}{what} of {record.date}: {future_reason(record.date)}"
+            salvaged = SALVAGED if rescued is not None else ""
+            aside.append(SetAside(source=source, reason=reason + salvaged))
+    return kept, aside
+
+
+def _by_week(records: Sequence[Arrived], start: dt.date) -> dict[int, list[Record]]:
+    by_week: dict[int, list[Record]] = {}
+    for item in records:
+        by_week.setdefault(week_of(start, item.record.date), []).append(item.record)
+    return by_week
+
+
+def _next_prescription(
+    compiled: CompiledProgram,
+    enrollment: Enrollment,
+    records: Sequence[Arrived],
+    actions: Sequence[ClinicianAction],
+    history: Sequence[StepResult],
+    todo: list[ClinicianAction],
+) -> Prescription:
+    """The prescription after `history`'s last week, with the next week's actions applied.
+
+    A resume recorded before data that changed why the week is paused (a late diary with an
+    adverse event, say) is not applied: the week stays paused with a `resume-not-applied`
+    flag, unless a resume recorded later covers it (the clinician saw it all then)."""
+    dropped = []
+    for action in [a for a in todo if a.kind == "resume"]:
+        unseen = _unseen(compiled, enrollment, records, actions, history, action)
+        if unseen:
+            todo = [a for a in todo if a is not action]
+            dropped.append((action, unseen))
+    applied = [a for a in todo if a.kind == "resume"]
+    flags = [
+        _not_applied(action, len(history) + 1, unseen)
+        for action, unseen in dropped
+        if not any(_covers(later, action) for later in applied)
+    ]
+    prescription = apply_actions(compiled, enrollment, history[-1].prescription, todo)
+    if flags:
+        prescription = prescription.model_copy(update={"flags": (*prescription.flags, *flags)})
+    return prescription
+
+
+def apply_actions(
+    compiled: CompiledProgram,
+    enrollment: Enrollment,
+    prescription: Prescription,
+    actions: Sequence[ClinicianAction],
+) -> Prescription:
+    """The week's prescription after the clinician's actions, in the order they were taken."""
+    for action in actions:
+        if action.kind == "acknowledge":  # flags reviewed: the prescription is unchanged
+            continue
+        if action.kind == "resume":
+            names = (action.exercise,) if action.exercise else ()
+            prescription = compiled.resume(prescription, names)
+            continue
+        name = action.exercise or ""
+        state = prescription.exercises.get(name)
+        if state is None or action.dose is None:
+            raise ProgressorError(f"clinician action {action.id}: no exercise {name!r} to override")
+        # The engine checks a starting dose against the exercise type, the strategy and the
+        # limits; an override must pass the same checks (it raises ProgressorError if not).
+        compiled.first_week(enrollment.model_copy(update={"overrides": {name: action.dose}}))
+        exercises = dict(prescription.exercises)
+        exercises[name] = state.model_copy(update={"dose": action.dose})
+        prescription = prescription.model_copy(update={"exercises": exercises})
+    return prescription
+
+
+def _local(moment: dt.datetime) -> dt.datetime:
+    """An aware time (a naive one is taken as local time, as the store writes them)."""
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def _recorded(action: ClinicianAction) -> dt.datetime:
+    return _local(action.recorded_at or action.at)
+
+
+def _unseen(
+    compiled: CompiledProgram,
+    enrollment: Enrollment,
+    records: Sequence[Arrived],
+    actions: Sequence[ClinicianAction],
+    history: Sequence[StepResult],
+    resume: ClinicianAction,
+) -> list[str]:
+    """Why the week after `history` is paused that the clinician could not see when recording
+    `resume`: reasons (pausing decisions and alerts of any week so far) brought by records of
+    those weeks that arrived after it. Empty when none arrived later or they brought no new
+    reason."""
+    recorded = _recorded(resume)
+    ends = week_start(enrollment.start, len(history) + 1)
+    if not any(r.at and _local(r.at) > recorded and r.record.date < ends for r in records):
+        return []
+    seen = _as_known(compiled, enrollment, records, actions, len(history), recorded)
+    return sorted(_pause_reasons(history) - _pause_reasons(seen))
+
+
+def _as_known(
+    compiled: CompiledProgram,
+    enrollment: Enrollment,
+    records: Sequence[Arrived],
+    actions: Sequence[ClinicianAction],
+    weeks: int,
+    moment: dt.datetime,
+) -> list[StepResult]:
+    """Weeks 1..`weeks` stepped from the records that had arrived and the actions recorded
+    by `moment`: what a clinician then saw (earlier actions applied as recorded)."""
+    known = [r for r in records if r.at is None or _local(r.at) <= moment]
+    by_week = _by_week(known, enrollment.start)
+    by_action_week: dict[int, list[ClinicianAction]] = {}
+    for action in actions:
+        if _recorded(action) <= moment:
+            by_action_week.setdefault(action.week, []).append(action)
+    first = compiled.first_week(enrollment)
+    prescription = apply_actions(compiled, enrollment, first, by_action_week.get(1, ()))
+    results = []
+    for week in range(1, weeks + 1):
+        results.append(compiled.step(prescription, by_week.get(week, ())))
+        prescription = apply_actions(
+            compiled, enrollment, results[-1].prescription, by_action_week.get(week + 1, ())
+        )
+    return results
+
+
+def _covers(later: ClinicianAction, resume: ClinicianAction) -> bool:
+    """Whether `later`, a resume of the same week, was recorded after `resume` and resumes
+    at least what it resumed."""
+    after = _recorded(later) > _recorded(resume)
+    return after and (later.exercise is None or later.exercise == resume.exercise)
+
+
+def _pause_reasons(results: Sequence[StepResult]) -> set[str]:
+    """Why a patient is paused after `results`: the pausing decisions (not those that only
+    say the pause goes on) and the alerts, of every week."""
+    reasons = set()
+    for result in results:
+        reasons |= {
+            f"{d.exercise}: {d.reason}"
+            for d in result.decisions
+            if d.action == "pause" and d.rule != "awaiting-clinician"
+        }
+        reasons |= {f"{a.rule}: {a.message}" for a in result.alerts}
+    return reasons
+
+
+def _not_applied(resume: ClinicianAction, week: int, unseen: Sequence[str]) -> Flag:
+    recorded = _recorded(resume).isoformat(timespec="minutes")
+    return Flag(
+        code="resume-not-applied",
+        rule="clinician-resume",
+        plugin="progressor",
+        message=(
+            f"the resume recorded {recorded} for week {week} was not applied: data that "
+            f"arrived after it changed why the week is paused ({'; '.join(unseen)}); review "
+            "and resume again if it is safe"
+        ),
+        exercise=resume.exercise,
+    )
