@@ -107,7 +107,11 @@ def recompute(
     is called after each batch is stored.
     """
     workers = workers or os.cpu_count() or 1
+    # Results computed with other code are stale (an upgrade, other plugins): the engine is
+    # built here first, so a plugin that cannot load fails the run before any work.
+    signature = (engine_factory() if engine_factory else Engine(plugins=plugins)).signature
     with Store.open(store_path) as store:
+        store.computed_with(signature)
         enrolled, not_started, due_all = store.count_patients(as_of)
         due = len(store.due(as_of, patients=patients)) if patients else due_all
     args = (str(store_path), engine_factory, tuple(plugins), as_of)

@@ -58,7 +58,13 @@ from progressor.models import (
     StepResult,
     trusted,
 )
-from progressor.plugins import PluginManager, Registries, get_plugin_manager, resolve
+from progressor.plugins import (
+    PluginManager,
+    Registries,
+    code_signature,
+    get_plugin_manager,
+    resolve,
+)
 from progressor.timeline import ended_weeks, fold, week_of, week_start
 from progressor.validation import compile_program
 from progressor.week import (
@@ -96,6 +102,12 @@ class Engine:
             plugins, builtins=builtins, entry_points=entry_points, allow=allow
         )
         self.registries: Registries = resolve(self.plugin_manager, block)
+
+    @property
+    def signature(self) -> str:
+        """What results computed with this engine depend on besides their inputs
+        (progressor.plugins.code_signature): kept results with another are stale."""
+        return code_signature(self.registries)
 
     def compile(self, program: Program) -> CompiledProgram:
         """Check `program` against the registered components; raise ProgramError if bad."""

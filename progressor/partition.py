@@ -29,7 +29,6 @@ from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import SALVAGED, Log, parse_program, read_log, record_reason
 from progressor.models import Alert, Enrollment, Outcome, SetAside, StepResult
-from progressor.plugins import code_versions
 from progressor.timeline import fold
 from progressor.week import describe_record
 
@@ -337,7 +336,7 @@ def compute_partition(
     program_texts = [(p, "\n".join(files.text_lines(p))) for p in inputs[2:]]
     # What the output depends on besides the inputs: a run after an upgrade of progressor or
     # of a plugin, or with other plugins or another block-list, computes every patient afresh.
-    code = [code_versions(tuple(plugins)), sorted(block)]
+    code = engine_for(plugins, block).signature
     signature = hashlib.sha256(json.dumps([str(as_of), program_texts, code]).encode()).hexdigest()
     previous = _read_index(index_path)
     if not (
@@ -575,17 +574,20 @@ class _Run:
             problems.append(("enrollments", 1, reason, enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems)
         try:
-            timeline = fold(compiled, enrollment, log.records, as_of=self.as_of)
+            # The run's day is the day the records are read: one dated later is set aside
+            # and its pain kept as of that day (the output stays a function of the inputs).
+            timeline = fold(compiled, enrollment, log.records, as_of=self.as_of, read_on=self.as_of)
         except ProgressorError as exc:  # overrides the program refuses, say
             problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems)
         history = timeline.results
         # Before the first week has ended: week 1's prescription, nothing decided yet.
         newest = history[-1] if history else StepResult(prescription=timeline.current, decisions=())
-        # Records the step set aside in any week replayed, not only the newest: the output
+        # Records set aside in any week replayed, not only the newest (and those from the
+        # future): the output
         # holds the newest week's decisions, but every record that could not be used is
         # reported (as the log reader's are, whatever their week), at its line.
-        stepped = [s for r in history for s in r.set_aside]
+        stepped = list(timeline.week_set_aside)
         if stepped:
             problems += _step_set_asides(stepped, lines, log)
         # Every alert so far, not only the newest week's (the output is the state of the

@@ -9,8 +9,10 @@ from the entry-point group ``progressor``, restricted by an allow-list
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import importlib.metadata as metadata
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -146,6 +148,19 @@ def code_versions(plugins: tuple[str, ...] = ()) -> tuple[tuple[str, str | None]
         for dist, version in [_distribution_of(plugin)]
     ]
     return (("progressor", _own_version()), *named)
+
+
+def code_signature(registries: Registries) -> str:
+    """What a kept result depends on besides its inputs, as one digest: progressor's version,
+    every loaded plugin with its module, distribution and version, and the blocked components.
+    The store and the dataset both compute a patient afresh when it changed (an upgrade of
+    progressor or of a plugin, another plugin or block list)."""
+    plugins = sorted(
+        (i.name, i.module, i.distribution or "", i.version or "")
+        for i in registries.plugins.values()
+    )
+    text = json.dumps([code_versions(), plugins, sorted(registries.blocked)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _own_version() -> str | None:

@@ -208,6 +208,24 @@ class Results(Connected):
 
     # -- recompute's side: due patients, inputs, results ----------------------------------------
 
+    def computed_with(self, signature: str) -> int:
+        """Record that results are now computed with code of `signature` (Engine.signature);
+        when the stored ones were computed with other code (an upgrade of progressor or of a
+        plugin, other plugins or blocks), every computed patient becomes due. How many did.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT value FROM store_meta WHERE key = 'code'").fetchone()
+            if row is not None and row[0] == signature:
+                return 0
+            # (The earliest day: due whatever the run's day, until recomputed; a run killed
+            # before it reaches a patient leaves it due, so the next run finishes the work.)
+            stale = db.execute(
+                "UPDATE patient_state SET next_due = '0001-01-01'"
+                " WHERE computed_version IS NOT NULL"
+            ).rowcount
+            db.execute("INSERT OR REPLACE INTO store_meta VALUES ('code', ?)", (signature,))
+        return stale
+
     def due(
         self, as_of: dt.date, after: str = "", limit: int = -1, patients: Sequence[str] = ()
     ) -> list[str]:

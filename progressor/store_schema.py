@@ -135,6 +135,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE quarantine ADD COLUMN settled_by INTEGER REFERENCES imports (id);
     CREATE INDEX quarantine_open ON quarantine (raw) WHERE settled_by IS NULL;
     """,
+    # 8: what the stored results were computed with (progressor.plugins.code_signature:
+    # progressor's version, the plugins and their versions, the block list). A recompute with
+    # other code makes every computed patient due again; a store made before it is
+    # recomputed whole by its first recompute.
+    """
+    CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

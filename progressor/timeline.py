@@ -29,6 +29,7 @@ from progressor.models import (
     SetAside,
     StepResult,
 )
+from progressor.week import describe_record
 
 if TYPE_CHECKING:
     from progressor.engine import CompiledProgram
@@ -214,7 +215,9 @@ def without_future(
             whose = f"{record.patient}'s " if record.patient else ""
             reason = f"{whose}{what} of {record.date}: {future_reason(record.date)}"
             salvaged = SALVAGED if rescued is not None else ""
-            aside.append(SetAside(source=source, reason=reason + salvaged))
+            aside.append(
+                SetAside(source=source, reason=reason + salvaged, record=describe_record(record))
+            )
     return kept, aside
 
 

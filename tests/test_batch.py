@@ -370,7 +370,8 @@ def test_workers_that_cannot_start_fail_the_run_and_store_nothing(
 ) -> None:
     monkeypatch.setattr(progressor.batch, "_POOL_BATCHES", 1)  # a pool even for two patients
     before = dump(clinic)
-    with pytest.raises(progressor.ProgressorError, match="could not start: PluginError"):
+    # (The engine is built before the workers start: the run fails with the plugin's error.)
+    with pytest.raises(progressor.PluginError, match="clinic_gone"):
         recompute(clinic, as_of=AS_OF, engine_factory=broken_engine, workers=2, batch_size=1)
     with pytest.raises(progressor.PluginError, match="clinic_gone"):
         recompute(clinic, as_of=AS_OF, engine_factory=broken_engine)
@@ -564,3 +565,25 @@ def test_the_indexed_due_lists_and_counts_follow_the_definition(
         assert store.due(as_of) == expected_due
         assert store.due(as_of, after="p03", limit=2) == [p for p in expected_due if p > "p03"][:2]
         assert store.count_patients(as_of) == (len(states), not_started, len(expected_due))
+
+
+def test_an_upgrade_or_another_plugin_set_computes_every_patient_again(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = recompute(clinic, as_of=AS_OF)
+    assert (first.due, first.computed) == (2, 2)
+    assert recompute(clinic, as_of=AS_OF).due == 0  # nothing new: nothing to do
+    # A new version of progressor (or of a plugin) may decide differently: everyone computed
+    # is due again, and once only.
+    monkeypatch.setattr(
+        progressor.plugins, "code_versions", lambda plugins=(): (("progressor", "99.0"),)
+    )
+    upgraded = recompute(clinic, as_of=AS_OF)
+    assert (upgraded.due, upgraded.computed) == (2, 2)
+    assert recompute(clinic, as_of=AS_OF).due == 0
+    blocked = recompute(clinic, as_of=AS_OF, engine_factory=_without_ladder)
+    assert (blocked.due, blocked.computed) == (2, 2)
+
+
+def _without_ladder() -> progressor.Engine:
+    return progressor.Engine(block=["ladder"])

@@ -70,7 +70,7 @@ def test_an_upgrade_or_another_block_list_computes_every_partition_again(
     run_local(str(dataset), str(out), AS_OF, workers=1, parts=parts)
     assert all(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
     monkeypatch.setattr(
-        progressor.partition, "code_versions", lambda plugins: (("progressor", "99.0"),)
+        progressor.plugins, "code_versions", lambda plugins=(): (("progressor", "99.0"),)
     )
     assert not any(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
     again = run_local(str(dataset), str(out), AS_OF, 1, block=["ladder"], parts=parts)
