@@ -22,10 +22,12 @@ from progressor.cli_common import (
     EXIT_ALERT_UNDELIVERED,
     EXIT_PLUGIN_FAILURE,
     EXIT_SET_ASIDE,
+    dose_option,
     engine_from_env,
     fail,
     parse_date,
     plugin_options,
+    starting_doses,
 )
 from progressor.components import AlertChannel
 from progressor.engine import CompiledProgram, Engine
@@ -102,6 +104,7 @@ def _replay(
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
+    doses: Sequence[str],
     channels: Sequence[tuple[AlertChannel, str]] = (),
 ) -> Timeline:
     """The patient's timeline: the weeks that ended, and the alerts the week under way
@@ -117,7 +120,10 @@ def _replay(
             _report_set_aside([*log.set_aside, *later])
             fail("the log has no usable records: give --start to compute week 1")
         start = min(dated)
-    enrollment = Enrollment(patient=name, program=compiled.program.id, start=start)
+    overrides = starting_doses(compiled.program, doses)
+    enrollment = Enrollment(
+        patient=name, program=compiled.program.id, start=start, overrides=overrides
+    )
     # Only weeks that have ended are judged: a week still under way would be judged on part
     # of its sessions. Its records wait for it (and are not set aside). With --as-of, every
     # week that ended by then is judged, logged or not (a patient who stopped logging is a
@@ -282,6 +288,7 @@ def schema() -> None:
 @_start
 @_patient
 @_as_of
+@dose_option
 @click.option(
     "--format",
     "fmt",
@@ -308,6 +315,7 @@ def next_week(
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
+    doses: tuple[str, ...],
     fmt: str,
     out: Path | None,
     alert_specs: tuple[str, ...],
@@ -330,7 +338,7 @@ def next_week(
         fail(str(exc))
     compiled = _compile(engine, program)
     log = _log(log_path)
-    timeline = _replay(compiled, log, log_path, start, patient, as_of, channels)
+    timeline = _replay(compiled, log, log_path, start, patient, as_of, doses, channels)
     newest = timeline.results[-1]
     text = exporters[fmt].component.export(compiled.program, newest)
     if out is None:
@@ -352,6 +360,7 @@ def next_week(
 @_start
 @_patient
 @_as_of
+@dose_option
 @plugin_options
 def simulate(
     program: Path,
@@ -359,13 +368,14 @@ def simulate(
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
+    doses: tuple[str, ...],
     plugins: tuple[str, ...],
     block: tuple[str, ...],
 ) -> None:
     """Replay a log week by week: dose, action and reason per week and exercise."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    timeline = _replay(compiled, log, log_path, start, patient, as_of)
+    timeline = _replay(compiled, log, log_path, start, patient, as_of, doses)
     click.echo(simulation_table(list(timeline.results)))
     sys.exit(_exit_code(log, timeline, timeline.results))
 
@@ -376,6 +386,7 @@ def simulate(
 @_start
 @_patient
 @_as_of
+@dose_option
 @click.option(
     "--week",
     type=click.IntRange(min=1),
@@ -389,6 +400,7 @@ def explain(
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
+    doses: tuple[str, ...],
     week: int,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
@@ -396,7 +408,7 @@ def explain(
     """Print the full decision trace of one week: every rule, what it saw, what won."""
     compiled = _compile(engine_from_env(plugins, block), program)
     log = _log(log_path)
-    timeline = _replay(compiled, log, log_path, start, patient, as_of)
+    timeline = _replay(compiled, log, log_path, start, patient, as_of, doses)
     results = timeline.results
     if week > len(results):
         fail(

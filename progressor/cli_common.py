@@ -10,9 +10,11 @@ from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from progressor.engine import Engine
-from progressor.errors import ProgressorError
+from progressor.errors import ProgressorError, did_you_mean
+from progressor.models import UNKNOWN_KEY_ERRORS, Dose, Program
 from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list
 
 EXIT_SET_ASIDE = 3
@@ -70,3 +72,52 @@ def parse_date(_: click.Context, __: click.Parameter, value: str | None) -> dt.d
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+dose_option = click.option(
+    "--dose",
+    "doses",
+    multiple=True,
+    metavar="EXERCISE:FIELD=VALUE[,...]",
+    help="A clinician's starting dose for one exercise, e.g. bridge:reps=3,hold_s=3.",
+)
+
+
+def starting_doses(program: Program, specs: Sequence[str]) -> dict[str, Dose]:
+    """The starting doses of `--dose EXERCISE:FIELD=VALUE,...` options (a usage error when
+    an exercise or a field is unknown); the engine checks them as it checks any dose."""
+    overrides = {}
+    for spec in specs:
+        exercise, _, fields = spec.partition(":")
+        if exercise not in {e.id for e in program.exercises}:
+            hint = did_you_mean(exercise, [e.id for e in program.exercises])
+            fail(
+                f"--dose {spec!r}: the program has no exercise {exercise!r}"
+                + (f" ({hint})" if hint else "")
+            )
+        overrides[exercise] = parse_dose(program.exercise(exercise).dose, fields.split(","))
+    return overrides
+
+
+def parse_dose(base: Dose, assignments: Sequence[str]) -> Dose:
+    """`reps=6 hold_s=5` applied to a dose; a bad field or value is a usage error."""
+    update: dict[str, object] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: write FIELD=VALUE, e.g. reps=6")
+        update[name.strip()] = None if value.strip() in ("", "none") else value.strip()
+    try:
+        return Dose.model_validate({**base.model_dump(exclude_none=True), **update})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            hint = (
+                did_you_mean(field, Dose.model_fields)
+                if error["type"] in UNKNOWN_KEY_ERRORS
+                else None
+            )
+            message = "not a dose field" if error["type"] in UNKNOWN_KEY_ERRORS else error["msg"]
+            problems.append(f"{field}: {message}" + (f" ({hint})" if hint else ""))
+        raise click.BadParameter("; ".join(problems)) from None

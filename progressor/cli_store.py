@@ -14,19 +14,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from progressor.cli_common import (
     EXIT_SET_ASIDE,
+    dose_option,
     engine_from_env,
     fail,
     parse_date,
+    parse_dose,
     plugin_options,
+    starting_doses,
 )
 from progressor.engine import CompiledProgram
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import load_program
-from progressor.models import UNKNOWN_KEY_ERRORS, Dose, Enrollment, StepResult
+from progressor.models import Enrollment, StepResult
 from progressor.store import Store
 
 STORE_ENV = "PROGRESSOR_STORE"
@@ -74,30 +76,6 @@ def _latest_week(store: Store, patient: str, week: int | None) -> int | None:
     return history[-1].week if history else None
 
 
-def _dose(base: Dose, assignments: Sequence[str]) -> Dose:
-    """`reps=6 hold_s=5` applied to a dose; a bad field or value is a usage error."""
-    update: dict[str, object] = {}
-    for item in assignments:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r}: write FIELD=VALUE, e.g. reps=6")
-        update[name.strip()] = None if value.strip() in ("", "none") else value.strip()
-    try:
-        return Dose.model_validate({**base.model_dump(exclude_none=True), **update})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            hint = (
-                did_you_mean(field, Dose.model_fields)
-                if error["type"] in UNKNOWN_KEY_ERRORS
-                else None
-            )
-            message = "not a dose field" if error["type"] in UNKNOWN_KEY_ERRORS else error["msg"]
-            problems.append(f"{field}: {message}" + (f" ({hint})" if hint else ""))
-        raise click.BadParameter("; ".join(problems)) from None
-
-
 def _compiled(
     store: Store, patient: str, plugins: Sequence[str], block: Sequence[str]
 ) -> CompiledProgram:
@@ -123,13 +101,7 @@ def init(store_path: Path) -> None:
     "--program", "program_path", required=True, type=click.Path(path_type=Path, dir_okay=False)
 )
 @click.option("--start", callback=parse_date, required=True, help="First day (YYYY-MM-DD).")
-@click.option(
-    "--dose",
-    "doses",
-    multiple=True,
-    metavar="EXERCISE:FIELD=VALUE[,...]",
-    help="A clinician's starting dose for one exercise, e.g. bridge:reps=3,hold_s=3.",
-)
+@dose_option
 @store_option
 @plugin_options
 def enroll(
@@ -147,12 +119,7 @@ def enroll(
         compiled = engine_from_env(plugins, block).compile(program)
     except ProgressorError as exc:
         fail(str(exc))
-    overrides = {}
-    for spec in doses:
-        exercise, _, fields = spec.partition(":")
-        if exercise not in {e.id for e in program.exercises}:
-            fail(f"--dose {spec!r}: the program has no exercise {exercise!r}")
-        overrides[exercise] = _dose(program.exercise(exercise).dose, fields.split(","))
+    overrides = starting_doses(program, doses)
     with open_store(store_path) as store:
         try:
             store.add_program(program, program_path.read_text(encoding="utf-8"))
@@ -307,7 +274,7 @@ def override(
             )
             week = _latest_week(store, patient, week)
             action = store.override(
-                patient, exercise, _dose(base, fields), note, who, week=week, compiled=compiled
+                patient, exercise, parse_dose(base, fields), note, who, week=week, compiled=compiled
             )
         except ProgressorError as exc:
             fail(str(exc))

@@ -171,12 +171,14 @@ def raised(
                 else:
                     flags.append(built(m.bound, Flag, **flag))
             if finding.alert:
+                # An alert about one exercise names it: a rule that pauses three exercises
+                # raises three alerts, each telling the clinician which one (and each kept).
                 alert = dict(
                     patient=prescription.patient,
                     week=prescription.week,
                     rule=m.bound.name,
                     plugin=m.bound.plugin,
-                    message=m.reason,
+                    message=f"{m.exercise}: {m.reason}" if m.exercise else m.reason,
                     urgent=finding.urgent,
                 )
                 if plain and type(finding.urgent) is bool:

@@ -364,6 +364,7 @@ def cli_road(cohort: Cohort, plan: Plan) -> Answer:
         plan.start.isoformat(),
         "--as-of",
         END.isoformat(),
+        *(x for n, d in plan.overrides.items() for x in ("--dose", _dose_option(n, d))),
     ]
     simulated = invoke(["simulate", *common], answer.crashes)
     answer.set_aside = _cli_set_aside(simulated.stderr, log, cohort.lines[plan.patient])

@@ -123,23 +123,11 @@ def test_the_roads_agree(cohort: Cohort, a: str, b: str) -> None:
 # -- the drifts, one focused test each (remove the mark when the unified timeline lands) ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="next/simulate/explain cannot take an enrollment's starting-dose overrides "
-    "(cli.py _replay builds Enrollment without overrides; there is no --dose): the command "
-    "line starts an overridden patient on the program's doses",
-)
 def test_starting_dose_overrides_reach_the_command_line(cohort: Cohort) -> None:
     found = differences(cohort, "cli", "store", profiles=("ceiling", "floor"))
     assert not found, _report(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store keeps one of several identical alerts of a week (store_results.py "
-    "_replace: INSERT OR IGNORE, key patient, week, rule, message): new-pain pausing three "
-    "exercises raises three alerts alike, which the command line and the dataset list",
-)
 def test_every_alert_of_a_week_is_kept_by_every_road(cohort: Cohort) -> None:
     found = differences(cohort, "store", "dataset", profiles=("new-pain",), only="alerts")
     found += differences(cohort, "cli", "store", profiles=("new-pain",), only="alerts")
