@@ -17,6 +17,7 @@ from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list
 
 EXIT_SET_ASIDE = 3
 EXIT_ALERT_UNDELIVERED = 4
+EXIT_BUSY = 5  # another run of the same store holds its lock: this one did nothing
 F = TypeVar("F", bound=Callable[..., Any])
 
 
