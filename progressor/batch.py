@@ -6,7 +6,8 @@ decisions and alerts replace the stored ones. Workers (forked processes, or spaw
 is not offered) open the store
 read-only and only compute; the parent alone writes, one transaction per batch of patients,
 and marks each patient computed at the data version its snapshot saw. So a run can be killed
-at any moment and run again, and a second run finds nothing to do.
+at any moment and run again, and a second run finds nothing to do. One run of a store at a
+time, and no worker outlives its run: progressor.batch_processes.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from progressor.batch_processes import RunLock, die_with_parent, lock_path, run_lock
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import parse_program
@@ -46,6 +49,8 @@ from progressor.timeline import Arrived, ended_weeks, fold
 #: function or a functools.partial of one), since each spawned worker calls it once.
 EngineFactory = Callable[[], Engine]
 Progress = Callable[[int, int], None]
+#: What a worker builds its `_Computer` from: the store's path, the engine, the plugins, as_of.
+_ComputerArgs = tuple[str, EngineFactory | None, tuple[str, ...], dt.date]
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ def recompute(
     progress: Progress | None = None,
     patients: Sequence[str] = (),
     batch_size: int = 250,
+    wait: float = 0.0,
+    lock: RunLock | None = None,
 ) -> Summary:
     """Recompute every due patient (or the due ones among `patients`) as of the day `as_of`.
 
@@ -105,30 +112,44 @@ def recompute(
     batches (forked; _POOL_BATCHES where workers must be spawned); the results are the same
     for any number. `progress(done, total)`
     is called after each batch is stored.
+
+    One run of a store at a time: the run takes the store's run lock, waiting up to `wait`
+    seconds for another run to end (RecomputeRunning if it does not), unless the caller holds
+    it already and passes it as `lock` (the command line holds it while it sends alerts too).
     """
     workers = workers or os.cpu_count() or 1
     # Results computed with other code are stale (an upgrade, other plugins): the engine is
     # built here first, so a plugin that cannot load fails the run before any work.
     signature = (engine_factory() if engine_factory else Engine(plugins=plugins)).signature
-    with Store.open(store_path) as store:
-        store.computed_with(signature)
-        enrolled, not_started, due_all = store.count_patients(as_of)
-        due = len(store.due(as_of, patients=patients)) if patients else due_all
-    args = (str(store_path), engine_factory, tuple(plugins), as_of)
-    # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
-    # everything again, half a second or so: worth it only for several batches a worker.
-    # (Linux only: on macOS CPython counts fork as unsafe, system libraries may not survive it.)
-    fork = sys.platform.startswith("linux")
-    batches = -(-due // batch_size)
-    workers = min(workers, batches) if batches >= (2 if fork else _POOL_BATCHES) else 1
+    Store.open(store_path).close()  # a clear error, and no lock file, where there is no store
     with ExitStack() as stack:
+        if lock is None:
+            lock = stack.enter_context(run_lock(store_path, wait))
+        elif lock.path != lock_path(store_path):
+            raise ProgressorError(f"{lock.path} is not the run lock of {store_path}")
+        # Counted under the lock: a run that waited for another sees what that one left due.
+        with Store.open(store_path) as store:
+            store.computed_with(signature)
+            enrolled, not_started, due_all = store.count_patients(as_of)
+            due = len(store.due(as_of, patients=patients)) if patients else due_all
+        args: _ComputerArgs = (str(store_path), engine_factory, tuple(plugins), as_of)
+        # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
+        # everything again, half a second or so: worth it only for several batches a worker.
+        # (Linux only: on macOS CPython counts fork as unsafe, system libraries may not survive
+        # it.)
+        fork = sys.platform.startswith("linux")
+        batches = -(-due // batch_size)
+        workers = min(workers, batches) if batches >= (2 if fork else _POOL_BATCHES) else 1
         pool = None
         if workers > 1:
             # The workers are started before the store is opened again: a forked process must
             # not inherit an open SQLite connection (each worker opens its own, read-only).
+            # A forked worker closes its copy of the lock: the lock must go with the parent.
             context = multiprocessing.get_context("fork" if fork else "spawn")
-            pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, args))
-            pool.submit(int).result()  # (every worker is started by the first task)
+            start = (args, os.getpid(), lock.fd if fork else None)
+            pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, start))
+            with _worker_deaths():
+                pool.submit(int).result()  # (every worker is started by the first task)
         store = stack.enter_context(Store.open(store_path))
         tally = _Tally(due, progress)
         if not patients and due <= min(enrolled // 8, _FEW):
@@ -176,15 +197,29 @@ def _in_pool(
     # instead of waiting for its result forever.
     pending: deque[Future[list[_Computed]]] = deque()
     try:
-        for chunk in chunks:
-            pending.append(pool.submit(_work, chunk))
-            if len(pending) >= 2 * workers:
+        with _worker_deaths():
+            for chunk in chunks:
+                pending.append(pool.submit(_work, chunk))
+                if len(pending) >= 2 * workers:
+                    tally.store(store, pending.popleft().result())
+            while pending:
                 tally.store(store, pending.popleft().result())
-        while pending:
-            tally.store(store, pending.popleft().result())
     finally:
         for future in pending:
             future.cancel()
+
+
+@contextmanager
+def _worker_deaths() -> Iterator[None]:
+    """A worker that died (killed, or by the system out of memory) is a clear error, not a
+    BrokenProcessPool traceback; what was stored stays, and the next run does the rest."""
+    try:
+        yield
+    except BrokenProcessPool:
+        raise ProgressorError(
+            "a recompute worker process ended unexpectedly (killed, or out of memory?): the "
+            "patients stored so far keep their new results; run recompute again for the rest"
+        ) from None
 
 
 class _Tally:
@@ -346,14 +381,13 @@ def _prescription_row(prescription: Prescription) -> PrescriptionRow:
 _WORKER: _Computer | str | None = None
 
 
-def _start_worker(
-    store_path: str, engine_factory: EngineFactory | None, plugins: tuple[str, ...], as_of: dt.date
-) -> None:
+def _start_worker(args: _ComputerArgs, parent: int, inherited_lock: int | None) -> None:
+    die_with_parent(parent, inherited_lock)  # no worker outlives its run, even a kill -9 of it
     # An initializer that raises makes the pool start new workers forever: keep the error
     # and report it from the first task instead.
     global _WORKER
     try:
-        _WORKER = _Computer(store_path, engine_factory, plugins, as_of)
+        _WORKER = _Computer(*args)
     except Exception as exc:
         _WORKER = f"{type(exc).__name__}: {exc}"
 

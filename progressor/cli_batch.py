@@ -15,8 +15,10 @@ import click
 
 from progressor.alerts import dispatch, parse_specs
 from progressor.batch import Summary, recompute
+from progressor.batch_processes import RecomputeRunning, RunLock, run_lock
 from progressor.cli_common import (
     EXIT_ALERT_UNDELIVERED,
+    EXIT_BUSY,
     EXIT_SET_ASIDE,
     engine_factory,
     engine_from_env,
@@ -54,6 +56,14 @@ def _print_summary(summary: Summary) -> None:
     help="Compute the weeks that ended by this date (default: today).",
 )
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default="all cores")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="If another recompute of the store is running, wait this long for it to end "
+    f"(default: exit {EXIT_BUSY} at once, having done nothing).",
+)
 @click.option("--dataset", help="Instead of the store: an input dataset directory or URL.")
 @click.option("--out", help="With --dataset: the output directory or URL.")
 @click.option(
@@ -76,6 +86,7 @@ def _print_summary(summary: Summary) -> None:
 def recompute_command(
     as_of: dt.date | None,
     workers: int,
+    wait: float,
     dataset: str | None,
     out: str | None,
     executor: str,
@@ -107,31 +118,48 @@ def recompute_command(
         fail("--executor and --out go with --dataset (the store is computed on this machine)")
     factory = engine_factory(plugins, block)
 
-    def run(progress: Callable[[int, int], None] | None) -> Summary:
+    def run(lock: RunLock, progress: Callable[[int, int], None] | None) -> Summary:
         try:
             return recompute(
-                store_path, as_of=day, workers=workers, progress=progress, engine_factory=factory
+                store_path,
+                as_of=day,
+                workers=workers,
+                progress=progress,
+                engine_factory=factory,
+                lock=lock,
             )
         except ProgressorError as exc:
             fail(str(exc))
 
     open_store(store_path).close()  # a clear message when there is no store yet
-    if sys.stderr.isatty():  # a progress bar for a person, none in logs and pipes
-        with click.progressbar(length=1, label="recompute", file=sys.stderr) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.length = max(total, 1)
-                bar.update(done - bar.pos)
-
-            summary = run(progress)
-    else:
-        summary = run(None)
-    _print_summary(summary)
-    undelivered = _send_alerts(store_path, channels)
+    try:
+        # One run at a time, sending alerts included: two runs would send them twice.
+        with run_lock(store_path, wait) as lock:
+            summary = _with_progress(lambda progress: run(lock, progress))
+            _print_summary(summary)
+            undelivered = _send_alerts(store_path, channels)
+    except RecomputeRunning as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BUSY)
+    except ProgressorError as exc:  # the lock file cannot be made or locked
+        fail(str(exc))
     if summary.failures:
         sys.exit(1)
     if undelivered:
         sys.exit(EXIT_ALERT_UNDELIVERED)
+
+
+def _with_progress(run: Callable[[Callable[[int, int], None] | None], Summary]) -> Summary:
+    """`run(progress)` with a progress bar for a person, none in logs and pipes."""
+    if not sys.stderr.isatty():
+        return run(None)
+    with click.progressbar(length=1, label="recompute", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        return run(progress)
 
 
 def _send_alerts(store_path: Path, channels: Sequence[tuple[AlertChannel, str]]) -> int:

@@ -19,7 +19,8 @@ from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list
 
 EXIT_SET_ASIDE = 3
 EXIT_ALERT_UNDELIVERED = 4
-EXIT_PLUGIN_FAILURE = 5
+EXIT_PLUGIN_FAILURE = 5  # a plugin failed for a patient: their week is held and flagged
+EXIT_BUSY = 6  # another run of the same store holds its lock: this one did nothing
 F = TypeVar("F", bound=Callable[..., Any])
 
 
