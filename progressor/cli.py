@@ -36,6 +36,7 @@ from progressor.models import (
     Record,
     SetAside,
     StepResult,
+    patient_id_problem,
 )
 from progressor.plugins import (
     ALLOW_ENV,
@@ -82,6 +83,8 @@ def _replay(
         hint = did_you_mean(patient, patients)
         fail(f"the log has no records of {patient!r}" + (f" ({hint})" if hint else ""))
     name = patient or (patients[0] if patients else "patient")
+    if problem := patient_id_problem(name):  # (an Enrollment refuses it)
+        fail(f"cannot compute patient {name!r}: {problem}; correct the log or --patient")
     # An id that differs only in case or spaces is a typo for this patient, not another one:
     # their records (a flare among them, perhaps) must not be dropped silently.
     near = [p for p in patients if p != name and p.strip().casefold() == name.strip().casefold()]

@@ -26,7 +26,13 @@ from progressor.cli_common import (
 from progressor.engine import CompiledProgram
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import load_program
-from progressor.models import UNKNOWN_KEY_ERRORS, Dose, Enrollment, StepResult
+from progressor.models import (
+    UNKNOWN_KEY_ERRORS,
+    Dose,
+    Enrollment,
+    StepResult,
+    patient_id_problem,
+)
 from progressor.store import Store
 
 STORE_ENV = "PROGRESSOR_STORE"
@@ -142,6 +148,9 @@ def enroll(
     block: tuple[str, ...],
 ) -> None:
     """Enroll PATIENT on a program from a start date (the program is stored with them)."""
+    problem = patient_id_problem(patient)
+    if problem:  # before anything is read or stored (Enrollment refuses it too)
+        fail(f"cannot enroll {patient!r}: {problem}")
     try:
         program = load_program(program_path)
         compiled = engine_from_env(plugins, block).compile(program)

@@ -141,6 +141,16 @@ def test_a_patient_id_written_two_ways_is_refused_not_half_dropped(write_log: Wr
     assert "records of 'Anna ' as well as of 'anna'" in done.stderr
 
 
+@pytest.mark.parametrize("patient", ["", " ", "an\tna"])
+def test_a_log_whose_patient_id_cannot_be_enrolled_is_refused_cleanly(
+    write_log: WriteLog, patient: str
+) -> None:
+    rows = [{**r, "patient": patient} for r in full_week()]
+    done = run("next", SEED, "--log", str(write_log(rows, "a.jsonl")), "--as-of", "2026-01-12")
+    assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
+    assert f"cannot compute patient {patient!r}: a patient id must" in done.stderr
+
+
 def test_next_before_the_first_week_ends_says_so(write_log: WriteLog) -> None:
     log = str(write_log(full_week(), "anna.jsonl"))
     done = run("next", SEED, "--log", log, "--as-of", (START + dt.timedelta(days=5)).isoformat())

@@ -134,6 +134,22 @@ def test_a_clinic_week_from_init_to_review(tmp_path: Path) -> None:
     assert "ben" not in run("review", env=env).stdout
 
 
+def test_enroll_refuses_a_patient_id_that_would_never_be_computed(tmp_path: Path) -> None:
+    env = _env(tmp_path / "clinic.db")
+    assert run("init", env=env).returncode == 0
+    for patient, problem in [
+        ("", "must not be empty or only spaces"),
+        ("  ", "must not be empty or only spaces"),
+        ("anna ", "must not start or end with a space"),
+        ("an\tna", "must hold printable characters only, not '\\t'"),
+        ("an\nna", "must hold printable characters only, not '\\n'"),
+    ]:
+        done = run("enroll", patient, "--program", SEED, "--start", "2026-01-05", env=env)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"error: cannot enroll {patient!r}: a patient id {problem}" in done.stderr
+    assert "0 patients" in run("status", env=env).stdout
+
+
 def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
     env = _env(tmp_path / "synth.db")
     made = run("synth", "--patients", "60", "--weeks", "2", env=env)
