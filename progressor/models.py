@@ -28,6 +28,8 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from progressor.rounding import round_half_up, round_whole
+
 Action = Literal["progress", "hold", "regress", "pause"]
 Status = Literal["active", "paused"]
 Scalar = str | int | float | bool | None
@@ -203,17 +205,17 @@ class Dose(Limits):
 
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
-        # Half up, as a clinician would round (Python's round() sends 682.5 to 682).
+        # Half up, as a clinician would round (progressor.rounding: the one rule).
         values = {**self.__dict__}
         # A Dose is valid once built (by validation, or trusted_dose on checked values), so only
         # the changed field needs the check Limits would make (a whole number >= 1 for counts
         # and seconds, a float >= 0 otherwise); anything unusual takes pydantic's path and its
         # error.
         if name in INT_FIELDS:
-            values[name] = whole = math.floor(value + 0.5)
+            values[name] = whole = round_whole(value)
             valid = whole >= 1
         else:
-            values[name] = value = round(value, 2)
+            values[name] = value = round_half_up(value, 2)
             valid = name in FLOAT_FIELDS and type(value) is float and value >= 0
         if valid and type(self) is Dose:
             dose = object.__new__(Dose)

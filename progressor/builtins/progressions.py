@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from progressor import hookimpl
 from progressor.components import Proposal, Strategy
 from progressor.models import Dose, Exercise, Scalar
+from progressor.rounding import round_half_up, round_whole
 from progressor.week import ExerciseWeek
 
 NumericField = Literal["sets", "reps", "hold_s", "duration_s", "load_kg", "distance_m"]
@@ -444,9 +445,11 @@ class Quota(Strategy):
                 )
             return Proposal("hold", reason, week.dose, values, memory=memory)
         mean = total / count
-        quota = cap(week.exercise, params.field, round(mean * params.initial_fraction), params.goal)
+        quota = cap(
+            week.exercise, params.field, round_whole(mean * params.initial_fraction), params.goal
+        )
         quota = floor(week.exercise, params.field, quota)
-        values["baseline_mean"] = round(mean, 2)
+        values["baseline_mean"] = round_half_up(mean, 2)
         reason = (
             f"baseline complete (mean {mean:.0f} over {count} sessions): first quota "
             f"{params.field} {quota:g} ({params.initial_fraction:.0%} of the mean)"

@@ -544,6 +544,13 @@ def test_quota_first_quota_is_70_percent_of_the_baseline_mean(
     assert result.prescription.exercises["walk"].memory == {"phase": "quota"}
 
 
+def test_quota_first_quota_rounds_a_half_up(walking: p.CompiledProgram) -> None:
+    # Mean 975 s: 70 % is 682.5 s, which a clinician rounds to 683 (round() gives 682).
+    result = walking.step(enroll(walking), walks(1, [900, 1000, 1000, 1000]))
+    assert dose_of(result, "walk") == walk_dose(683)
+    assert "first quota duration_s 683" in decision(result, "walk").reason
+
+
 def test_quota_a_thin_baseline_week_is_no_baseline(walking: p.CompiledProgram) -> None:
     # One scored long walk and three walks without pain scores: no first quota from that.
     unscored = [outcome("walk", week=1, day=d, duration_s=[300], pain=None) for d in (1, 3, 5)]
