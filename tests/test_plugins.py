@@ -97,6 +97,35 @@ def test_a_wrong_hook_signature_is_named() -> None:
         progressor.Engine(plugins=[plugin])
 
 
+def test_a_hook_implementation_taking_no_argument_is_called_as_pluggy_calls_it() -> None:
+    called = []
+
+    @progressor.hookimpl
+    def progressor_register_strategies() -> None:
+        called.append(True)
+
+    plugin = _module(
+        "clinic_no_args", progressor_register_strategies=progressor_register_strategies
+    )
+    progressor.Engine(plugins=[plugin])
+    assert called == [True]
+
+
+@pytest.mark.parametrize("marker", [{"wrapper": True}, {"hookwrapper": True}])
+def test_a_wrapper_hook_implementation_is_refused_when_it_registers(
+    marker: dict[str, bool],
+) -> None:
+    def progressor_register_exporters(register: Any) -> Any:
+        return (yield)
+
+    wrapped = progressor.hookimpl(**marker)(progressor_register_exporters)
+    plugin = _module("clinic_wrapper", progressor_register_exporters=wrapped)
+    with pytest.raises(progressor.PluginError) as info:
+        progressor.Engine(plugins=[plugin])
+    message = str(info.value)
+    assert "clinic_wrapper" in message and "progressor_register_exporters is a wrapper" in message
+
+
 def test_an_unknown_hook_is_named() -> None:
     plugin = _module("clinic_typo", progressor_register_stratgies=_register_nothing)
     with pytest.raises(progressor.PluginError, match=r"clinic_typo.*unknown hook"):
