@@ -24,6 +24,7 @@ from progressor.cli_common import (
     fail,
     parse_date,
     plugin_options,
+    warn_not_installed,
 )
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
@@ -190,6 +191,7 @@ class _Main(click.Group):
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         if "plugin_commands" not in ctx.meta:
+            warn_not_installed()
             pm = get_plugin_manager(entry_points=True, allow=env_list(os.environ.get(ALLOW_ENV)))
             found = collect_commands(pm, super().list_commands(ctx))
             ctx.meta["plugin_commands"] = {n: r.component for n, r in found.items()}

@@ -13,7 +13,7 @@ import click
 
 from progressor.engine import Engine
 from progressor.errors import ProgressorError
-from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list
+from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list, not_installed
 
 EXIT_SET_ASIDE = 3
 EXIT_ALERT_UNDELIVERED = 4
@@ -27,10 +27,25 @@ def fail(message: str) -> NoReturn:
 
 def engine_from_env(plugins: Sequence[str], block: Sequence[str]) -> Engine:
     """Built-ins, installed plugins allowed by PROGRESSOR_PLUGINS, and --plugin modules."""
+    warn_not_installed()
     try:
         return engine_factory(plugins, block)()
     except ProgressorError as exc:
         fail(str(exc))
+
+
+def warn_not_installed() -> None:
+    """On stderr, once per command: allowed plugins that are not installed (they load
+    nothing, which must not pass unnoticed)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        root = ctx.find_root()
+        if root.meta.get("allow-list checked"):
+            return
+        root.meta["allow-list checked"] = True
+    warning = not_installed(env_list(os.environ.get(ALLOW_ENV)))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def plugin_options(command: F) -> F:

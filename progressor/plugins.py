@@ -153,6 +153,28 @@ def allowed_entry_points(allow: Iterable[str] | None) -> list[metadata.EntryPoin
     return [e for e in entries if allowed is None or {e.name, e.module} & allowed]
 
 
+def not_installed(allow: Iterable[str] | None) -> str | None:
+    """A warning when the allow-list names plugins that are not installed, else None.
+
+    Such a name loads nothing, silently: a typo in PROGRESSOR_PLUGINS would leave a clinic's
+    rules out of every run. The warning lists the installed plugins to choose from.
+    """
+    if allow is None:
+        return None
+    installed = allowed_entry_points(None)
+    known = {n for e in installed for n in (e.name, e.module)}
+    missing = [name for name in allow if name not in known]
+    if not missing:
+        return None
+    names = [e.name for e in installed]
+    hints = [hint for name in missing if (hint := did_you_mean(name, names))]
+    return (
+        f"{ALLOW_ENV} names plugins that are not installed: {', '.join(missing)}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+        + f"; installed plugins: {', '.join(names) or 'none'}"
+    )
+
+
 @functools.cache
 def code_versions(plugins: tuple[str, ...] = ()) -> tuple[tuple[str, str | None], ...]:
     """What a saved result depends on besides its inputs: progressor's version and, for each

@@ -271,6 +271,23 @@ def test_plugins_lists_the_builtins() -> None:
     assert "two-for-two" in names["progressor.builtins.progressions"]["strategies"]
 
 
+def test_an_allow_list_naming_a_plugin_not_installed_warns_with_the_installed_ones(
+    write_log: WriteLog,
+) -> None:
+    done = run("plugins", env={"PROGRESSOR_PLUGINS": "red-flag,nonexistent"})
+    assert done.returncode == 0
+    assert done.stderr == (
+        "warning: PROGRESSOR_PLUGINS names plugins that are not installed: red-flag, "
+        "nonexistent (did you mean 'red-flags'?); installed plugins: red-flags, "
+        "repeated-movements\n"
+    )
+    log = str(write_log(full_week(), "anna.jsonl"))
+    computed = run("next", SEED, "--log", log, env={"PROGRESSOR_PLUGINS": "nonexistent"})
+    assert computed.stderr.count("not installed: nonexistent") == 1
+    for fine in ("red-flags", ""):
+        assert "warning" not in run("plugins", env={"PROGRESSOR_PLUGINS": fine}).stderr
+
+
 @pytest.mark.parametrize(
     "args", [["next", SEED, "--log", "missing.jsonl"], ["next", "missing.toml", "--log", "x.jsonl"]]
 )

@@ -13,7 +13,7 @@ import pytest
 
 import progressor
 from progressor.alerts import dispatch, parse_specs
-from progressor.plugins import get_plugin_manager
+from progressor.plugins import get_plugin_manager, not_installed
 from progressor.synth import synthesize_clinic
 from tests.conftest import PROGRAMS, START
 from tests.conftest import SometimesBroken as _Sometimes
@@ -65,6 +65,16 @@ def test_entry_point_plugins_load_and_the_allow_list_restricts(installed: Any) -
     assert "alpha" in only_alpha.infos and "beta" not in only_alpha.infos
     none = get_plugin_manager(entry_points=True, allow=[])
     assert {i.name for i in none.infos.values() if not i.builtin} == set()
+
+
+def test_an_allow_list_naming_a_plugin_not_installed_is_told(installed: Any) -> None:
+    installed(alpha=_plugin("clinic_alpha"), beta=_plugin("clinic_beta"))
+    assert not_installed(None) is None
+    assert not_installed(["alpha", "clinic_beta"]) is None  # by entry point or module
+    assert not_installed(["alpah", "gamma"]) == (
+        "PROGRESSOR_PLUGINS names plugins that are not installed: alpah, gamma "
+        "(did you mean 'alpha'?); installed plugins: alpha, beta"
+    )
 
 
 def test_a_plugin_that_fails_to_import_is_named_with_how_to_disable(
