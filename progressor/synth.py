@@ -43,6 +43,12 @@ SESSIONS_PER_WEEK = {
 DEFAULT_START = dt.date(2026, 1, 5)
 
 
+def start_ending_by(day: dt.date, weeks: int) -> dt.date:
+    """The first day of `weeks` synthetic weeks that end by `day`: a recompute as of `day`
+    then judges those weeks, not months of empty ones since a fixed start."""
+    return day - dt.timedelta(days=7 * weeks)
+
+
 @dataclass(frozen=True)
 class SyntheticPatient:
     enrollment: Enrollment
