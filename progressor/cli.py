@@ -21,7 +21,9 @@ from progressor.cli_common import (
     EXIT_ALERT_UNDELIVERED,
     EXIT_SET_ASIDE,
     engine_from_env,
+    exporter_name,
     fail,
+    format_option,
     parse_date,
     plugin_options,
     warn_not_installed,
@@ -255,13 +257,7 @@ def schema() -> None:
 @_start
 @_patient
 @_as_of
-@click.option(
-    "--format",
-    "fmt",
-    default="toml",
-    show_default=True,
-    help="An exporter: toml, json, or one a plugin adds (see `progressor plugins`).",
-)
+@format_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -281,7 +277,7 @@ def next_week(
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
-    fmt: str,
+    fmt: str | None,
     out: Path | None,
     alert_specs: tuple[str, ...],
     plugins: tuple[str, ...],
@@ -290,13 +286,7 @@ def next_week(
     """Compute one patient's next week from a program and a log."""
     engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
-    if fmt not in exporters:
-        hint = did_you_mean(fmt, exporters)
-        fail(
-            f"unknown format {fmt!r}"
-            + (f" ({hint})" if hint else "")
-            + f"; formats: {', '.join(sorted(exporters))}"
-        )
+    fmt = exporter_name(engine, fmt)
     try:
         channels = parse_specs(engine.registries.alert_channels, alert_specs)
     except ProgressorError as exc:

@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from progressor.cli_common import (
     EXIT_SET_ASIDE,
     engine_from_env,
+    exporter_name,
     fail,
+    format_option,
     parse_date,
     plugin_options,
 )
@@ -329,23 +331,20 @@ def override(
 
 @click.command()
 @click.argument("patient")
-@click.option(
-    "--format",
-    "fmt",
-    default="toml",
-    show_default=True,
-    help="An exporter: toml, json, or one a plugin adds.",
-)
+@format_option
 @store_option
 @plugin_options
 def show(
-    patient: str, fmt: str, store_path: Path, plugins: tuple[str, ...], block: tuple[str, ...]
+    patient: str,
+    fmt: str | None,
+    store_path: Path,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
 ) -> None:
     """Print PATIENT's newest prescription from the store, with the decisions behind it."""
     engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
-    if fmt not in exporters:
-        fail(f"unknown format {fmt!r}; formats: {', '.join(sorted(exporters))}")
+    fmt = exporter_name(engine, fmt)
     with open_store(store_path) as store:
         try:
             program = store.program_of(patient)

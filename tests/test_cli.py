@@ -79,6 +79,17 @@ def test_next_writes_toml_and_json(write_log: WriteLog, tmp_path: Path) -> None:
     }
 
 
+def test_the_default_format_is_the_first_exporter_registered(write_log: WriteLog) -> None:
+    log = str(write_log(full_week(), "anna.jsonl"))
+    default = run("next", SEED, "--log", log, "--as-of", "2026-01-12")
+    assert default.returncode == 0 and tomllib.loads(default.stdout)["week"] == 2
+    # The core names no built-in: without the toml exporter, the next one registered.
+    without = run("next", SEED, "--log", log, "--as-of", "2026-01-12", "--block", "toml")
+    assert without.returncode == 0 and json.loads(without.stdout)["week"] == 2
+    unknown = run("next", SEED, "--log", log, "--format", "tmol")
+    assert unknown.returncode == 1 and "(did you mean 'toml'?)" in unknown.stderr
+
+
 def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     # Week 1 in full, and the first day of week 2, which is still under way on the 13th.
     week_2_started = START + dt.timedelta(days=7)
