@@ -24,10 +24,13 @@ from progressor.cli_common import (
     EXIT_SET_ASIDE,
     dose_option,
     engine_from_env,
+    exporter_name,
     fail,
+    format_option,
     parse_date,
     plugin_options,
     starting_doses,
+    warn_not_installed,
 )
 from progressor.components import AlertChannel
 from progressor.engine import CompiledProgram, Engine
@@ -39,6 +42,7 @@ from progressor.models import (
     Program,
     SetAside,
     StepResult,
+    patient_id_problem,
 )
 from progressor.plugins import (
     ALLOW_ENV,
@@ -86,6 +90,8 @@ def _patient_of(log: Log, patient: str | None) -> str:
         hint = did_you_mean(patient, patients)
         fail(f"the log has no records of {patient!r}" + (f" ({hint})" if hint else ""))
     name = patient or (patients[0] if patients else "patient")
+    if problem := patient_id_problem(name):  # (an Enrollment refuses it)
+        fail(f"cannot compute patient {name!r}: {problem}; correct the log or --patient")
     # An id that differs only in case or spaces is a typo for this patient, not another one:
     # their records (a flare among them, perhaps) must not be dropped silently.
     near = [p for p in patients if p != name and p.strip().casefold() == name.strip().casefold()]
@@ -225,6 +231,7 @@ class _Main(click.Group):
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         if "plugin_commands" not in ctx.meta:
+            warn_not_installed()
             pm = get_plugin_manager(entry_points=True, allow=env_list(os.environ.get(ALLOW_ENV)))
             found = collect_commands(pm, super().list_commands(ctx))
             ctx.meta["plugin_commands"] = {n: r.component for n, r in found.items()}
@@ -289,13 +296,7 @@ def schema() -> None:
 @_patient
 @_as_of
 @dose_option
-@click.option(
-    "--format",
-    "fmt",
-    default="toml",
-    show_default=True,
-    help="An exporter: toml, json, or one a plugin adds (see `progressor plugins`).",
-)
+@format_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -316,7 +317,7 @@ def next_week(
     patient: str | None,
     as_of: dt.date | None,
     doses: tuple[str, ...],
-    fmt: str,
+    fmt: str | None,
     out: Path | None,
     alert_specs: tuple[str, ...],
     plugins: tuple[str, ...],
@@ -325,13 +326,7 @@ def next_week(
     """Compute one patient's next week from a program and a log."""
     engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
-    if fmt not in exporters:
-        hint = did_you_mean(fmt, exporters)
-        fail(
-            f"unknown format {fmt!r}"
-            + (f" ({hint})" if hint else "")
-            + f"; formats: {', '.join(sorted(exporters))}"
-        )
+    fmt = exporter_name(engine, fmt)
     try:
         channels = parse_specs(engine.registries.alert_channels, alert_specs)
     except ProgressorError as exc:

@@ -243,7 +243,12 @@ def _recompute_dataset(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Programs to enroll patients on (repeatable); default: the shipped ones.",
 )
-@click.option("--start", callback=parse_date, default="2026-01-05", show_default=True)
+@click.option(
+    "--start",
+    callback=parse_date,
+    help="The cohort's first day (YYYY-MM-DD), for reproducible data; default: the weeks end "
+    "today.",
+)
 @store_option
 @plugin_options
 def synth(
@@ -253,14 +258,16 @@ def synth(
     out: str | None,
     partitions: int,
     program_paths: tuple[Path, ...],
-    start: dt.date,
+    start: dt.date | None,
     store_path: Path,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
 ) -> None:
     """Generate a synthetic cohort into the store (or a partitioned dataset with --out)."""
     from progressor.demo import SHIPPED, shipped_text
-    from progressor.synth import synthesize_dataset, synthesize_into_store
+    from progressor.synth import start_ending_by, synthesize_dataset, synthesize_into_store
+
+    start = start or start_ending_by(dt.date.today(), weeks)
 
     engine = engine_from_env(plugins, block)
     texts = [p.read_text(encoding="utf-8") for p in program_paths] or [

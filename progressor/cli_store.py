@@ -19,7 +19,9 @@ from progressor.cli_common import (
     EXIT_SET_ASIDE,
     dose_option,
     engine_from_env,
+    exporter_name,
     fail,
+    format_option,
     parse_date,
     parse_dose,
     plugin_options,
@@ -28,7 +30,7 @@ from progressor.cli_common import (
 from progressor.engine import CompiledProgram
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.loading import load_program
-from progressor.models import Enrollment, StepResult
+from progressor.models import Enrollment, StepResult, patient_id_problem
 from progressor.store import Store
 
 STORE_ENV = "PROGRESSOR_STORE"
@@ -114,6 +116,9 @@ def enroll(
     block: tuple[str, ...],
 ) -> None:
     """Enroll PATIENT on a program from a start date (the program is stored with them)."""
+    problem = patient_id_problem(patient)
+    if problem:  # before anything is read or stored (Enrollment refuses it too)
+        fail(f"cannot enroll {patient!r}: {problem}")
     try:
         program = load_program(program_path)
         compiled = engine_from_env(plugins, block).compile(program)
@@ -287,23 +292,20 @@ def override(
 
 @click.command()
 @click.argument("patient")
-@click.option(
-    "--format",
-    "fmt",
-    default="toml",
-    show_default=True,
-    help="An exporter: toml, json, or one a plugin adds.",
-)
+@format_option
 @store_option
 @plugin_options
 def show(
-    patient: str, fmt: str, store_path: Path, plugins: tuple[str, ...], block: tuple[str, ...]
+    patient: str,
+    fmt: str | None,
+    store_path: Path,
+    plugins: tuple[str, ...],
+    block: tuple[str, ...],
 ) -> None:
     """Print PATIENT's newest prescription from the store, with the decisions behind it."""
     engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
-    if fmt not in exporters:
-        fail(f"unknown format {fmt!r}; formats: {', '.join(sorted(exporters))}")
+    fmt = exporter_name(engine, fmt)
     with open_store(store_path) as store:
         try:
             program = store.program_of(patient)

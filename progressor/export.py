@@ -7,7 +7,7 @@ from typing import Any
 
 import tomli_w
 
-from progressor.models import Program, StepResult
+from progressor.models import Decision, ExerciseState, Program, StepResult
 
 
 def prescription_document(program: Program, result: StepResult) -> dict[str, Any]:
@@ -18,18 +18,14 @@ def prescription_document(program: Program, result: StepResult) -> dict[str, Any
     for exercise in program.exercises:
         state = prescription.exercises[exercise.id]
         decision = decisions.get(exercise.id)
+        action, rule, reason = _decided(decision, state)
         exercises[exercise.id] = {
             "name": exercise.name,
             "status": state.status,
             "dose": state.dose.model_dump(exclude_none=True),
-            # Week 1 (no week has ended): the starting dose, nothing decided yet.
-            "action": decision.action if decision else "start",
-            "rule": decision.rule if decision else "program",
-            "reason": (
-                decision.reason
-                if decision
-                else "the starting dose: nothing is decided until the first week has ended"
-            ),
+            "action": action,
+            "rule": rule,
+            "reason": reason,
             "instructions": list(exercise.instructions),
         }
     doc: dict[str, Any] = {
@@ -44,6 +40,22 @@ def prescription_document(program: Program, result: StepResult) -> dict[str, Any
         "alerts": [a.model_dump(exclude_none=True) for a in result.alerts],
     }
     return doc
+
+
+def _decided(decision: Decision | None, state: ExerciseState) -> tuple[str, str, str]:
+    """The action, rule and reason the document gives for one exercise."""
+    if decision is None:  # week 1 (no week has ended): the starting dose, nothing decided yet
+        reason = "the starting dose: nothing is decided until the first week has ended"
+        return "start", "program", reason
+    if decision.action == "pause" and state.status == "active":
+        # Only a clinician's resume makes a paused exercise active (CompiledProgram.resume):
+        # the week reads as resumed, not as "stop until your physiotherapist calls".
+        reason = (
+            f"Resumed: your physiotherapist resumed this exercise after the pause "
+            f"({decision.rule}). Next week: {state.dose.describe()}."
+        )
+        return "resume", "clinician-resume", reason
+    return decision.action, decision.rule, decision.reason
 
 
 def to_toml(document: dict[str, Any]) -> str:

@@ -1,7 +1,10 @@
 """Every hook progressor calls. Hooks are called once, when an engine is built, never per patient.
 
 Each register_* hook receives a `register` callable instead of returning a list, so the core
-knows which plugin supplied what and refuses two components with the same name.
+knows which plugin supplied what and refuses two components with the same name. Each
+implementation is called on its own with the arguments its signature names (as pluggy
+calls it); a wrapper implementation (wrapper=True, hookwrapper=True) is refused when its
+plugin registers, since it would never run.
 """
 
 from __future__ import annotations

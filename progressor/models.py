@@ -26,6 +26,9 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from progressor.rounding import round_half_up, round_whole
 
 Action = Literal["progress", "hold", "regress", "pause"]
 Status = Literal["active", "paused"]
@@ -202,17 +205,17 @@ class Dose(Limits):
 
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
-        # Half up, as a clinician would round (Python's round() sends 682.5 to 682).
+        # Half up, as a clinician would round (progressor.rounding: the one rule).
         values = {**self.__dict__}
         # A Dose is valid once built (by validation, or trusted_dose on checked values), so only
         # the changed field needs the check Limits would make (a whole number >= 1 for counts
         # and seconds, a float >= 0 otherwise); anything unusual takes pydantic's path and its
         # error.
         if name in INT_FIELDS:
-            values[name] = whole = math.floor(value + 0.5)
+            values[name] = whole = round_whole(value)
             valid = whole >= 1
         else:
-            values[name] = value = round(value, 2)
+            values[name] = value = round_half_up(value, 2)
             valid = name in FLOAT_FIELDS and type(value) is float and value >= 0
         if valid and type(self) is Dose:
             dose = object.__new__(Dose)
@@ -436,6 +439,31 @@ class SetAside(_Frozen):
         return f"{where}: {self.reason}" + (f" ({self.record})" if self.record else "")
 
 
+#: The longest patient id accepted: room for any clinic's record number or a UUID.
+PATIENT_ID_MAX = 128
+
+
+def patient_id_problem(patient: str) -> str | None:
+    """Why `patient` cannot be a patient id, or None when it can.
+
+    An id names one patient in the store, in datasets, in alerts and on the command line:
+    it is not empty, has no leading or trailing spaces, holds only printable characters (no
+    tab, newline, NUL or other control or invisible format character) and is at most
+    PATIENT_ID_MAX characters long. An id that breaks these rules is easily mistyped apart
+    from the patient's own (or printed as nothing), so their weeks would go uncomputed.
+    """
+    if not patient.strip():
+        return "a patient id must not be empty or only spaces"
+    if not patient.isprintable():  # (str.isprintable: the plain space is the one space it takes)
+        bad = next(c for c in patient if not c.isprintable())
+        return f"a patient id must hold printable characters only, not {bad!r}"
+    if patient != patient.strip():
+        return "a patient id must not start or end with a space"
+    if len(patient) > PATIENT_ID_MAX:
+        return f"a patient id is at most {PATIENT_ID_MAX} characters, not {len(patient)}"
+    return None
+
+
 class Enrollment(_Frozen):
     """A patient on a program from a start date, with optional starting-dose overrides."""
 
@@ -443,6 +471,16 @@ class Enrollment(_Frozen):
     program: str
     start: dt.date
     overrides: dict[str, Dose] = Field(default_factory=dict)
+
+    @field_validator("patient")
+    @classmethod
+    def _patient_id(cls, patient: str) -> str:
+        # Checked here so that every road that enrolls (the store, datasets, the API)
+        # refuses an id that would never be computed.
+        problem = patient_id_problem(patient)
+        if problem:
+            raise PydanticCustomError("patient_id", problem)
+        return patient
 
 
 class ExerciseState(_Frozen):

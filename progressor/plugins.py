@@ -69,6 +69,15 @@ class PluginManager(pluggy.PluginManager):
             raise PluginError(info.name, f"cannot be registered: {exc}") from None
         except pluggy.PluginValidationError as exc:
             raise PluginError(info.name, f"{exc}; {info.how_to_disable}") from None
+        wrapper = _wrapper_hook(self, plugin)
+        if wrapper:
+            self.unregister(plugin)
+            raise PluginError(
+                info.name,
+                f"{wrapper} is a wrapper (wrapper=True or hookwrapper=True): progressor calls "
+                "each register hook on its own, so a wrapper would never run; make it a plain "
+                f"hook implementation{'; ' + info.how_to_disable if info.how_to_disable else ''}",
+            )
         self.infos[info.name] = info
 
     def check(self) -> None:
@@ -80,6 +89,14 @@ class PluginManager(pluggy.PluginManager):
             info = self.infos.get(name)
             hint = f"; {info.how_to_disable}" if info and info.how_to_disable else ""
             raise PluginError(name, f"{exc}{hint}") from None
+
+
+def _wrapper_hook(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """The first of `plugin`'s hooks implemented as a wrapper, if any."""
+    for caller in pm.get_hookcallers(plugin) or ():
+        if any(i.plugin is plugin and (i.wrapper or i.hookwrapper) for i in caller.get_hookimpls()):
+            return caller.name
+    return None
 
 
 def env_list(value: str | None) -> list[str] | None:
@@ -136,6 +153,28 @@ def allowed_entry_points(allow: Iterable[str] | None) -> list[metadata.EntryPoin
     allowed = None if allow is None else set(allow)
     entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     return [e for e in entries if allowed is None or {e.name, e.module} & allowed]
+
+
+def not_installed(allow: Iterable[str] | None) -> str | None:
+    """A warning when the allow-list names plugins that are not installed, else None.
+
+    Such a name loads nothing, silently: a typo in PROGRESSOR_PLUGINS would leave a clinic's
+    rules out of every run. The warning lists the installed plugins to choose from.
+    """
+    if allow is None:
+        return None
+    installed = allowed_entry_points(None)
+    known = {n for e in installed for n in (e.name, e.module)}
+    missing = [name for name in allow if name not in known]
+    if not missing:
+        return None
+    names = [e.name for e in installed]
+    hints = [hint for name in missing if (hint := did_you_mean(name, names))]
+    return (
+        f"{ALLOW_ENV} names plugins that are not installed: {', '.join(missing)}"
+        + (f" ({'; '.join(hints)})" if hints else "")
+        + f"; installed plugins: {', '.join(names) or 'none'}"
+    )
 
 
 @functools.cache
@@ -290,9 +329,14 @@ def _collect(
 
 
 def call_hook(impl: pluggy.HookImpl, hook_name: str, register: Callable[..., None]) -> None:
-    """Call one plugin's register_* hook; anything it raises names the plugin."""
+    """Call one plugin's register_* hook; anything it raises names the plugin.
+
+    As pluggy calls an implementation: with the arguments its signature names (pluggy lets
+    an implementation take fewer than the hook offers), here at most `register`.
+    """
+    offered = {"register": register}
     try:
-        impl.function(register=register)
+        impl.function(**{name: offered[name] for name in impl.argnames})
     except PluginError:
         raise
     except Exception as exc:

@@ -194,12 +194,12 @@ ACTION_COLUMNS = "id, patient, kind, exercise, dose, note, who, at, week, record
 
 def enrollment_of_row(patient: str, program: str, start: str, overrides: str) -> Enrollment:
     """An enrollment from its row in `patients`."""
-    return Enrollment(
-        patient=patient,
-        program=program,
-        start=dt.date.fromisoformat(start),
-        overrides=json.loads(overrides),
+    # The id is taken as stored: a store made before ids were checked (models.
+    # patient_id_problem) may hold one now refused, and that patient must still be computed.
+    checked = Enrollment(
+        patient="stored", program=program, start=start, overrides=json.loads(overrides)
     )
+    return checked.model_copy(update={"patient": patient})
 
 
 def action_of_row(row: Sequence[Any]) -> ClinicianAction:

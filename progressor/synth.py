@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from progressor.dataset import DatasetWriter
 from progressor.engine import CompiledProgram
 from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
+from progressor.rounding import round_whole
 from progressor.store import Store
 
 #: Adherence from excellent to drop-out; pain that improves, plateaus or flares.
@@ -42,6 +43,12 @@ SESSIONS_PER_WEEK = {
 DEFAULT_START = dt.date(2026, 1, 5)
 
 
+def start_ending_by(day: dt.date, weeks: int) -> dt.date:
+    """The first day of `weeks` synthetic weeks that end by `day`: a recompute as of `day`
+    then judges those weeks, not months of empty ones since a fixed start."""
+    return day - dt.timedelta(days=7 * weeks)
+
+
 @dataclass(frozen=True)
 class SyntheticPatient:
     enrollment: Enrollment
@@ -60,7 +67,7 @@ def _performed(dose: Dose, rng: random.Random, short: bool) -> dict[str, object]
         done["hold_s"] = dose.hold_s - (2 if short else 0)
     if dose.duration_s is not None:
         scale = 0.8 if short else rng.uniform(1.0, 1.6)
-        done["duration_s"] = [round(dose.duration_s * scale)] * sets
+        done["duration_s"] = [round_whole(dose.duration_s * scale)] * sets
     if dose.load_kg is not None:
         done["load_kg"] = dose.load_kg
     return done
@@ -89,7 +96,7 @@ def _week(
         for name, state in prescription.exercises.items():
             if state.status == "paused":
                 continue
-            before = max(0.0, min(10.0, round(baseline + rng.choice((-1, 0, 0, 1)))))
+            before = max(0.0, min(10.0, round_whole(baseline + rng.choice((-1, 0, 0, 1)))))
             during = max(0.0, before - rng.choice((0, 0, 1)))
             if day == new_pain_day:
                 during = min(10.0, before + 2)

@@ -25,6 +25,7 @@ from progressor.models import (
     Scalar,
     SetAside,
 )
+from progressor.rounding import round_half_up
 
 SessionMet = Callable[[Dose, Sequence[Outcome]], bool]
 EachMet = Callable[[Dose, Sequence[Outcome]], list[bool]]
@@ -206,7 +207,7 @@ class WeekView:
     @_cached_property
     def mean_pain(self) -> float | None:
         scores = self.pain_scores
-        return round(sum(scores) / len(scores), 2) if scores else None
+        return round_half_up(sum(scores) / len(scores), 2) if scores else None
 
 
 _set_week_fields = vars(WeekView)["__dict__"].__set__

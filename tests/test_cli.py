@@ -79,6 +79,17 @@ def test_next_writes_toml_and_json(write_log: WriteLog, tmp_path: Path) -> None:
     }
 
 
+def test_the_default_format_is_the_first_exporter_registered(write_log: WriteLog) -> None:
+    log = str(write_log(full_week(), "anna.jsonl"))
+    default = run("next", SEED, "--log", log, "--as-of", "2026-01-12")
+    assert default.returncode == 0 and tomllib.loads(default.stdout)["week"] == 2
+    # The core names no built-in: without the toml exporter, the next one registered.
+    without = run("next", SEED, "--log", log, "--as-of", "2026-01-12", "--block", "toml")
+    assert without.returncode == 0 and json.loads(without.stdout)["week"] == 2
+    unknown = run("next", SEED, "--log", log, "--format", "tmol")
+    assert unknown.returncode == 1 and "(did you mean 'toml'?)" in unknown.stderr
+
+
 def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     # Week 1 in full, and the first day of week 2, which is still under way on the 13th.
     week_2_started = START + dt.timedelta(days=7)
@@ -139,6 +150,16 @@ def test_a_patient_id_written_two_ways_is_refused_not_half_dropped(write_log: Wr
     done = run("next", SEED, "--log", str(write_log(rows, "a.jsonl")), "--patient", "anna")
     assert done.returncode == 1 and done.stdout == ""
     assert "records of 'Anna ' as well as of 'anna'" in done.stderr
+
+
+@pytest.mark.parametrize("patient", ["", " ", "an\tna"])
+def test_a_log_whose_patient_id_cannot_be_enrolled_is_refused_cleanly(
+    write_log: WriteLog, patient: str
+) -> None:
+    rows = [{**r, "patient": patient} for r in full_week()]
+    done = run("next", SEED, "--log", str(write_log(rows, "a.jsonl")), "--as-of", "2026-01-12")
+    assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
+    assert f"cannot compute patient {patient!r}: a patient id must" in done.stderr
 
 
 def test_next_before_the_first_week_ends_says_so(write_log: WriteLog) -> None:
@@ -259,6 +280,23 @@ def test_plugins_lists_the_builtins() -> None:
         "pain-monitoring",
     ]
     assert "two-for-two" in names["progressor.builtins.progressions"]["strategies"]
+
+
+def test_an_allow_list_naming_a_plugin_not_installed_warns_with_the_installed_ones(
+    write_log: WriteLog,
+) -> None:
+    done = run("plugins", env={"PROGRESSOR_PLUGINS": "red-flag,nonexistent"})
+    assert done.returncode == 0
+    assert done.stderr == (
+        "warning: PROGRESSOR_PLUGINS names plugins that are not installed: red-flag, "
+        "nonexistent (did you mean 'red-flags'?); installed plugins: red-flags, "
+        "repeated-movements\n"
+    )
+    log = str(write_log(full_week(), "anna.jsonl"))
+    computed = run("next", SEED, "--log", log, env={"PROGRESSOR_PLUGINS": "nonexistent"})
+    assert computed.stderr.count("not installed: nonexistent") == 1
+    for fine in ("red-flags", ""):
+        assert "warning" not in run("plugins", env={"PROGRESSOR_PLUGINS": fine}).stderr
 
 
 @pytest.mark.parametrize(

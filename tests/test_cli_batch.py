@@ -134,15 +134,45 @@ def test_a_clinic_week_from_init_to_review(tmp_path: Path) -> None:
     assert "ben" not in run("review", env=env).stdout
 
 
+def test_enroll_refuses_a_patient_id_that_would_never_be_computed(tmp_path: Path) -> None:
+    env = _env(tmp_path / "clinic.db")
+    assert run("init", env=env).returncode == 0
+    for patient, problem in [
+        ("", "must not be empty or only spaces"),
+        ("  ", "must not be empty or only spaces"),
+        ("anna ", "must not start or end with a space"),
+        ("an\tna", "must hold printable characters only, not '\\t'"),
+        ("an\nna", "must hold printable characters only, not '\\n'"),
+    ]:
+        done = run("enroll", patient, "--program", SEED, "--start", "2026-01-05", env=env)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"error: cannot enroll {patient!r}: a patient id {problem}" in done.stderr
+    assert "0 patients" in run("status", env=env).stdout
+
+
 def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
     env = _env(tmp_path / "synth.db")
-    made = run("synth", "--patients", "60", "--weeks", "2", env=env)
+    made = run("synth", "--patients", "60", "--weeks", "2", "--start", "2026-01-05", env=env)
     assert made.returncode == 0, made.stderr
     done = run("recompute", "--week", "2026-01-19", "--workers", "1", env=env)
     assert done.returncode == 0, done.stderr
     assert "60 patients computed" in done.stdout
     again = run("synth", "--patients", "5", env=env)  # never into a store holding patients
     assert again.returncode == 1 and "already holds patients" in again.stderr
+
+
+def test_synth_by_default_ends_its_weeks_today(tmp_path: Path) -> None:
+    # A recompute as the README shows it (as of today) judges the synthetic weeks only,
+    # not months of empty weeks since a fixed day.
+    env = _env(tmp_path / "today.db")
+    made = run("synth", "--patients", "6", "--weeks", "2", env=env)
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(tmp_path / "today.db") as db:
+        starts = {row[0] for row in db.execute("SELECT start FROM patients")}
+    assert starts == {(dt.date.today() - dt.timedelta(days=14)).isoformat()}
+    done = run("recompute", "--workers", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "6 patients computed" in done.stdout
 
 
 def test_synth_with_a_recent_start_quarantines_none_of_its_own_records(tmp_path: Path) -> None:
@@ -172,7 +202,17 @@ def test_recompute_over_a_dataset(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     assert (
         run(
-            "synth", "--patients", "40", "--weeks", "2", "--out", str(data), "--partitions", "4"
+            "synth",
+            "--patients",
+            "40",
+            "--weeks",
+            "2",
+            "--start",
+            "2026-01-05",
+            "--out",
+            str(data),
+            "--partitions",
+            "4",
         ).returncode
         == 0
     )
@@ -202,7 +242,17 @@ def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(
     data, out = tmp_path / "data", tmp_path / "out"
     program = str(PROGRAMS / "lumbar-extension.toml")
     made = run(
-        "synth", "--patients", "12", "--weeks", "2", "--program", program, "--out", str(data)
+        "synth",
+        "--patients",
+        "12",
+        "--weeks",
+        "2",
+        "--start",
+        "2026-01-05",
+        "--program",
+        program,
+        "--out",
+        str(data),
     )
     assert made.returncode == 0, made.stderr
     done = run("recompute", "--dataset", str(data), "--out", str(out), "--week", "2026-01-19")

@@ -497,3 +497,19 @@ def test_a_flare_in_the_week_under_way_is_alerted_now_and_week_one_is_not_judged
         ("xia", 3, "pain-flare"),
     ]
     assert summary["alerts"] == 2
+
+
+def test_an_enrollment_whose_patient_id_cannot_be_computed_is_set_aside(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    _seed_program_dataset(data)
+    rows = [
+        {"patient": p, "program": "low-back-pain", "start": START.isoformat()}
+        for p in ("anna", "an\tna")
+    ]
+    (data / "enrollments" / "part-00000.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    [row] = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
+    assert (row["source"], row["line"]) == ("enrollments/part-00000.jsonl", 2)
+    assert row["reason"] == "patient: a patient id must hold printable characters only, not '\\t'"

@@ -34,6 +34,7 @@ from progressor.models import (
     trusted,
     trusted_dose,
 )
+from progressor.rounding import round_half_up, round_whole
 from progressor.synth import synthesize_clinic
 from progressor.week import build_week
 from tests.conftest import PROGRAMS, START, full_week
@@ -258,7 +259,7 @@ def test_with_value_gives_what_validation_gives(name: str, value: float) -> None
     dose = p.Dose(sets=2, reps=5, hold_s=5, load_kg=10.0)
 
     def validated() -> p.Dose:
-        rounded = math.floor(value + 0.5) if name in INT_FIELDS else round(value, 2)
+        rounded = round_whole(value) if name in INT_FIELDS else round_half_up(value, 2)
         return p.Dose(**{**dose.__dict__, name: rounded})
 
     try:

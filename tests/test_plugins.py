@@ -13,7 +13,7 @@ import pytest
 
 import progressor
 from progressor.alerts import dispatch, parse_specs
-from progressor.plugins import get_plugin_manager
+from progressor.plugins import get_plugin_manager, not_installed
 from progressor.synth import synthesize_clinic
 from tests.conftest import PROGRAMS, START
 from tests.conftest import SometimesBroken as _Sometimes
@@ -67,6 +67,16 @@ def test_entry_point_plugins_load_and_the_allow_list_restricts(installed: Any) -
     assert {i.name for i in none.infos.values() if not i.builtin} == set()
 
 
+def test_an_allow_list_naming_a_plugin_not_installed_is_told(installed: Any) -> None:
+    installed(alpha=_plugin("clinic_alpha"), beta=_plugin("clinic_beta"))
+    assert not_installed(None) is None
+    assert not_installed(["alpha", "clinic_beta"]) is None  # by entry point or module
+    assert not_installed(["alpah", "gamma"]) == (
+        "PROGRESSOR_PLUGINS names plugins that are not installed: alpah, gamma "
+        "(did you mean 'alpha'?); installed plugins: alpha, beta"
+    )
+
+
 def test_a_plugin_that_fails_to_import_is_named_with_how_to_disable(
     installed: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,6 +105,35 @@ def test_a_wrong_hook_signature_is_named() -> None:
     )
     with pytest.raises(progressor.PluginError, match="clinic_wrong_args"):
         progressor.Engine(plugins=[plugin])
+
+
+def test_a_hook_implementation_taking_no_argument_is_called_as_pluggy_calls_it() -> None:
+    called = []
+
+    @progressor.hookimpl
+    def progressor_register_strategies() -> None:
+        called.append(True)
+
+    plugin = _module(
+        "clinic_no_args", progressor_register_strategies=progressor_register_strategies
+    )
+    progressor.Engine(plugins=[plugin])
+    assert called == [True]
+
+
+@pytest.mark.parametrize("marker", [{"wrapper": True}, {"hookwrapper": True}])
+def test_a_wrapper_hook_implementation_is_refused_when_it_registers(
+    marker: dict[str, bool],
+) -> None:
+    def progressor_register_exporters(register: Any) -> Any:
+        return (yield)
+
+    wrapped = progressor.hookimpl(**marker)(progressor_register_exporters)
+    plugin = _module("clinic_wrapper", progressor_register_exporters=wrapped)
+    with pytest.raises(progressor.PluginError) as info:
+        progressor.Engine(plugins=[plugin])
+    message = str(info.value)
+    assert "clinic_wrapper" in message and "progressor_register_exporters is a wrapper" in message
 
 
 def test_an_unknown_hook_is_named() -> None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from progressor import hookimpl
 from progressor.components import Proposal, Strategy
 from progressor.models import Dose, Exercise, Scalar
+from progressor.rounding import round_half_up, round_whole
 from progressor.week import ExerciseWeek
 
 NumericField = Literal["sets", "reps", "hold_s", "duration_s", "load_kg", "distance_m"]
@@ -171,15 +172,28 @@ class Double(Strategy):
         return Proposal("progress", f"{met_reason(week)}; {change}", dose, met_values(week))
 
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
-        # A step back never raises a field: from the bottom of the first field, lower the
-        # second and keep the first at its bottom (rather than jumping back to first_top).
+        """One step down the ladder, never raising a field (never back up to first_top):
+        `first` down to its bottom; then `second` down to its floor; then `first` below its
+        bottom down to its floor. The same dose back means every field is at its floor."""
         assert isinstance(params, DoubleParams)
         first, second = value(dose, params.first), value(dose, params.second)
-        bottom = floor(exercise, params.first, self._bottom(exercise, params))
-        if first - params.first_step >= bottom:
-            return dose.with_value(params.first, first - params.first_step)
-        lowered = floor(exercise, params.second, second - params.second_step, params.second_step)
-        return dose.with_value(params.second, min(second, lowered))
+        first_floor = self._floor(exercise, params.first, params.first_step)
+        bottom = max(self._bottom(exercise, params), first_floor)
+        if first > bottom:
+            return dose.with_value(params.first, max(first - params.first_step, bottom))
+        second_floor = self._floor(exercise, params.second, params.second_step)
+        if second > second_floor:
+            return dose.with_value(params.second, max(second - params.second_step, second_floor))
+        if first > first_floor:
+            return dose.with_value(params.first, max(first - params.first_step, first_floor))
+        return dose
+
+    @staticmethod
+    def _floor(exercise: Exercise, name: str, step: float) -> float:
+        """A field's floor: the exercise's, or where the program sets none, one step (a step
+        back never takes a field to nothing)."""
+        low = exercise.floor.__dict__[name]
+        return step if low is None else float(low)
 
 
 class TwoForTwoParams(_Params):
@@ -444,9 +458,11 @@ class Quota(Strategy):
                 )
             return Proposal("hold", reason, week.dose, values, memory=memory)
         mean = total / count
-        quota = cap(week.exercise, params.field, round(mean * params.initial_fraction), params.goal)
+        quota = cap(
+            week.exercise, params.field, round_whole(mean * params.initial_fraction), params.goal
+        )
         quota = floor(week.exercise, params.field, quota)
-        values["baseline_mean"] = round(mean, 2)
+        values["baseline_mean"] = round_half_up(mean, 2)
         reason = (
             f"baseline complete (mean {mean:.0f} over {count} sessions): first quota "
             f"{params.field} {quota:g} ({params.initial_fraction:.0%} of the mean)"

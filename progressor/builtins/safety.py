@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from progressor import hookimpl
 from progressor.components import Finding, SafetyRule
 from progressor.models import Outcome
+from progressor.rounding import round_half_up
 from progressor.week import WeekView
 
 
@@ -136,7 +137,7 @@ def _rise(outcomes: tuple[Outcome, ...]) -> float:
         if after is not None and after - before > rise:
             rise = after - before
     # Pain scores are given to at most two decimals: rounding removes float residue.
-    return round(rise, 2) if rise else 0.0
+    return round_half_up(rise, 2) if rise else 0.0
 
 
 class PainMonitoringParams(_Params):
@@ -169,7 +170,7 @@ class PainMonitoring(SafetyRule):
         if (
             mean is not None
             and previous is not None
-            and round(mean - previous, 2) >= params.weekly_increase
+            and round_half_up(mean - previous, 2) >= params.weekly_increase
         ):
             reason = (
                 f"weekly mean pain rose from {previous:g} to {mean:g} "

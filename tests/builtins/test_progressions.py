@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import progressor as p
+from progressor.builtins.progressions import Double, DoubleParams
+from progressor.rounding import round_half_up
 from tests.builtins.conftest import (
     EX,
     applied,
@@ -120,6 +124,10 @@ def test_linear_regress_one_step_never_below_floor(
 
 @pytest.fixture
 def double() -> p.CompiledProgram:
+    return _double()
+
+
+def _double() -> p.CompiledProgram:
     # The seed's pelvic tilt: reps 5 -> 10, then hold + 1 s and reps back to 5.
     return one_exercise(
         "hold",
@@ -196,7 +204,10 @@ def test_double_resets_to_first_bottom_when_given() -> None:
         ((6, 7), (5, 7)),
         ((5, 6), (5, 5)),  # at the first field's bottom: lower the second, keep the first
         ((5, 4), (5, 3)),
-        ((5, 3), (5, 3)),  # at the floor: stays
+        ((5, 3), (4, 3)),  # the second at its floor: the first below its bottom
+        ((4, 7), (4, 6)),  # (a clinician's dose below the bottom: the second first)
+        ((4, 3), (3, 3)),
+        ((3, 3), (3, 3)),  # both at the floor: stays
     ],
 )
 def test_double_regress_one_step_never_below_floor(
@@ -207,6 +218,72 @@ def test_double_regress_one_step_never_below_floor(
     assert (found.action, found.rule) == ("regress", "new-pain")
     assert found.dose_after == p.Dose(**tilt(*after))
     assert dose_of(result) == p.Dose(**tilt(*after))
+    assert ("already at the floor" in found.reason) == (before == (3, 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    reps=st.integers(min_value=3, max_value=10),
+    hold_s=st.integers(min_value=3, max_value=10),
+)
+def test_double_step_back_walks_down_to_the_floor_and_says_so_only_there(
+    reps: int, hold_s: int
+) -> None:
+    compiled = _double()
+    found = decision(step(compiled, one_rise(reps=[10], hold_s=10), tilt(reps, hold_s)))
+    after = found.dose_after
+    assert after.reps is not None and after.hold_s is not None
+    assert after.reps >= 3 and after.hold_s >= 3  # never below the floor
+    assert after.reps <= reps and after.hold_s <= hold_s  # a step back raises nothing
+    at_floor = (reps, hold_s) == (3, 3)
+    assert (after == found.dose_before) == at_floor  # one step down unless at the floor
+    assert ("already at the floor" in found.reason) == at_floor
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.integers(min_value=1, max_value=20),
+    second=st.floats(min_value=0, max_value=60, allow_nan=False).map(lambda x: round_half_up(x, 2)),
+    first_floor=st.none() | st.integers(min_value=1, max_value=20),
+    second_floor=st.none()
+    | st.floats(min_value=0, max_value=60).map(lambda x: round_half_up(x, 2)),
+    first_bottom=st.none() | st.integers(min_value=1, max_value=20),
+    steps=st.tuples(st.integers(min_value=1, max_value=3), st.sampled_from([0.5, 1.0, 2.5])),
+)
+def test_double_regress_never_goes_below_a_floor(
+    first: int,
+    second: float,
+    first_floor: int | None,
+    second_floor: float | None,
+    first_bottom: int | None,
+    steps: tuple[int, float],
+) -> None:
+    floor = p.Limits(reps=first_floor, load_kg=second_floor)
+    low_first = first_floor or steps[0]
+    low_second = steps[1] if second_floor is None else second_floor
+    assume(first >= low_first and second >= low_second)
+    exercise = p.Exercise(
+        id=EX,
+        name="Squat",
+        type="reps",
+        dose=p.Dose(sets=1, reps=first, load_kg=second),
+        floor=floor,
+        progression={"strategy": "double", "first": "reps", "first_top": 20, "second": "load_kg"},
+    )
+    params = DoubleParams(
+        first="reps",
+        first_step=steps[0],
+        first_bottom=first_bottom,
+        first_top=20,
+        second="load_kg",
+        second_step=steps[1],
+    )
+    before = p.Dose(sets=1, reps=first, load_kg=second)
+    after = Double().regress(exercise, before, params)
+    assert after.reps is not None and after.load_kg is not None
+    assert low_first <= after.reps <= first and low_second <= after.load_kg <= second
+    at_floor = first == low_first and second == low_second
+    assert (after == before) == at_floor
 
 
 # -- two-for-two -------------------------------------------------------------------------------
@@ -542,6 +619,13 @@ def test_quota_first_quota_is_70_percent_of_the_baseline_mean(
     assert applied(found).values["baseline_mean"] == 1000
     assert dose_of(result, "walk") == walk_dose(700)
     assert result.prescription.exercises["walk"].memory == {"phase": "quota"}
+
+
+def test_quota_first_quota_rounds_a_half_up(walking: p.CompiledProgram) -> None:
+    # Mean 975 s: 70 % is 682.5 s, which a clinician rounds to 683 (round() gives 682).
+    result = walking.step(enroll(walking), walks(1, [900, 1000, 1000, 1000]))
+    assert dose_of(result, "walk") == walk_dose(683)
+    assert "first quota duration_s 683" in decision(result, "walk").reason
 
 
 def test_quota_a_thin_baseline_week_is_no_baseline(walking: p.CompiledProgram) -> None:
