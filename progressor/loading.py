@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import json
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,61 +34,8 @@ from progressor.models import (
     Record,
     SetAside,
 )
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".' ]+?)\s*=\s*(.*)$")
-_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
-
-
-def _split_key(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in text.split("."))
-
-
-def key_lines(text: str) -> dict[KeyPath, int]:
-    """Map each key path of a TOML document to the line (1-based) that defines it.
-
-    Arrays of tables get their index in the path: ("exercises", 1, "dose", "reps").
-    Keys of an inline table are mapped to the line of the inline table.
-    """
-    lines: dict[KeyPath, int] = {}
-    counters: dict[tuple[str, ...], int] = {}
-    table: KeyPath = ()
-    depth = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if depth > 0:  # inside a multi-line array
-            depth += line.count("[") - line.count("]")
-            continue
-        header = _HEADER.match(line)
-        if header:
-            table = _table_path(_split_key(header.group(2)), header.group(1) == "[[", counters)
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.match(line)
-        if not key or line.lstrip().startswith("#"):
-            continue
-        path = (*table, *_split_key(key.group(1)))
-        lines.setdefault(path, number)
-        value = key.group(2)
-        if value.startswith("{"):
-            for inner in _INLINE_KEY.findall(value):
-                lines.setdefault((*path, inner), number)
-        if value.startswith("["):
-            depth = value.count("[") - value.count("]")
-    return lines
-
-
-def _table_path(
-    keys: tuple[str, ...], is_array: bool, counters: dict[tuple[str, ...], int]
-) -> KeyPath:
-    path: list[str | int] = []
-    for end in range(1, len(keys) + 1):
-        path.append(keys[end - 1])
-        prefix = keys[:end]
-        if end == len(keys) and is_array:
-            counters[prefix] = counters.get(prefix, -1) + 1
-        if prefix in counters:
-            path.append(counters[prefix])
-    return tuple(path)
+from progressor.toml_keys import MAX_NESTING, scan
+from progressor.toml_keys import key_lines as key_lines  # (a public name of this module)
 
 
 def _fields_at(path: KeyPath) -> Iterable[str]:
@@ -124,34 +72,95 @@ def _problems(
     return problems
 
 
+#: The largest program read, in bytes of its file (characters of a text): real programs
+#: are a few kB; the bound keeps any text's reading well under a second.
+MAX_PROGRAM_BYTES = 1_000_000
+
+
 def parse_program(text: str, source: str | None = None) -> Program:
     """A Program from TOML text; raise ProgramError with every located problem."""
+    if len(text) > MAX_PROGRAM_BYTES:
+        raise ProgramError([_too_large(len(text), source)])
+    found = scan(text)
+    if found.too_deep is not None:
+        message = f"nested more than {MAX_NESTING} levels deep (tables, keys and arrays)"
+        raise ProgramError([Problem(message, source, found.too_deep)])
+    data = _toml(text, source)
     try:
-        data = tomllib.loads(text)
+        program = Program.model_validate(data)
+    except ValidationError as exc:
+        raise ProgramError(_problems(exc, source, found.lines)) from None
+    program._source = source
+    program._lines = found.lines
+    return program
+
+
+def _toml(text: str, source: str | None) -> dict[str, Any]:
+    """The TOML document; anything tomllib raises becomes a located problem."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         line = int(found.group(1)) if found else None
         raise ProgramError([Problem(f"not valid TOML: {exc}", source, line)]) from None
-    lines = key_lines(text)
-    try:
-        program = Program.model_validate(data)
-    except ValidationError as exc:
-        raise ProgramError(_problems(exc, source, lines)) from None
-    program._source = source
-    program._lines = lines
-    return program
+    except ValueError as exc:
+        long = _LONG_NUMBER.search(text)
+        if long is None:
+            raise ProgramError([_unreadable(exc, source)]) from None
+        # int's own limit on the digits it converts (a guard against slow conversions)
+        line = text.count("\n", 0, long.start()) + 1
+        message = f"a number of more than {_MAX_DIGITS} digits cannot be read"
+        raise ProgramError([Problem(message, source, line)]) from None
+    except Exception as exc:  # (RecursionError, say: a program is refused, never a traceback)
+        raise ProgramError([_unreadable(exc, source)]) from None
+
+
+def _unreadable(exc: Exception, source: str | None) -> Problem:
+    return Problem(f"cannot be read as TOML ({type(exc).__name__}: {exc})", source)
+
+
+_MAX_DIGITS = sys.get_int_max_str_digits()
+_LONG_NUMBER = re.compile(f"[0-9_]{{{_MAX_DIGITS + 1},}}")
+
+
+def _too_large(size: int, source: str | None) -> Problem:
+    return Problem(
+        f"the program is {size:,} bytes, more than the {MAX_PROGRAM_BYTES:,} a program may be",
+        source,
+        suggestion="is this the right file?",
+    )
 
 
 def load_program(path: str | Path) -> Program:
     """A Program from a TOML file; raise ProgramError with every located problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PROGRAM_BYTES + 1)
     except OSError as exc:
         raise ProgramError(
             [Problem(f"cannot read the program: {exc.strerror}", str(path))]
         ) from None
-    return parse_program(text, str(path))
+    if len(raw) > MAX_PROGRAM_BYTES:
+        raise ProgramError([_too_large(path.stat().st_size, str(path))])
+    return parse_program(_utf8(raw, str(path)), str(path))
+
+
+def _utf8(raw: bytes, source: str) -> str:
+    """The file's text; a file in another encoding is refused at its first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = raw[exc.start : exc.start + 1]
+        guess = byte.decode("cp1252", errors="replace")
+        message = (
+            f"not UTF-8 text: byte 0x{byte.hex()} at column {column} "
+            f"(in Windows-1252 it would be {guess!r})"
+        )
+        hint = "re-save the file as UTF-8 (in most editors: Save As, encoding UTF-8)"
+        raise ProgramError([Problem(message, source, line, suggestion=hint)]) from None
 
 
 # -- logs -------------------------------------------------------------------------------------
