@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
@@ -21,8 +22,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from progressor.errors import KeyPath, LogError, Problem, ProgramError, did_you_mean
+from progressor.errors import (
+    KeyPath,
+    LogError,
+    Problem,
+    ProgramError,
+    did_you_mean,
+    format_path,
+)
 from progressor.models import (
+    DUPLICATE_ID,
+    ID_WORDS,
     UNKNOWN_KEY_ERRORS,
     Dose,
     Exercise,
@@ -34,8 +44,10 @@ from progressor.models import (
     Record,
     SetAside,
 )
+from progressor.plugins import Registries
 from progressor.toml_keys import MAX_NESTING, scan
 from progressor.toml_keys import key_lines as key_lines  # (a public name of this module)
+from progressor.validation import names_problems
 
 
 def _fields_at(path: KeyPath) -> Iterable[str]:
@@ -59,17 +71,38 @@ def _problems(
     problems = []
     for item in error.errors():
         path: KeyPath = tuple(item["loc"])
-        suggestion = None
+        message, suggestion = item["msg"], None
         if item["type"] in UNKNOWN_KEY_ERRORS and path:
-            suggestion = did_you_mean(str(path[-1]), _fields_at(path[:-1]))
-        line = next(
-            (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
-        )
-        message = item["msg"]
-        if item["type"] in UNKNOWN_KEY_ERRORS:
             message = "unknown key"
-        problems.append(Problem(message, source, line, path, suggestion))
+            suggestion = did_you_mean(str(path[-1]), _fields_at(path[:-1]))
+        elif item["type"] == DUPLICATE_ID:  # at the second one's id
+            path = (*path, item["ctx"]["index"], "id")
+        elif item["type"] == "string_pattern_mismatch" and path[-1:] == ("id",):
+            message, suggestion = ID_WORDS, _id_like(str(item["input"]))
+        problems.append(Problem(message, source, _line(path, lines), path, suggestion))
     return problems
+
+
+def _line(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    """The line of the longest prefix of `path` that the text defines."""
+    return next(
+        (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
+    )
+
+
+#: Letters that do not fold to ASCII by dropping an accent, spelt as German and Nordic
+#: clinicians spell them without the letter.
+_SPELT_OUT = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "æ": "ae", "ø": "oe", "å": "aa", "œ": "oe"}
+)
+
+
+def _id_like(text: str) -> str | None:
+    """An id close to `text` that a program may use ('Brücke 2' -> 'bruecke-2'), as advice."""
+    spelt = unicodedata.normalize("NFKD", text.lower().translate(_SPELT_OUT))
+    ascii_only = spelt.encode("ascii", errors="ignore").decode()
+    folded = re.sub(r"[^a-z0-9]+", "-", ascii_only).strip("-")
+    return f"e.g. {folded!r}" if folded else None
 
 
 #: The largest program read, in bytes of its file (characters of a text): real programs
@@ -77,8 +110,14 @@ def _problems(
 MAX_PROGRAM_BYTES = 1_000_000
 
 
-def parse_program(text: str, source: str | None = None) -> Program:
-    """A Program from TOML text; raise ProgramError with every located problem."""
+def parse_program(
+    text: str, source: str | None = None, registries: Registries | None = None
+) -> Program:
+    """A Program from TOML text; raise ProgramError with every located problem.
+
+    With `registries` (an engine's), a program whose structure is not sound also has its
+    unknown names and bad parameters reported, in the same round.
+    """
     if len(text) > MAX_PROGRAM_BYTES:
         raise ProgramError([_too_large(len(text), source)])
     found = scan(text)
@@ -89,10 +128,18 @@ def parse_program(text: str, source: str | None = None) -> Program:
     try:
         program = Program.model_validate(data)
     except ValidationError as exc:
-        raise ProgramError(_problems(exc, source, found.lines)) from None
+        problems = _problems(exc, source, found.lines)
+        if registries is not None:
+            named = names_problems(data, source, found.lines, registries)
+            problems += [p for p in named if p not in problems]
+        raise ProgramError(sorted(problems, key=_in_file_order)) from None
     program._source = source
     program._lines = found.lines
     return program
+
+
+def _in_file_order(problem: Problem) -> tuple[int, str]:
+    return (problem.line or 0, format_path(problem.path))
 
 
 def _toml(text: str, source: str | None) -> dict[str, Any]:
@@ -131,8 +178,9 @@ def _too_large(size: int, source: str | None) -> Problem:
     )
 
 
-def load_program(path: str | Path) -> Program:
-    """A Program from a TOML file; raise ProgramError with every located problem."""
+def load_program(path: str | Path, registries: Registries | None = None) -> Program:
+    """A Program from a TOML file; raise ProgramError with every located problem (see
+    parse_program for `registries`)."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -143,7 +191,7 @@ def load_program(path: str | Path) -> Program:
         ) from None
     if len(raw) > MAX_PROGRAM_BYTES:
         raise ProgramError([_too_large(path.stat().st_size, str(path))])
-    return parse_program(_utf8(raw, str(path)), str(path))
+    return parse_program(_utf8(raw, str(path)), str(path), registries)
 
 
 def _utf8(raw: bytes, source: str) -> str:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import tomllib
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 import progressor
+from progressor import Finding, SafetyRule, WeekView
 from progressor.loading import MAX_PROGRAM_BYTES
 from progressor.toml_keys import MAX_NESTING, key_lines
 from tests.conftest import PROGRAMS, START
@@ -168,3 +172,135 @@ def test_key_lines_reads_200_kb_of_non_toml_and_goes_on(line: str) -> None:
     lines = key_lines(f"a = 1\n{line}\nb = 2\n")
     assert lines[("a",)] == 1
     assert len(line) >= 200_000
+
+
+# -- what check refuses, and how it says so -----------------------------------------------------
+
+
+def compile_problems(
+    text: str, engine: progressor.Engine | None = None
+) -> list[progressor.Problem]:
+    engine = engine or progressor.Engine()
+    with pytest.raises(progressor.ProgramError) as info:
+        engine.compile(progressor.parse_program(text, "bad.toml", engine.registries))
+    return list(info.value.problems)
+
+
+def test_first_top_above_the_ceiling_is_refused_at_the_progression() -> None:
+    text = GOOD.replace("first_top = 12", "first_top = 15")
+    [problem] = compile_problems(text)
+    assert problem.path == ("exercises", 2, "progression")
+    assert problem.line == line_of(text, "first_top = 15")
+    assert "first_top (15) is above the exercise's ceiling of reps (12)" in problem.message
+
+
+@pytest.mark.parametrize("version", ["one", "1.0.0.beta-x", ""])
+def test_a_version_must_be_a_version(version: str) -> None:
+    text = GOOD.replace('version = "1.0.0"', f'version = "{version}"')
+    [problem] = problems(text)
+    assert problem.path == ("version",) and problem.line == line_of(text, "version = ")
+    assert "is not a version" in problem.message and "'1.0.0'" in problem.message
+
+
+def test_pep_440_versions_are_versions() -> None:
+    text = GOOD.replace('version = "1.0.0"', 'version = "2.1rc1"')
+    assert progressor.parse_program(text).version == "2.1rc1"
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [('"7"', "a valid number"), ("true", "a valid number")],
+)
+def test_a_rule_parameter_is_strict(written: str, message: str) -> None:
+    text = GOOD.replace("pause_at = 7", f"pause_at = {written}")
+    [problem] = compile_problems(text)
+    assert problem.path == ("safety", "pain-flare", "pause_at")
+    assert problem.line == line_of(text, "pause_at")
+    assert message in problem.message
+    if written == '"7"':
+        assert problem.suggestion == "write the number without quotes: 7"
+
+
+class _LimitParams(BaseModel):
+    # A clinic's model, lax by pydantic's default: the strictness is progressor's.
+    model_config = ConfigDict(extra="forbid")
+    limit: float = 5
+    codes: tuple[str, ...] = ()
+
+
+class _Limit(SafetyRule):
+    name = "clinic-limit"
+    Params = _LimitParams
+
+    def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
+        return iter(())
+
+
+@progressor.hookimpl
+def progressor_register_safety_rules(register: Callable[[SafetyRule], None]) -> None:
+    register(_Limit())
+
+
+def test_a_clinic_rules_parameters_are_as_strict_as_the_built_ins() -> None:
+    plugin = types.ModuleType("clinic_limit")
+    plugin.__dict__["progressor_register_safety_rules"] = progressor_register_safety_rules
+    engine = progressor.Engine(plugins=[plugin])
+    table = '\n[safety.clinic-limit]\nlimit = "6"\ncodes = ["a", "b"]\n'
+    text = GOOD.replace("\n[safety.adherence]", table + "[safety.adherence]")
+    [problem] = compile_problems(text, engine)
+    assert problem.path == ("safety", "clinic-limit", "limit")
+    # An array is still read for a tuple.
+    text = GOOD.replace("\n[safety.adherence]", table.replace('"6"', "6") + "[safety.adherence]")
+    engine.compile(progressor.parse_program(text))
+
+
+def test_a_missing_id_is_located_at_its_exercise() -> None:
+    text = GOOD.replace('id = "bridge"\n', "")
+    [problem] = problems(text)
+    assert problem.path == ("exercises", 2, "id") and problem.message == "Field required"
+    assert problem.line == line_of(GOOD, 'id = "bridge"') - 1  # its [[exercises]] header
+    inline = 'id = "x"\nversion = "1"\ntitle = "t"\nexercises = [\n  { name = "a" },\n]\n'
+    assert ("exercises", 0, "id", 5) in {(*p.path, p.line) for p in problems(inline)}
+
+
+def test_a_duplicate_id_is_located_at_its_second_use() -> None:
+    text = GOOD.replace('id = "bridge"', 'id = "pelvic-tilt"')
+    [problem] = problems(text)
+    assert problem.path == ("exercises", 2, "id")
+    assert problem.line == line_of(GOOD, 'id = "bridge"')
+    assert problem.message == "exercise id 'pelvic-tilt' is used twice"
+
+
+@pytest.mark.parametrize(
+    ("written", "suggested"),
+    [("brücke", "bruecke"), ("Knee to chest", "knee-to-chest"), ("étirement_1", "etirement-1")],
+)
+def test_an_id_that_is_not_an_id_is_explained_in_words(written: str, suggested: str) -> None:
+    text = GOOD.replace('id = "bridge"', f'id = "{written}"')
+    [problem] = problems(text)
+    assert problem.line == line_of(text, written)
+    assert problem.message == (
+        "an id holds only lowercase letters a-z, digits and dashes, and starts with a letter "
+        "or a digit"
+    )
+    assert problem.suggestion == f"e.g. {suggested!r}"
+
+
+def test_check_reports_structure_names_and_parameters_in_one_round(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    text = (
+        GOOD.replace('"double"', '"dubble"', 1)
+        .replace("hold_s = 5 }", "hold = 5 }", 1)
+        .replace("pause_at = 7", 'pause_at = "7"')
+    )
+    bad.write_text(text, encoding="utf-8")
+    done = run("check", str(bad))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"{bad}:{line_of(text, 'pause_at')}: safety.pain-flare.pause_at: Input should be a "
+        "valid number (write the number without quotes: 7)",
+        f"{bad}:{line_of(text, 'hold = 5')}: exercises[0].dose.hold: unknown key "
+        "(did you mean 'hold_s'?)",
+        f"{bad}:{line_of(text, 'dubble')}: exercises[0].progression.strategy: unknown strategy "
+        "'dubble' (did you mean 'double'?)",
+    ]
