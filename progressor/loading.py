@@ -197,11 +197,12 @@ def load_program(path: str | Path, registries: Registries | None = None) -> Prog
 def _utf8(raw: bytes, source: str) -> str:
     """The file's text; a file in another encoding is refused at its first bad byte."""
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # (a byte-order mark, as Windows editors write, is no key)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        byte = raw[exc.start : exc.start + 1]
+        read = exc.object  # (what was decoded: after a byte-order mark, if there is one)
+        line = read.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (read.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = read[exc.start : exc.start + 1]
         guess = byte.decode("cp1252", errors="replace")
         message = (
             f"not UTF-8 text: byte 0x{byte.hex()} at column {column} "

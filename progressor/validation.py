@@ -137,28 +137,29 @@ def _compile_exercise(
     if found_type:
         _check_dose(out, exercise, found_type[0], path)
     progression = exercise.progression
+    before = len(out.problems)
     bound = _progression(out, registries, path, progression.strategy, progression.params)
     if not (bound and found_type):
         return None
-    if bound[4]:
-        for message in bound[2].check_exercise(exercise, bound[3]):
+    if len(out.problems) == before:  # (a strategy checks only parameters that are valid)
+        strategy, params = bound[2], bound[3]
+        for message in strategy.check_exercise(exercise, params):
             out.add((*path, "progression"), message)
-    return exercise, found_type[0], bound[:4]
+    return exercise, found_type[0], bound
 
 
 def _progression(
     out: _Collector, registries: Registries, path: KeyPath, name: str, raw: Mapping[str, Any]
-) -> tuple[str, str, Strategy, BaseModel, bool] | None:
-    """The exercise's strategy with its parameters, and whether they are valid."""
+) -> BoundTuple | None:
+    """The exercise's strategy bound to its parameters (None if the strategy is unknown)."""
     found = _lookup(
         out, registries.strategies, name, (*path, "progression", "strategy"), registries.blocked
     )
     if not found:
         return None
     strategy: Strategy = found[0]
-    before = len(out.problems)
     params = out.params((*path, "progression"), strategy.Params, raw)
-    return strategy.name, found[1], strategy, params, len(out.problems) == before
+    return strategy.name, found[1], strategy, params
 
 
 def _compile_rules(

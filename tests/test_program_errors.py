@@ -304,3 +304,15 @@ def test_check_reports_structure_names_and_parameters_in_one_round(tmp_path: Pat
         f"{bad}:{line_of(text, 'dubble')}: exercises[0].progression.strategy: unknown strategy "
         "'dubble' (did you mean 'double'?)",
     ]
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    assert progressor.load_program(path).id == "low-back-pain"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("Low back", "L\xf6w back").encode("cp1252"))
+    with pytest.raises(progressor.ProgramError) as info:
+        progressor.load_program(path)
+    [problem] = info.value.problems
+    assert problem.line == line_of(GOOD, 'title = "Low back')
+    assert "byte 0xf6 at column 11 " in problem.message  # (title = "L is ten characters)
