@@ -64,7 +64,7 @@ from progressor.timeline import (
 
 def _compile(engine: Engine, path: Path) -> CompiledProgram:
     try:
-        return engine.compile(load_program(path))
+        return engine.compile(load_program(path, engine.registries))
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -271,7 +271,7 @@ def check(paths: tuple[Path, ...], plugins: tuple[str, ...], block: tuple[str, .
     bad = 0
     for path in paths:
         try:
-            engine.compile(load_program(path))
+            engine.compile(load_program(path, engine.registries))
         except ProgressorError as exc:
             bad += 1
             click.echo(str(exc), err=True)

@@ -129,6 +129,11 @@ class Strategy(ABC):
         """Problems with using these parameters on this starting dose (at load time)."""
         return ()
 
+    def check_exercise(self, exercise: Exercise, params: BaseModel) -> Iterable[str]:
+        """Problems with using these parameters on this exercise: its starting dose, floor
+        and ceiling (at load time). The default asks `check` of the starting dose."""
+        return self.check(exercise.dose, params)
+
     @abstractmethod
     def propose(self, week: ExerciseWeek, params: BaseModel) -> Proposal:
         """What to do next week, judged from this week's sessions."""

@@ -11,7 +11,9 @@ import csv
 import datetime as dt
 import json
 import re
+import sys
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
@@ -20,8 +22,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from progressor.errors import KeyPath, LogError, Problem, ProgramError, did_you_mean
+from progressor.errors import (
+    KeyPath,
+    LogError,
+    Problem,
+    ProgramError,
+    did_you_mean,
+    format_path,
+)
 from progressor.models import (
+    DUPLICATE_ID,
+    ID_WORDS,
     UNKNOWN_KEY_ERRORS,
     Dose,
     Exercise,
@@ -33,61 +44,10 @@ from progressor.models import (
     Record,
     SetAside,
 )
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".' ]+?)\s*=\s*(.*)$")
-_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
-
-
-def _split_key(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in text.split("."))
-
-
-def key_lines(text: str) -> dict[KeyPath, int]:
-    """Map each key path of a TOML document to the line (1-based) that defines it.
-
-    Arrays of tables get their index in the path: ("exercises", 1, "dose", "reps").
-    Keys of an inline table are mapped to the line of the inline table.
-    """
-    lines: dict[KeyPath, int] = {}
-    counters: dict[tuple[str, ...], int] = {}
-    table: KeyPath = ()
-    depth = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if depth > 0:  # inside a multi-line array
-            depth += line.count("[") - line.count("]")
-            continue
-        header = _HEADER.match(line)
-        if header:
-            table = _table_path(_split_key(header.group(2)), header.group(1) == "[[", counters)
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.match(line)
-        if not key or line.lstrip().startswith("#"):
-            continue
-        path = (*table, *_split_key(key.group(1)))
-        lines.setdefault(path, number)
-        value = key.group(2)
-        if value.startswith("{"):
-            for inner in _INLINE_KEY.findall(value):
-                lines.setdefault((*path, inner), number)
-        if value.startswith("["):
-            depth = value.count("[") - value.count("]")
-    return lines
-
-
-def _table_path(
-    keys: tuple[str, ...], is_array: bool, counters: dict[tuple[str, ...], int]
-) -> KeyPath:
-    path: list[str | int] = []
-    for end in range(1, len(keys) + 1):
-        path.append(keys[end - 1])
-        prefix = keys[:end]
-        if end == len(keys) and is_array:
-            counters[prefix] = counters.get(prefix, -1) + 1
-        if prefix in counters:
-            path.append(counters[prefix])
-    return tuple(path)
+from progressor.plugins import Registries
+from progressor.toml_keys import MAX_NESTING, scan
+from progressor.toml_keys import key_lines as key_lines  # (a public name of this module)
+from progressor.validation import names_problems
 
 
 def _fields_at(path: KeyPath) -> Iterable[str]:
@@ -111,47 +71,145 @@ def _problems(
     problems = []
     for item in error.errors():
         path: KeyPath = tuple(item["loc"])
-        suggestion = None
+        message, suggestion = item["msg"], None
         if item["type"] in UNKNOWN_KEY_ERRORS and path:
-            suggestion = did_you_mean(str(path[-1]), _fields_at(path[:-1]))
-        line = next(
-            (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
-        )
-        message = item["msg"]
-        if item["type"] in UNKNOWN_KEY_ERRORS:
             message = "unknown key"
-        problems.append(Problem(message, source, line, path, suggestion))
+            suggestion = did_you_mean(str(path[-1]), _fields_at(path[:-1]))
+        elif item["type"] == DUPLICATE_ID:  # at the second one's id
+            path = (*path, item["ctx"]["index"], "id")
+        elif item["type"] == "string_pattern_mismatch" and path[-1:] == ("id",):
+            message, suggestion = ID_WORDS, _id_like(str(item["input"]))
+        problems.append(Problem(message, source, _line(path, lines), path, suggestion))
     return problems
 
 
-def parse_program(text: str, source: str | None = None) -> Program:
-    """A Program from TOML text; raise ProgramError with every located problem."""
+def _line(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    """The line of the longest prefix of `path` that the text defines."""
+    return next(
+        (lines[path[:end]] for end in range(len(path), -1, -1) if path[:end] in lines), None
+    )
+
+
+#: Letters that do not fold to ASCII by dropping an accent, spelt as German and Nordic
+#: clinicians spell them without the letter.
+_SPELT_OUT = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "æ": "ae", "ø": "oe", "å": "aa", "œ": "oe"}
+)
+
+
+def _id_like(text: str) -> str | None:
+    """An id close to `text` that a program may use ('Brücke 2' -> 'bruecke-2'), as advice."""
+    spelt = unicodedata.normalize("NFKD", text.lower().translate(_SPELT_OUT))
+    ascii_only = spelt.encode("ascii", errors="ignore").decode()
+    folded = re.sub(r"[^a-z0-9]+", "-", ascii_only).strip("-")
+    return f"e.g. {folded!r}" if folded else None
+
+
+#: The largest program read, in bytes of its file (characters of a text): real programs
+#: are a few kB; the bound keeps any text's reading well under a second.
+MAX_PROGRAM_BYTES = 1_000_000
+
+
+def parse_program(
+    text: str, source: str | None = None, registries: Registries | None = None
+) -> Program:
+    """A Program from TOML text; raise ProgramError with every located problem.
+
+    With `registries` (an engine's), a program whose structure is not sound also has its
+    unknown names and bad parameters reported, in the same round.
+    """
+    if len(text) > MAX_PROGRAM_BYTES:
+        raise ProgramError([_too_large(len(text), source)])
+    found = scan(text)
+    if found.too_deep is not None:
+        message = f"nested more than {MAX_NESTING} levels deep (tables, keys and arrays)"
+        raise ProgramError([Problem(message, source, found.too_deep)])
+    data = _toml(text, source)
     try:
-        data = tomllib.loads(text)
+        program = Program.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems(exc, source, found.lines)
+        if registries is not None:
+            named = names_problems(data, source, found.lines, registries)
+            problems += [p for p in named if p not in problems]
+        raise ProgramError(sorted(problems, key=_in_file_order)) from None
+    program._source = source
+    program._lines = found.lines
+    return program
+
+
+def _in_file_order(problem: Problem) -> tuple[int, str]:
+    return (problem.line or 0, format_path(problem.path))
+
+
+def _toml(text: str, source: str | None) -> dict[str, Any]:
+    """The TOML document; anything tomllib raises becomes a located problem."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         line = int(found.group(1)) if found else None
         raise ProgramError([Problem(f"not valid TOML: {exc}", source, line)]) from None
-    lines = key_lines(text)
-    try:
-        program = Program.model_validate(data)
-    except ValidationError as exc:
-        raise ProgramError(_problems(exc, source, lines)) from None
-    program._source = source
-    program._lines = lines
-    return program
+    except ValueError as exc:
+        long = _LONG_NUMBER.search(text)
+        if long is None:
+            raise ProgramError([_unreadable(exc, source)]) from None
+        # int's own limit on the digits it converts (a guard against slow conversions)
+        line = text.count("\n", 0, long.start()) + 1
+        message = f"a number of more than {_MAX_DIGITS} digits cannot be read"
+        raise ProgramError([Problem(message, source, line)]) from None
+    except Exception as exc:  # (RecursionError, say: a program is refused, never a traceback)
+        raise ProgramError([_unreadable(exc, source)]) from None
 
 
-def load_program(path: str | Path) -> Program:
-    """A Program from a TOML file; raise ProgramError with every located problem."""
+def _unreadable(exc: Exception, source: str | None) -> Problem:
+    return Problem(f"cannot be read as TOML ({type(exc).__name__}: {exc})", source)
+
+
+_MAX_DIGITS = sys.get_int_max_str_digits()
+_LONG_NUMBER = re.compile(f"[0-9_]{{{_MAX_DIGITS + 1},}}")
+
+
+def _too_large(size: int, source: str | None) -> Problem:
+    return Problem(
+        f"the program is {size:,} bytes, more than the {MAX_PROGRAM_BYTES:,} a program may be",
+        source,
+        suggestion="is this the right file?",
+    )
+
+
+def load_program(path: str | Path, registries: Registries | None = None) -> Program:
+    """A Program from a TOML file; raise ProgramError with every located problem (see
+    parse_program for `registries`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PROGRAM_BYTES + 1)
     except OSError as exc:
         raise ProgramError(
             [Problem(f"cannot read the program: {exc.strerror}", str(path))]
         ) from None
-    return parse_program(text, str(path))
+    if len(raw) > MAX_PROGRAM_BYTES:
+        raise ProgramError([_too_large(path.stat().st_size, str(path))])
+    return parse_program(_utf8(raw, str(path)), str(path), registries)
+
+
+def _utf8(raw: bytes, source: str) -> str:
+    """The file's text; a file in another encoding is refused at its first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")  # (a byte-order mark, as Windows editors write, is no key)
+    except UnicodeDecodeError as exc:
+        read = exc.object  # (what was decoded: after a byte-order mark, if there is one)
+        line = read.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (read.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = read[exc.start : exc.start + 1]
+        guess = byte.decode("cp1252", errors="replace")
+        message = (
+            f"not UTF-8 text: byte 0x{byte.hex()} at column {column} "
+            f"(in Windows-1252 it would be {guess!r})"
+        )
+        hint = "re-save the file as UTF-8 (in most editors: Save As, encoding UTF-8)"
+        raise ProgramError([Problem(message, source, line, suggestion=hint)]) from None
 
 
 # -- logs -------------------------------------------------------------------------------------

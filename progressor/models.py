@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
+from packaging.version import InvalidVersion, Version
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -272,8 +273,17 @@ class Progression(BaseModel):
         return dict(self.model_extra or {})
 
 
+#: What a program's or an exercise's id may hold, as a pattern and in words.
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+ID_WORDS = (
+    "an id holds only lowercase letters a-z, digits and dashes, and starts with a letter or a digit"
+)
+#: pydantic's error type for two exercises with one id; its context names the second.
+DUPLICATE_ID = "duplicate_id"
+
+
 class Exercise(_Frozen):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    id: str = Field(pattern=ID_PATTERN)
     name: str
     type: str
     instructions: tuple[str, ...] = ()
@@ -294,7 +304,7 @@ class PluginRequirement(_Frozen):
 class Program(_Frozen):
     """A versioned program definition, as read from TOML."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    id: str = Field(pattern=ID_PATTERN)
     version: str
     title: str
     description: str = ""
@@ -311,11 +321,27 @@ class Program(_Frozen):
     @classmethod
     def _unique_ids(cls, exercises: tuple[Exercise, ...]) -> tuple[Exercise, ...]:
         seen: set[str] = set()
-        for exercise in exercises:
+        for index, exercise in enumerate(exercises):
             if exercise.id in seen:
-                raise ValueError(f"exercise id {exercise.id!r} is used twice")
+                raise PydanticCustomError(
+                    DUPLICATE_ID,
+                    "exercise id '{id}' is used twice",
+                    {"id": exercise.id, "index": index},
+                )
             seen.add(exercise.id)
         return exercises
+
+    @field_validator("version")
+    @classmethod
+    def _a_version(cls, version: str) -> str:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise ValueError(
+                f"{version!r} is not a version: numbers and dots, e.g. '1.0.0' or '2.1' "
+                "(PEP 440: '1.0.0rc1' and '2.1.post1' are versions too)"
+            ) from None
+        return version
 
     @property
     def source(self) -> str | None:

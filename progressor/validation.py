@@ -7,6 +7,7 @@ file), so a clinician fixing a program sees all of them at once.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,31 +31,56 @@ class Compiled:
 
 
 class _Collector:
-    def __init__(self, program: Program) -> None:
-        self.program = program
+    def __init__(self, source: str | None, lines: Mapping[KeyPath, int]) -> None:
+        self.source = source
+        self.lines = lines
         self.problems: list[Problem] = []
 
     def add(self, path: KeyPath, message: str, suggestion: str | None = None) -> None:
-        self.problems.append(
-            Problem(message, self.program.source, locate(self.program, path), path, suggestion)
-        )
+        line = _locate(self.lines, path)
+        self.problems.append(Problem(message, self.source, line, path, suggestion))
 
     def params(self, path: KeyPath, model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
         try:
-            return model.model_validate(dict(raw))
+            return strict_params(model, raw)
         except ValidationError as exc:
             for error in exc.errors():
                 key = tuple(error["loc"])
-                suggestion = None
+                message, suggestion = error["msg"], None
                 if error["type"] in UNKNOWN_KEY_ERRORS and key:
+                    message = "unknown key"  # (as a program's own unknown keys read)
                     suggestion = did_you_mean(str(key[0]), model.model_fields)
-                self.add((*path, *key), error["msg"], suggestion)
+                elif error["type"] in _NUMBER_ERRORS and isinstance(error["input"], str):
+                    suggestion = f"write the number without quotes: {error['input']}"
+                self.add((*path, *key), message, suggestion)
             return model.model_construct()
+
+
+#: pydantic's error types for a value that is not a number where one belongs.
+_NUMBER_ERRORS = frozenset({"float_type", "int_type", "float_parsing", "int_parsing"})
+
+
+def strict_params(model: type[BaseModel], raw: Mapping[str, Any]) -> BaseModel:
+    """A component's parameters, validated strictly: "7" is not the number 7, nor true 1.
+
+    Every component's Params model, built-in or a clinic's, goes through here. The values are
+    read as JSON (what a TOML table is, but for dates, written as ISO text): JSON's strict
+    mode still takes an array for a tuple, where Python's would want a tuple.
+    """
+    try:
+        text = json.dumps(dict(raw), default=str)
+    except (ValueError, RecursionError) as exc:  # (a loop or a depth no TOML file gives)
+        error: Any = {"type": "value_error", "loc": (), "input": raw, "ctx": {"error": exc}}
+        raise ValidationError.from_exception_data(model.__name__, [error]) from None
+    return model.model_validate_json(text, strict=True)
 
 
 def locate(program: Program, path: KeyPath) -> int | None:
     """The line of the longest known prefix of `path` in the program's file."""
-    lines = program._lines
+    return _locate(program._lines, path)
+
+
+def _locate(lines: Mapping[KeyPath, int], path: KeyPath) -> int | None:
     for end in range(len(path), -1, -1):
         line = lines.get(tuple(path[:end]))
         if line is not None:
@@ -111,26 +137,34 @@ def _compile_exercise(
     if found_type:
         _check_dose(out, exercise, found_type[0], path)
     progression = exercise.progression
+    before = len(out.problems)
+    bound = _progression(out, registries, path, progression.strategy, progression.params)
+    if not (bound and found_type):
+        return None
+    if len(out.problems) == before:  # (a strategy checks only parameters that are valid)
+        strategy, params = bound[2], bound[3]
+        for message in strategy.check_exercise(exercise, params):
+            out.add((*path, "progression"), message)
+    return exercise, found_type[0], bound
+
+
+def _progression(
+    out: _Collector, registries: Registries, path: KeyPath, name: str, raw: Mapping[str, Any]
+) -> BoundTuple | None:
+    """The exercise's strategy bound to its parameters (None if the strategy is unknown)."""
     found = _lookup(
-        out,
-        registries.strategies,
-        progression.strategy,
-        (*path, "progression", "strategy"),
-        registries.blocked,
+        out, registries.strategies, name, (*path, "progression", "strategy"), registries.blocked
     )
-    if not (found and found_type):
+    if not found:
         return None
     strategy: Strategy = found[0]
-    before = len(out.problems)
-    params = out.params((*path, "progression"), strategy.Params, progression.params)
-    if len(out.problems) == before:
-        for message in strategy.check(exercise.dose, params):
-            out.add((*path, "progression"), message)
-    return exercise, found_type[0], (strategy.name, found[1], strategy, params)
+    params = out.params((*path, "progression"), strategy.Params, raw)
+    return strategy.name, found[1], strategy, params
 
 
-def _compile_rules(out: _Collector, registries: Registries) -> tuple[BoundTuple, ...]:
-    safety = out.program.safety
+def _compile_rules(
+    out: _Collector, registries: Registries, safety: Mapping[str, Mapping[str, Any]]
+) -> tuple[BoundTuple, ...]:
     rules: list[BoundTuple] = []
     names = [n for n in registries.safety_rules if registries.safety_rules[n].component.essential]
     names += [n for n in safety if n not in names]
@@ -143,9 +177,38 @@ def _compile_rules(out: _Collector, registries: Registries) -> tuple[BoundTuple,
     return tuple(rules)
 
 
-def _check_requirements(out: _Collector, registries: Registries) -> None:
+def names_problems(
+    document: Mapping[str, Any],
+    source: str | None,
+    lines: Mapping[KeyPath, int],
+    registries: Registries,
+) -> list[Problem]:
+    """The unknown names and bad parameters of a program whose structure is not sound (as
+    parsed TOML, not a Program), so that they are reported with its structural problems:
+    what compile_program would find of them, as far as the structure lets them be read."""
+    out = _Collector(source, lines)
+    safety = document.get("safety")
+    if isinstance(safety, dict):
+        tables = {name: raw for name, raw in safety.items() if isinstance(raw, dict)}
+        _compile_rules(out, registries, tables)
+    exercises = document.get("exercises")
+    for index, exercise in enumerate(exercises if isinstance(exercises, list) else ()):
+        if not isinstance(exercise, dict):
+            continue
+        path: KeyPath = ("exercises", index)
+        if isinstance(exercise.get("type"), str):
+            types = registries.exercise_types
+            _lookup(out, types, exercise["type"], (*path, "type"), registries.blocked)
+        progression = exercise.get("progression")
+        if isinstance(progression, dict) and isinstance(progression.get("strategy"), str):
+            raw = {k: v for k, v in progression.items() if k != "strategy"}
+            _progression(out, registries, path, progression["strategy"], raw)
+    return out.problems
+
+
+def _check_requirements(out: _Collector, registries: Registries, program: Program) -> None:
     loaded = {info.distribution: info for info in registries.plugins.values() if info.distribution}
-    for index, need in enumerate(out.program.requires):
+    for index, need in enumerate(program.requires):
         path: KeyPath = ("requires", index)
         wanted = f"{need.name}{need.version}"
         try:
@@ -178,9 +241,9 @@ def _check_requirements(out: _Collector, registries: Registries) -> None:
 
 def compile_program(program: Program, registries: Registries) -> Compiled:
     """Resolve every name in `program` and validate every parameter, or raise ProgramError."""
-    out = _Collector(program)
-    _check_requirements(out, registries)
-    rules = _compile_rules(out, registries)
+    out = _Collector(program.source, program._lines)
+    _check_requirements(out, registries, program)
+    rules = _compile_rules(out, registries, program.safety)
     exercises = [
         _compile_exercise(out, registries, index, exercise)
         for index, exercise in enumerate(program.exercises)

@@ -141,6 +141,17 @@ class Double(Strategy):
         if value(dose, params.first) > params.first_top:
             yield f"the starting {params.first} is above first_top ({params.first_top:g})"
 
+    def check_exercise(self, exercise: Exercise, params: BaseModel) -> Iterable[str]:
+        assert isinstance(params, DoubleParams)
+        yield from self.check(exercise.dose, params)
+        ceiling = getattr(exercise.ceiling, params.first)
+        if ceiling is not None and params.first_top > ceiling:
+            yield (
+                f"first_top ({params.first_top:g}) is above the exercise's ceiling of "
+                f"{params.first} ({ceiling:g}): {params.first} stops at the ceiling, so "
+                f"{params.second} would never be raised"
+            )
+
     def _bottom(self, exercise: Exercise, params: DoubleParams) -> float:
         if params.first_bottom is not None:
             return params.first_bottom
