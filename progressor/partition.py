@@ -19,6 +19,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from operator import gt
 from typing import IO, Any, NamedTuple
 
@@ -28,8 +29,8 @@ from progressor import dataset_files as files
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
 from progressor.loading import SALVAGED, Log, parse_program, read_log, record_reason
-from progressor.models import Alert, Enrollment, Outcome, SetAside, StepResult
-from progressor.timeline import fold
+from progressor.models import Alert, Enrollment, Outcome, Record, SetAside, StepResult
+from progressor.timeline import fold, week_of
 from progressor.week import describe_record
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
@@ -250,7 +251,11 @@ def _step_set_asides(
 
 
 def _not_computed(
-    patient: str, lines: list[str], log: Log, problems: list[tuple[str, int, str, str]]
+    patient: str,
+    lines: list[str],
+    log: Log,
+    problems: list[tuple[str, int, str, str]],
+    programs: dict[str, CompiledProgram],
 ) -> Alert | None:
     """A patient who cannot be computed (their enrollment cannot be used): every record line
     is set aside, and an alert says so, urgent when the records hold a flare (pain 7 or more,
@@ -272,6 +277,7 @@ def _not_computed(
     worst = max(pains, default=None)
     found = [f"pain up to {worst:g}/10"] if worst is not None else []
     found += ["an adverse event"] * adverse + ["a flare or symptom flag"] * flagged
+    raised = _raised_by_any(programs, log.records)
     return Alert(
         patient=patient,
         week=0,  # (no enrollment: no week)
@@ -282,8 +288,27 @@ def _not_computed(
             f"records hold {', '.join(found) or 'no pain scores'}: fix the enrollment and "
             "review the patient"
         ),
-        urgent=adverse or flagged or (worst is not None and worst >= 7),
+        # Urgent when the safety rules would raise an alert on these records (a flare, an
+        # adverse event, a red flag): the rules' own thresholds, not a copy of them here.
+        urgent=bool(raised),
     )
+
+
+def _raised_by_any(
+    programs: dict[str, CompiledProgram], records: Sequence[Record]
+) -> tuple[Alert, ...]:
+    """The alerts the safety rules of any of the dataset's programs raise on `records`, each
+    program enrolling them from their first day (whose records they are is not known for sure:
+    they are read as nobody's)."""
+    anyone = [dc_replace(r, patient=None) for r in records]
+    start = min(r.date for r in anyone)
+    weeks = max(week_of(start, r.date) for r in anyone)
+    raised: list[Alert] = []
+    for compiled in programs.values():
+        enrollment = Enrollment(patient="unknown", program=compiled.program.id, start=start)
+        timeline = fold(compiled, enrollment, anyone, as_of=start, weeks=weeks)
+        raised += [a for r in timeline.results for a in r.alerts]
+    return tuple(raised)
 
 
 def _aside_rows(
@@ -566,20 +591,20 @@ class _Run:
             for s in log.set_aside
         ]
         if enrollment is None:
-            return _not_computed(patient, lines, log, problems)
+            return _not_computed(patient, lines, log, problems, programs)
         compiled = programs.get(enrollment.program)
         if compiled is None:
             known = ", ".join(sorted(programs)) or "none"
             reason = f"unknown program {enrollment.program!r} (programs/ holds: {known})"
             problems.append(("enrollments", 1, reason, enrollment_lines[patient][0].rstrip("\r")))
-            return _not_computed(patient, lines, log, problems)
+            return _not_computed(patient, lines, log, problems, programs)
         try:
             # The run's day is the day the records are read: one dated later is set aside
             # and its pain kept as of that day (the output stays a function of the inputs).
             timeline = fold(compiled, enrollment, log.records, as_of=self.as_of, read_on=self.as_of)
         except ProgressorError as exc:  # overrides the program refuses, say
             problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
-            return _not_computed(patient, lines, log, problems)
+            return _not_computed(patient, lines, log, problems, programs)
         history = timeline.results
         # Before the first week has ended: week 1's prescription, nothing decided yet.
         newest = history[-1] if history else StepResult(prescription=timeline.current, decisions=())
