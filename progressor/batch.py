@@ -339,6 +339,7 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         tuple(_prescription_row(p) for p in timeline.prescriptions),
         tuple(decisions),
         tuple(alerts),
+        set_aside=timeline.set_aside,
         computed_at=inputs.read_at,
     )
     newest = timeline.results[-1] if timeline.results else None
@@ -353,13 +354,15 @@ def _records(inputs: PatientInputs) -> list[Arrived]:
     """A patient's records, each with when it arrived (None: not known)."""
     outcomes = inputs.outcomes_arrived or (None,) * len(inputs.outcomes)
     reports = inputs.pain_reports_arrived or (None,) * len(inputs.pain_reports)
+    outcomes_from = inputs.outcomes_from or (("", None),) * len(inputs.outcomes)
+    reports_from = inputs.pain_reports_from or (("", None),) * len(inputs.pain_reports)
     records = [
-        Arrived(Outcome.model_validate_json(t), at)
-        for t, at in zip(inputs.outcomes, outcomes, strict=True)
+        Arrived(Outcome.model_validate_json(t), at, *where)
+        for t, at, where in zip(inputs.outcomes, outcomes, outcomes_from, strict=True)
     ]
     records.extend(
-        Arrived(PainReport.model_validate_json(t), at)
-        for t, at in zip(inputs.pain_reports, reports, strict=True)
+        Arrived(PainReport.model_validate_json(t), at, *where)
+        for t, at, where in zip(inputs.pain_reports, reports, reports_from, strict=True)
     )
     return records
 

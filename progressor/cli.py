@@ -199,9 +199,9 @@ def _send(channels: Sequence[tuple[AlertChannel, str]], alerts: Sequence[Alert])
 
 
 def _exit_code(log: Log, timeline: Timeline, results: Sequence[StepResult]) -> int:
-    """3 when records were set aside (each is reported), 5 when a plugin failed for the
-    patient (the week is held with a plugin-failure flag), else 0."""
-    aside = [*log.set_aside, *timeline.set_aside, *(s for r in results for s in r.set_aside)]
+    """3 when records were set aside (each is reported, by the reader and on the way), 5
+    when a plugin failed for the patient (the week is held with a plugin-failure flag)."""
+    aside = [*log.set_aside, *timeline.set_aside]
     _report_set_aside(aside)
     failed = any(f.code == "plugin-failure" for r in results for f in r.prescription.flags)
     return EXIT_PLUGIN_FAILURE if failed else EXIT_SET_ASIDE if aside else 0

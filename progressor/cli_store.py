@@ -318,6 +318,7 @@ def show(
             weeks = (latest.week - 1, latest.week)
             alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
             actions = [a for a in store.actions(patient) if a.week == latest.week]
+            unused = store.set_aside(patient)
         except ProgressorError as exc:
             fail(str(exc))
     result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
@@ -331,6 +332,8 @@ def show(
             f"{action.at:%Y-%m-%d %H:%M} ({action.note}), after the decisions shown",
             err=True,
         )
+    for item in unused:  # (stored, but not usable by the rules: never counted, never hidden)
+        click.echo(f"note: a record the rules set aside: {item}", err=True)
 
 
 STORE_COMMANDS = (

@@ -612,7 +612,7 @@ class _Run:
         # future): the output
         # holds the newest week's decisions, but every record that could not be used is
         # reported (as the log reader's are, whatever their week), at its line.
-        stepped = list(timeline.week_set_aside)
+        stepped = list(timeline.set_aside)
         if stepped:
             problems += _step_set_asides(stepped, lines, log)
         # Every alert so far, not only the newest week's (the output is the state of the

@@ -13,9 +13,9 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
-from progressor.models import Alert, Decision, Prescription
+from progressor.models import Alert, Decision, Prescription, SetAside
 from progressor.store_schema import RESULT_TABLES
 from progressor.store_values import (
     ACTION_COLUMNS,
@@ -289,18 +289,20 @@ class Results(Connected):
         with self._snapshot() as db:
             read_at = now_text()  # (records imported after it are not in this snapshot)
             arrived = "SELECT at FROM imports WHERE id = r.import"
-            outcomes: dict[str, list[tuple[str, str | None]]] = {}
-            for patient, text, at in db.execute(
-                f"SELECT r.patient, r.record, ({arrived}) FROM outcomes r WHERE r.{within}",
+            outcomes: dict[str, list[_Stored]] = {}
+            for patient, *stored in db.execute(
+                f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM outcomes r"
+                f" WHERE r.{within}",
                 (wanted,),
             ):
-                outcomes.setdefault(patient, []).append((text, at))
-            reports: dict[str, list[tuple[str, str | None]]] = {}
-            for patient, text, at in db.execute(
-                f"SELECT r.patient, r.record, ({arrived}) FROM pain_reports r WHERE r.{within}",
+                outcomes.setdefault(patient, []).append(_Stored(*stored))
+            reports: dict[str, list[_Stored]] = {}
+            for patient, *stored in db.execute(
+                f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM pain_reports r"
+                f" WHERE r.{within}",
                 (wanted,),
             ):
-                reports.setdefault(patient, []).append((text, at))
+                reports.setdefault(patient, []).append(_Stored(*stored))
             actions: dict[str, list[ClinicianAction]] = {}
             for row in db.execute(
                 f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE {within}"
@@ -323,17 +325,28 @@ class Results(Connected):
                 toml=toml,
                 data_version=data_version,
                 computed_weeks=computed_weeks,
-                outcomes=tuple(text for text, _ in outcomes.get(patient, ())),
-                pain_reports=tuple(text for text, _ in reports.get(patient, ())),
+                outcomes=tuple(s.text for s in outcomes.get(patient, ())),
+                pain_reports=tuple(s.text for s in reports.get(patient, ())),
                 actions=tuple(actions.get(patient, ())),
-                outcomes_arrived=tuple(_moment(at) for _, at in outcomes.get(patient, ())),
-                pain_reports_arrived=tuple(_moment(at) for _, at in reports.get(patient, ())),
+                outcomes_arrived=tuple(_moment(s.at) for s in outcomes.get(patient, ())),
+                pain_reports_arrived=tuple(_moment(s.at) for s in reports.get(patient, ())),
+                outcomes_from=tuple((s.source, s.line) for s in outcomes.get(patient, ())),
+                pain_reports_from=tuple((s.source, s.line) for s in reports.get(patient, ())),
                 read_at=read_at,
             )
             for patient, program, start, overrides, version, toml, data_version, computed_weeks in (
                 rows
             )
         ]
+
+    def set_aside(self, patient: str) -> list[SetAside]:
+        """The records of a patient the rules set aside when they were last computed (an
+        unknown exercise, a date before the start), at the file and line they came from."""
+        rows = self._db.execute(
+            "SELECT source, line, reason, record FROM set_aside WHERE patient = ? ORDER BY rowid",
+            (patient,),
+        )
+        return [SetAside(source=s, line=n, reason=r, record=t) for s, n, r, t in rows]
 
     def write_results(self, batch: Sequence[PatientResults]) -> None:
         """Replace the results of a batch of patients, in one transaction.
@@ -349,8 +362,12 @@ class Results(Connected):
         if r.error is not None:
             db.execute("UPDATE patient_state SET error = ? WHERE patient = ?", (r.error, patient))
             return
-        for table in ("prescriptions", "decisions", "alerts"):
+        for table in ("prescriptions", "decisions", "alerts", "set_aside"):
             db.execute(f"DELETE FROM {table} WHERE patient = ?", (patient,))
+        db.executemany(
+            "INSERT INTO set_aside VALUES (?, ?, ?, ?, ?)",
+            ((patient, s.source, s.line, s.reason, s.record) for s in r.set_aside),
+        )
         db.executemany(
             "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)",
             ((patient, *row) for row in r.prescriptions),
@@ -407,6 +424,15 @@ _DUE = f"(next_due <= :as_of OR ({_NEW_DATA}))"
 _COMPARED = {
     "patient_state": "patient, data_version, computed_version, computed_weeks, error, next_due"
 }
+
+
+class _Stored(NamedTuple):
+    """A stored record's text, when its import was made, and where it was read."""
+
+    text: str
+    at: str | None
+    source: str
+    line: int | None
 
 
 def arrivals(db: sqlite3.Connection, patient: str) -> list[dt.datetime]:

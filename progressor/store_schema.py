@@ -139,8 +139,15 @@ MIGRATIONS: tuple[str, ...] = (
     # progressor's version, the plugins and their versions, the block list). A recompute with
     # other code makes every computed patient due again; a store made before it is
     # recomputed whole by its first recompute.
+    # And the records the rules set aside when the patient was computed (an unknown
+    # exercise, a date before the start), each at the file and line it was imported from.
     """
     CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE set_aside (
+        patient TEXT NOT NULL REFERENCES patients (patient), source TEXT NOT NULL,
+        line INTEGER, reason TEXT NOT NULL, record TEXT NOT NULL
+    );
+    CREATE INDEX set_aside_patient ON set_aside (patient);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -150,6 +157,7 @@ RESULT_TABLES = {
     "prescriptions": "patient, week",
     "decisions": "patient, week, exercise",
     "alerts": "patient, week, rule, message",
+    "set_aside": "patient, source, line, reason, record",
     "patient_state": "patient",
 }
 

@@ -125,6 +125,10 @@ class PatientInputs:
     # recorded before data that changed why the week is paused does not lift that pause.
     outcomes_arrived: tuple[dt.datetime | None, ...] = ()
     pain_reports_arrived: tuple[dt.datetime | None, ...] = ()
+    # Where each was imported from (file, line), in the same order: a record the rules set
+    # aside is reported there.
+    outcomes_from: tuple[tuple[str, int | None], ...] = ()
+    pain_reports_from: tuple[tuple[str, int | None], ...] = ()
     read_at: str | None = None  # when these inputs were read (store time text)
 
 
@@ -165,6 +169,7 @@ class PatientResults:
     prescriptions: tuple[PrescriptionRow, ...] = ()
     decisions: tuple[DecisionRow, ...] = ()
     alerts: tuple[AlertRow, ...] = ()
+    set_aside: tuple[SetAside, ...] = ()  # records the rules set aside, at file and line
     error: str | None = None
     computed_at: str | None = None  # when the inputs they were computed from were read
 

@@ -100,10 +100,13 @@ class ClinicianAction:
 
 @dataclass(frozen=True)
 class Arrived:
-    """A record and the moment it arrived (None: not known, or with the run)."""
+    """A record, the moment it arrived (None: not known, or with the run) and where it was
+    read (its file and line, where known): a record set aside is reported there."""
 
     record: Record
     at: dt.datetime | None = None
+    source: str = ""
+    line: int | None = None
 
 
 # -- the fold ----------------------------------------------------------------------------------
@@ -120,7 +123,9 @@ class Timeline:
     prescriptions: tuple[Prescription, ...]
     #: Alerts raised by what is logged so far of the week under way (it is not judged yet).
     early_alerts: tuple[Alert, ...]
-    #: Records the fold set aside itself (dated in the future), each with its reason.
+    #: Every record set aside on the way, each at its file and line where known: by the fold
+    #: (dated in the future) and by each judged week's step (an unknown exercise, a date
+    #: before the start, another patient's), in that order.
     set_aside: tuple[SetAside, ...]
     #: Records of the week under way, which wait for it to end, and those dated later.
     waiting: int
@@ -130,11 +135,6 @@ class Timeline:
     def current(self) -> Prescription:
         """The prescription in force now: that of the week under way."""
         return self.prescriptions[-1]
-
-    @property
-    def week_set_aside(self) -> tuple[SetAside, ...]:
-        """Every record set aside on the way: by the fold and by each judged week's step."""
-        return (*self.set_aside, *(s for r in self.results for s in r.set_aside))
 
 
 def fold(
@@ -180,15 +180,36 @@ def fold(
     under_way = by_week.get(weeks + 1, [])
     early = compiled.step(prescription, under_way).alerts if under_way else ()
     later = sum(len(v) for k, v in by_week.items() if k > weeks + 1)
+    stepped = [s for r in results for s in r.set_aside]
+    located = locate(stepped, arrived) if stepped else []
     return Timeline(
         enrollment,
         tuple(results),
         tuple(prescriptions),
         early,
-        tuple(aside),
+        (*aside, *located),
         len(under_way),
         later,
     )
+
+
+def locate(stepped: Sequence[SetAside], arrived: Sequence[Arrived]) -> list[SetAside]:
+    """The step's set-asides (which name a record by its date and exercise) at the file and
+    line of the record they name. Records described alike are alike: any of their lines
+    will do, each used once."""
+    at: dict[str, list[Arrived]] = {}
+    for item in arrived:
+        at.setdefault(describe_record(item.record), []).append(item)
+    found = []
+    for aside in stepped:
+        alike = at.get(aside.record)
+        if alike:
+            item = alike.pop(0)
+            aside = aside.model_copy(
+                update={"source": item.source or aside.source, "line": item.line}
+            )
+        found.append(aside)
+    return found
 
 
 def without_future(

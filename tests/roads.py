@@ -463,9 +463,16 @@ def store_road(cohort: Cohort, root: Path) -> dict[str, Answer]:
             answer.under_way = _alerts(alerts, plan.weeks + 1)
             answer.weeks[plan.weeks + 1] = Facts(alerts=answer.under_way)
             answer.set_aside = sorted(
-                (cohort.at[(q.source, q.line or 0)][1], q.reason)
-                for q in quarantine
-                if cohort.at.get((q.source, q.line or 0), ("",))[0] == plan.patient
+                [
+                    (cohort.at[(q.source, q.line or 0)][1], q.reason)
+                    for q in quarantine
+                    if cohort.at.get((q.source, q.line or 0), ("",))[0] == plan.patient
+                ]
+                # the records the rules set aside, at the file and line they came from
+                + [
+                    (cohort.at[(s.source, s.line)][1] if s.line is not None else None, s.reason)
+                    for s in store.set_aside(plan.patient)
+                ]
             )
             answers[plan.patient] = answer
     return answers

@@ -134,12 +134,6 @@ def test_every_alert_of_a_week_is_kept_by_every_road(cohort: Cohort) -> None:
     assert not found, _report(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store reports no record the step sets aside (an unknown exercise, a date "
-    "before the start): batch.py _fold drops StepResult.set_aside, and the quarantine holds "
-    "only the lines the reader refused",
-)
 def test_the_store_lists_the_records_the_step_sets_aside(cohort: Cohort) -> None:
     found = differences(cohort, "store", "dataset", profiles=("set-aside",), only="set_aside")
     assert not found, _report(found)
