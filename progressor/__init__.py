@@ -50,6 +50,7 @@ from progressor.models import (  # noqa: E402
     StepResult,
 )
 from progressor.plugins import DEFAULT_PLUGINS, get_plugin_manager  # noqa: E402
+from progressor.timeline import ClinicianAction, Timeline, fold  # noqa: E402
 from progressor.week import ExerciseWeek, Session, WeekView  # noqa: E402
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "Action",
     "Alert",
     "AlertChannel",
+    "ClinicianAction",
     "CompiledProgram",
     "Decision",
     "Dose",
@@ -89,8 +91,10 @@ __all__ = [
     "SetAside",
     "StepResult",
     "Strategy",
+    "Timeline",
     "WeekView",
     "did_you_mean",
+    "fold",
     "get_plugin_manager",
     "hookimpl",
     "load_log",
