@@ -26,6 +26,8 @@ from progressor.errors import (  # noqa: E402
     Problem,
     ProgramError,
     ProgressorError,
+    ScenarioError,
+    StoreError,
     did_you_mean,
 )
 from progressor.loading import load_log, load_program, parse_program  # noqa: E402
@@ -87,9 +89,11 @@ __all__ = [
     "Record",
     "RuleMatch",
     "SafetyRule",
+    "ScenarioError",
     "Session",
     "SetAside",
     "StepResult",
+    "StoreError",
     "Strategy",
     "Timeline",
     "WeekView",

@@ -77,3 +77,15 @@ class PluginError(ProgressorError):
 
 class LogError(ProgressorError):
     """A log file cannot be read at all (as opposed to single bad records, set aside)."""
+
+
+class StoreError(ProgressorError):
+    """The store cannot do what was asked: missing, too new, or an inconsistent request."""
+
+
+class ScenarioError(ProgressorError):
+    """A scenario file (or a file it names) is not valid; every problem is located."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = tuple(problems)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import progressor
+from progressor.errors import ScenarioError as ScenarioError
 from progressor.errors import did_you_mean
 from progressor.loading import key_lines
 from progressor.models import UNKNOWN_KEY_ERRORS
@@ -91,14 +92,6 @@ class Scenario:
     @property
     def name(self) -> str:
         return self.path.parent.name
-
-
-class ScenarioError(progressor.ProgressorError):
-    """A scenario file (or a file it names) is not valid; every problem is located."""
-
-    def __init__(self, problems: Sequence[progressor.Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = tuple(problems)
 
 
 class ScenarioFailure(AssertionError):

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from progressor.errors import ProgressorError
+from progressor.errors import StoreError as StoreError
 from progressor.models import (
     Dose,
     Enrollment,
@@ -27,10 +27,6 @@ from progressor.models import (
 # (the timeline's, re-exported for the store's parts)
 from progressor.timeline import ClinicianAction as ClinicianAction
 from progressor.timeline import week_of as week_of
-
-
-class StoreError(ProgressorError):
-    """The store cannot do what was asked: missing, too new, or an inconsistent request."""
 
 
 def canonical_json(value: BaseModel | Record | Any) -> str:
