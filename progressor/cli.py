@@ -27,7 +27,7 @@ from progressor.cli_common import (
 )
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import KEPT_AS_OF_TODAY, Log, load_log, load_program, without_future
+from progressor.loading import KEPT_AS_OF_TODAY, Log, load_log, load_program
 from progressor.models import (
     Alert,
     Enrollment,
@@ -53,10 +53,10 @@ def _compile(engine: Engine, path: Path) -> CompiledProgram:
         fail(str(exc))
 
 
-def _log(path: Path) -> Log:
+def _log(path: Path, encoding: str | None) -> Log:
     """The log; a record dated after today is set aside, its pain kept as of today."""
     try:
-        return without_future(load_log(path), str(path), dt.date.today())
+        return load_log(path, encoding, today=dt.date.today())
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -171,6 +171,9 @@ _log_option = click.option(
     type=click.Path(path_type=Path, dir_okay=False),
     help="The patient's log: .jsonl or .csv (see the README for the format).",
 )
+_encoding = click.option(
+    "--encoding", help="The log's text encoding, e.g. cp1252 or latin-1 (default: UTF-8)."
+)
 _start = click.option(
     "--start", callback=parse_date, help="Enrollment start (YYYY-MM-DD); default: the first record."
 )
@@ -247,6 +250,7 @@ def schema() -> None:
 @main.command(name="next")
 @_program
 @_log_option
+@_encoding
 @_start
 @_patient
 @_as_of
@@ -273,6 +277,7 @@ def schema() -> None:
 def next_week(
     program: Path,
     log_path: Path,
+    encoding: str | None,
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
@@ -297,7 +302,7 @@ def next_week(
     except ProgressorError as exc:
         fail(str(exc))
     compiled = _compile(engine, program)
-    log = _log(log_path)
+    log = _log(log_path, encoding)
     enrollment, results, early = _replay(compiled, log, start, patient, as_of)
     if not results:
         results = [compiled.step(compiled.first_week(enrollment), [])]
@@ -325,6 +330,7 @@ def next_week(
 @main.command()
 @_program
 @_log_option
+@_encoding
 @_start
 @_patient
 @_as_of
@@ -332,6 +338,7 @@ def next_week(
 def simulate(
     program: Path,
     log_path: Path,
+    encoding: str | None,
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
@@ -340,7 +347,7 @@ def simulate(
 ) -> None:
     """Replay a log week by week: dose, action and reason per week and exercise."""
     compiled = _compile(engine_from_env(plugins, block), program)
-    log = _log(log_path)
+    log = _log(log_path, encoding)
     _, results, _ = _replay(compiled, log, start, patient, as_of)
     click.echo(simulation_table(results))
     sys.exit(_exit_code(log, results))
@@ -349,6 +356,7 @@ def simulate(
 @main.command()
 @_program
 @_log_option
+@_encoding
 @_start
 @_patient
 @_as_of
@@ -362,6 +370,7 @@ def simulate(
 def explain(
     program: Path,
     log_path: Path,
+    encoding: str | None,
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
@@ -371,7 +380,7 @@ def explain(
 ) -> None:
     """Print the full decision trace of one week: every rule, what it saw, what won."""
     compiled = _compile(engine_from_env(plugins, block), program)
-    log = _log(log_path)
+    log = _log(log_path, encoding)
     _, results, _ = _replay(compiled, log, start, patient, as_of)
     if week > len(results):
         fail(

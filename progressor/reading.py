@@ -218,15 +218,18 @@ def _fast(line: str) -> Record | None:
     """The record of a plain tagged line, or None to read it the readable way.
 
     Plain: no backslash (no escaped key or quote, no lone surrogate), no true or false (the
-    readable path refuses a boolean where a number belongs, pydantic would read 1), and
-    every key written `"name":`. Then every `":` ends a key, and a parsed object with fewer
-    keys than the line has `":` had a key twice: pydantic would keep its last value.
+    readable path refuses a boolean where a number belongs, pydantic would read 1), and no
+    quote followed by a space (so every key is written `"name":`). Then every `":` ends a
+    key, and a parsed object with fewer keys than the line has `":` had a key twice:
+    pydantic would keep its last value, where a second value must be set aside.
     """
     if (
         '"kind"' not in line
         or "\\" in line
         or "true" in line
         or "false" in line
+        or '" ' in line
+        or '"\t' in line
         or len(line) > MAX_LINE
     ):
         return None
@@ -568,6 +571,7 @@ def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
 # -- what safety keeps of a record set aside ----------------------------------------------------
 
 _FALSE = {"", "false", "0", "no", "n", "none", "null"}
+_NOT_FINITE = {"nan", "inf", "infinity"}
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?")
 _ISO_LOOSE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
 _DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
@@ -583,8 +587,8 @@ def _loose_pain(value: object) -> float | None:
         number: float | int = value
     else:
         found = _NUMBER.search(str(value))
-        if not found:
-            return None
+        if not found:  # "nan" or "inf" is read by pydantic as a float: no pain in 0-10
+            return 10.0 if str(value).strip().lstrip("+-").lower() in _NOT_FINITE else None
         number = float(found.group().replace(",", "."))  # (inf for a thousand digits)
     return float(number) if 0 <= number <= 10 else 10.0  # (NaN is not in 0-10 either)
 
