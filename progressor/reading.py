@@ -96,7 +96,12 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     scores and flags kept as of `today` (the store's import does the same at its line)."""
     records: list[Record] = []
     aside: list[SetAside] = []
-    for row in rows(lines, source, fmt):
+    if fmt == "jsonl":  # (rows' own, the records of most lines handed over without a Row)
+        limit = today + FUTURE_GRACE if today is not None else dt.date.max
+        found = _jsonl_rows(_without_bom(lines), records, limit)
+    else:
+        found = rows(lines, source, fmt)
+    for row in found:
         if today is not None:
             row = _dated_by(row, today)
         if row.record is not None:
@@ -197,21 +202,31 @@ def _shown(value: object) -> str:
 
 # -- JSONL ------------------------------------------------------------------------------------
 
-#: Records that say their kind are validated by pydantic-core without a Python call per
-#: field (much faster); any doubt sends the line to the readable path, which explains it.
+#: Records that say their kind are parsed straight from JSON by pydantic-core (much faster);
+#: any doubt sends the line to the readable path, which explains it.
 _TAGGED: TypeAdapter[Record] = TypeAdapter(
     Annotated[Outcome | PainReport, Field(discriminator="kind")]
 )
+# (pydantic-core's own method: TypeAdapter.validate_python wraps it in a Python call per record)
 _validate_tagged = _TAGGED.validator.validate_python
+#: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
+_new_row = tuple.__new__
 
 
-def _jsonl_rows(lines: Iterable[str]) -> Iterator[Row]:
+def _jsonl_rows(
+    lines: Iterable[str], sink: list[Record] | None = None, limit: dt.date = dt.date.max
+) -> Iterator[Row]:
+    """The Rows of JSONL lines; with `sink`, the records read on the fast path and dated by
+    `limit` go straight into it instead (read_log: no Row built for most lines)."""
     for number, line in enumerate(lines, start=1):
         record = _fast(line)
-        if record is not None:
-            yield Row(number, line.strip(), record)
-        elif line.strip():
-            yield _json_row(number, line)
+        if record is None:
+            if line.strip():
+                yield _json_row(number, line)
+        elif sink is not None and record.date <= limit:
+            sink.append(record)
+        else:
+            yield _new_row(Row, (number, line.strip(), record, "", None))
 
 
 def _fast(line: str) -> Record | None:
@@ -219,9 +234,10 @@ def _fast(line: str) -> Record | None:
 
     Plain: no backslash (no escaped key or quote, no lone surrogate), no true or false (the
     readable path refuses a boolean where a number belongs, pydantic would read 1), and no
-    quote followed by a space (so every key is written `"name":`). Then every `":` ends a
-    key, and a parsed object with fewer keys than the line has `":` had a key twice:
-    pydantic would keep its last value, where a second value must be set aside.
+    quote followed by a space (so every key is written `"name":` and each `":` ends a key).
+    pydantic-core parses it (from_json) and validates the object; an object with fewer keys
+    than the line has `":` had a key twice, which must be set aside (pydantic would keep
+    its last value).
     """
     if (
         '"kind"' not in line

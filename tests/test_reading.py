@@ -37,6 +37,7 @@ def _kept_pain(line: str, fmt: str = "jsonl", header: str = CSV_HEADER) -> float
         '{"kind":"pain","date":"2026-01-06","pain":9,"pain":1}',  # (the fast path's kind)
         '{"kind":"pain","date":"2026-01-06","pain":1,"pain":9}',
         '{"kind": "pain", "date": "2026-01-06", "pain": 9, "pain" : 1}',
+        '{"kind":"pain","date":"2026-01-06","pain":9,"pa\\u0069n":1}',  # (an escaped name)
     ],
 )
 def test_a_key_given_twice_is_set_aside_naming_both_and_the_higher_pain_counts(line: str) -> None:
@@ -260,6 +261,10 @@ def test_a_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> Non
     log = tmp_path / "anna.csv"
     log.write_text("\ufeffdate,pain\n2026-01-05,3\n", encoding="utf-8")
     assert progressor.load_log(log).records[0].pain == 3  # type: ignore[union-attr]
+    lines = iter(['\ufeff{"kind":"pain","date":"2026-01-05","pain":3}', '{"date":"x","pain":9}'])
+    log_of_lines = read_log(lines, "a.jsonl", "jsonl")
+    assert [r.pain for r in log_of_lines.records] == [3]  # type: ignore[union-attr]
+    assert [s.line for s in log_of_lines.set_aside] == [2]
 
 
 # -- through the store: import, recompute, review -------------------------------------------------
