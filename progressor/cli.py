@@ -35,7 +35,7 @@ from progressor.cli_common import (
 from progressor.components import AlertChannel
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import Log, load_log, load_program
+from progressor.loading import KEPT_AS_OF_TODAY, Log, load_log, load_program
 from progressor.models import (
     Alert,
     Enrollment,
@@ -52,13 +52,10 @@ from progressor.plugins import (
 )
 from progressor.report import decision_trace, plugin_table, simulation_table
 from progressor.timeline import (
-    Arrived,
     Timeline,
     ended_weeks,
     fold,
-    is_future,
     week_of,
-    without_future,
 )
 
 
@@ -69,9 +66,10 @@ def _compile(engine: Engine, path: Path) -> CompiledProgram:
         fail(str(exc))
 
 
-def _log(path: Path) -> Log:
+def _log(path: Path, encoding: str | None) -> Log:
+    """The log; a record dated after today is set aside, its pain kept as of today."""
     try:
-        return load_log(path)
+        return load_log(path, encoding, today=dt.date.today())
     except ProgressorError as exc:
         fail(str(exc))
 
@@ -116,14 +114,15 @@ def _replay(
     """The patient's timeline: the weeks that ended, and the alerts the week under way
     already raises (printed as warnings here, and sent on `channels`)."""
     name = _patient_of(log, patient)
-    records = [r for r in log.records if r.patient in (None, name)]
+    mine = [a for a in log.arrived(str(source)) if a.record.patient in (None, name)]
+    records = [a.record for a in mine]
     today = dt.date.today()
-    # The first day logged; a record dated after today says nothing of when they started.
-    dated = [r.date for r in records if not is_future(r.date, today)]
+    # The first day logged; a pain kept as of today from a record dated later is no session
+    # of the patient's and says nothing of when they started.
+    dated = [r.date for r in records if getattr(r, "note", None) != KEPT_AS_OF_TODAY]
     if start is None:
-        if not dated:  # (why none is usable, line by line)
-            later = without_future(map(Arrived, records), today, str(source))[1]
-            _report_set_aside([*log.set_aside, *later])
+        if not dated:
+            _report_set_aside(log.set_aside)  # (why none is usable, line by line)
             fail("the log has no usable records: give --start to compute week 1")
         start = min(dated)
     overrides = starting_doses(compiled.program, doses)
@@ -139,9 +138,7 @@ def _replay(
     if as_of is None:
         weeks = min(weeks, max((week_of(start, d) for d in dated), default=0))
     try:
-        timeline = fold(
-            compiled, enrollment, records, as_of=day, weeks=weeks, read_on=today, source=str(source)
-        )
+        timeline = fold(compiled, enrollment, mine, as_of=day, weeks=weeks)
     except ProgressorError as exc:
         fail(str(exc))
     _warn_early(timeline, channels)
@@ -214,6 +211,9 @@ _log_option = click.option(
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="The patient's log: .jsonl or .csv (see the README for the format).",
+)
+_encoding = click.option(
+    "--encoding", help="The log's text encoding, e.g. cp1252 or latin-1 (default: UTF-8)."
 )
 _start = click.option(
     "--start", callback=parse_date, help="Enrollment start (YYYY-MM-DD); default: the first record."
@@ -292,6 +292,7 @@ def schema() -> None:
 @main.command(name="next")
 @_program
 @_log_option
+@_encoding
 @_start
 @_patient
 @_as_of
@@ -313,6 +314,7 @@ def schema() -> None:
 def next_week(
     program: Path,
     log_path: Path,
+    encoding: str | None,
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
@@ -332,7 +334,7 @@ def next_week(
     except ProgressorError as exc:
         fail(str(exc))
     compiled = _compile(engine, program)
-    log = _log(log_path)
+    log = _log(log_path, encoding)
     timeline = _replay(compiled, log, log_path, start, patient, as_of, doses, channels)
     newest = timeline.results[-1]
     text = exporters[fmt].component.export(compiled.program, newest)
@@ -352,6 +354,7 @@ def next_week(
 @main.command()
 @_program
 @_log_option
+@_encoding
 @_start
 @_patient
 @_as_of
@@ -360,6 +363,7 @@ def next_week(
 def simulate(
     program: Path,
     log_path: Path,
+    encoding: str | None,
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
@@ -369,7 +373,7 @@ def simulate(
 ) -> None:
     """Replay a log week by week: dose, action and reason per week and exercise."""
     compiled = _compile(engine_from_env(plugins, block), program)
-    log = _log(log_path)
+    log = _log(log_path, encoding)
     timeline = _replay(compiled, log, log_path, start, patient, as_of, doses)
     click.echo(simulation_table(list(timeline.results)))
     sys.exit(_exit_code(log, timeline, timeline.results))
@@ -378,6 +382,7 @@ def simulate(
 @main.command()
 @_program
 @_log_option
+@_encoding
 @_start
 @_patient
 @_as_of
@@ -392,6 +397,7 @@ def simulate(
 def explain(
     program: Path,
     log_path: Path,
+    encoding: str | None,
     start: dt.date | None,
     patient: str | None,
     as_of: dt.date | None,
@@ -402,7 +408,7 @@ def explain(
 ) -> None:
     """Print the full decision trace of one week: every rule, what it saw, what won."""
     compiled = _compile(engine_from_env(plugins, block), program)
-    log = _log(log_path)
+    log = _log(log_path, encoding)
     timeline = _replay(compiled, log, log_path, start, patient, as_of, doses)
     results = timeline.results
     if week > len(results):

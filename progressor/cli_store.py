@@ -144,14 +144,17 @@ def enroll(
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
 )
+@click.option(
+    "--encoding", help="The files' text encoding, e.g. cp1252 or latin-1 (default: UTF-8)."
+)
 @store_option
-def import_files(files: tuple[Path, ...], store_path: Path) -> None:
+def import_files(files: tuple[Path, ...], encoding: str | None, store_path: Path) -> None:
     """Import outcomes and pain reports (JSONL or CSV, each record with its patient)."""
     quarantined = 0
     with open_store(store_path) as store:
         for path in files:
             try:
-                report = store.import_records(path)
+                report = store.import_records(path, encoding=encoding)
             except ProgressorError as exc:
                 fail(str(exc))
             click.echo(

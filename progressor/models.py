@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     PrivateAttr,
     TypeAdapter,
     ValidationError,
@@ -27,7 +28,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from progressor.rounding import round_half_up, round_whole
 
@@ -43,6 +44,44 @@ FLOAT_FIELDS = ("load_kg", "distance_m")
 NUMERIC_FIELDS = INT_FIELDS + FLOAT_FIELDS
 
 Pain = Field(default=None, ge=0, le=10)
+
+
+def _day_of(moment: dt.datetime) -> dt.date:
+    # The day as written, never converted to another time zone: a session logged at
+    # 23:30+02:00 happened on the patient's own calendar day, whatever the clinic's zone.
+    return moment.date()
+
+
+class _DayOrDateTime:
+    """A record's day: `2026-11-04`, or a date-time (`2026-11-04T09:30:00`,
+    `2026-11-05T09:30:00Z`, `2026-11-05 09:30+02:00`) whose day is taken as written."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        # pydantic-core's own validators, the day first (left to right: a plain day, the
+        # usual case, is read without a Python call; a date-time with a time is no day).
+        date_time = core_schema.chain_schema(
+            [
+                core_schema.str_schema(),
+                core_schema.no_info_after_validator_function(
+                    _day_of, core_schema.datetime_schema()
+                ),
+            ]
+        )
+        return core_schema.union_schema(
+            [core_schema.date_schema(), date_time],
+            mode="left_to_right",
+            custom_error_type="day_type",
+            custom_error_message="Input should be a day or a date-time",
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                dt.date.isoformat, when_used="json"
+            ),
+        )
+
+
+#: A record's date field: a day, or the day of a date-time as written.
+Day = Annotated[dt.date, _DayOrDateTime()]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -373,7 +412,7 @@ class Outcome(_PlainModel):
 
     kind: Literal["outcome"] = "outcome"
     patient: str | None = None
-    date: dt.date
+    date: Day
     exercise: str
     side: Literal["left", "right"] | None = None
     reps: tuple[Annotated[int, Field(ge=0)], ...] = ()
@@ -433,7 +472,7 @@ class PainReport(_PlainModel):
 
     kind: Literal["pain"] = "pain"
     patient: str | None = None
-    date: dt.date
+    date: Day
     pain: float = Field(ge=0, le=10)
     context: Literal["flare", "morning", "other"] = "other"
     flags: tuple[str, ...] = ()

@@ -28,10 +28,9 @@ from pydantic import ValidationError
 from progressor import dataset_files as files
 from progressor.engine import CompiledProgram, Engine
 from progressor.errors import ProgressorError
-from progressor.loading import SALVAGED, Log, parse_program, read_log, record_reason
-from progressor.models import Alert, Enrollment, Outcome, Record, SetAside, StepResult
+from progressor.loading import Log, parse_program, read_log, record_reason
+from progressor.models import Alert, Enrollment, Outcome, Record, StepResult
 from progressor.timeline import fold, week_of
-from progressor.week import describe_record
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -220,34 +219,6 @@ def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> 
         problems += [("enrollments", n, reason, line) for n, line in enumerate(lines, start=1)]
         return None
     return found[0]
-
-
-def _step_set_asides(
-    stepped: list[SetAside], lines: list[str], log: Log
-) -> list[tuple[str, int, str, str]]:
-    """The records the step set aside (an unknown exercise, a date outside the week), each at
-    the line it was read from. The step describes a record (its date and exercise); the log's
-    records are in the order of the lines that gave them (those read whole, and those whose
-    pain scores were kept from a line set aside)."""
-    aside = {s.line: s.reason for s in log.set_aside}
-    given = [
-        n
-        for n, line in enumerate(lines, start=1)
-        if line.strip() and (n not in aside or aside[n].endswith(SALVAGED))
-    ]
-    at: dict[str, list[int]] = {}
-    if len(given) == len(log.records):
-        for n, record in zip(given, log.records, strict=True):
-            at.setdefault(describe_record(record), []).append(n)
-    found = []
-    for s in stepped:
-        numbers = at.get(s.record)
-        if numbers:  # (records described alike are alike: any of their lines will do)
-            n = numbers.pop(0)
-            found.append(("records", n, s.reason, lines[n - 1].rstrip("\r")))
-        else:  # not found (never expected): the step's own description
-            found.append(("", 0, s.reason, s.record))
-    return found
 
 
 def _not_computed(
@@ -585,7 +556,9 @@ class _Run:
         (None without records); the lines set aside are added to `problems`."""
         enrollment = _enrollment(enrollment_lines[patient], problems)
         lines = record_lines.get(patient, [])
-        log = read_log(lines, "", "jsonl")
+        # The run's day is the day the records are read: one dated later is set aside at its
+        # line, its pain kept as of that day (the output stays a function of the inputs).
+        log = read_log(lines, "", "jsonl", today=self.as_of)
         problems += [
             ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
             for s in log.set_aside
@@ -601,20 +574,22 @@ class _Run:
         try:
             # The run's day is the day the records are read: one dated later is set aside
             # and its pain kept as of that day (the output stays a function of the inputs).
-            timeline = fold(compiled, enrollment, log.records, as_of=self.as_of, read_on=self.as_of)
+            timeline = fold(compiled, enrollment, log.arrived("records"), as_of=self.as_of)
         except ProgressorError as exc:  # overrides the program refuses, say
             problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems, programs)
         history = timeline.results
         # Before the first week has ended: week 1's prescription, nothing decided yet.
         newest = history[-1] if history else StepResult(prescription=timeline.current, decisions=())
-        # Records set aside in any week replayed, not only the newest (and those from the
-        # future): the output
+        # Records the step set aside in any week replayed, not only the newest: the output
         # holds the newest week's decisions, but every record that could not be used is
         # reported (as the log reader's are, whatever their week), at its line.
-        stepped = list(timeline.set_aside)
-        if stepped:
-            problems += _step_set_asides(stepped, lines, log)
+        problems += [
+            ("records", s.line, s.reason, lines[s.line - 1].rstrip("\r"))
+            if s.line
+            else ("", 0, s.reason, s.record)  # (not found: never expected)
+            for s in timeline.set_aside
+        ]
         # Every alert so far, not only the newest week's (the output is the state of the
         # patient, as the store keeps it): a late record that paused an earlier week (the
         # newest week then only says the pause goes on) must still reach a clinician; and the

@@ -16,24 +16,11 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
 from progressor.engine import CompiledProgram
 from progressor.errors import LogError, ProgressorError
-
-# The row readers of loading keep each record's line number, which read_log drops.
-from progressor.loading import (
-    FUTURE_GRACE,
-    SALVAGED,
-    csv_rows,
-    future_reason,
-    jsonl_rows,
-    kept_as_of,
-    log_format,
-    parse_program,
-    parse_record,
-    rescue,
-)
+from progressor.loading import parse_program
 from progressor.models import (
     Dose,
     Enrollment,
@@ -44,13 +31,23 @@ from progressor.models import (
     Record,
     SetAside,
 )
+from progressor.reading import (
+    FUTURE_GRACE,
+    SALVAGED,
+    Row,
+    future_reason,
+    kept_as_of,
+    log_format,
+    log_lines,
+    rows,
+    salvage,
+)
 from progressor.store_results import Results, arrivals
 from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION, statements
 from progressor.store_values import (
     ACTION_COLUMNS,
     ClinicianAction,
     ImportReport,
-    NumberedLines,
     StoreError,
     action_of_row,
     canonical_json,
@@ -251,6 +248,7 @@ class Store(Results):
         source: str | None = None,
         fmt: str | None = None,
         today: dt.date | None = None,
+        encoding: str | None = None,
     ) -> ImportReport:
         """Import a JSONL or CSV log (a path, or lines with `fmt`) in one transaction.
 
@@ -258,7 +256,8 @@ class Store(Results):
         a duplicate and not added again. Lines that cannot be used go to the quarantine with
         their reason; so does a record dated more than a day after `today` (default: the
         machine's date; a day's grace for time zones), whose pain scores and flags the safety
-        rules get as of `today`. An unreadable file raises LogError and stores nothing.
+        rules get as of `today`. A file is read in `encoding` (default UTF-8); an unreadable
+        one raises LogError and stores nothing.
         """
         today = today or dt.date.today()
         if not isinstance(data, str | Path):
@@ -266,18 +265,13 @@ class Store(Results):
         path = Path(data)
         fmt = fmt or log_format(path)
         try:
-            with path.open(encoding="utf-8-sig", newline="") as handle:  # a BOM is no column
-                return self._import(handle, source or str(path), fmt, today)
-        except OSError as exc:
-            raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise LogError(f"{path}: not UTF-8 text ({exc.reason}); nothing imported") from None
+            with log_lines(path, encoding) as lines:
+                return self._import(lines, source or str(path), fmt, today)
+        except LogError as exc:
+            raise LogError(f"{exc}; nothing imported") from None
 
     def _import(self, lines: Iterable[str], source: str, fmt: str, today: dt.date) -> ImportReport:
-        if fmt not in ("jsonl", "csv"):
-            raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
-        tracked = NumberedLines(lines, header=1 if fmt == "csv" else 0)
-        rows = csv_rows(tracked) if fmt == "csv" else jsonl_rows(tracked)
+        read = rows(lines, source, fmt)
         added = duplicates = 0
         aside: list[SetAside] = []
         touched: set[str] = set()
@@ -296,38 +290,36 @@ class Store(Results):
                 raw for (raw,) in db.execute("SELECT raw FROM quarantine WHERE settled_by IS NULL")
             }
             limit = today + FUTURE_GRACE
-            for number, row in rows:
-                raw = tracked.raw(number)
-                usable = _usable(row, enrolled, self._enrolled)
+            for row in read:
+                usable, kept = _checked(row, enrolled, self._enrolled, limit)
                 identity: str | None = None  # the key of a report kept as of today
-                if isinstance(usable, tuple) and usable[0].date > limit:
-                    usable = future_reason(usable[0].date)
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
                 if isinstance(usable, str):
-                    rescued = rescue(row)
-                    if rescued is not None and rescued.date > limit:
+                    if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
                         # date comes: a pain of 9 must not wait a year. It is the same
                         # report whatever day, file or line it is imported again from.
-                        identity = canonical_json(rescued)
-                        rescued = kept_as_of(rescued, today)
-                    kept = _usable(rescued, enrolled, self._enrolled) if rescued else None
-                    reason = usable + (SALVAGED if isinstance(kept, tuple) else "")
-                    aside.append(SetAside(source=source, line=number, reason=reason, record=raw))
+                        identity = canonical_json(kept)
+                        kept = kept_as_of(kept, today)
+                    stored = _usable(kept, enrolled, self._enrolled) if kept else None
+                    reason = usable + (SALVAGED if isinstance(stored, tuple) else "")
+                    aside.append(
+                        SetAside(source=source, line=row.line, reason=reason, record=row.text)
+                    )
                     self._quarantine(aside[-1], batch)
-                    if not isinstance(kept, tuple):
+                    if not isinstance(stored, tuple):
                         continue
-                    usable = kept
-                if self._insert_record(usable[0], source, number, batch, seen, identity):
+                    usable = stored
+                if self._insert_record(usable[0], source, row.line, batch, seen, identity):
                     added += 1
                     touched.add(usable[1])
                 else:
                     duplicates += 1
-                if whole and raw in waiting:
+                if whole and row.text in waiting:
                     db.execute(
                         "UPDATE quarantine SET settled_by = ? WHERE raw = ?"
                         " AND settled_by IS NULL AND reason = ?",
-                        (batch, raw, not_enrolled(usable[1])),
+                        (batch, row.text, not_enrolled(usable[1])),
                     )
             db.executemany(
                 "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
@@ -589,22 +581,23 @@ def not_enrolled(patient: str) -> str:
     return f"patient {patient!r} is not enrolled"
 
 
+def _checked(
+    row: Row, enrolled: dict[str, bool], is_enrolled: Callable[[str], bool], limit: dt.date
+) -> tuple[tuple[Record, str] | str, PainReport | None]:
+    """The row's record and its patient, or why it cannot be stored and the pain report the
+    safety rules keep of it (a record dated after `limit`: what it says, as of its date)."""
+    if row.record is None:
+        return row.reason, row.kept
+    usable = _usable(row.record, enrolled, is_enrolled)
+    if isinstance(usable, tuple) and usable[0].date > limit:
+        return future_reason(usable[0].date), salvage(row.record.model_dump(mode="json"))
+    return usable, None
+
+
 def _usable(
-    row: Mapping[str, Any] | PainReport | str,
-    enrolled: dict[str, bool],
-    is_enrolled: Callable[[str], bool],
+    record: Record, enrolled: dict[str, bool], is_enrolled: Callable[[str], bool]
 ) -> tuple[Record, str] | str:
-    """The record and its patient, or why the row cannot be stored."""
-    if isinstance(row, str):
-        return row
-    record: Record
-    if isinstance(row, PainReport):  # kept for safety from a record set aside
-        record = row
-    else:
-        try:
-            record = parse_record(row)
-        except ValueError as exc:
-            return str(exc)
+    """The record and its patient, or why it cannot be stored."""
     patient = record.patient
     if patient is None:
         return "no 'patient' field: the store must know whose record it is"

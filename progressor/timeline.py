@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Literal
 
 from progressor.errors import ProgressorError
@@ -23,7 +22,6 @@ from progressor.models import (
     Dose,
     Enrollment,
     Flag,
-    PainReport,
     Prescription,
     Record,
     SetAside,
@@ -51,32 +49,6 @@ def ended_weeks(start: dt.date, day: dt.date) -> int:
 def week_start(start: dt.date, week: int) -> dt.date:
     """The first day of enrollment week `week`: week k is [start + 7(k-1), start + 7k)."""
     return start + dt.timedelta(days=7 * (week - 1))
-
-
-# -- records dated in the future ---------------------------------------------------------------
-
-#: How far after the day it was read a record may be dated (clinics in time zones ahead of
-#: the machine's).
-FUTURE_GRACE = dt.timedelta(days=1)
-KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
-
-
-def is_future(day: dt.date, read_on: dt.date) -> bool:
-    """Whether a record dated `day` is from the future when read on `read_on`."""
-    return day > read_on + FUTURE_GRACE
-
-
-def future_reason(date: dt.date) -> str:
-    return (
-        f"dated {date}, after the day it was read: a session cannot be logged before it "
-        "happens (a year or month typed wrong?)"
-    )
-
-
-def kept_as_of(rescued: PainReport, today: dt.date) -> PainReport:
-    """What the safety rules keep of a record dated later, as of `today`: a pain of 9 typed
-    with next year's date must not wait a year."""
-    return dc_replace(rescued, date=today, note=KEPT_AS_OF_TODAY)
 
 
 # -- clinician actions -------------------------------------------------------------------------
@@ -123,9 +95,8 @@ class Timeline:
     prescriptions: tuple[Prescription, ...]
     #: Alerts raised by what is logged so far of the week under way (it is not judged yet).
     early_alerts: tuple[Alert, ...]
-    #: Every record set aside on the way, each at its file and line where known: by the fold
-    #: (dated in the future) and by each judged week's step (an unknown exercise, a date
-    #: before the start, another patient's), in that order.
+    #: Every record the judged weeks' steps set aside (an unknown exercise, a date before the
+    #: start, another patient's), each at its file and line where known.
     set_aside: tuple[SetAside, ...]
     #: Records of the week under way, which wait for it to end, and those dated later.
     waiting: int
@@ -145,21 +116,16 @@ def fold(
     as_of: dt.date,
     weeks: int | None = None,
     actions: Sequence[ClinicianAction] = (),
-    read_on: dt.date | None = None,
-    source: str = "",
 ) -> Timeline:
     """Weeks 1..`weeks` of a patient (default: every week that ended by `as_of`) as a fold
     over the step, the clinician's actions applied at their weeks.
 
-    `read_on` is the day the records were read: one dated more than FUTURE_GRACE after it is
-    set aside and its pain scores and flags kept as of that day (None: checked already, as
-    the store's import does). The week after the last judged one is the week under way: its
-    records are not judged, but the alerts they already raise are returned.
+    Records dated after the day they were read are the reader's business (progressor.reading:
+    set aside at their line, their pain kept as of that day). The week after the last judged
+    one is the week under way: its records are not judged, but the alerts they already raise
+    are returned. A record the step sets aside is reported at its file and line (`Arrived`).
     """
     arrived = [r if isinstance(r, Arrived) else Arrived(r) for r in records]
-    aside: list[SetAside] = []
-    if read_on is not None:
-        arrived, aside = without_future(arrived, read_on, source)
     if weeks is None:
         weeks = ended_weeks(enrollment.start, as_of)
     by_week = _by_week(arrived, enrollment.start)
@@ -187,7 +153,7 @@ def fold(
         tuple(results),
         tuple(prescriptions),
         early,
-        (*aside, *located),
+        tuple(located),
         len(under_way),
         later,
     )
@@ -210,36 +176,6 @@ def locate(stepped: Sequence[SetAside], arrived: Sequence[Arrived]) -> list[SetA
             )
         found.append(aside)
     return found
-
-
-def without_future(
-    arrived: Iterable[Arrived], read_on: dt.date, source: str
-) -> tuple[list[Arrived], list[SetAside]]:
-    """`arrived` with each record from the future set aside (the second list says why), its
-    pain scores and flags kept as of `read_on`."""
-    # (The reader's salvage: imported here, since the reader imports this module's rule.)
-    from progressor.loading import KEPT_FROM_ASIDE, SALVAGED, salvage
-
-    kept: list[Arrived] = []
-    aside: list[SetAside] = []
-    for item in arrived:
-        record = item.record
-        if not is_future(record.date, read_on):
-            kept.append(item)
-        elif isinstance(record, PainReport) and record.note == KEPT_FROM_ASIDE:
-            kept.append(Arrived(kept_as_of(record, read_on), item.at))  # (its line is reported)
-        else:
-            rescued = salvage(record.model_dump(mode="json"))
-            if rescued is not None:
-                kept.append(Arrived(kept_as_of(rescued, read_on), item.at))
-            what = getattr(record, "exercise", None) or "pain report"
-            whose = f"{record.patient}'s " if record.patient else ""
-            reason = f"{whose}{what} of {record.date}: {future_reason(record.date)}"
-            salvaged = SALVAGED if rescued is not None else ""
-            aside.append(
-                SetAside(source=source, reason=reason + salvaged, record=describe_record(record))
-            )
-    return kept, aside
 
 
 def _by_week(records: Sequence[Arrived], start: dt.date) -> dict[int, list[Record]]:

@@ -346,7 +346,10 @@ def _cli_set_aside(stderr: str, log: Path, own: list[str]) -> list[tuple[int | N
         if item.startswith(f"{log}:"):
             number, _, rest = item.removeprefix(f"{log}:").partition(": ")
             text = own[int(number) - 1]
-            found.append((int(number), rest.removesuffix(f" ({text})")))
+            reason = rest.removesuffix(f" ({text})")
+            if reason == rest and rest.endswith(")"):  # the step's: "reason (what record)"
+                reason = rest.rpartition(" (")[0]
+            found.append((int(number), reason))
         else:  # the step's: "week: reason (what record)"
             reason = item.partition(": ")[2].rpartition(" (")[0]
             found.append((None, reason))

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 
 import progressor as p
 from progressor.loading import parse_record
+from progressor.reading import FUTURE_GRACE, KEPT_AS_OF_TODAY, read_log
 from progressor.timeline import (
-    FUTURE_GRACE,
-    KEPT_AS_OF_TODAY,
     ended_weeks,
     fold,
     week_of,
@@ -26,6 +25,7 @@ from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import SEED, WriteLog, run
 
 days = st.integers(min_value=-30, max_value=400)
+WEEK = dt.timedelta(days=7)
 
 
 def records(rows: list[dict[str, object]]) -> list[p.Record]:
@@ -77,28 +77,43 @@ def test_fold_judges_the_weeks_that_ended_and_raises_the_week_under_ways_alerts(
     assert timeline.results[0] == by_hand
 
 
-def test_a_record_from_the_future_is_set_aside_and_its_pain_kept_as_of_the_day_read(
+def test_a_record_from_the_future_is_set_aside_at_its_line_and_its_pain_seen_now(
     seed: p.CompiledProgram,
 ) -> None:
     read_on = START + dt.timedelta(days=3)
     later = read_on + FUTURE_GRACE + dt.timedelta(days=365)
-    typo = p.Outcome(
-        date=later, exercise="bridge", reps=(5,), hold_s=5, pain_before=2, pain_during=9
-    )
-    timeline = fold(seed, enrollment(), [typo], as_of=read_on, read_on=read_on, source="a.jsonl")
-    (aside,) = timeline.set_aside
-    assert aside.source == "a.jsonl" and f"dated {later}" in aside.reason
+    lines = [
+        json.dumps({"date": str(START), "pain": 2}),
+        json.dumps(
+            {"date": str(later), "exercise": "bridge", "reps": [5], "hold_s": 5}
+            | {"pain_before": 2, "pain_during": 9}
+        ),
+        json.dumps({"date": str(read_on + FUTURE_GRACE), "pain": 3}),  # within the grace
+    ]
+    log = read_log(lines, "a.jsonl", "jsonl", today=read_on)
+    (aside,) = log.set_aside
+    assert (aside.source, aside.line) == ("a.jsonl", 2) and f"dated {later}" in aside.reason
+    kept = [r for r in log.records if getattr(r, "note", None) == KEPT_AS_OF_TODAY]
+    assert [(r.date, getattr(r, "pain", None)) for r in kept] == [(read_on, 9)]
+    timeline = fold(seed, enrollment(), log.arrived("a.jsonl"), as_of=read_on)
     assert [a.rule for a in timeline.early_alerts] == ["pain-flare"]
-    # Within the grace (a clinic a time zone ahead) a record is used as it is.
-    near = p.PainReport(date=read_on + FUTURE_GRACE, pain=3)
-    assert fold(seed, enrollment(), [near], as_of=read_on, read_on=read_on).set_aside == ()
+
+
+def test_a_record_the_step_sets_aside_is_reported_at_its_file_and_line(
+    seed: p.CompiledProgram,
+) -> None:
+    week = [*full_week(), {**full_week()[0], "exercise": "plank"}]
+    log = read_log([json.dumps(r) for r in week], "anna.jsonl", "jsonl")
+    timeline = fold(seed, enrollment(), log.arrived("anna.jsonl"), as_of=START + WEEK)
+    (aside,) = timeline.set_aside
+    assert (aside.source, aside.line) == ("anna.jsonl", len(week))
+    assert aside.reason == "unknown exercise 'plank'"
 
 
 def test_without_a_reading_day_nothing_is_taken_for_the_future(seed: p.CompiledProgram) -> None:
     later = p.PainReport(date=START + dt.timedelta(days=400), pain=9)
     timeline = fold(seed, enrollment(), [later], as_of=START)
     assert timeline.set_aside == () and timeline.later == 1 and timeline.early_alerts == ()
-    assert KEPT_AS_OF_TODAY  # (the note a kept pain carries when a day is given)
 
 
 def test_replay_is_the_fold(seed: p.CompiledProgram) -> None:

@@ -1,0 +1,784 @@
+"""Read log records (JSONL, CSV) into models: the one reader of every road.
+
+`rows` turns the lines of a log into one Row per record: the record, or why it is set aside
+and what the safety rules keep of it (its pain scores and symptom flags). `read_log` (the
+command line, datasets) and the store's import both read through it, so a record means the
+same wherever it enters. Cautious, never silent: a value read two ways counts at its worst
+for safety. Bounded: a line holds at most MAX_LINE characters and nests at most MAX_DEPTH
+brackets, and the work per line is linear in its length (no backtracking regex, no
+recursion).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
+from itertools import chain
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_core import from_json
+
+from progressor.errors import LogError, did_you_mean
+from progressor.models import (
+    UNKNOWN_KEY_ERRORS,
+    Day,
+    Outcome,
+    PainReport,
+    Record,
+    SetAside,
+)
+from progressor.timeline import Arrived
+
+#: The longest line read (characters); a longer one is set aside, its pains still made out.
+MAX_LINE = 65_536
+#: The deepest nesting of brackets read; a deeper line is set aside.
+MAX_DEPTH = 32
+
+KEPT_FROM_ASIDE = "kept for safety from a record that was set aside"
+SALVAGED = "; its pain scores and symptom flags were kept for the safety rules"
+#: How far after today a record may be dated (clinics in time zones ahead of the machine's).
+FUTURE_GRACE = dt.timedelta(days=1)
+KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
+
+_LIST_FIELDS = {"reps", "duration_s", "flags"}
+
+
+class Row(NamedTuple):
+    """One record of a log: `record`, or the `reason` it is set aside and the pain report
+    `kept` of it for the safety rules. `line` is its (last) line number, `text` its text.
+    (A NamedTuple: built once per line, it costs a third of a dataclass.)"""
+
+    line: int
+    text: str
+    record: Record | None
+    reason: str = ""
+    kept: PainReport | None = None
+
+
+@dataclass(frozen=True)
+class Log:
+    """The usable records of a log file, and those set aside with their reasons."""
+
+    records: tuple[Record, ...]
+    set_aside: tuple[SetAside, ...]
+    #: The line each record was read from, in the same order (empty: not known).
+    lines: tuple[int, ...] = ()
+
+    def arrived(self, source: str) -> list[Arrived]:
+        """The records with the file and line each was read from (for `progressor.fold`,
+        which reports a record the rules set aside there)."""
+        lines = self.lines or (None,) * len(self.records)
+        return [Arrived(r, None, source, n) for r, n in zip(self.records, lines, strict=True)]
+
+
+def rows(lines: Iterable[str], source: str, fmt: str) -> Iterator[Row]:
+    """The Rows of log lines of format 'jsonl' or 'csv' (blank lines have none)."""
+    if fmt == "csv":
+        return _csv_rows(_without_bom(lines))
+    if fmt == "jsonl":
+        return _jsonl_rows(_without_bom(lines))
+    raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    # A spreadsheet's byte-order mark is not part of the first column's name or record.
+    found = iter(lines)
+    first = next(found, None)
+    if first is None:
+        return found
+    return chain((first.removeprefix("\ufeff"),), found)
+
+
+def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None = None) -> Log:
+    """Parse log lines of format 'jsonl' or 'csv'; bad records are set aside, never raised.
+
+    With `today`, a record dated more than FUTURE_GRACE later is set aside too, its pain
+    scores and flags kept as of `today` (the store's import does the same at its line)."""
+    records: list[Record] = []
+    numbers: list[int] = []
+    aside: list[SetAside] = []
+    if fmt == "jsonl":  # (rows' own, the records of most lines handed over without a Row)
+        limit = today + FUTURE_GRACE if today is not None else dt.date.max
+        found = _jsonl_rows(_without_bom(lines), (records, numbers), limit)
+    else:
+        found = rows(lines, source, fmt)
+    for row in found:
+        if today is not None:
+            row = _dated_by(row, today)
+        if row.record is not None:
+            records.append(row.record)
+            numbers.append(row.line)
+            continue
+        if row.kept is not None:
+            records.append(row.kept)
+            numbers.append(row.line)
+        reason = row.reason + (SALVAGED if row.kept is not None else "")
+        aside.append(SetAside(source=source, line=row.line, reason=reason, record=row.text))
+    return Log(tuple(records), tuple(aside), tuple(numbers))
+
+
+# -- records ----------------------------------------------------------------------------------
+
+
+def parse_record(data: Mapping[str, Any]) -> Record:
+    """An Outcome or a PainReport from one record; raise ValueError with a readable reason."""
+    kind = data.get("kind") or (
+        "outcome" if "exercise" in data else "pain" if "pain" in data else None
+    )
+    model: type[Outcome] | type[PainReport]
+    if kind == "outcome":
+        model = Outcome
+    elif kind == "pain":
+        model = PainReport
+    else:
+        raise ValueError(
+            "neither an outcome (no 'exercise') nor a pain report (no 'pain'); "
+            "set 'kind' to 'outcome' or 'pain'"
+        )
+    for key in model._numbers:
+        value = data.get(key)
+        if isinstance(value, bool) or (
+            isinstance(value, list) and any(isinstance(item, bool) for item in value)
+        ):
+            # pydantic would read true as 1: a "pain_during: true" is no pain score of 1/10.
+            example = "numbers, e.g. [5, 5]" if isinstance(value, list) else "a number, e.g. 3"
+            raise ValueError(f"{key}: {json.dumps(value)} is not {example}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(record_reason(exc, model)) from None
+
+
+def record_reason(error: ValidationError, model: type[Any]) -> str:
+    """pydantic's errors of a record (or an enrollment) as one readable reason: each key,
+    an unknown one with a guess of the field meant."""
+    reasons = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] in UNKNOWN_KEY_ERRORS:
+            hint = did_you_mean(str(item["loc"][0]), model.model_fields)
+            reasons.append(f"{key}: unknown field" + (f" ({hint})" if hint else ""))
+        else:
+            reasons.append(f"{key}: {_plain(item['msg'], key)}")
+    return "; ".join(reasons)
+
+
+def _plain(message: str, key: str) -> str:
+    """pydantic's message in the words of someone writing a log file."""
+    if "valid tuple" in message:
+        return "should be a list, e.g. [5, 5]"
+    if key == "date":
+        return f"{message} (write the date as YYYY-MM-DD, e.g. 2026-01-05)"
+    return message
+
+
+def _row(number: int, text: str, data: Mapping[str, Any], twice: list[str]) -> Row:
+    """The Row of a record read whole; `twice` names the fields given two values."""
+    if twice:
+        reason = "; ".join(twice) + ": which one is meant cannot be told"
+        return Row(number, text, None, reason, salvage(data))
+    try:
+        return Row(number, text, parse_record(data))
+    except ValueError as exc:
+        return Row(number, text, None, str(exc), salvage(data))
+
+
+def _unreadable(number: int, text: str, reason: str, guess: Mapping[str, Any]) -> Row:
+    """The Row of a line that cannot be read whole, with what `guess` makes out of it."""
+    if len(text) > MAX_LINE:  # (kept to the limit: a quarantine is no place for megabytes)
+        text = text[:MAX_LINE] + " ..."
+    return Row(number, text, None, reason, salvage(guess))
+
+
+def _again(key: str, count: int) -> str:
+    """Where a further value of `key` is kept for the salvage, which reads every value."""
+    return f"{key} (given again, #{count})"
+
+
+def _twice(key: str, first: object, second: object) -> str:
+    return f"{key!r} given twice, {_shown(first)} and {_shown(second)}"
+
+
+def _shown(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+
+
+# -- JSONL ------------------------------------------------------------------------------------
+
+#: Records that say their kind are parsed straight from JSON by pydantic-core (much faster);
+#: any doubt sends the line to the readable path, which explains it.
+_TAGGED: TypeAdapter[Record] = TypeAdapter(
+    Annotated[Outcome | PainReport, Field(discriminator="kind")]
+)
+# (pydantic-core's own method: TypeAdapter.validate_python wraps it in a Python call per record)
+_validate_tagged = _TAGGED.validator.validate_python
+#: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
+_new_row = tuple.__new__
+
+
+def _jsonl_rows(
+    lines: Iterable[str],
+    sink: tuple[list[Record], list[int]] | None = None,
+    limit: dt.date = dt.date.max,
+) -> Iterator[Row]:
+    """The Rows of JSONL lines; with `sink` (records, line numbers), the records read on the
+    fast path and dated by `limit` go straight into it instead (read_log: no Row built for
+    most lines)."""
+    for number, line in enumerate(lines, start=1):
+        record = _fast(line)
+        if record is None:
+            if line.strip():
+                yield _json_row(number, line)
+        elif sink is not None and record.date <= limit:
+            sink[0].append(record)
+            sink[1].append(number)
+        else:
+            yield _new_row(Row, (number, line.strip(), record, "", None))
+
+
+def _fast(line: str) -> Record | None:
+    """The record of a plain tagged line, or None to read it the readable way.
+
+    Plain: no backslash (no escaped key or quote, no lone surrogate), no true or false (the
+    readable path refuses a boolean where a number belongs, pydantic would read 1), and no
+    quote followed by a space (so every key is written `"name":` and each `":` ends a key).
+    pydantic-core parses it (from_json) and validates the object; an object with fewer keys
+    than the line has `":` had a key twice, which must be set aside (pydantic would keep
+    its last value).
+    """
+    if (
+        '"kind"' not in line
+        or "\\" in line
+        or "true" in line
+        or "false" in line
+        or '" ' in line
+        or '"\t' in line
+        or len(line) > MAX_LINE
+    ):
+        return None
+    try:
+        data = from_json(line)
+        if isinstance(data, dict) and len(data) == line.count('":'):
+            record: Record = _validate_tagged(data)
+            return record
+    except ValueError:  # (ValidationError too: the readable path says why)
+        pass
+    return None
+
+
+def _json_row(number: int, line: str) -> Row:
+    text = line.strip()
+    if len(line) > MAX_LINE:
+        reason = f"longer than {MAX_LINE:,} characters, the longest line read"
+        return _unreadable(number, text, reason, _json_guess(line))
+    twice: list[str] = []
+    try:
+        # (Without its line end: a position past the line's last character is on that line,
+        # the same whether the line came from a file or from a list of lines.)
+        data = json.loads(
+            line.rstrip("\r\n"), object_pairs_hook=lambda pairs: _object(pairs, twice)
+        )
+    except json.JSONDecodeError as exc:
+        reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
+        return _unreadable(number, text, reason, _json_guess(line))
+    except RecursionError:
+        return _unreadable(number, text, _TOO_DEEP, _json_guess(line))
+    except ValueError as exc:  # an integer of thousands of digits, say
+        return _unreadable(number, text, f"not valid JSON: {exc}", _json_guess(line))
+    if _depth_over(data, line):
+        return _unreadable(number, text, _TOO_DEEP, _json_guess(line))
+    if not isinstance(data, dict):
+        return Row(number, text, None, "a record must be a JSON object")
+    if "\\u" in line:
+        data = _replace_surrogates(data)
+    return _row(number, text, data, twice)
+
+
+_TOO_DEEP = f"not valid JSON: nested too deeply (more than {MAX_DEPTH} levels of brackets)"
+
+
+def _object(pairs: list[tuple[str, Any]], twice: list[str]) -> dict[str, Any]:
+    """A JSON object whose repeated keys are noted in `twice` (the same value twice is one
+    value); each further value is kept for the salvage (_again)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in data:
+            data[key] = value
+        elif data[key] != value:
+            twice.append(_twice(key, data[key], value))
+            data[_again(key, len(twice))] = value
+    return data
+
+
+def _depth_over(data: object, line: str) -> bool:
+    """Whether parsed `data` nests deeper than MAX_DEPTH (counted only when the line has
+    that many brackets at all: a record has two or three)."""
+    if line.count("[") + line.count("{") <= MAX_DEPTH:
+        return False
+    level: list[tuple[object, int]] = [(data, 1)]
+    while level:
+        value, depth = level.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            level.extend((item, depth + 1) for item in items)
+    return False
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_surrogates(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with each lone surrogate (valid JSON: "\\ud800") replaced by U+FFFD: no text
+    that cannot be written as UTF-8 reaches the store or an export."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return _SURROGATE.sub("\ufffd", value)
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return {clean(key): clean(value) for key, value in data.items()}
+
+
+# -- what a broken JSON line still says ----------------------------------------------------------
+
+_QUOTE_OR_ESCAPES = re.compile(r'\\+|"')
+_COLON = re.compile(r"[ \t\r\n]*:[ \t\r\n]*")
+_BARE = re.compile(r'[^,{}\[\]"\s]+')
+
+
+def _json_guess(line: str) -> dict[str, Any]:
+    """The "name": value pairs that can be made out in a line of broken JSON, read left to
+    right in linear time (no regex that backtracks, no recursion).
+
+    A name is the text between an unescaped quote and the next one that a colon follows
+    (so a quote left open in a note does not hide the pair after it). A value is a string,
+    a flat array, or a bare word (a number, true); an object value is skipped, so that the
+    pairs inside it are found. A name found again is kept under another name (_again): the
+    salvage reads every value, and the worst counts.
+    """
+    quotes = _unescaped_quotes(line)
+    names = [i for i, q in enumerate(quotes) if i and _COLON.match(line, q + 1)]
+    guess: dict[str, Any] = {}
+    for n, i in enumerate(names):
+        name = _text(line[quotes[i - 1] + 1 : quotes[i]])
+        after = _COLON.match(line, quotes[i] + 1)
+        start = after.end() if after else len(line)
+        end = quotes[names[n + 1]] if n + 1 < len(names) else len(line)
+        value = _value(line, start, end, quotes, i + 1)
+        if value is not _NOTHING:
+            guess[name if name not in guess else _again(name, len(guess))] = value
+    return guess
+
+
+def _unescaped_quotes(line: str) -> list[int]:
+    """The positions of the quotes that a backslash does not escape."""
+    quotes: list[int] = []
+    escapes_end = -1
+    odd = False
+    for found in _QUOTE_OR_ESCAPES.finditer(line):
+        if found.group() == '"':
+            if not (odd and escapes_end == found.start()):
+                quotes.append(found.start())
+        else:
+            escapes_end, odd = found.end(), len(found.group()) % 2 == 1
+    return quotes
+
+
+_NOTHING = object()
+
+
+def _value(line: str, start: int, end: int, quotes: list[int], next_quote: int) -> Any:
+    """The value that begins at `start` and must end before `end` (the next name)."""
+    first = line[start : start + 1]
+    if first == '"':
+        close = quotes[next_quote + 1] if next_quote + 1 < len(quotes) else -1
+        return _text(line[start + 1 : close]) if start < close <= end else _NOTHING
+    if first == "[":
+        return _flat_array(line, start, end, quotes, next_quote)
+    bare = _BARE.match(line, start, end)
+    if first == "{" or bare is None:
+        return _NOTHING
+    try:
+        return json.loads(bare.group())
+    except ValueError:  # a word, or an integer of thousands of digits: read as text
+        return bare.group()
+
+
+def _flat_array(line: str, start: int, end: int, quotes: list[int], next_quote: int) -> Any:
+    """The flat array (numbers, strings) that opens at `start`, closed before `end`: its
+    strings are skipped whole (a "]" in a flag's text does not close it), and an array with
+    a bracket outside its strings is not read, so no nesting ever reaches json.loads."""
+    at, q = start + 1, next_quote
+    while True:
+        close = line.find("]", at, end)
+        if close < 0:
+            return _NOTHING
+        while q < len(quotes) and quotes[q] < close:  # the strings that open before it
+            if q + 1 >= len(quotes) or quotes[q + 1] >= end or _nested(line, at, quotes[q]):
+                return _NOTHING
+            at, q = quotes[q + 1] + 1, q + 2
+        if at <= close:
+            break
+    if _nested(line, at, close):
+        return _NOTHING
+    try:
+        value = json.loads(line[start : close + 1])
+    except ValueError:
+        return _NOTHING
+    return value if isinstance(value, list) else _NOTHING
+
+
+def _nested(line: str, start: int, end: int) -> bool:
+    return line.find("[", start, end) >= 0 or line.find("{", start, end) >= 0
+
+
+def _text(raw: str) -> str:
+    """A JSON string's contents unescaped where they can be, else as written."""
+    if "\\" not in raw:
+        return raw
+    try:
+        value = json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else raw
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+#: The separators a header line is sniffed for (Europe's spreadsheets write ";").
+SEPARATORS = (",", ";", "\t")
+_SPELLING = re.compile(r"[\s_\-]+")
+
+
+def column_name(header: str) -> str:
+    """A CSV column's field: case, spaces and -/_ do not matter ("Pain Before", "pain-before"
+    and " pain_before " are pain_before)."""
+    return _SPELLING.sub("_", header.strip().lower()).strip("_")
+
+
+def _separator(header: str) -> str:
+    counts = [header.count(sep) for sep in SEPARATORS]
+    return SEPARATORS[counts.index(max(counts))]
+
+
+class _Tracked:
+    """Lines passed to the csv reader, remembering the text of the record being read; an
+    over-long line reaches it empty and is reported by its number."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.text: list[str] = []
+        self.too_long: dict[int, str] = {}
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.number += 1
+            if len(line) > MAX_LINE:
+                self.too_long[self.number] = line
+                line = "\n"
+            self.text.append(line)
+            yield line
+
+    def take(self) -> str:
+        text = "".join(self.text).strip()
+        self.text.clear()
+        return text
+
+
+def _csv_rows(lines: Iterable[str]) -> Iterator[Row]:
+    """A row with more or fewer cells than the header has columns is not read: its cells
+    cannot be told apart for certain (its pain scores are still made out)."""
+    tracked = _Tracked(lines)
+    found = iter(tracked)
+    header = next(found, None)
+    if header is None:
+        return
+    separator = _separator(header)
+    columns = next(csv.reader([header], delimiter=separator), [])
+    tracked.take()
+    reader = csv.reader(found, delimiter=separator)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            text = tracked.take()
+            guess = _cells_guess(columns, text.split(separator))
+            yield _unreadable(tracked.number, text, f"not a readable CSV row: {exc}", guess)
+            continue
+        number, text = tracked.number, tracked.take()
+        if number in tracked.too_long:
+            line = tracked.too_long.pop(number)
+            reason = f"longer than {MAX_LINE:,} characters, the longest line read"
+            yield _unreadable(number, line, reason, _cells_guess(columns, line.split(separator)))
+        elif cells:
+            yield _csv_row(number, text, columns, cells)
+
+
+def _csv_row(number: int, text: str, columns: list[str], cells: list[str]) -> Row:
+    if len(cells) != len(columns):
+        more = "more" if len(cells) > len(columns) else "fewer"
+        reason = (
+            f"{more} cells ({len(cells)}) than the header has columns ({len(columns)}): "
+            "a comma in a note must be quoted"
+        )
+        return _unreadable(number, text, reason, _cells_guess(columns, cells))
+    twice: list[str] = []
+    data = _csv_data(zip(columns, cells, strict=True), twice)
+    return _row(number, text, data, twice)
+
+
+def _csv_data(
+    pairs: Iterable[tuple[str, str | None]], twice: list[str] | None = None
+) -> dict[str, Any]:
+    """A CSV row's record: columns named loosely (column_name), empty cells left out, list
+    fields split at spaces, `;` or `|`. Two columns of one field with different cells are
+    noted in `twice` (each further cell kept for the salvage: _again)."""
+    data: dict[str, Any] = {}
+    for column, text in pairs:
+        key = column_name(column)
+        cell = (text or "").strip()
+        if not cell:
+            continue
+        value = [p for p in _LIST_SPLIT.split(cell) if p] if key in _LIST_FIELDS else cell
+        if key not in data:
+            data[key] = value
+        elif data[key] != value:
+            if twice is not None:
+                twice.append(_twice(key, data[key], value))
+            data[_again(key, len(data))] = value
+    return data
+
+
+_LIST_SPLIT = re.compile(r"[;|\s]+")
+
+
+def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
+    """What a CSV row with more or fewer cells than the header has columns could say.
+
+    Extra cells that a `note` column explains (the row reads as a valid record with the cells
+    between the columns before and after the note joined back into it) are read that way:
+    an unquoted comma in a note, the usual cause. Otherwise the cells are read against the
+    columns from the left and, for everything safety reads (pain, flags, adverse events,
+    context), from the right too, and the salvage keeps the higher pain and every flag: a
+    cautious reading that may raise a false alarm but does not hide a real one."""
+    names = [column_name(column) for column in columns]
+    if len(cells) > len(names) and "note" in names:
+        at = names.index("note")
+        after = len(cells) - (len(names) - at - 1)
+        rebuilt = _csv_data(
+            [
+                *zip(columns[:at], cells[:at], strict=True),
+                (columns[at], ",".join(cells[at:after])),
+                *zip(columns[at + 1 :], cells[after:], strict=True),
+            ]
+        )
+        try:
+            parse_record(rebuilt)
+        except ValueError:
+            pass
+        else:
+            return rebuilt
+    left = _csv_data(zip(columns, cells, strict=False))
+    count = min(len(names), len(cells))
+    right = _csv_data(zip(columns[len(names) - count :], cells[len(cells) - count :], strict=True))
+    guess: dict[str, Any] = {f"{name} (read from the right)": v for name, v in right.items()}
+    guess.update(left)
+    if _loose_date(left.get("date")) is None and "date" in right:
+        guess["date"] = right["date"]
+    return guess
+
+
+# -- what safety keeps of a record set aside ----------------------------------------------------
+
+_FALSE = {"", "false", "0", "no", "n", "none", "null"}
+_NOT_FINITE = {"nan", "inf", "infinity"}
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?")
+_ISO_LOOSE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
+_DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
+
+
+def _loose_pain(value: object) -> float | None:
+    """The first number in a pain value, read cautiously: '7/10' and '8 (bad)' are 7 and 8,
+    '7,0' is 7.0, '6.9e+33' is 6.9e+33. A number outside 0-10 (-3, 11, a thousand digits,
+    NaN, infinity) counts as 10: a typo must not hide a flare. None when there is no number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number: float | int = value
+    else:
+        found = _NUMBER.search(str(value))
+        if not found:  # "nan" or "inf" is read by pydantic as a float: no pain in 0-10
+            return 10.0 if str(value).strip().lstrip("+-").lower() in _NOT_FINITE else None
+        number = float(found.group().replace(",", "."))  # (inf for a thousand digits)
+    return float(number) if 0 <= number <= 10 else 10.0  # (NaN is not in 0-10 either)
+
+
+def _loose_date(value: object) -> dt.date | None:
+    """A record's day (as the models read it: a day or a date-time), or a day that is only
+    not zero-padded (2026-1-5: unambiguous)."""
+    text = str(value if value is not None else "").strip()
+    try:
+        return _DAY.validate_python(text)
+    except ValidationError:
+        found = _ISO_LOOSE.match(text)
+        if not found:
+            return None
+        try:
+            return dt.date(*(int(part) for part in found.groups()))
+        except ValueError:
+            return None
+
+
+def salvage(data: Mapping[str, Any]) -> PainReport | None:
+    """What safety must still see in a record that cannot be used: pain and symptom flags.
+
+    A record is set aside whole when any field is wrong, but a typo elsewhere must not hide
+    a flare or a red flag. The highest pain-like number (the first number of the value,
+    '7/10' is 7; outside 0-10 it counts as 10, the cautious reading) and every flag-like
+    value become a pain report on the record's date; an adverse event written any way but a
+    clear no ('X', 2, 'yes') becomes the flag "adverse-event"; a context that says flare
+    ('Flare', 'flare-up') keeps the report a flare, even without a pain score. Without a
+    readable date, or with nothing pain-, flare- or flag-like, there is nothing to keep.
+    """
+    date = _loose_date(data.get("date"))
+    if date is None:
+        return None
+    pains: list[float] = []
+    flags: list[str] = []
+    flare = False
+    for key, value in data.items():
+        name = str(key).lower()
+        if "pain" in name:
+            pain = _loose_pain(value)
+            if pain is not None:
+                pains.append(pain)
+        elif "flag" in name:
+            items = re.split(r"[;,\s]+", value) if isinstance(value, str) else value
+            if isinstance(items, list | tuple):
+                flags.extend(str(item).strip() for item in items if str(item).strip())
+        elif "adverse" in name and value not in (False, 0, None, [], ()):
+            if str(value).strip().lower() not in _FALSE:
+                flags.append("adverse-event")
+        elif "context" in name and "flare" in str(value).lower():
+            flare = True
+    if not pains and not flags and not flare:
+        return None
+    patient = data.get("patient")
+    return PainReport(
+        patient=patient if isinstance(patient, str) else None,
+        date=date,
+        pain=max(pains, default=0.0),
+        context="flare" if flare else "other",
+        flags=tuple(flags),
+        note=KEPT_FROM_ASIDE,
+    )
+
+
+# -- records dated later ----------------------------------------------------------------------
+
+
+def future_reason(date: dt.date) -> str:
+    return (
+        f"dated {date}, after the day it was read: a session cannot be logged before it "
+        "happens (a year or month typed wrong?)"
+    )
+
+
+def kept_as_of(rescued: PainReport, today: dt.date) -> PainReport:
+    """What the safety rules keep of a record dated later, as of `today`: a pain of 9 typed
+    with next year's date must not wait a year."""
+    return dc_replace(rescued, date=today, note=KEPT_AS_OF_TODAY)
+
+
+def _later(record: Record) -> str:
+    what = getattr(record, "exercise", None) or "pain report"
+    whose = f"{record.patient}'s " if record.patient else ""
+    return f"{whose}{what} of {record.date}: {future_reason(record.date)}"
+
+
+def _dated_by(row: Row, today: dt.date) -> Row:
+    """`row`, its record set aside when dated more than FUTURE_GRACE after `today` (its pain
+    scores and flags kept as of `today`); what a set-aside row keeps is seen as of today."""
+    limit = today + FUTURE_GRACE
+    record = row.record
+    if record is not None and record.date > limit:
+        rescued = salvage(record.model_dump(mode="json"))
+        kept = kept_as_of(rescued, today) if rescued is not None else None
+        return Row(row.line, row.text, None, _later(record), kept)
+    if row.kept is not None and row.kept.date > limit:
+        return row._replace(kept=kept_as_of(row.kept, today))
+    return row
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def log_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    raise LogError(f"{path}: unknown log format {suffix!r}; use .jsonl or .csv")
+
+
+@contextmanager
+def log_lines(path: Path, encoding: str | None = None) -> Iterator[Iterable[str]]:
+    """The lines of a log file in `encoding` (default UTF-8, a byte-order mark allowed).
+    Bytes the encoding cannot read raise LogError naming the file and the line."""
+    name = encoding or "UTF-8"
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise LogError(f"unknown encoding {name!r} (e.g. utf-8, cp1252, latin-1)") from None
+    if codec == "utf-8":
+        codec = "utf-8-sig"  # a spreadsheet's byte-order mark is not part of the first column
+    try:
+        with path.open(encoding=codec, newline="") as handle:
+            yield handle
+    except OSError as exc:
+        raise LogError(f"{path}: cannot read the log: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise LogError(_undecodable(path, codec, name, exc)) from None
+
+
+def _undecodable(path: Path, codec: str, name: str, error: UnicodeDecodeError) -> str:
+    """Where the first byte `codec` cannot read is: the file's line and column."""
+    if codec == "utf-8-sig":
+        hint = "; if a spreadsheet on Windows saved it, try --encoding cp1252"
+    else:
+        hint = "; --encoding names the file's encoding"
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                return (
+                    f"{path}:{number}: not {name} text (byte 0x{raw[exc.start]:02x} at "
+                    f"column {exc.start + 1}){hint}"
+                )
+    return f"{path}: not {name} text ({error.reason}){hint}"
+
+
+def load_log(path: str | Path, encoding: str | None = None, today: dt.date | None = None) -> Log:
+    """Read a JSONL or CSV log file (by its extension); `today` as read_log's."""
+    path = Path(path)
+    fmt = log_format(path)
+    with log_lines(path, encoding) as lines:
+        return read_log(lines, str(path), fmt, today)

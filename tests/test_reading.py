@@ -1,0 +1,308 @@
+"""The one record reader: what spreadsheets and apps write is read, two values for one field
+or a pain outside 0-10 count at their worst for safety, and no line can crash it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import progressor
+from progressor.reading import MAX_LINE, read_log, rows
+from tests.conftest import PROGRAMS, START, full_week
+from tests.test_cli import run
+
+SEED = str(PROGRAMS / "low-back-pain.toml")
+CSV_HEADER = "date,exercise,reps,hold_s,pain_before,pain_during,pain_after"
+
+
+def _kept_pain(line: str, fmt: str = "jsonl", header: str = CSV_HEADER) -> float:
+    """The pain the safety rules keep of a line that is set aside (it must be set aside)."""
+    lines = [header, line] if fmt == "csv" else [line]
+    log = read_log(lines, "x", fmt)
+    assert len(log.set_aside) == 1, log
+    [kept] = log.records
+    assert isinstance(kept, progressor.PainReport)
+    return kept.pain
+
+
+# -- a key or a column given twice ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"date":"2026-01-06","pain":9,"pain":1}',
+        '{"kind":"pain","date":"2026-01-06","pain":9,"pain":1}',  # (the fast path's kind)
+        '{"kind":"pain","date":"2026-01-06","pain":1,"pain":9}',
+        '{"kind": "pain", "date": "2026-01-06", "pain": 9, "pain" : 1}',
+        '{"kind":"pain","date":"2026-01-06","pain":9,"pa\\u0069n":1}',  # (an escaped name)
+    ],
+)
+def test_a_key_given_twice_is_set_aside_naming_both_and_the_higher_pain_counts(line: str) -> None:
+    log = read_log([line], "a.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert "'pain' given twice" in aside.reason and "9" in aside.reason and "1" in aside.reason
+    assert (aside.source, aside.line, aside.record) == ("a.jsonl", 1, line)
+    assert [r.pain for r in log.records] == [9]  # type: ignore[union-attr]
+
+
+def test_a_key_given_twice_with_the_same_value_is_read() -> None:
+    line = '{"kind":"pain","date":"2026-01-06","pain":3,"pain":3}'
+    log = read_log([line], "a.jsonl", "jsonl")
+    assert log.set_aside == () and log.records[0].pain == 3  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("header", "line"),
+    [
+        (CSV_HEADER + ",pain_during", "2026-01-06,bridge,5,5,2,9,2,2"),
+        ("date,pain, pain ", "2026-01-06,9,2"),
+        ("date,Pain During,pain-during", "2026-01-06,2,9"),
+    ],
+)
+def test_two_columns_of_one_field_with_different_cells_count_at_their_worst(
+    header: str, line: str
+) -> None:
+    log = read_log([header, line], "a.csv", "csv")
+    [aside] = log.set_aside
+    assert "given twice, '9' and '2'" in aside.reason or "given twice, '2' and '9'" in aside.reason
+    assert [r.pain for r in log.records] == [9]  # type: ignore[union-attr]
+
+
+def test_csv_headers_ignore_case_spaces_and_dashes() -> None:
+    header = "Date, Exercise ,REPS,Hold S,Pain Before,Pain-During,pain__after"
+    [record] = read_log([header, "2026-01-05,bridge,5,5,2,3,4"], "a.csv", "csv").records
+    assert isinstance(record, progressor.Outcome)
+    assert (record.pain_before, record.pain_during, record.pain_after) == (2, 3, 4)
+    same = read_log(["date,pain,Pain", "2026-01-05,3,3"], "a.csv", "csv")
+    assert same.set_aside == () and same.records[0].pain == 3  # type: ignore[union-attr]
+
+
+# -- separators -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("separator", "reps"),
+    [(",", "5;5;4"), (",", "5 5 4"), (";", "5 5 4"), (";", "5|5|4"), ("\t", "5;5;4")],
+)
+def test_the_csv_separator_is_sniffed_from_the_header(separator: str, reps: str) -> None:
+    header = separator.join(["date", "exercise", "reps", "hold_s", "pain_before", "pain_during"])
+    line = separator.join(["2026-01-05", "bridge", reps, "5", "2", "3"])
+    [record] = read_log([header, line], "a.csv", "csv").records
+    assert isinstance(record, progressor.Outcome) and record.reps == (5, 5, 4)
+
+
+# -- dates ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-01-06", "2026-01-06T09:30:00", "2026-01-06T23:30:00Z", "2026-01-06 23:30+02:00"],
+)
+def test_a_date_time_is_read_as_its_day_as_written(written: str) -> None:
+    lines = [
+        json.dumps({"kind": "pain", "date": written, "pain": 3}),  # the fast path
+        json.dumps({"date": written, "pain": 3}),  # the readable path
+        json.dumps({"date": written, "exercise": "bridge", "reps": [5], "pain_before": 1}),
+    ]
+    log = read_log(lines, "a.jsonl", "jsonl")
+    assert log.set_aside == ()
+    assert [str(r.date) for r in log.records] == ["2026-01-06"] * 3
+    [csv_record] = read_log(["date,pain", f"{written},3"], "a.csv", "csv").records
+    assert str(csv_record.date) == "2026-01-06"
+    # Set aside for another reason, its pain is still kept on its day.
+    [kept] = read_log([f'{{"date":"{written}","pain":9,}}'], "a.jsonl", "jsonl").records
+    assert str(kept.date) == "2026-01-06" and kept.pain == 9  # type: ignore[union-attr]
+
+
+# -- pains outside 0-10 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"date":"2026-01-05","pain":-3}',
+        '{"date":"2026-01-05","pain":11}',
+        '{"date":"2026-01-05","exercise":"bridge","pain_during":"-3"}',
+        '{"date":"2026-01-05","pain":"6.9e+33"}',
+        '{"date":"2026-01-05","pain":6.9e+33}',
+        '{"date":"2026-01-05","pain":1' + "0" * 400 + "}",
+        '{"date":"2026-01-05","pain":1' + "0" * 5000 + "}",
+        '{"kind":"pain","date":"2026-01-05","pain":1' + "0" * 400 + "}",
+        '{"date":"2026-01-05","pain":NaN}',
+        '{"date":"2026-01-05","pain":Infinity}',
+        '{"date":"2026-01-05","pain":"nan"}',
+    ],
+)
+def test_a_pain_outside_0_to_10_is_set_aside_and_counts_as_10(line: str) -> None:
+    assert _kept_pain(line) == 10
+
+
+def test_a_csv_pain_outside_0_to_10_counts_as_10() -> None:
+    assert _kept_pain("2026-01-05,bridge,5,5,2,-3,2", "csv") == 10
+
+
+# -- lines that once crashed the reader or took seconds -------------------------------------------
+
+
+def test_a_lone_surrogate_is_replaced_and_the_rest_of_the_file_is_read() -> None:
+    lines = [
+        '{"date":"2026-01-05","pain":2,"note":"a \\ud800 b"}',
+        '{"date":"2026-01-06","pain":8}',
+    ]
+    log = read_log(lines, "a.jsonl", "jsonl")
+    assert log.set_aside == ()
+    assert log.records[0].note == "a \ufffd b"  # type: ignore[union-attr]
+    assert log.records[1].pain == 8  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"date":"2026-01-10","pain":9,"x":' + "[" * 3000 + "1",  # broken, nested deep
+        '{"date":"2026-01-10","pain":9,"x":' + "[" * 40 + "]" * 40 + "}",  # valid, too deep
+        '{"date":"2026-01-10","pain":9,"x":"' + "\\" * 48_000,  # (the old regex took seconds)
+        '{"date":"2026-01-10","pain":9,' + '"a":[' * 9_000,
+        '{"date":"2026-01-10","pain":9,' + '"a":"' * 9_000,
+        '{"date":"2026-01-10","pain":9,' + '"' * 48_000,
+    ],
+)
+def test_no_line_crashes_the_reader_and_its_pain_is_kept(line: str) -> None:
+    assert _kept_pain(line) == 9
+
+
+def test_a_line_longer_than_the_limit_is_set_aside_and_its_pain_kept() -> None:
+    line = '{"date":"2026-01-10","pain":9,"note":"' + "x" * MAX_LINE + '"}'
+    log = read_log(["", line], "a.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert aside.line == 2 and aside.reason.startswith("longer than 65,536 characters")
+    assert [r.pain for r in log.records] == [9]  # type: ignore[union-attr]
+    csv_line = "2026-01-10,bridge,5,5,2,9,note" + "x" * MAX_LINE
+    assert _kept_pain(csv_line, "csv", CSV_HEADER + ",note") == 9
+
+
+def test_every_row_carries_its_line_number_and_text() -> None:
+    text = 'date,pain,note\n2026-01-05,3,"two\nlines"\n\n2026-01-06,x,\n'
+    found = list(rows(text.splitlines(keepends=True), "a.csv", "csv"))
+    assert [(r.line, r.text) for r in found] == [
+        (3, '2026-01-05,3,"two\nlines"'),
+        (5, "2026-01-06,x,"),
+    ]
+    assert found[0].record is not None and found[1].reason.startswith("pain:")
+
+
+# -- through the command line: a flare in a bad line pauses ---------------------------------------
+
+BAD_LINES = [
+    '{"date":"2026-01-07","pain":9,"pain":1}',
+    '{"kind":"pain","date":"2026-01-07","pain":1,"pain":9}',
+    '{"date":"2026-01-07","pain":-3}',
+    '{"date":"2026-01-07","pain":1' + "0" * 400 + "}",
+    '{"date":"2026-01-07","pain":"6.9e+33"}',
+    '{"date":"2026-01-07T21:30:00+01:00","pain":8}',
+    '{"date":"2026-01-07","pain":9,"x":' + "[" * 3000,
+]
+
+
+@pytest.mark.parametrize("line", BAD_LINES)
+def test_next_pauses_on_the_pain_of_a_bad_line(line: str, tmp_path: Path) -> None:
+    log = tmp_path / "anna.jsonl"
+    log.write_text("\n".join([*map(json.dumps, full_week()), line]) + "\n", encoding="utf-8")
+    done = run("next", SEED, "--log", str(log), "--format", "json")
+    assert done.returncode in (0, 3), done.stderr
+    assert json.loads(done.stdout)["status"] == "paused"
+    if done.returncode == 3:  # set aside: named with its file and line
+        assert f"set aside: {log}:10: " in done.stderr
+
+
+def test_next_names_the_file_and_line_of_a_record_dated_later(tmp_path: Path) -> None:
+    log = tmp_path / "anna.jsonl"
+    rows_ = [*map(json.dumps, full_week()), '{"date":"2999-01-01","pain":9}']
+    log.write_text("\n".join(rows_) + "\n", encoding="utf-8")
+    done = run("next", SEED, "--log", str(log), "--format", "json")
+    assert done.returncode == 3 and f"set aside: {log}:10: pain report of 2999-01-01" in done.stderr
+
+
+def test_a_semicolon_csv_with_repeated_columns_pauses_through_next(tmp_path: Path) -> None:
+    log = tmp_path / "anna.csv"
+    week = [f"{r['date']};{r['exercise']};5;5;2;2;2" for r in full_week()]  # (reps one set of 5)
+    header = "Date;Exercise;Reps;Hold S;Pain Before;Pain-During;pain_during"
+    log.write_text("\n".join([header, *week, "2026-01-07;bridge;5;5;2;9;2"]) + "\n", "utf-8")
+    done = run("next", SEED, "--log", str(log), "--format", "json")
+    assert done.returncode == 3 and f"{log}:11: 'pain_during' given twice" in done.stderr
+    assert json.loads(done.stdout)["status"] == "paused"
+
+
+# -- encodings ------------------------------------------------------------------------------------
+
+
+def test_another_encoding_is_read_with_encoding_and_refused_with_its_line_without(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "anna.csv"
+    lines = [CSV_HEADER + ",note"]
+    lines += [f"{r['date']},{r['exercise']},5,5,2,2,2,ok" for r in full_week()]
+    lines.append("2026-01-07,bridge,5,5,2,9,2,douleur aiguë")
+    log.write_bytes(("\n".join(lines) + "\n").encode("cp1252"))
+    done = run("next", SEED, "--log", str(log), "--format", "json")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{log}:11: not UTF-8 text (byte 0xeb at column 41)" in done.stderr
+    assert "--encoding cp1252" in done.stderr
+    done = run("next", SEED, "--log", str(log), "--format", "json", "--encoding", "cp1252")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "paused"
+    unknown = run("next", SEED, "--log", str(log), "--encoding", "klingon")
+    assert unknown.returncode == 1 and "unknown encoding 'klingon'" in unknown.stderr
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_column(tmp_path: Path) -> None:
+    log = tmp_path / "anna.csv"
+    log.write_text("\ufeffdate,pain\n2026-01-05,3\n", encoding="utf-8")
+    assert progressor.load_log(log).records[0].pain == 3  # type: ignore[union-attr]
+    lines = iter(['\ufeff{"kind":"pain","date":"2026-01-05","pain":3}', '{"date":"x","pain":9}'])
+    log_of_lines = read_log(lines, "a.jsonl", "jsonl")
+    assert [r.pain for r in log_of_lines.records] == [3]  # type: ignore[union-attr]
+    assert [s.line for s in log_of_lines.set_aside] == [2]
+
+
+# -- through the store: import, recompute, review -------------------------------------------------
+
+
+def test_bad_lines_imported_into_the_store_raise_alerts(tmp_path: Path) -> None:
+    env = {"PROGRESSOR_STORE": str(tmp_path / "clinic.db"), "USER": "dr-lee"}
+    assert run("init", env=env).returncode == 0
+    patients = [f"p{n}" for n in range(len(BAD_LINES))]
+    for patient in [*patients, "calm"]:
+        done = run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+        assert done.returncode == 0, done.stderr
+    lines = [json.dumps({**r, "patient": p}) for p in [*patients, "calm"] for r in full_week()]
+    for patient, line in zip(patients, BAD_LINES, strict=True):
+        lines.append(line.replace("{", f'{{"patient":"{patient}",', 1))
+    # A lone surrogate in a note (valid JSON) does not refuse the file: the pain after it counts.
+    lines.append('{"patient":"calm","date":"2026-01-06","pain":2,"note":"\\ud800"}')
+    log = tmp_path / "week.jsonl"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = run("import", str(log), env=env)
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
+    assert run("recompute", "--week", "2026-01-12", env=env).returncode == 0
+    queue = run("review", env=env).stdout
+    for patient in patients:
+        assert f"{patient}  week 2  paused" in queue
+    assert "calm" not in queue
+
+
+def test_the_store_imports_another_encoding_and_refuses_bad_bytes_with_their_line(
+    tmp_path: Path,
+) -> None:
+    env = {"PROGRESSOR_STORE": str(tmp_path / "clinic.db"), "USER": "dr-lee"}
+    assert run("init", env=env).returncode == 0
+    assert run("enroll", "ana", "--program", SEED, "--start", START.isoformat(), env=env)
+    log = tmp_path / "week.csv"
+    log.write_bytes("patient;date;pain;note\nana;2026-01-06;9;épaule\n".encode("latin-1"))
+    refused = run("import", str(log), env=env)
+    assert refused.returncode == 1 and f"{log}:2: not UTF-8 text" in refused.stderr
+    assert "nothing imported" in refused.stderr
+    done = run("import", str(log), "--encoding", "latin-1", env=env)
+    assert done.returncode == 0 and "1 added" in done.stdout, done.stderr
