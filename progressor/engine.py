@@ -69,6 +69,7 @@ from progressor.timeline import ended_weeks, fold, week_of, week_start
 from progressor.validation import compile_program
 from progressor.week import (
     ExercisePlan,
+    ExerciseWeek,
     SessionCheckFailed,
     WeekView,
     build_week,
@@ -362,91 +363,20 @@ class CompiledProgram:
         if state.status == "paused":
             return self._held_paused(name, state, rule_matches(matches, None))
         strategy = planned.strategy
-        try:  # (call, inlined)
-            proposal = strategy.component.propose(week.exercises[name], strategy.params)
-        except Exception as exc:
-            raise ComponentFailure(strategy, exc) from exc
-        if not strategy.own and (
-            not isinstance(proposal, Proposal)
-            or proposal.action not in SEVERITY
-            or not isinstance(proposal.dose, Dose)
-        ):
-            raise ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
+        proposal = _proposal(strategy, week.exercises[name])
         own = Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
-        applied = own
-        if matches:
-            # The most conservative wins; on a tie the first: safety rules (in program order)
-            # before the strategy.
-            rank = -1
-            for m in (*matches, own):
-                if m.action is not None and SEVERITY[m.action] > rank:
-                    applied, rank = m, SEVERITY[m.action]
+        applied = _most_conservative(matches, own) if matches else own
         # The canonical str: a plugin's action may be an equal str subclass.
         action: Action = ACTIONS[applied.action] if applied.action else "hold"
-        reason, flag = applied.reason, None
-        memory = proposal.memory if proposal.memory is not None else state.memory
-        dose = state.dose
-        status: Status = state.status
+        reason, dose, flag = applied.reason, state.dose, None
         if action == "progress":
-            dose = proposal.dose
-            # Unchanged dose: the strategy is at its top, unless it moved on in its own state
-            # (a quota's first quota may equal the baseline dose).
-            at_top = dose.same(state.dose) and proposal.progress_memory is None
-            if at_top or planned.limit_problem(dose):
-                action, dose = "hold", state.dose
-                reason = f"{reason}; at the ceiling: ready for the next phase"
-                flag = trusted(  # every value is the core's own (an f-string is an exact str)
-                    Flag,
-                    {
-                        "code": "ready-for-next-phase",
-                        "rule": strategy.name,
-                        "plugin": strategy.plugin,
-                        "message": reason,
-                        "exercise": name,
-                    },
-                )
-            elif proposal.progress_memory is not None:
-                memory = proposal.progress_memory
+            action, dose, reason, flag = _progressed(planned, state, proposal, reason)
         elif action == "regress":
-            lowered = (
-                proposal.dose
-                if applied is own
-                else call(strategy, "regress", planned.exercise, state.dose, strategy.params)
-            )
-            if not isinstance(lowered, Dose):
-                raise ComponentFailure(strategy, TypeError(f"regress gave {lowered!r}"))
-            dose = planned.clamp_to_floor(lowered)
-            if dose.same(state.dose):
-                reason = f"{reason}; already at the floor"
-            if proposal.setback_memory is not None:
-                memory = proposal.setback_memory
-        elif action == "pause":
-            status = "paused"
-            if proposal.setback_memory is not None:
-                memory = proposal.setback_memory
-        text = sentence(action, reason, dose)
+            dose, reason = _regressed(planned, state, proposal, reason, applied is own)
+        status: Status = "paused" if action == "pause" else state.status
         seen = rule_matches((*matches, own), applied) if matches else (rule_match(own, True),)
-        # Every value is checked by now: the action is one of ACTIONS, the doses are Dose
-        # instances (which validation takes as they are), the rest is the core's own.
-        decision = trusted(
-            Decision,
-            {
-                "exercise": name,
-                "action": action,
-                "rule": applied.bound.name,
-                "plugin": applied.bound.plugin,
-                "reason": text,
-                "dose_before": state.dose,
-                "dose_after": dose,
-                "status": status,
-                "matches": seen,
-            },
-        )
-        if strategy.own or plain_values(memory):
-            values = {"dose": dose, "status": status, "memory": dict(memory)}
-            next_state = trusted(ExerciseState, values)
-        else:
-            next_state = built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
+        decision = _decision(name, action, applied, reason, state, dose, status, seen)
+        next_state = _next_state(strategy, action, proposal, state, dose, status)
         return decision, next_state, flag
 
     def _held_paused(
@@ -592,3 +522,132 @@ class CompiledProgram:
 
 
 _WEEK = dt.timedelta(days=7)
+
+
+# -- _decide's parts: called once per exercise of a step -------------------------------------
+
+_SETBACKS = ("regress", "pause")  # the actions that replace a strategy's memory by its setback
+
+
+def _proposal(strategy: Bound, exercise: ExerciseWeek) -> Proposal:
+    """The strategy's proposal for the exercise's week; a failure or a bad value is the
+    strategy's (a failing ComponentFailure)."""
+    try:  # (call, inlined)
+        proposal: Proposal = strategy.component.propose(exercise, strategy.params)
+    except Exception as exc:
+        raise ComponentFailure(strategy, exc) from exc
+    if not strategy.own and (
+        not isinstance(proposal, Proposal)
+        or proposal.action not in SEVERITY
+        or not isinstance(proposal.dose, Dose)
+    ):
+        raise ComponentFailure(strategy, TypeError(f"invalid proposal {proposal!r}"))
+    return proposal
+
+
+def _most_conservative(matches: list[Match], own: Match) -> Match:
+    """The most conservative match; on a tie the first: safety rules (in program order)
+    before the strategy's `own`."""
+    applied, rank = own, -1
+    for m in (*matches, own):
+        if m.action is not None and SEVERITY[m.action] > rank:
+            applied, rank = m, SEVERITY[m.action]
+    return applied
+
+
+def _progressed(
+    planned: _PlannedExercise, state: ExerciseState, proposal: Proposal, reason: str
+) -> tuple[Action, Dose, str, Flag | None]:
+    """A progression applied: the proposed dose, or a hold flagged ready for the next phase
+    when the strategy is at its top or the dose would pass a limit."""
+    dose = proposal.dose
+    # Unchanged dose: the strategy is at its top, unless it moved on in its own state
+    # (a quota's first quota may equal the baseline dose).
+    at_top = dose.same(state.dose) and proposal.progress_memory is None
+    if not at_top and not planned.limit_problem(dose):
+        return "progress", dose, reason, None
+    reason = f"{reason}; at the ceiling: ready for the next phase"
+    strategy = planned.strategy
+    flag = trusted(  # every value is the core's own (an f-string is an exact str)
+        Flag,
+        {
+            "code": "ready-for-next-phase",
+            "rule": strategy.name,
+            "plugin": strategy.plugin,
+            "message": reason,
+            "exercise": planned.exercise.id,
+        },
+    )
+    return "hold", state.dose, reason, flag
+
+
+def _regressed(
+    planned: _PlannedExercise,
+    state: ExerciseState,
+    proposal: Proposal,
+    reason: str,
+    proposed: bool,
+) -> tuple[Dose, str]:
+    """A step back applied: the strategy's own lowered dose when it `proposed` the step back,
+    else the one its regress gives; never below the floor."""
+    strategy = planned.strategy
+    lowered = (
+        proposal.dose
+        if proposed
+        else call(strategy, "regress", planned.exercise, state.dose, strategy.params)
+    )
+    if not isinstance(lowered, Dose):
+        raise ComponentFailure(strategy, TypeError(f"regress gave {lowered!r}"))
+    dose = planned.clamp_to_floor(lowered)
+    if dose.same(state.dose):
+        reason = f"{reason}; already at the floor"
+    return dose, reason
+
+
+def _decision(
+    name: str,
+    action: Action,
+    applied: Match,
+    reason: str,
+    state: ExerciseState,
+    dose: Dose,
+    status: Status,
+    seen: tuple[RuleMatch, ...],
+) -> Decision:
+    # Every value is checked by now: the action is one of ACTIONS, the doses are Dose
+    # instances (which validation takes as they are), the rest is the core's own.
+    return trusted(
+        Decision,
+        {
+            "exercise": name,
+            "action": action,
+            "rule": applied.bound.name,
+            "plugin": applied.bound.plugin,
+            "reason": sentence(action, reason, dose),
+            "dose_before": state.dose,
+            "dose_after": dose,
+            "status": status,
+            "matches": seen,
+        },
+    )
+
+
+def _next_state(
+    strategy: Bound,
+    action: Action,
+    proposal: Proposal,
+    state: ExerciseState,
+    dose: Dose,
+    status: Status,
+) -> ExerciseState:
+    """Next week's state once `action` (the one applied) gave `dose` and `status`; a
+    plugin's memory is validated unless it is plainly valid."""
+    if action == "progress" and proposal.progress_memory is not None:
+        memory = proposal.progress_memory
+    elif action in _SETBACKS and proposal.setback_memory is not None:
+        memory = proposal.setback_memory
+    else:
+        memory = proposal.memory if proposal.memory is not None else state.memory
+    if strategy.own or plain_values(memory):
+        return trusted(ExerciseState, {"dose": dose, "status": status, "memory": dict(memory)})
+    return built(strategy, ExerciseState, dose=dose, status=status, memory=memory)

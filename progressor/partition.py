@@ -378,123 +378,63 @@ class _Run:
             _patient_hash(self.signature, enrollments.lines[p], records.lines.get(p, []))
             for p in patients
         ]
-        old: dict[str, int] = {}
-        old_hashes: list[str] = []
-        if previous is not None:
-            old = {p: i for i, p in enumerate(previous["patients"])}
-            old_hashes = previous["hashes"]
-        changed = [
-            p
-            for p, h in zip(patients, hashes, strict=True)
-            if p not in old or old_hashes[old[p]] != h
-        ]
+        old, changed = self._changed(previous, patients, hashes)
         computed = self._compute(
             changed,
             enrollments.lines,
             records.lines,
             {p: (enrollments.ranges[p], records.ranges.get(p, [])) for p in changed},
         )
-        problems = []
-        for table, what, scanned, location in (
-            ("records", "a record", records, records_at),
-            ("enrollments", "an enrollment", enrollments, enrollments_at),
-        ):
-            if scanned.orphans:
-                numbers = files.numbers_at(location, [offset for offset, _ in scanned.orphans])
-                problems += [
-                    f"{table}/{files.part_name(self.part)}.jsonl line {numbers[offset]}: "
-                    f"{what} without 'patient': {text[:80]}"
-                    for offset, line in scanned.orphans
-                    for text in [line.rstrip("\r")]  # (Windows line ends)
-                ]
-        problems += [
-            f"records of {p!r}, who has no enrollment in this partition (a patient's records "
-            "must be in the partition of their enrollment: progressor.dataset.partition_of)"
-            for p in sorted(records.lines)
-            if p not in enrollments.lines
+        problems = [
+            *self._orphans("records", "a record", records, records_at),
+            *self._orphans("enrollments", "an enrollment", enrollments, enrollments_at),
+            *self._unenrolled(enrollments, records),
         ]
-        return self._write(
+        columns = _Columns(
             patients,
             hashes,
             [computed.get(p) or old[p] for p in patients],
-            self._kept(previous) if previous is not None else None,
-            problems,
-            [[enrollments.size, enrollments.crc], [records.size, records.crc]],
-            (
-                [_text(enrollments.ranges[p]) for p in patients],
-                [_text(records.ranges.get(p, [])) for p in patients],
-            ),
+            [_text(enrollments.ranges[p]) for p in patients],
+            [_text(records.ranges.get(p, [])) for p in patients],
         )
+        kept = self._kept(previous) if previous is not None else None
+        inputs = [[enrollments.size, enrollments.crc], [records.size, records.crc]]
+        return self._write(columns, kept, problems, inputs)
 
     def appended(
         self, previous: dict[str, Any], enrollments_at: str, records_at: str
     ) -> PartitionSummary | None:
         """The run when the inputs only grew since `previous`; None when they did otherwise."""
-        known = [tuple(check) for check in previous["inputs"]]
-        enrolled_tail = files.scan(enrollments_at, (known[0][0], known[0][1]))
-        records_tail = files.scan(records_at, (known[1][0], known[1][1]))
-        if enrolled_tail is None or records_tail is None:
-            return None
-        if enrolled_tail.orphans or records_tail.orphans:
-            return None  # new problems to report: the full path words them
         old = dict(zip(previous["patients"], range(len(previous["patients"])), strict=True))
-        if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
-            return None  # a new enrollment may settle an earlier problem: the full path sees it
-        everyone = old.keys() | enrolled_tail.lines.keys()
-        if any(p not in everyone for p in records_tail.lines):
-            return None  # records of someone not enrolled: a new problem, as above
+        tails = self._tails(previous, old, enrollments_at, records_at)
+        if tails is None:
+            return None
+        enrolled_tail, records_tail = tails
         touched = sorted(enrolled_tail.lines.keys() | records_tail.lines.keys())
-        ranges: dict[str, tuple[list[int], list[int]]] = {}
-        for patient in touched:
-            index = old.get(patient)
-            enrollment_spans = (
-                _spans(previous["enrollment_ranges"][index]) if index is not None else []
-            )
-            record_spans = _spans(previous["record_ranges"][index]) if index is not None else []
-            for spans, tail in (
-                (enrollment_spans, enrolled_tail.ranges.get(patient, [])),
-                (record_spans, records_tail.ranges.get(patient, [])),
-            ):
-                for i in range(0, len(tail), 2):
-                    if spans and spans[-1] == tail[i]:
-                        spans[-1] = tail[i + 1]
-                    else:
-                        spans.extend(tail[i : i + 2])
-            ranges[patient] = (enrollment_spans, record_spans)
+        ranges = {
+            patient: self._grown_spans(previous, old.get(patient), patient, tails)
+            for patient in touched
+        }
         enrollment_lines = files.read_spans(enrollments_at, {p: r[0] for p, r in ranges.items()})
         record_lines = files.read_spans(records_at, {p: r[1] for p, r in ranges.items()})
         computed = self._compute(touched, enrollment_lines, record_lines, ranges)
-        patients: list[str] = previous["patients"]
-        hashes: list[str] = list(previous["hashes"])
-        outputs: list[_Patient | int] = list(range(len(patients)))
-        enrollment_ranges: list[str] = list(previous["enrollment_ranges"])
-        record_ranges: list[str] = list(previous["record_ranges"])
-        if len(everyone) > len(old):  # new patients: everyone's place may move
-            patients = sorted(everyone)
-            at = [old.get(patient) for patient in patients]
-            hashes = [previous["hashes"][i] if i is not None else "" for i in at]
-            outputs = [i if i is not None else -1 for i in at]
-            enrollment_ranges = [enrollment_ranges[i] if i is not None else "" for i in at]
-            record_ranges = [record_ranges[i] if i is not None else "" for i in at]
-        place = (
-            {patient: i for i, patient in enumerate(patients)} if len(everyone) > len(old) else old
-        )
+        everyone = old.keys() | enrolled_tail.lines.keys()
+        moved = len(everyone) > len(old)  # new patients: everyone's place may move
+        columns = self._placed(previous, old, sorted(everyone) if moved else None)
+        place = {patient: i for i, patient in enumerate(columns.patients)} if moved else old
         for patient, output in computed.items():
             i = place[patient]
-            outputs[i] = output
-            hashes[i] = _patient_hash(
+            columns.outputs[i] = output
+            columns.hashes[i] = _patient_hash(
                 self.signature, enrollment_lines[patient], record_lines[patient]
             )
-            enrollment_ranges[i], record_ranges[i] = map(_text, ranges[patient])
+            columns.enrollment_ranges[i], columns.record_ranges[i] = map(_text, ranges[patient])
         return self._write(
-            patients,
-            hashes,
-            outputs,
+            columns,
             self._kept(previous),
             previous["problems"],
             [[enrolled_tail.size, enrolled_tail.crc], [records_tail.size, records_tail.crc]],
-            (enrollment_ranges, record_ranges),
-            None if len(everyone) > len(old) else sorted((old[p], o) for p, o in computed.items()),
+            None if moved else sorted((old[p], o) for p, o in computed.items()),
         )
 
     def _compute(
@@ -628,47 +568,85 @@ class _Run:
 
     def _write(
         self,
-        patients: list[str],
-        hashes: list[str],
-        outputs: list[_Patient | int],
+        columns: _Columns,
         kept: _Kept | None,
         problems: list[str],
         inputs: list[list[int]],
-        ranges: tuple[list[str], list[str]],
         changed_in_place: list[tuple[int, _Patient]] | None = None,
     ) -> PartitionSummary:
         """Write the output tables, then the index, then `_done` (last: the partition is done).
 
-        `outputs` holds, for each patient in order, the newly computed rows or the patient's
-        position in `kept` (last run's output); runs of kept patients are copied as one range.
-        `changed_in_place`, when given, says that every kept patient is at its old position,
-        and lists the computed ones (by position, in order): the usual re-run, set out without
-        a step per kept patient.
+        `columns.outputs` holds, for each patient in order, the newly computed rows or the
+        patient's position in `kept` (last run's output); runs of kept patients are copied as
+        one range. `changed_in_place`, when given, says that every kept patient is at its old
+        position, and lists the computed ones (by position, in order): the usual re-run, set
+        out without a step per kept patient.
         """
         # Not done while its tables are rewritten: a run killed in between finds no `_done`
         # and computes the partition afresh (the index's offsets would not fit the tables).
-        files.remove(files.join(self.out, "_done", f"{files.part_name(self.part)}.json"))
-        # Consecutive kept patients as one range (start, end) of positions in `kept`.
+        files.remove(self._done())
+        outputs = columns.outputs
+        same_count = kept is not None and len(outputs) == len(kept.offsets["prescriptions"]) - 1
+        if changed_in_place is not None and same_count:
+            computed, everyone_in_place = changed_in_place, True
+            segments = self._segments_in_place(changed_in_place, len(outputs))
+        else:
+            segments, computed, in_order = self._segments(outputs)
+            everyone_in_place = same_count and in_order
+        # With everyone in place and the same problems, a table whose recomputed rows came out
+        # as they were is left alone.
+        in_place = everyone_in_place and kept is not None and problems == kept.problems
+        offsets: dict[str, list[int]] = {}
+        for table in TABLES_OUT:
+            if in_place and kept is not None and self._unchanged(table, computed, kept):
+                offsets[table] = kept.offsets[table]  # not rewritten: nothing in it changed
+            else:
+                offsets[table] = self._write_table(table, segments, kept, problems)
+        counts = self._counts(outputs, computed, kept, in_place)
+        summary = self._summary(offsets, counts)
+        self._write_index(columns, counts, offsets, problems, inputs)
+        with files.open_text(self._done(), "w") as handle:
+            handle.write(summary.to_json())
+        return summary
+
+    # -- the parts of _write ----------------------------------------------------------------
+
+    def _done(self) -> str:
+        return files.join(self.out, "_done", f"{files.part_name(self.part)}.json")
+
+    @staticmethod
+    def _segments_in_place(
+        computed: list[tuple[int, _Patient]], count: int
+    ) -> list[_Patient | tuple[int, int]]:
+        """The output as the computed patients' rows between ranges of kept ones (start, end
+        of positions in last run's output), each kept patient at its old position."""
         segments: list[_Patient | tuple[int, int]] = []
-        computed: list[tuple[int, _Patient]] = []  # each computed patient, by position
-        everyone_in_place = (
-            kept is not None and len(outputs) == len(kept.offsets["prescriptions"]) - 1
-        )
-        if changed_in_place is not None and everyone_in_place:
-            computed, start = changed_in_place, 0
-            for position, rows in computed:
-                if start < position:
-                    segments.append((start, position))
-                segments.append(rows)
-                start = position + 1
-            if start < len(outputs):
-                segments.append((start, len(outputs)))
-        for position, output in enumerate(outputs if not segments else ()):
+        start = 0
+        for position, rows in computed:
+            if start < position:
+                segments.append((start, position))
+            segments.append(rows)
+            start = position + 1
+        if start < count:
+            segments.append((start, count))
+        return segments
+
+    @staticmethod
+    def _segments(
+        outputs: list[_Patient | int],
+    ) -> tuple[list[_Patient | tuple[int, int]], list[tuple[int, _Patient]], bool]:
+        """The output as computed rows and ranges of consecutive kept patients (start, end of
+        positions in last run's output); each computed patient by position; and whether
+        every kept patient is at its old position."""
+        segments: list[_Patient | tuple[int, int]] = []
+        computed: list[tuple[int, _Patient]] = []
+        in_order = True
+        for position, output in enumerate(outputs):
             if not isinstance(output, int):
                 segments.append(output)
                 computed.append((position, output))
                 continue
-            everyone_in_place = everyone_in_place and output == position
+            in_order = in_order and output == position
             if (
                 segments
                 and not isinstance(last := segments[-1], _Patient)  # (a NamedTuple: test it first)
@@ -677,67 +655,91 @@ class _Run:
                 segments[-1] = (last[0], output + 1)
             else:
                 segments.append((output, output + 1))
-        # With everyone in place and the same problems, a table whose recomputed rows came out
-        # as they were is left alone.
-        in_place = everyone_in_place and kept is not None and problems == kept.problems
-        offsets: dict[str, list[int]] = {}
-        for table in TABLES_OUT:
-            target = self._target(table)
-            if in_place and kept is not None and self._unchanged(table, computed, kept):
-                offsets[table] = kept.offsets[table]  # not rewritten: nothing in it changed
-                continue
-            temporary = f"{target}.tmp-{os.getpid()}"
-            old = kept.offsets[table] if kept is not None else []
-            ends = [0]
-            with ExitStack() as stack:
-                write = stack.enter_context(files.open_binary(temporary, "wb"))
-                source: IO[bytes] | None = None
-                for segment in segments:
-                    if isinstance(segment, _Patient):
-                        write.write(segment.rows[table])
-                        ends.append(ends[-1] + len(segment.rows[table]))
-                    else:  # last run's rows, copied as they are
-                        first, stop = segment
-                        if source is None:
-                            source = stack.enter_context(files.open_binary(target, "rb"))
-                        files.copy_range(source, write, old[first], old[stop])
-                        shift = ends[-1] - old[first]
-                        ends.extend([end + shift for end in old[first + 1 : stop + 1]])
-                if table == "set_aside":
-                    write.write(_encoded(json.dumps({"problem": p}) for p in problems))
-            offsets[table] = ends
-            files.rename(temporary, target)
-        set_aside = self._lines_in(self._target("set_aside"))
-        # The counts by column (one list per count, a patient at the same place in each):
-        # last run's lists with the recomputed patients replaced, summed in C.
-        columns: list[list[Any]] = [[] for _ in _COUNTS]
+        return segments, computed, in_order
+
+    def _write_table(
+        self,
+        table: str,
+        segments: list[_Patient | tuple[int, int]],
+        kept: _Kept | None,
+        problems: list[str],
+    ) -> list[int]:
+        """Write one output table (through a temporary file), and return where each
+        patient's rows end in it (after a first 0)."""
+        target = self._target(table)
+        temporary = f"{target}.tmp-{os.getpid()}"
+        old = kept.offsets[table] if kept is not None else []
+        ends = [0]
+        with ExitStack() as stack:
+            write = stack.enter_context(files.open_binary(temporary, "wb"))
+            source: IO[bytes] | None = None
+            for segment in segments:
+                if isinstance(segment, _Patient):
+                    write.write(segment.rows[table])
+                    ends.append(ends[-1] + len(segment.rows[table]))
+                    continue
+                # last run's rows, copied as they are
+                first, stop = segment
+                if source is None:
+                    source = stack.enter_context(files.open_binary(target, "rb"))
+                files.copy_range(source, write, old[first], old[stop])
+                shift = ends[-1] - old[first]
+                ends.extend([end + shift for end in old[first + 1 : stop + 1]])
+            if table == "set_aside":
+                write.write(_encoded(json.dumps({"problem": p}) for p in problems))
+        files.rename(temporary, target)
+        return ends
+
+    @staticmethod
+    def _counts(
+        outputs: list[_Patient | int],
+        computed: list[tuple[int, _Patient]],
+        kept: _Kept | None,
+        in_place: bool,
+    ) -> list[list[Any]]:
+        """The counts by column (one list per count, a patient at the same place in each):
+        last run's lists with the recomputed patients replaced, summed in C."""
         old_columns = [kept.counts[name] for name in _COUNTS] if kept else []
+        columns: list[list[Any]]
         if in_place:
             columns = [list(column) for column in old_columns]
-            for position, output in computed:
-                for column, value in zip(columns, output.counts, strict=True):
+            for position, rows in computed:
+                for column, value in zip(columns, rows.counts, strict=True):
                     column[position] = value
-        else:
-            for output in outputs:
-                row = (
-                    output.counts
-                    if isinstance(output, _Patient)
-                    else [column[output] for column in old_columns]
-                )
-                for column, value in zip(columns, row, strict=True):
-                    column.append(value)
+            return columns
+        columns = [[] for _ in _COUNTS]
+        for output in outputs:
+            row = (
+                output.counts
+                if isinstance(output, _Patient)
+                else [column[output] for column in old_columns]
+            )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        return columns
+
+    def _summary(self, offsets: dict[str, list[int]], counts: list[list[Any]]) -> PartitionSummary:
         prescribed = offsets["prescriptions"]
-        letters = "".join(columns[0])
+        letters = "".join(counts[0])
         actions = {_ACTIONS[letter]: n for letter in _ACTIONS if (n := letters.count(letter))}
-        summary = PartitionSummary(
+        return PartitionSummary(
             part=self.part,
             patients=sum(map(gt, prescribed[1:], prescribed)),  # (rows of one prescription)
             actions=dict(sorted(actions.items())),
-            paused=sum(columns[1]),
-            alerts=sum(columns[2]),
-            failures=sum(columns[3]),
-            set_aside=set_aside,
+            paused=sum(counts[1]),
+            alerts=sum(counts[2]),
+            failures=sum(counts[3]),
+            set_aside=self._lines_in(self._target("set_aside")),
         )
+
+    def _write_index(
+        self,
+        columns: _Columns,
+        counts: list[list[Any]],
+        offsets: dict[str, list[int]],
+        problems: list[str],
+        inputs: list[list[int]],
+    ) -> None:
         files.write_json(
             files.join(self.out, "_index", f"{files.part_name(self.part)}.json"),
             {
@@ -745,24 +747,127 @@ class _Run:
                 "stats": self.stats,
                 "signature": self.signature,
                 "inputs": inputs,
-                "patients": patients,
-                "hashes": hashes,
+                "patients": columns.patients,
+                "hashes": columns.hashes,
                 "counts": {
-                    "actions": ",".join(columns[0]),
-                    **{name: _packed(c) for name, c in zip(_COUNTS[1:], columns[1:], strict=True)},
+                    "actions": ",".join(counts[0]),
+                    **{name: _packed(c) for name, c in zip(_COUNTS[1:], counts[1:], strict=True)},
                 },
-                "enrollment_ranges": ranges[0],
-                "record_ranges": ranges[1],
+                "enrollment_ranges": columns.enrollment_ranges,
+                "record_ranges": columns.record_ranges,
                 "offsets": {table: _packed(ends) for table, ends in offsets.items()},
                 "problems": problems,
                 "sizes": _output_sizes(self.out, f"{files.part_name(self.part)}.jsonl"),
             },
         )
-        with files.open_text(
-            files.join(self.out, "_done", f"{files.part_name(self.part)}.json"), "w"
-        ) as handle:
-            handle.write(summary.to_json())
-        return summary
+
+    # -- the parts of full and appended ---------------------------------------------------
+
+    @staticmethod
+    def _changed(
+        previous: dict[str, Any] | None, patients: list[str], hashes: list[str]
+    ) -> tuple[dict[str, int], list[str]]:
+        """Each patient's position in last run's output, and the patients whose hash differs
+        from last run's (or who are new)."""
+        if previous is None:
+            return {}, list(patients)
+        old = {p: i for i, p in enumerate(previous["patients"])}
+        old_hashes: list[str] = previous["hashes"]
+        changed = [
+            p
+            for p, h in zip(patients, hashes, strict=True)
+            if p not in old or old_hashes[old[p]] != h
+        ]
+        return old, changed
+
+    def _orphans(
+        self, table: str, what: str, scanned: files.PatientLines, location: str
+    ) -> list[str]:
+        """A problem for each line of `scanned` that names no patient, at its line number."""
+        if not scanned.orphans:
+            return []
+        numbers = files.numbers_at(location, [offset for offset, _ in scanned.orphans])
+        return [
+            f"{table}/{files.part_name(self.part)}.jsonl line {numbers[offset]}: "
+            f"{what} without 'patient': {text[:80]}"
+            for offset, line in scanned.orphans
+            for text in [line.rstrip("\r")]  # (Windows line ends)
+        ]
+
+    @staticmethod
+    def _unenrolled(enrollments: files.PatientLines, records: files.PatientLines) -> list[str]:
+        return [
+            f"records of {p!r}, who has no enrollment in this partition (a patient's records "
+            "must be in the partition of their enrollment: progressor.dataset.partition_of)"
+            for p in sorted(records.lines)
+            if p not in enrollments.lines
+        ]
+
+    @staticmethod
+    def _tails(
+        previous: dict[str, Any], old: dict[str, int], enrollments_at: str, records_at: str
+    ) -> tuple[files.PatientLines, files.PatientLines] | None:
+        """What was appended to each input since `previous`; None when an input changed
+        otherwise, or when the new lines raise or may settle a problem: the full path then
+        words the problems."""
+        known = [tuple(check) for check in previous["inputs"]]
+        enrolled_tail = files.scan(enrollments_at, (known[0][0], known[0][1]))
+        records_tail = files.scan(records_at, (known[1][0], known[1][1]))
+        if enrolled_tail is None or records_tail is None:
+            return None
+        if enrolled_tail.orphans or records_tail.orphans:
+            return None  # new problems to report
+        if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
+            return None  # a new enrollment may settle an earlier problem
+        everyone = old.keys() | enrolled_tail.lines.keys()
+        if any(p not in everyone for p in records_tail.lines):
+            return None  # records of someone not enrolled: a new problem
+        return enrolled_tail, records_tail
+
+    @staticmethod
+    def _grown_spans(
+        previous: dict[str, Any],
+        index: int | None,
+        patient: str,
+        tails: tuple[files.PatientLines, files.PatientLines],
+    ) -> tuple[list[int], list[int]]:
+        """A patient's byte ranges in the enrollments and the records: last run's (at `index`,
+        None for a new patient) followed by those of the lines appended since."""
+        grown = []
+        for column, tail in zip(("enrollment_ranges", "record_ranges"), tails, strict=True):
+            spans = _spans(previous[column][index]) if index is not None else []
+            added = tail.ranges.get(patient, [])
+            for i in range(0, len(added), 2):
+                if spans and spans[-1] == added[i]:  # a range that goes on where one ended
+                    spans[-1] = added[i + 1]
+                else:
+                    spans.extend(added[i : i + 2])
+            grown.append(spans)
+        return grown[0], grown[1]
+
+    @staticmethod
+    def _placed(
+        previous: dict[str, Any], old: dict[str, int], patients: list[str] | None
+    ) -> _Columns:
+        """Last run's columns to update, each kept patient's output by its position; with
+        `patients` (everyone, when some are new), laid out in their order, a new patient's
+        place empty until computed."""
+        if patients is None:
+            return _Columns(
+                previous["patients"],
+                list(previous["hashes"]),
+                list(range(len(previous["patients"]))),
+                list(previous["enrollment_ranges"]),
+                list(previous["record_ranges"]),
+            )
+        at = [old.get(patient) for patient in patients]
+        return _Columns(
+            patients,
+            [previous["hashes"][i] if i is not None else "" for i in at],
+            [i if i is not None else -1 for i in at],
+            [previous["enrollment_ranges"][i] if i is not None else "" for i in at],
+            [previous["record_ranges"][i] if i is not None else "" for i in at],
+        )
 
 
 class _Kept(NamedTuple):
@@ -772,3 +877,13 @@ class _Kept(NamedTuple):
     offsets: dict[str, list[int]]
     counts: dict[str, list[Any]]  # by column: _COUNTS
     problems: list[str]
+
+
+class _Columns(NamedTuple):
+    """The index's lists of a partition's patients, one entry per patient in order."""
+
+    patients: list[str]
+    hashes: list[str]
+    outputs: list[_Patient | int]  # computed rows, or the position in last run's output
+    enrollment_ranges: list[str]
+    record_ranges: list[str]

@@ -366,37 +366,56 @@ def resolve(pm: PluginManager, block: Iterable[str] = ()) -> Registries:
 
 def _block(registries: Registries, name: str) -> None:
     """Remove one built-in component (or every component of one plugin) from the registries."""
-    # A plugin may be named by its module too (an installed plugin is named by its entry
-    # point, but block lists written with the module keep working).
-    by_module = {info.module: n for n, info in registries.plugins.items() if info.module != n}
-    name = by_module.get(name, name) if name not in registries.plugins else name
-    kinds = registries.kinds()
-    plugin_wide = name in registries.plugins
-    for registry in kinds.values():
-        for component in [c for c in registry if c == name or registry[c].plugin == name]:
-            if getattr(registry[component].component, "essential", False):
-                raise PluginError(
-                    registry[component].plugin,
-                    f"{component!r} is an essential safety rule and cannot be blocked",
-                )
-            if not plugin_wide and not registries.plugins[registry[component].plugin].builtin:
-                raise PluginError(
-                    registry[component].plugin,
-                    f"only built-ins are blocked one by one; leave the plugin out of "
-                    f"{ALLOW_ENV} instead",
-                )
-    found = False
-    for registry in kinds.values():
-        for component in [c for c in registry if c == name or registry[c].plugin == name]:
-            del registry.entries[component]
-            registries.blocked.add(component)
-            found = True
-    if not found:
-        known = [c for r in kinds.values() for c in r] + list(registries.plugins)
+    name = _plugin_or_component(registries, name)
+    named = _named(registries, name)
+    if not named:
+        known = [c for r in registries.kinds().values() for c in r] + list(registries.plugins)
         hint = did_you_mean(name, known)
         raise PluginError(
             "progressor",
             f"cannot block {name!r}: nothing has that name" + (f" ({hint})" if hint else ""),
+        )
+    # Every component checked before any is removed: a refused block leaves all in place.
+    plugin_wide = name in registries.plugins
+    for registry, component in named:
+        _check_blockable(registries, registry[component], component, plugin_wide)
+    for registry, component in named:
+        del registry.entries[component]
+        registries.blocked.add(component)
+
+
+def _plugin_or_component(registries: Registries, name: str) -> str:
+    """`name` as the registries know it: a plugin may be named by its module too (an
+    installed plugin is named by its entry point, but block lists written with the module
+    keep working)."""
+    if name in registries.plugins:
+        return name
+    by_module = {info.module: n for n, info in registries.plugins.items() if info.module != n}
+    return by_module.get(name, name)
+
+
+def _named(registries: Registries, name: str) -> list[tuple[Registry[Any], str]]:
+    """Each component called `name` or supplied by the plugin `name`, with its registry."""
+    return [
+        (registry, component)
+        for registry in registries.kinds().values()
+        for component in registry
+        if component == name or registry[component].plugin == name
+    ]
+
+
+def _check_blockable(
+    registries: Registries, entry: Registered[Any], component: str, plugin_wide: bool
+) -> None:
+    """Refuse to block an essential safety rule, or a plugin's component on its own."""
+    if getattr(entry.component, "essential", False):
+        raise PluginError(
+            entry.plugin, f"{component!r} is an essential safety rule and cannot be blocked"
+        )
+    if not plugin_wide and not registries.plugins[entry.plugin].builtin:
+        raise PluginError(
+            entry.plugin,
+            f"only built-ins are blocked one by one; leave the plugin out of {ALLOW_ENV} instead",
         )
 
 

@@ -83,53 +83,87 @@ def _week(
         baseline = max(0.0, baseline - 0.5 * (week - 1))
     days = SESSIONS_PER_WEEK.get(archetype, (3, 6))
     session_days = sorted(rng.sample(range(7), rng.randint(*days)))
-    adverse_day = (
-        session_days[0] if archetype == "adverse-event" and week == 2 and session_days else None
-    )
+    events = _Events.of(archetype, week, session_days)
     records: list[Record] = []
-    flare_day = session_days[-1] if archetype == "flare" and week == 3 and session_days else None
-    new_pain_day = (
-        session_days[0] if archetype == "new-pain" and week == 2 and session_days else None
-    )
     for day in session_days:
         date = prescription.start + dt.timedelta(days=day)
-        for name, state in prescription.exercises.items():
-            if state.status == "paused":
-                continue
-            before = max(0.0, min(10.0, round_whole(baseline + rng.choice((-1, 0, 0, 1)))))
-            during = max(0.0, before - rng.choice((0, 0, 1)))
-            if day == new_pain_day:
-                during = min(10.0, before + 2)
-            short = archetype == "struggling" and rng.random() < 0.5
-            scores: dict[str, object] = {
-                "pain_before": before,
-                "pain_during": during,
-                "pain_after": during,
-            }
-            if archetype == "forgetful" and rng.random() < 0.3:
-                scores = {}
-            extra: dict[str, object] = {"rpe": rng.choice((3, 4, 5, 6, 7))}
-            if day == adverse_day:
-                extra.update(adverse_event=True, note="felt dizzy and had to lie down")
-                adverse_day = None
-            records.append(
-                Outcome.model_validate(
-                    {
-                        "date": date,
-                        "exercise": name,
-                        **_performed(state.dose, rng, short),
-                        **scores,
-                        **extra,
-                    }
-                )
-            )
-        if day == flare_day:
+        records += _session(prescription, events.on(day, date), archetype, rng, baseline)
+        if day == events.flare:
             records.append(
                 PainReport(
                     date=date, pain=8, context="flare", note="back locked up after gardening"
                 )
             )
     return records
+
+
+@dataclass(frozen=True)
+class _Day:
+    """One session day, and the archetype's events on it."""
+
+    date: dt.date
+    new_pain: bool  # pain during the exercises rises by 2
+    adverse: bool  # the day's first exercise logs an adverse event
+
+
+@dataclass(frozen=True)
+class _Events:
+    """The day (0-6) of the week on which each of an archetype's events happens, or None."""
+
+    adverse: int | None
+    flare: int | None
+    new_pain: int | None
+
+    @classmethod
+    def of(cls, archetype: str, week: int, session_days: Sequence[int]) -> _Events:
+        first = session_days[0] if session_days else None
+        last = session_days[-1] if session_days else None
+        return cls(
+            adverse=first if archetype == "adverse-event" and week == 2 else None,
+            flare=last if archetype == "flare" and week == 3 else None,
+            new_pain=first if archetype == "new-pain" and week == 2 else None,
+        )
+
+    def on(self, day: int, date: dt.date) -> _Day:
+        return _Day(date, new_pain=day == self.new_pain, adverse=day == self.adverse)
+
+
+def _session(
+    prescription: Prescription, day: _Day, archetype: str, rng: random.Random, baseline: float
+) -> list[Record]:
+    """One day's outcomes: each exercise not paused, done as the archetype would do it."""
+    records: list[Record] = []
+    adverse = day.adverse
+    for name, state in prescription.exercises.items():
+        if state.status == "paused":
+            continue
+        scores, short = _scores(archetype, rng, baseline, day.new_pain)
+        extra: dict[str, object] = {"rpe": rng.choice((3, 4, 5, 6, 7))}
+        if adverse:
+            extra.update(adverse_event=True, note="felt dizzy and had to lie down")
+            adverse = False
+        performed = _performed(state.dose, rng, short)
+        records.append(
+            Outcome.model_validate(
+                {"date": day.date, "exercise": name, **performed, **scores, **extra}
+            )
+        )
+    return records
+
+
+def _scores(
+    archetype: str, rng: random.Random, baseline: float, new_pain: bool
+) -> tuple[dict[str, object], bool]:
+    """One outcome's pain scores (none when a forgetful patient forgot them), and whether
+    the exercise was done short of the dose."""
+    before = max(0.0, min(10.0, round_whole(baseline + rng.choice((-1, 0, 0, 1)))))
+    during = max(0.0, before - rng.choice((0, 0, 1)))
+    if new_pain:
+        during = min(10.0, before + 2)
+    short = archetype == "struggling" and rng.random() < 0.5
+    if archetype == "forgetful" and rng.random() < 0.3:
+        return {}, short
+    return {"pain_before": before, "pain_during": during, "pain_after": during}, short
 
 
 def synthesize_patient(
