@@ -33,10 +33,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import progressor
-from progressor.batch import recompute
-from progressor.dataset import TABLES_OUT, part_name, partitions, run_local
+from progressor.dataset.run import TABLES_OUT, part_name, partitions, run_local
 from progressor.demo import shipped_text
-from progressor.store import Store
+from progressor.store.batch import recompute
+from progressor.store.database import Store
 from progressor.synth import DEFAULT_START, synthesize_dataset, synthesize_into_store
 
 PATIENTS_PER_PARTITION = 5_000

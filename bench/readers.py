@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import progressor
+from progressor.core.models import Enrollment
 from progressor.demo import shipped_text
-from progressor.loading import read_log
-from progressor.models import Enrollment
+from progressor.reading import read_log
 from progressor.synth import DEFAULT_START, synthesize_dataset
 
 AS_OF = DEFAULT_START + dt.timedelta(days=7)

@@ -9,7 +9,7 @@ import pluggy
 
 hookimpl = pluggy.HookimplMarker("progressor")
 
-from progressor.components import (  # noqa: E402  (hookimpl must exist before plugins import)
+from progressor.core.components import (  # noqa: E402  (hookimpl must exist before plugins import)
     AlertChannel,
     ExerciseType,
     Exporter,
@@ -19,19 +19,8 @@ from progressor.components import (  # noqa: E402  (hookimpl must exist before p
     SafetyRule,
     Strategy,
 )
-from progressor.engine import CompiledProgram, Engine  # noqa: E402
-from progressor.errors import (  # noqa: E402
-    LogError,
-    PluginError,
-    Problem,
-    ProgramError,
-    ProgressorError,
-    ScenarioError,
-    StoreError,
-    did_you_mean,
-)
-from progressor.loading import load_log, load_program, parse_program  # noqa: E402
-from progressor.models import (  # noqa: E402
+from progressor.core.engine import CompiledProgram, Engine  # noqa: E402
+from progressor.core.models import (  # noqa: E402
     Action,
     Alert,
     Decision,
@@ -51,9 +40,20 @@ from progressor.models import (  # noqa: E402
     SetAside,
     StepResult,
 )
-from progressor.plugins import DEFAULT_PLUGINS, get_plugin_manager  # noqa: E402
-from progressor.timeline import ClinicianAction, Timeline, fold  # noqa: E402
-from progressor.week import ExerciseWeek, Session, WeekView  # noqa: E402
+from progressor.core.plugins import DEFAULT_PLUGINS, get_plugin_manager  # noqa: E402
+from progressor.core.timeline import ClinicianAction, Timeline, fold  # noqa: E402
+from progressor.core.week import ExerciseWeek, Session, WeekView  # noqa: E402
+from progressor.errors import (  # noqa: E402
+    LogError,
+    PluginError,
+    Problem,
+    ProgramError,
+    ProgressorError,
+    ScenarioError,
+    StoreError,
+    did_you_mean,
+)
+from progressor.reading import load_log, load_program, parse_program  # noqa: E402
 
 __all__ = [
     "DEFAULT_PLUGINS",

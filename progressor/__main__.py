@@ -1,5 +1,5 @@
 """`python -m progressor`: the same command line as the `progressor` script."""
 
-from progressor.cli import main
+from progressor.cli.commands import main
 
 main()

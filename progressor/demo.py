@@ -7,12 +7,12 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from progressor.batch import recompute
-from progressor.engine import Engine
-from progressor.loading import load_program, parse_program
-from progressor.models import Program
+from progressor.core.engine import Engine
+from progressor.core.models import Program
+from progressor.reading import load_program, parse_program
 from progressor.report import table
-from progressor.store import Store
+from progressor.store.batch import recompute
+from progressor.store.database import Store
 from progressor.synth import DEFAULT_START, SyntheticPatient, log_line, synthesize_clinic
 
 SEED_PROGRAM = "low-back-pain.toml"

@@ -7,7 +7,7 @@ from typing import Any
 
 import tomli_w
 
-from progressor.models import Decision, ExerciseState, Program, StepResult
+from progressor.core.models import Decision, ExerciseState, Program, StepResult
 
 
 def prescription_document(program: Program, result: StepResult) -> dict[str, Any]:

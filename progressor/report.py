@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from progressor.engine import Engine
-from progressor.models import StepResult
-from progressor.plugins import collect_commands
+from progressor.core.engine import Engine
+from progressor.core.models import StepResult
+from progressor.core.plugins import collect_commands
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

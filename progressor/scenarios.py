@@ -19,10 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import progressor
+from progressor.core.models import UNKNOWN_KEY_ERRORS
 from progressor.errors import ScenarioError as ScenarioError
 from progressor.errors import did_you_mean
-from progressor.loading import key_lines
-from progressor.models import UNKNOWN_KEY_ERRORS
+from progressor.reading import key_lines
 
 SCENARIO_FILE = "scenario.toml"
 PROGRAM_FILE = "program.toml"

@@ -13,11 +13,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from progressor.dataset import DatasetWriter
-from progressor.engine import CompiledProgram
-from progressor.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
-from progressor.rounding import round_whole
-from progressor.store import Store
+from progressor.core.engine import CompiledProgram
+from progressor.core.models import Dose, Enrollment, Outcome, PainReport, Prescription, Record
+from progressor.core.rounding import round_whole
+from progressor.dataset.run import DatasetWriter
+from progressor.store.database import Store
 
 #: Adherence from excellent to drop-out; pain that improves, plateaus or flares.
 ARCHETYPES = (

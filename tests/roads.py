@@ -6,7 +6,7 @@ written once as a partitioned dataset; each road then reads the very same lines:
 - the command line (`next`, `simulate`, `explain` with `--as-of` the end day), one log file
   per patient holding that patient's lines of the dataset, in the dataset's order;
 - the SQLite store (`init`, `enroll --dose`, `import` of the dataset's record files,
-  `recompute --week` the end day), read back through `progressor.store.Store`;
+  `recompute --week` the end day), read back through `progressor.store.database.Store`;
 - the dataset (`recompute --dataset`), run once per week end, since its output holds the
   newest week only.
 
@@ -28,11 +28,9 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 import progressor
-from progressor.cli import main
-from progressor.cli_common import engine_factory
-from progressor.dataset import TABLES_OUT, DatasetWriter
-from progressor.dataset_files import patient_of
-from progressor.models import (
+from progressor.cli.commands import main
+from progressor.cli.common import engine_factory
+from progressor.core.models import (
     Alert,
     Decision,
     Dose,
@@ -43,7 +41,9 @@ from progressor.models import (
     Prescription,
     Record,
 )
-from progressor.store import Store
+from progressor.dataset.files import patient_of
+from progressor.dataset.run import TABLES_OUT, DatasetWriter
+from progressor.store.database import Store
 from tests.conftest import PROGRAMS
 
 #: Every patient's last week ends on this day (their starts are set back from it), so one
@@ -248,7 +248,7 @@ def build_cohort(root: Path) -> Cohort:
     finally:
         writer.close()
     for patient, lines in raw.items():
-        part = progressor.dataset.partition_of(patient, PARTITIONS)
+        part = progressor.dataset.run.partition_of(patient, PARTITIONS)
         with (dataset / "records" / f"part-{part:05d}.jsonl").open("a", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)
     return _split_by_patient(root, plans, programs, dataset)
@@ -279,7 +279,7 @@ def _split_by_patient(
 
 
 def invoke(args: Sequence[str], crashes: list[str]) -> Result:
-    """One command through progressor.cli.main (as tests/test_hooks.py does); a traceback
+    """One command through progressor.cli.commands.main (as tests/test_hooks.py does); a traceback
     is noted in `crashes`."""
     result = CliRunner().invoke(main, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):

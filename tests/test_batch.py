@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import progressor
-import progressor.batch
-from progressor.batch import recompute
-from progressor.loading import parse_record
-from progressor.store import Store
-from progressor.store_values import PatientResults, StoreError
+import progressor.store.batch
+from progressor.reading import parse_record
+from progressor.store.batch import recompute
+from progressor.store.database import Store
+from progressor.store.values import PatientResults, StoreError
 from progressor.synth import SyntheticPatient, synthesize_clinic
 from tests.conftest import PROGRAMS, ROOT, START, full_week
 from tests.conftest import SometimesBroken as _Sometimes
@@ -368,7 +368,7 @@ def broken_engine() -> progressor.Engine:
 def test_workers_that_cannot_start_fail_the_run_and_store_nothing(
     clinic: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(progressor.batch, "_POOL_BATCHES", 1)  # a pool even for two patients
+    monkeypatch.setattr(progressor.store.batch, "_POOL_BATCHES", 1)  # a pool even for two patients
     before = dump(clinic)
     # (The engine is built before the workers start: the run fails with the plugin's error.)
     with pytest.raises(progressor.PluginError, match="clinic_gone"):
@@ -464,9 +464,9 @@ def test_results_are_the_same_for_any_number_of_workers(
 
 _RUN = """
 import datetime as dt, os, signal, sys
-from progressor.batch import recompute
-from progressor.store import Store
-from progressor.store_values import StoreError
+from progressor.store.batch import recompute
+from progressor.store.database import Store
+from progressor.store.values import StoreError
 
 path, as_of, die_at = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
 replace, calls = Store._replace, []
@@ -576,7 +576,7 @@ def test_an_upgrade_or_another_plugin_set_computes_every_patient_again(
     # A new version of progressor (or of a plugin) may decide differently: everyone computed
     # is due again, and once only.
     monkeypatch.setattr(
-        progressor.plugins, "code_versions", lambda plugins=(): (("progressor", "99.0"),)
+        progressor.core.plugins, "code_versions", lambda plugins=(): (("progressor", "99.0"),)
     )
     upgraded = recompute(clinic, as_of=AS_OF)
     assert (upgraded.due, upgraded.computed) == (2, 2)

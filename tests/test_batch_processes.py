@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from progressor.batch import recompute
-from progressor.batch_processes import RecomputeRunning, lock_path, run_lock
 from progressor.errors import ProgressorError
-from progressor.store import Store
+from progressor.store.batch import recompute
+from progressor.store.database import Store
+from progressor.store.processes import RecomputeRunning, lock_path, run_lock
 from tests.conftest import START
 from tests.test_cli import run
 
@@ -51,7 +51,9 @@ def store(cohort: Path, tmp_path: Path) -> Path:
 
 def _command(*args: str, prelude: str = "") -> list[str]:
     """The `progressor` command line, after `prelude` (Python run first in the same process)."""
-    main = "import sys; from progressor.cli import main; sys.argv[0] = 'progressor'; main()"
+    main = (
+        "import sys; from progressor.cli.commands import main; sys.argv[0] = 'progressor'; main()"
+    )
     return [sys.executable, "-c", f"{prelude}\n{main}", *args]
 
 
@@ -153,7 +155,9 @@ class Runs:
                 process.kill()
             process.communicate(timeout=30)
         for pid in self.workers:
-            if _alive(pid) and b"progressor.cli" in _command_line(pid):  # (not a pid reused)
+            if _alive(pid) and b"progressor.cli.commands" in _command_line(
+                pid
+            ):  # (not a pid reused)
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -211,7 +215,7 @@ def test_there_is_no_lock_file_where_there_is_no_store(tmp_path: Path) -> None:
 
 #: Python run before the command line: no prctl, so that the portable fallback (a thread of
 #: each worker watching its parent) is what ends the workers.
-WITHOUT_PRCTL = "import progressor.batch_processes as p; p._parent_death_signal = lambda: False"
+WITHOUT_PRCTL = "import progressor.store.processes as p; p._parent_death_signal = lambda: False"
 
 
 @on_proc

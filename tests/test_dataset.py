@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import progressor
-import progressor.dataset_files
-import progressor.partition
-from progressor.dataset import merge, partitions, run_dask, run_local
+import progressor.dataset.files
+import progressor.dataset.partition
+from progressor.dataset.run import merge, partitions, run_dask, run_local
 from progressor.synth import synthesize_dataset
 from tests.conftest import PROGRAMS, START
 
@@ -70,7 +70,7 @@ def test_an_upgrade_or_another_block_list_computes_every_partition_again(
     run_local(str(dataset), str(out), AS_OF, workers=1, parts=parts)
     assert all(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
     monkeypatch.setattr(
-        progressor.plugins, "code_versions", lambda plugins=(): (("progressor", "99.0"),)
+        progressor.core.plugins, "code_versions", lambda plugins=(): (("progressor", "99.0"),)
     )
     assert not any(s.skipped for s in run_local(str(dataset), str(out), AS_OF, 1, parts=parts))
     again = run_local(str(dataset), str(out), AS_OF, 1, block=["ladder"], parts=parts)
@@ -177,7 +177,7 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
     run_local(str(copy), str(out), AS_OF, workers=1)
     computed: list[str] = []
     full_runs: list[int] = []
-    run_class = progressor.partition._Run
+    run_class = progressor.dataset.partition._Run
     compute, full = run_class._compute, run_class.full
 
     def spy_compute(run: Any, patients: list[str], *args: Any) -> Any:
@@ -189,7 +189,7 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
         return full(run, *args)
 
     rewritten: list[str] = []
-    rename = progressor.dataset_files.rename
+    rename = progressor.dataset.files.rename
 
     def spy_rename(source: str, target: str) -> None:
         rewritten.append(Path(target).parent.name)
@@ -197,7 +197,7 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
 
     monkeypatch.setattr(run_class, "_compute", spy_compute)
     monkeypatch.setattr(run_class, "full", spy_full)
-    monkeypatch.setattr(progressor.dataset_files, "rename", spy_rename)
+    monkeypatch.setattr(progressor.dataset.files, "rename", spy_rename)
     touched = change(copy)
     again = merge(run_local(str(copy), str(out), AS_OF, workers=1))
     assert again["skipped"] == len(partitions(str(copy))) - 1
@@ -223,7 +223,7 @@ def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_ru
     shutil.copytree(dataset, copy)
     run_local(str(copy), str(out), AS_OF, workers=1)
     _flare(copy)
-    rename, renamed = progressor.dataset_files.rename, []
+    rename, renamed = progressor.dataset.files.rename, []
 
     def dying(source: str, target: str) -> None:
         if len(renamed) == 2:  # two of the partition's tables rewritten, then killed
@@ -231,7 +231,7 @@ def test_a_run_killed_while_writing_a_partition_then_run_again_equals_a_clean_ru
         renamed.append(target)
         rename(source, target)
 
-    monkeypatch.setattr(progressor.dataset_files, "rename", dying)
+    monkeypatch.setattr(progressor.dataset.files, "rename", dying)
     with pytest.raises(KeyboardInterrupt):
         run_local(str(copy), str(out), AS_OF, workers=1)
     monkeypatch.undo()
@@ -297,15 +297,15 @@ def test_copy_range_appends_exactly_the_range(
 ) -> None:
     if not kernel:
         monkeypatch.delattr("os.copy_file_range", raising=False)
-    monkeypatch.setattr(progressor.dataset_files, "BLOCK", 7)  # several blocks
+    monkeypatch.setattr(progressor.dataset.files, "BLOCK", 7)  # several blocks
     source = tmp_path / "source"
     source.write_bytes(bytes(range(256)) * 3)
     with open(source, "rb") as read, open(tmp_path / "target", "wb") as write:
         write.write(b"head")  # buffered, not yet on disk: it must stay first
-        progressor.dataset_files.copy_range(read, write, 10, 300)
+        progressor.dataset.files.copy_range(read, write, 10, 300)
         write.write(b"tail")
-        progressor.dataset_files.copy_range(read, write, 0, 0)
-        progressor.dataset_files.copy_range(read, write, 700, 768)
+        progressor.dataset.files.copy_range(read, write, 0, 0)
+        progressor.dataset.files.copy_range(read, write, 700, 768)
     expected = b"head" + source.read_bytes()[10:300] + b"tail" + source.read_bytes()[700:768]
     assert (tmp_path / "target").read_bytes() == expected
     with (
@@ -313,7 +313,7 @@ def test_copy_range_appends_exactly_the_range(
         open(tmp_path / "short", "wb") as write,
         pytest.raises(progressor.ProgressorError, match="shorter than its index says"),
     ):
-        progressor.dataset_files.copy_range(read, write, 700, 800)
+        progressor.dataset.files.copy_range(read, write, 700, 800)
 
 
 def _seed_program_dataset(data: Path) -> None:
@@ -430,7 +430,7 @@ def test_bad_lines_are_set_aside_with_their_file_and_line_and_the_rest_is_comput
     with (data / "records" / "part-00000.jsonl").open("ab") as handle:
         late = json.dumps({**bridge, "patient": "eve", "date": "2026-01-09", "reps": "five"})
         handle.write(late.encode() + b"\r\n")
-    monkeypatch.setattr(progressor.dataset_files, "BLOCK", 5)  # \r\n split between blocks
+    monkeypatch.setattr(progressor.dataset.files, "BLOCK", 5)  # \r\n split between blocks
     run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
     run_local(str(data), str(clean), START + dt.timedelta(days=7), workers=1)
     assert outputs(out) == outputs(clean)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from progressor import hookspecs
+from progressor.core import hookspecs
 from tests.conftest import PROGRAMS, ROOT, START, full_week
 
 DOCS = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 import progressor
-from progressor.loading import parse_record
+from progressor.reading import parse_record
 from tests.conftest import PROGRAMS, START, full_week
 
 

@@ -1,6 +1,6 @@
 """The step's fast paths give exactly what pydantic's validation gives.
 
-The engine builds its output models with `progressor.models.trusted` (no validation) from
+The engine builds its output models with `progressor.core.models.trusted` (no validation) from
 values it has checked, and `Dose.with_value` skips validation for a plain change (through
 `trusted_dose`: doses are pydantic dataclasses, not BaseModels). These tests
 hold both to validation, field by field: same keys in the same order, same exact types, same
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 import progressor as p
-from progressor.models import (
+from progressor.core.models import (
     FLOAT_FIELDS,
     INT_FIELDS,
     NUMERIC_FIELDS,
@@ -34,9 +34,9 @@ from progressor.models import (
     trusted,
     trusted_dose,
 )
-from progressor.rounding import round_half_up, round_whole
+from progressor.core.rounding import round_half_up, round_whole
+from progressor.core.week import build_week
 from progressor.synth import synthesize_clinic
-from progressor.week import build_week
 from tests.conftest import PROGRAMS, START, full_week
 
 DOSE = p.Dose(sets=1, reps=5, hold_s=5)
@@ -226,8 +226,8 @@ def test_trusted_sets_every_slot_of_a_model() -> None:
 
 
 def test_every_model_the_engine_trusts_is_covered(monkeypatch: pytest.MonkeyPatch) -> None:
-    import progressor.engine
-    import progressor.matches
+    import progressor.core.engine
+    import progressor.core.matches
 
     built: set[type[BaseModel]] = set()
 
@@ -235,8 +235,8 @@ def test_every_model_the_engine_trusts_is_covered(monkeypatch: pytest.MonkeyPatc
         built.add(model)
         return trusted(model, values)
 
-    monkeypatch.setattr(progressor.engine, "trusted", recording)
-    monkeypatch.setattr(progressor.matches, "trusted", recording)
+    monkeypatch.setattr(progressor.core.engine, "trusted", recording)
+    monkeypatch.setattr(progressor.core.matches, "trusted", recording)
     for compiled in _programs():
         for patient in synthesize_clinic(compiled, patients=22, weeks=3, seed=7):
             compiled.replay(patient.enrollment, patient.records)

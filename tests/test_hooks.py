@@ -1,6 +1,6 @@
 """One test per hook: a plugin implementing it changes what progressor does.
 
-tests/test_docs.py checks that every hook in progressor/hookspecs.py has a test here named
+tests/test_docs.py checks that every hook in progressor/core/hookspecs.py has a test here named
 test_hook_<hook name>.
 """
 
@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 import progressor
-from progressor.cli import main
-from progressor.loading import parse_record
+from progressor.cli.commands import main
+from progressor.reading import parse_record
 from tests.conftest import PROGRAMS, START, full_week
 
 SEED = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import progressor
-from progressor.loading import key_lines, read_log
+from progressor.reading import key_lines, read_log
 from tests.conftest import PROGRAMS
 
 GOOD = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")

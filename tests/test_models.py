@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 import progressor
-from progressor.models import PATIENT_ID_MAX
+from progressor.core.models import PATIENT_ID_MAX
 from tests.conftest import START
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import progressor
-from progressor.alerts import dispatch, parse_specs
-from progressor.plugins import get_plugin_manager, not_installed
+from progressor.core.alerts import dispatch, parse_specs
+from progressor.core.plugins import get_plugin_manager, not_installed
 from progressor.synth import synthesize_clinic
 from tests.conftest import PROGRAMS, START
 from tests.conftest import SometimesBroken as _Sometimes

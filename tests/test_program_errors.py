@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 import progressor
 from progressor import Finding, SafetyRule, WeekView
-from progressor.loading import MAX_PROGRAM_BYTES
-from progressor.toml_keys import MAX_NESTING, key_lines
+from progressor.reading import MAX_PROGRAM_BYTES
+from progressor.reading.toml_keys import MAX_NESTING, key_lines
 from tests.conftest import PROGRAMS, START
 from tests.test_cli import run
 

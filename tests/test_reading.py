@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import progressor
-from progressor.reading import MAX_LINE, read_log, rows
+from progressor.reading.records import MAX_LINE, read_log, rows
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import run
 

@@ -23,7 +23,7 @@ What a road cannot say is not compared, and nothing else is left out:
   lines (the dataset's record files, split by patient for the command line), so each line is
   compared as its line in the patient's log.
 
-Each road calls progressor.fold for the weeks and progressor.reading for the lines; the
+Each road calls progressor.fold for the weeks and progressor.reading.records for the lines; the
 focused tests below each hold one drift found before they did (starting doses on the command
 line, alerts alike kept once by the store, the records the step sets aside reported by the
 store and at their line by the command line, a broken line's column).

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import progressor
-from progressor.rounding import round_half_up, round_whole
+from progressor.core.rounding import round_half_up, round_whole
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 import progressor
-from progressor.batch import recompute
-from progressor.loading import read_log, salvage
-from progressor.store import Store
+from progressor.reading import read_log, salvage
+from progressor.store.batch import recompute
+from progressor.store.database import Store
 from tests.conftest import PROGRAMS, START, full_week
 
 SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")

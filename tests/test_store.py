@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 import progressor
-from progressor import store as store_module
-from progressor.batch import recompute
-from progressor.loading import parse_record
-from progressor.store import Store
-from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION
-from progressor.store_values import StoreError, canonical_json
+from progressor.reading import parse_record
+from progressor.store import database as store_module
+from progressor.store.batch import recompute
+from progressor.store.database import Store
+from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION
+from progressor.store.values import StoreError, canonical_json
 from tests.conftest import PROGRAMS, ROOT, START, full_week
 
 SEED_TEXT = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The one timeline every road folds a patient's weeks with (progressor.timeline), and the
+"""The one timeline every road folds a patient's weeks with (progressor.core.timeline), and the
 command line's behaviour that rests on it."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import progressor as p
-from progressor.loading import parse_record
-from progressor.reading import FUTURE_GRACE, KEPT_AS_OF_TODAY, read_log
-from progressor.timeline import (
+from progressor.core.timeline import (
     ended_weeks,
     fold,
     week_of,
     week_start,
 )
+from progressor.reading import parse_record
+from progressor.reading.records import FUTURE_GRACE, KEPT_AS_OF_TODAY, read_log
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import SEED, WriteLog, run
 

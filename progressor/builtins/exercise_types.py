@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from progressor import hookimpl
-from progressor.components import ExerciseType
-from progressor.models import Dose, Outcome
+from progressor.core.components import ExerciseType
+from progressor.core.models import Dose, Outcome
 
 
 def _reps_met(dose: Dose, outcome: Outcome) -> bool:

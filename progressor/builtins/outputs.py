@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 
 from progressor import hookimpl
-from progressor.components import AlertChannel, Exporter
+from progressor.core.components import AlertChannel, Exporter
+from progressor.core.models import Alert, Program, StepResult
 from progressor.export import prescription_document, to_json, to_toml
-from progressor.models import Alert, Program, StepResult
 
 
 class TomlExporter(Exporter):

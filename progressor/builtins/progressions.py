@@ -14,10 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from progressor import hookimpl
-from progressor.components import Proposal, Strategy
-from progressor.models import Dose, Exercise, Scalar
-from progressor.rounding import round_half_up, round_whole
-from progressor.week import ExerciseWeek
+from progressor.core.components import Proposal, Strategy
+from progressor.core.models import Dose, Exercise, Scalar
+from progressor.core.rounding import round_half_up, round_whole
+from progressor.core.week import ExerciseWeek
 
 NumericField = Literal["sets", "reps", "hold_s", "duration_s", "load_kg", "distance_m"]
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from progressor import hookimpl
-from progressor.components import Finding, SafetyRule
-from progressor.models import Outcome
-from progressor.rounding import round_half_up
-from progressor.week import WeekView
+from progressor.core.components import Finding, SafetyRule
+from progressor.core.models import Outcome
+from progressor.core.rounding import round_half_up
+from progressor.core.week import WeekView
 
 
 class _Params(BaseModel):

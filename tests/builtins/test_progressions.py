@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import progressor as p
 from progressor.builtins.progressions import Double, DoubleParams
-from progressor.rounding import round_half_up
+from progressor.core.rounding import round_half_up
 from tests.builtins.conftest import (
     EX,
     applied,

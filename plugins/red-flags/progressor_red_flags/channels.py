@@ -1,7 +1,7 @@
 """Alert channels: ``webhook:URL`` posts each alert as JSON, ``file:PATH`` appends a JSON line.
 
 A channel only delivers or raises; progressor's core retries a failure and reports an alert
-that could not be delivered (``progressor.alerts.dispatch``), so nothing here retries.
+that could not be delivered (``progressor.core.alerts.dispatch``), so nothing here retries.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import progressor as p
-from progressor.alerts import dispatch, parse_specs
-from progressor.cli import main
+from progressor.cli.commands import main
+from progressor.core.alerts import dispatch, parse_specs
 
 ALERT = p.Alert(
     patient="ben",

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import progressor as p
-from progressor.cli import main
+from progressor.cli.commands import main
 
 LUMBAR = Path(__file__).resolve().parents[3] / "programs" / "lumbar-extension.toml"
 

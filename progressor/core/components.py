@@ -15,8 +15,17 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from progressor.models import Action, Alert, Dose, Exercise, Outcome, Program, Scalar, StepResult
-from progressor.week import ExerciseWeek, WeekView
+from progressor.core.models import (
+    Action,
+    Alert,
+    Dose,
+    Exercise,
+    Outcome,
+    Program,
+    Scalar,
+    StepResult,
+)
+from progressor.core.week import ExerciseWeek, WeekView
 
 
 class NoParams(BaseModel):

@@ -12,8 +12,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from progressor.errors import StoreError as StoreError
-from progressor.models import (
+from progressor.core.models import (
     Dose,
     Enrollment,
     Exercise,
@@ -25,8 +24,9 @@ from progressor.models import (
 )
 
 # (the timeline's, re-exported for the store's parts)
-from progressor.timeline import ClinicianAction as ClinicianAction
-from progressor.timeline import week_of as week_of
+from progressor.core.timeline import ClinicianAction as ClinicianAction
+from progressor.core.timeline import week_of as week_of
+from progressor.errors import StoreError as StoreError
 
 
 def canonical_json(value: BaseModel | Record | Any) -> str:

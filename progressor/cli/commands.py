@@ -17,8 +17,7 @@ from pathlib import Path
 
 import click
 
-from progressor.alerts import dispatch, parse_specs
-from progressor.cli_common import (
+from progressor.cli.common import (
     EXIT_ALERT_UNDELIVERED,
     EXIT_PLUGIN_FAILURE,
     EXIT_SET_ASIDE,
@@ -32,11 +31,10 @@ from progressor.cli_common import (
     starting_doses,
     warn_not_installed,
 )
-from progressor.components import AlertChannel
-from progressor.engine import CompiledProgram, Engine
-from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import KEPT_AS_OF_TODAY, Log, load_log, load_program
-from progressor.models import (
+from progressor.core.alerts import dispatch, parse_specs
+from progressor.core.components import AlertChannel
+from progressor.core.engine import CompiledProgram, Engine
+from progressor.core.models import (
     Alert,
     Enrollment,
     Program,
@@ -44,19 +42,21 @@ from progressor.models import (
     StepResult,
     patient_id_problem,
 )
-from progressor.plugins import (
+from progressor.core.plugins import (
     ALLOW_ENV,
     collect_commands,
     env_list,
     get_plugin_manager,
 )
-from progressor.report import decision_trace, plugin_table, simulation_table
-from progressor.timeline import (
+from progressor.core.timeline import (
     Timeline,
     ended_weeks,
     fold,
     week_of,
 )
+from progressor.errors import ProgressorError, did_you_mean
+from progressor.reading import KEPT_AS_OF_TODAY, Log, load_log, load_program
+from progressor.report import decision_trace, plugin_table, simulation_table
 
 
 def _compile(engine: Engine, path: Path) -> CompiledProgram:
@@ -486,7 +486,7 @@ def demo(
 
 def _register_batch_commands() -> None:
     # The clinic batch commands live in their own module; they attach to the same group.
-    from progressor.cli_batch import COMMANDS
+    from progressor.cli.batch import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)

@@ -30,7 +30,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from progressor.rounding import round_half_up, round_whole
+from progressor.core.rounding import round_half_up, round_whole
 
 Action = Literal["progress", "hold", "regress", "pause"]
 Status = Literal["active", "paused"]
@@ -245,7 +245,7 @@ class Dose(Limits):
 
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
-        # Half up, as a clinician would round (progressor.rounding: the one rule).
+        # Half up, as a clinician would round (progressor.core.rounding: the one rule).
         values = {**self.__dict__}
         # A Dose is valid once built (by validation, or trusted_dose on checked values), so only
         # the changed field needs the check Limits would make (a whole number >= 1 for counts

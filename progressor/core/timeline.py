@@ -16,8 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from progressor.errors import ProgressorError
-from progressor.models import (
+from progressor.core.models import (
     Alert,
     Dose,
     Enrollment,
@@ -27,10 +26,11 @@ from progressor.models import (
     SetAside,
     StepResult,
 )
-from progressor.week import describe_record
+from progressor.core.week import describe_record
+from progressor.errors import ProgressorError
 
 if TYPE_CHECKING:
-    from progressor.engine import CompiledProgram
+    from progressor.core.engine import CompiledProgram
 
 # -- weeks ------------------------------------------------------------------------------------
 
@@ -120,10 +120,11 @@ def fold(
     """Weeks 1..`weeks` of a patient (default: every week that ended by `as_of`) as a fold
     over the step, the clinician's actions applied at their weeks.
 
-    Records dated after the day they were read are the reader's business (progressor.reading:
-    set aside at their line, their pain kept as of that day). The week after the last judged
-    one is the week under way: its records are not judged, but the alerts they already raise
-    are returned. A record the step sets aside is reported at its file and line (`Arrived`).
+    Records dated after the day they were read are the reader's business
+    (progressor.reading.records: set aside at their line, their pain kept as of that day).
+    The week after the last judged one is the week under way: its records are not judged,
+    but the alerts they already raise are returned. A record the step sets aside is reported
+    at its file and line (`Arrived`).
     """
     arrived = [r if isinstance(r, Arrived) else Arrived(r) for r in records]
     if weeks is None:

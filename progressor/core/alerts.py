@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from progressor.components import AlertChannel
+from progressor.core.components import AlertChannel
+from progressor.core.models import Alert
+from progressor.core.plugins import Registry
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.models import Alert
-from progressor.plugins import Registry
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Inputs (programs, enrollments, imported records, clinician actions) are kept as they came;
 results (prescriptions, decisions, alerts) are a cache of the weekly fold that
-`progressor.batch.recompute` rewrites per patient. Every change runs in one transaction, so a
+`progressor.store.batch.recompute` rewrites per patient. Every change runs in one transaction, so a
 failed import or recompute leaves what was stored before untouched. WAL mode lets readers and
 one writer work at once; writers take the lock up front (BEGIN IMMEDIATE) and wait for each
 other up to `busy_timeout`. docs/store.md describes the schema and its rules.
@@ -18,10 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from progressor.engine import CompiledProgram
-from progressor.errors import LogError, ProgressorError
-from progressor.loading import parse_program
-from progressor.models import (
+from progressor.core.engine import CompiledProgram
+from progressor.core.models import (
     Dose,
     Enrollment,
     Outcome,
@@ -31,7 +29,9 @@ from progressor.models import (
     Record,
     SetAside,
 )
-from progressor.reading import (
+from progressor.errors import LogError, ProgressorError
+from progressor.reading import parse_program
+from progressor.reading.records import (
     FUTURE_GRACE,
     SALVAGED,
     Row,
@@ -42,9 +42,9 @@ from progressor.reading import (
     rows,
     salvage,
 )
-from progressor.store_results import Results, arrivals
-from progressor.store_schema import MIGRATIONS, SCHEMA_VERSION, statements
-from progressor.store_values import (
+from progressor.store.results import Results, arrivals
+from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
+from progressor.store.values import (
     ACTION_COLUMNS,
     ClinicianAction,
     ImportReport,

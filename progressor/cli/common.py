@@ -12,10 +12,10 @@ from typing import Any, NoReturn, TypeVar
 import click
 from pydantic import ValidationError
 
-from progressor.engine import Engine
+from progressor.core.engine import Engine
+from progressor.core.models import UNKNOWN_KEY_ERRORS, Dose, Program
+from progressor.core.plugins import ALLOW_ENV, BLOCK_ENV, env_list, not_installed
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.models import UNKNOWN_KEY_ERRORS, Dose, Program
-from progressor.plugins import ALLOW_ENV, BLOCK_ENV, env_list, not_installed
 
 EXIT_SET_ASIDE = 3
 EXIT_ALERT_UNDELIVERED = 4

@@ -1,6 +1,6 @@
 """The store's results side: what recompute reads and writes, and what clinicians see.
 
-`Results` is half of `progressor.store.Store` (the other half keeps the inputs: programs,
+`Results` is half of `progressor.store.database.Store` (the other half keeps the inputs: programs,
 enrollments, records and clinician actions). Both work on one SQLite connection through
 `Connected`'s two kinds of transaction.
 """
@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from progressor.models import Alert, Decision, Prescription, SetAside
-from progressor.store_schema import RESULT_TABLES
-from progressor.store_values import (
+from progressor.core.models import Alert, Decision, Prescription, SetAside
+from progressor.store.schema import RESULT_TABLES
+from progressor.store.values import (
     ACTION_COLUMNS,
     ClinicianAction,
     PatientInputs,

@@ -16,10 +16,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ValidationError
 
-from progressor.components import ExerciseType, SafetyRule, Strategy
+from progressor.core.components import ExerciseType, SafetyRule, Strategy
+from progressor.core.models import NUMERIC_FIELDS, UNKNOWN_KEY_ERRORS, Exercise, Program
+from progressor.core.plugins import ALLOW_ENV, Registries, Registry
 from progressor.errors import KeyPath, Problem, ProgramError, did_you_mean
-from progressor.models import NUMERIC_FIELDS, UNKNOWN_KEY_ERRORS, Exercise, Program
-from progressor.plugins import ALLOW_ENV, Registries, Registry
 
 BoundTuple = tuple[str, str, Any, BaseModel]
 

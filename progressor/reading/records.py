@@ -27,8 +27,7 @@ from typing import Annotated, Any, NamedTuple
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
-from progressor.errors import LogError, did_you_mean
-from progressor.models import (
+from progressor.core.models import (
     UNKNOWN_KEY_ERRORS,
     Day,
     Outcome,
@@ -36,7 +35,8 @@ from progressor.models import (
     Record,
     SetAside,
 )
-from progressor.timeline import Arrived
+from progressor.core.timeline import Arrived
+from progressor.errors import LogError, did_you_mean
 
 #: The longest line read (characters); a longer one is set aside, its pains still made out.
 MAX_LINE = 65_536

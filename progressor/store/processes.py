@@ -124,6 +124,21 @@ else:
         return True
 
 
+@contextmanager
+def sigint_held() -> Iterator[None]:
+    """Ctrl-C held back while worker processes are forked: a forked worker inherits the mask
+    and ignores Ctrl-C before it lets it through (die_with_parent), so that a Ctrl-C at that
+    moment is no KeyboardInterrupt traceback from a worker; the parent gets it afterwards."""
+    if not hasattr(signal, "pthread_sigmask"):  # (Windows: workers are spawned, not forked)
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 # -- a worker's lifetime (called in the worker process) ----------------------------------------
 
 
@@ -136,7 +151,10 @@ def die_with_parent(parent: int, inherited_lock: int | None) -> None:
     if inherited_lock is not None:
         os.close(inherited_lock)
     # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the pool).
+    # It was held back since the fork (sigint_held): ignored first, then let through.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if not _parent_death_signal():
         threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
     if os.getppid() != parent:  # the parent ended before the signal was asked for

@@ -3,7 +3,7 @@
 A worker runs compute_partition for one partition: it reads only that partition's inputs,
 writes only its outputs, and keeps an index (`_index/`) of sizes, checksums and each
 patient's byte ranges, so that the next run reads only what is new (see
-progressor.dataset for the layout).
+progressor.dataset.run for the layout).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from typing import IO, Any, NamedTuple
 
 from pydantic import ValidationError
 
-from progressor import dataset_files as files
-from progressor.engine import CompiledProgram, Engine
+from progressor.core.engine import CompiledProgram, Engine
+from progressor.core.models import Alert, Enrollment, Outcome, Record, StepResult
+from progressor.core.timeline import fold, week_of
+from progressor.dataset import files
 from progressor.errors import ProgressorError
-from progressor.loading import Log, parse_program, read_log, record_reason
-from progressor.models import Alert, Enrollment, Outcome, Record, StepResult
-from progressor.timeline import fold, week_of
+from progressor.reading import Log, parse_program, read_log, record_reason
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -798,7 +798,7 @@ class _Run:
     def _unenrolled(enrollments: files.PatientLines, records: files.PatientLines) -> list[str]:
         return [
             f"records of {p!r}, who has no enrollment in this partition (a patient's records "
-            "must be in the partition of their enrollment: progressor.dataset.partition_of)"
+            "must be in the partition of their enrollment: progressor.dataset.run.partition_of)"
             for p in sorted(records.lines)
             if p not in enrollments.lines
         ]

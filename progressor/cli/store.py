@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from progressor.cli_common import (
+from progressor.cli.common import (
     EXIT_SET_ASIDE,
     dose_option,
     engine_from_env,
@@ -27,11 +27,11 @@ from progressor.cli_common import (
     plugin_options,
     starting_doses,
 )
-from progressor.engine import CompiledProgram
+from progressor.core.engine import CompiledProgram
+from progressor.core.models import Enrollment, StepResult, patient_id_problem
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.loading import load_program
-from progressor.models import Enrollment, StepResult, patient_id_problem
-from progressor.store import Store
+from progressor.reading import load_program
+from progressor.store.database import Store
 
 STORE_ENV = "PROGRESSOR_STORE"
 

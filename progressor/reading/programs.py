@@ -1,7 +1,7 @@
 """Read programs (TOML) into models, with located errors.
 
 Every problem is reported with file, line and key path, and a suggestion for unknown keys.
-Logs are read by progressor.reading (its names are re-exported here for older imports).
+Logs are read by progressor.reading.records (its names are re-exported here for older imports).
 """
 
 from __future__ import annotations
@@ -16,14 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from progressor.errors import (
-    KeyPath,
-    Problem,
-    ProgramError,
-    did_you_mean,
-    format_path,
-)
-from progressor.models import (
+from progressor.core.models import (
     DUPLICATE_ID,
     ID_WORDS,
     UNKNOWN_KEY_ERRORS,
@@ -33,10 +26,17 @@ from progressor.models import (
     Program,
     Progression,
 )
-from progressor.plugins import Registries
-from progressor.toml_keys import MAX_NESTING, scan
-from progressor.toml_keys import key_lines as key_lines  # (a public name of this module)
-from progressor.validation import names_problems
+from progressor.core.plugins import Registries
+from progressor.core.validation import names_problems
+from progressor.errors import (
+    KeyPath,
+    Problem,
+    ProgramError,
+    did_you_mean,
+    format_path,
+)
+from progressor.reading.toml_keys import MAX_NESTING, scan
+from progressor.reading.toml_keys import key_lines as key_lines  # (a public name of this module)
 
 
 def _fields_at(path: KeyPath) -> Iterable[str]:
@@ -199,41 +199,3 @@ def _utf8(raw: bytes, source: str) -> str:
         )
         hint = "re-save the file as UTF-8 (in most editors: Save As, encoding UTF-8)"
         raise ProgramError([Problem(message, source, line, suggestion=hint)]) from None
-
-
-# -- logs: read by progressor.reading, the one record reader; its names stay importable here.
-
-from progressor.reading import (  # noqa: E402
-    FUTURE_GRACE,
-    KEPT_AS_OF_TODAY,
-    KEPT_FROM_ASIDE,
-    SALVAGED,
-    Log,
-    future_reason,
-    kept_as_of,
-    load_log,
-    log_format,
-    parse_record,
-    read_log,
-    record_reason,
-    salvage,
-)
-
-__all__ = [
-    "FUTURE_GRACE",
-    "KEPT_AS_OF_TODAY",
-    "KEPT_FROM_ASIDE",
-    "SALVAGED",
-    "Log",
-    "future_reason",
-    "kept_as_of",
-    "key_lines",
-    "load_log",
-    "load_program",
-    "log_format",
-    "parse_program",
-    "parse_record",
-    "read_log",
-    "record_reason",
-    "salvage",
-]

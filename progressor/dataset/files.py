@@ -1,7 +1,7 @@
 """The files of a partitioned dataset, on a local disk or at any URL fsspec reaches.
 
 Opening, listing, reading and writing whole or by byte range, and scanning an input file
-into each patient's lines with their byte ranges (progressor.partition keeps those ranges
+into each patient's lines with their byte ranges (progressor.dataset.partition keeps those ranges
 to read only what is new on the next run).
 """
 

@@ -21,8 +21,8 @@ from typing import Any, Generic, TypeVar
 import click
 import pluggy
 
-from progressor import hookspecs
-from progressor.components import AlertChannel, ExerciseType, Exporter, SafetyRule, Strategy
+from progressor.core import hookspecs
+from progressor.core.components import AlertChannel, ExerciseType, Exporter, SafetyRule, Strategy
 from progressor.errors import PluginError, did_you_mean
 
 #: Built-in behaviour: ordinary plugins, registered through the same hooks as a clinic's.

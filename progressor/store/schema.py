@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from progressor.store_values import StoreError
+from progressor.store.values import StoreError
 
 #: Migration i (0-based) takes a store from schema version i to i + 1 (PRAGMA user_version).
 #: Append only: a released script is never edited, a change is a new script.
@@ -135,7 +135,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE quarantine ADD COLUMN settled_by INTEGER REFERENCES imports (id);
     CREATE INDEX quarantine_open ON quarantine (raw) WHERE settled_by IS NULL;
     """,
-    # 8: what the stored results were computed with (progressor.plugins.code_signature:
+    # 8: what the stored results were computed with (progressor.core.plugins.code_signature:
     # progressor's version, the plugins and their versions, the block list). A recompute with
     # other code makes every computed patient due again; a store made before it is
     # recomputed whole by its first recompute.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import click
 import pluggy
 
-from progressor.components import (
+from progressor.core.components import (
     AlertChannel,
     ExerciseType,
     Exporter,

@@ -14,15 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from progressor.components import (
+from progressor.core.components import (
     ExerciseType,
     Finding,
     NoParams,
     Proposal,
     each_met_of,
 )
-from progressor.errors import ProgressorError, did_you_mean
-from progressor.matches import (
+from progressor.core.matches import (
     ACTIONS,
     Bound,
     ComponentFailure,
@@ -36,7 +35,7 @@ from progressor.matches import (
     sentence,
     shipped,
 )
-from progressor.models import (
+from progressor.core.models import (
     NUMERIC_FIELDS,
     SEVERITY,
     Action,
@@ -58,16 +57,16 @@ from progressor.models import (
     StepResult,
     trusted,
 )
-from progressor.plugins import (
+from progressor.core.plugins import (
     PluginManager,
     Registries,
     code_signature,
     get_plugin_manager,
     resolve,
 )
-from progressor.timeline import ended_weeks, fold, week_of, week_start
-from progressor.validation import compile_program
-from progressor.week import (
+from progressor.core.timeline import ended_weeks, fold, week_of, week_start
+from progressor.core.validation import compile_program
+from progressor.core.week import (
     ExercisePlan,
     ExerciseWeek,
     SessionCheckFailed,
@@ -76,6 +75,7 @@ from progressor.week import (
     never_each_met,
     never_met,
 )
+from progressor.errors import ProgressorError, did_you_mean
 
 CORE = "progressor"
 
@@ -107,7 +107,7 @@ class Engine:
     @property
     def signature(self) -> str:
         """What results computed with this engine depend on besides their inputs
-        (progressor.plugins.code_signature): kept results with another are stale."""
+        (progressor.core.plugins.code_signature): kept results with another are stale."""
         return code_signature(self.registries)
 
     def compile(self, program: Program) -> CompiledProgram:

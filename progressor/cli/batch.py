@@ -1,6 +1,6 @@
 """Clinic IT's weekly batch from the command line: recompute (store or dataset), synth.
 
-The store's own commands (init, enroll, import, review, ...) are in progressor.cli_store.
+The store's own commands (init, enroll, import, review, ...) are in progressor.cli.store.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from pathlib import Path
 
 import click
 
-from progressor.alerts import dispatch, parse_specs
-from progressor.batch import Summary, recompute
-from progressor.batch_processes import RecomputeRunning, RunLock, run_lock
-from progressor.cli_common import (
+from progressor.cli.common import (
     EXIT_ALERT_UNDELIVERED,
     EXIT_BUSY,
     EXIT_SET_ASIDE,
@@ -26,12 +23,15 @@ from progressor.cli_common import (
     parse_date,
     plugin_options,
 )
-from progressor.cli_store import STORE_COMMANDS, open_store, store_option
-from progressor.components import AlertChannel
+from progressor.cli.store import STORE_COMMANDS, open_store, store_option
+from progressor.core.alerts import dispatch, parse_specs
+from progressor.core.components import AlertChannel
+from progressor.core.plugins import ALLOW_ENV, BLOCK_ENV, allowed_entry_points, env_list
 from progressor.errors import ProgressorError
-from progressor.loading import parse_program
-from progressor.plugins import ALLOW_ENV, BLOCK_ENV, allowed_entry_points, env_list
-from progressor.store import Store
+from progressor.reading import parse_program
+from progressor.store.batch import Summary, recompute
+from progressor.store.database import Store
+from progressor.store.processes import RecomputeRunning, RunLock, run_lock
 
 
 def _print_summary(summary: Summary) -> None:
@@ -198,7 +198,7 @@ def _recompute_dataset(
     plugins: Sequence[str],
     block: Sequence[str],
 ) -> None:
-    from progressor.dataset import merge, run_dask, run_local
+    from progressor.dataset.run import merge, run_dask, run_local
 
     if not out:
         fail("--dataset needs --out")

@@ -14,7 +14,7 @@ from itertools import chain, groupby, repeat
 from operator import attrgetter, lt
 from typing import Any, Generic, NamedTuple, Self, TypeVar, overload
 
-from progressor.models import (
+from progressor.core.models import (
     Dose,
     Exercise,
     History,
@@ -25,7 +25,7 @@ from progressor.models import (
     Scalar,
     SetAside,
 )
-from progressor.rounding import round_half_up
+from progressor.core.rounding import round_half_up
 
 SessionMet = Callable[[Dose, Sequence[Outcome]], bool]
 EachMet = Callable[[Dose, Sequence[Outcome]], list[bool]]

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from progressor.components import Finding
-from progressor.models import (
+from progressor.core.components import Finding
+from progressor.core.models import (
     Action,
     Alert,
     Dose,
@@ -25,7 +25,7 @@ from progressor.models import (
     Scalar,
     trusted,
 )
-from progressor.plugins import PluginInfo
+from progressor.core.plugins import PluginInfo
 
 
 @dataclass(frozen=True)

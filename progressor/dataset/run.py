@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from progressor import dataset_files as files
-from progressor.dataset_files import part_name
+from progressor.core.models import Enrollment, Record
+from progressor.dataset import files
+from progressor.dataset.files import part_name
+from progressor.dataset.partition import TABLES_OUT, PartitionSummary, compute_partition, engine_for
 from progressor.errors import ProgressorError
-from progressor.models import Enrollment, Record
-from progressor.partition import TABLES_OUT, PartitionSummary, compute_partition, engine_for
 
 __all__ = [
     "TABLES_OUT",

@@ -7,7 +7,7 @@ is not offered) open the store
 read-only and only compute; the parent alone writes, one transaction per batch of patients,
 and marks each patient computed at the data version its snapshot saw. So a run can be killed
 at any moment and run again, and a second run finds nothing to do. One run of a store at a
-time, and no worker outlives its run: progressor.batch_processes.
+time, and no worker outlives its run: progressor.store.processes.
 """
 
 from __future__ import annotations
@@ -25,17 +25,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from progressor.batch_processes import RunLock, die_with_parent, lock_path, run_lock
-from progressor.engine import CompiledProgram, Engine
-from progressor.errors import ProgressorError
-from progressor.loading import parse_program
-from progressor.models import (
+from progressor.core.engine import CompiledProgram, Engine
+from progressor.core.models import (
     Outcome,
     PainReport,
     Prescription,
 )
-from progressor.store import Store
-from progressor.store_values import (
+from progressor.core.timeline import Arrived, ended_weeks, fold
+from progressor.errors import ProgressorError
+from progressor.reading import parse_program
+from progressor.store.database import Store
+from progressor.store.processes import (
+    RunLock,
+    die_with_parent,
+    lock_path,
+    run_lock,
+    sigint_held,
+)
+from progressor.store.values import (
     AlertRow,
     DecisionRow,
     PatientInputs,
@@ -43,7 +50,6 @@ from progressor.store_values import (
     PrescriptionRow,
     canonical_json,
 )
-from progressor.timeline import Arrived, ended_weeks, fold
 
 #: Builds the engine a worker computes with; with workers > 1 it must pickle (a module-level
 #: function or a functools.partial of one), since each spawned worker calls it once.
@@ -148,7 +154,7 @@ def recompute(
             context = multiprocessing.get_context("fork" if fork else "spawn")
             start = (args, os.getpid(), lock.fd if fork else None)
             pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, start))
-            with _worker_deaths():
+            with _worker_deaths(), sigint_held():
                 pool.submit(int).result()  # (every worker is started by the first task)
         store = stack.enter_context(Store.open(store_path))
         tally = _Tally(due, progress)
