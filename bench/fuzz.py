@@ -29,7 +29,7 @@ from tests.fuzzing import cases, run
 
 ROADS = ("program", "reader", "import")
 IMPORT_ROWS = 50  # lines per imported file: the import is judged line by line
-CHUNK = 1000  # inputs per task
+CHUNK = 250  # inputs per task (small: a few slow inputs must not leave a core idle)
 EXAMPLES = 5  # findings of each kind kept per road
 SLOW = 1.0  # seconds: an input slower than this (twice) is a finding
 

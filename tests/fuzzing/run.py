@@ -22,7 +22,7 @@ from tests.fuzzing.cases import PATIENT, PROGRAM_TEXTS, START, TODAY, LogCase, P
 from tests.fuzzing.oracle import losses_of_import, losses_of_log, record_pain, seen_log, stored_pain
 
 #: An input still running after this many seconds is stopped and reported as slow.
-STOP_AFTER = 5.0
+STOP_AFTER = 2.0
 SEED_TEXT = PROGRAM_TEXTS["low-back-pain.toml"]
 
 
