@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/step.py
+
+# 100,000 mutated inputs per road (programs, logs, the store's import) on every core; findings
+# are saved under out/fuzz/ (replay: .venv/bin/python -m bench.fuzz --replay out/fuzz/*.json).
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python -m bench.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
