@@ -91,11 +91,23 @@ def rows(lines: Iterable[str], source: str, fmt: str) -> Iterator[Row]:
 
 def _without_bom(lines: Iterable[str]) -> Iterator[str]:
     # A spreadsheet's byte-order mark is not part of the first column's name or record.
-    found = iter(lines)
+    found = map(_encodable, lines)
     first = next(found, None)
     if first is None:
         return found
     return chain((first.removeprefix("\ufeff"),), found)
+
+
+def _encodable(line: str) -> str:
+    """`line` with each lone surrogate (text handed over as str, never a file's UTF-8) made
+    U+FFFD: it is text no store or parser can take, and the rest of the line still counts."""
+    if line.isascii():
+        return line
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return line
 
 
 def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None = None) -> Log:
@@ -199,9 +211,12 @@ def _unreadable(number: int, text: str, reason: str, guess: Mapping[str, Any]) -
     return Row(number, text, None, reason, salvage(guess))
 
 
+_AGAIN = " (given again, #"
+
+
 def _again(key: str, count: int) -> str:
     """Where a further value of `key` is kept for the salvage, which reads every value."""
-    return f"{key} (given again, #{count})"
+    return f"{key}{_AGAIN}{count})"
 
 
 def _twice(key: str, first: object, second: object) -> str:
@@ -308,9 +323,12 @@ _TOO_DEEP = f"not valid JSON: nested too deeply (more than {MAX_DEPTH} levels of
 
 def _object(pairs: list[tuple[str, Any]], twice: list[str]) -> dict[str, Any]:
     """A JSON object whose repeated keys are noted in `twice` (the same value twice is one
-    value); each further value is kept for the salvage (_again)."""
+    value); each further value is kept for the salvage (_again). Keys are matched as a CSV's
+    columns are (column_name): "Date" and " pain_before" are date and pain_before, and
+    "Pain" beside "pain" is a key given twice."""
     data: dict[str, Any] = {}
-    for key, value in pairs:
+    for written, value in pairs:
+        key = column_name(written) if type(written) is str else written
         if key not in data:
             data[key] = value
         elif data[key] != value:
@@ -373,7 +391,7 @@ def _json_guess(line: str) -> dict[str, Any]:
     names = [i for i, q in enumerate(quotes) if i and _COLON.match(line, q + 1)]
     guess: dict[str, Any] = {}
     for n, i in enumerate(names):
-        name = _text(line[quotes[i - 1] + 1 : quotes[i]])
+        name = column_name(_text(line[quotes[i - 1] + 1 : quotes[i]]))  # (as any key)
         after = _COLON.match(line, quotes[i] + 1)
         start = after.end() if after else len(line)
         end = quotes[names[n + 1]] if n + 1 < len(names) else len(line)
@@ -609,7 +627,9 @@ def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
 _FALSE = {"", "false", "0", "no", "n", "none", "null"}
 _NOT_FINITE = {"nan", "inf", "infinity"}
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?")
-_ISO_LOOSE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
+#: A day, zero-padded or not, alone or followed by a time (read or not: "T25:00" is a bad time
+#: on a readable day, and the safety rules still get that day's pain).
+_ISO_LOOSE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s*$|[T ])")
 _DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
 
 
@@ -631,7 +651,7 @@ def _loose_pain(value: object) -> float | None:
 
 def _loose_date(value: object) -> dt.date | None:
     """A record's day (as the models read it: a day or a date-time), or a day that is only
-    not zero-padded (2026-1-5: unambiguous)."""
+    not zero-padded (2026-1-5: unambiguous), or the day of a date-time whose time is wrong."""
     text = str(value if value is not None else "").strip()
     try:
         return _DAY.validate_python(text)
@@ -657,6 +677,9 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
     readable date, or with nothing pain-, flare- or flag-like, there is nothing to keep.
     """
     date = _loose_date(data.get("date"))
+    if date is None:  # a date given twice, the first unreadable: the next readable one
+        again = (v for k, v in data.items() if str(k).startswith("date" + _AGAIN))
+        date = next((d for v in again if (d := _loose_date(v)) is not None), None)
     if date is None:
         return None
     pains: list[float] = []
