@@ -99,6 +99,14 @@ def test_anything_else_tomllib_raises_becomes_a_problem(monkeypatch: pytest.Monk
     assert problem.message == "cannot be read as TOML (RuntimeError: a bug in the parser)"
 
 
+def test_a_character_no_value_starts_with_ends_the_scan_of_an_array(tmp_path: Path) -> None:
+    # (make fuzz found it: the key scanner looped for ever on the `}` where a value belongs)
+    text = 'requires = [{ name = "x", version = }">=0.1" }]\n'
+    assert ("requires", 0) in key_lines(text)
+    with pytest.raises(progressor.ProgramError, match="not valid TOML"):
+        progressor.parse_program(text, "bad.toml")
+
+
 def test_a_program_larger_than_the_maximum_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "huge.toml"
     path.write_text(GOOD + "#" * MAX_PROGRAM_BYTES, encoding="utf-8")

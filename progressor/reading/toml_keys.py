@@ -76,12 +76,15 @@ class _Scanner:
     def run(self) -> Scan:
         end = len(self.text)
         while self.pos < end and self.found.too_deep is None:
+            before = self.pos
             if not self.stack:
                 self._statement()
             elif self.stack[-1].index is None:
                 self._inline_item()
             else:
                 self._array_item()
+            if self.pos == before and self.pos < end:  # not TOML here: move on (no endless
+                self._skip_char()  # loop on a character no branch takes; tomllib says why)
         return self.found
 
     # -- moving along the text
