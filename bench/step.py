@@ -3,7 +3,7 @@
 Run as `.venv/bin/python bench/step.py`. Measures, best of several rounds (time.perf_counter):
 (a) microseconds per patient step (`CompiledProgram.step` on already-parsed records) and
 (b) microseconds to parse the same week's outcomes from JSON lines into models
-(`progressor.reading.programs.read_log`), and compares (a) with the target of 50 us per step.
+(`progressor.reading.read_log`), and compares (a) with the target of 50 us per step.
 With `--profile`, it then prints where a step's time goes (cProfile, by own time; the
 profiler inflates small calls, so read it for proportions, not microseconds).
 """
