@@ -76,7 +76,7 @@ def test_a_flare_in_a_malformed_record_still_pauses() -> None:
     compiled = progressor.Engine().compile(progressor.parse_program(SEED_TEXT))
     rows = [
         *map(json.dumps, full_week()),
-        '{"date": "2026-01-06", "exercise": "bridge", "pain_during": 9, "Note": "bad"}',
+        '{"date": "2026-01-06", "exercise": "bridge", "pain_during": 9, "mood": "bad"}',
     ]
     log = read_log(rows, "anna.jsonl", "jsonl")
     [aside] = log.set_aside
