@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from progressor.core._fast import fields_of, plain_values, trusted
 from progressor.core.components import (
     ExerciseType,
     Finding,
@@ -28,7 +29,6 @@ from progressor.core.matches import (
     Match,
     built,
     call,
-    plain_values,
     raised,
     rule_match,
     rule_matches,
@@ -55,7 +55,6 @@ from progressor.core.models import (
     RuleMatch,
     Status,
     StepResult,
-    trusted,
 )
 from progressor.core.plugins import (
     PluginManager,
@@ -125,7 +124,7 @@ class _PlannedExercise:
 
     def limit_problem(self, dose: Dose) -> str | None:
         """Why `dose` is outside the floor or ceiling, or None when it is within."""
-        fields = dose.__dict__  # (a Dose is a dataclass: its fields, read without a call)
+        fields = fields_of(dose)
         for name, low in self.floor:
             current = fields[name]
             if current is not None and current < low:
@@ -158,7 +157,7 @@ class _PlannedExercise:
             for name, low in self.floor
             if (current := getattr(dose, name)) is not None and current < low
         }
-        return Dose(**{**dose.__dict__, **update}) if update else dose
+        return dose.model_copy(update=update) if update else dose
 
 
 class CompiledProgram:

@@ -2,7 +2,7 @@
 
 A strategy's proposal and a rule's findings become `Match`es; the step then turns them into
 RuleMatch, Flag and Alert models. Values of exact built-in types are taken as they are
-(`models.trusted`); anything else is validated, and a bad value is that plugin's failure
+(`_fast.trusted`); anything else is validated, and a bad value is that plugin's failure
 (`ComponentFailure`, which the engine turns into the fail-safe).
 """
 
@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from progressor.core._fast import OPTIONAL_TEXT, plain_values, trusted
 from progressor.core.components import Finding
 from progressor.core.models import (
     Action,
@@ -23,7 +24,6 @@ from progressor.core.models import (
     Prescription,
     RuleMatch,
     Scalar,
-    trusted,
 )
 from progressor.core.plugins import PluginInfo
 
@@ -77,24 +77,6 @@ ACTIONS: dict[str, Action] = {
     "regress": "regress",
     "pause": "pause",
 }
-
-#: The exact types that validation as `Scalar` keeps as they are.
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-OPTIONAL_TEXT = frozenset({str, type(None)})
-
-
-def plain_values(values: object) -> bool:
-    """Whether validating `values` as dict[str, Scalar] would give an equal copy of it.
-
-    What a plugin returns is only trusted when it is made of exact built-in types (no str
-    subclass, no other mapping): anything else is validated, and a bad value fails the plugin.
-    """
-    if type(values) is not dict:
-        return False
-    for key, value in values.items():  # a loop: cheaper than all() for a handful of items
-        if type(key) is not str or type(value) not in _SCALARS:
-            return False
-    return True
 
 
 def rule_matches(matches: Sequence[Match], applied: Match | None) -> tuple[RuleMatch, ...]:
