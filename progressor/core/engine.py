@@ -10,9 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
 
 from progressor.core._fast import fields_of, plain_values, trusted
 from progressor.core.components import (
@@ -33,7 +30,6 @@ from progressor.core.matches import (
     rule_match,
     rule_matches,
     sentence,
-    shipped,
 )
 from progressor.core.models import (
     NUMERIC_FIELDS,
@@ -166,17 +162,12 @@ class CompiledProgram:
     def __init__(self, program: Program, registries: Registries) -> None:
         compiled = compile_program(program, registries)
         self.program = program
-
-        def bound(name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
-            own = shipped(component, registries.plugins.get(plugin))
-            return Bound.of(name, plugin, component, params, own)
-
-        self._rules = tuple(bound(*rule) for rule in compiled.rules)
+        self._rules = tuple(Bound.of(*rule) for rule in compiled.rules)
         self._exercises = tuple(
             _PlannedExercise(
                 ex,
                 etype,
-                bound(*strategy),
+                Bound.of(*strategy),
                 tuple(ex.floor.values().items()),
                 tuple(ex.ceiling.values().items()),
             )
@@ -188,17 +179,11 @@ class CompiledProgram:
                 p.exercise_type.session_met,
                 each_met_of(p.exercise_type),
                 p.exercise.sessions_required or program.sessions_required,
-                shipped(
-                    p.exercise_type,
-                    registries.plugins.get(registries.exercise_types[p.exercise.type].plugin),
-                ),
             )
             for p in self._exercises
         }
         self._unmet_plans = {
-            name: ExercisePlan(
-                plan.exercise, never_met, never_each_met, plan.sessions_required, True
-            )
+            name: ExercisePlan(plan.exercise, never_met, never_each_met, plan.sessions_required)
             for name, plan in self._plans.items()
         }
         self._type_bounds = {
@@ -316,7 +301,7 @@ class CompiledProgram:
             except Exception as exc:
                 raise ComponentFailure(rule, exc) from exc
             for finding in findings:
-                if not rule.own and (
+                if (
                     not isinstance(finding, Finding)
                     or (finding.exercise is not None and finding.exercise not in self._plans)
                     or (finding.action is not None and finding.action not in SEVERITY)
@@ -535,7 +520,7 @@ def _proposal(strategy: Bound, exercise: ExerciseWeek) -> Proposal:
         proposal: Proposal = strategy.component.propose(exercise, strategy.params)
     except Exception as exc:
         raise ComponentFailure(strategy, exc) from exc
-    if not strategy.own and (
+    if (
         not isinstance(proposal, Proposal)
         or proposal.action not in SEVERITY
         or not isinstance(proposal.dose, Dose)
@@ -639,14 +624,16 @@ def _next_state(
     dose: Dose,
     status: Status,
 ) -> ExerciseState:
-    """Next week's state once `action` (the one applied) gave `dose` and `status`; a
-    plugin's memory is validated unless it is plainly valid."""
+    """Next week's state once `action` (the one applied) gave `dose` and `status`; the
+    strategy's memory is validated unless it is plainly valid (whichever plugin gave it)."""
     if action == "progress" and proposal.progress_memory is not None:
         memory = proposal.progress_memory
     elif action in _SETBACKS and proposal.setback_memory is not None:
         memory = proposal.setback_memory
     else:
         memory = proposal.memory if proposal.memory is not None else state.memory
-    if strategy.own or plain_values(memory):
+    # This week's memory came out of a model (validated, or built from plain values): as
+    # it is. Anything else the strategy gave is checked, whichever plugin supplied it.
+    if memory is state.memory or plain_values(memory):
         return trusted(ExerciseState, {"dose": dose, "status": status, "memory": dict(memory)})
     return built(strategy, ExerciseState, dose=dose, status=status, memory=memory)

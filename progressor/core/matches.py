@@ -25,7 +25,6 @@ from progressor.core.models import (
     RuleMatch,
     Scalar,
 )
-from progressor.core.plugins import PluginInfo
 
 
 @dataclass(frozen=True)
@@ -36,27 +35,12 @@ class Bound:
     plugin: str
     component: Any
     params: BaseModel
-    #: Shipped with progressor (see `shipped`): what it returns is made of exact built-in
-    #: types and valid by construction (tests/test_fast_paths.py holds it to validation), so
-    #: the step takes it without the checks a plugin's values get. Raising is still its
-    #: failure.
-    own: bool = False
 
     @classmethod
-    def of(
-        cls, name: str, plugin: str, component: Any, params: BaseModel, own: bool = False
-    ) -> Bound:
+    def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
         # The names go into output models unvalidated (see `trusted`): a str subclass becomes
         # the plain str that validation would give, once, here.
-        return cls(str.__str__(name), str.__str__(plugin), component, params, own)
-
-
-def shipped(component: object, plugin: PluginInfo | None) -> bool:
-    """Whether the step may take `component`'s values unchecked (`Bound.own`): a component
-    of a plugin that ships with progressor (PluginInfo.builtin, whose outputs the test suite
-    holds to validation), unchanged on its instance. A plugin that reuses a shipped
-    component and replaces a method on it is checked as any plugin is."""
-    return plugin is not None and plugin.builtin and not getattr(component, "__dict__", None)
+        return cls(str.__str__(name), str.__str__(plugin), component, params)
 
 
 class Match(NamedTuple):
@@ -85,7 +69,7 @@ def rule_matches(matches: Sequence[Match], applied: Match | None) -> tuple[RuleM
 
 def rule_match(m: Match, applied: bool) -> RuleMatch:
     # `action` was checked against SEVERITY when the match was made; an exact str is kept.
-    if m.bound.own or (
+    if (
         type(m.reason) is str
         and type(m.action) in OPTIONAL_TEXT
         and type(m.exercise) in OPTIONAL_TEXT

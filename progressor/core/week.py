@@ -76,7 +76,7 @@ class DailySessions(LazyTuple[Session]):
         met: list[bool],
         done: list[bool],
     ) -> None:
-        super().__init__()
+        self._made = None  # (LazyTuple's slot, set here: a super().__init__ call per exercise)
         self._parts = (dates, outcomes, scored, met, done)
 
     def _make(self) -> tuple[Session, ...]:
@@ -233,8 +233,6 @@ class ExercisePlan:
     session_met: SessionMet
     each_met: EachMet
     sessions_required: int
-    #: A built-in type: its each_met answers are a list of bools, taken without a check.
-    own: bool = False
 
 
 def build_week(
@@ -371,7 +369,7 @@ def _daily_week(
     ]
     scored_count = scored.count(True)
     if scored_count == len(outcomes):
-        met = plan.each_met(dose, outcomes) if plan.own else _answers(plan.each_met, dose, outcomes)
+        met = _answers(plan.each_met, dose, outcomes)
         unscored: tuple[Outcome, ...] = ()
     else:
         answers = iter(
@@ -397,13 +395,21 @@ def _daily_week(
 
 
 def _answers(each_met: EachMet, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
-    """What a plugin's `each_met` says of `outcomes`, checked: True or False (exactly: not
-    1, not 1.0), one per outcome."""
+    """What an exercise type's `each_met` says of `outcomes`, checked (for every plugin, the
+    built-ins too): True or False (exactly: not 1, not 1.0), one per outcome."""
     if not outcomes:
         return []
     given = each_met(dose, outcomes)
+    if type(given) is list and len(given) == len(outcomes):
+        # The usual answer, checked without building anything (a loop: cheaper than a set of
+        # types for a week's handful); a copy, so that the type keeps its own list.
+        for answer in given:
+            if answer is not True and answer is not False:
+                break
+        else:
+            return given[:]
     try:
-        met = list(given)
+        met = list(given)  # any other iterable of bools will do
     except TypeError:
         met = []
     if len(met) != len(outcomes) or {*map(type, met)} - {bool}:
