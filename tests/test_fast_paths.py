@@ -1,6 +1,6 @@
 """The step's fast paths give exactly what pydantic's validation gives.
 
-The engine builds its output models with `progressor.core.models.trusted` (no validation) from
+The engine builds its output models with `progressor.core._fast.trusted` (no validation) from
 values it has checked, and `Dose.with_value` skips validation for a plain change (through
 `trusted_dose`: doses are pydantic dataclasses, not BaseModels). These tests
 hold both to validation, field by field: same keys in the same order, same exact types, same
@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 import progressor as p
+from progressor.core._fast import trusted
 from progressor.core.models import (
     FLOAT_FIELDS,
     INT_FIELDS,
     NUMERIC_FIELDS,
     Progression,
-    trusted,
     trusted_dose,
 )
 from progressor.core.rounding import round_half_up, round_whole

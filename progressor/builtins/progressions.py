@@ -28,13 +28,13 @@ class _Params(BaseModel):
 
 def value(dose: Dose, name: str) -> float:
     """A numeric dose field that the strategy relies on (checked at load to be set)."""
-    current = dose.__dict__[name]  # (a dataclass's field, read without getattr)
+    current = getattr(dose, name)
     return 0.0 if current is None else float(current)
 
 
 def cap(exercise: Exercise, name: str, proposed: float, limit: float | None = None) -> float:
     """`proposed`, no higher than the exercise's ceiling or the strategy's own limit."""
-    ceiling = exercise.ceiling.__dict__[name]
+    ceiling = getattr(exercise.ceiling, name)
     if ceiling is not None and ceiling < proposed:
         proposed = ceiling
     if limit is not None and limit < proposed:
@@ -203,7 +203,7 @@ class Double(Strategy):
     def _floor(exercise: Exercise, name: str, step: float) -> float:
         """A field's floor: the exercise's, or where the program sets none, one step (a step
         back never takes a field to nothing)."""
-        low = exercise.floor.__dict__[name]
+        low = getattr(exercise.floor, name)
         return step if low is None else float(low)
 
 

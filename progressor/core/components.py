@@ -10,11 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from progressor.core._fast import dict_setter, one_pass_method
 from progressor.core.models import (
     Action,
     Alert,
@@ -63,17 +63,7 @@ def each_met_of(exercise_type: ExerciseType) -> Callable[[Dose, Sequence[Outcome
     `session_met` was overridden below the class that gave `each_met` (a subclass of Hold
     that only changes `session_met`) or on the instance. Then the default, which asks
     `session_met` of each outcome."""
-    own = vars(exercise_type)
-    if "session_met" in own and "each_met" not in own:
-        return partial(ExerciseType.each_met, exercise_type)
-    if "each_met" in own:
-        return exercise_type.each_met
-    mro = type(exercise_type).__mro__
-    each_at = next(i for i, cls in enumerate(mro) if "each_met" in vars(cls))
-    session_at = next(i for i, cls in enumerate(mro) if "session_met" in vars(cls))
-    if session_at < each_at:
-        return partial(ExerciseType.each_met, exercise_type)
-    return exercise_type.each_met
+    return one_pass_method(exercise_type, "each_met", "session_met", ExerciseType.each_met)
 
 
 @dataclass(frozen=True, init=False)
@@ -124,7 +114,7 @@ class Proposal:
         )
 
 
-_set_proposal_fields = vars(Proposal)["__dict__"].__set__
+_set_proposal_fields = dict_setter(Proposal)
 
 
 class Strategy(ABC):
@@ -191,7 +181,7 @@ class Finding:
         )
 
 
-_set_finding_fields = vars(Finding)["__dict__"].__set__
+_set_finding_fields = dict_setter(Finding)
 
 
 class SafetyRule(ABC):

@@ -10,10 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import BaseModel
-
+from progressor.core._fast import fields_of, plain_values, trusted
 from progressor.core.components import (
     ExerciseType,
     Finding,
@@ -28,12 +26,10 @@ from progressor.core.matches import (
     Match,
     built,
     call,
-    plain_values,
     raised,
     rule_match,
     rule_matches,
     sentence,
-    shipped,
 )
 from progressor.core.models import (
     NUMERIC_FIELDS,
@@ -55,7 +51,6 @@ from progressor.core.models import (
     RuleMatch,
     Status,
     StepResult,
-    trusted,
 )
 from progressor.core.plugins import (
     PluginManager,
@@ -125,7 +120,7 @@ class _PlannedExercise:
 
     def limit_problem(self, dose: Dose) -> str | None:
         """Why `dose` is outside the floor or ceiling, or None when it is within."""
-        fields = dose.__dict__  # (a Dose is a dataclass: its fields, read without a call)
+        fields = fields_of(dose)
         for name, low in self.floor:
             current = fields[name]
             if current is not None and current < low:
@@ -158,7 +153,7 @@ class _PlannedExercise:
             for name, low in self.floor
             if (current := getattr(dose, name)) is not None and current < low
         }
-        return Dose(**{**dose.__dict__, **update}) if update else dose
+        return dose.model_copy(update=update) if update else dose
 
 
 class CompiledProgram:
@@ -167,17 +162,12 @@ class CompiledProgram:
     def __init__(self, program: Program, registries: Registries) -> None:
         compiled = compile_program(program, registries)
         self.program = program
-
-        def bound(name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
-            own = shipped(component, registries.plugins.get(plugin))
-            return Bound.of(name, plugin, component, params, own)
-
-        self._rules = tuple(bound(*rule) for rule in compiled.rules)
+        self._rules = tuple(Bound.of(*rule) for rule in compiled.rules)
         self._exercises = tuple(
             _PlannedExercise(
                 ex,
                 etype,
-                bound(*strategy),
+                Bound.of(*strategy),
                 tuple(ex.floor.values().items()),
                 tuple(ex.ceiling.values().items()),
             )
@@ -189,17 +179,11 @@ class CompiledProgram:
                 p.exercise_type.session_met,
                 each_met_of(p.exercise_type),
                 p.exercise.sessions_required or program.sessions_required,
-                shipped(
-                    p.exercise_type,
-                    registries.plugins.get(registries.exercise_types[p.exercise.type].plugin),
-                ),
             )
             for p in self._exercises
         }
         self._unmet_plans = {
-            name: ExercisePlan(
-                plan.exercise, never_met, never_each_met, plan.sessions_required, True
-            )
+            name: ExercisePlan(plan.exercise, never_met, never_each_met, plan.sessions_required)
             for name, plan in self._plans.items()
         }
         self._type_bounds = {
@@ -317,7 +301,7 @@ class CompiledProgram:
             except Exception as exc:
                 raise ComponentFailure(rule, exc) from exc
             for finding in findings:
-                if not rule.own and (
+                if (
                     not isinstance(finding, Finding)
                     or (finding.exercise is not None and finding.exercise not in self._plans)
                     or (finding.action is not None and finding.action not in SEVERITY)
@@ -536,7 +520,7 @@ def _proposal(strategy: Bound, exercise: ExerciseWeek) -> Proposal:
         proposal: Proposal = strategy.component.propose(exercise, strategy.params)
     except Exception as exc:
         raise ComponentFailure(strategy, exc) from exc
-    if not strategy.own and (
+    if (
         not isinstance(proposal, Proposal)
         or proposal.action not in SEVERITY
         or not isinstance(proposal.dose, Dose)
@@ -640,14 +624,16 @@ def _next_state(
     dose: Dose,
     status: Status,
 ) -> ExerciseState:
-    """Next week's state once `action` (the one applied) gave `dose` and `status`; a
-    plugin's memory is validated unless it is plainly valid."""
+    """Next week's state once `action` (the one applied) gave `dose` and `status`; the
+    strategy's memory is validated unless it is plainly valid (whichever plugin gave it)."""
     if action == "progress" and proposal.progress_memory is not None:
         memory = proposal.progress_memory
     elif action in _SETBACKS and proposal.setback_memory is not None:
         memory = proposal.setback_memory
     else:
         memory = proposal.memory if proposal.memory is not None else state.memory
-    if strategy.own or plain_values(memory):
+    # This week's memory came out of a model (validated, or built from plain values): as
+    # it is. Anything else the strategy gave is checked, whichever plugin supplied it.
+    if memory is state.memory or plain_values(memory):
         return trusted(ExerciseState, {"dose": dose, "status": status, "memory": dict(memory)})
     return built(strategy, ExerciseState, dose=dose, status=status, memory=memory)

@@ -2,7 +2,7 @@
 
 A strategy's proposal and a rule's findings become `Match`es; the step then turns them into
 RuleMatch, Flag and Alert models. Values of exact built-in types are taken as they are
-(`models.trusted`); anything else is validated, and a bad value is that plugin's failure
+(`_fast.trusted`); anything else is validated, and a bad value is that plugin's failure
 (`ComponentFailure`, which the engine turns into the fail-safe).
 """
 
@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from progressor.core._fast import OPTIONAL_TEXT, plain_values, trusted
 from progressor.core.components import Finding
 from progressor.core.models import (
     Action,
@@ -23,9 +24,7 @@ from progressor.core.models import (
     Prescription,
     RuleMatch,
     Scalar,
-    trusted,
 )
-from progressor.core.plugins import PluginInfo
 
 
 @dataclass(frozen=True)
@@ -36,27 +35,12 @@ class Bound:
     plugin: str
     component: Any
     params: BaseModel
-    #: Shipped with progressor (see `shipped`): what it returns is made of exact built-in
-    #: types and valid by construction (tests/test_fast_paths.py holds it to validation), so
-    #: the step takes it without the checks a plugin's values get. Raising is still its
-    #: failure.
-    own: bool = False
 
     @classmethod
-    def of(
-        cls, name: str, plugin: str, component: Any, params: BaseModel, own: bool = False
-    ) -> Bound:
+    def of(cls, name: str, plugin: str, component: Any, params: BaseModel) -> Bound:
         # The names go into output models unvalidated (see `trusted`): a str subclass becomes
         # the plain str that validation would give, once, here.
-        return cls(str.__str__(name), str.__str__(plugin), component, params, own)
-
-
-def shipped(component: object, plugin: PluginInfo | None) -> bool:
-    """Whether the step may take `component`'s values unchecked (`Bound.own`): a component
-    of a plugin that ships with progressor (PluginInfo.builtin, whose outputs the test suite
-    holds to validation), unchanged on its instance. A plugin that reuses a shipped
-    component and replaces a method on it is checked as any plugin is."""
-    return plugin is not None and plugin.builtin and not getattr(component, "__dict__", None)
+        return cls(str.__str__(name), str.__str__(plugin), component, params)
 
 
 class Match(NamedTuple):
@@ -78,24 +62,6 @@ ACTIONS: dict[str, Action] = {
     "pause": "pause",
 }
 
-#: The exact types that validation as `Scalar` keeps as they are.
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-OPTIONAL_TEXT = frozenset({str, type(None)})
-
-
-def plain_values(values: object) -> bool:
-    """Whether validating `values` as dict[str, Scalar] would give an equal copy of it.
-
-    What a plugin returns is only trusted when it is made of exact built-in types (no str
-    subclass, no other mapping): anything else is validated, and a bad value fails the plugin.
-    """
-    if type(values) is not dict:
-        return False
-    for key, value in values.items():  # a loop: cheaper than all() for a handful of items
-        if type(key) is not str or type(value) not in _SCALARS:
-            return False
-    return True
-
 
 def rule_matches(matches: Sequence[Match], applied: Match | None) -> tuple[RuleMatch, ...]:
     return tuple([rule_match(m, m is applied) for m in matches])
@@ -103,7 +69,7 @@ def rule_matches(matches: Sequence[Match], applied: Match | None) -> tuple[RuleM
 
 def rule_match(m: Match, applied: bool) -> RuleMatch:
     # `action` was checked against SEVERITY when the match was made; an exact str is kept.
-    if m.bound.own or (
+    if (
         type(m.reason) is str
         and type(m.action) in OPTIONAL_TEXT
         and type(m.exercise) in OPTIONAL_TEXT

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from operator import itemgetter
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from packaging.version import InvalidVersion, Version
 from pydantic import (
@@ -30,6 +30,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from progressor.core._fast import dict_setter, fields_of
 from progressor.core.rounding import round_half_up, round_whole
 
 Action = Literal["progress", "hold", "regress", "pause"]
@@ -82,53 +83,6 @@ class _DayOrDateTime:
 
 #: A record's date field: a day, or the day of a date-time as written.
 Day = Annotated[dt.date, _DayOrDateTime()]
-
-M = TypeVar("M", bound=BaseModel)
-
-# BaseModel's slots, set as model_construct sets them but through their descriptors: a third
-# cheaper than object.__setattr__ (BaseModel.__setattr__ refuses frozen models anyway).
-_SLOTS = BaseModel.__dict__
-_set_dict = _SLOTS["__dict__"].__set__
-_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
-_set_extra = _SLOTS["__pydantic_extra__"].__set__
-_set_private = _SLOTS["__pydantic_private__"].__set__
-
-
-def trusted(cls: type[M], values: dict[str, Any]) -> M:
-    """A `cls` instance from values the caller has already checked, without validating them.
-
-    The weekly step builds about fifteen output models from values that are valid by
-    construction (or that it has just checked), and pydantic's validation costs 1 to 4 us
-    for each. This sets what `model_construct` sets, without its walk over aliases and
-    defaults: so `values` (which becomes the model's __dict__, not copied: a dict rather
-    than keywords saves a copy) must give every field, in declaration order, with the exact
-    type that validation would give (float, not int, for a float field; str, not a subclass).
-    tests/test_fast_paths.py holds every model built this way to that, field by field, so
-    that a change in pydantic's internals fails a test rather than an output.
-    """
-    model = object.__new__(cls)
-    _set_dict(model, values)
-    try:
-        fields_set = _ALL_FIELDS[cls]
-    except KeyError:
-        fields_set = _all_fields(cls)
-    _set_fields_set(model, fields_set)
-    _set_extra(model, None)
-    _set_private(model, None)
-    return model
-
-
-#: Each frozen model's set of field names, shared by every instance `trusted` builds (they
-#: set every field). Nothing changes it in place: a frozen model refuses assignment, and
-#: model_copy copies the set before adding to it. Filled on first use, per class.
-_ALL_FIELDS: dict[type[BaseModel], set[str]] = {}
-
-
-def _all_fields(cls: type[BaseModel]) -> set[str]:
-    fields = set(cls.model_fields)
-    if not cls.model_config.get("frozen"):
-        return fields  # (not shared: an unfrozen model adds to it when a field is assigned)
-    return _ALL_FIELDS.setdefault(cls, fields)
 
 
 class _Frozen(BaseModel):
@@ -210,8 +164,8 @@ def _refuse_booleans(cls: type[_PlainModel], data: dict[str, Any]) -> None:
         raise ValidationError.from_exception_data(cls.__name__, errors)
 
 
-# The instance-dict slot of plain-model instances, set through its descriptor (see trusted).
-_set_instance_dict = vars(_PlainModel)["__dict__"].__set__
+# Sets a plain model's fields in one go (progressor.core._fast.dict_setter).
+_set_instance_dict = dict_setter(_PlainModel)
 
 #: pydantic's error types for a key a model does not have: BaseModels report extra_forbidden,
 #: dataclasses (doses, log records) unexpected_keyword_argument.
@@ -246,7 +200,7 @@ class Dose(Limits):
     def with_value(self, name: str, value: float) -> Dose:
         """A copy with one numeric field changed (whole numbers for counts and seconds)."""
         # Half up, as a clinician would round (progressor.core.rounding: the one rule).
-        values = {**self.__dict__}
+        values = {**fields_of(self)}
         # A Dose is valid once built (by validation, or trusted_dose on checked values), so only
         # the changed field needs the check Limits would make (a whole number >= 1 for counts
         # and seconds, a float >= 0 otherwise); anything unusual takes pydantic's path and its
@@ -265,7 +219,7 @@ class Dose(Limits):
 
     def same(self, other: Dose) -> bool:
         """The same values in every field (a Ladder's Dose subclass included; cheaper than ==)."""
-        return self is other or self.__dict__ == other.__dict__
+        return self is other or fields_of(self) == fields_of(other)
 
     def describe(self) -> str:
         """A short human reading: '2 x 5 reps, hold 5 s, each side'."""
@@ -293,8 +247,8 @@ class Dose(Limits):
 
 
 def trusted_dose(values: dict[str, Any]) -> Dose:
-    """A Dose from values the caller has already checked (see `trusted`): every field, in
-    declaration order, of the exact type validation gives. Guarded in tests/test_fast_paths.py."""
+    """A Dose from values the caller has already checked (progressor.core._fast.trusted):
+    every field, in declaration order, of the exact type validation gives."""
     dose = object.__new__(Dose)
     _set_instance_dict(dose, values)
     return dose
@@ -434,7 +388,7 @@ class Outcome(_PlainModel):
         # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: keep one zero.
         # One check per record (field validators would cost a Python call per field), and a
         # closer look only at a record with a zero at all.
-        fields = self.__dict__
+        fields = fields_of(self)
         if 0 not in _signed_zero_values(fields):
             return self
         for name in _SIGNED_ZERO_FIELDS:

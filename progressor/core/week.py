@@ -8,12 +8,13 @@ which records arrived. Derived figures are computed once and cached: several rul
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, groupby, repeat
 from operator import attrgetter, lt
-from typing import Any, Generic, NamedTuple, Self, TypeVar, overload
+from typing import NamedTuple
 
+from progressor.core._fast import LazyTuple, cached_property, dict_setter, tuple_new
 from progressor.core.models import (
     Dose,
     Exercise,
@@ -29,34 +30,6 @@ from progressor.core.rounding import round_half_up
 
 SessionMet = Callable[[Dose, Sequence[Outcome]], bool]
 EachMet = Callable[[Dose, Sequence[Outcome]], list[bool]]
-T = TypeVar("T")
-
-
-class _cached_property(Generic[T]):  # named after what it stands in for
-    """functools.cached_property without the lock it has on Python 3.11 (dropped in 3.12).
-
-    That lock is one per property, shared by every instance: it serialises threads that
-    step different patients, and costs about 0.4 us on each first read, three times a step.
-    Two threads reading a fresh property both compute it, and get the same value: the
-    properties here are pure.
-    """
-
-    def __init__(self, func: Callable[[Any], T]) -> None:
-        self.func = func
-        self.name = func.__name__
-        self.__doc__ = func.__doc__
-
-    @overload
-    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, instance: object, owner: type | None = None) -> T: ...
-    def __get__(self, instance: object, owner: type | None = None) -> T | Self:
-        if instance is None:
-            return self
-        # Stored where functools stores it: later reads find the value before this descriptor.
-        value: T = self.func(instance)
-        instance.__dict__[self.name] = value
-        return value
 
 
 class SessionCheckFailed(Exception):
@@ -87,13 +60,13 @@ class Session(NamedTuple):
     done: bool  # logged and not (only) skipped
 
 
-class DailySessions(Sequence[Session]):
+class DailySessions(LazyTuple[Session]):
     """The sessions of the usual week (one outcome a day), made when first read: the usual
     strategies and rules only need the counts, and a session is a tuple to allocate.
 
     A read-only sequence of Session, equal to the tuple of the same sessions."""
 
-    __slots__ = ("_made", "_parts")
+    __slots__ = ("_parts",)
 
     def __init__(
         self,
@@ -103,48 +76,18 @@ class DailySessions(Sequence[Session]):
         met: list[bool],
         done: list[bool],
     ) -> None:
+        self._made = None  # (LazyTuple's slot, set here: a super().__init__ call per exercise)
         self._parts = (dates, outcomes, scored, met, done)
-        self._made: tuple[Session, ...] | None = None
 
-    def _all(self) -> tuple[Session, ...]:
-        made = self._made
-        if made is None:
-            dates, outcomes, scored, met, done = self._parts
-            # At C speed: a NamedTuple's own __new__ is a Python function around
-            # tuple.__new__, called here directly; zip(outcomes) gives each as a 1-tuple.
-            made = self._made = tuple(
-                map(_tuple_new, repeat(Session), zip(dates, zip(outcomes), scored, met, done))  # noqa: B905
-            )
-        return made
-
-    @overload
-    def __getitem__(self, index: int) -> Session: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Session, ...]: ...
-    def __getitem__(self, index: int | slice) -> Session | tuple[Session, ...]:
-        return self._all()[index]
+    def _make(self) -> tuple[Session, ...]:
+        dates, outcomes, scored, met, done = self._parts
+        # At C speed: zip(outcomes) gives each outcome as a 1-tuple, a session's outcomes.
+        return tuple(
+            map(tuple_new, repeat(Session), zip(dates, zip(outcomes), scored, met, done))  # noqa: B905
+        )
 
     def __len__(self) -> int:
         return len(self._parts[1])
-
-    def __iter__(self) -> Iterator[Session]:
-        return iter(self._all())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, DailySessions):
-            other = other._all()
-        return self._all() == other
-
-    __hash__ = None  # type: ignore[assignment]  # (equal to a tuple, but not to be a dict key)
-
-    def __add__(self, other: Sequence[Session]) -> tuple[Session, ...]:
-        return self._all() + tuple(other)
-
-    def __radd__(self, other: Sequence[Session]) -> tuple[Session, ...]:
-        return tuple(other) + self._all()
-
-    def __repr__(self) -> str:
-        return repr(self._all())
 
 
 class ExerciseWeek(NamedTuple):
@@ -186,12 +129,12 @@ class WeekView:
     def history(self) -> History:
         return self.prescription.history
 
-    @_cached_property
+    @cached_property
     def any_session(self) -> bool:
         """Any exercise done (logged and not skipped) this week."""
         return any(exercise.done_sessions for exercise in self.exercises.values())
 
-    @_cached_property
+    @cached_property
     def pain_scores(self) -> tuple[float, ...]:
         """Every pain score of the week: from outcomes and from pain reports."""
         scores = [
@@ -204,13 +147,13 @@ class WeekView:
             scores += [r.pain for r in self.pain_reports]
         return tuple(scores)
 
-    @_cached_property
+    @cached_property
     def mean_pain(self) -> float | None:
         scores = self.pain_scores
         return round_half_up(sum(scores) / len(scores), 2) if scores else None
 
 
-_set_week_fields = vars(WeekView)["__dict__"].__set__
+_set_week_fields = dict_setter(WeekView)
 
 
 def _none_low(value: float | None) -> float:
@@ -290,8 +233,6 @@ class ExercisePlan:
     session_met: SessionMet
     each_met: EachMet
     sessions_required: int
-    #: A built-in type: its each_met answers are a list of bools, taken without a check.
-    own: bool = False
 
 
 def build_week(
@@ -377,11 +318,6 @@ def _set_aside(aside: list[tuple[Record, str]]) -> tuple[SetAside, ...]:
     )
 
 
-# A NamedTuple's own __new__ is a Python function around tuple.__new__: calling tuple.__new__
-# directly halves the cost of the 20-odd Sessions a week (same fields, same order, same type).
-_tuple_new = tuple.__new__
-
-
 def _exercise_week(
     plan: ExercisePlan, prescription: Prescription, outcomes: list[Outcome]
 ) -> ExerciseWeek:
@@ -398,7 +334,7 @@ def _exercise_week(
         )
     except Exception as error:  # the exercise type is a plugin: its failure names it
         raise SessionCheckFailed(plan.exercise.id, error) from error
-    return _tuple_new(
+    return tuple_new(
         ExerciseWeek,
         (
             plan.exercise,
@@ -433,7 +369,7 @@ def _daily_week(
     ]
     scored_count = scored.count(True)
     if scored_count == len(outcomes):
-        met = plan.each_met(dose, outcomes) if plan.own else _answers(plan.each_met, dose, outcomes)
+        met = _answers(plan.each_met, dose, outcomes)
         unscored: tuple[Outcome, ...] = ()
     else:
         answers = iter(
@@ -442,7 +378,7 @@ def _daily_week(
         met = [next(answers) if s else False for s in scored]
         unscored = tuple([o for o, d, s in zip(outcomes, done, scored, strict=True) if d and not s])
     sessions = DailySessions(dates, outcomes, scored, met, done)
-    return _tuple_new(
+    return tuple_new(
         ExerciseWeek,
         (
             plan.exercise,
@@ -459,13 +395,21 @@ def _daily_week(
 
 
 def _answers(each_met: EachMet, dose: Dose, outcomes: Sequence[Outcome]) -> list[bool]:
-    """What a plugin's `each_met` says of `outcomes`, checked: True or False (exactly: not
-    1, not 1.0), one per outcome."""
+    """What an exercise type's `each_met` says of `outcomes`, checked (for every plugin, the
+    built-ins too): True or False (exactly: not 1, not 1.0), one per outcome."""
     if not outcomes:
         return []
     given = each_met(dose, outcomes)
+    if type(given) is list and len(given) == len(outcomes):
+        # The usual answer, checked without building anything (a loop: cheaper than a set of
+        # types for a week's handful); a copy, so that the type keeps its own list.
+        for answer in given:
+            if answer is not True and answer is not False:
+                break
+        else:
+            return given[:]
     try:
-        met = list(given)
+        met = list(given)  # any other iterable of bools will do
     except TypeError:
         met = []
     if len(met) != len(outcomes) or {*map(type, met)} - {bool}:
@@ -492,7 +436,7 @@ def _sessions(
         met = scored and session_met(dose, performed)
         if met is not True and met is not False:
             raise TypeError(f"session_met gave {met!r}, not True or False")
-        sessions.append(_tuple_new(Session, (day[0].date, day, scored, met, done)))
+        sessions.append(tuple_new(Session, (day[0].date, day, scored, met, done)))
         met_count += met
         done_count += done
     return met_count, done_count
