@@ -1,4 +1,4 @@
-"""Read log records (JSONL, CSV) into models: the one reader of every road.
+"""Read log records (JSONL, CSV, Parquet) into models: the one reader of every road.
 
 `rows` turns the lines of a log into one Row per record: the record, or why it is set aside
 and what the safety rules keep of it (its pain scores and symptom flags). `read_log` (the
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -86,6 +87,8 @@ def rows(lines: Iterable[str], source: str, fmt: str) -> Iterator[Row]:
         return _csv_rows(_without_bom(lines))
     if fmt == "jsonl":
         return _jsonl_rows(_without_bom(lines))
+    if fmt == "parquet":
+        raise LogError(f"{source}: a Parquet log has no lines; read it from its file (log_rows)")
     raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
 
 
@@ -117,12 +120,26 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     scores and flags kept as of `today` (the store's import does the same at its line)."""
     records: list[Record] = []
     numbers: list[int] = []
-    aside: list[SetAside] = []
     if fmt == "jsonl":  # (rows' own, the records of most lines handed over without a Row)
         limit = today + FUTURE_GRACE if today is not None else dt.date.max
         found = _jsonl_rows(_without_bom(lines), (records, numbers), limit)
     else:
         found = rows(lines, source, fmt)
+    return _log_of(found, source, today, records, numbers)
+
+
+def _log_of(
+    found: Iterable[Row],
+    source: str,
+    today: dt.date | None,
+    records: list[Record] | None = None,
+    numbers: list[int] | None = None,
+) -> Log:
+    """The Log of `found` Rows (added to `records` and their line `numbers`, which a fast
+    reader may be filling as it goes); `today` as read_log's."""
+    records = [] if records is None else records
+    numbers = [] if numbers is None else numbers
+    aside: list[SetAside] = []
     for row in found:
         if today is not None:
             row = _dated_by(row, today)
@@ -224,7 +241,10 @@ def _twice(key: str, first: object, second: object) -> str:
 
 
 def _shown(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    # (default=str: a Parquet cell may be a date, a time or bytes, which JSON has no word for)
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # -- JSONL ------------------------------------------------------------------------------------
@@ -562,18 +582,23 @@ def _csv_row(number: int, text: str, columns: list[str], cells: list[str]) -> Ro
 
 
 def _csv_data(
-    pairs: Iterable[tuple[str, str | None]], twice: list[str] | None = None
+    pairs: Iterable[tuple[str, object]], twice: list[str] | None = None
 ) -> dict[str, Any]:
     """A CSV row's record: columns named loosely (column_name), empty cells left out, list
-    fields split at spaces, `;` or `|`. Two columns of one field with different cells are
-    noted in `twice` (each further cell kept for the salvage: _again)."""
+    fields written as text split at spaces, `;` or `|`. Two columns of one field with
+    different cells are noted in `twice` (each further cell kept for the salvage: _again).
+    A cell of a typed format (Parquet) that is not text (a number, a list, a day) is kept."""
     data: dict[str, Any] = {}
-    for column, text in pairs:
+    for column, cell in pairs:
         key = column_name(column)
-        cell = (text or "").strip()
-        if not cell:
+        if cell is None:
             continue
-        value = [p for p in _LIST_SPLIT.split(cell) if p] if key in _LIST_FIELDS else cell
+        value: object = cell
+        if type(cell) is str:
+            text = cell.strip()
+            if not text:
+                continue
+            value = [p for p in _LIST_SPLIT.split(text) if p] if key in _LIST_FIELDS else text
         if key not in data:
             data[key] = value
         elif data[key] != value:
@@ -620,6 +645,69 @@ def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
     if _loose_date(left.get("date")) is None and "date" in right:
         guess["date"] = right["date"]
     return guess
+
+
+# -- Parquet ----------------------------------------------------------------------------------
+
+#: Rows converted from a Parquet file at a time (a row group may hold millions).
+PARQUET_BATCH = 4_096
+_NO_PYARROW = "reading a Parquet log needs pyarrow: pip install 'progressor[parquet]'"
+_as_json = partial(json.dumps, ensure_ascii=False, default=str)
+
+
+@contextmanager
+def _parquet_file(path: Path) -> Iterator[Any]:
+    """The open pyarrow ParquetFile of `path`; any error reading it (here or while its rows
+    are read in the block) is a LogError naming the file."""
+    try:
+        # (Lazily: pyarrow is an optional extra, and slow to import for JSONL and CSV logs.)
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise LogError(f"{path}: {_NO_PYARROW}") from None
+    from pyarrow import ArrowException
+
+    try:
+        with pq.ParquetFile(path) as handle:
+            yield handle
+    except OSError as exc:  # (pyarrow's messages repeat the path: strerror alone)
+        raise LogError(f"{path}: cannot read the log: {exc.strerror or exc}") from None
+    except ArrowException as exc:
+        raise LogError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _parquet_rows(handle: Any) -> Iterator[Row]:
+    """The Rows of a Parquet file, each row read as a CSV row is (_csv_data): its line is
+    its row number (1-based), its text a JSON rendering of its columns."""
+    number = 0
+    for batch in handle.iter_batches(batch_size=PARQUET_BATCH):
+        names: list[str] = batch.schema.names
+        for cells in zip(*map(_parquet_cells, batch.columns), strict=True):
+            number += 1
+            yield _parquet_row(number, names, cells)
+
+
+def _parquet_cells(column: Any) -> list[Any]:
+    """A column's values as Python values; a date-time as its ISO text, as a CSV or JSON
+    log writes it (the day as written; a model's day refuses a datetime with a time)."""
+    import pyarrow as pa
+
+    if not pa.types.is_timestamp(column.type):
+        return list(column.to_pylist())
+    # (Nanoseconds, pandas' unit, have no Python datetime: cut to microseconds first.)
+    micro = column.cast(pa.timestamp("us", tz=column.type.tz), safe=False)
+    return [None if t is None else t.isoformat() for t in micro.to_pylist()]
+
+
+def _parquet_row(number: int, names: list[str], cells: tuple[Any, ...]) -> Row:
+    # (Built from the pairs, not a dict: two columns of one name both show.)
+    pairs = (f"{_as_json(n)}: {_as_json(c)}" for n, c in zip(names, cells, strict=True))
+    text = "{" + ", ".join(pairs) + "}"
+    if len(text) > MAX_LINE:
+        reason = f"longer than {MAX_LINE:,} characters, the longest record read"
+        return _unreadable(number, text, reason, _csv_data(zip(names, cells, strict=True)))
+    twice: list[str] = []
+    data = _csv_data(zip(names, cells, strict=True), twice)
+    return _row(number, text, data, twice)
 
 
 # -- what safety keeps of a record set aside ----------------------------------------------------
@@ -758,7 +846,25 @@ def log_format(path: Path) -> str:
         return "csv"
     if suffix in {".jsonl", ".ndjson", ".json"}:
         return "jsonl"
-    raise LogError(f"{path}: unknown log format {suffix!r}; use .jsonl or .csv")
+    if suffix == ".parquet":
+        return "parquet"
+    raise LogError(f"{path}: unknown log format {suffix!r}; use .jsonl, .csv or .parquet")
+
+
+@contextmanager
+def log_rows(
+    path: Path, encoding: str | None = None, fmt: str | None = None
+) -> Iterator[Iterator[Row]]:
+    """The Rows of a log file of format `fmt` (default: by its extension); errors reading
+    it in the block raise LogError naming the file. `encoding` is a text log's (log_lines):
+    Parquet's text is UTF-8 by its own definition."""
+    fmt = fmt or log_format(path)
+    if fmt == "parquet":
+        with _parquet_file(path) as handle:
+            yield _parquet_rows(handle)
+        return
+    with log_lines(path, encoding) as lines:
+        yield rows(lines, str(path), fmt)
 
 
 @contextmanager
@@ -800,8 +906,11 @@ def _undecodable(path: Path, codec: str, name: str, error: UnicodeDecodeError) -
 
 
 def load_log(path: str | Path, encoding: str | None = None, today: dt.date | None = None) -> Log:
-    """Read a JSONL or CSV log file (by its extension); `today` as read_log's."""
+    """Read a JSONL, CSV or Parquet log file (by its extension); `today` as read_log's."""
     path = Path(path)
     fmt = log_format(path)
+    if fmt == "parquet":
+        with log_rows(path, encoding, fmt) as found:
+            return _log_of(found, str(path), today)
     with log_lines(path, encoding) as lines:
         return read_log(lines, str(path), fmt, today)

@@ -38,7 +38,7 @@ from progressor.reading.records import (
     future_reason,
     kept_as_of,
     log_format,
-    log_lines,
+    log_rows,
     rows,
     salvage,
 )
@@ -250,7 +250,7 @@ class Store(Results):
         today: dt.date | None = None,
         encoding: str | None = None,
     ) -> ImportReport:
-        """Import a JSONL or CSV log (a path, or lines with `fmt`) in one transaction.
+        """Import a JSONL, CSV or Parquet log (a path, or lines with `fmt`) in one transaction.
 
         Each record needs a `patient` who is enrolled; a record already stored is counted as
         a duplicate and not added again. Lines that cannot be used go to the quarantine with
@@ -261,17 +261,17 @@ class Store(Results):
         """
         today = today or dt.date.today()
         if not isinstance(data, str | Path):
-            return self._import(data, source or "<lines>", fmt or "jsonl", today)
+            source = source or "<lines>"
+            return self._import(rows(data, source, fmt or "jsonl"), source, today)
         path = Path(data)
         fmt = fmt or log_format(path)
         try:
-            with log_lines(path, encoding) as lines:
-                return self._import(lines, source or str(path), fmt, today)
+            with log_rows(path, encoding, fmt) as read:
+                return self._import(read, source or str(path), today)
         except LogError as exc:
             raise LogError(f"{exc}; nothing imported") from None
 
-    def _import(self, lines: Iterable[str], source: str, fmt: str, today: dt.date) -> ImportReport:
-        read = rows(lines, source, fmt)
+    def _import(self, read: Iterable[Row], source: str, today: dt.date) -> ImportReport:
         added = duplicates = 0
         aside: list[SetAside] = []
         touched: set[str] = set()
