@@ -22,7 +22,7 @@ import progressor
 from progressor.core.models import UNKNOWN_KEY_ERRORS
 from progressor.errors import ScenarioError as ScenarioError
 from progressor.errors import did_you_mean
-from progressor.reading import key_lines
+from progressor.reading import key_lines, log_format
 
 SCENARIO_FILE = "scenario.toml"
 PROGRAM_FILE = "program.toml"
@@ -182,11 +182,13 @@ def _missing_files(
         log = path.parent / week.log
         if not log.is_file():
             yield _located(f"no log file {log}", str(path), lines, "weeks", index, "log")
-        elif log.suffix.lower() not in {".jsonl", ".ndjson", ".json", ".csv"}:
-            message = f"unknown log format {log.suffix!r}"
-            yield _located(
-                message, str(path), lines, "weeks", index, "log", hint="use .jsonl or .csv"
-            )
+        else:
+            try:
+                log_format(log)  # (the reader's own list of formats)
+            except progressor.LogError:
+                message = f"unknown log format {log.suffix!r}"
+                hint = "use .jsonl, .csv or .parquet"
+                yield _located(message, str(path), lines, "weeks", index, "log", hint=hint)
 
 
 def _unknown_exercises(

@@ -306,3 +306,9 @@ def test_the_store_imports_another_encoding_and_refuses_bad_bytes_with_their_lin
     assert "nothing imported" in refused.stderr
     done = run("import", str(log), "--encoding", "latin-1", env=env)
     assert done.returncode == 0 and "1 added" in done.stdout, done.stderr
+
+
+def test_a_list_under_a_pain_key_counts_at_its_worst() -> None:
+    log = read_log(['{"date": "2026-01-06", "pain": [3, 9]}'], "a.jsonl", "jsonl")
+    (aside,) = log.set_aside
+    assert aside.line == 1 and [getattr(r, "pain", None) for r in log.records] == [9.0]

@@ -203,7 +203,8 @@ def test_a_malformed_scenario_fails_with_its_path_and_only_its_own_test(
         ),
         (
             'start = 2026-01-05\n[[weeks]]\nlog = "week-1.txt"\n',
-            "scenario.toml:3: weeks[0].log: unknown log format '.txt' (use .jsonl or .csv)",
+            "scenario.toml:3: weeks[0].log: unknown log format '.txt'"
+            " (use .jsonl, .csv or .parquet)",
         ),
         (
             'start = 2026-01-05\n[[weeks]]\n[weeks.expect.exercises.brige]\naction = "hold"\n',

@@ -727,6 +727,8 @@ def _loose_pain(value: object) -> float | None:
     NaN, infinity) counts as 10: a typo must not hide a flare. None when there is no number."""
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, list | tuple):  # ("pain": [3, 9]: the worst of them counts)
+        return max((p for p in map(_loose_pain, value) if p is not None), default=None)
     if isinstance(value, int | float):
         number: float | int = value
     else:
