@@ -312,3 +312,27 @@ def test_a_list_under_a_pain_key_counts_at_its_worst() -> None:
     log = read_log(['{"date": "2026-01-06", "pain": [3, 9]}'], "a.jsonl", "jsonl")
     (aside,) = log.set_aside
     assert aside.line == 1 and [getattr(r, "pain", None) for r in log.records] == [9.0]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"kind":"outcome","date":"2026-01-05","exercise":"bridge"}',
+        '{"kind":"pain","date":"2026-01-05","pain":3}',
+    ],
+)
+def test_a_field_not_given_holds_its_default_object(line: str) -> None:
+    # The fast path counts a line's keys by the fields off their default (records._fast): a
+    # field not given must hold the default object itself, or a key given twice could pass.
+    (record,) = read_log([line], "a.jsonl", "jsonl").records
+    for name, field in type(record).model_fields.items():
+        if not field.is_required():
+            assert getattr(record, name) is field.default, name
+
+
+@pytest.mark.parametrize("spacing", [",", ", "])
+def test_a_key_given_twice_never_passes_the_fast_path(spacing: str) -> None:
+    line = '{"kind":"pain","date":"2026-01-05","pain":9' + spacing + '"pain":1}'
+    log = read_log([line], "a.jsonl", "jsonl")
+    assert [r.line for r in log.set_aside] == [1] and "given twice" in log.set_aside[0].reason
+    assert [getattr(r, "pain", None) for r in log.records] == [9.0]

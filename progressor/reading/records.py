@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import partial
 from itertools import chain
+from operator import is_not, itemgetter
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import Field, TypeAdapter, ValidationError
-from pydantic_core import from_json
 
+from progressor.core._fast import fields_of
 from progressor.core.models import (
     UNKNOWN_KEY_ERRORS,
     Day,
@@ -255,7 +256,7 @@ _TAGGED: TypeAdapter[Record] = TypeAdapter(
     Annotated[Outcome | PainReport, Field(discriminator="kind")]
 )
 # (pydantic-core's own method: TypeAdapter.validate_python wraps it in a Python call per record)
-_validate_tagged = _TAGGED.validator.validate_python
+_validate_tagged = _TAGGED.validator.validate_json
 #: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
 _new_row = tuple.__new__
 
@@ -268,14 +269,16 @@ def _jsonl_rows(
     """The Rows of JSONL lines; with `sink` (records, line numbers), the records read on the
     fast path and dated by `limit` go straight into it instead (read_log: no Row built for
     most lines)."""
+    records, numbers = sink if sink is not None else ([], [])
+    add_record, add_number = records.append, numbers.append  # (bound once: called per line)
     for number, line in enumerate(lines, start=1):
         record = _fast(line)
         if record is None:
             if line.strip():
                 yield _json_row(number, line)
         elif sink is not None and record.date <= limit:
-            sink[0].append(record)
-            sink[1].append(number)
+            add_record(record)
+            add_number(number)
         else:
             yield _new_row(Row, (number, line.strip(), record, "", None))
 
@@ -285,10 +288,13 @@ def _fast(line: str) -> Record | None:
 
     Plain: no backslash (no escaped key or quote, no lone surrogate), no true or false (the
     readable path refuses a boolean where a number belongs, pydantic would read 1), and no
-    quote followed by a space (so every key is written `"name":` and each `":` ends a key).
-    pydantic-core parses it (from_json) and validates the object; an object with fewer keys
-    than the line has `":` had a key twice, which must be set aside (pydantic would keep
-    its last value).
+    quote followed by a space or a tab (so every key is written `"name":`, and each `":` ends
+    a key: a string value cannot hold a quote without a backslash). pydantic-core parses and
+    validates the line in one call, keeping the last value of a key given twice; so the keys
+    are counted: each field off its default came from a key of its own, and `kind` is one
+    more. As many as the line has `":`, and no key was given twice; fewer, and the readable
+    path reads the line (a key given twice is set aside there, a key given with its default
+    value is read there too).
     """
     if (
         '"kind"' not in line
@@ -301,13 +307,26 @@ def _fast(line: str) -> Record | None:
     ):
         return None
     try:
-        data = from_json(line)
-        if isinstance(data, dict) and len(data) == line.count('":'):
-            record: Record = _validate_tagged(data)
-            return record
+        record: Record = _validate_tagged(line)
     except ValueError:  # (ValidationError too: the readable path says why)
-        pass
-    return None
+        return None
+    values, defaults, always = _OPTIONAL[type(record)]
+    given = sum(map(is_not, values(fields_of(record)), defaults))
+    return record if always + given == line.count('":') else None
+
+
+#: For each kind of record: its optional fields' values, their defaults, and how many keys a
+#: line of it always has (`kind` and the required fields). A field not given holds its
+#: default object itself (None, (), False, "" and the like: tests/test_reading.py holds it),
+#: so a field that is not its default came from a key of the line.
+_OPTIONAL = {
+    model: (
+        itemgetter(*(n for n, f in model.model_fields.items() if not f.is_required())),
+        tuple(f.default for f in model.model_fields.values() if not f.is_required()),
+        1 + sum(f.is_required() for n, f in model.model_fields.items() if n != "kind"),
+    )
+    for model in (Outcome, PainReport)
+}
 
 
 def _json_row(number: int, line: str) -> Row:
