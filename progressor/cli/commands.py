@@ -21,6 +21,7 @@ from progressor.cli.common import (
     EXIT_ALERT_UNDELIVERED,
     EXIT_PLUGIN_FAILURE,
     EXIT_SET_ASIDE,
+    F,
     dose_option,
     engine_from_env,
     exporter_name,
@@ -210,7 +211,7 @@ _log_option = click.option(
     "log_path",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The patient's log: .jsonl or .csv (see the README for the format).",
+    help="The patient's log: .jsonl, .csv or .parquet (see the README for the format).",
 )
 _encoding = click.option(
     "--encoding", help="The log's text encoding, e.g. cp1252 or latin-1 (default: UTF-8)."
@@ -224,6 +225,14 @@ _as_of = click.option(
     callback=parse_date,
     help="Compute the weeks that ended by this day (YYYY-MM-DD); default: today.",
 )
+
+
+def _replay_options(command: F) -> F:
+    """What next, simulate and explain share: the program, the log and the enrollment."""
+    command = dose_option(command)  # (applied first: listed last)
+    for option in reversed((_program, _log_option, _encoding, _start, _patient, _as_of)):
+        command = option(command)
+    return command
 
 
 class _Main(click.Group):
@@ -290,13 +299,7 @@ def schema() -> None:
 
 
 @main.command(name="next")
-@_program
-@_log_option
-@_encoding
-@_start
-@_patient
-@_as_of
-@dose_option
+@_replay_options
 @format_option
 @click.option(
     "--out",
@@ -352,13 +355,7 @@ def next_week(
 
 
 @main.command()
-@_program
-@_log_option
-@_encoding
-@_start
-@_patient
-@_as_of
-@dose_option
+@_replay_options
 @plugin_options
 def simulate(
     program: Path,
@@ -380,13 +377,7 @@ def simulate(
 
 
 @main.command()
-@_program
-@_log_option
-@_encoding
-@_start
-@_patient
-@_as_of
-@dose_option
+@_replay_options
 @click.option(
     "--week",
     type=click.IntRange(min=1),

@@ -367,37 +367,14 @@ class CompiledProgram:
         self, name: str, state: ExerciseState, matches: tuple[RuleMatch, ...]
     ) -> tuple[Decision, ExerciseState, None]:
         reason = "this exercise is paused until a clinician resumes it"
-        decision = Decision(
-            exercise=name,
-            action="pause",
-            rule="awaiting-clinician",
-            plugin=CORE,
-            reason=sentence("pause", reason, state.dose),
-            dose_before=state.dose,
-            dose_after=state.dose,
-            status="paused",
-            matches=matches,
-        )
-        return decision, state, None
+        return _awaiting(name, state, reason, matches), state, None
 
     def _still_paused(self, week: WeekView) -> StepResult:
         prescription = week.prescription
         decisions = []
         for name, state in prescription.exercises.items():
             reason = "the program is paused until a clinician resumes it"
-            decisions.append(
-                Decision(
-                    exercise=name,
-                    action="pause",
-                    rule="awaiting-clinician",
-                    plugin=CORE,
-                    reason=sentence("pause", reason, state.dose),
-                    dose_before=state.dose,
-                    dose_after=state.dose,
-                    status="paused",
-                    matches=(),
-                )
-            )
+            decisions.append(_awaiting(name, state, reason, ()))
         # Still paused, but a new flare or adverse event must reach the clinician all the same.
         _, alerts = raised(prescription, self._essential_findings(week, None), lenient=True)
         return self._result(week, "paused", dict(prescription.exercises), decisions, [], alerts)
@@ -637,3 +614,20 @@ def _next_state(
     if memory is state.memory or plain_values(memory):
         return trusted(ExerciseState, {"dose": dose, "status": status, "memory": dict(memory)})
     return built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
+
+
+def _awaiting(
+    name: str, state: ExerciseState, reason: str, matches: tuple[RuleMatch, ...]
+) -> Decision:
+    """The decision on a paused exercise: it stays paused until a clinician resumes it."""
+    return Decision(
+        exercise=name,
+        action="pause",
+        rule="awaiting-clinician",
+        plugin=CORE,
+        reason=sentence("pause", reason, state.dose),
+        dose_before=state.dose,
+        dose_after=state.dose,
+        status="paused",
+        matches=matches,
+    )
