@@ -28,7 +28,7 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from progressor.core._fast import fields_of
+from progressor.core._fast import fields_of, tuple_new
 from progressor.core.models import (
     UNKNOWN_KEY_ERRORS,
     Day,
@@ -79,7 +79,10 @@ class Log:
         """The records with the file and line each was read from (for `progressor.fold`,
         which reports a record the rules set aside there)."""
         lines = self.lines or (None,) * len(self.records)
-        return [Arrived(r, None, source, n) for r, n in zip(self.records, lines, strict=True)]
+        return [
+            tuple_new(Arrived, (r, None, source, n))
+            for r, n in zip(self.records, lines, strict=True)
+        ]
 
 
 def rows(lines: Iterable[str], source: str, fmt: str) -> Iterator[Row]:
