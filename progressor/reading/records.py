@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
-from functools import partial
+from functools import lru_cache, partial
 from itertools import chain
 from operator import is_not, itemgetter
 from pathlib import Path
@@ -42,6 +42,8 @@ from progressor.errors import LogError, did_you_mean
 
 #: The longest line read (characters); a longer one is set aside, its pains still made out.
 MAX_LINE = 65_536
+#: How much of a line that cannot be read whole is searched for pain scores (characters).
+MAX_SALVAGE = 4 * MAX_LINE
 #: The deepest nesting of brackets read; a deeper line is set aside.
 MAX_DEPTH = 32
 
@@ -421,7 +423,9 @@ _BARE = re.compile(r'[^,{}\[\]"\s]+')
 
 def _json_guess(line: str) -> dict[str, Any]:
     """The "name": value pairs that can be made out in a line of broken JSON, read left to
-    right in linear time (no regex that backtracks, no recursion).
+    right in linear time (no regex that backtracks, no recursion), in its first MAX_SALVAGE
+    characters (the work on one line is bounded: a pain further into megabytes of broken
+    text is not made out, and the line is set aside with its number all the same).
 
     A name is the text between an unescaped quote and the next one that a colon follows
     (so a quote left open in a note does not hide the pair after it). A value is a string,
@@ -429,6 +433,7 @@ def _json_guess(line: str) -> dict[str, Any]:
     pairs inside it are found. A name found again is kept under another name (_again): the
     salvage reads every value, and the worst counts.
     """
+    line = line[:MAX_SALVAGE]
     quotes = _unescaped_quotes(line)
     names = [i for i, q in enumerate(quotes) if i and _COLON.match(line, q + 1)]
     guess: dict[str, Any] = {}
@@ -523,6 +528,7 @@ SEPARATORS = (",", ";", "\t")
 _SPELLING = re.compile(r"[\s_\-]+")
 
 
+@lru_cache(maxsize=4096)  # (a broken line of megabytes names the same few keys again)
 def column_name(header: str) -> str:
     """A CSV column's field: case, spaces and -/_ do not matter ("Pain Before", "pain-before"
     and " pain_before " are pain_before)."""
