@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -168,25 +167,6 @@ class PatientResults:
     set_aside: tuple[SetAside, ...] = ()  # records the rules set aside, at file and line
     error: str | None = None
     computed_at: str | None = None  # when the inputs they were computed from were read
-
-
-class NumberedLines:
-    """Pass lines through while remembering the last ones, to quote a bad record's text."""
-
-    def __init__(self, lines: Iterable[str], header: int) -> None:
-        self._lines, self._recent = lines, deque[tuple[int, str]](maxlen=64)
-        self._last = header
-
-    def __iter__(self) -> Iterator[str]:
-        for number, line in enumerate(self._lines, start=1):
-            self._recent.append((number, line))
-            yield line
-
-    def raw(self, number: int) -> str:
-        """The text of the lines after the previous record, up to line `number`."""
-        text = "".join(line for n, line in self._recent if self._last < n <= number)
-        self._last = number
-        return text.strip()
 
 
 #: The columns of `clinician_actions`, in the order action_of_row reads them.
