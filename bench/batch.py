@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import progressor
-from progressor.dataset.run import TABLES_OUT, part_name, partitions, run_local
+from progressor.dataset import TABLES_OUT, part_name, partitions, run_local
 from progressor.demo import shipped_text
 from progressor.store.batch import recompute
 from progressor.store.database import Store

@@ -41,8 +41,8 @@ from progressor.core.models import (
     Prescription,
     Record,
 )
+from progressor.dataset import TABLES_OUT, DatasetWriter
 from progressor.dataset.files import patient_of
-from progressor.dataset.run import TABLES_OUT, DatasetWriter
 from progressor.store.database import Store
 from tests.conftest import PROGRAMS
 
@@ -248,7 +248,7 @@ def build_cohort(root: Path) -> Cohort:
     finally:
         writer.close()
     for patient, lines in raw.items():
-        part = progressor.dataset.run.partition_of(patient, PARTITIONS)
+        part = progressor.dataset.partition_of(patient, PARTITIONS)
         with (dataset / "records" / f"part-{part:05d}.jsonl").open("a", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)
     return _split_by_patient(root, plans, programs, dataset)

@@ -798,7 +798,7 @@ class _Run:
     def _unenrolled(enrollments: files.PatientLines, records: files.PatientLines) -> list[str]:
         return [
             f"records of {p!r}, who has no enrollment in this partition (a patient's records "
-            "must be in the partition of their enrollment: progressor.dataset.run.partition_of)"
+            "must be in the partition of their enrollment: progressor.dataset.partition_of)"
             for p in sorted(records.lines)
             if p not in enrollments.lines
         ]

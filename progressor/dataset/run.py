@@ -32,21 +32,10 @@ from typing import IO, Any
 from progressor.core.models import Enrollment, Record
 from progressor.dataset import files
 from progressor.dataset.files import part_name
-from progressor.dataset.partition import TABLES_OUT, PartitionSummary, compute_partition, engine_for
+from progressor.dataset.partition import PartitionSummary, compute_partition, engine_for
 from progressor.errors import ProgressorError
 
-__all__ = [
-    "TABLES_OUT",
-    "DatasetWriter",
-    "PartitionSummary",
-    "compute_partition",
-    "merge",
-    "part_name",
-    "partition_of",
-    "partitions",
-    "run_dask",
-    "run_local",
-]
+__all__ = ["DatasetWriter", "merge", "partition_of", "partitions", "run_dask", "run_local"]
 
 
 def partition_of(patient: str, partitions: int) -> int:
