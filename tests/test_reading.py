@@ -3,10 +3,13 @@ or a pain outside 0-10 count at their worst for safety, and no line can crash it
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import progressor
 from progressor.reading.records import MAX_LINE, read_log, rows
@@ -38,6 +41,13 @@ def _kept_pain(line: str, fmt: str = "jsonl", header: str = CSV_HEADER) -> float
         '{"kind":"pain","date":"2026-01-06","pain":1,"pain":9}',
         '{"kind": "pain", "date": "2026-01-06", "pain": 9, "pain" : 1}',
         '{"kind":"pain","date":"2026-01-06","pain":9,"pa\\u0069n":1}',  # (an escaped name)
+        # White space between a key and its colon (a line handed over as text may hold a
+        # carriage return or a line feed), with and without colons in the values:
+        '{"kind":"pain","date":"2026-01-06","pain":9,"pain"\r:1}',
+        '{"kind":"pain","date":"2026-01-06","pain":9,"pain"\n:1}',
+        '{"kind":"pain","date":"2026-01-06","pain":9,"pain"\t:1}',
+        '{"kind":"pain","date":"2026-01-06T09:30:00","pain":9,"pain" :1}',
+        '{"kind":"pain","date":"2026-01-06","note":"a:b","pain":9,"pain"\r\n:1}',
     ],
 )
 def test_a_key_given_twice_is_set_aside_naming_both_and_the_higher_pain_counts(line: str) -> None:
@@ -336,3 +346,63 @@ def test_a_key_given_twice_never_passes_the_fast_path(spacing: str) -> None:
     log = read_log([line], "a.jsonl", "jsonl")
     assert [r.line for r in log.set_aside] == [1] and "given twice" in log.set_aside[0].reason
     assert [getattr(r, "pain", None) for r in log.records] == [9.0]
+
+
+# -- plain lines are read many at a time, and that changes nothing -----------------------------
+
+_PLAIN = '{"kind":"outcome","date":"2026-01-0%d","exercise":"bridge","reps":[5],"pain_before":%d}'
+_LINES = [
+    _PLAIN % (5, 2),
+    _PLAIN % (6, 0),
+    '{"kind": "pain", "date": "2026-01-06T09:30:00+01:00", "pain": 4, "note": "at 9:30"}',
+    '{"kind":"pain","date":"2026-01-06","pain":9,"pain":1}',
+    '{"kind":"pain","date":"2026-01-06","pain":9,"pain"\r:1}',
+    '{"kind":"outcome","date":"2026-01-07","exercise":"bridge","skipped":true}',
+    '{"kind":"pain","date":"2026-01-07","pain":3},{"kind":"pain","date":"2026-01-07","pain":8}',
+    '{"kind":"pain","date":"2026-01-07","pain":7',
+    '{"kind":"pain","date":"2026-01-07","pain":42}',
+    '{"kind":"pain","date":"2026-01-07","pain":5,"note":"caf\\u00e9"}',
+    '{"date":"2026-01-07","pain":6}',
+    '{"kind":"pain","date":"2027-03-01","pain":8}',
+    '["kind"]',
+    "",
+    "   ",
+    '{"kind":"pain","date":"2026-01-07","pain":2}\n',
+]
+
+
+def _alone(lines: list[str]) -> tuple[list[object], list[object], list[int]]:
+    """What each line gives when read on its own, numbered as in the whole log."""
+    records: list[object] = []
+    aside: list[object] = []
+    numbers: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        log = read_log([line], "a.jsonl", "jsonl", today=dt.date(2026, 1, 8))
+        records += log.records
+        aside += [a.model_copy(update={"line": number}) for a in log.set_aside]
+        numbers += [number] * len(log.records)
+    return records, aside, numbers
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_LINES), max_size=40), st.integers(0, 600))
+def test_a_log_reads_as_its_lines_read_one_by_one(picked: list[str], plain: int) -> None:
+    # Plain lines are validated a chunk at a time (records.CHUNK), halving a chunk to find the
+    # lines that are not plain: whatever the mix, each line means what it means alone.
+    lines = [_PLAIN % (5, n % 11) for n in range(plain)] + picked
+    log = read_log(lines, "a.jsonl", "jsonl", today=dt.date(2026, 1, 8))
+    records, aside, numbers = _alone(lines)
+    assert list(log.records) == records
+    assert list(log.set_aside) == aside
+    assert list(log.lines) == numbers
+
+
+def test_a_bad_line_deep_in_a_long_log_is_found_at_its_line() -> None:
+    lines = [_PLAIN % (5, 2)] * 1000
+    lines[700] = '{"kind":"pain","date":"2026-01-06","pain":9,"pain":1}'
+    log = read_log(lines, "a.jsonl", "jsonl")
+    assert [a.line for a in log.set_aside] == [701]
+    assert log.lines[700] == 701 and log.records[700].pain == 9  # type: ignore[union-attr]
+    assert len(log.records) == 1000 and list(log.lines) == list(range(1, 1001))
+    found = list(rows(lines, "a.jsonl", "jsonl"))
+    assert [r.line for r in found] == list(range(1, 1001)) and found[700].record is None

@@ -21,14 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import lru_cache, partial
-from itertools import chain
-from operator import is_not, itemgetter
+from itertools import chain, count, cycle, islice, repeat
+from operator import attrgetter, countOf, is_not, itemgetter
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from progressor.core._fast import fields_of, tuple_new
+from progressor.core._fast import tuple_new
 from progressor.core.models import (
     UNKNOWN_KEY_ERRORS,
     Day,
@@ -81,10 +81,10 @@ class Log:
         """The records with the file and line each was read from (for `progressor.fold`,
         which reports a record the rules set aside there)."""
         lines = self.lines or (None,) * len(self.records)
-        return [
-            tuple_new(Arrived, (r, None, source, n))
-            for r, n in zip(self.records, lines, strict=True)
-        ]
+        if len(lines) != len(self.records):
+            raise ValueError("a Log has one line number per record, or none")
+        fields = zip(self.records, repeat(None), repeat(source), lines)
+        return list(map(tuple_new, repeat(Arrived), fields))  # (C calls: no loop in Python)
 
 
 def rows(lines: Iterable[str], source: str, fmt: str) -> Iterator[Row]:
@@ -92,7 +92,7 @@ def rows(lines: Iterable[str], source: str, fmt: str) -> Iterator[Row]:
     if fmt == "csv":
         return _csv_rows(_without_bom(lines))
     if fmt == "jsonl":
-        return _jsonl_rows(_without_bom(lines))
+        return _jsonl_rows(lines)
     if fmt == "parquet":
         raise LogError(f"{source}: a Parquet log has no lines; read it from its file (log_rows)")
     raise LogError(f"{source}: unknown log format {fmt!r}; use jsonl or csv")
@@ -128,7 +128,7 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     numbers: list[int] = []
     if fmt == "jsonl":  # (rows' own, the records of most lines handed over without a Row)
         limit = today + FUTURE_GRACE if today is not None else dt.date.max
-        found = _jsonl_rows(_without_bom(lines), (records, numbers), limit)
+        found = _jsonl_rows(lines, (records, numbers), limit)
     else:
         found = rows(lines, source, fmt)
     return _log_of(found, source, today, records, numbers)
@@ -255,15 +255,21 @@ def _shown(value: object) -> str:
 
 # -- JSONL ------------------------------------------------------------------------------------
 
-#: Records that say their kind are parsed straight from JSON by pydantic-core (much faster);
-#: any doubt sends the line to the readable path, which explains it.
-_TAGGED: TypeAdapter[Record] = TypeAdapter(
-    Annotated[Outcome | PainReport, Field(discriminator="kind")]
-)
-# (pydantic-core's own method: TypeAdapter.validate_python wraps it in a Python call per record)
-_validate_tagged = _TAGGED.validator.validate_json
+#: Records that say their kind are parsed straight from JSON by pydantic-core (much faster),
+#: a JSON array of them in one call (_plain_records); any doubt sends a line to the readable
+#: path, which explains it. (pydantic-core's own method: TypeAdapter.validate_json wraps it
+#: in a Python call.)
+_validate_plain = TypeAdapter(
+    list[Annotated[Outcome | PainReport, Field(discriminator="kind")]]
+).validator.validate_json
 #: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
 _new_row = tuple.__new__
+
+
+#: How many lines are read in one call to pydantic-core when all are plain (_plain_records);
+#: a chunk that is not is halved until its lines that are not plain are found.
+CHUNK = 256
+_date_of = attrgetter("date")
 
 
 def _jsonl_rows(
@@ -271,53 +277,112 @@ def _jsonl_rows(
     sink: tuple[list[Record], list[int]] | None = None,
     limit: dt.date = dt.date.max,
 ) -> Iterator[Row]:
-    """The Rows of JSONL lines; with `sink` (records, line numbers), the records read on the
-    fast path and dated by `limit` go straight into it instead (read_log: no Row built for
-    most lines)."""
-    records, numbers = sink if sink is not None else ([], [])
-    add_record, add_number = records.append, numbers.append  # (bound once: called per line)
-    for number, line in enumerate(lines, start=1):
-        record = _fast(line)
-        if record is None:
+    """The Rows of JSONL lines; with `sink` (records, line numbers), the records of plain
+    lines dated by `limit` go straight into it instead (read_log: no Row built for them)."""
+    taken = iter(lines)
+    first = 1
+    for chunk in iter(lambda: list(islice(taken, CHUNK)), []):
+        if first == 1:  # (a spreadsheet's byte-order mark is not part of the first record)
+            chunk[0] = chunk[0].removeprefix("\ufeff")
+        yield from _chunk_rows(chunk, first, sink, limit)
+        first += len(chunk)
+
+
+def _chunk_rows(
+    chunk: list[str],
+    first: int,
+    sink: tuple[list[Record], list[int]] | None,
+    limit: dt.date,
+) -> Iterator[Row]:
+    """The Rows of `chunk`, whose first line is line `first`: a run of plain lines read in
+    one call, any other line the readable way (_json_row). Halving finds the lines that are
+    not plain (at most log2(CHUNK) levels: a bounded stack, no recursion)."""
+    todo = [(0, len(chunk))]
+    while todo:
+        start, end = todo.pop()
+        records = _plain_records(chunk[start:end])
+        if records is None:
+            if end - start > 1:
+                middle = (start + end) // 2
+                todo += ((middle, end), (start, middle))  # (the first half is read first)
+                continue
+            line = _encodable(chunk[start])
             if line.strip():
-                yield _json_row(number, line)
-        elif sink is not None and record.date <= limit:
-            add_record(record)
-            add_number(number)
-        else:
+                yield _json_row(first + start, line)
+            continue
+        if sink is not None and max(map(_date_of, records)) <= limit:
+            sink[0].extend(records)
+            sink[1].extend(range(first + start, first + end))
+            continue
+        for number, line, record in zip(count(first + start), chunk[start:end], records):
             yield _new_row(Row, (number, line.strip(), record, "", None))
 
 
-def _fast(line: str) -> Record | None:
-    """The record of a plain tagged line, or None to read it the readable way.
+def _plain_records(lines: list[str]) -> list[Record] | None:
+    """The records of `lines` when every line is a plain tagged record, read in one call;
+    else None (and each line that is not plain is read the readable way).
 
-    Plain: no backslash (no escaped key or quote, no lone surrogate), no true or false (the
-    readable path refuses a boolean where a number belongs, pydantic would read 1), and no
-    quote followed by a space or a tab (so every key is written `"name":`, and each `":` ends
-    a key: a string value cannot hold a quote without a backslash). pydantic-core parses and
-    validates the line in one call, keeping the last value of a key given twice; so the keys
-    are counted: each field off its default came from a key of its own, and `kind` is one
-    more. As many as the line has `":`, and no key was given twice; fewer, and the readable
-    path reads the line (a key given twice is set aside there, a key given with its default
-    value is read there too).
+    Plain: a JSON object that says its kind, in UTF-8-writable text, with no backslash (no
+    escaped key, no lone surrogate) and no true or false (the readable path refuses a boolean
+    where a number belongs; pydantic would read 1). pydantic-core parses and validates the
+    lines in one call, keeping the last value of a key given twice, so the keys are counted
+    (_keys_given): each field off its default came from a key of its own. A line has at
+    least as many colons as keys; so when the lines hold no more colons than counted keys,
+    no key was given twice. With colons in values too (a time of day, a note), the keys are
+    counted by `":` instead, which counts each key once when no key has white space before
+    its colon (and without a backslash no string value holds a quote). Fewer keys counted
+    than that, and the readable path reads the lines: a key given twice is set aside there,
+    and a key given with its default value is read there too.
     """
+    text = "[" + ",".join(lines) + "]"
     if (
-        '"kind"' not in line
-        or "\\" in line
-        or "true" in line
-        or "false" in line
-        or '" ' in line
-        or '"\t' in line
-        or len(line) > MAX_LINE
+        '"kind"' not in text
+        or "\\" in text
+        or "true" in text
+        or "false" in text
+        or (len(text) > MAX_LINE and max(map(len, lines)) > MAX_LINE)
+        or not (text.isascii() or _encodes(text))
     ):
         return None
     try:
-        record: Record = _validate_tagged(line)
+        records: list[Record] = _validate_plain(text)
     except ValueError:  # (ValidationError too: the readable path says why)
         return None
-    values, defaults, always = _OPTIONAL[type(record)]
-    given = sum(map(is_not, values(fields_of(record)), defaults))
-    return record if always + given == line.count('":') else None
+    if len(records) != len(lines):  # (a line of two records, `{...},{...}`)
+        return None
+    keys = _keys_given(records)
+    if keys == text.count(":"):
+        return records
+    if keys == text.count('":') and not any(gap in text for gap in _GAPS):
+        return records
+    return None
+
+
+#: A key's closing quote followed by white space (so its colon may not follow it at once).
+_GAPS = ('" ', '"\t', '"\r', '"\n')
+
+
+def _keys_given(records: list[Record]) -> int:
+    """How many keys `records` were read from at least: `kind` and the required fields of
+    each, and each field that holds anything but its default object."""
+    keys = 0
+    kinds = list(map(type, records))
+    for model, (values, defaults, always) in _OPTIONAL.items():
+        if kinds.count(model) == len(records):
+            same = records
+        else:
+            same = [r for r, kind in zip(records, kinds, strict=True) if kind is model]
+        given = chain.from_iterable(map(values, map(vars, same)))
+        keys += always * len(same) + countOf(map(is_not, given, cycle(defaults)), True)
+    return keys
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 #: For each kind of record: its optional fields' values, their defaults, and how many keys a
