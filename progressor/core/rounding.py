@@ -29,4 +29,6 @@ def round_half_up(value: float, digits: int = 0) -> float:
 
 def round_whole(value: float) -> int:
     """`value` to a whole number, a half up: counts and seconds of a dose."""
+    if type(value) is int:  # (the usual case, a step of whole reps or seconds: nothing to round)
+        return value
     return int(round_half_up(value))

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from itertools import repeat
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast
 
 from progressor.core.models import (
     Alert,
@@ -127,7 +128,7 @@ def fold(
     but the alerts they already raise are returned. A record the step sets aside is reported
     at its file and line (`Arrived`).
     """
-    arrived = [r if isinstance(r, Arrived) else Arrived(r) for r in records]
+    arrived = _arrived(records)
     if weeks is None:
         weeks = ended_weeks(enrollment.start, as_of)
     by_week = _by_week(arrived, enrollment.start)
@@ -180,10 +181,22 @@ def locate(stepped: Sequence[SetAside], arrived: Sequence[Arrived]) -> list[SetA
     return found
 
 
+def _arrived(records: Iterable[Record | Arrived]) -> list[Arrived]:
+    given = list(records)
+    if all(map(isinstance, given, repeat(Arrived))):  # (a C loop: the usual case)
+        return cast(list[Arrived], given)
+    return [r if isinstance(r, Arrived) else Arrived(r) for r in given]
+
+
 def _by_week(records: Sequence[Arrived], start: dt.date) -> dict[int, list[Record]]:
     by_week: dict[int, list[Record]] = {}
+    weeks: dict[dt.date, int] = {}  # (a patient's records fall on a handful of days)
     for item in records:
-        by_week.setdefault(week_of(start, item.record.date), []).append(item.record)
+        record = item.record
+        week = weeks.get(record.date)
+        if week is None:
+            week = weeks[record.date] = week_of(start, record.date)
+        by_week.setdefault(week, []).append(record)
     return by_week
 
 
