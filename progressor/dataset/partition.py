@@ -26,7 +26,7 @@ from typing import IO, Any, NamedTuple
 from pydantic import ValidationError
 
 from progressor.core.engine import CompiledProgram, Engine
-from progressor.core.models import Alert, Enrollment, Outcome, Record, StepResult
+from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
 from progressor.core.timeline import fold, week_of
 from progressor.dataset import files
 from progressor.errors import ProgressorError
@@ -113,17 +113,22 @@ def _encoded(lines: Iterable[str]) -> bytes:
     return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
+def _decision_row(patient: str, week: int, decision: Decision) -> str:
+    """A decisions row: the patient and the week, then the decision's fields as pydantic
+    writes the model's JSON (as the other tables' rows are written: their fields in the
+    models' order, no spaces; a third of the cost of a dict dumped with sorted keys)."""
+    return f'{{"patient":{_json_text(patient)},"week":{week},{decision.model_dump_json()[1:]}'
+
+
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
     prescription = result.prescription
     patient, week = prescription.patient, prescription.week - 1
     rows = {
         "prescriptions": _encoded([prescription.model_dump_json()]),
-        "decisions": _encoded(
-            json.dumps(
-                {"patient": patient, "week": week, **d.model_dump(mode="json")}, sort_keys=True
-            )
-            for d in result.decisions
-        ),
+        "decisions": _encoded(_decision_row(patient, week, d) for d in result.decisions),
         "alerts": _encoded(a.model_dump_json() for a in result.alerts),
         "set_aside": _encoded(set_aside),  # (the step's own included: see _Run._patient)
     }

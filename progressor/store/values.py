@@ -32,7 +32,11 @@ def canonical_json(value: BaseModel | Record | Any) -> str:
     """Sorted keys, no spaces, JSON mode: the same value always gives the same text."""
     modelled = isinstance(value, BaseModel | Outcome | PainReport)
     data = value.model_dump(mode="json") if modelled else value
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL(data)
+
+
+#: (One encoder for every call: json.dumps with options builds a new one each time.)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def sha256_hex(text: str) -> str:
