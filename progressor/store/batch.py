@@ -23,7 +23,9 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from pydantic import TypeAdapter
 
 from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import (
@@ -357,20 +359,28 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
 
 
 def _records(inputs: PatientInputs) -> list[Arrived]:
-    """A patient's records, each with when it arrived (None: not known)."""
+    """A patient's records, each with when it arrived (None: not known) and where it was
+    read."""
     outcomes = inputs.outcomes_arrived or (None,) * len(inputs.outcomes)
     reports = inputs.pain_reports_arrived or (None,) * len(inputs.pain_reports)
     outcomes_from = inputs.outcomes_from or (("", None),) * len(inputs.outcomes)
     reports_from = inputs.pain_reports_from or (("", None),) * len(inputs.pain_reports)
     records = [
-        Arrived(Outcome.model_validate_json(t), at, *where)
-        for t, at, where in zip(inputs.outcomes, outcomes, outcomes_from, strict=True)
+        *zip(_stored(inputs.outcomes, _OUTCOMES), outcomes, outcomes_from, strict=True),
+        *zip(_stored(inputs.pain_reports, _REPORTS), reports, reports_from, strict=True),
     ]
-    records.extend(
-        Arrived(PainReport.model_validate_json(t), at, *where)
-        for t, at, where in zip(inputs.pain_reports, reports, reports_from, strict=True)
-    )
-    return records
+    return [Arrived(record, at, *where) for record, at, where in records]
+
+
+#: The stored records of one kind, validated as one JSON array (one call per patient). They
+#: are the canonical JSON the import wrote from records it had read and validated, so
+#: pydantic's validation is the check (a damaged row fails the patient, named in the error).
+_OUTCOMES = TypeAdapter(list[Outcome]).validator.validate_json
+_REPORTS = TypeAdapter(list[PainReport]).validator.validate_json
+
+
+def _stored(texts: Sequence[str], validate: Callable[[str], list[Any]]) -> list[Any]:
+    return validate("[" + ",".join(texts) + "]") if texts else []
 
 
 def _prescription_row(prescription: Prescription) -> PrescriptionRow:
