@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import progressor
+from progressor.reading import records
 from progressor.reading.records import MAX_LINE, read_log, rows
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import run
@@ -332,12 +334,26 @@ def test_a_list_under_a_pain_key_counts_at_its_worst() -> None:
     ],
 )
 def test_a_field_not_given_holds_its_default_object(line: str) -> None:
-    # The fast path counts a line's keys by the fields off their default (records._fast): a
-    # field not given must hold the default object itself, or a key given twice could pass.
+    # The fast path counts a line's keys by the fields off their default object
+    # (records._keys_given): a field not given must hold the default object itself, or a key
+    # given twice could pass.
     (record,) = read_log([line], "a.jsonl", "jsonl").records
     for name, field in type(record).model_fields.items():
         if not field.is_required():
             assert getattr(record, name) is field.default, name
+    assert records._keys_given([record]) == line.count(":")
+
+
+@pytest.mark.parametrize("zero", ["-0", "-0.0", "-0e3", "-0.0E-2"])
+def test_a_negative_zero_is_read_as_zero(zero: str) -> None:
+    lines = [
+        '{"kind":"pain","date":"2026-01-06","pain":' + zero + "}",
+        '{"kind":"outcome","date":"2026-01-06","exercise":"bridge","pain_before":' + zero + "}",
+    ]
+    log = read_log(lines, "a.jsonl", "jsonl")
+    assert log.set_aside == ()
+    values = [log.records[0].pain, log.records[1].pain_before]  # type: ignore[union-attr]
+    assert values == [0.0, 0.0] and [math.copysign(1, v) for v in values] == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("spacing", [",", ", "])
@@ -364,6 +380,9 @@ _LINES = [
     '{"kind":"pain","date":"2026-01-07","pain":5,"note":"caf\\u00e9"}',
     '{"date":"2026-01-07","pain":6}',
     '{"kind":"pain","date":"2027-03-01","pain":8}',
+    '{"kind":"pain","date":"2026-01-07","pain":-0.0}',
+    '{"kind":"pain","date":"2026-01-07","pain":-3}',
+    '{"kind":"outcome","date":"2026-01-07T18:00:00","exercise":"bridge","pain_after":9}',
     '["kind"]',
     "",
     "   ",
