@@ -323,9 +323,10 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     else None (and each line that is not plain is read the readable way).
 
     Plain: a JSON object that says its kind, in UTF-8-writable text, with no backslash (no
-    escaped key, no lone surrogate) and no true or false (the readable path refuses a boolean
-    where a number belongs; pydantic would read 1). pydantic-core parses and validates the
-    lines in one call, keeping the last value of a key given twice, so the keys are counted
+    escaped key, no lone surrogate), each value of its field's own JSON type (pydantic's
+    strict mode: a number where a number belongs, not a boolean, which pydantic would read
+    as 1, nor text; a day as text). pydantic-core parses and validates the lines in one
+    call, keeping the last value of a key given twice, so the keys are counted
     (_keys_given): each field off its default came from a key of its own. A line has at
     least as many colons as keys; so when the lines hold no more colons than counted keys,
     no key was given twice. With colons in values too (a time of day, a note), the keys are
@@ -338,14 +339,12 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     if (
         '"kind"' not in text
         or "\\" in text
-        or "true" in text
-        or "false" in text
         or (len(text) > MAX_LINE and max(map(len, lines)) > MAX_LINE)
         or not (text.isascii() or _encodes(text))
     ):
         return None
     try:
-        records: list[Record] = _validate_plain(text)
+        records: list[Record] = _validate_plain(text, strict=True)
     except ValueError:  # (ValidationError too: the readable path says why)
         return None
     if len(records) != len(lines):  # (a line of two records, `{...},{...}`)
