@@ -10,7 +10,8 @@ import dataclasses
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from itertools import chain
 from operator import itemgetter
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -388,13 +389,7 @@ class Outcome(_PlainModel):
         # -0.0 passes ge=0 but sorts equal to 0.0 while printing differently: keep one zero.
         # One check per record (field validators would cost a Python call per field), and a
         # closer look only at a record with a zero at all.
-        fields = fields_of(self)
-        if 0 not in _signed_zero_values(fields):
-            return self
-        for name in _SIGNED_ZERO_FIELDS:
-            value = fields[name]
-            if value == 0 and value is not None and math.copysign(1.0, value) < 0:
-                object.__setattr__(self, name, 0.0)  # still being built: frozen after this
+        positive_zeros(self)
         return self
 
     @property
@@ -416,6 +411,27 @@ class Outcome(_PlainModel):
 #: Outcome's numbers that are one number, not a list: a -0.0 among them is read as 0.
 _SIGNED_ZERO_FIELDS = tuple(f for f in Outcome._numbers if f not in ("reps", "duration_s"))
 _signed_zero_values = itemgetter(*_SIGNED_ZERO_FIELDS)
+
+
+def positive_zeros(outcome: Outcome) -> None:
+    """Make each -0.0 of `outcome`'s single numbers 0.0, in place (while it is being built:
+    frozen after that)."""
+    fields = fields_of(outcome)
+    if 0 not in _signed_zero_values(fields):
+        return
+    for name in _SIGNED_ZERO_FIELDS:
+        value = fields[name]
+        if value == 0 and value is not None and math.copysign(1.0, value) < 0:
+            object.__setattr__(outcome, name, 0.0)
+
+
+def negative_zero_in(outcomes: Iterable[dict[str, Any]]) -> bool:
+    """Whether Outcomes' fields (their __dict__s) hold a -0.0 that `_one_zero` makes 0.0: for
+    a reader that builds many outcomes at once and corrects only when one does."""
+    numbers = list(chain.from_iterable(map(_signed_zero_values, outcomes)))
+    if 0 not in numbers:  # (one C loop: the usual case)
+        return False
+    return any(v == 0 and v is not None and math.copysign(1.0, v) < 0 for v in numbers)
 
 
 @pydantic_dataclass(frozen=True, kw_only=True, config=_PLAIN)

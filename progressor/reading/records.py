@@ -16,19 +16,21 @@ import csv
 import datetime as dt
 import json
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import lru_cache, partial
-from itertools import chain, count, cycle, islice, repeat
-from operator import attrgetter, countOf, is_not, itemgetter
+from itertools import chain, count, islice, repeat
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator, core_schema
 
-from progressor.core._fast import tuple_new
+from progressor.core._fast import dict_setter, tuple_new
 from progressor.core.models import (
     UNKNOWN_KEY_ERRORS,
     Day,
@@ -36,6 +38,8 @@ from progressor.core.models import (
     PainReport,
     Record,
     SetAside,
+    negative_zero_in,
+    positive_zeros,
 )
 from progressor.core.timeline import Arrived
 from progressor.errors import LogError, did_you_mean
@@ -255,13 +259,59 @@ def _shown(value: object) -> str:
 
 # -- JSONL ------------------------------------------------------------------------------------
 
+
+def _fields_schema(model: type[Outcome | PainReport]) -> core_schema.CoreSchema:
+    """`model`'s own field schemas, validated as a BaseModel's fields are: each record comes
+    out as all its fields (defaults filled in, in the dataclass's order) and the set of keys
+    its line gave, which pydantic-core counts as it reads them."""
+    schema = vars(model)["__pydantic_core_schema__"]
+    if schema["type"] == "function-after":
+        # Outcome's after-validator makes a -0.0 a 0.0; _built does that for many records at
+        # once. Another after-validator would be skipped here: refuse to start instead.
+        if schema["function"]["function"] is not vars(Outcome)["_one_zero"]:
+            raise RuntimeError(f"{model.__name__}: the reader's fast path knows only _one_zero")
+        schema = schema["schema"]
+    fields = {f["name"]: core_schema.model_field(f["schema"]) for f in schema["schema"]["fields"]}
+    return core_schema.model_fields_schema(
+        fields, extra_behavior="forbid", model_name=model.__name__
+    )
+
+
+#: Each kind of record by its `kind`.
+_KINDS: dict[str, type[Outcome | PainReport]] = {
+    m.model_fields["kind"].default: m for m in (Outcome, PainReport)
+}
 #: Records that say their kind are parsed straight from JSON by pydantic-core (much faster),
 #: a JSON array of them in one call (_plain_records); any doubt sends a line to the readable
-#: path, which explains it. (pydantic-core's own method: TypeAdapter.validate_json wraps it
-#: in a Python call.)
-_validate_plain = TypeAdapter(
-    list[Annotated[Outcome | PainReport, Field(discriminator="kind")]]
-).validator.validate_json
+#: path, which explains it.
+_validate_plain = SchemaValidator(
+    core_schema.list_schema(
+        core_schema.tagged_union_schema(
+            {kind: _fields_schema(model) for kind, model in _KINDS.items()},
+            discriminator="kind",
+        )
+    )
+).validate_json
+_fields_read, _keys_read, _kind_of = itemgetter(0), itemgetter(2), itemgetter("kind")
+_set_fields = dict_setter(Outcome)
+
+
+def _built(fields: list[dict[str, Any]]) -> list[Record]:
+    """Records from their validated fields, built as pydantic builds a dataclass (a new
+    instance, the fields its __dict__: tests/test_fast_paths.py holds them equal), each -0.0
+    made 0.0 as Outcome's `_one_zero` does."""
+    records: list[Record] = list(
+        map(object.__new__, map(_KINDS.__getitem__, map(_kind_of, fields)))
+    )
+    deque(map(_set_fields, records, fields), maxlen=0)
+    outcomes = [f for f in fields if f["kind"] == "outcome"]
+    if negative_zero_in(outcomes):  # (rare: a "-0" typed for a zero)
+        for record in records:
+            if isinstance(record, Outcome):
+                positive_zeros(record)
+    return records
+
+
 #: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
 _new_row = tuple.__new__
 
@@ -325,15 +375,13 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     Plain: a JSON object that says its kind, in UTF-8-writable text, with no backslash (no
     escaped key, no lone surrogate), each value of its field's own JSON type (pydantic's
     strict mode: a number where a number belongs, not a boolean, which pydantic would read
-    as 1, nor text; a day as text). pydantic-core parses and validates the lines in one
-    call, keeping the last value of a key given twice, so the keys are counted
-    (_keys_given): each field off its default came from a key of its own. A line has at
-    least as many colons as keys; so when the lines hold no more colons than counted keys,
-    no key was given twice. With colons in values too (a time of day, a note), the keys are
-    counted by `":` instead, which counts each key once when no key has white space before
-    its colon (and without a backslash no string value holds a quote). Fewer keys counted
-    than that, and the readable path reads the lines: a key given twice is set aside there,
-    and a key given with its default value is read there too.
+    as 1, nor text; a day as text), and no key given twice. pydantic-core keeps the last
+    value of a key given twice but reports the set of keys each record was read from: a
+    line has at least as many colons as keys, so when the lines hold no more colons than
+    the sets hold keys, no key was given twice. With colons in values too (a time of day, a
+    note), the keys are counted by `":` instead, which counts each key once when no key has
+    white space before its colon (and without a backslash no string value holds a quote).
+    Otherwise the readable path reads the lines, where a key given twice is set aside.
     """
     text = "[" + ",".join(lines) + "]"
     if (
@@ -344,36 +392,19 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     ):
         return None
     try:
-        records: list[Record] = _validate_plain(text, strict=True)
+        read = _validate_plain(text, strict=True)
     except ValueError:  # (ValidationError too: the readable path says why)
         return None
-    if len(records) != len(lines):  # (a line of two records, `{...},{...}`)
+    if len(read) != len(lines):  # (a line of two records, `{...},{...}`)
         return None
-    keys = _keys_given(records)
-    if keys == text.count(":"):
-        return records
-    if keys == text.count('":') and not any(gap in text for gap in _GAPS):
-        return records
-    return None
+    keys = sum(map(len, map(_keys_read, read)))
+    if keys != text.count(":") and (keys != text.count('":') or any(gap in text for gap in _GAPS)):
+        return None
+    return _built(list(map(_fields_read, read)))
 
 
 #: A key's closing quote followed by white space (so its colon may not follow it at once).
 _GAPS = ('" ', '"\t', '"\r', '"\n')
-
-
-def _keys_given(records: list[Record]) -> int:
-    """How many keys `records` were read from at least: `kind` and the required fields of
-    each, and each field that holds anything but its default object."""
-    keys = 0
-    kinds = list(map(type, records))
-    for model, (values, defaults, always) in _OPTIONAL.items():
-        if kinds.count(model) == len(records):
-            same = records
-        else:
-            same = [r for r, kind in zip(records, kinds, strict=True) if kind is model]
-        given = chain.from_iterable(map(values, map(vars, same)))
-        keys += always * len(same) + countOf(map(is_not, given, cycle(defaults)), True)
-    return keys
 
 
 def _encodes(text: str) -> bool:
