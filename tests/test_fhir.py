@@ -210,6 +210,11 @@ def test_an_out_of_range_component_is_located_at_its_element() -> None:
     assert "Bundle.entry[0].resource.component[1].valueInteger: pain_during:" in message
 
 
+def test_a_negative_count_is_located_at_its_element() -> None:
+    doc = bundle([{"date": "2026-01-07", "exercise": "bridge", "reps": [5, -1], "pain_before": 1}])
+    assert "Bundle.entry[0].resource.component[1].valueInteger: reps.1:" in _first_aside(doc)
+
+
 def test_a_bundle_fhir_refuses_is_a_located_error() -> None:
     doc = bundle([{"date": "2026-01-07", "pain": 3}])
     doc["entry"][0]["resource"]["valueQuantity"]["value"] = "three"

@@ -61,8 +61,9 @@ class _Entry:
         self.paths[key] = f"{self.where}.{path}"
 
     def add(self, key: str, value: Any, path: str) -> None:
-        self.record.setdefault(key, []).append(value)
-        self.paths[key] = f"{self.where}.{path}"
+        items = self.record.setdefault(key, [])
+        self.paths[f"{key}.{len(items)}"] = self.paths[key] = f"{self.where}.{path}"
+        items.append(value)
 
     def refuse(self, path: str, message: str) -> None:
         self.problems.append(f"{self.where}.{path}: {message}")
@@ -231,9 +232,8 @@ def _located(item: SetAside, entries: list[_Entry], source: str) -> SetAside:
     if entry.problems:  # (the reader's reason then names the unmapped key too)
         reason = "; ".join(entry.problems) + f"; set aside ({item.reason})"
         return SetAside(source=source, reason=reason, record=item.record)
-    where = entry.where
-    for key, path in entry.paths.items():
-        if item.reason.startswith(f"{key}:") or f"; {key}:" in item.reason:
-            where = path
-            break
+    # The reader's reason names each key ("pain: ...", "reps.1: ..."): the first one named.
+    keys = [part.split(":")[0] for part in item.reason.split("; ")]
+    found = (entry.paths.get(k) or entry.paths.get(k.split(".")[0]) for k in keys)
+    where = next((path for path in found if path), entry.where)
     return SetAside(source=source, reason=f"{where}: {item.reason}", record=item.record)
