@@ -476,10 +476,10 @@ def demo(
 
 
 def _register_batch_commands() -> None:
-    # The clinic batch commands live in their own module; they attach to the same group.
-    from progressor.cli.batch import COMMANDS
+    # The clinic batch and FHIR commands live in their own modules; they attach to this group.
+    from progressor.cli import batch, fhir
 
-    for command in COMMANDS:
+    for command in (*batch.COMMANDS, *fhir.COMMANDS):
         main.add_command(command)
 
 
