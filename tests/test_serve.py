@@ -7,8 +7,11 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -396,3 +399,88 @@ def test_serve_refuses_a_bad_program(tmp_path: Path) -> None:
 
 def test_an_app_is_a_fastapi_app(tmp_path: Path) -> None:
     assert isinstance(create_app(ServeSettings(tokens=tmp_path / "t.json")), FastAPI)
+
+
+# -- docs/serve.md: every curl example, against `progressor serve` -----------------------------
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "serve.md"
+_BLOCK = re.compile(r"```(sh|json)\n(.*?)```", re.S)
+
+
+def _examples() -> list[tuple[str, Any]]:
+    """Each ```sh block that runs curl, with the ```json block after it (what it shows)."""
+    blocks = _BLOCK.findall(DOC.read_text(encoding="utf-8"))
+    return [
+        (code, json.loads(blocks[i + 1][1]))
+        for i, (kind, code) in enumerate(blocks)
+        if kind == "sh" and code.lstrip().startswith("curl")
+    ]
+
+
+def _shown_in(shown: Any, answer: Any, where: str = "answer") -> None:
+    """What the docs show (abridged) is in the answer: keys, list items from the first, values."""
+    if isinstance(shown, dict):
+        assert isinstance(answer, dict), where
+        for key, value in shown.items():
+            assert key in answer, f"{where}: no {key!r}"
+            _shown_in(value, answer[key], f"{where}.{key}")
+    elif isinstance(shown, list):
+        assert isinstance(answer, list) and len(answer) >= len(shown), where
+        if not shown:
+            assert answer == [], where
+        for i, item in enumerate(shown):
+            _shown_in(item, answer[i], f"{where}[{i}]")
+    else:
+        assert shown == answer, f"{where}: {answer!r}, not {shown!r} as the docs say"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict[str, str]]]:
+    """`progressor serve` through the real entry point, on a free port."""
+    tokens = tmp_path_factory.mktemp("served") / "tokens.json"
+    secrets = {role: create_token(tokens, role)[0] for role in ("service", "readonly")}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(sys.executable).with_name("progressor")
+    server = subprocess.Popen(
+        [str(script), "serve", "--tokens", str(tokens), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline, "progressor serve did not start"
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield port, secrets
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_the_docs_have_curl_examples() -> None:
+    assert len(_examples()) >= 7
+
+
+@pytest.mark.parametrize("number", range(len(_examples())))
+def test_the_docs_curl_example_runs(number: int, served: tuple[int, dict[str, str]]) -> None:
+    code, shown = _examples()[number]
+    port, secrets = served
+    env = {**os.environ, "TOKEN": secrets["service"], "READONLY_TOKEN": secrets["readonly"]}
+    done = subprocess.run(
+        ["sh", "-c", code.replace("127.0.0.1:8000", f"127.0.0.1:{port}")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    _shown_in(shown, json.loads(done.stdout))
