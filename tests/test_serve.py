@@ -244,6 +244,17 @@ def test_an_invalid_request_locates_each_field(service: Service) -> None:
     assert {"prescription.week", "prescription.patient"} <= fields
 
 
+def test_a_program_given_two_ways_is_a_located_problem(
+    service: Service, seed: progressor.CompiledProgram
+) -> None:
+    body = {"program": {"id": "low-back-pain", "toml": "x"}, "prescription": _first(seed)}
+    [problem] = service.post("/v1/step", body).json()["problems"]
+    assert problem == {
+        "field": "program",
+        "message": "give the program's id (and version), or its toml, not both",
+    }
+
+
 def test_bad_json_is_a_400_problem(service: Service) -> None:
     headers = {"Authorization": f"Bearer {service.tokens['service']}"}
     answer = httpx.post(

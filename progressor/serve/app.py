@@ -78,7 +78,11 @@ def _invalid_request(exc: RequestValidationError) -> ProblemError:
         )
         return ProblemError(400, "bad-json", "Bad JSON", detail)
     problems = [
-        LocatedProblem(message=str(e.get("msg")), field=field_path(tuple(e.get("loc", ()))))
+        LocatedProblem(
+            # (pydantic prefixes a validator's own sentence with "Value error, ")
+            message=str(e.get("msg")).removeprefix("Value error, "),
+            field=field_path(tuple(e.get("loc", ()))),
+        )
         for e in errors
     ]
     detail = f"the request is not valid: {len(problems)} problem(s)"

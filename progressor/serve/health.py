@@ -3,6 +3,7 @@ and nothing about patients in either answer."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from fastapi import APIRouter, Request
@@ -14,6 +15,7 @@ from progressor.serve.settings import ServeSettings
 from progressor.store.database import Store
 
 router = APIRouter(tags=["health"])
+_log = logging.getLogger("progressor.serve")
 
 
 class Health(BaseModel):
@@ -39,7 +41,8 @@ def readyz(request: Request) -> Ready:
     if settings.store is not None:
         try:
             Store.open(settings.store, readonly=True, busy_timeout=1.0).close()
-        except (ProgressorError, sqlite3.Error):
+        except (ProgressorError, sqlite3.Error) as exc:
+            _log.error("not ready: %s", exc)  # (the path is the operator's, not the caller's)
             detail = "the store cannot be opened; the service's log says why"
             raise ProblemError(503, "not-ready", "Not ready", detail) from None
     if not programs:
