@@ -483,4 +483,13 @@ def _register_batch_commands() -> None:
         main.add_command(command)
 
 
+def _register_serve_commands() -> None:
+    # `serve` and `token` live in their own module (the service in progressor.serve).
+    from progressor.cli.serve import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 _register_batch_commands()
+_register_serve_commands()

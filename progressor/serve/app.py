@@ -1,0 +1,106 @@
+"""The application: routers per area, problem details for every error, limits around all."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from importlib import metadata
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from progressor.core.engine import Engine
+from progressor.serve import compute, health
+from progressor.serve.catalog import Catalog
+from progressor.serve.limits import Limits
+from progressor.serve.problems import (
+    LocatedProblem,
+    ProblemError,
+    field_path,
+    internal_error,
+    response,
+)
+from progressor.serve.settings import SETTINGS_ENV, ServeSettings
+from progressor.serve.tokens import TokenFile
+
+ROUTERS = (health.router, compute.router)
+
+
+def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
+    """The service for `settings`; ProgressorError when a program cannot be loaded."""
+    engine = engine or Engine(settings.plugins, block=settings.block, entry_points=True)
+    app = FastAPI(
+        title="progressor",
+        version=metadata.version("progressor"),
+        summary="Next week's home exercise program, explained and safe by default.",
+    )
+    app.state.settings = settings
+    app.state.catalog = Catalog(engine, settings.programs)
+    app.state.tokens = TokenFile(settings.tokens)
+    for router in ROUTERS:
+        app.include_router(router)
+    _handle_errors(app)
+    app.add_middleware(Limits, max_body=settings.max_body, timeout_s=settings.timeout_s)
+    return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    async def problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return response(exc)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return response(_invalid_request(exc))
+
+    async def http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        slug = exc.detail.lower().replace(" ", "-") if isinstance(exc.detail, str) else "http"
+        return response(ProblemError(exc.status_code, slug, str(exc.detail), str(exc.detail)))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return internal_error(exc)
+
+    app.add_exception_handler(ProblemError, problem)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _invalid_request(exc: RequestValidationError) -> ProblemError:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = "the body is not valid JSON: " + "; ".join(
+            str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors
+        )
+        return ProblemError(400, "bad-json", "Bad JSON", detail)
+    problems = [
+        LocatedProblem(
+            # (pydantic prefixes a validator's own sentence with "Value error, ")
+            message=str(e.get("msg")).removeprefix("Value error, "),
+            field=field_path(tuple(e.get("loc", ()))),
+        )
+        for e in errors
+    ]
+    detail = f"the request is not valid: {len(problems)} problem(s)"
+    return ProblemError(422, "invalid-request", "Invalid request", detail, problems)
+
+
+def factory() -> FastAPI:
+    """For uvicorn's workers: the settings the serving command left in the environment."""
+    _log_to_stderr()
+    return create_app(ServeSettings.from_json(os.environ[SETTINGS_ENV]))
+
+
+def _log_to_stderr() -> None:
+    """progressor.serve's lines (the access log among them) on stderr, one per line."""
+    logger = logging.getLogger("progressor.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,0 +1,108 @@
+"""Errors as RFC 9457 problem details (application/problem+json), never a stack trace.
+
+A problem's `type` is `urn:progressor:problem:<slug>` (docs/serve.md lists them); `problems`
+lists the located problems: the request field, the key path inside a program, the line or the
+record index, and a suggestion where one helps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+from starlette.responses import JSONResponse
+
+from progressor.errors import Problem, format_path
+
+MEDIA_TYPE = "application/problem+json"
+_log = logging.getLogger("progressor.serve")
+
+
+class LocatedProblem(BaseModel):
+    """One problem of a request, where it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    #: The request field, e.g. `prescription.week` or `program.toml`.
+    field: str | None = None
+    #: The key path inside a program's TOML, e.g. `exercises[0].progression.strategy`.
+    key: str | None = None
+    #: The line of the program's TOML or of JSONL records (1 = the first line).
+    line: int | None = None
+    #: The index in a list of records (0 = the first record).
+    record: int | None = None
+    suggestion: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, with the located problems."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    problems: list[LocatedProblem] = []
+
+
+class ProblemError(Exception):
+    """Raised by a handler: answered as problem details with `status`."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        problems: Sequence[LocatedProblem] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.details = ProblemDetails(
+            type=f"urn:progressor:problem:{slug}",
+            title=title,
+            status=status,
+            detail=detail,
+            problems=list(problems),
+        )
+        self.headers = headers
+
+
+def response(error: ProblemError) -> JSONResponse:
+    return JSONResponse(
+        error.details.model_dump(exclude_none=True),
+        status_code=error.details.status,
+        headers=error.headers,
+        media_type=MEDIA_TYPE,
+    )
+
+
+def internal_error(exc: BaseException) -> JSONResponse:
+    """A 500 for what nobody foresaw: logged here in full, answered without internals."""
+    _log.error("unexpected error", exc_info=exc)
+    return response(
+        ProblemError(500, "internal", "Internal error", "the request could not be answered")
+    )
+
+
+def program_problems(problems: Sequence[Problem], field: str) -> list[LocatedProblem]:
+    """A program's located problems (as `progressor check` prints them), for a response."""
+    return [
+        LocatedProblem(
+            message=p.message,
+            field=field,
+            key=format_path(p.path) or None,
+            line=p.line,
+            suggestion=p.suggestion,
+        )
+        for p in problems
+    ]
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """A request field as it reads in JSON: `records[2].pain`, without FastAPI's `body.`."""
+    parts = tuple(loc[1:] if loc and loc[0] == "body" else loc)
+    return format_path(parts) or "body"
