@@ -441,3 +441,13 @@ def test_a_bad_line_deep_in_a_long_log_is_found_at_its_line() -> None:
     assert len(log.records) == 1000 and list(log.lines) == list(range(1, 1001))
     found = list(rows(lines, "a.jsonl", "jsonl"))
     assert [r.line for r in found] == list(range(1, 1001)) and found[700].record is None
+
+
+def test_a_day_never_looks_like_a_minus_zero_and_every_minus_zero_does() -> None:
+    # The fast path looks for a -0.0 only when the text may hold one (records._minus_zero_written):
+    # a day's "-0" is always followed by a digit; a number's never is.
+    days = [f'"2026-{m:02d}-{d:02d}"' for m in range(1, 13) for d in range(1, 29)]
+    assert not records._minus_zero_written(",".join(days))
+    for zero in ("-0", "-0.0", "-0e1", "-0E-2", "-0.000", "-0 ", "-0]", "-0}"):
+        assert records._minus_zero_written('{"pain":' + zero + "}"), zero
+    assert records._minus_zero_written('"id-0"') and not records._minus_zero_written('"id-01"')

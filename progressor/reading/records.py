@@ -296,20 +296,35 @@ _fields_read, _keys_read, _kind_of = itemgetter(0), itemgetter(2), itemgetter("k
 _set_fields = dict_setter(Outcome)
 
 
-def _built(fields: list[dict[str, Any]]) -> list[Record]:
-    """Records from their validated fields, built as pydantic builds a dataclass (a new
-    instance, the fields its __dict__: tests/test_fast_paths.py holds them equal), each -0.0
-    made 0.0 as Outcome's `_one_zero` does."""
+def _built(fields: list[dict[str, Any]], text: str) -> list[Record]:
+    """Records from their validated fields (read from `text`), built as pydantic builds a
+    dataclass (a new instance, the fields its __dict__: tests/test_reading.py holds them
+    equal), each -0.0 made 0.0 as Outcome's `_one_zero` does."""
     records: list[Record] = list(
         map(object.__new__, map(_KINDS.__getitem__, map(_kind_of, fields)))
     )
     deque(map(_set_fields, records, fields), maxlen=0)
-    outcomes = [f for f in fields if f["kind"] == "outcome"]
-    if negative_zero_in(outcomes):  # (rare: a "-0" typed for a zero)
-        for record in records:
-            if isinstance(record, Outcome):
-                positive_zeros(record)
+    if _minus_zero_written(text):
+        outcomes = [f for f in fields if f["kind"] == "outcome"]
+        if negative_zero_in(outcomes):
+            for record in records:
+                if isinstance(record, Outcome):
+                    positive_zeros(record)
     return records
+
+
+_first_character = itemgetter(slice(0, 1))
+
+
+def _minus_zero_written(text: str) -> bool:
+    """Whether JSON `text` may hold a -0 (or -0.0, -0e1): somewhere "-0" is followed by
+    anything but a digit. JSON writes no digit after a number's leading zero, and in a day
+    such as 2026-01-05 each "-0" is followed by one."""
+    after = text.split("-0")[1:]
+    if not after:
+        return False
+    firsts = "".join(map(_first_character, after))
+    return len(firsts) != len(after) or not (firsts.isascii() and firsts.isdigit())
 
 
 #: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
@@ -400,7 +415,7 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     keys = sum(map(len, map(_keys_read, read)))
     if keys != text.count(":") and (keys != text.count('":') or any(gap in text for gap in _GAPS)):
         return None
-    return _built(list(map(_fields_read, read)))
+    return _built(list(map(_fields_read, read)), text)
 
 
 #: A key's closing quote followed by white space (so its colon may not follow it at once).
