@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from decimal import ROUND_HALF_UP, Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,3 +42,16 @@ def test_a_dose_rounds_by_the_same_rule() -> None:
     dose = progressor.Dose(sets=1, reps=5, load_kg=10.0)
     assert dose.with_value("reps", 6.5).reps == 7
     assert dose.with_value("load_kg", 10.125).load_kg == 10.13
+
+
+@given(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+    st.integers(min_value=0, max_value=3),
+)
+def test_any_value_rounds_as_its_decimal_digits_half_up(value: float, digits: int) -> None:
+    # The rule, stated on the decimal digits a value is written with: what round_half_up gives
+    # for any value (its binary shortcut away from a half included), and never a -0.0.
+    written = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP)
+    rounded = round_half_up(value, digits)
+    assert rounded == float(written)
+    assert math.copysign(1.0, rounded) == 1.0 or rounded != 0

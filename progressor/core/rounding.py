@@ -13,18 +13,19 @@ from decimal import ROUND_HALF_UP, Decimal
 def round_half_up(value: float, digits: int = 0) -> float:
     """`value` to `digits` decimals, a half away from zero (a half up for the values
     progressor rounds, which are positive but for pain differences)."""
-    if not math.isfinite(value):  # left for validation to refuse, with its own message
-        return value
     scale = 10.0**digits
-    shifted = abs(value) * scale
+    shifted = value * scale
+    if not math.isfinite(shifted):  # left for validation to refuse, with its own message
+        return value
     whole = math.floor(shifted)
     if abs(shifted - whole - 0.5) < 1e-6:
         # Near a half: decide on the decimal digits the value is written with (2.675 is
         # 2.67499... in binary, yet a half to whoever wrote it), not on its binary error.
         exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP)
         return float(exact)
+    # Not near a half: the nearest whole number, on either side of zero, and one zero.
     rounded = math.floor(shifted + 0.5) / scale
-    return math.copysign(rounded, value) if rounded else 0.0
+    return rounded if rounded else 0.0
 
 
 def round_whole(value: float) -> int:
