@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import lru_cache, partial
-from itertools import chain, count, islice, repeat
-from operator import attrgetter, itemgetter
+from itertools import accumulate, chain, compress, count, islice, repeat
+from operator import attrgetter, itemgetter, methodcaller, not_, sub
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -529,6 +529,9 @@ def _replace_surrogates(data: dict[str, Any]) -> dict[str, Any]:
 _QUOTE_OR_ESCAPES = re.compile(r'\\+|"')
 _COLON = re.compile(r"[ \t\r\n]*:[ \t\r\n]*")
 _BARE = re.compile(r'[^,{}\[\]"\s]+')
+_NAME_END = re.compile(r'"(?=[ \t\r\n]*:)')
+_start = methodcaller("start")
+_one_more, _one_less = (1).__add__, (-1).__add__
 
 
 def _json_guess(line: str) -> dict[str, Any]:
@@ -545,10 +548,14 @@ def _json_guess(line: str) -> dict[str, Any]:
     """
     line = line[:MAX_SALVAGE]
     quotes = _unescaped_quotes(line)
-    names = [i for i, q in enumerate(quotes) if i and _COLON.match(line, q + 1)]
+    # (The quotes a colon follows, found in one scan; an escaped one is no name's end.)
+    index = dict(zip(quotes, count()))
+    names: list[int] = list(filter(None, map(index.get, map(_start, _NAME_END.finditer(line)))))
     guess: dict[str, Any] = {}
     for n, i in enumerate(names):
         name = column_name(_text(line[quotes[i - 1] + 1 : quotes[i]]))  # (as any key)
+        if not salvaged_name(name):  # (only what the salvage reads: bounded work)
+            continue
         after = _COLON.match(line, quotes[i] + 1)
         start = after.end() if after else len(line)
         end = quotes[names[n + 1]] if n + 1 < len(names) else len(line)
@@ -559,17 +566,18 @@ def _json_guess(line: str) -> dict[str, Any]:
 
 
 def _unescaped_quotes(line: str) -> list[int]:
-    """The positions of the quotes that a backslash does not escape."""
-    quotes: list[int] = []
-    escapes_end = -1
-    odd = False
-    for found in _QUOTE_OR_ESCAPES.finditer(line):
-        if found.group() == '"':
-            if not (odd and escapes_end == found.start()):
-                quotes.append(found.start())
-        else:
-            escapes_end, odd = found.end(), len(found.group()) % 2 == 1
-    return quotes
+    """The positions of the quotes that a backslash does not escape: the text before each
+    quote is split off, its length summed up to the quote, and a quote after an odd number
+    of backslashes dropped (C loops all: a broken line may hold a hundred thousand)."""
+    before = line.split('"')[:-1]
+    quotes = list(map(_one_less, accumulate(map(_one_more, map(len, before)))))
+    if "\\" not in line:
+        return quotes
+    backslashes = map(sub, map(len, before), map(len, map(_no_backslashes, before)))
+    return list(compress(quotes, map(not_, map(_odd, backslashes))))
+
+
+_no_backslashes, _odd = methodcaller("rstrip", "\\"), (1).__and__
 
 
 _NOTHING = object()
@@ -891,6 +899,18 @@ def _loose_date(value: object) -> dt.date | None:
             return dt.date(*(int(part) for part in found.groups()))
         except ValueError:
             return None
+
+
+#: What the salvage reads of a record, besides its date and patient: any field whose name
+#: holds one of these words (salvage's branches, in this order).
+SALVAGED_WORDS = ("pain", "flag", "adverse", "context")
+
+
+@lru_cache(maxsize=4096)
+def salvaged_name(name: str) -> bool:
+    """Whether the salvage reads the field of this (lower-case) name. (Cached: a broken line
+    of megabytes names the same few keys again and again.)"""
+    return name.startswith(("date", "patient")) or any(word in name for word in SALVAGED_WORDS)
 
 
 def salvage(data: Mapping[str, Any]) -> PainReport | None:
