@@ -27,6 +27,10 @@ What each buys, and why it is safe:
 - `fields_of(instance)`: a dataclass's fields as its __dict__, for code that reads several
   fields whose names are in variables (one read, then dict lookups). Reading one field, a
   plain getattr is as cheap: use that.
+- The reader's fast path (reading/records.py `_plain_records`, `_built`) is the one trick
+  kept beside its only caller: pydantic-core validates a chunk of lines with the records'
+  own field schemas and the records are built with `dict_setter`; tests/test_reading.py
+  holds them equal to validated records field for field (types, order, hash, repr, JSON).
 - `tuple_new(cls, values)`: a NamedTuple without its Python-level __new__ (half the cost
   of the twenty-odd Sessions of a week); `values` must give every field, in order.
 - `cached_property`: functools.cached_property without the lock it has on Python 3.11
