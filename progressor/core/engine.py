@@ -49,6 +49,7 @@ from progressor.core.models import (
     Program,
     Record,
     RuleMatch,
+    Scalar,
     Status,
     StepResult,
 )
@@ -117,6 +118,7 @@ class _PlannedExercise:
     strategy: Bound
     floor: tuple[tuple[str, float], ...]
     ceiling: tuple[tuple[str, float], ...]
+    name: str  # the exercise's id, read on the step's path (a plain field is a cheap read)
 
     def limit_problem(self, dose: Dose) -> str | None:
         """Why `dose` is outside the floor or ceiling, or None when it is within."""
@@ -170,6 +172,7 @@ class CompiledProgram:
                 Bound.of(*strategy),
                 tuple(ex.floor.values().items()),
                 tuple(ex.ceiling.values().items()),
+                ex.id,
             )
             for ex, etype, strategy in compiled.exercises
         )
@@ -324,10 +327,13 @@ class CompiledProgram:
         found = self._findings(week)
         flags, alerts = raised(prescription, found)
         decisions, states = [], {}
+        current = prescription.exercises
         for planned in self._exercises:
-            name = planned.exercise.id
+            name = planned.name
             matches = [m for m in found if m.exercise is None or m.exercise == name]
-            decision, state, flag = self._decide(planned, week, matches)
+            decision, state, flag = self._decide(
+                planned, current[name], week.exercises[name], matches
+            )
             decisions.append(decision)
             states[name] = state
             if flag:
@@ -340,27 +346,33 @@ class CompiledProgram:
         return self._result(week, status, states, decisions, flags, alerts)
 
     def _decide(
-        self, planned: _PlannedExercise, week: WeekView, matches: list[Match]
+        self,
+        planned: _PlannedExercise,
+        state: ExerciseState,
+        exercise: ExerciseWeek,
+        matches: list[Match],
     ) -> tuple[Decision, ExerciseState, Flag | None]:
-        name = planned.exercise.id
-        state = week.prescription.exercises[name]
-        if state.status == "paused":
+        # (Each field of the state is read once: a BaseModel's field is a slow lookup.)
+        name, status = planned.name, state.status
+        if status == "paused":
             return self._held_paused(name, state, rule_matches(matches, None))
         strategy = planned.strategy
-        proposal = _proposal(strategy, week.exercises[name])
+        proposal = _proposal(strategy, exercise)
         own = Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
         applied = _most_conservative(matches, own) if matches else own
         # The canonical str: a plugin's action may be an equal str subclass.
         action: Action = ACTIONS[applied.action] if applied.action else "hold"
-        reason, dose, flag = applied.reason, state.dose, None
+        before = state.dose
+        reason, dose, flag = applied.reason, before, None
         if action == "progress":
-            action, dose, reason, flag = _progressed(planned, state, proposal, reason)
+            action, dose, reason, flag = _progressed(planned, before, proposal, reason)
         elif action == "regress":
-            dose, reason = _regressed(planned, state, proposal, reason, applied is own)
-        status: Status = "paused" if action == "pause" else state.status
+            dose, reason = _regressed(planned, before, proposal, reason, applied is own)
+        if action == "pause":
+            status = "paused"
         seen = rule_matches((*matches, own), applied) if matches else (rule_match(own, True),)
-        decision = _decision(name, action, applied, reason, state, dose, status, seen)
-        next_state = _next_state(strategy, action, proposal, state, dose, status)
+        decision = _decision(name, action, applied, reason, before, dose, status, seen)
+        next_state = _next_state(strategy, action, proposal, state.memory, dose, status)
         return decision, next_state, flag
 
     def _held_paused(
@@ -517,14 +529,14 @@ def _most_conservative(matches: list[Match], own: Match) -> Match:
 
 
 def _progressed(
-    planned: _PlannedExercise, state: ExerciseState, proposal: Proposal, reason: str
+    planned: _PlannedExercise, before: Dose, proposal: Proposal, reason: str
 ) -> tuple[Action, Dose, str, Flag | None]:
     """A progression applied: the proposed dose, or a hold flagged ready for the next phase
     when the strategy is at its top or the dose would pass a limit."""
     dose = proposal.dose
     # Unchanged dose: the strategy is at its top, unless it moved on in its own state
     # (a quota's first quota may equal the baseline dose).
-    at_top = dose.same(state.dose) and proposal.progress_memory is None
+    at_top = dose.same(before) and proposal.progress_memory is None
     if not at_top and not planned.limit_problem(dose):
         return "progress", dose, reason, None
     reason = f"{reason}; at the ceiling: ready for the next phase"
@@ -536,15 +548,15 @@ def _progressed(
             "rule": strategy.name,
             "plugin": strategy.plugin,
             "message": reason,
-            "exercise": planned.exercise.id,
+            "exercise": planned.name,
         },
     )
-    return "hold", state.dose, reason, flag
+    return "hold", before, reason, flag
 
 
 def _regressed(
     planned: _PlannedExercise,
-    state: ExerciseState,
+    before: Dose,
     proposal: Proposal,
     reason: str,
     proposed: bool,
@@ -555,12 +567,12 @@ def _regressed(
     lowered = (
         proposal.dose
         if proposed
-        else call(strategy, "regress", planned.exercise, state.dose, strategy.params)
+        else call(strategy, "regress", planned.exercise, before, strategy.params)
     )
     if not isinstance(lowered, Dose):
         raise ComponentFailure(strategy, TypeError(f"regress gave {lowered!r}"))
     dose = planned.clamp_to_floor(lowered)
-    if dose.same(state.dose):
+    if dose.same(before):
         reason = f"{reason}; already at the floor"
     return dose, reason
 
@@ -570,7 +582,7 @@ def _decision(
     action: Action,
     applied: Match,
     reason: str,
-    state: ExerciseState,
+    before: Dose,
     dose: Dose,
     status: Status,
     seen: tuple[RuleMatch, ...],
@@ -585,7 +597,7 @@ def _decision(
             "rule": applied.bound.name,
             "plugin": applied.bound.plugin,
             "reason": sentence(action, reason, dose),
-            "dose_before": state.dose,
+            "dose_before": before,
             "dose_after": dose,
             "status": status,
             "matches": seen,
@@ -597,21 +609,22 @@ def _next_state(
     strategy: Bound,
     action: Action,
     proposal: Proposal,
-    state: ExerciseState,
+    current: dict[str, Scalar],
     dose: Dose,
     status: Status,
 ) -> ExerciseState:
-    """Next week's state once `action` (the one applied) gave `dose` and `status`; the
-    strategy's memory is validated unless it is plainly valid (whichever plugin gave it)."""
+    """Next week's state once `action` (the one applied) gave `dose` and `status`, from this
+    week's memory `current`; the strategy's memory is validated unless it is plainly valid
+    (whichever plugin gave it)."""
     if action == "progress" and proposal.progress_memory is not None:
         memory = proposal.progress_memory
     elif action in _SETBACKS and proposal.setback_memory is not None:
         memory = proposal.setback_memory
     else:
-        memory = proposal.memory if proposal.memory is not None else state.memory
+        memory = proposal.memory if proposal.memory is not None else current
     # This week's memory came out of a model (validated, or built from plain values): as
     # it is. Anything else the strategy gave is checked, whichever plugin supplied it.
-    if memory is state.memory or plain_values(memory):
+    if memory is current or plain_values(memory):
         return trusted(ExerciseState, {"dose": dose, "status": status, "memory": dict(memory)})
     return built(strategy, ExerciseState, dose=dose, status=status, memory=memory)
 

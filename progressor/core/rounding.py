@@ -32,4 +32,6 @@ def round_whole(value: float) -> int:
     """`value` to a whole number, a half up: counts and seconds of a dose."""
     if type(value) is int:  # (the usual case, a step of whole reps or seconds: nothing to round)
         return value
+    if type(value) is float and value.is_integer():  # a whole number already (6.0 reps)
+        return int(value)
     return int(round_half_up(value))

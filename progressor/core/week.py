@@ -18,6 +18,7 @@ from progressor.core._fast import LazyTuple, cached_property, dict_setter, tuple
 from progressor.core.models import (
     Dose,
     Exercise,
+    ExerciseState,
     History,
     Outcome,
     PainReport,
@@ -244,8 +245,9 @@ def build_week(
     by_exercise, reports, aside, strays = _sorted_out(plans, prescription, records)
     if len(reports) > 1:
         reports.sort(key=report_key)
+    states = prescription.exercises
     exercises = {
-        name: _exercise_week(plan, prescription, by_exercise[name]) for name, plan in plans.items()
+        name: _exercise_week(plan, states[name], by_exercise[name]) for name, plan in plans.items()
     }
     any_session = False
     for exercise in exercises.values():
@@ -319,14 +321,14 @@ def _set_aside(aside: list[tuple[Record, str]]) -> tuple[SetAside, ...]:
 
 
 def _exercise_week(
-    plan: ExercisePlan, prescription: Prescription, outcomes: list[Outcome]
+    plan: ExercisePlan, state: ExerciseState, outcomes: list[Outcome]
 ) -> ExerciseWeek:
-    state = prescription.exercises[plan.exercise.id]
-    dose = state.dose
+    # (A model's field is read once: each read of a BaseModel's field is a slow lookup.)
+    dose, memory = state.dose, state.memory
     try:
         dates = [o.date for o in outcomes]
         if all(map(lt, dates, dates[1:])):  # one outcome a day, in order: the usual log
-            return _daily_week(plan, state.dose, state.memory, tuple(outcomes), dates)
+            return _daily_week(plan, dose, memory, tuple(outcomes), dates)
         sessions: list[Session] = []
         unscored: list[Outcome] = []
         met_sessions, done_sessions = _sessions(
@@ -339,7 +341,7 @@ def _exercise_week(
         (
             plan.exercise,
             dose,
-            state.memory,
+            memory,
             tuple(sessions),
             plan.sessions_required,
             tuple(outcomes),
