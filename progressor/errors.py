@@ -83,6 +83,21 @@ class StoreError(ProgressorError):
     """The store cannot do what was asked: missing, too new, or an inconsistent request."""
 
 
+class UnknownPatient(StoreError):
+    """No such patient is enrolled (an HTTP 404); `suggestion` names a close one."""
+
+    def __init__(self, patient: str, suggestion: str | None = None) -> None:
+        super().__init__(f"patient {patient!r} is not enrolled")
+        self.patient = patient
+        self.suggestion = suggestion
+
+
+class StoreConflict(StoreError):
+    """The request does not fit the patient's state (an HTTP 409): enrolled otherwise already,
+    nothing paused to resume or flagged to acknowledge, no prescription for that week yet, or
+    records waiting for recompute."""
+
+
 class ScenarioError(ProgressorError):
     """A scenario file (or a file it names) is not valid; every problem is located."""
 

@@ -161,6 +161,31 @@ def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already holds patients" in again.stderr
 
 
+def test_review_filters_and_pages_the_queue_as_the_store_does(tmp_path: Path) -> None:
+    env = _env(tmp_path / "queue.db")
+    made = run("synth", "--patients", "40", "--weeks", "3", "--start", "2026-01-05", env=env)
+    assert made.returncode == 0, made.stderr
+    assert run("recompute", "--week", "2026-01-26", "--workers", "1", env=env).returncode == 0
+    whole = json.loads(run("review", "--json", env=env).stdout)
+    assert whole["total"] == len(whole["items"]) >= 4 and whole["next_offset"] is None
+    paused = json.loads(run("review", "--status", "paused", "--json", env=env).stdout)
+    assert paused["items"] and all(i["paused"] for i in paused["items"])
+    first = json.loads(run("review", "--limit", "2", "--json", env=env).stdout)
+    assert (first["items"], first["next_offset"]) == (whole["items"][:2], 2)
+    text = run("review", "--limit", "2", "--offset", "2", env=env).stdout
+    assert f"(3-4 of {whole['total']}; next: --offset 4)" in text
+    assert f"{whole['items'][2]['patient']}  week" in text
+    program = whole["items"][0]["program"]
+    on_it = json.loads(run("review", "--program", program, "--json", env=env).stdout)
+    assert on_it["items"] == [i for i in whole["items"] if i["program"] == program]
+    flare = json.loads(run("review", "--flag", "pain-flare", "--json", env=env).stdout)
+    assert flare["items"] == [i for i in whole["items"] if "pain-flare" in i["flags"]]
+    bad = run("review", "--status", "pased", env=env)
+    assert bad.returncode == 2 and "'pased' is not one of 'paused', 'flagged'" in bad.stderr
+    none = run("review", "--flag", "no-such-rule", env=env)
+    assert none.returncode == 0 and "nobody in the review queue matches" in none.stdout
+
+
 def test_synth_by_default_ends_its_weeks_today(tmp_path: Path) -> None:
     # A recompute as the README shows it (as of today) judges the synthetic weeks only,
     # not months of empty weeks since a fixed day.

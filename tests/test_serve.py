@@ -30,6 +30,8 @@ from progressor.serve.app import create_app
 from progressor.serve.limits import Limits
 from progressor.serve.settings import ServeSettings
 from progressor.serve.tokens import ROLES, create_token, digest
+from progressor.store.batch import recompute
+from progressor.store.database import Store
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import run
 
@@ -450,12 +452,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict
     """`progressor serve` through the real entry point, on a free port."""
     tokens = tmp_path_factory.mktemp("served") / "tokens.json"
     secrets = {role: create_token(tokens, role)[0] for role in ("service", "readonly")}
+    secrets["clinician"] = create_token(tokens, "clinician", "dr-lee")[0]
+    store = _docs_clinic(tokens.with_name("clinic.db"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     script = Path(sys.executable).with_name("progressor")
     server = subprocess.Popen(
-        [str(script), "serve", "--tokens", str(tokens), "--port", str(port)],
+        [str(script), "serve", "--tokens", str(tokens), "--port", str(port), "--store", store],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -476,6 +480,24 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict
         server.communicate(timeout=30)
 
 
+def _docs_clinic(path: Path) -> str:
+    """The store of the docs' examples: anna steady and ben with a pain of 8 in week 2, both
+    from 2026-01-05, computed as of 2026-01-19 (ben waits in the review queue, paused)."""
+    text = SEED.read_text(encoding="utf-8")
+    program = progressor.parse_program(text)
+    with Store.init(path) as store:
+        store.add_program(program, text)
+        for patient in ("anna", "ben"):
+            enrollment = progressor.Enrollment(patient=patient, program=program.id, start=START)
+            store.enroll(enrollment, program)
+        weeks = [*full_week(), *full_week(START + dt.timedelta(days=7))]
+        rows = [{**r, "patient": p} for p in ("anna", "ben") for r in weeks]
+        rows.append({"patient": "ben", "date": "2026-01-14", "kind": "pain", "pain": 8})
+        store.import_records([json.dumps(r) for r in rows], "clinic.jsonl", today=dt.date.today())
+    recompute(path, as_of=dt.date(2026, 1, 19))
+    return str(path)
+
+
 def test_the_docs_have_curl_examples() -> None:
     assert len(_examples()) >= 7
 
@@ -484,7 +506,12 @@ def test_the_docs_have_curl_examples() -> None:
 def test_the_docs_curl_example_runs(number: int, served: tuple[int, dict[str, str]]) -> None:
     code, shown = _examples()[number]
     port, secrets = served
-    env = {**os.environ, "TOKEN": secrets["service"], "READONLY_TOKEN": secrets["readonly"]}
+    env = {
+        **os.environ,
+        "TOKEN": secrets["service"],
+        "READONLY_TOKEN": secrets["readonly"],
+        "CLINICIAN_TOKEN": secrets["clinician"],
+    }
     done = subprocess.run(
         ["sh", "-c", code.replace("127.0.0.1:8000", f"127.0.0.1:{port}")],
         capture_output=True,

@@ -43,7 +43,7 @@ tokens_option = click.option(
     "--store",
     "store_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The SQLite store /readyz checks (the store's endpoints come later).",
+    help="The clinic's store: served at /v1/patients and /v1/review (without it: 503).",
 )
 @click.option(
     "--programs",
@@ -140,7 +140,8 @@ def token() -> None:
     "--role",
     type=click.Choice(ROLES),
     required=True,
-    help="service: compute; clinician: compute; readonly: read only (docs/serve.md).",
+    help="service: compute, enroll, post records, read; clinician: that and resume, override, "
+    "acknowledge; readonly: read only (docs/serve.md).",
 )
 @click.option("--name", help="A name for the access log (default: ROLE-N).")
 @tokens_option

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import os
 import sqlite3
 import sys
@@ -32,6 +33,7 @@ from progressor.core.models import Enrollment, StepResult, patient_id_problem
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.reading import load_program
 from progressor.store.database import Store
+from progressor.store.queue import QUEUE_STATUSES, page_json
 
 STORE_ENV = "PROGRESSOR_STORE"
 
@@ -185,18 +187,46 @@ def status(store_path: Path) -> None:
 
 
 @click.command()
+@click.option(
+    "--status",
+    type=click.Choice(QUEUE_STATUSES),
+    help="paused: waiting for a resume; flagged: the others (flags, alerts, failures).",
+)
+@click.option("--program", "program_id", metavar="ID", help="Only patients on this program.")
+@click.option("--flag", metavar="RULE", help="Only patients with a flag or alert of this rule.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: items, total, paging.")
 @store_option
-def review(store_path: Path) -> None:
-    """The queue of paused and flagged patients, with why."""
+def review(
+    status: str | None,
+    program_id: str | None,
+    flag: str | None,
+    offset: int,
+    limit: int | None,
+    as_json: bool,
+    store_path: Path,
+) -> None:
+    """The queue of paused and flagged patients, with why (filtered, a page at a time)."""
     with open_store(store_path) as store:
-        queue = store.review_queue()
-    if not queue:
-        click.echo("nobody waits for review")
-    for item in queue:
+        page = store.review_page(
+            status=status, program=program_id, flag=flag, offset=offset, limit=limit
+        )
+    if as_json:
+        click.echo(json.dumps(page_json(page), indent=2))
+        return
+    if not page.total:
+        filtered = status or program_id or flag
+        click.echo("nobody in the review queue matches" if filtered else "nobody waits for review")
+    for item in page.items:
         pending = " (new data not yet recomputed)" if item.pending else ""
         click.echo(f"{item.patient}  week {item.week}  {item.status}{pending}")
         for reason in item.reasons:
             click.echo(f"    {reason}")
+    if page.total and (offset or page.next_offset is not None):
+        shown = f"{offset + 1}-{offset + len(page.items)}" if page.items else "none"
+        more = f"; next: --offset {page.next_offset}" if page.next_offset is not None else ""
+        click.echo(f"({shown} of {page.total}{more})")
 
 
 @click.command()

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from progressor.core.engine import Engine
-from progressor.serve import compute, health
+from progressor.serve import compute, health, patients, review
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
 from progressor.serve.problems import (
@@ -27,6 +27,7 @@ from progressor.serve.settings import SETTINGS_ENV, ServeSettings
 from progressor.serve.tokens import TokenFile
 
 ROUTERS = (health.router, compute.router)
+STORE_ROUTERS = (patients.router, review.router)  # (503 no-store without --store)
 
 
 def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
@@ -40,7 +41,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
     app.state.settings = settings
     app.state.catalog = Catalog(engine, settings.programs)
     app.state.tokens = TokenFile(settings.tokens)
-    for router in ROUTERS:
+    for router in (*ROUTERS, *STORE_ROUTERS):
         app.include_router(router)
     _handle_errors(app)
     app.add_middleware(Limits, max_body=settings.max_body, timeout_s=settings.timeout_s)

@@ -2,10 +2,16 @@
 
 | permission | service | clinician | readonly |
 | compute    | yes     | yes       | no       |
+| read       | yes     | yes       | yes      |
+| submit     | yes     | yes       | no       |
+| act        | no      | yes       | no       |
 
 `compute` (POST /v1/step, /v1/replay) sends a patient's records to the service. A readonly
 token (a dashboard, an auditor) reads what is stored and never hands patient data over, so it
-is refused those (403). The store's areas add their permissions to this table.
+is refused those (403). The store's areas: `read` (a patient's results, the review queue),
+`submit` (enroll, post records) and `act` (resume, override, acknowledge: recorded with the
+token's name as who, so only a person's token, a clinician's, may; a service never lifts a
+pause).
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from progressor.errors import ProgressorError
 from progressor.serve.problems import ProblemError
 from progressor.serve.tokens import Role, TokenEntry, TokenFile
 
-Permission = Literal["compute"]
+Permission = Literal["compute", "read", "submit", "act"]
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
     "compute": frozenset({"service", "clinician"}),
+    "read": frozenset({"service", "clinician", "readonly"}),
+    "submit": frozenset({"service", "clinician"}),
+    "act": frozenset({"clinician"}),
 }
 _log = logging.getLogger("progressor.serve")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="progressor"'}

@@ -32,6 +32,7 @@ class Catalog:
         self.engine = engine
         self.directory = directory
         self._programs: dict[str, dict[str, CompiledProgram]] = {}
+        self._texts: dict[tuple[str, str], str] = {}  # (what the store keeps of a program)
         self._inline: OrderedDict[str, CompiledProgram] = OrderedDict()
         self._lock = threading.Lock()
         self._load()
@@ -50,6 +51,7 @@ class Catalog:
                     f"{path}: program {program.id!r} version {program.version} is defined twice"
                 )
             versions[program.version] = compiled
+            self._texts[program.id, program.version] = path.read_text(encoding="utf-8")
 
     def __len__(self) -> int:
         return sum(map(len, self._programs.values()))
@@ -72,6 +74,10 @@ class Catalog:
                 f"versions: {', '.join(sorted(versions, key=_order))}"
             )
         return versions[version]
+
+    def text(self, program: CompiledProgram) -> str:
+        """The TOML text of one of the directory's programs, as read at the start."""
+        return self._texts[program.program.id, program.program.version]
 
     def inline(self, text: str) -> CompiledProgram:
         """A program from TOML text; ProgramError with every located problem."""

@@ -113,7 +113,7 @@ def step(body: StepRequest, request: Request, caller: Caller) -> StepResponse:
     given = body.program or ProgramRef(
         id=body.prescription.program, version=body.prescription.program_version
     )
-    compiled = _program(request, given)
+    compiled = compiled_program(request, given)
     log = _read(request, body.records, dt.date.today())
     try:
         result = compiled.step(body.prescription, log.records)
@@ -124,14 +124,14 @@ def step(body: StepRequest, request: Request, caller: Caller) -> StepResponse:
         prescription=result.prescription,
         decisions=list(result.decisions),
         alerts=list(result.alerts),
-        set_aside=_positions(body.records, [*log.set_aside, *stepped]),
+        set_aside=positions(body.records, [*log.set_aside, *stepped]),
     )
 
 
 @router.post("/replay", response_model=ReplayResponse)
 def replay(body: ReplayRequest, request: Request, caller: Caller) -> ReplayResponse:
     """Every judged week of an enrollment, from its records (a fold over the step)."""
-    compiled = _program(request, body.program or ProgramRef(id=body.enrollment.program))
+    compiled = compiled_program(request, body.program or ProgramRef(id=body.enrollment.program))
     if compiled.program.id != body.enrollment.program:
         detail = f"the enrollment is on {body.enrollment.program!r}, the program is "
         raise _unprocessable(detail + f"{compiled.program.id!r}", "enrollment.program")
@@ -158,7 +158,7 @@ def replay(body: ReplayRequest, request: Request, caller: Caller) -> ReplayRespo
         weeks=weeks,
         current=timeline.current,
         early_alerts=list(timeline.early_alerts),
-        set_aside=_positions(body.records, [*log.set_aside, *timeline.set_aside]),
+        set_aside=positions(body.records, [*log.set_aside, *timeline.set_aside]),
         waiting=timeline.waiting,
         later=timeline.later,
     )
@@ -169,7 +169,7 @@ def _unprocessable(detail: str, field: str) -> ProblemError:
     return ProblemError(422, "invalid-request", "Invalid request", detail, [problem])
 
 
-def _program(request: Request, given: ProgramRef) -> CompiledProgram:
+def compiled_program(request: Request, given: ProgramRef) -> CompiledProgram:
     catalog: Catalog = request.app.state.catalog
     if given.toml is not None:
         try:
@@ -203,7 +203,7 @@ def _read(request: Request, records: list[Any] | str, today: dt.date) -> Log:
     return read_log(lines, SOURCE, "jsonl", today=today)
 
 
-def _positions(records: list[Any] | str, items: list[SetAside]) -> list[SetAsideRecord]:
+def positions(records: list[Any] | str, items: list[SetAside]) -> list[SetAsideRecord]:
     """Each set-aside record at its position in the request: records[i] or records:LINE."""
     listed = not isinstance(records, str)
     out = []

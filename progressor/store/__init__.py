@@ -9,6 +9,7 @@ from progressor.errors import StoreError
 from progressor.store.batch import PatientFailure, Summary, recompute
 from progressor.store.database import Store
 from progressor.store.processes import RecomputeRunning
+from progressor.store.queue import ReviewPage
 from progressor.store.values import ImportReport, ReviewItem, StoreStatus
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "PatientFailure",
     "RecomputeRunning",
     "ReviewItem",
+    "ReviewPage",
     "Store",
     "StoreError",
     "StoreStatus",

@@ -14,6 +14,8 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace as dc_replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -29,7 +31,13 @@ from progressor.core.models import (
     Record,
     SetAside,
 )
-from progressor.errors import LogError, ProgressorError
+from progressor.errors import (
+    LogError,
+    ProgressorError,
+    StoreConflict,
+    UnknownPatient,
+    did_you_mean,
+)
 from progressor.reading import parse_program
 from progressor.reading.records import (
     FUTURE_GRACE,
@@ -42,7 +50,7 @@ from progressor.reading.records import (
     rows,
     salvage,
 )
-from progressor.store.results import Results, arrivals
+from progressor.store.results import Results, acted_since_data, arrivals
 from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
 from progressor.store.values import (
     ACTION_COLUMNS,
@@ -212,7 +220,7 @@ class Store(Results):
         ).fetchone()
         if row is not None:
             if tuple(row) != values:
-                raise StoreError(f"patient {patient!r} is already enrolled")
+                raise StoreConflict(f"patient {patient!r} is already enrolled")
             return False
         self._db.execute(
             "INSERT INTO patients VALUES (?, ?, ?, ?, ?, ?, ?)", (patient, *values, now_text())
@@ -228,8 +236,17 @@ class Store(Results):
             "SELECT program, start, overrides FROM patients WHERE patient = ?", (patient,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"patient {patient!r} is not enrolled")
+            raise self.unknown(patient)
         return enrollment_of_row(patient, *row)
+
+    def unknown(self, patient: str) -> UnknownPatient:
+        """The error for a patient not enrolled, naming an enrolled one close to it."""
+        close = self._db.execute(
+            # (ids sharing the first character: a typo rarely changes it, and an index finds them)
+            "SELECT patient FROM patients WHERE patient >= ? AND patient < ? LIMIT 5000",
+            (patient[:1], patient[:1] + "\U0010ffff"),
+        )
+        return UnknownPatient(patient, did_you_mean(patient, (p for (p,) in close)))
 
     def program_of(self, patient: str) -> Program:
         """The program version the patient is enrolled on."""
@@ -237,7 +254,7 @@ class Store(Results):
             "SELECT program, program_version FROM patients WHERE patient = ?", (patient,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"patient {patient!r} is not enrolled")
+            raise self.unknown(patient)
         return self.program(row[0], row[1])
 
     # -- records -------------------------------------------------------------------------------
@@ -249,6 +266,7 @@ class Store(Results):
         fmt: str | None = None,
         today: dt.date | None = None,
         encoding: str | None = None,
+        patient: str | None = None,
     ) -> ImportReport:
         """Import a JSONL, CSV or Parquet log (a path, or lines with `fmt`) in one transaction.
 
@@ -257,25 +275,29 @@ class Store(Results):
         their reason; so does a record dated more than a day after `today` (default: the
         machine's date; a day's grace for time zones), whose pain scores and flags the safety
         rules get as of `today`. A file is read in `encoding` (default UTF-8); an unreadable
-        one raises LogError and stores nothing.
+        one raises LogError and stores nothing. With `patient`, the records are that patient's:
+        one without a `patient` field is theirs, one naming another patient is set aside.
         """
         today = today or dt.date.today()
         if not isinstance(data, str | Path):
             source = source or "<lines>"
-            return self._import(rows(data, source, fmt or "jsonl"), source, today)
+            return self._import(rows(data, source, fmt or "jsonl"), source, today, patient)
         path = Path(data)
         fmt = fmt or log_format(path)
         try:
             with log_rows(path, encoding, fmt) as read:
-                return self._import(read, source or str(path), today)
+                return self._import(read, source or str(path), today, patient)
         except LogError as exc:
             raise LogError(f"{exc}; nothing imported") from None
 
-    def _import(self, read: Iterable[Row], source: str, today: dt.date) -> ImportReport:
+    def _import(
+        self, read: Iterable[Row], source: str, today: dt.date, owner: str | None = None
+    ) -> ImportReport:
         added = duplicates = 0
         aside: list[SetAside] = []
         touched: set[str] = set()
         enrolled: dict[str, bool] = {}
+        usable_of = partial(_usable, enrolled=enrolled, is_enrolled=self._enrolled, owner=owner)
         with self._write() as db:
             batch = db.execute(
                 "INSERT INTO imports (source, at, added, duplicates, quarantined)"
@@ -291,7 +313,7 @@ class Store(Results):
             }
             limit = today + FUTURE_GRACE
             for row in read:
-                usable, kept = _checked(row, enrolled, self._enrolled, limit)
+                usable, kept = _checked(row, usable_of, limit)
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
                 if isinstance(usable, str):
@@ -301,7 +323,7 @@ class Store(Results):
                         # report whatever day, file or line it is imported again from.
                         identity = canonical_json(kept)
                         kept = kept_as_of(kept, today)
-                    stored = _usable(kept, enrolled, self._enrolled) if kept else None
+                    stored = usable_of(kept) if kept else None
                     reason = usable + (SALVAGED if isinstance(stored, tuple) else "")
                     aside.append(
                         SetAside(source=source, line=row.line, reason=reason, record=row.text)
@@ -435,6 +457,9 @@ class Store(Results):
         checked like a starting dose: the exercise type's fields and the strategy's needs.
         """
         if compiled is not None:
+            unknown = _override_problem(compiled.program, exercise, None)  # (named before doses)
+            if unknown:
+                raise StoreError(f"patient {patient!r}: {unknown}")
             _engine_check(compiled, self.enrollment(patient), {exercise: dose})
         [action] = self._act(patient, "override", [(exercise, dose)], note, who, at, week)
         return action
@@ -470,6 +495,7 @@ class Store(Results):
             # write lock), so its records are seen here.
             if kind in ("resume", "acknowledge"):
                 self._check_nothing_waiting(patient, kind)
+                _check_not_recorded(db, patient, kind, week, [n for n, _ in items])
             (version,) = db.execute(
                 "SELECT program_version FROM patients WHERE patient = ?", (patient,)
             ).fetchone()
@@ -537,7 +563,7 @@ class Store(Results):
             elif data_version - (computed_version or 0) > len(acted):
                 waiting = "records imported since the last recompute"
         if waiting:
-            raise StoreError(
+            raise StoreConflict(
                 f"patient {patient!r} has {waiting}: run `progressor recompute`, review the "
                 f"patient, then {kind}"
             )
@@ -582,23 +608,32 @@ def not_enrolled(patient: str) -> str:
 
 
 def _checked(
-    row: Row, enrolled: dict[str, bool], is_enrolled: Callable[[str], bool], limit: dt.date
+    row: Row, usable_of: Callable[[Record], tuple[Record, str] | str], limit: dt.date
 ) -> tuple[tuple[Record, str] | str, PainReport | None]:
     """The row's record and its patient, or why it cannot be stored and the pain report the
     safety rules keep of it (a record dated after `limit`: what it says, as of its date)."""
     if row.record is None:
         return row.reason, row.kept
-    usable = _usable(row.record, enrolled, is_enrolled)
+    usable = usable_of(row.record)
     if isinstance(usable, tuple) and usable[0].date > limit:
         return future_reason(usable[0].date), salvage(row.record.model_dump(mode="json"))
     return usable, None
 
 
 def _usable(
-    record: Record, enrolled: dict[str, bool], is_enrolled: Callable[[str], bool]
+    record: Record,
+    *,
+    enrolled: dict[str, bool],
+    is_enrolled: Callable[[str], bool],
+    owner: str | None = None,
 ) -> tuple[Record, str] | str:
-    """The record and its patient, or why it cannot be stored."""
+    """The record and its patient, or why it cannot be stored. With `owner` (records sent for
+    one patient), a record without a patient is theirs and one of another patient is not."""
+    if owner is not None and record.patient is None:
+        record = dc_replace(record, patient=owner)
     patient = record.patient
+    if owner is not None and patient != owner:
+        return f"a record of patient {patient!r}, sent for patient {owner!r}"
     if patient is None:
         return "no 'patient' field: the store must know whose record it is"
     if patient not in enrolled:
@@ -613,7 +648,7 @@ def _week_prescription(patient: str, week: int, history: Sequence[Prescription])
     found = [p for p in history if p.week == week]
     if not found:
         newest = f"the newest is week {history[-1].week}" if history else "none is computed yet"
-        raise StoreError(f"patient {patient!r} has no prescription for week {week} ({newest})")
+        raise StoreConflict(f"patient {patient!r} has no prescription for week {week} ({newest})")
     return found[0]
 
 
@@ -625,7 +660,7 @@ def _check_acknowledge(
     prescription = _week_prescription(patient, week, history)
     if not prescription.flags and not alerted:
         hint = " (a paused patient needs a resume)" if prescription.status == "paused" else ""
-        raise StoreError(
+        raise StoreConflict(
             f"patient {patient!r} has no flags or alerts in week {week}: nothing to "
             f"acknowledge{hint}"
         )
@@ -645,8 +680,22 @@ def _check_resume(
     named = exercises or list(prescription.exercises)
     paused = [n for n in named if prescription.exercises[n].status == "paused"]
     if prescription.status != "paused" and not paused:
-        raise StoreError(
+        raise StoreConflict(
             f"patient {patient!r} is not paused in week {week}: there is nothing to resume"
+        )
+
+
+def _check_not_recorded(
+    db: sqlite3.Connection, patient: str, kind: str, week: int, exercises: Sequence[str | None]
+) -> None:
+    """The same resume (of the program, or of exercises each resumed already) or
+    acknowledgement as one recorded since the patient's newest data is refused: a request
+    sent twice (a retry, a double click) must not record it twice."""
+    done = {exercise for k, exercise in acted_since_data(db, patient, week) if k == kind}
+    if done and set(exercises) <= done:
+        raise StoreConflict(
+            f"patient {patient!r}: this {kind} of week {week} is already recorded (since the "
+            "newest data); the next recompute applies it"
         )
 
 
@@ -664,6 +713,8 @@ def _override_problem(program: Program, exercise: str, dose: Dose | None) -> str
     try:
         planned = program.exercise(exercise)
     except KeyError:
-        known = ", ".join(e.id for e in program.exercises)
-        return f"program {program.id!r} has no exercise {exercise!r} (it has {known})"
+        names = [e.id for e in program.exercises]
+        hint = did_you_mean(exercise, names)
+        known = f"{hint} it has {', '.join(names)}" if hint else f"it has {', '.join(names)}"
+        return f"program {program.id!r} has no exercise {exercise!r} ({known})"
     return limit_problem(planned, dose) if dose is not None else None

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from progressor.core.models import Alert, Decision, Prescription, SetAside
+from progressor.store.queue import ReviewPage, select
 from progressor.store.schema import RESULT_TABLES
 from progressor.store.values import (
     ACTION_COLUMNS,
@@ -145,6 +146,26 @@ class Results(Connected):
                 alerts=count("SELECT count(*) FROM alerts"),
             )
 
+    def review_page(
+        self,
+        *,
+        status: str | None = None,
+        program: str | None = None,
+        flag: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> ReviewPage:
+        """The review queue filtered and paged (progressor.store.queue.select): `status`
+        paused or flagged, the patients of `program`, those with a flag or alert of `flag`."""
+        return select(
+            self.review_queue(),
+            status=status,
+            program=program,
+            flag=flag,
+            offset=offset,
+            limit=limit,
+        )
+
     def review_queue(self) -> list[ReviewItem]:
         """Patients whose latest prescription is paused or flagged and still needs a clinician.
 
@@ -161,7 +182,7 @@ class Results(Connected):
                 " ORDER BY p.patient"
             ).fetchall()
             for patient, week, text, pending in rows:
-                acted = _acted_since_data(db, patient, week)
+                acted = acted_since_data(db, patient, week)
                 item = _review_item(Prescription.model_validate_json(text), acted, bool(pending))
                 if item is None:
                     continue
@@ -173,14 +194,15 @@ class Results(Connected):
                 ).fetchone()
                 if latest and not any(latest[2] in reason for reason in item.reasons):
                     alerted = f"alert of week {latest[0]} ({latest[1]}): {latest[2]}"
-                    item = dataclasses.replace(item, reasons=(*item.reasons, alerted))
+                    item = _with_reason(item, alerted, latest[1])
                 items.append(item)
             # An alert the week under way already raised (stored with that week's number, the
             # newest prescription's): the clinician hears of a Monday flare on Monday.
             by_patient = {i.patient: n for n, i in enumerate(items)}
-            for patient, week, status, rule, message in db.execute(
-                "SELECT a.patient, a.week, p.status, a.rule, a.message FROM alerts a"
+            for patient, week, status, rule, message, program in db.execute(
+                "SELECT a.patient, a.week, p.status, a.rule, a.message, e.program FROM alerts a"
                 " JOIN prescriptions p ON p.patient = a.patient AND p.week = a.week"
+                " JOIN patients e ON e.patient = a.patient"
                 " WHERE a.week = (SELECT max(week) FROM prescriptions WHERE patient = a.patient)"
                 " ORDER BY a.patient, a.rule, a.message"
             ):
@@ -188,22 +210,25 @@ class Results(Connected):
                     f"alert in week {week}, under way ({rule}): {message} (the week is judged"
                     " when it ends)"
                 )
-                if patient not in by_patient and _acted_since_data(db, patient, week):
+                if patient not in by_patient and acted_since_data(db, patient, week):
                     continue  # seen: acknowledged (or acted on) since the data that raised it
                 if patient in by_patient:
                     n = by_patient[patient]
-                    items[n] = dataclasses.replace(items[n], reasons=(*items[n].reasons, reason))
+                    items[n] = _with_reason(items[n], reason, rule)
                 else:
                     by_patient[patient] = len(items)
-                    items.append(ReviewItem(patient, week, status, (reason,), False))
+                    items.append(
+                        ReviewItem(patient, week, status, (reason,), False, program, flags=(rule,))
+                    )
             listed = {i.patient for i in items}
             # A patient the last recompute could not compute at all needs someone too.
-            for patient, error in db.execute(
-                "SELECT patient, error FROM patient_state WHERE error IS NOT NULL ORDER BY patient"
+            for patient, error, program in db.execute(
+                "SELECT s.patient, s.error, e.program FROM patient_state s"
+                " JOIN patients e USING (patient) WHERE s.error IS NOT NULL ORDER BY s.patient"
             ):
                 if patient not in listed:
                     reason = f"the last recompute failed: {error.splitlines()[0]}"
-                    items.append(ReviewItem(patient, 0, "active", (reason,), True))
+                    items.append(ReviewItem(patient, 0, "active", (reason,), True, program))
         return sorted(items, key=lambda i: (i.status != "paused", i.patient))
 
     # -- recompute's side: due patients, inputs, results ----------------------------------------
@@ -448,7 +473,7 @@ def arrivals(db: sqlite3.Connection, patient: str) -> list[dt.datetime]:
     ]
 
 
-def _acted_since_data(
+def acted_since_data(
     db: sqlite3.Connection, patient: str, week: int
 ) -> list[tuple[str, str | None]]:
     """(kind, exercise) of the clinician actions for `week` or later recorded after the
@@ -494,5 +519,18 @@ def _review_item(
     if handled or not reasons:
         return None
     return ReviewItem(
-        prescription.patient, prescription.week, prescription.status, tuple(reasons), pending
+        prescription.patient,
+        prescription.week,
+        prescription.status,
+        tuple(reasons),
+        pending,
+        prescription.program,
+        paused=prescription.status == "paused" or bool(paused),
+        flags=tuple(sorted({n for f in prescription.flags for n in (f.code, f.rule)})),
     )
+
+
+def _with_reason(item: ReviewItem, reason: str, rule: str) -> ReviewItem:
+    """`item` with one more reason, from an alert of `rule`."""
+    flags = tuple(sorted({*item.flags, rule}))
+    return dataclasses.replace(item, reasons=(*item.reasons, reason), flags=flags)

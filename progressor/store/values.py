@@ -106,6 +106,9 @@ class ReviewItem:
     status: Status
     reasons: tuple[str, ...]
     pending: bool  # records or clinician actions not yet recomputed
+    program: str = ""  # the program the patient is enrolled on
+    paused: bool = False  # the program or an exercise is paused: it waits for a resume
+    flags: tuple[str, ...] = ()  # the codes and rules of its flags and alerts (for filters)
 
 
 @dataclass(frozen=True)
