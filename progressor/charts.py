@@ -16,6 +16,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from progressor.core.models import Decision, Outcome, PainReport, Prescription, Program
 from progressor.core.timeline import ClinicianAction
@@ -144,9 +145,10 @@ def _dose_panel(axes: Axes, data: ChartData) -> None:
             label = f"{exercise.name}: {field.removesuffix('_s').replace('_', ' ')}"
             (line,) = axes.step(xs, ys, where="post", color=colour, linestyle=style, label=label)
             line.set_gid(f"dose-{exercise.id}-{field}")
+    drawn = {e.id: _dose_fields(data, e.id)[:1] for e in data.program.exercises}
     for action, (marker, colour) in MARKS.items():
         points = [
-            (week + 1, _first_value(decision))
+            (week + 1, _value(decision, drawn.get(decision.exercise, [])))
             for week, decision in data.decisions
             if decision.action == action
         ]
@@ -155,6 +157,7 @@ def _dose_panel(axes: Axes, data: ChartData) -> None:
             (marks,) = axes.plot(xs, ys, marker, color=colour, markersize=7, label=action)
             marks.set_gid(f"decision-{action}")
     axes.set_xlabel("week")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("dose")
     axes.legend(loc="upper left", fontsize=7, ncol=2)
     axes.grid(alpha=0.3)
@@ -188,9 +191,10 @@ def _dose_points(
         yield last[0] + 1, last[1]
 
 
-def _first_value(decision: Decision) -> float:
-    """Where a decision's mark sits: the first dose field it leaves set."""
-    for name in _FIELDS:
+def _value(decision: Decision, fields: Sequence[str]) -> float:
+    """Where a decision's mark sits: on its exercise's first line drawn (the program's own
+    pauses, with no exercise, at the foot of the panel)."""
+    for name in fields:
         value = getattr(decision.dose_after, name)
         if value is not None:
             return float(value)
