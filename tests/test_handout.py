@@ -200,3 +200,25 @@ def test_the_handout_exporters_are_plugin_exporters(seed: progressor.CompiledPro
     page = handout_html(seed.program, result, Clinic("Riverside", "01632 960 123"))
     assert html.component.export_bytes(seed.program, result) != page.encode()  # (its clinic)
     assert "6 times, hold each for 5 seconds" in page and "Riverside" in page
+
+
+def test_a_flare_logged_in_the_week_under_way_stops_the_handout(
+    tmp_path: Path, write_log: WriteLog
+) -> None:
+    # Week 1 went well (a progression), but on day 2 of week 2 the patient logged pain 9:
+    # week 2 is not judged yet, and its sheet must not say "go on".
+    flare = {"date": "2026-01-13", "pain": 9, "context": "flare"}
+    log = write_log([*full_week(), flare], "log.jsonl")
+    out = tmp_path / "handout.html"
+    done = run(
+        "next", SEED, "--log", str(log), "--as-of", "2026-01-14", "--format", "html",
+        "--output", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "You have logged pain, or a problem, this week" in html
+    assert '<p class="notice">' in html  # (in red, not the calm box)
+    assert html.count("Do not do this exercise for now.") == 3
+    assert "6 times, hold each for 5 seconds" not in html
+    toml = run("next", SEED, "--log", str(log), "--as-of", "2026-01-14")
+    assert 'rule = "pain-flare"' in toml.stdout  # (the document lists it, as show does)

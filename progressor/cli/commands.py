@@ -342,13 +342,16 @@ def next_week(
     compiled = _compile(engine, program)
     log = _log(log_path, encoding)
     timeline = _replay(compiled, log, log_path, start, patient, as_of, doses, channels)
+    # With the alerts the week under way already raised, as `show` gives them from the store:
+    # a handout must not say "go on" after yesterday's flare.
     newest = timeline.results[-1]
+    newest = newest.model_copy(update={"alerts": (*newest.alerts, *timeline.early_alerts)})
     try:
         write_document(exporters[fmt].component, compiled.program, newest, out)
     finally:
         # This week's alerts, and those the week under way already raises: none waits, not
         # even for a handout that could not be made (no Chromium for a PDF).
-        delivered = _send(channels, (*newest.alerts, *timeline.early_alerts))
+        delivered = _send(channels, newest.alerts)
     code = _exit_code(log, timeline, timeline.results)
     sys.exit(code if delivered else EXIT_ALERT_UNDELIVERED)
 

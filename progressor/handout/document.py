@@ -16,6 +16,10 @@ PAUSED = (
 )
 RESUMED = "Your physiotherapist has restarted your program after the pause."
 REVIEW = "Your physiotherapist will look at how last week went."
+EARLY = (
+    "You have logged pain, or a problem, this week that your physiotherapist needs to know "
+    "about. Please do not do these exercises until they have spoken with you."
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Handout:
     last_day: dt.date
     description: str
     status: str  # "active", "paused" or "resumed"
+    urgent: bool  # paused, or an alert raised in the week under way: stop, said in red
     notices: tuple[str, ...]  # the program's state, said plainly, first on the page
     exercises: tuple[HandoutExercise, ...]
     stop_rules: tuple[str, ...]
@@ -47,6 +52,9 @@ def handout_of(program: Program, result: StepResult, clinic: Clinic) -> Handout:
     """The handout of the week `result` prescribes."""
     prescription = result.prescription
     decisions = {d.exercise: d for d in result.decisions}
+    # An alert of the prescribed week itself was raised by what is logged of it so far (a
+    # flare yesterday): the week is not judged yet, but the sheet must not say "go on".
+    early = any(a.week == prescription.week for a in result.alerts)
     exercises = []
     actions = set()
     for exercise in program.exercises:
@@ -55,7 +63,7 @@ def handout_of(program: Program, result: StepResult, clinic: Clinic) -> Handout:
         decision = decisions.get(exercise.id)
         action, rule, _ = decided(decision, state)
         actions.add(action)
-        stopped = state.status == "paused" or prescription.status == "paused"
+        stopped = early or state.status == "paused" or prescription.status == "paused"
         exercises.append(
             HandoutExercise(
                 name=exercise.name,
@@ -78,7 +86,9 @@ def handout_of(program: Program, result: StepResult, clinic: Clinic) -> Handout:
         else "active"
     )
     notices = {"paused": (PAUSED,), "resumed": (RESUMED,), "active": ()}[status]
-    if prescription.flags and status != "paused":
+    if early and status != "paused":
+        notices = (EARLY, *notices)
+    elif prescription.flags and status != "paused":
         notices = (*notices, REVIEW)
     return Handout(
         title=program.title,
@@ -88,6 +98,7 @@ def handout_of(program: Program, result: StepResult, clinic: Clinic) -> Handout:
         last_day=prescription.end - dt.timedelta(days=1),
         description=program.description.strip(),
         status=status,
+        urgent=early or status == "paused",
         notices=notices,
         exercises=tuple(exercises),
         stop_rules=tuple(stop_rules(program)),
