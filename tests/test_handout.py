@@ -11,7 +11,7 @@ import pytest
 import progressor
 from progressor.core.models import Dose
 from progressor.handout import Clinic, handout_html
-from progressor.handout.settings import read_clinic
+from progressor.handout.settings import clinic_from_env, read_clinic
 from progressor.handout.words import change_in_words, dose_in_words, stop_rules
 from tests.conftest import PROGRAMS, START, full_week
 from tests.handouts import INTERNAL, clinic, needs
@@ -49,10 +49,22 @@ def test_the_stop_rules_come_from_the_programs_thresholds(
         "If, while exercising, you feel any pain beyond the pain you had before starting, "
         "stop at once."
     )
-    assert "reaches 7 out of 10" in rules[-1]
-    achilles = progressor.load_program(PROGRAMS / "achilles-tendinopathy.toml")
-    if "pain-monitoring" in achilles.safety:
-        assert any("out of 10. If it goes higher" in r for r in stop_rules(achilles))
+    assert "reaches 7 out of 10" in rules[-1] and len(rules) == 2
+    achilles = list(stop_rules(progressor.load_program(PROGRAMS / "achilles-tendinopathy.toml")))
+    assert achilles[0] == (
+        "Some pain while exercising is all right, up to 5 out of 10. If it goes higher, "
+        "stop that exercise."
+    )
+    # pain-flare applies to every program, listed in it or not, at the program's threshold.
+    walking = list(stop_rules(progressor.load_program(PROGRAMS / "graded-walking.toml")))
+    assert len(walking) == 1 and "reaches 8 out of 10" in walking[0]
+    tolerant = seed.program.model_copy(update={"safety": {"new-pain": {"tolerance": 2}}})
+    assert list(stop_rules(tolerant)) == [
+        "If, while exercising, your pain rises more than 2 points above the pain you had "
+        "before starting, stop at once.",
+        "If your pain reaches 7 out of 10, or anything unusual happens (a fall, a new "
+        "numbness or weakness), stop all the exercises and call the clinic.",
+    ]
 
 
 def test_the_clinic_setting_is_read_and_checked(tmp_path: Path) -> None:
@@ -65,6 +77,16 @@ def test_the_clinic_setting_is_read_and_checked(tmp_path: Path) -> None:
         read_clinic(typo)
     with pytest.raises(progressor.ProgressorError, match="cannot read the settings"):
         read_clinic(tmp_path / "missing.toml")
+    assert clinic_from_env({"PROGRESSOR_SETTINGS": str(good)}).name == "Riverside"
+
+
+def test_without_a_setting_the_clinic_is_read_from_progressor_toml_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert clinic_from_env({}) == Clinic("your clinic", "")
+    Path("progressor.toml").write_text('[clinic]\nname = "Here"\n', "utf-8")
+    assert clinic_from_env({}) == Clinic("Here", "")
 
 
 def test_html_from_next_says_the_week_in_plain_words(tmp_path: Path, write_log: WriteLog) -> None:
