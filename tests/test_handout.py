@@ -39,6 +39,9 @@ def test_a_change_is_said_without_rule_ids() -> None:
     unknown = change_in_words("regress", "clinic-knee-rule")
     assert unknown == "This exercise is a little easier this week."
     assert change_in_words("start", "program") == "This is your starting amount."
+    # The engine's own decisions: a pause waiting for the clinician, a failing plugin's hold.
+    assert "stays paused" in change_in_words("pause", "awaiting-clinician")
+    assert "could not work out last week" in change_in_words("hold", "fail-safe")
 
 
 def test_the_stop_rules_come_from_the_programs_thresholds(

@@ -76,6 +76,13 @@ _BY_RULE: Mapping[tuple[str, str], str] = {
         "You told us about a flare of pain, so we keep the same amount until your "
         "physiotherapist has looked at it."
     ),
+    ("pause", "awaiting-clinician"): (
+        "Your program stays paused until your physiotherapist has spoken with you."
+    ),
+    ("hold", "fail-safe"): (
+        "We could not work out last week in full, so we keep the same amount while your "
+        "physiotherapist looks at it."
+    ),
     ("pause", "new-pain"): (
         "This exercise brought on new pain more than once last week, so please stop it for "
         "now. Your physiotherapist will be in touch."
