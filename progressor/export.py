@@ -18,7 +18,7 @@ def prescription_document(program: Program, result: StepResult) -> dict[str, Any
     for exercise in program.exercises:
         state = prescription.exercises[exercise.id]
         decision = decisions.get(exercise.id)
-        action, rule, reason = _decided(decision, state)
+        action, rule, reason = decided(decision, state)
         exercises[exercise.id] = {
             "name": exercise.name,
             "status": state.status,
@@ -42,7 +42,7 @@ def prescription_document(program: Program, result: StepResult) -> dict[str, Any
     return doc
 
 
-def _decided(decision: Decision | None, state: ExerciseState) -> tuple[str, str, str]:
+def decided(decision: Decision | None, state: ExerciseState) -> tuple[str, str, str]:
     """The action, rule and reason the document gives for one exercise."""
     if decision is None:  # week 1 (no week has ended): the starting dose, nothing decided yet
         reason = "the starting dose: nothing is decided until the first week has ended"

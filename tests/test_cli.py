@@ -106,7 +106,13 @@ def test_next_computes_only_weeks_that_have_ended(write_log: WriteLog) -> None:
     doc = json.loads(done.stdout)
     # Week 1 alone decides: the pain of 8 on day 1 of week 2 belongs to a week not yet judged.
     alone = run("next", SEED, "--log", str(write_log(full_week(), "w1.jsonl")), "--format", "json")
-    assert done.stdout == alone.stdout and doc["week"] == 2 and doc["status"] == "active"
+    # ... but the document lists the alert it already raised, as `show` does from the store
+    # (the patient's handout must not say "go on" after it).
+    [early] = doc.pop("alerts")
+    assert (early["week"], early["rule"]) == (2, "pain-flare")
+    expected = json.loads(alone.stdout)
+    assert expected.pop("alerts") == []
+    assert doc == expected and doc["week"] == 2 and doc["status"] == "active"
     # Sent on the alert channels too, not only printed.
     sent = run("next", SEED, "--log", log, "--as-of", as_of, "--alerts", "stderr")
     assert sent.returncode == 0, sent.stderr

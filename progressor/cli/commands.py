@@ -31,6 +31,7 @@ from progressor.cli.common import (
     plugin_options,
     starting_doses,
     warn_not_installed,
+    write_document,
 )
 from progressor.core.alerts import dispatch, parse_specs
 from progressor.core.components import AlertChannel
@@ -303,6 +304,8 @@ def schema() -> None:
 @format_option
 @click.option(
     "--out",
+    "--output",
+    "out",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the prescription here instead of standard output.",
 )
@@ -339,18 +342,17 @@ def next_week(
     compiled = _compile(engine, program)
     log = _log(log_path, encoding)
     timeline = _replay(compiled, log, log_path, start, patient, as_of, doses, channels)
+    # With the alerts the week under way already raised, as `show` gives them from the store:
+    # a handout must not say "go on" after yesterday's flare.
     newest = timeline.results[-1]
-    text = exporters[fmt].component.export(compiled.program, newest)
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            fail(f"cannot write {out}: {exc.strerror}")
+    newest = newest.model_copy(update={"alerts": (*newest.alerts, *timeline.early_alerts)})
+    try:
+        write_document(exporters[fmt].component, compiled.program, newest, out)
+    finally:
+        # This week's alerts, and those the week under way already raises: none waits, not
+        # even for a handout that could not be made (no Chromium for a PDF).
+        delivered = _send(channels, newest.alerts)
     code = _exit_code(log, timeline, timeline.results)
-    # This week's alerts, and those the week under way already raises: none waits.
-    delivered = _send(channels, (*newest.alerts, *timeline.early_alerts))
     sys.exit(code if delivered else EXIT_ALERT_UNDELIVERED)
 
 
@@ -491,5 +493,14 @@ def _register_serve_commands() -> None:
         main.add_command(command)
 
 
+def _register_handout_commands() -> None:
+    # `handout` lives in its own module (the handout itself in progressor.handout).
+    from progressor.cli.handout import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 _register_batch_commands()
 _register_serve_commands()
+_register_handout_commands()

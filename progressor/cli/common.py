@@ -7,13 +7,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 
+from progressor.core.components import Exporter
 from progressor.core.engine import Engine
-from progressor.core.models import UNKNOWN_KEY_ERRORS, Dose, Program
+from progressor.core.models import UNKNOWN_KEY_ERRORS, Dose, Program, StepResult
 from progressor.core.plugins import ALLOW_ENV, BLOCK_ENV, env_list, not_installed
 from progressor.errors import ProgressorError, did_you_mean
 
@@ -79,6 +81,27 @@ def exporter_name(engine: Engine, fmt: str | None) -> str:
             + f"; formats: {', '.join(sorted(exporters))}"
         )
     return fmt
+
+
+def write_document(
+    exporter: Exporter, program: Program, result: StepResult, out: Path | None
+) -> None:
+    """The exporter's document in `out`, or on standard output (a binary format's bytes as
+    they are, for `> file.pdf`); a failing exporter or an unwritable file is a clear error."""
+    try:
+        if out is None and not exporter.binary:
+            click.echo(exporter.export(program, result), nl=False)
+            return
+        data = exporter.export_bytes(program, result)
+    except ProgressorError as exc:
+        fail(str(exc))
+    if out is None:
+        click.echo(data, nl=False)  # (bytes: click writes them to the binary stream)
+        return
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
 
 
 def plugin_options(command: F) -> F:

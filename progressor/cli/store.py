@@ -13,6 +13,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
@@ -27,9 +28,17 @@ from progressor.cli.common import (
     parse_dose,
     plugin_options,
     starting_doses,
+    write_document,
 )
 from progressor.core.engine import CompiledProgram
-from progressor.core.models import Enrollment, StepResult, patient_id_problem
+from progressor.core.models import (
+    Enrollment,
+    Program,
+    SetAside,
+    StepResult,
+    patient_id_problem,
+)
+from progressor.core.timeline import ClinicianAction
 from progressor.errors import ProgressorError, did_you_mean
 from progressor.reading import load_program
 from progressor.store.database import Store
@@ -323,14 +332,51 @@ def override(
     )
 
 
+class Newest(NamedTuple):
+    """A patient's newest prescription from the store, with what `show` prints beside it."""
+
+    program: Program
+    result: StepResult
+    actions: list[ClinicianAction]  # the clinician's actions on that week
+    unused: list[SetAside]  # records the rules set aside
+
+
+def newest(store: Store, patient: str) -> Newest:
+    """The newest computed week of `patient` as a StepResult (show, handout); a clear error
+    when there is none yet."""
+    try:
+        program = store.program_of(patient)
+        history = store.prescriptions(patient)
+        if not history:
+            fail(f"{patient}: nothing computed yet; run progressor recompute")
+        latest = history[-1]
+        decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
+        # The alerts of the week that ended, and those the week under way already raised.
+        weeks = (latest.week - 1, latest.week)
+        alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
+        actions = [a for a in store.actions(patient) if a.week == latest.week]
+        unused = store.set_aside(patient)
+    except ProgressorError as exc:
+        fail(str(exc))
+    result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
+    return Newest(program, result, actions, unused)
+
+
 @click.command()
 @click.argument("patient")
 @format_option
+@click.option(
+    "--chart",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also draw the patient's progress chart in this file (.svg or .png; needs the "
+    "'charts' extra).",
+)
 @store_option
 @plugin_options
 def show(
     patient: str,
     fmt: str | None,
+    chart: Path | None,
     store_path: Path,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
@@ -340,22 +386,10 @@ def show(
     exporters = engine.registries.exporters
     fmt = exporter_name(engine, fmt)
     with open_store(store_path) as store:
-        try:
-            program = store.program_of(patient)
-            history = store.prescriptions(patient)
-            if not history:
-                fail(f"{patient}: nothing computed yet; run progressor recompute")
-            latest = history[-1]
-            decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
-            # The alerts of the week that ended, and those the week under way already raised.
-            weeks = (latest.week - 1, latest.week)
-            alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
-            actions = [a for a in store.actions(patient) if a.week == latest.week]
-            unused = store.set_aside(patient)
-        except ProgressorError as exc:
-            fail(str(exc))
-    result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
-    click.echo(exporters[fmt].component.export(program, result), nl=False)
+        program, result, actions, unused = newest(store, patient)
+        if chart is not None:
+            write_chart(store, patient, chart)
+    write_document(exporters[fmt].component, program, result, None)
     # The decisions are the week's as the rules made them: a clinician's resume or override
     # since then is why the prescription may differ from them (a "pause" beside "active").
     for action in actions:
@@ -367,6 +401,22 @@ def show(
         )
     for item in unused:  # (stored, but not usable by the rules: never counted, never hidden)
         click.echo(f"note: a record the rules set aside: {item}", err=True)
+
+
+def write_chart(store: Store, patient: str, path: Path) -> None:
+    """The patient's progress chart in `path`, its format from the suffix (.svg or .png)."""
+    try:
+        from progressor.charts import chart_data_from_store, progress_chart
+
+        data = progress_chart(chart_data_from_store(store, patient), path.suffix)
+    except ImportError as exc:
+        fail(f"a chart needs matplotlib: pip install 'progressor[charts]' ({exc})")
+    except ProgressorError as exc:
+        fail(str(exc))
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
 
 
 STORE_COMMANDS = (

@@ -224,6 +224,14 @@ class Exporter(ABC):
     description: ClassVar[str] = ""
     suffix: ClassVar[str] = ""
 
+    #: A binary format (a PDF) is written with export_bytes; its export raises.
+    binary: ClassVar[bool] = False
+
     @abstractmethod
     def export(self, program: Program, result: StepResult) -> str:
         """The prescription of `result` as text; the same inputs give the same bytes."""
+
+    def export_bytes(self, program: Program, result: StepResult) -> bytes:
+        """The document as the bytes of a file: `export`'s text in UTF-8, unless the format
+        is binary and overrides this."""
+        return self.export(program, result).encode("utf-8")

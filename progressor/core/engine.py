@@ -279,7 +279,7 @@ class CompiledProgram:
         """A clinician's resume: the patient (and the named exercises, or all) active again.
 
         The week's decisions stay as the rules made them (a pause); an exported prescription
-        reads an active exercise beside a pausing decision as resumed (export._decided)."""
+        reads an active exercise beside a pausing decision as resumed (export.decided)."""
         unknown = [n for n in exercises if n not in prescription.exercises]
         if unknown:
             hints = [did_you_mean(n, prescription.exercises) for n in unknown]

@@ -31,6 +31,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "progressor.builtins.progressions",
     "progressor.builtins.safety",
     "progressor.builtins.outputs",
+    "progressor.builtins.handouts",
 )
 ENTRY_POINT_GROUP = "progressor"
 ALLOW_ENV = "PROGRESSOR_PLUGINS"
