@@ -14,19 +14,14 @@ from starlette.responses import JSONResponse
 
 from progressor.core.engine import Engine
 from progressor.serve import compute, health
+from progressor.serve import fhir as fhir_api  # (issue 13: FHIR over HTTP)
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
-from progressor.serve.problems import (
-    LocatedProblem,
-    ProblemError,
-    field_path,
-    internal_error,
-    response,
-)
+from progressor.serve.problems import ProblemError, internal_error, invalid_request, response
 from progressor.serve.settings import SETTINGS_ENV, ServeSettings
 from progressor.serve.tokens import TokenFile
 
-ROUTERS = (health.router, compute.router)
+ROUTERS = (health.router, compute.router, fhir_api.router)
 
 
 def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
@@ -54,7 +49,7 @@ def _handle_errors(app: FastAPI) -> None:
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return response(_invalid_request(exc))
+        return response(invalid_request(exc))
 
     async def http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -68,25 +63,6 @@ def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(Exception, unexpected)
-
-
-def _invalid_request(exc: RequestValidationError) -> ProblemError:
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        detail = "the body is not valid JSON: " + "; ".join(
-            str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors
-        )
-        return ProblemError(400, "bad-json", "Bad JSON", detail)
-    problems = [
-        LocatedProblem(
-            # (pydantic prefixes a validator's own sentence with "Value error, ")
-            message=str(e.get("msg")).removeprefix("Value error, "),
-            field=field_path(tuple(e.get("loc", ()))),
-        )
-        for e in errors
-    ]
-    detail = f"the request is not valid: {len(problems)} problem(s)"
-    return ProblemError(422, "invalid-request", "Invalid request", detail, problems)
 
 
 def factory() -> FastAPI:

@@ -2,10 +2,13 @@
 
 | permission | service | clinician | readonly |
 | compute    | yes     | yes       | no       |
+| read       | yes     | yes       | yes      |
 
 `compute` (POST /v1/step, /v1/replay) sends a patient's records to the service. A readonly
 token (a dashboard, an auditor) reads what is stored and never hands patient data over, so it
-is refused those (403). The store's areas add their permissions to this table.
+is refused those (403). `read` (a program as FHIR, a stored patient's CarePlan, the CDS
+Hooks discovery) hands out no patient data that the caller did not already have the right to
+see. The store's areas add their permissions to this table.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from progressor.errors import ProgressorError
 from progressor.serve.problems import ProblemError
 from progressor.serve.tokens import Role, TokenEntry, TokenFile
 
-Permission = Literal["compute"]
+Permission = Literal["compute", "read"]
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
     "compute": frozenset({"service", "clinician"}),
+    "read": frozenset({"service", "clinician", "readonly"}),
 }
 _log = logging.getLogger("progressor.serve")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="progressor"'}

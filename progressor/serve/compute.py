@@ -113,7 +113,7 @@ def step(body: StepRequest, request: Request, caller: Caller) -> StepResponse:
     given = body.program or ProgramRef(
         id=body.prescription.program, version=body.prescription.program_version
     )
-    compiled = _program(request, given)
+    compiled = compiled_program(request, given)
     log = _read(request, body.records, dt.date.today())
     try:
         result = compiled.step(body.prescription, log.records)
@@ -131,7 +131,7 @@ def step(body: StepRequest, request: Request, caller: Caller) -> StepResponse:
 @router.post("/replay", response_model=ReplayResponse)
 def replay(body: ReplayRequest, request: Request, caller: Caller) -> ReplayResponse:
     """Every judged week of an enrollment, from its records (a fold over the step)."""
-    compiled = _program(request, body.program or ProgramRef(id=body.enrollment.program))
+    compiled = compiled_program(request, body.program or ProgramRef(id=body.enrollment.program))
     if compiled.program.id != body.enrollment.program:
         detail = f"the enrollment is on {body.enrollment.program!r}, the program is "
         raise _unprocessable(detail + f"{compiled.program.id!r}", "enrollment.program")
@@ -169,7 +169,8 @@ def _unprocessable(detail: str, field: str) -> ProblemError:
     return ProblemError(422, "invalid-request", "Invalid request", detail, [problem])
 
 
-def _program(request: Request, given: ProgramRef) -> CompiledProgram:
+def compiled_program(request: Request, given: ProgramRef) -> CompiledProgram:
+    """The program `given` names (422 when unknown) or carries (422 with its problems)."""
     catalog: Catalog = request.app.state.catalog
     if given.toml is not None:
         try:

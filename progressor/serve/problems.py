@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse
 
@@ -106,3 +107,23 @@ def field_path(loc: Sequence[str | int]) -> str:
     """A request field as it reads in JSON: `records[2].pain`, without FastAPI's `body.`."""
     parts = tuple(loc[1:] if loc and loc[0] == "body" else loc)
     return format_path(parts) or "body"
+
+
+def invalid_request(exc: RequestValidationError, status: int = 422) -> ProblemError:
+    """A request FastAPI could not validate, each problem at its field (CDS Hooks wants 400)."""
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = "the body is not valid JSON: " + "; ".join(
+            str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors
+        )
+        return ProblemError(400, "bad-json", "Bad JSON", detail)
+    problems = [
+        LocatedProblem(
+            # (pydantic prefixes a validator's own sentence with "Value error, ")
+            message=str(e.get("msg")).removeprefix("Value error, "),
+            field=field_path(tuple(e.get("loc", ()))),
+        )
+        for e in errors
+    ]
+    detail = f"the request is not valid: {len(problems)} problem(s)"
+    return ProblemError(status, "invalid-request", "Invalid request", detail, problems)
