@@ -13,15 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from progressor.core.engine import Engine
-from progressor.serve import compute, health
-from progressor.serve import fhir as fhir_api  # (issue 13: FHIR over HTTP)
+from progressor.serve import cds, compute, health
+from progressor.serve import fhir as fhir_api
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
 from progressor.serve.problems import ProblemError, internal_error, invalid_request, response
 from progressor.serve.settings import SETTINGS_ENV, ServeSettings
 from progressor.serve.tokens import TokenFile
 
-ROUTERS = (health.router, compute.router, fhir_api.router)
+ROUTERS = (health.router, compute.router, fhir_api.router, cds.router)
 
 
 def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
