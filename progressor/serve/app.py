@@ -17,7 +17,13 @@ from progressor.serve import cds, compute, health
 from progressor.serve import fhir as fhir_api
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
-from progressor.serve.problems import ProblemError, internal_error, invalid_request, response
+from progressor.serve.problems import (
+    PROBLEM_RESPONSES,
+    ProblemError,
+    internal_error,
+    invalid_request,
+    response,
+)
 from progressor.serve.settings import SETTINGS_ENV, ServeSettings
 from progressor.serve.tokens import TokenFile
 
@@ -36,7 +42,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
     app.state.catalog = Catalog(engine, settings.programs)
     app.state.tokens = TokenFile(settings.tokens)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
     _handle_errors(app)
     app.add_middleware(Limits, max_body=settings.max_body, timeout_s=settings.timeout_s)
     return app

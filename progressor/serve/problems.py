@@ -49,6 +49,23 @@ class ProblemDetails(BaseModel):
     problems: list[LocatedProblem] = []
 
 
+_STATUSES = {
+    400: "Bad request: not JSON, or (CDS Hooks) not a valid request",
+    401: "No token, or an unknown one",
+    403: "The token's role may not do this",
+    404: "No such program, patient or store",
+    413: "The body or its records are over the limits",
+    422: "The request is not valid: every problem located",
+    503: "Timed out, or the store or the tokens cannot be read",
+}
+_SCHEMA = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+#: What every operation may answer besides its own success, for the OpenAPI document.
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ProblemDetails, "description": words, "content": {MEDIA_TYPE: _SCHEMA}}
+    for status, words in _STATUSES.items()
+}
+
+
 class ProblemError(Exception):
     """Raised by a handler: answered as problem details with `status`."""
 
