@@ -154,6 +154,14 @@ def test_other_patients_observations_are_not_used(stateless: Served) -> None:
         ({"hookInstance": None}, "hookInstance"),
         ({"extension": None}, f"extension.{ENROLLMENT_EXTENSION}"),
         ({"extension": {ENROLLMENT_EXTENSION: {"program": "x"}}}, None),
+        (
+            {"extension": {ENROLLMENT_EXTENSION: {"program": "x", "start": "2026-01-05"}}},
+            f"extension.{ENROLLMENT_EXTENSION}.program",
+        ),
+        (
+            {"extension": {ENROLLMENT_EXTENSION: {"program": "at-top", "start": "1900-01-01"}}},
+            f"extension.{ENROLLMENT_EXTENSION}.start",
+        ),
     ],
 )
 def test_an_invalid_request_is_a_400_problem(

@@ -29,6 +29,16 @@ def stateless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
 
 
+def test_more_observations_than_the_limit_are_refused(tmp_path: Path) -> None:
+    with serving(tmp_path, max_records=3) as served:
+        answer = _send(served, [_pain("2026-01-06", 3)] * 4)
+        assert (answer.status_code, answer.json()["type"]) == (
+            413,
+            "urn:progressor:problem:too-many-records",
+        )
+        assert _send(served, [_pain("2026-01-06", 3)] * 3).status_code == 200
+
+
 @pytest.fixture
 def stored(tmp_path: Path) -> Iterator[Served]:
     path = tmp_path / "clinic.db"

@@ -26,7 +26,7 @@ from progressor.fhir import FhirError, read_bundle
 from progressor.fhir.codes import EXERCISE_SYSTEM, LOINC, PAIN_SEVERITY
 from progressor.serve.auth import requires
 from progressor.serve.bodies import PairsRoute, record_line
-from progressor.serve.compute import ProgramRef, compiled_program
+from progressor.serve.compute import ProgramRef, compiled_program, within_limit, within_weeks
 from progressor.serve.patients import Folded, fold_records, stored_patient
 from progressor.serve.problems import LocatedProblem, ProblemError, invalid_request
 from progressor.serve.settings import ServeSettings
@@ -154,8 +154,13 @@ def patient_view(body: HookRequest, request: Request, _: Sender) -> Cards:
     if settings.store is not None:
         return Cards(cards=cards(stored_patient(request, patient, today), today, []))
     enrollment, given = _enrollment(body, patient)
-    compiled = compiled_program(request, given)
-    arrived, unread = _prefetched(body.prefetch or {}, patient, today)
+    field = f"extension.{ENROLLMENT_EXTENSION}"
+    within_weeks(enrollment.start, today, f"{field}.start", 400)
+    try:
+        compiled = compiled_program(request, given)
+    except ProblemError as exc:  # (a program the service does not have: the request's fault)
+        raise _bad(exc.details.detail, f"{field}.program") from None
+    arrived, unread = _prefetched(request, body.prefetch or {}, patient, today)
     return Cards(cards=cards(fold_records(compiled, enrollment, arrived, today), today, unread))
 
 
@@ -181,12 +186,13 @@ def _enrollment(body: HookRequest, patient: str) -> tuple[Enrollment, ProgramRef
 
 
 def _prefetched(
-    prefetch: dict[str, Any], patient: str, today: dt.date
+    request: Request, prefetch: dict[str, Any], patient: str, today: dt.date
 ) -> tuple[list[Arrived], list[str]]:
     """The patient's records in the prefetched Bundles (through the one reader), and why each
     Observation that could not be read whole was set aside (its pain kept)."""
     arrived: list[Arrived] = []
     unread: list[str] = []
+    read = 0
     for key, found in sorted(prefetch.items()):
         if found is None:  # (the client could not fetch it: nothing to read)
             continue
@@ -195,6 +201,8 @@ def _prefetched(
             imported = read_bundle(record_line(found), source, today=today)
         except FhirError as exc:
             raise _bad(str(exc), source) from None
+        read += len(imported.lines)
+        within_limit(request, read)
         mine = [a for a in imported.log.arrived(source) if a.record.patient in (None, patient)]
         arrived += mine
         unread += [str(item) for item in imported.set_aside]

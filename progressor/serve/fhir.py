@@ -23,7 +23,7 @@ from progressor.errors import ProgressorError
 from progressor.fhir import FhirError, Imported, care_plan, plan_definition, read_bundle
 from progressor.serve.auth import requires
 from progressor.serve.catalog import Catalog
-from progressor.serve.compute import ProgramRef, compiled_program
+from progressor.serve.compute import ProgramRef, compiled_program, within_limit
 from progressor.serve.patients import stored_patient
 from progressor.serve.problems import LocatedProblem, ProblemError
 from progressor.serve.settings import ServeSettings
@@ -104,6 +104,7 @@ async def import_bundle(request: Request, _: Sender) -> ImportResponse:
         imported = read_bundle(text, SOURCE, today=today)
     except FhirError as exc:
         raise _invalid_bundle(exc) from None
+    within_limit(request, len(imported.lines))
     aside = [_bundle_aside(item) for item in imported.set_aside]
     settings: ServeSettings = request.app.state.settings
     stored = None if settings.store is None else _store(settings, imported, aside, today)
