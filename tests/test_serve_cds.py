@@ -140,10 +140,12 @@ def test_an_unreadable_observation_is_a_warning_and_its_pain_still_counts(
     assert "valueQuantity.unit" in cards[1]["detail"]
 
 
-def test_other_patients_observations_are_not_used(stateless: Served) -> None:
+def test_another_patients_observation_is_not_used_but_shown(stateless: Served) -> None:
     flare = {"date": FLARE_DAY.isoformat(), "pain": 8, "patient": "ben"}
     body = hook_request(prefetch=_prefetch([*_week(), flare]), extension=_enrolled())
-    assert _cards(stateless, body) == []
+    [card] = _cards(stateless, body)
+    assert card["indicator"] == "warning"
+    assert "an Observation of 'ben': not used" in card["detail"]
 
 
 @pytest.mark.parametrize(

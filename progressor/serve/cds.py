@@ -152,7 +152,7 @@ def patient_view(body: HookRequest, request: Request, _: Sender) -> Cards:
     settings: ServeSettings = request.app.state.settings
     patient = body.context.patientId
     if settings.store is not None:
-        return Cards(cards=cards(stored_patient(request, patient, today), today, []))
+        return Cards(cards=cards(stored_patient(request, patient, today), []))
     enrollment, given = _enrollment(body, patient)
     field = f"extension.{ENROLLMENT_EXTENSION}"
     within_weeks(enrollment.start, today, f"{field}.start", 400)
@@ -161,7 +161,7 @@ def patient_view(body: HookRequest, request: Request, _: Sender) -> Cards:
     except ProblemError as exc:  # (a program the service does not have: the request's fault)
         raise _bad(exc.details.detail, f"{field}.program") from None
     arrived, unread = _prefetched(request, body.prefetch or {}, patient, today)
-    return Cards(cards=cards(fold_records(compiled, enrollment, arrived, today), today, unread))
+    return Cards(cards=cards(fold_records(compiled, enrollment, arrived, today), unread))
 
 
 def _bad(detail: str, field: str) -> ProblemError:
@@ -189,7 +189,8 @@ def _prefetched(
     request: Request, prefetch: dict[str, Any], patient: str, today: dt.date
 ) -> tuple[list[Arrived], list[str]]:
     """The patient's records in the prefetched Bundles (through the one reader), and why each
-    Observation that could not be read whole was set aside (its pain kept)."""
+    Observation that could not be read whole was set aside (its pain kept) or, naming another
+    patient, was not used."""
     arrived: list[Arrived] = []
     unread: list[str] = []
     read = 0
@@ -203,13 +204,17 @@ def _prefetched(
             raise _bad(str(exc), source) from None
         read += len(imported.lines)
         within_limit(request, read)
-        mine = [a for a in imported.log.arrived(source) if a.record.patient in (None, patient)]
-        arrived += mine
         unread += [str(item) for item in imported.set_aside]
+        for item in imported.log.arrived(source):
+            other = item.record.patient not in (None, patient)
+            if other:  # (shown on a card, never dropped unseen: it may be a flare)
+                unread.append(f"{source}: an Observation of {item.record.patient!r}: not used")
+            else:
+                arrived.append(item)
     return arrived, unread
 
 
-def cards(found: Folded, today: dt.date, unread: Sequence[str]) -> list[Card]:
+def cards(found: Folded, unread: Sequence[str]) -> list[Card]:
     """What a clinician should see of `found`, the most urgent first."""
     out: list[Card] = []
     said: set[str] = set()  # (the rules whose alert the critical card shows)
@@ -230,7 +235,7 @@ def cards(found: Folded, today: dt.date, unread: Sequence[str]) -> list[Card]:
             _card(f"Ready for the next phase: {which}", "info", _lines(f.message for f in ready))
         )
     if unread:
-        summary = f"{len(unread)} Observation(s) could not be read whole (pain scores kept)"
+        summary = f"{len(unread)} Observation(s) not read whole, or of another patient"
         out.append(_card(summary, "warning", _lines(unread)))
     return out
 
