@@ -13,20 +13,21 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from progressor.core.engine import Engine
-from progressor.serve import compute, health, patients, review
+from progressor.serve import cds, compute, health, patients, review
+from progressor.serve import fhir as fhir_api
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
 from progressor.serve.problems import (
-    LocatedProblem,
+    PROBLEM_RESPONSES,
     ProblemError,
-    field_path,
     internal_error,
+    invalid_request,
     response,
 )
 from progressor.serve.settings import SETTINGS_ENV, ServeSettings
 from progressor.serve.tokens import TokenFile
 
-ROUTERS = (health.router, compute.router)
+ROUTERS = (health.router, compute.router, fhir_api.router, cds.router)
 STORE_ROUTERS = (patients.router, review.router)  # (503 no-store without --store)
 
 
@@ -42,7 +43,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
     app.state.catalog = Catalog(engine, settings.programs)
     app.state.tokens = TokenFile(settings.tokens)
     for router in (*ROUTERS, *STORE_ROUTERS):
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
     _handle_errors(app)
     app.add_middleware(Limits, max_body=settings.max_body, timeout_s=settings.timeout_s)
     return app
@@ -55,7 +56,7 @@ def _handle_errors(app: FastAPI) -> None:
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return response(_invalid_request(exc))
+        return response(invalid_request(exc))
 
     async def http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -69,25 +70,6 @@ def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(Exception, unexpected)
-
-
-def _invalid_request(exc: RequestValidationError) -> ProblemError:
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        detail = "the body is not valid JSON: " + "; ".join(
-            str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors
-        )
-        return ProblemError(400, "bad-json", "Bad JSON", detail)
-    problems = [
-        LocatedProblem(
-            # (pydantic prefixes a validator's own sentence with "Value error, ")
-            message=str(e.get("msg")).removeprefix("Value error, "),
-            field=field_path(tuple(e.get("loc", ()))),
-        )
-        for e in errors
-    ]
-    detail = f"the request is not valid: {len(problems)} problem(s)"
-    return ProblemError(422, "invalid-request", "Invalid request", detail, problems)
 
 
 def factory() -> FastAPI:

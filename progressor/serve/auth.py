@@ -8,10 +8,10 @@
 
 `compute` (POST /v1/step, /v1/replay) sends a patient's records to the service. A readonly
 token (a dashboard, an auditor) reads what is stored and never hands patient data over, so it
-is refused those (403). The store's areas: `read` (a patient's results, the review queue),
-`submit` (enroll, post records) and `act` (resume, override, acknowledge: recorded with the
-token's name as who, so only a person's token, a clinician's, may; a service never lifts a
-pause).
+is refused those (403). `read`: a patient's results, the review queue, a program as FHIR, a
+stored patient's CarePlan, the CDS Hooks discovery. `submit`: enroll, post records. `act`:
+resume, override, acknowledge, recorded with the token's name as who, so only a person's
+token (a clinician's) may; a service never lifts a pause.
 """
 
 from __future__ import annotations

@@ -137,9 +137,7 @@ def replay(body: ReplayRequest, request: Request, caller: Caller) -> ReplayRespo
         raise _unprocessable(detail + f"{compiled.program.id!r}", "enrollment.program")
     today = dt.date.today()
     as_of = body.as_of or today
-    if ended_weeks(body.enrollment.start, as_of) > MAX_WEEKS:
-        detail = f"more than {MAX_WEEKS} weeks from the start to {as_of}: check the dates"
-        raise _unprocessable(detail, "enrollment.start")
+    within_weeks(body.enrollment.start, as_of, "enrollment.start")
     log = _read(request, body.records, today)
     try:
         timeline = fold(compiled, body.enrollment, log.arrived(SOURCE), as_of=as_of)
@@ -170,6 +168,7 @@ def _unprocessable(detail: str, field: str) -> ProblemError:
 
 
 def compiled_program(request: Request, given: ProgramRef) -> CompiledProgram:
+    """The program `given` names (422 when unknown) or carries (422 with its problems)."""
     catalog: Catalog = request.app.state.catalog
     if given.toml is not None:
         try:
@@ -195,12 +194,24 @@ def compiled_program(request: Request, given: ProgramRef) -> CompiledProgram:
 def _read(request: Request, records: list[Any] | str, today: dt.date) -> Log:
     """The records through the one reader; more than the limit is refused (413)."""
     lines = records.split("\n") if isinstance(records, str) else list(map(record_line, records))
+    within_limit(request, sum(1 for line in lines if line.strip()))
+    return read_log(lines, SOURCE, "jsonl", today=today)
+
+
+def within_limit(request: Request, count: int) -> None:
+    """413 when `count` records are more than the service takes in one request."""
     limit: int = request.app.state.settings.max_records
-    count = sum(1 for line in lines if line.strip())
     if count > limit:
         detail = f"{count} records: at most {limit} in one request"
         raise ProblemError(413, "too-many-records", "Too many records", detail)
-    return read_log(lines, SOURCE, "jsonl", today=today)
+
+
+def within_weeks(start: dt.date, as_of: dt.date, field: str, status: int = 422) -> None:
+    """A problem when more than MAX_WEEKS weeks lie between `start` and `as_of`."""
+    if ended_weeks(start, as_of) > MAX_WEEKS:
+        detail = f"more than {MAX_WEEKS} weeks from the start to {as_of}: check the dates"
+        problem = LocatedProblem(message=detail, field=field)
+        raise ProblemError(status, "invalid-request", "Invalid request", detail, [problem])
 
 
 def positions(records: list[Any] | str, items: list[SetAside]) -> list[SetAsideRecord]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse
 
@@ -46,6 +47,23 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     problems: list[LocatedProblem] = []
+
+
+_STATUSES = {
+    400: "Bad request: not JSON, or (CDS Hooks) not a valid request",
+    401: "No token, or an unknown one",
+    403: "The token's role may not do this",
+    404: "No such program, patient or store",
+    413: "The body or its records are over the limits",
+    422: "The request is not valid: every problem located",
+    503: "Timed out, or the store or the tokens cannot be read",
+}
+_SCHEMA = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+#: What every operation may answer besides its own success, for the OpenAPI document.
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ProblemDetails, "description": words, "content": {MEDIA_TYPE: _SCHEMA}}
+    for status, words in _STATUSES.items()
+}
 
 
 class ProblemError(Exception):
@@ -106,3 +124,23 @@ def field_path(loc: Sequence[str | int]) -> str:
     """A request field as it reads in JSON: `records[2].pain`, without FastAPI's `body.`."""
     parts = tuple(loc[1:] if loc and loc[0] == "body" else loc)
     return format_path(parts) or "body"
+
+
+def invalid_request(exc: RequestValidationError, status: int = 422) -> ProblemError:
+    """A request FastAPI could not validate, each problem at its field (CDS Hooks wants 400)."""
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = "the body is not valid JSON: " + "; ".join(
+            str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors
+        )
+        return ProblemError(400, "bad-json", "Bad JSON", detail)
+    problems = [
+        LocatedProblem(
+            # (pydantic prefixes a validator's own sentence with "Value error, ")
+            message=str(e.get("msg")).removeprefix("Value error, "),
+            field=field_path(tuple(e.get("loc", ()))),
+        )
+        for e in errors
+    ]
+    detail = f"the request is not valid: {len(problems)} problem(s)"
+    return ProblemError(status, "invalid-request", "Invalid request", detail, problems)

@@ -323,7 +323,7 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
     timeline = fold(
         compiled,
         enrollment,
-        _records(inputs),
+        stored_records(inputs),
         as_of=enrollment.start,
         weeks=weeks,
         actions=inputs.actions,
@@ -358,9 +358,9 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
     )
 
 
-def _records(inputs: PatientInputs) -> list[Arrived]:
+def stored_records(inputs: PatientInputs) -> list[Arrived]:
     """A patient's records, each with when it arrived (None: not known) and where it was
-    read."""
+    read (also what the service folds a stored patient from: progressor.serve.folded)."""
     outcomes = inputs.outcomes_arrived or (None,) * len(inputs.outcomes)
     reports = inputs.pain_reports_arrived or (None,) * len(inputs.pain_reports)
     outcomes_from = inputs.outcomes_from or (("", None),) * len(inputs.outcomes)
