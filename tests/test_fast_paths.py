@@ -508,10 +508,13 @@ def test_week_view_properties_are_computed_once(seed: p.CompiledProgram) -> None
     prescription = seed.first_week(enrollment)
     rows = [p.Outcome.model_validate(r) for r in full_week()]
     week = build_week(seed._plans, prescription, rows)
-    assert "pain_scores" not in week.__dict__
-    scores = week.pain_scores
-    assert week.__dict__["pain_scores"] is scores is week.pain_scores
-    assert week.mean_pain == 2.0 and week.any_session is True
+    # build_week gives the values the properties would compute (every step reads them) ...
+    plain = p.WeekView(week.prescription, week.exercises, week.outcomes, week.pain_reports)
+    assert "pain_scores" not in plain.__dict__
+    scores = plain.pain_scores
+    assert plain.__dict__["pain_scores"] is scores is plain.pain_scores  # ... once
+    assert week.__dict__["pain_scores"] == scores and week.pain_scores == scores
+    assert week.mean_pain == plain.mean_pain == 2.0 and week.any_session is True
     assert type(week).pain_scores.__doc__  # the descriptor keeps the docstring
 
 
@@ -676,6 +679,9 @@ def test_build_week_makes_the_week_view_its_constructor_makes() -> None:
         assert week == made
         assert week.any_session is p.WeekView.any_session.func(made)  # type: ignore[attr-defined]
         assert week.any_session is any(not o.skipped for o in records)  # type: ignore[union-attr]
+        # The pain scores and their mean, given by build_week, are the properties' own values.
+        assert week.pain_scores == p.WeekView.pain_scores.func(made)  # type: ignore[attr-defined]
+        assert week.mean_pain == p.WeekView.mean_pain.func(made)  # type: ignore[attr-defined]
 
 
 def _seed_with_hold(

@@ -325,12 +325,14 @@ class CompiledProgram:
     def _evaluate(self, week: WeekView) -> StepResult:
         prescription = week.prescription
         found = self._findings(week)
-        flags, alerts = raised(prescription, found)
+        flags, alerts = raised(prescription, found) if found else ([], [])
         decisions, states = [], {}
         current = prescription.exercises
         for planned in self._exercises:
             name = planned.name
-            matches = [m for m in found if m.exercise is None or m.exercise == name]
+            matches = (
+                [m for m in found if m.exercise is None or m.exercise == name] if found else []
+            )
             decision, state, flag = self._decide(
                 planned, current[name], week.exercises[name], matches
             )

@@ -138,20 +138,29 @@ class WeekView:
     @cached_property
     def pain_scores(self) -> tuple[float, ...]:
         """Every pain score of the week: from outcomes and from pain reports."""
-        scores = [
-            p
-            for o in chain(self.outcomes, self.strays)
-            for p in (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
-            if p is not None
-        ]
-        if self.pain_reports:
-            scores += [r.pain for r in self.pain_reports]
-        return tuple(scores)
+        return _pain_scores(self.outcomes, self.strays, self.pain_reports)
 
     @cached_property
     def mean_pain(self) -> float | None:
-        scores = self.pain_scores
-        return round_half_up(sum(scores) / len(scores), 2) if scores else None
+        return _mean(self.pain_scores)
+
+
+def _pain_scores(
+    outcomes: tuple[Outcome, ...], strays: tuple[Outcome, ...], reports: tuple[PainReport, ...]
+) -> tuple[float, ...]:
+    scores = [
+        p
+        for o in chain(outcomes, strays)
+        for p in (o.pain_before, o.pain_during, o.pain_after, o.pain_next_morning)
+        if p is not None
+    ]
+    if reports:
+        scores += [r.pain for r in reports]
+    return tuple(scores)
+
+
+def _mean(scores: tuple[float, ...]) -> float | None:
+    return round_half_up(sum(scores) / len(scores), 2) if scores else None
 
 
 _set_week_fields = dict_setter(WeekView)
@@ -254,19 +263,27 @@ def build_week(
         if exercise.done_sessions:
             any_session = True
             break
+    outcomes = tuple(chain.from_iterable(map(_outcomes, exercises.values())))
+    kept_reports = tuple(reports)
+    kept_strays = tuple(sorted(strays, key=outcome_key)) if strays else ()
+    # Every step reads the pain scores (pain-flare, which no program is without) and their
+    # mean (the week's history): computed here, not through two cached properties' calls.
+    scores = _pain_scores(outcomes, kept_strays, kept_reports)
     # What WeekView(...) sets, in one go (a frozen dataclass sets each field through
-    # object.__setattr__: a microsecond a week); any_session is its cached value.
+    # object.__setattr__: a microsecond a week), with the cached properties' values.
     week = object.__new__(WeekView)
     _set_week_fields(
         week,
         {
             "prescription": prescription,
             "exercises": exercises,
-            "outcomes": tuple(chain.from_iterable(map(_outcomes, exercises.values()))),
-            "pain_reports": tuple(reports),
+            "outcomes": outcomes,
+            "pain_reports": kept_reports,
             "set_aside": _set_aside(aside) if aside else (),
-            "strays": tuple(sorted(strays, key=outcome_key)) if strays else (),
+            "strays": kept_strays,
             "any_session": any_session,
+            "pain_scores": scores,
+            "mean_pain": _mean(scores),
         },
     )
     return week
