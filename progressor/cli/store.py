@@ -27,6 +27,7 @@ from progressor.cli.common import (
     plugin_options,
     starting_doses,
 )
+from progressor.cli.history import show_history, week_in
 from progressor.core.engine import CompiledProgram
 from progressor.core.models import Enrollment, StepResult, patient_id_problem
 from progressor.errors import ProgressorError, did_you_mean
@@ -296,26 +297,44 @@ def override(
 @click.command()
 @click.argument("patient")
 @format_option
+@click.option(
+    "--week",
+    "shown_week",
+    type=click.IntRange(min=1),
+    help="That week's prescription and the decisions behind it (default: the newest).",
+)
+@click.option(
+    "--history", "whole", is_flag=True, help="Every week: status, doses, decisions, records."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON (the same as --format json).")
 @store_option
 @plugin_options
 def show(
     patient: str,
     fmt: str | None,
+    shown_week: int | None,
+    whole: bool,
+    as_json: bool,
     store_path: Path,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
 ) -> None:
-    """Print PATIENT's newest prescription from the store, with the decisions behind it."""
+    """Print PATIENT's newest prescription (or --week N's, or --history) from the store, with
+    the decisions behind it."""
+    if whole:
+        with open_store(store_path) as store:
+            show_history(store, patient, as_json or fmt == "json")
+        return
     engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
-    fmt = exporter_name(engine, fmt)
+    fmt = exporter_name(engine, "json" if as_json else fmt)
     with open_store(store_path) as store:
         try:
             program = store.program_of(patient)
             history = store.prescriptions(patient)
             if not history:
                 fail(f"{patient}: nothing computed yet; run progressor recompute")
-            latest = history[-1]
+            latest = history[-1] if shown_week is None else week_in(patient, history, shown_week)
             decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
             # The alerts of the week that ended, and those the week under way already raised.
             weeks = (latest.week - 1, latest.week)
