@@ -241,10 +241,11 @@ def test_reenrolment_carries_continuing_doses_within_the_new_limits(
         "SELECT kind, program_version, start, who, note FROM enrollment_changes"
     )
     assert audit == ("reenroll", "1.0.0", START.isoformat(), "dr-x", "next phase")
-    # Recompute computes the new enrollment: its records from before are set aside.
+    # Recompute computes the new enrollment; the records of the one that ended stay with it.
     summary = compute(store, new_start + dt.timedelta(days=7))
-    assert summary.failures == ()
+    assert summary.failures == () and store.set_aside("anna") == []
     assert [p.week for p in store.prescriptions("anna")] == [1, 2]
+    assert len(store.records("anna")) == 18  # (kept, all of them)
 
 
 def test_the_earlier_enrollments_actions_no_longer_apply(
@@ -354,14 +355,44 @@ def test_the_workflows_on_the_command_line(tmp_path: Path) -> None:
     cli(db, "recompute", "--week", AS_OF.isoformat(), "--workers", "1")
     assert json.loads(cli(db, "patients", "--status", "paused", "--json").stdout) == []
 
-    # Re-enrolment on the next version, then discharge.
+    # Re-enrolment on the next version, once what was raised was seen; then discharge.
     next_path = tmp_path / "low-back-pain-1.1.toml"
     next_path.write_text(NEXT_TEXT, encoding="utf-8")
+    move = ("reenroll", "ben", "--program", str(next_path), "--start", "2026-01-19")
+    refused = run(*move, "--note", "next phase", "--store", str(db))
+    assert refused.returncode == 1 and "waits in the review queue" in refused.stderr
+    cli(db, "acknowledge", "ben", "--note", "phoned: back to it now")
     done = cli(db, "reenroll", "ben", "--program", str(next_path), "--start", "2026-01-19",
                "--note", "next phase")  # fmt: skip
     assert "  bridge: 1 x " in done.stdout and "s (carried over)" in done.stdout
     assert "cat-camel" in done.stdout and "(start dose)" in done.stdout
     cli(db, "discharge", "ben", "--note", "goals met", "--who", "dr-x")
-    assert "ben  low-back-pain 1.1.0  discharged  week 1" in cli(db, "patients").stdout
+    cli(db, "discharge", "anna", "--note", "moved away", "--who", "dr-x")
+    listed = cli(db, "patients").stdout
+    assert "ben  low-back-pain 1.1.0  discharged  week 1" in listed
+    assert "anna  low-back-pain 1.0.0  discharged  week 3" in listed
     refused = run("discharge", "ben", "--note", "again", "--store", str(db))
     assert refused.returncode == 1 and "already discharged" in refused.stderr
+
+
+def test_reenrolment_waits_for_recompute_and_the_review_and_keeps_a_late_flare(
+    store: Store, engine: progressor.Engine
+) -> None:
+    week_1_and_2(store)
+    compute(store)
+    store.import_records([flare("anna", day=13)], today=AS_OF)  # not yet recomputed
+    seed = engine.compile(SEED)
+    with pytest.raises(StoreError, match="run `progressor recompute`"):
+        store.reenroll("anna", seed, AS_OF, "next phase", "dr-x")
+    compute(store)
+    with pytest.raises(StoreError, match="waits in the review queue"):
+        store.reenroll("anna", seed, AS_OF, "next phase", "dr-x")
+    store.resume("anna", "phoned: settled", "dr-x")
+    store.reenroll("anna", seed, AS_OF, "next phase", "dr-x")
+    compute(store, AS_OF + dt.timedelta(days=7))
+    assert store.prescriptions("anna")[-1].status == "active"  # the seen flare stays behind
+    # A late diary of the weeks before the move, imported after it: its flare still counts.
+    late = AS_OF + dt.timedelta(days=8)
+    store.import_records([flare("anna", day=12)], today=late)
+    compute(store, late)
+    assert store.prescriptions("anna")[-1].status == "paused"

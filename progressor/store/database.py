@@ -290,7 +290,9 @@ class Store(Clinic):
         who, when and why. Each exercise that continues keeps the dose of the newest stored
         prescription, within the new program's floor and ceiling
         (`CompiledProgram.carried_doses`); the others start at the program's dose. Week 1 of
-        the new enrollment is stored at once; recompute computes the patient again."""
+        the new enrollment is stored at once; recompute computes the patient again. Refused
+        while records wait for recompute or the patient waits in the review queue; records
+        dated before `start` stay with the enrollment that ends (`ended`)."""
         if not note.strip() or not who.strip():
             raise StoreError("a re-enrolment needs a note (why) and who did it")
         program = compiled.program
@@ -308,7 +310,15 @@ class Store(Clinic):
             overrides=compiled.carried_doses(doses),
         )
         _engine_check(compiled, enrollment, enrollment.overrides)
+        # What the ending enrollment raised must have been seen: its records computed (below,
+        # inside the transaction) and nothing of it waiting in the review queue.
+        if any(item.patient == patient for item in self.review_queue()):
+            raise StoreError(
+                f"patient {patient!r} waits in the review queue: resume or acknowledge what "
+                "was raised, then re-enrol"
+            )
         with self._write() as db:
+            self._check_nothing_waiting(patient, "re-enrol")
             stored = db.execute(
                 "SELECT hash FROM programs WHERE program = ? AND version = ?",
                 (program.id, program.version),
@@ -319,7 +329,16 @@ class Store(Clinic):
                     "add it first"
                 )
             values = _enrollment_values(enrollment, program, stored[0])
-            self._record_change(patient, "reenroll", note, who)
+            change = self._record_change(patient, "reenroll", note, who)
+            # The records the ending enrollment judged stay with it: the new one starts
+            # afresh. (One dated before the new start but imported later still reaches the
+            # new week 1's safety rules: a late diary's flare is not lost in the move.)
+            for table in ("outcomes", "pain_reports"):
+                db.execute(
+                    f"UPDATE {table} SET ended = ? WHERE patient = ? AND date < ?"
+                    " AND ended IS NULL",
+                    (change, patient, start.isoformat()),
+                )
             # The earlier enrollment's clinician actions name its weeks, not the new ones.
             (newest_action,) = db.execute(
                 "SELECT coalesce(max(id), 0) FROM clinician_actions"
@@ -679,7 +698,7 @@ class Store(Clinic):
                 newest = f"{max(later):%Y-%m-%d %H:%M}"
                 waiting = f"records imported since the last recompute, the newest {newest}"
             elif data_version - (computed_version or 0) > len(acted):
-                waiting = "records imported since the last recompute"
+                waiting = "records imported (or voided) since the last recompute"
         if waiting:
             raise StoreError(
                 f"patient {patient!r} has {waiting}: run `progressor recompute`, review the "

@@ -294,14 +294,14 @@ class Results(Connected):
             outcomes: dict[str, list[_Stored]] = {}
             for patient, *stored in db.execute(
                 f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM outcomes r"
-                f" WHERE r.{within} AND r.voided IS NULL",
+                f" WHERE r.{within} AND r.voided IS NULL AND r.ended IS NULL",
                 (wanted,),
             ):
                 outcomes.setdefault(patient, []).append(_Stored(*stored))
             reports: dict[str, list[_Stored]] = {}
             for patient, *stored in db.execute(
                 f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM pain_reports r"
-                f" WHERE r.{within} AND r.voided IS NULL",
+                f" WHERE r.{within} AND r.voided IS NULL AND r.ended IS NULL",
                 (wanted,),
             ):
                 reports.setdefault(patient, []).append(_Stored(*stored))

@@ -152,7 +152,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 9: the clinic's workflows (docs/store.md). A change of enrollment (a move to another
     # program or version, a discharge) keeps the enrollment it ended, with who, when and why;
     # `patients.discharged` is the discharge in force, `patients.actions_after` the newest
-    # clinician action of an earlier enrollment (its weeks are not the new one's). A voided
+    # clinician action of an earlier enrollment (its weeks are not the new one's), and a
+    # record's `ended` the re-enrolment that closed the enrollment it was judged in. A voided
     # record stays stored with the void that set it aside from recompute. A quarantined line
     # fixed and imported again keeps the fix beside it.
     """
@@ -171,6 +172,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE outcomes ADD COLUMN voided INTEGER REFERENCES voids (id);
     ALTER TABLE pain_reports ADD COLUMN voided INTEGER REFERENCES voids (id);
+    ALTER TABLE outcomes ADD COLUMN ended INTEGER REFERENCES enrollment_changes (id);
+    ALTER TABLE pain_reports ADD COLUMN ended INTEGER REFERENCES enrollment_changes (id);
     CREATE TABLE quarantine_fixes (
         quarantine INTEGER PRIMARY KEY REFERENCES quarantine (id),
         import INTEGER NOT NULL REFERENCES imports (id), text TEXT NOT NULL,
