@@ -371,6 +371,7 @@ def test_the_workflows_on_the_command_line(tmp_path: Path) -> None:
     listed = cli(db, "patients").stdout
     assert "ben  low-back-pain 1.1.0  discharged  week 1" in listed
     assert "anna  low-back-pain 1.0.0  discharged  week 3" in listed
+    assert "anna is discharged: results as kept then" in cli(db, "show", "anna").stderr
     refused = run("discharge", "ben", "--note", "again", "--store", str(db))
     assert refused.returncode == 1 and "already discharged" in refused.stderr
 

@@ -341,6 +341,8 @@ def show(
             alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
             actions = [a for a in store.actions(patient) if a.week == latest.week]
             unused = store.set_aside(patient)
+            if store.is_discharged(patient):
+                click.echo(f"note: {patient} is discharged: results as kept then", err=True)
         except ProgressorError as exc:
             fail(str(exc))
     result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
