@@ -100,18 +100,17 @@ def history_text(weeks: Sequence[dict[str, Any]]) -> Iterator[str]:
         for name, item in week["exercises"].items():
             dose = ", ".join(f"{k} {v}" for k, v in item["dose"].items())
             paused = " (paused)" if item["status"] == "paused" else ""
-            decision = item["decision"]
-            then = (
-                f" -> {decision['action']} ({decision['rule']}): {decision['reason']}"
-                if decision
-                else " -> not judged yet (the week is under way)"
-                if not week["judged"]
-                else ""
-            )
-            yield f"  {name}: {dose}{paused}{then}"
+            yield f"  {name}: {dose}{paused}{_then(item['decision'], week['judged'])}"
         for flag in week["flags"]:
             yield f"  flag {flag['code']}: {flag['message']}"
         for record in week["records"]:
             what = record["exercise"] or "pain report"
             voided = " (voided)" if record["voided"] else ""
             yield f"  record {record['id']}: {record['date']} {what}{voided}"
+
+
+def _then(decision: dict[str, str] | None, judged: bool) -> str:
+    """What the week's records led to for one exercise (nothing yet while it is under way)."""
+    if decision is not None:
+        return f" -> {decision['action']} ({decision['rule']}): {decision['reason']}"
+    return "" if judged else " -> not judged yet (the week is under way)"
