@@ -205,13 +205,25 @@ def test_a_paused_then_resumed_patients_handout(tmp_path: Path) -> None:
     assert "6 times, hold each for 5 seconds" in html
 
 
-def test_handout_of_a_patient_not_computed_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_newly_enrolled_patient_gets_the_first_week_handout_at_once(tmp_path: Path) -> None:
+    # Enrolment stores week 1, so the patient leaves the clinic with a sheet (issue 14).
     env = {"PROGRESSOR_STORE": str(tmp_path / "s.db")}
     run("init", env=env)
     run("enroll", "cleo", "--program", SEED, "--start", START.isoformat(), env=env)
-    done = run("handout", "cleo", "--format", "html", "--output", str(tmp_path / "h"), env=env)
+    sheet = tmp_path / "h.html"
+    done = run("handout", "cleo", "--format", "html", "--output", str(sheet), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "cleo: week 1's handout written" in done.stdout
+    html = sheet.read_text(encoding="utf-8")
+    assert "5 times, hold each for 5 seconds" in html
+
+
+def test_handout_of_an_unknown_patient_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"PROGRESSOR_STORE": str(tmp_path / "s.db")}
+    run("init", env=env)
+    done = run("handout", "nobody", "--format", "html", "--output", str(tmp_path / "h"), env=env)
     assert done.returncode == 1
-    assert "cleo: nothing computed yet; run progressor recompute" in done.stderr
+    assert "nobody" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_the_handout_exporters_are_plugin_exporters(seed: progressor.CompiledProgram) -> None:

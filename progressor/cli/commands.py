@@ -501,6 +501,15 @@ def _register_handout_commands() -> None:
         main.add_command(command)
 
 
+def _register_workflow_commands() -> None:
+    # The clinic's workflows (patients, quarantine, reenroll, discharge, void): their module.
+    from progressor.cli.workflows import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
 _register_batch_commands()
 _register_serve_commands()
 _register_handout_commands()
+_register_workflow_commands()

@@ -30,6 +30,7 @@ from progressor.cli.common import (
     starting_doses,
     write_document,
 )
+from progressor.cli.history import show_history, week_in
 from progressor.core.engine import CompiledProgram
 from progressor.core.models import (
     Enrollment,
@@ -341,15 +342,15 @@ class Newest(NamedTuple):
     unused: list[SetAside]  # records the rules set aside
 
 
-def newest(store: Store, patient: str) -> Newest:
-    """The newest computed week of `patient` as a StepResult (show, handout); a clear error
-    when there is none yet."""
+def newest(store: Store, patient: str, week: int | None = None) -> Newest:
+    """The newest computed week of `patient` (or `week`) as a StepResult (show, handout); a
+    clear error when there is none yet."""
     try:
         program = store.program_of(patient)
         history = store.prescriptions(patient)
         if not history:
             fail(f"{patient}: nothing computed yet; run progressor recompute")
-        latest = history[-1]
+        latest = history[-1] if week is None else week_in(patient, history, week)
         decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
         # The alerts of the week that ended, and those the week under way already raised.
         weeks = (latest.week - 1, latest.week)
@@ -366,6 +367,16 @@ def newest(store: Store, patient: str) -> Newest:
 @click.argument("patient")
 @format_option
 @click.option(
+    "--week",
+    "shown_week",
+    type=click.IntRange(min=1),
+    help="That week's prescription and the decisions behind it (default: the newest).",
+)
+@click.option(
+    "--history", "whole", is_flag=True, help="Every week: status, doses, decisions, records."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON (the same as --format json).")
+@click.option(
     "--chart",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also draw the patient's progress chart in this file (.svg or .png; needs the "
@@ -376,17 +387,27 @@ def newest(store: Store, patient: str) -> Newest:
 def show(
     patient: str,
     fmt: str | None,
+    shown_week: int | None,
+    whole: bool,
+    as_json: bool,
     chart: Path | None,
     store_path: Path,
     plugins: tuple[str, ...],
     block: tuple[str, ...],
 ) -> None:
-    """Print PATIENT's newest prescription from the store, with the decisions behind it."""
+    """Print PATIENT's newest prescription (or --week N's, or --history) from the store, with
+    the decisions behind it."""
+    if whole:
+        with open_store(store_path) as store:
+            show_history(store, patient, as_json or fmt == "json")
+        return
     engine = engine_from_env(plugins, block)
     exporters = engine.registries.exporters
-    fmt = exporter_name(engine, fmt)
+    fmt = exporter_name(engine, "json" if as_json else fmt)
     with open_store(store_path) as store:
-        program, result, actions, unused = newest(store, patient)
+        program, result, actions, unused = newest(store, patient, shown_week)
+        if store.is_discharged(patient):
+            click.echo(f"note: {patient} is discharged: results as kept then", err=True)
         if chart is not None:
             write_chart(store, patient, chart)
     write_document(exporters[fmt].component, program, result, None)

@@ -8,7 +8,7 @@ against what was registered (names, parameters, doses, limits) and returns a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from progressor.core._fast import fields_of, plain_values, trusted
@@ -157,6 +157,15 @@ class _PlannedExercise:
         }
         return dose.model_copy(update=update) if update else dose
 
+    def clamp_to_ceiling(self, dose: Dose) -> Dose:
+        """`dose` with every field lowered to the ceiling where it rose above."""
+        update = {
+            name: high
+            for name, high in self.ceiling
+            if (current := getattr(dose, name)) is not None and current > high
+        }
+        return dose.model_copy(update=update) if update else dose
+
 
 class CompiledProgram:
     """A program validated against an engine's plugins: start, step and replay patients."""
@@ -164,6 +173,7 @@ class CompiledProgram:
     def __init__(self, program: Program, registries: Registries) -> None:
         compiled = compile_program(program, registries)
         self.program = program
+        self._registries = registries
         self._rules = tuple(Bound.of(*rule) for rule in compiled.rules)
         self._exercises = tuple(
             _PlannedExercise(
@@ -225,6 +235,27 @@ class CompiledProgram:
             start=enrollment.start,
             exercises=exercises,
         )
+
+    @property
+    def signature(self) -> str:
+        """The code signature of the engine that compiled it (`Engine.signature`)."""
+        return code_signature(self._registries)
+
+    def carried_doses(self, doses: Mapping[str, Dose]) -> dict[str, Dose]:
+        """Starting doses for a patient who moves onto this program with `doses` (by exercise
+        id): an exercise that continues keeps its dose, brought within this program's floor
+        and ceiling; one this program's type or strategy cannot work with (another exercise
+        type, a variant it does not know) starts at this program's dose, as does every new
+        exercise."""
+        carried = {}
+        for plan in self._exercises:
+            dose = doses.get(plan.exercise.id)
+            if dose is None:
+                continue
+            dose = plan.clamp_to_ceiling(plan.clamp_to_floor(dose))
+            if plan.dose_problem(dose) is None:
+                carried[plan.exercise.id] = dose
+        return carried
 
     def step(self, prescription: Prescription, records: Iterable[Record]) -> StepResult:
         """Next week's prescription from this week's records: pure and deterministic."""

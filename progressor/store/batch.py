@@ -31,7 +31,6 @@ from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import (
     Outcome,
     PainReport,
-    Prescription,
 )
 from progressor.core.timeline import Arrived, ended_weeks, fold
 from progressor.errors import ProgressorError
@@ -49,8 +48,8 @@ from progressor.store.values import (
     DecisionRow,
     PatientInputs,
     PatientResults,
-    PrescriptionRow,
     canonical_json,
+    prescription_row,
 )
 
 #: Builds the engine a worker computes with; with workers > 1 it must pickle (a module-level
@@ -344,7 +343,7 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         enrollment.patient,
         inputs.data_version,
         weeks,
-        tuple(_prescription_row(p) for p in timeline.prescriptions),
+        tuple(prescription_row(p) for p in timeline.prescriptions),
         tuple(decisions),
         tuple(alerts),
         set_aside=timeline.set_aside,
@@ -381,18 +380,6 @@ _REPORTS = TypeAdapter(list[PainReport]).validator.validate_json
 
 def _stored(texts: Sequence[str], validate: Callable[[str], list[Any]]) -> list[Any]:
     return validate("[" + ",".join(texts) + "]") if texts else []
-
-
-def _prescription_row(prescription: Prescription) -> PrescriptionRow:
-    paused = sum(s.status == "paused" for s in prescription.exercises.values())
-    return PrescriptionRow(
-        prescription.week,
-        prescription.start.isoformat(),
-        prescription.status,
-        paused,
-        len(prescription.flags),
-        canonical_json(prescription),
-    )
 
 
 # -- the worker process ----------------------------------------------------------------------

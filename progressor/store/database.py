@@ -18,7 +18,7 @@ from dataclasses import replace as dc_replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from progressor.core.engine import CompiledProgram
 from progressor.core.models import (
@@ -31,6 +31,7 @@ from progressor.core.models import (
     Record,
     SetAside,
 )
+from progressor.core.timeline import fold
 from progressor.errors import (
     LogError,
     ProgressorError,
@@ -50,7 +51,8 @@ from progressor.reading.records import (
     rows,
     salvage,
 )
-from progressor.store.results import Results, acted_since_data, arrivals
+from progressor.store.clinic import Clinic
+from progressor.store.results import CURRENT_ACTIONS, acted_since_data, arrivals
 from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
 from progressor.store.values import (
     ACTION_COLUMNS,
@@ -63,6 +65,7 @@ from progressor.store.values import (
     enrollment_of_row,
     limit_problem,
     now_text,
+    prescription_row,
     sha256_hex,
     week_of,
 )
@@ -70,7 +73,7 @@ from progressor.store.values import (
 # -- the store --------------------------------------------------------------------------------
 
 
-class Store(Results):
+class Store(Clinic):
     """One clinic's SQLite file. Not shared between threads: open one Store per thread."""
 
     def __init__(self, db: sqlite3.Connection, path: Path, readonly: bool) -> None:
@@ -182,7 +185,47 @@ class Store(Results):
         """
         if compiled is not None:
             _engine_check(compiled, enrollment, enrollment.overrides)
-        return self.enroll_many([enrollment], program) == 1
+        added = self.enroll_many([enrollment], program) == 1
+        if added and compiled is not None:
+            with self._write():
+                self._first_week(compiled, enrollment, computed=True)
+        return added
+
+    def _first_week(
+        self, compiled: CompiledProgram, enrollment: Enrollment, *, computed: bool
+    ) -> None:
+        """Store week 1's prescription of an enrollment as the fold makes it (no week judged
+        yet), in place of any results of an earlier enrollment: `show`, the review queue and
+        the handout see a new patient at once. `computed`: nothing was logged, so these are
+        the patient's whole results; otherwise (a re-enrolment) recompute computes them
+        again with the records."""
+        patient = enrollment.patient
+        timeline = fold(compiled, enrollment, (), as_of=enrollment.start, weeks=0)
+        # Results made with other code than the store's stored ones wait for recompute, as
+        # recompute's own would (Results.computed_with); a new store takes this code's.
+        self._db.execute(
+            "INSERT OR IGNORE INTO store_meta VALUES ('code', ?)", (compiled.signature,)
+        )
+        (code,) = self._db.execute("SELECT value FROM store_meta WHERE key = 'code'").fetchone()
+        computed = computed and code == compiled.signature
+        for table in ("prescriptions", "decisions", "alerts", "set_aside"):
+            self._db.execute(f"DELETE FROM {table} WHERE patient = ?", (patient,))
+        self._db.execute(
+            "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (patient, *prescription_row(timeline.prescriptions[0])),
+        )
+        self._db.execute(
+            "UPDATE patient_state SET computed_weeks = 0, error = NULL, next_due = ?,"
+            " computed_version = CASE WHEN ? THEN data_version END,"
+            " computed_at = CASE WHEN ? THEN ? END WHERE patient = ?",
+            (
+                (enrollment.start + dt.timedelta(days=7)).isoformat(),
+                computed,
+                computed,
+                now_text(),
+                patient,
+            ),
+        )
 
     def enroll_many(self, enrollments: Iterable[Enrollment], program: Program) -> int:
         """Enroll patients on one program version in one transaction; how many are new."""
@@ -203,16 +246,7 @@ class Store(Results):
 
     def _enroll(self, enrollment: Enrollment, program: Program, digest: str) -> bool:
         patient = enrollment.patient
-        if enrollment.program != program.id:
-            raise StoreError(f"{patient!r}: enrolled on {enrollment.program!r}, not {program.id!r}")
-        for name, dose in enrollment.overrides.items():
-            problem = _override_problem(program, name, dose)
-            if problem:
-                raise StoreError(f"patient {patient!r}: {problem}")
-        overrides = canonical_json(
-            {name: json.loads(dose_json(dose)) for name, dose in enrollment.overrides.items()}
-        )
-        values = (program.id, program.version, digest, enrollment.start.isoformat(), overrides)
+        values = _enrollment_values(enrollment, program, digest)
         row = self._db.execute(
             "SELECT program, program_version, program_hash, start, overrides FROM patients"
             " WHERE patient = ?",
@@ -223,7 +257,10 @@ class Store(Results):
                 raise StoreConflict(f"patient {patient!r} is already enrolled")
             return False
         self._db.execute(
-            "INSERT INTO patients VALUES (?, ?, ?, ?, ?, ?, ?)", (patient, *values, now_text())
+            "INSERT INTO patients"
+            " (patient, program, program_version, program_hash, start, overrides, enrolled_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (patient, *values, now_text()),
         )
         first_due = (enrollment.start + dt.timedelta(days=7)).isoformat()  # the first week's end
         self._db.execute(
@@ -257,6 +294,85 @@ class Store(Results):
             raise self.unknown(patient)
         return self.program(row[0], row[1])
 
+    def reenroll(
+        self,
+        patient: str,
+        compiled: CompiledProgram,
+        start: dt.date,
+        note: str,
+        who: str,
+    ) -> Enrollment:
+        """Move an enrolled (or discharged) patient onto another program or program version
+        (stored first, with `add_program`), from `start`: the enrollment it ends is kept with
+        who, when and why. Each exercise that continues keeps the dose of the newest stored
+        prescription, within the new program's floor and ceiling
+        (`CompiledProgram.carried_doses`); the others start at the program's dose. Week 1 of
+        the new enrollment is stored at once; recompute computes the patient again. Refused
+        while records wait for recompute or the patient waits in the review queue; records
+        dated before `start` stay with the enrollment that ends (`ended`)."""
+        if not note.strip() or not who.strip():
+            raise StoreError("a re-enrolment needs a note (why) and who did it")
+        program = compiled.program
+        current = self.enrollment(patient)
+        history = self.prescriptions(patient)
+        doses = (
+            {name: state.dose for name, state in history[-1].exercises.items()}
+            if history
+            else dict(current.overrides)
+        )
+        enrollment = Enrollment(
+            patient=patient,
+            program=program.id,
+            start=start,
+            overrides=compiled.carried_doses(doses),
+        )
+        _engine_check(compiled, enrollment, enrollment.overrides)
+        # What the ending enrollment raised must have been seen: its records computed (below,
+        # inside the transaction) and nothing of it waiting in the review queue.
+        if any(item.patient == patient for item in self.review_queue()):
+            raise StoreError(
+                f"patient {patient!r} waits in the review queue: resume or acknowledge what "
+                "was raised, then re-enrol"
+            )
+        with self._write() as db:
+            self._check_nothing_waiting(patient, "re-enrol")
+            stored = db.execute(
+                "SELECT hash FROM programs WHERE program = ? AND version = ?",
+                (program.id, program.version),
+            ).fetchone()
+            if stored is None:
+                raise StoreError(
+                    f"program {program.id!r} version {program.version!r} is not in the store; "
+                    "add it first"
+                )
+            values = _enrollment_values(enrollment, program, stored[0])
+            change = self._record_change(patient, "reenroll", note, who)
+            # The records the ending enrollment judged stay with it: the new one starts
+            # afresh. (One dated before the new start but imported later still reaches the
+            # new week 1's safety rules: a late diary's flare is not lost in the move.)
+            for table in ("outcomes", "pain_reports"):
+                db.execute(
+                    f"UPDATE {table} SET ended = ? WHERE patient = ? AND date < ?"
+                    " AND ended IS NULL",
+                    (change, patient, start.isoformat()),
+                )
+            # The earlier enrollment's clinician actions name its weeks, not the new ones.
+            (newest_action,) = db.execute(
+                "SELECT coalesce(max(id), 0) FROM clinician_actions"
+            ).fetchone()
+            db.execute(
+                "UPDATE patients SET program = ?, program_version = ?, program_hash = ?,"
+                " start = ?, overrides = ?, discharged = NULL, actions_after = ?,"
+                " enrolled_at = ? WHERE patient = ?",
+                (*values, newest_action, now_text(), patient),
+            )
+            db.execute(
+                "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
+                (patient,),
+            )
+            self._first_week(compiled, enrollment, computed=False)
+        return enrollment
+
     # -- records -------------------------------------------------------------------------------
 
     def import_records(
@@ -267,6 +383,8 @@ class Store(Results):
         today: dt.date | None = None,
         encoding: str | None = None,
         patient: str | None = None,
+        *,
+        fix: QuarantineFix | None = None,
     ) -> ImportReport:
         """Import a JSONL, CSV or Parquet log (a path, or lines with `fmt`) in one transaction.
 
@@ -276,22 +394,62 @@ class Store(Results):
         machine's date; a day's grace for time zones), whose pain scores and flags the safety
         rules get as of `today`. A file is read in `encoding` (default UTF-8); an unreadable
         one raises LogError and stores nothing. With `patient`, the records are that patient's:
-        one without a `patient` field is theirs, one naming another patient is set aside.
+        one without a `patient` field is theirs, one naming another patient is set aside. With
+        `fix` (see `reimport`), the quarantined line it names is marked fixed when the import
+        stores what it read and sets nothing aside.
         """
         today = today or dt.date.today()
         if not isinstance(data, str | Path):
             source = source or "<lines>"
-            return self._import(rows(data, source, fmt or "jsonl"), source, today, patient)
+            return self._import(rows(data, source, fmt or "jsonl"), source, today, patient, fix)
         path = Path(data)
         fmt = fmt or log_format(path)
         try:
             with log_rows(path, encoding, fmt) as read:
-                return self._import(read, source or str(path), today, patient)
+                return self._import(read, source or str(path), today, patient, fix)
         except LogError as exc:
             raise LogError(f"{exc}; nothing imported") from None
 
+    def reimport(
+        self,
+        entry: int,
+        data: Path | Sequence[str],
+        note: str,
+        who: str,
+        fmt: str | None = None,
+        today: dt.date | None = None,
+        encoding: str | None = None,
+    ) -> ImportReport:
+        """Import the fixed text of quarantined line `entry` (lines, JSONL by default, or a
+        log file) through the same reader and import path as `import_records`. When it is
+        stored whole (added, or already stored) the quarantined line is marked fixed, with
+        who, when, why and the text: it stays in the quarantine, never deleted. A fix that is
+        itself set aside leaves the line waiting (the report says why)."""
+        if not note.strip() or not who.strip():
+            raise StoreError("a fixed line needs a note (why) and who fixed it")
+        row = self._db.execute(
+            "SELECT q.source, q.line, f.quarantine FROM quarantine q"
+            " LEFT JOIN quarantine_fixes f ON f.quarantine = q.id WHERE q.id = ?",
+            (entry,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no quarantined line {entry} (see `progressor quarantine`)")
+        if row[2] is not None:
+            raise StoreError(f"quarantined line {entry} is fixed already")
+        if isinstance(data, Path):
+            text, source = data.read_text(encoding=encoding or "utf-8"), str(data)
+        else:
+            text, source = "\n".join(data), f"{row[0]}:{row[1]} fixed"
+        fix = QuarantineFix(entry, text, note, who)
+        return self.import_records(data, source, fmt, today, encoding, fix=fix)
+
     def _import(
-        self, read: Iterable[Row], source: str, today: dt.date, owner: str | None = None
+        self,
+        read: Iterable[Row],
+        source: str,
+        today: dt.date,
+        owner: str | None = None,
+        fix: QuarantineFix | None = None,
     ) -> ImportReport:
         added = duplicates = 0
         aside: list[SetAside] = []
@@ -351,6 +509,12 @@ class Store(Results):
                 "UPDATE imports SET added = ?, duplicates = ?, quarantined = ? WHERE id = ?",
                 (added, duplicates, len(aside), batch),
             )
+            if fix is not None and not aside and added + duplicates:
+                db.execute(
+                    "INSERT INTO quarantine_fixes VALUES (?, ?, ?, ?, ?, ?)",
+                    (fix.entry, batch, fix.text, fix.note, fix.who, now_text()),
+                )
+                db.execute("UPDATE quarantine SET settled_by = ? WHERE id = ?", (batch, fix.entry))
         return ImportReport(source, added, duplicates, tuple(aside), len(touched))
 
     def _enrolled(self, patient: str) -> bool:
@@ -478,6 +642,8 @@ class Store(Results):
             raise StoreError("a clinician action needs a note (why) and who took it")
         at = at or dt.datetime.now().astimezone()
         enrollment = self.enrollment(patient)
+        if self.is_discharged(patient):
+            raise StoreError(f"patient {patient!r} is discharged: re-enrol them first")
         history = self.prescriptions(patient)
         # By default the newest computed week: what the clinician saw in `review`.
         if week is None:
@@ -561,7 +727,7 @@ class Store(Results):
                 newest = f"{max(later):%Y-%m-%d %H:%M}"
                 waiting = f"records imported since the last recompute, the newest {newest}"
             elif data_version - (computed_version or 0) > len(acted):
-                waiting = "records imported since the last recompute"
+                waiting = "records imported (or voided) since the last recompute"
         if waiting:
             raise StoreConflict(
                 f"patient {patient!r} has {waiting}: run `progressor recompute`, review the "
@@ -572,13 +738,23 @@ class Store(Results):
         """A patient's clinician actions, in the order recompute applies them: by week, then
         in the order they were recorded."""
         rows = self._db.execute(
-            f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE patient = ? ORDER BY week, id",
+            f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE patient = ?"
+            f" AND {CURRENT_ACTIONS} ORDER BY week, id",
             (patient,),
         )
         return [action_of_row(row) for row in rows]
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+class QuarantineFix(NamedTuple):
+    """A quarantined line's fixed text, who fixed it and why (`Store.reimport`)."""
+
+    entry: int
+    text: str
+    note: str
+    who: str
 
 
 def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
@@ -707,6 +883,24 @@ def _engine_check(
         compiled.first_week(enrollment.model_copy(update={"overrides": dict(overrides)}))
     except ProgressorError as exc:
         raise StoreError(f"patient {enrollment.patient!r}: {exc}") from None
+
+
+def _enrollment_values(
+    enrollment: Enrollment, program: Program, digest: str
+) -> tuple[str, str, str, str, str]:
+    """An enrollment's program, version, program hash, start and overrides (checked against
+    the program's exercises, floor and ceiling) as the `patients` row holds them."""
+    patient = enrollment.patient
+    if enrollment.program != program.id:
+        raise StoreError(f"{patient!r}: enrolled on {enrollment.program!r}, not {program.id!r}")
+    for name, dose in enrollment.overrides.items():
+        problem = _override_problem(program, name, dose)
+        if problem:
+            raise StoreError(f"patient {patient!r}: {problem}")
+    overrides = canonical_json(
+        {name: json.loads(dose_json(dose)) for name, dose in enrollment.overrides.items()}
+    )
+    return (program.id, program.version, digest, enrollment.start.isoformat(), overrides)
 
 
 def _override_problem(program: Program, exercise: str, dose: Dose | None) -> str | None:

@@ -178,7 +178,7 @@ class Results(Connected):
                 "SELECT p.patient, p.week, p.prescription,"
                 " s.computed_version IS NULL OR s.computed_version != s.data_version"
                 " FROM prescriptions p JOIN patient_state s USING (patient)"
-                f" WHERE (p.paused > 0 OR p.flags > 0) AND {_LATEST}"
+                f" WHERE (p.paused > 0 OR p.flags > 0) AND {_LATEST} AND s.{_ENROLLED}"
                 " ORDER BY p.patient"
             ).fetchall()
             for patient, week, text, pending in rows:
@@ -204,6 +204,7 @@ class Results(Connected):
                 " JOIN prescriptions p ON p.patient = a.patient AND p.week = a.week"
                 " JOIN patients e ON e.patient = a.patient"
                 " WHERE a.week = (SELECT max(week) FROM prescriptions WHERE patient = a.patient)"
+                f" AND a.patient IN (SELECT patient FROM patient_state WHERE {_ENROLLED})"
                 " ORDER BY a.patient, a.rule, a.message"
             ):
                 reason = (
@@ -246,7 +247,7 @@ class Results(Connected):
             # before it reaches a patient leaves it due, so the next run finishes the work.)
             stale = db.execute(
                 "UPDATE patient_state SET next_due = '0001-01-01'"
-                " WHERE computed_version IS NOT NULL"
+                f" WHERE computed_version IS NOT NULL AND {_ENROLLED}"
             ).rowcount
             db.execute("INSERT OR REPLACE INTO store_meta VALUES ('code', ?)", (signature,))
         return stale
@@ -294,12 +295,13 @@ class Results(Connected):
         def count(query: str) -> int:
             return int(self._db.execute(query, args).fetchone()[0])
 
-        enrolled = count("SELECT count(*) FROM patient_state")
-        # Never computed, no week ended (until computed, next_due is start + 7 days) and
-        # nothing logged or acted on (data_version 1): nothing to compute yet.
+        enrolled = count(f"SELECT count(*) FROM patient_state WHERE {_ENROLLED}")
+        # No week computed or ended (until then, next_due is start + 7 days) and nothing
+        # logged or acted on (data_version 1): nothing to compute yet. (Enrolment may have
+        # stored week 1's prescription already: that is all there is to compute.)
         not_started = count(
             "SELECT count(*) FROM patient_state WHERE computed_weeks = 0 AND next_due > :as_of"
-            " AND computed_version IS NULL AND data_version = 1"
+            " AND data_version = 1"
         )
         due = count("SELECT count(*) FROM patient_state WHERE next_due <= :as_of") + count(
             "SELECT count(*) FROM patient_state INDEXED BY patient_state_stale"
@@ -317,21 +319,21 @@ class Results(Connected):
             outcomes: dict[str, list[_Stored]] = {}
             for patient, *stored in db.execute(
                 f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM outcomes r"
-                f" WHERE r.{within}",
+                f" WHERE r.{within} AND r.voided IS NULL AND r.ended IS NULL",
                 (wanted,),
             ):
                 outcomes.setdefault(patient, []).append(_Stored(*stored))
             reports: dict[str, list[_Stored]] = {}
             for patient, *stored in db.execute(
                 f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM pain_reports r"
-                f" WHERE r.{within}",
+                f" WHERE r.{within} AND r.voided IS NULL AND r.ended IS NULL",
                 (wanted,),
             ):
                 reports.setdefault(patient, []).append(_Stored(*stored))
             actions: dict[str, list[ClinicianAction]] = {}
             for row in db.execute(
                 f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE {within}"
-                " ORDER BY patient, week, id",
+                f" AND {CURRENT_ACTIONS} ORDER BY patient, week, id",
                 (wanted,),
             ):
                 actions.setdefault(row[1], []).append(action_of_row(row))
@@ -428,7 +430,15 @@ class Results(Connected):
                 yield f"{table}\t{canonical_json(list(row))}"
 
 
+#: The clinician actions of the enrollment in force (a re-enrolment starts its weeks anew).
+CURRENT_ACTIONS = (
+    "id > (SELECT actions_after FROM patients e WHERE e.patient = clinician_actions.patient)"
+)
+
 _LATEST = "p.week = (SELECT max(week) FROM prescriptions WHERE patient = p.patient)"
+
+#: Not discharged: a discharge empties `next_due` (no week of theirs is ever due again).
+_ENROLLED = "next_due IS NOT NULL"
 
 #: Data not yet computed (computed_version is NULL before the first computation); the
 #: partial index patient_state_stale holds exactly these rows.
@@ -438,7 +448,7 @@ _STALE = "computed_version IS NOT data_version"
 #: with anything logged or acted on since enrolling (data_version 1: nothing yet). A patient
 #: whose first week is under way is computed then: the week-1 prescription, and any alert in
 #: what is logged so far (a flare must not wait for the week to end).
-_NEW_DATA = f"{_STALE} AND (computed_weeks >= 1 OR data_version > 1)"
+_NEW_DATA = f"{_STALE} AND {_ENROLLED} AND (computed_weeks >= 1 OR data_version > 1)"
 
 #: Due as of the day :as_of: a week ended that was not yet computed (`next_due`, the day the
 #: next week ends, has come), or new data.
@@ -485,7 +495,7 @@ def acted_since_data(
         (kind, exercise)
         for kind, exercise, at in db.execute(
             "SELECT kind, exercise, coalesce(recorded_at, at) FROM clinician_actions"
-            " WHERE patient = ? AND week >= ?",
+            f" WHERE patient = ? AND week >= ? AND {CURRENT_ACTIONS}",
             (patient, week),
         )
         if newest is None or dt.datetime.fromisoformat(at) > newest

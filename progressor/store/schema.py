@@ -149,6 +149,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX set_aside_patient ON set_aside (patient);
     """,
+    # 9: the clinic's workflows (docs/store.md). A change of enrollment (a move to another
+    # program or version, a discharge) keeps the enrollment it ended, with who, when and why;
+    # `patients.discharged` is the discharge in force, `patients.actions_after` the newest
+    # clinician action of an earlier enrollment (its weeks are not the new one's), and a
+    # record's `ended` the re-enrolment that closed the enrollment it was judged in. A voided
+    # record stays stored with the void that set it aside from recompute. A quarantined line
+    # fixed and imported again keeps the fix beside it.
+    """
+    CREATE TABLE enrollment_changes (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        kind TEXT NOT NULL CHECK (kind IN ('reenroll', 'discharge')),
+        program TEXT NOT NULL, program_version TEXT NOT NULL, start TEXT NOT NULL,
+        overrides TEXT NOT NULL, note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL
+    );
+    CREATE INDEX enrollment_changes_patient ON enrollment_changes (patient);
+    ALTER TABLE patients ADD COLUMN discharged INTEGER REFERENCES enrollment_changes (id);
+    ALTER TABLE patients ADD COLUMN actions_after INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE voids (
+        id INTEGER PRIMARY KEY, patient TEXT NOT NULL REFERENCES patients (patient),
+        record TEXT NOT NULL UNIQUE, note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL
+    );
+    ALTER TABLE outcomes ADD COLUMN voided INTEGER REFERENCES voids (id);
+    ALTER TABLE pain_reports ADD COLUMN voided INTEGER REFERENCES voids (id);
+    ALTER TABLE outcomes ADD COLUMN ended INTEGER REFERENCES enrollment_changes (id);
+    ALTER TABLE pain_reports ADD COLUMN ended INTEGER REFERENCES enrollment_changes (id);
+    CREATE TABLE quarantine_fixes (
+        quarantine INTEGER PRIMARY KEY REFERENCES quarantine (id),
+        import INTEGER NOT NULL REFERENCES imports (id), text TEXT NOT NULL,
+        note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

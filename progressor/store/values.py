@@ -17,6 +17,7 @@ from progressor.core.models import (
     Exercise,
     Outcome,
     PainReport,
+    Prescription,
     Record,
     SetAside,
     Status,
@@ -141,6 +142,19 @@ class PrescriptionRow(NamedTuple):
     paused: int  # paused exercises
     flags: int
     prescription: str
+
+
+def prescription_row(prescription: Prescription) -> PrescriptionRow:
+    """A prescription as its row in `prescriptions`."""
+    paused = sum(s.status == "paused" for s in prescription.exercises.values())
+    return PrescriptionRow(
+        prescription.week,
+        prescription.start.isoformat(),
+        prescription.status,
+        paused,
+        len(prescription.flags),
+        canonical_json(prescription),
+    )
 
 
 class DecisionRow(NamedTuple):
