@@ -233,3 +233,76 @@ def test_a_bad_filter_and_an_unknown_patient_are_pages_that_say_so(
     assert answer.status == 422 and "did you mean 'paused'" in page.inner_text("main")
     answer = page.goto(clinic.url + "/clinic/patients/nobody")
     assert answer.status == 404 and "is not enrolled" in page.inner_text("main")
+
+
+def _flagged(clinic: Clinic, index: int) -> str:
+    """A flagged patient (not paused) with nothing waiting for a recompute."""
+    with Store.open(clinic.store, readonly=True) as store:
+        ready = [i for i in store.review_page(status="flagged").items if not i.pending]
+    return ready[index].patient
+
+
+def test_a_clinician_overrides_a_dose_and_a_dose_over_the_ceiling_is_refused(
+    page: Any, clinic: Clinic
+) -> None:
+    patient = _flagged(clinic, 0)
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    form = page.locator("form.override").first
+    exercise = form.locator("input[name=exercise]").get_attribute("value")
+    with Store.open(clinic.store, readonly=True) as store:
+        ceiling = store.program_of(patient).exercise(exercise).ceiling.values()
+    name, top = next(iter(ceiling.items()))
+    form.locator(f"input[name='dose.{name}']").fill(f"{top + 1:g}")
+    form.locator("textarea[name=note]").fill("more, she asked")
+    form.locator("button").click()
+    assert "above the ceiling" in page.inner_text("main")
+    page.go_back()
+    page.reload()
+    form = page.locator("form.override").first
+    form.locator("textarea[name=note]").fill("the same again, on purpose")
+    form.locator("button").click()
+    assert page.locator("#done").is_visible()
+    with Store.open(clinic.store, readonly=True) as store:
+        action = store.actions(patient)[-1]
+        dose = store.prescriptions(patient)[-1].exercises[exercise].dose
+    assert (action.kind, action.exercise, action.who) == ("override", exercise, "dr-lee")
+    assert action.dose == dose and getattr(action.dose, name) <= top
+
+
+def test_a_clinician_acknowledges_the_flags_and_the_patient_leaves_the_queue(
+    page: Any, clinic: Clinic
+) -> None:
+    patient = _flagged(clinic, 1)
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    page.fill("#acknowledge textarea[name=note]", "seen: on to the next phase at review")
+    page.click("#acknowledge button")
+    assert page.locator("#done").is_visible()
+    page.goto(clinic.url + "/clinic/?status=flagged&limit=500")
+    assert page.locator(f"#queue a:text-is('{patient}')").count() == 0
+    with Store.open(clinic.store, readonly=True) as store:
+        assert store.actions(patient)[-1].kind == "acknowledge"
+
+
+def test_the_queue_filters_and_pages_as_the_store_lists_it(page: Any, clinic: Clinic) -> None:
+    _login(page, clinic, "readonly")
+    shown: list[str] = []
+    page.goto(clinic.url + "/clinic/?limit=5")
+    while True:
+        shown += page.locator("#queue tr td:first-child").all_inner_texts()
+        following = page.locator("#next-page")
+        if following.count() == 0:
+            break
+        following.click()
+    with Store.open(clinic.store, readonly=True) as store:
+        queue = store.review_page()
+        flagged = store.review_page(
+            status="flagged", program="achilles-tendinopathy", flag="linear"
+        )
+    assert shown == [item.patient for item in queue.items] and len(shown) > 5
+    page.goto(clinic.url + "/clinic/")
+    page.select_option("select[name=status]", "flagged")
+    page.fill("input[name=program]", "achilles-tendinopathy")
+    page.fill("input[name=flag]", "linear")
+    page.click("form.filters button")
+    got = page.locator("#queue tr td:first-child").all_inner_texts()
+    assert got == [item.patient for item in flagged.items] != []

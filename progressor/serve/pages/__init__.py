@@ -43,7 +43,7 @@ from progressor.store.database import Store
 
 PREFIX = "/clinic"
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-PAGE_SIZE = 25
+PAGE_SIZE, MAX_PAGE_SIZE = 25, 500  # (patients a queue page shows: by default, at most)
 #: Pages are for people: a service's token (a machine's) does not log in.
 PAGE_ROLES = frozenset({"clinician", "readonly"})
 T = TypeVar("T")
@@ -241,28 +241,31 @@ def queue(
     program: str = "",
     flag: str = "",
     offset: int = 0,
+    limit: int = PAGE_SIZE,
 ) -> Response:
     """The review queue: paused patients first, then flagged ones; filters and paging."""
+    offset, limit = max(offset, 0), min(max(limit, 1), MAX_PAGE_SIZE)
     page = _read(
         request,
         lambda s: s.review_page(
             status=status or None,
             program=program or None,
             flag=flag.strip() or None,
-            offset=max(offset, 0),
-            limit=PAGE_SIZE,
+            offset=offset,
+            limit=limit,
         ),
     )
     filters = {"status": status, "program": program, "flag": flag}
 
     def link(at: int) -> str:
         query = {k: v for k, v in filters.items() if v}
-        return f"{PREFIX}/?{urlencode({**query, 'offset': at})}"
+        sized = {} if limit == PAGE_SIZE else {"limit": limit}
+        return f"{PREFIX}/?{urlencode({**query, 'offset': at, **sized})}"
 
     context: dict[str, Any] = {
         "page": page,
         "filters": filters,
-        "previous": link(max(offset - PAGE_SIZE, 0)) if offset > 0 else None,
+        "previous": link(max(offset - limit, 0)) if offset > 0 else None,
         "following": None if page.next_offset is None else link(page.next_offset),
     }
     return _render("queue.html", who, **context)
