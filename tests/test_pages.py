@@ -231,6 +231,8 @@ def test_a_bad_filter_and_an_unknown_patient_are_pages_that_say_so(
     _login(page, clinic, "readonly")
     answer = page.goto(clinic.url + "/clinic/?status=pased")
     assert answer.status == 422 and "did you mean 'paused'" in page.inner_text("main")
+    answer = page.goto(clinic.url + "/clinic/?offset=-3")
+    assert answer.status == 422 and "offset '-3' is not a whole number" in page.inner_text("main")
     answer = page.goto(clinic.url + "/clinic/patients/nobody")
     assert answer.status == 404 and "is not enrolled" in page.inner_text("main")
 

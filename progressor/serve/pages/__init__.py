@@ -240,32 +240,32 @@ def queue(
     status: str = "",
     program: str = "",
     flag: str = "",
-    offset: int = 0,
-    limit: int = PAGE_SIZE,
+    offset: str = "0",
+    limit: str = str(PAGE_SIZE),
 ) -> Response:
     """The review queue: paused patients first, then flagged ones; filters and paging."""
-    offset, limit = max(offset, 0), min(max(limit, 1), MAX_PAGE_SIZE)
+    start, size = _count(offset, "offset", 0), min(_count(limit, "limit", 1), MAX_PAGE_SIZE)
     page = _read(
         request,
         lambda s: s.review_page(
             status=status or None,
             program=program or None,
             flag=flag.strip() or None,
-            offset=offset,
-            limit=limit,
+            offset=start,
+            limit=size,
         ),
     )
     filters = {"status": status, "program": program, "flag": flag}
 
     def link(at: int) -> str:
         query = {k: v for k, v in filters.items() if v}
-        sized = {} if limit == PAGE_SIZE else {"limit": limit}
+        sized = {} if size == PAGE_SIZE else {"limit": size}
         return f"{PREFIX}/?{urlencode({**query, 'offset': at, **sized})}"
 
     context: dict[str, Any] = {
         "page": page,
         "filters": filters,
-        "previous": link(max(offset - limit, 0)) if offset > 0 else None,
+        "previous": link(max(start - size, 0)) if start > 0 else None,
         "following": None if page.next_offset is None else link(page.next_offset),
     }
     return _render("queue.html", who, **context)
@@ -280,20 +280,26 @@ def patient(request: Request, patient: str, who: Who) -> Response:
 
 
 @router.get("/quarantine")
-def quarantine(request: Request, who: Who, offset: int = 0) -> Response:
+def quarantine(request: Request, who: Who, offset: str = "0") -> Response:
     """Every line an import set aside, with where it came from and why."""
     lines = _read(request, lambda s: s.quarantine())
-    offset, size = max(offset, 0), 4 * PAGE_SIZE
+    start, size = _count(offset, "offset", 0), 4 * PAGE_SIZE
     context: dict[str, Any] = {
-        "lines": lines[offset : offset + size],
+        "lines": lines[start : start + size],
         "total": len(lines),
-        "offset": offset,
-        "previous": f"{PREFIX}/quarantine?offset={max(offset - size, 0)}" if offset else None,
+        "previous": f"{PREFIX}/quarantine?offset={max(start - size, 0)}" if start else None,
         "following": (
-            f"{PREFIX}/quarantine?offset={offset + size}" if offset + size < len(lines) else None
+            f"{PREFIX}/quarantine?offset={start + size}" if start + size < len(lines) else None
         ),
     }
     return _render("quarantine.html", who, **context)
+
+
+def _count(text: str, name: str, least: int) -> int:
+    """A whole number of the query (an offset, a page size); else a page saying so."""
+    if not text.strip().isdigit() or int(text) < least:
+        raise PageError(422, "Bad query", f"{name} {text!r} is not a whole number >= {least}")
+    return int(text)
 
 
 # -- acting --------------------------------------------------------------------------------------
