@@ -7,6 +7,7 @@ PROGRESSOR_SCREENSHOTS=docs/images saves the screenshots the README shows."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import socket
@@ -54,6 +55,7 @@ class Clinic:
     url: str
     store: Path
     tokens: dict[str, str]
+    tokens_file: Path
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield Clinic(f"http://127.0.0.1:{sock.getsockname()[1]}", store, secrets)
+    yield Clinic(f"http://127.0.0.1:{sock.getsockname()[1]}", store, secrets, tokens)
     server.should_exit = True
     thread.join(10)
 
@@ -197,6 +199,20 @@ def test_the_session_cookie_is_signed_httponly_strict_and_holds_no_token(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert clinic.tokens["clinician"] not in cookie["value"]
     page.context.add_cookies([{**cookie, "value": cookie["value"][:-2] + "00"}])  # forged
+    page.goto(clinic.url + "/clinic/")
+    assert "/clinic/login" in page.url
+
+
+def test_revoking_a_token_ends_its_sessions(page: Any, clinic: Clinic) -> None:
+    token, _ = create_token(clinic.tokens_file, "clinician", "dr-locum")
+    _login(page, clinic, "clinician")  # (as dr-lee: the page to log in from)
+    page.click("header button")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    assert "dr-locum" in page.inner_text("header")
+    data = json.loads(clinic.tokens_file.read_text(encoding="utf-8"))
+    data["tokens"] = [t for t in data["tokens"] if t["name"] != "dr-locum"]
+    clinic.tokens_file.write_text(json.dumps(data), encoding="utf-8")
     page.goto(clinic.url + "/clinic/")
     assert "/clinic/login" in page.url
 

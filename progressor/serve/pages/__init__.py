@@ -9,6 +9,7 @@ without it, or from a readonly user, is refused with a 403 page.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from progressor.serve.catalog import Catalog
 from progressor.serve.pages.sessions import (
     COOKIE,
     LIFETIME_S,
+    Session,
     csrf_ok,
     csrf_token,
     new_cookie,
@@ -47,6 +49,7 @@ PAGE_SIZE, MAX_PAGE_SIZE = 25, 500  # (patients a queue page shows: by default, 
 #: Pages are for people: a service's token (a machine's) does not log in.
 PAGE_ROLES = frozenset({"clinician", "readonly"})
 T = TypeVar("T")
+_log = logging.getLogger("progressor.serve")
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("progressor.serve.pages", "templates"),
@@ -74,6 +77,7 @@ class LoginNeeded(Exception):
 @dataclass(frozen=True)
 class Visitor:
     entry: TokenEntry
+    session: Session
     csrf: str
 
     @property
@@ -105,7 +109,12 @@ def _key(request: Request) -> bytes:
     state = request.app.state
     if getattr(state, "session_key", None) is None:
         settings: ServeSettings = state.settings
-        state.session_key = signing_key(settings.tokens)
+        try:
+            state.session_key = signing_key(settings.tokens)
+        except (OSError, ValueError) as exc:
+            _log.error("cannot read or make the pages' session key: %s", exc)
+            detail = "the service cannot keep sessions; its log says why"
+            raise PageError(503, "Service unavailable", detail) from None
     key: bytes = state.session_key
     return key
 
@@ -113,7 +122,8 @@ def _key(request: Request) -> bytes:
 def _find(request: Request, find: Callable[[TokenFile], TokenEntry | None]) -> TokenEntry | None:
     try:
         return find(request.app.state.tokens)
-    except ProgressorError:
+    except ProgressorError as exc:
+        _log.error("%s", exc)  # (the path is the operator's business, not the visitor's)
         detail = "the service cannot read its tokens; its log says why"
         raise PageError(503, "Service unavailable", detail) from None
 
@@ -123,11 +133,12 @@ def visitor(request: Request) -> Visitor:
     key = _key(request)
     session = read_cookie(key, request.cookies.get(COOKIE))
     entry = None if session is None else _find(request, lambda t: t.find_hash(session.sha256))
-    if session is None or entry is None:
+    # (a token revoked, or given another role, since the login ends the session)
+    if session is None or entry is None or entry.role not in PAGE_ROLES:
         after = request.url.path if request.method == "GET" else f"{PREFIX}/"
         raise LoginNeeded(after + (f"?{request.url.query}" if request.url.query else ""))
     request.state.token_name, request.state.token_role = entry.name, entry.role
-    return Visitor(entry, csrf_token(key, session))
+    return Visitor(entry, session, csrf_token(key, session))
 
 
 Who = Annotated[Visitor, Depends(visitor)]
@@ -144,16 +155,21 @@ async def _form(request: Request) -> dict[str, list[str]]:
         raise PageError(400, "Bad form", "the form could not be read (UTF-8, 100 fields)") from None
 
 
-async def _acting(request: Request, who: Visitor) -> dict[str, list[str]]:
-    """The form of a clinician's post: its CSRF token checked, then the role (403 pages)."""
+async def _posted(request: Request, who: Visitor) -> dict[str, list[str]]:
+    """The form of a post, when it carries the session's CSRF token (else a 403 page)."""
     form = await _form(request)
-    session = read_cookie(_key(request), request.cookies.get(COOKIE))
-    if session is None or not csrf_ok(_key(request), session, _one(form, "csrf")):
+    if not csrf_ok(_key(request), who.session, _one(form, "csrf")):
         detail = (
             "the form did not carry this session's security (CSRF) token: nothing was "
             "recorded. Open the page again and send the form from it."
         )
         raise PageError(403, "Refused", detail)
+    return form
+
+
+async def _acting(request: Request, who: Visitor) -> dict[str, list[str]]:
+    """The form of a clinician's post: its CSRF token checked, then the role (403 pages)."""
+    form = await _posted(request, who)
     if not who.can_act:
         detail = f"role {who.entry.role!r} may read these pages but not act; nothing was recorded"
         raise PageError(403, "Refused", detail)
@@ -198,10 +214,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, who: Who) -> Response:
-    form = await _form(request)
-    session = read_cookie(_key(request), request.cookies.get(COOKIE))
-    if session is None or not csrf_ok(_key(request), session, _one(form, "csrf")):
-        raise PageError(403, "Refused", "the form did not carry this session's CSRF token")
+    await _posted(request, who)
     response = RedirectResponse(f"{PREFIX}/login", 303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
