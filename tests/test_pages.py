@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -324,3 +325,16 @@ def test_the_queue_filters_and_pages_as_the_store_lists_it(page: Any, clinic: Cl
     page.click("form.filters button")
     got = page.locator("#queue tr td:first-child").all_inner_texts()
     assert got == [item.patient for item in flagged.items] != []
+
+
+def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: Clinic) -> None:
+    answer = httpx.post(
+        clinic.url + "/v1/patients",
+        json={"patient": "new-one", "program": "low-back-pain", "start": "2026-02-02"},
+        headers={"Authorization": f"Bearer {clinic.tokens['service']}"},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    _login(page, clinic, "clinician", "/clinic/patients/new-one")
+    assert "Nothing computed yet" in page.inner_text("main")
+    assert page.locator("form.override, .chart svg").count() == 0
