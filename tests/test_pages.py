@@ -93,7 +93,10 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
 def browser() -> Iterator[Any]:
     with _playwright()() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=["--no-sandbox"]
+            # (the system's chromium, never a downloaded one; no sandbox: CI runs as root)
+            executable_path=shutil.which("chromium"),
+            headless=True,
+            args=["--no-sandbox"],
         )
         yield chromium
         chromium.close()
