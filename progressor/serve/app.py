@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from progressor.core.engine import Engine
-from progressor.serve import cds, compute, health, patients, review
+from progressor.serve import cds, compute, health, pages, patients, review
 from progressor.serve import fhir as fhir_api
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
@@ -45,6 +45,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
     for router in (*ROUTERS, *STORE_ROUTERS):
         app.include_router(router, responses=PROBLEM_RESPONSES)
     _handle_errors(app)
+    pages.install(app)  # the clinician pages under /clinic/, their errors as HTML
     app.add_middleware(Limits, max_body=settings.max_body, timeout_s=settings.timeout_s)
     return app
 

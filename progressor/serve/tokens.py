@@ -90,6 +90,11 @@ class TokenFile:
         self._refresh()
         return self._by_hash.get(digest(token))
 
+    def find_hash(self, sha256: str) -> TokenEntry | None:
+        """The entry of the token with this hash (a page session names its token so)."""
+        self._refresh()
+        return self._by_hash.get(sha256)
+
     def _refresh(self) -> None:
         try:
             info = self.path.stat()
