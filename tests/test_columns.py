@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import progressor
@@ -92,9 +92,10 @@ pains = st.one_of(st.none(), st.integers(0, 10).map(float), st.sampled_from([0.5
 outcome = st.fixed_dictionaries(
     {
         "day": st.integers(-1, 8),  # (before the start, and the week after, sometimes)
+        "at": st.sampled_from(["", "", "", "T23:30:00", " 09:30+02:00"]),  # a date-time
         "exercise": st.sampled_from([*EXERCISES, "plank"]),
         "reps": st.lists(st.integers(0, 13), max_size=3),
-        "hold_s": st.one_of(st.none(), st.sampled_from([2.0, 3.0, 5.0, 10.0, 30.0])),
+        "hold_s": st.one_of(st.none(), st.sampled_from([2.0, 3.0, 5, 10.0, 30, 4.999])),
         "pain_before": pains,
         "pain_during": pains,
         "pain_after": pains,
@@ -134,8 +135,9 @@ def _lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
     }
     records = []
     for o in data["outcomes"]:
-        record = {k: v for k, v in o.items() if v is not None and k != "day"}
-        record.update(date=str(START + dt.timedelta(days=o["day"])), patient=name, kind="outcome")
+        record = {k: v for k, v in o.items() if v is not None and k not in ("day", "at")}
+        day = f"{START + dt.timedelta(days=o['day'])}{o['at']}"
+        record.update(date=day, patient=name, kind="outcome")
         records.append(json.dumps(record))
     for r in data["reports"]:
         record = {"date": str(START + dt.timedelta(days=r["day"])), "pain": r["pain"]}
@@ -163,7 +165,8 @@ def test_generated_cohorts_give_the_same_rows_through_both_engines(
     programs = {"low-back-pain": SEED, "at-top": AT_TOP, "at-floor": AT_FLOOR}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        _both(_write(root / "in", programs, enrollments, records), root)
+        paths = _both(_write(root / "in", programs, enrollments, records), root)
+    event(f"computed in columns: {'some' if paths.get('columns') else 'none'}")
 
 
 # -- examples: what the column path takes, and what it leaves -----------------------------------

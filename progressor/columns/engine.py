@@ -22,10 +22,11 @@ written from those decisions.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -89,6 +90,35 @@ _COUNTS = frozenset(
 )
 
 
+class _Read(NamedTuple):
+    """A patient the column path may take: their enrollment and record lines."""
+
+    enrollment: Enrollment
+    lines: list[str]
+
+
+#: How many patients' lines the reader's plain check reads in one call; a chunk with a line
+#: that is not plain is halved until its patients are found (as the reader halves lines).
+_CHUNK = 512
+
+
+def _plain(found: list[_Read]) -> list[_Read]:
+    """The patients whose every record line is plain (progressor.reading.records
+    `plain_fields`: the lines the reader's fast path reads) and may hold no -0."""
+    plain: list[_Read] = []
+    todo = [found[i : i + _CHUNK] for i in range(0, len(found), _CHUNK)][::-1]
+    while todo:
+        chunk = todo.pop()
+        lines = [line for read in chunk for line in read.lines]
+        read = plain_fields(lines) if lines else ([], "")
+        if read is not None and not _minus_zero_written(read[1]):
+            plain += chunk
+        elif len(chunk) > 1:
+            middle = len(chunk) // 2
+            todo += (chunk[middle:], chunk[:middle])  # (the first half is read first)
+    return plain
+
+
 class ColumnEngine:
     """The column engine for a dataset's compiled programs (see the module's docstring)."""
 
@@ -104,62 +134,55 @@ class ColumnEngine:
         as_of: dt.date,
     ) -> tuple[dict[str, Rows], list[str]]:
         """The rows of each patient the column path covers, and the others (in order)."""
-        taken: dict[str, list[tuple[Enrollment, list[dict[str, Any]]]]] = {}
-        routed: list[str] = []
-        for patient in patients:
-            read = self._readable(patient, enrollment_lines[patient], record_lines, as_of)
-            if read is None:
-                routed.append(patient)
-            else:
-                taken.setdefault(read[0].program, []).append(read)
+        taken: dict[str, list[_Read]] = {}
+        for read in _plain(self._enrolled(patients, enrollment_lines, record_lines, as_of)):
+            taken.setdefault(read.enrollment.program, []).append(read)
         done: dict[str, Rows] = {}
         for program, group in taken.items():
             plan = self._programs[program]
-            assert plan is not None  # (checked in _readable)
-            rows, more = self._program_rows(plan, group)
-            done.update(rows)
-            routed += more
+            assert plan is not None  # (checked in _enrolled)
+            done.update(self._program_rows(plan, group))
         return done, [p for p in patients if p not in done]
 
-    def _readable(
+    def _enrolled(
         self,
-        patient: str,
-        enrollments: list[str],
+        patients: Sequence[str],
+        enrollment_lines: dict[str, list[str]],
         record_lines: dict[str, list[str]],
         as_of: dt.date,
-    ) -> tuple[Enrollment, list[dict[str, Any]]] | None:
-        """The patient's enrollment and records' fields when the column path may take them."""
-        if len(enrollments) != 1:
-            return None
-        try:
-            enrollment = Enrollment.model_validate_json(enrollments[0])
-        except ValueError:
-            return None
-        if (
-            enrollment.overrides
-            or self._programs.get(enrollment.program) is None
-            or ended_weeks(enrollment.start, as_of) != 1
-        ):
-            return None
-        lines = record_lines.get(patient, [])
-        if not lines:
-            return enrollment, []
-        read = plain_fields(lines)
-        if read is None or _minus_zero_written(read[1]):
-            return None
-        return enrollment, read[0]
+    ) -> list[_Read]:
+        """The patients whose enrollment the column path may take, with their record lines."""
+        found = []
+        for patient in patients:
+            enrollments = enrollment_lines[patient]
+            if len(enrollments) != 1:
+                continue
+            try:
+                enrollment = Enrollment.model_validate_json(enrollments[0])
+            except ValueError:
+                continue
+            if (
+                not enrollment.overrides
+                and self._programs.get(enrollment.program) is not None
+                and ended_weeks(enrollment.start, as_of) == 1
+            ):
+                lines = [line.rstrip("\r") for line in record_lines.get(patient, [])]
+                found.append(_Read(enrollment, lines))
+        return found
 
-    def _program_rows(
-        self, plan: _Program, group: list[tuple[Enrollment, list[dict[str, Any]]]]
-    ) -> tuple[dict[str, Rows], list[str]]:
+    def _program_rows(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
+        """The rows of the patients of one program the column path covers."""
         compiled = plan.compiled
         names = [e.id for e in compiled.program.exercises]
-        outcomes, reports = _frames(group)
+        frames = _frames(group)
+        if frames is None:
+            return {}
+        outcomes, reports = frames
         starts = pl.DataFrame(
             {
                 "pid": range(len(group)),
-                "start": [e.start for e, _ in group],
-                "owner": [e.patient for e, _ in group],
+                "start": [read.enrollment.start for read in group],
+                "owner": [read.enrollment.patient for read in group],
             },
             schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String},
         )
@@ -183,13 +206,11 @@ class ColumnEngine:
         for row in zip(*columns, strict=True):
             per_patient.setdefault(row[0], []).append(row)
         for pid, rows in per_patient.items():
-            enrollment = group[pid][0]
+            enrollment = group[pid].enrollment
             made = self._patient_rows(plan, enrollment, names, rows)
-            if made is None:
-                bad.add(pid)
-            else:
+            if made is not None:
                 out[enrollment.patient] = made
-        return out, [group[pid][0].patient for pid in sorted(bad)]
+        return out
 
     def _patient_rows(
         self,
@@ -272,67 +293,60 @@ class ColumnEngine:
         return _LETTERS[decision.action], next_state, flag, tail
 
 
-def _frames(
-    group: list[tuple[Enrollment, list[dict[str, Any]]]],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The outcome and pain report frames of the patients' records (`pid`: their place)."""
-    outcomes: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "pid",
-            "patient",
-            "date",
-            "exercise",
-            "side",
-            "reps",
-            "hold_s",
-            "load_kg",
-            *_PAINS,
-            "skipped",
-            "adverse_event",
-            "flags",
-        )
-    }
-    reports: dict[str, list[Any]] = {
-        k: [] for k in ("pid", "patient", "date", "pain", "context", "flags")
-    }
-    for pid, (_, records) in enumerate(group):
-        for fields in records:
-            table = outcomes if fields["kind"] == "outcome" else reports
-            table["pid"].append(pid)
-            for name, column in table.items():
-                if name == "pid":
-                    continue
-                value = fields[name]
-                column.append(len(value) if name == "flags" else value)
-    schema: dict[str, pl.DataType | type[pl.DataType]] = {
-        "pid": pl.Int64,
-        "patient": pl.String,
-        "date": pl.Date,
-        "exercise": pl.String,
-        "side": pl.String,
-        "reps": pl.List(pl.Int64),
-        "hold_s": pl.Float64,
-        "load_kg": pl.Float64,
-        **{p: pl.Float64 for p in _PAINS},
-        "skipped": pl.Boolean,
-        "adverse_event": pl.Boolean,
-        "flags": pl.Int64,
-        "pain": pl.Float64,
-        "context": pl.String,
-    }
-    return (
-        pl.DataFrame(outcomes, schema={k: schema[k] for k in outcomes}),
-        pl.DataFrame(reports, schema={k: schema[k] for k in reports}),
+#: The record columns the column engine reads, by their JSON keys (a plain line's keys are
+#: the fields' own names).
+_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "kind": pl.String,
+    "patient": pl.String,
+    "date": pl.String,
+    "exercise": pl.String,
+    "side": pl.String,
+    "reps": pl.List(pl.Int64),
+    "hold_s": pl.Float64,
+    "load_kg": pl.Float64,
+    **{p: pl.Float64 for p in _PAINS},
+    "skipped": pl.Boolean,
+    "adverse_event": pl.Boolean,
+    "flags": pl.List(pl.String),
+    "pain": pl.Float64,
+    "context": pl.String,
+}
+
+
+def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """The outcome and pain report frames of the patients' records (`pid`: their place in
+    `group`), read by polars from the lines the reader found plain; None when polars cannot
+    read them as the reader did (a number too large for its columns, say)."""
+    text = "\n".join(line for read in group for line in read.lines)
+    pids = [pid for pid, read in enumerate(group) for _ in read.lines]
+    if not pids:
+        records = pl.DataFrame(schema=_SCHEMA)
+    else:
+        try:
+            records = pl.read_ndjson(io.StringIO(text), schema=_SCHEMA)
+        except Exception:  # (polars' errors: the per-patient engine reads these patients)
+            return None
+    records = records.with_columns(
+        pl.Series("pid", pids, dtype=pl.Int64),
+        # A day as written (the reader also takes a date-time: the per-patient engine does).
+        pl.when(pl.col("date").str.len_bytes() == 10)
+        .then(pl.col("date").str.to_date("%Y-%m-%d", strict=False))
+        .alias("date"),
+        pl.col("flags").list.len().fill_null(0),
+        pl.col("skipped").fill_null(False),
+        pl.col("adverse_event").fill_null(False),
+        pl.col("reps").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
     )
+    outcomes = records.filter(pl.col("kind") == "outcome")
+    return outcomes, records.filter(pl.col("kind") == "pain")
 
 
 def _unusual(
     outcomes: pl.DataFrame, reports: pl.DataFrame, starts: pl.DataFrame, names: list[str]
 ) -> set[int]:
     """The patients with a record the column path does not cover: another patient's, dated
-    outside week 1, of an unknown exercise, with symptom flags, or a second outcome of an
-    exercise on one day."""
+    by a date-time or outside week 1, of an unknown exercise, with symptom flags, or a
+    second outcome of an exercise on one day."""
     bad: set[int] = set()
     for frame in (outcomes, reports):
         if frame.is_empty():
@@ -343,6 +357,7 @@ def _unusual(
             extra = ~pl.col("exercise").is_in(names) | twice
         unusual = (
             (pl.col("patient").is_not_null() & (pl.col("patient") != pl.col("owner")))
+            | pl.col("date").is_null()
             | (pl.col("date") < pl.col("start"))
             | (pl.col("date") >= pl.col("start") + pl.duration(days=7))
             | (pl.col("flags") > 0)
