@@ -112,13 +112,27 @@ report = st.fixed_dictionaries(
         "context": st.sampled_from(["flare", "morning", "other"]),
     }
 )
+#: A session as the patient was told to do it, more or less: met weeks, holds just short,
+#: ceilings reached (the random outcomes above rarely make a met week).
+session = st.fixed_dictionaries(
+    {
+        "reps": st.sampled_from([[5], [5], [6], [4], [10], [12], [3], [5, 5]]),
+        "hold_s": st.sampled_from([5.0, 5, 4.999, 10.0, 30.0, 3.0]),
+        "pain_before": st.sampled_from([0.0, 1.0, 2.5]),
+        "pain_during": st.sampled_from([0.0, 1.0, 2.5, 1.25, None]),
+        "side": st.sampled_from([None] * 5 + ["left"]),
+    }
+)
 patient = st.fixed_dictionaries(
     {
+        "days": st.sets(st.integers(0, 6)),
+        "session": session,
         "program": st.sampled_from(["low-back-pain"] * 4 + ["at-top", "at-floor"]),
         "start_days_back": st.sampled_from([0] * 8 + [7, -3]),  # two weeks ended; none yet
         "overrides": st.sampled_from([{}] * 9 + [{"bridge": {"sets": 1, "reps": 6, "hold_s": 5}}]),
-        "outcomes": st.lists(outcome, max_size=14),
-        "reports": st.lists(report, max_size=2),
+        # (Most patients log only their sessions: an odd record sends many per-patient.)
+        "outcomes": st.one_of(st.just([]), st.just([]), st.lists(outcome, max_size=6)),
+        "reports": st.one_of(st.just([]), st.lists(report, max_size=2)),
         "broken": st.sampled_from([False] * 9 + [True]),
     }
 )
@@ -134,6 +148,11 @@ def _lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
         "overrides": data["overrides"],
     }
     records = []
+    done = {k: v for k, v in data["session"].items() if v is not None}
+    for day in sorted(data["days"]):
+        for exercise in EXERCISES:
+            record = {"date": str(START + dt.timedelta(days=day)), "exercise": exercise, **done}
+            records.append(json.dumps({**record, "patient": name, "kind": "outcome"}))
     for o in data["outcomes"]:
         record = {k: v for k, v in o.items() if v is not None and k not in ("day", "at")}
         day = f"{START + dt.timedelta(days=o['day'])}{o['at']}"
@@ -149,7 +168,7 @@ def _lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -173,7 +192,7 @@ def test_generated_cohorts_give_the_same_rows_through_both_engines(
 
 
 def _week(
-    name: str, days: int, pain_during: float = 1.0, reps: int = 5, hold: float = 5.0
+    name: str, days: int, pain_during: float | None = 1.0, reps: int = 5, hold: float = 5.0
 ) -> list[str]:
     return [
         json.dumps(
@@ -203,11 +222,14 @@ def test_the_column_path_takes_the_usual_week_and_routes_the_rest(tmp_path: Path
         *_week("short", 2),  # held: too few sessions (adherence, in columns)
         *_week("flare", 3, pain_during=8.0),  # pain-flare: per patient
         *_week("new-pain", 3, pain_during=3.0),  # new-pain: per patient
+        *_week("unscored", 1, pain_during=None),  # missing-data: per patient
     ]
-    enrollments = [_enrolled(n) for n in ("met", "short", "flare", "new-pain", "idle")]
-    dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, enrollments, records)
+    names = ("met", "short", "flare", "new-pain", "unscored", "idle")
+    dataset = _write(
+        tmp_path / "in", {"low-back-pain": SEED}, [_enrolled(n) for n in names], records
+    )
     paths = _both(dataset, tmp_path)
-    assert paths == {"columns": 3, "patients": 2}  # met, short, idle; flare, new-pain
+    assert paths == {"columns": 3, "patients": 3}  # met, short, idle; the others
 
 
 def test_a_program_at_its_ceiling_holds_ready_for_the_next_phase_in_columns(
@@ -282,3 +304,25 @@ def test_recompute_with_the_column_engine_from_the_command_line(tmp_path: Path) 
     assert "per patient:" in outputs["columns"] and "column engine" not in outputs["patients"]
     wrong = run("recompute", "--engine", "columns", "--week", str(AS_OF))
     assert wrong.returncode == 1 and "go with --dataset" in wrong.stderr
+
+
+def test_auto_uses_the_column_engine_when_polars_is_installed(tmp_path: Path) -> None:
+    dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], _week("p", 4))
+    summary = compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="auto")
+    assert summary.paths == {"columns": 1}
+
+
+def test_without_polars_columns_says_what_to_install_and_auto_computes_per_patient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from progressor.dataset import partition
+
+    monkeypatch.setitem(sys.modules, "progressor.columns.engine", None)  # (import fails)
+    monkeypatch.setattr(partition, "_COLUMNS", [])
+    dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], _week("p", 4))
+    with pytest.raises(ProgressorError, match=r"pip install 'progressor\[columns\]'"):
+        compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="columns")
+    summary = compute_partition(dataset, str(tmp_path / "auto"), 0, AS_OF, engine="auto")
+    assert summary.paths == {} and summary.patients == 1
