@@ -326,3 +326,35 @@ def test_without_polars_columns_says_what_to_install_and_auto_computes_per_patie
         compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="columns")
     summary = compute_partition(dataset, str(tmp_path / "auto"), 0, AS_OF, engine="auto")
     assert summary.paths == {} and summary.patients == 1
+
+
+FAILING_PLUGIN = '''
+from progressor import hookimpl
+from progressor.builtins.progressions import Linear
+
+
+class Brittle(Linear):
+    """A clinic's strategy with a column form whose proposal raises (a plugin's bug)."""
+
+    name = "brittle"
+
+    def propose(self, week, params):
+        raise RuntimeError("brittle broke")
+
+
+@hookimpl
+def progressor_register_strategies(register):
+    register(Brittle())
+'''
+
+
+def test_a_column_form_whose_component_fails_leaves_its_patients_to_the_fail_safe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "brittle_plugin.py").write_text(FAILING_PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    program = SEED.replace('strategy = "linear"', 'strategy = "brittle"')
+    dataset = _write(tmp_path / "in", {"low-back-pain": program}, [_enrolled("p")], _week("p", 4))
+    assert _both(dataset, tmp_path, plugins=("brittle_plugin",)) == {"patients": 1}
+    row = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
+    assert '"code":"plugin-failure"' in row and "brittle broke" in row

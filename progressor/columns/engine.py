@@ -65,6 +65,15 @@ class _Program:
 
     @classmethod
     def of(cls, compiled: CompiledProgram) -> _Program | None:
+        """The program's column forms; None when a component gives none, or fails to (a
+        plugin's failure sends its patients to the per-patient engine's fail-safe)."""
+        try:
+            return cls._of(compiled)
+        except Exception:
+            return None
+
+    @classmethod
+    def _of(cls, compiled: CompiledProgram) -> _Program | None:
         met = {}
         for exercise in compiled.program.exercises:
             form = column_form(compiled.exercise_type(exercise.id))
@@ -171,7 +180,14 @@ class ColumnEngine:
         return found
 
     def _program_rows(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
-        """The rows of the patients of one program the column path covers."""
+        """The rows of the patients of one program the column path covers (none when a
+        column form fails: the per-patient engine then holds them as any failure is held)."""
+        try:
+            return self._covered(plan, group)
+        except Exception:
+            return {}
+
+    def _covered(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
         compiled = plan.compiled
         names = [e.id for e in compiled.program.exercises]
         frames = _frames(group)
@@ -275,20 +291,26 @@ class ColumnEngine:
         exercise = next(e for e in compiled.program.exercises if e.id == name)
         met, done = row[4], row[5]
         matches = []
-        for (rule, finding), values in zip(plan.findings, row[6:], strict=True):
-            if values is None:
-                continue
-            made = finding.make(name, *values)
-            if made.flag or made.alert:
-                return None
-            bound = compiled.bound_rule(rule)
-            matches.append(Match(bound, made.action, made.reason, name, made.values, made))
-        state = trusted(ExerciseState, {"dose": exercise.dose, "status": "active", "memory": {}})
-        required = exercise.sessions_required or compiled.program.sessions_required
-        week = tuple_new(
-            ExerciseWeek, (exercise, exercise.dose, state.memory, (), required, (), (), met, done)
-        )
-        decision, next_state, flag = compiled.decide(name, state, week, matches)
+        try:
+            for (rule, finding), values in zip(plan.findings, row[6:], strict=True):
+                if values is None:
+                    continue
+                made = finding.make(name, *values)
+                if made.flag or made.alert:
+                    return None
+                bound = compiled.bound_rule(rule)
+                matches.append(Match(bound, made.action, made.reason, name, made.values, made))
+            state = trusted(
+                ExerciseState, {"dose": exercise.dose, "status": "active", "memory": {}}
+            )
+            required = exercise.sessions_required or compiled.program.sessions_required
+            week = tuple_new(
+                ExerciseWeek,
+                (exercise, exercise.dose, state.memory, (), required, (), (), met, done),
+            )
+            decision, next_state, flag = compiled.decide(name, state, week, matches)
+        except Exception:  # a component's failure: the per-patient engine's fail-safe words it
+            return None
         tail = decision.model_dump_json()[1:]
         return _LETTERS[decision.action], next_state, flag, tail
 
