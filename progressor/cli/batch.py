@@ -246,8 +246,8 @@ def _recompute_dataset(
         paths = merge_paths(summaries)
         click.echo(
             f"computed by the column engine: {paths.get('columns', 0)}, per patient: "
-            f"{paths.get('patients', 0)} (the column engine judges one week; see "
-            "docs/performance.md)"
+            f"{paths.get('patients', 0)} (in this version the column engine takes patients "
+            "with one judged week; more weeks, and what it does not cover, go per patient)"
         )
     if summary.get("set_aside", 0):  # as for `next` and `import`: done, but not with everything
         click.echo(f"set-aside records and their reasons: {out}/set_aside/", err=True)
