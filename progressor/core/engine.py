@@ -346,23 +346,50 @@ class CompiledProgram:
         state = week.prescription.exercises[name]
         if state.status == "paused":
             return self._held_paused(name, state, rule_matches(matches, None))
-        return _decided(planned, state, week.exercises[name], matches)
+        strategy = planned.strategy
+        proposal = _proposal(strategy, week.exercises[name])
+        own = Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
+        applied = _most_conservative(matches, own) if matches else own
+        # The canonical str: a plugin's action may be an equal str subclass.
+        action: Action = ACTIONS[applied.action] if applied.action else "hold"
+        reason, dose, flag = applied.reason, state.dose, None
+        if action == "progress":
+            action, dose, reason, flag = _progressed(planned, state, proposal, reason)
+        elif action == "regress":
+            dose, reason = _regressed(planned, state, proposal, reason, applied is own)
+        status: Status = "paused" if action == "pause" else state.status
+        seen = rule_matches((*matches, own), applied) if matches else (rule_match(own, True),)
+        decision = _decision(name, action, applied, reason, state, dose, status, seen)
+        next_state = _next_state(strategy, action, proposal, state, dose, status)
+        return decision, next_state, flag
+
+    # -- for the column engine (progressor.columns): the step's own parts, by name ----------
 
     def decide(
         self, name: str, state: ExerciseState, exercise: ExerciseWeek, matches: list[Match]
     ) -> tuple[Decision, ExerciseState, Flag | None]:
-        """One active exercise's decision from its week and the rules' matches: the step's
-        own code (most conservative wins, limits, the next state), for the column engine
-        (progressor.columns), which calls it once per distinct week rather than per patient."""
+        """Exercise `name`'s decision from its week and the rules' matches: the step's own
+        code (most conservative wins, floors and ceilings, the next state). The column engine
+        calls it once per distinct exercise week, not per patient."""
         planned = next(p for p in self._exercises if p.exercise.id == name)
-        return _decided(planned, state, exercise, matches)
+        # (_decide reads the exercise's state and week from a week view: one of just them.)
+        prescription = Prescription(
+            patient="-",
+            program=self.program.id,
+            program_version=self.program.version,
+            week=1,
+            start=dt.date.min,
+            exercises={name: state},
+        )
+        week = WeekView(prescription, {name: exercise}, (), ())
+        return self._decide(planned, week, matches)
 
     def bound_rule(self, name: str) -> Bound:
-        """The safety rule `name` with its parameters and plugin, as the step applies it."""
+        """The safety rule `name`, with its parameters and plugin, as the step applies it."""
         return next(r for r in self._rules if r.name == name)
 
     def bound_strategy(self, name: str) -> Bound:
-        """Exercise `name`'s strategy with its parameters and plugin."""
+        """Exercise `name`'s strategy, with its parameters and plugin."""
         return next(p.strategy for p in self._exercises if p.exercise.id == name)
 
     def exercise_type(self, name: str) -> ExerciseType:
@@ -494,29 +521,6 @@ _WEEK = dt.timedelta(days=7)
 # -- _decide's parts: called once per exercise of a step -------------------------------------
 
 _SETBACKS = ("regress", "pause")  # the actions that replace a strategy's memory by its setback
-
-
-def _decided(
-    planned: _PlannedExercise, state: ExerciseState, exercise: ExerciseWeek, matches: list[Match]
-) -> tuple[Decision, ExerciseState, Flag | None]:
-    """An active exercise's decision: the strategy's proposal against the rules' matches."""
-    name = planned.exercise.id
-    strategy = planned.strategy
-    proposal = _proposal(strategy, exercise)
-    own = Match(strategy, proposal.action, proposal.reason, name, proposal.values, None)
-    applied = _most_conservative(matches, own) if matches else own
-    # The canonical str: a plugin's action may be an equal str subclass.
-    action: Action = ACTIONS[applied.action] if applied.action else "hold"
-    reason, dose, flag = applied.reason, state.dose, None
-    if action == "progress":
-        action, dose, reason, flag = _progressed(planned, state, proposal, reason)
-    elif action == "regress":
-        dose, reason = _regressed(planned, state, proposal, reason, applied is own)
-    status: Status = "paused" if action == "pause" else state.status
-    seen = rule_matches((*matches, own), applied) if matches else (rule_match(own, True),)
-    decision = _decision(name, action, applied, reason, state, dose, status, seen)
-    next_state = _next_state(strategy, action, proposal, state, dose, status)
-    return decision, next_state, flag
 
 
 def _proposal(strategy: Bound, exercise: ExerciseWeek) -> Proposal:
