@@ -208,7 +208,7 @@ def compare_engines(
         print(
             f"  --engine {engine:<9}{patients / wall:>9,.0f} patients/s  "
             f"{patients / cpu:>9,.0f} patients/CPU-s   paths: {share}; "
-            f"same output: {'yes' if same else 'NO'}"
+            f"same output: {'yes' if same else 'NO'}; peak RSS so far {peak_rss_mib():.1f} MiB"
         )
 
 
