@@ -10,6 +10,9 @@ per patient), then measures in one run, on this machine:
 - their ratio, and the peak resident memory of the worker processes;
 - an incremental re-run after 1 % of the patients got new data (appended to every
   partition's records): only the new lines are read and only their patients computed.
+- the per-patient and the column engine (`recompute --engine`), each a clean full run over
+  the same data: patients per second and per CPU-second, the share of patients each path
+  took, and whether the output is byte-identical.
 
 The embedded store (SQLite, the default path) is measured too, for the sizes in
 `--store-sizes` (default 10k and 100k: filling a store goes at about 1,700 patients/s):
@@ -33,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import progressor
-from progressor.dataset import TABLES_OUT, part_name, partitions, run_local
+from progressor.dataset import TABLES_OUT, merge_paths, part_name, partitions, run_local
 from progressor.demo import shipped_text
 from progressor.store.batch import recompute
 from progressor.store.database import Store
@@ -175,14 +178,48 @@ def peak_rss_mib() -> float:
     return max(children, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
 
 
-def measure(patients: int, workers: int, root: Path) -> None:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (a run's worker processes)."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def compare_engines(
+    dataset: Path, root: Path, patients: int, workers: int, reference: Path
+) -> None:
+    """The per-patient engine and the column engine (`--engine`) over the same dataset, in
+    patients per second and per CPU-second (what a busy machine moves least), the share of
+    patients each path took, and whether the output is the same bytes as `reference`'s."""
+    for engine in ("patients", "columns"):
+        out = root / f"out-{engine}"
+        started, cpu = time.perf_counter(), cpu_seconds()
+        summaries = run_local(str(dataset), str(out), AS_OF, workers, engine=engine)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        paths = merge_paths(summaries) or {"patients": patients}
+        share = ", ".join(f"{path} {n / patients:.1%}" for path, n in paths.items())
+        same = all(
+            (out / t / f"{part_name(p)}.jsonl").read_bytes()
+            == (reference / t / f"{part_name(p)}.jsonl").read_bytes()
+            for t in TABLES_OUT
+            for p in partitions(str(dataset))
+        )
+        print(
+            f"  --engine {engine:<9}{patients / wall:>9,.0f} patients/s  "
+            f"{patients / cpu:>9,.0f} patients/CPU-s   paths: {share}; "
+            f"same output: {'yes' if same else 'NO'}; peak RSS so far {peak_rss_mib():.1f} MiB"
+        )
+
+
+def measure(patients: int, workers: int, root: Path, compare: bool = True) -> None:
     dataset, out, floor_out = root / "in", root / "out", root / "floor"
     started = time.perf_counter()
     parts = generate(dataset, patients, workers)
     generated = time.perf_counter() - started
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     run_local(str(dataset), str(out), AS_OF, workers)
-    full = time.perf_counter() - started
+    full, full_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     rss = peak_rss_mib()
     floor = io_floor(dataset, out, floor_out, workers)
     touched = touch_one_percent(dataset, out, patients)
@@ -190,7 +227,10 @@ def measure(patients: int, workers: int, root: Path) -> None:
     run_local(str(dataset), str(out), AS_OF, workers)
     incremental = time.perf_counter() - started
     print(f"{patients:>9,} patients ({parts} partitions, generated in {generated:.1f} s)")
-    print(f"  end to end        {patients / full:>10,.0f} patients/s   ({full:.2f} s)")
+    print(
+        f"  end to end        {patients / full:>10,.0f} patients/s   ({full:.2f} s; "
+        f"{patients / full_cpu:,.0f} patients/CPU-s)"
+    )
     print(f"  I/O-only floor    {patients / floor:>10,.0f} patients/s   ({floor:.2f} s)")
     print(f"  ratio to floor    {full / floor:>10.2f} x          (target <= 1.5 x)")
     print(f"  peak RSS (max)    {rss:>10.1f} MiB")
@@ -198,6 +238,8 @@ def measure(patients: int, workers: int, root: Path) -> None:
         f"  1 % new data      {incremental:>10.2f} s = {incremental / full:.1%} of full "
         f"({touched} of {parts} partitions changed; target <= 3 %)"
     )
+    if compare:  # (on the data with the 1 % appended: the reference is the re-run's output)
+        compare_engines(dataset, root, patients, workers, out)
     sys.stdout.flush()
 
 
@@ -238,6 +280,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--store-sizes", default="10000,100000")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--no-engines",
+        action="store_true",
+        help="skip the comparison of --engine patients and --engine columns",
+    )
     args = parser.parse_args()
     print(
         f"python {sys.version.split()[0]}, {args.workers} workers, {os.cpu_count()} cores; "
@@ -246,7 +293,7 @@ def main() -> None:
     print(f"this machine decodes a record line (json.loads) in {decode_us():.2f} us")
     for size in (int(s) for s in args.sizes.split(",") if s):
         with tempfile.TemporaryDirectory(prefix="progressor-bench-") as root:
-            measure(size, args.workers, Path(root))
+            measure(size, args.workers, Path(root), not args.no_engines)
     print("the embedded store (SQLite):")
     for size in (int(s) for s in args.store_sizes.split(",") if s):
         with tempfile.TemporaryDirectory(prefix="progressor-bench-") as root:

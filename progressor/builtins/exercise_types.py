@@ -53,6 +53,12 @@ class Hold(ExerciseType):
             ]
         return [(o.hold_s or 0) >= need and _reps_met(dose, o) for o in outcomes]
 
+    def column_form(self) -> object:
+        """`each_met` in columns (progressor.columns), for the usual dose."""
+        from progressor.columns.builtin import HoldColumns
+
+        return HoldColumns(each_side=False)
+
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         # The hold reached and every set's reps (_reps_met); a loop, not any() (see Reps).
         # The usual dose (one set, no load) is checked inline: a call per outcome costs more.
@@ -95,6 +101,12 @@ class Stretch(ExerciseType):
             (o.hold_s or 0) >= need and _reps_met(dose, o) and (not each or o.side is None)
             for o in outcomes
         ]
+
+    def column_form(self) -> object:
+        """`each_met` in columns (progressor.columns), for the usual dose."""
+        from progressor.columns.builtin import HoldColumns
+
+        return HoldColumns(each_side=True)
 
     def session_met(self, dose: Dose, outcomes: Sequence[Outcome]) -> bool:
         each, sides = dose.side == "each", set()

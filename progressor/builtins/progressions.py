@@ -108,6 +108,12 @@ class Linear(Strategy):
             met_values(week),
         )
 
+    def column_form(self) -> object:
+        """In columns: the proposal reads only the week's counts (progressor.columns)."""
+        from progressor.columns.forms import COUNTS_ONLY
+
+        return COUNTS_ONLY
+
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
         assert isinstance(params, LinearParams)
         lowered = floor(exercise, params.field, value(dose, params.field) - params.step)
@@ -181,6 +187,12 @@ class Double(Strategy):
                     f"{second:g} -> {raised:g}, {params.first} back to {bottom:g}"
                 )
         return Proposal("progress", f"{met_reason(week)}; {change}", dose, met_values(week))
+
+    def column_form(self) -> object:
+        """In columns: the proposal reads only the week's counts (progressor.columns)."""
+        from progressor.columns.forms import COUNTS_ONLY
+
+        return COUNTS_ONLY
 
     def regress(self, exercise: Exercise, dose: Dose, params: BaseModel) -> Dose:
         """One step down the ladder, never raising a field (never back up to first_top):

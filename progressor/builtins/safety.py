@@ -73,6 +73,12 @@ class PainFlare(SafetyRule):
             alert=True,
         )
 
+    def column_form(self) -> object:
+        """In columns: a patient on whom the rule may find anything goes per-patient."""
+        from progressor.columns.builtin import PainFlareColumns
+
+        return PainFlareColumns()
+
     def _reported_flares(self, week: WeekView) -> Iterator[Finding]:
         # A patient who says "flare" is heard even below the pause threshold: hold, review.
         reported = [r for r in week.pain_reports if r.context == "flare"]
@@ -122,6 +128,12 @@ class NewPain(SafetyRule):
             else:
                 reason = f"pain rose {worst:g} above the pain before exercising on {dates}"
                 yield Finding("regress", reason, name, values, "review")
+
+    def column_form(self) -> object:
+        """In columns: a patient with a rise near the tolerance goes per-patient."""
+        from progressor.columns.builtin import NewPainColumns
+
+        return NewPainColumns()
 
 
 def _rise(outcomes: tuple[Outcome, ...]) -> float:
@@ -234,8 +246,20 @@ class Adherence(SafetyRule):
             needed = min_sessions or exercise.sessions_required
             done = exercise.done_sessions
             if done < needed:
-                reason = f"{done} sessions logged, {needed} needed: no catch-up of missed steps"
-                yield Finding("hold", reason, name, {"sessions": done, "min_sessions": needed})
+                yield too_few_sessions(name, done, needed)
+
+    def column_form(self) -> object:
+        """The rule in columns (progressor.columns): holds where too few sessions were logged;
+        a patient without any session goes per-patient when the gap rule may match."""
+        from progressor.columns.builtin import AdherenceColumns
+
+        return AdherenceColumns()
+
+
+def too_few_sessions(exercise: str, done: int, needed: int) -> Finding:
+    """Adherence's hold of an exercise logged in fewer sessions than needed."""
+    reason = f"{done} sessions logged, {needed} needed: no catch-up of missed steps"
+    return Finding("hold", reason, exercise, {"sessions": done, "min_sessions": needed})
 
 
 class MissingData(SafetyRule):
@@ -277,6 +301,13 @@ class MissingData(SafetyRule):
                 "nothing can progress until pain is scored again"
             )
             yield Finding(None, reason, None, {"sessions": done, "scored": 0}, flag="review")
+
+    def column_form(self) -> object:
+        """In columns: a patient with an outcome without pain scores goes per-patient (the
+        column path reads no record it would set aside)."""
+        from progressor.columns.builtin import MissingDataColumns
+
+        return MissingDataColumns()
 
 
 @hookimpl

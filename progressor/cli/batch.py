@@ -75,6 +75,15 @@ def _print_summary(summary: Summary) -> None:
 )
 @click.option("--scheduler", help="With --executor dask: the scheduler, e.g. tcp://host:8786.")
 @click.option(
+    "--engine",
+    "computed_by",
+    type=click.Choice(["patients", "columns", "auto"]),
+    default="patients",
+    show_default=True,
+    help="With --dataset: the per-patient engine, the column engine (polars; the patients "
+    "it does not cover go per-patient) or columns where installed. Same output.",
+)
+@click.option(
     "--alerts",
     "alert_specs",
     multiple=True,
@@ -91,6 +100,7 @@ def recompute_command(
     out: str | None,
     executor: str,
     scheduler: str | None,
+    computed_by: str,
     alert_specs: tuple[str, ...],
     store_path: Path,
     plugins: tuple[str, ...],
@@ -112,10 +122,15 @@ def recompute_command(
     if dataset is not None:
         if alert_specs:
             fail("--alerts goes with the store; a dataset's alerts are in OUT/alerts/")
-        _recompute_dataset(dataset, out, day, executor, scheduler, workers, plugins, block)
+        _recompute_dataset(
+            dataset, out, day, executor, scheduler, workers, plugins, block, computed_by
+        )
         return
-    if executor != "local" or out:
-        fail("--executor and --out go with --dataset (the store is computed on this machine)")
+    if executor != "local" or out or computed_by != "patients":
+        fail(
+            "--executor, --out and --engine go with --dataset (the store is computed on this "
+            "machine, per patient)"
+        )
     factory = engine_factory(plugins, block)
 
     def run(lock: RunLock, progress: Callable[[int, int], None] | None) -> Summary:
@@ -197,8 +212,9 @@ def _recompute_dataset(
     workers: int,
     plugins: Sequence[str],
     block: Sequence[str],
+    computed_by: str = "patients",
 ) -> None:
-    from progressor.dataset.run import merge, run_dask, run_local
+    from progressor.dataset.run import merge, merge_paths, run_dask, run_local
 
     if not out:
         fail("--dataset needs --out")
@@ -212,9 +228,10 @@ def _recompute_dataset(
         if executor == "dask":
             if not scheduler:
                 fail("--executor dask needs --scheduler ADDRESS")
-            summaries = run_dask(dataset, out, day, scheduler, plugins, block)
+            summaries = run_dask(dataset, out, day, scheduler, plugins, block, engine=computed_by)
         else:
-            summaries = run_local(dataset, out, day, workers or os.cpu_count() or 1, plugins, block)
+            cores = workers or os.cpu_count() or 1
+            summaries = run_local(dataset, out, day, cores, plugins, block, engine=computed_by)
     except ProgressorError as exc:
         fail(str(exc))
     summary = merge(summaries)
@@ -225,6 +242,13 @@ def _recompute_dataset(
         f"paused {summary.get('paused', 0)}, alerts {summary.get('alerts', 0)}, "
         f"plugin failures {summary.get('failures', 0)}, set aside {summary.get('set_aside', 0)}"
     )
+    if computed_by != "patients":  # who computed whom (the patients of partitions not skipped)
+        paths = merge_paths(summaries)
+        click.echo(
+            f"computed by the column engine: {paths.get('columns', 0)}, per patient: "
+            f"{paths.get('patients', 0)} (in this version the column engine takes patients "
+            "with one judged week; more weeks, and what it does not cover, go per patient)"
+        )
     if summary.get("set_aside", 0):  # as for `next` and `import`: done, but not with everything
         click.echo(f"set-aside records and their reasons: {out}/set_aside/", err=True)
         sys.exit(EXIT_SET_ASIDE)

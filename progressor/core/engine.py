@@ -408,6 +408,29 @@ class CompiledProgram:
         next_state = _next_state(strategy, action, proposal, state.memory, dose, status)
         return decision, next_state, flag
 
+    # -- for the column engine (progressor.columns): the step's own parts, by name ----------
+
+    def decide(
+        self, name: str, state: ExerciseState, exercise: ExerciseWeek, matches: list[Match]
+    ) -> tuple[Decision, ExerciseState, Flag | None]:
+        """Exercise `name`'s decision from its week and the rules' matches: the step's own
+        code (most conservative wins, floors and ceilings, the next state). The column engine
+        calls it once per distinct exercise week, not per patient."""
+        planned = next(p for p in self._exercises if p.name == name)
+        return self._decide(planned, state, exercise, matches)
+
+    def bound_rule(self, name: str) -> Bound:
+        """The safety rule `name`, with its parameters and plugin, as the step applies it."""
+        return next(r for r in self._rules if r.name == name)
+
+    def bound_strategy(self, name: str) -> Bound:
+        """Exercise `name`'s strategy, with its parameters and plugin."""
+        return next(p.strategy for p in self._exercises if p.exercise.id == name)
+
+    def exercise_type(self, name: str) -> ExerciseType:
+        """Exercise `name`'s exercise type."""
+        return next(p.exercise_type for p in self._exercises if p.exercise.id == name)
+
     def _held_paused(
         self, name: str, state: ExerciseState, matches: tuple[RuleMatch, ...]
     ) -> tuple[Decision, ExerciseState, None]:

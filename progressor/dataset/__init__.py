@@ -10,6 +10,7 @@ from progressor.dataset.partition import TABLES_OUT, PartitionSummary, compute_p
 from progressor.dataset.run import (
     DatasetWriter,
     merge,
+    merge_paths,
     partition_of,
     partitions,
     run_dask,
@@ -22,6 +23,7 @@ __all__ = [
     "PartitionSummary",
     "compute_partition",
     "merge",
+    "merge_paths",
     "part_name",
     "partition_of",
     "partitions",

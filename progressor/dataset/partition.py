@@ -47,6 +47,8 @@ class PartitionSummary:
     failures: int = 0
     set_aside: int = 0
     skipped: bool = False
+    #: Patients computed in this run by each engine (`--engine`): "columns", "patients".
+    paths: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -99,6 +101,32 @@ def engine_for(plugins: Sequence[str], block: Sequence[str]) -> Engine:
             _ENGINES.clear()
         _ENGINES[key] = engine
     return engine
+
+
+#: The engines a partition can be computed with (compute_partition's `engine`).
+ENGINE_CHOICES = ("patients", "columns", "auto")
+
+#: The column engine of each programs dict (its decisions are kept between partitions).
+_COLUMNS: list[tuple[dict[str, CompiledProgram], Any]] = []
+
+
+def _column_engine(programs: dict[str, CompiledProgram], engine: str) -> Any:
+    """The column engine for `programs`, or None for the per-patient engine alone."""
+    if engine == "patients":
+        return None
+    try:
+        from progressor.columns.engine import ColumnEngine
+    except ImportError:  # polars is missing
+        if engine == "auto":
+            return None
+        raise ProgressorError(
+            "--engine columns needs polars: pip install 'progressor[columns]'"
+        ) from None
+    for known, column_engine in _COLUMNS:
+        if known is programs:
+            return column_engine
+    _COLUMNS[:] = [(programs, ColumnEngine(programs))]
+    return _COLUMNS[0][1]
 
 
 class _Patient(NamedTuple):
@@ -314,6 +342,7 @@ def compute_partition(
     as_of: dt.date,
     plugins: Sequence[str] = (),
     block: Sequence[str] = (),
+    engine: str = "patients",
 ) -> PartitionSummary:
     """Compute one partition; only the patients whose inputs changed are computed again.
 
@@ -323,7 +352,13 @@ def compute_partition(
     computed; the other patients' output is copied as bytes. Otherwise every patient's inputs
     are hashed, and a patient with the same hash as last time keeps last time's output. Either
     way the output is byte for byte that of a clean full run.
+
+    `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the
+    column engine, progressor.columns, for the patients it covers; the others per-patient)
+    or "auto" (columns when polars is installed). The output is the same whichever it is.
     """
+    if engine not in ENGINE_CHOICES:
+        raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
     name = f"{files.part_name(part)}.jsonl"
     done = files.join(out, "_done", f"{files.part_name(part)}.json")
     index_path = files.join(out, "_index", f"{files.part_name(part)}.json")
@@ -351,7 +386,7 @@ def compute_partition(
     if previous is not None and previous["stats"] == stats:
         with files.open_text(done, "r") as handle:
             return PartitionSummary(**{**json.load(handle), "skipped": True})
-    run = _Run(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats)
+    run = _Run(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats, engine)
     if previous is not None:
         appended = run.appended(previous, inputs[0], inputs[1])
         if appended is not None:
@@ -371,6 +406,9 @@ class _Run:
     block: tuple[str, ...]
     signature: str
     stats: list[list[object]]
+    engine: str = "patients"
+    #: Patients computed by each engine so far in this run (filled by _compute).
+    paths: dict[str, int] = field(default_factory=dict)
 
     def full(
         self, previous: dict[str, Any] | None, enrollments_at: str, records_at: str
@@ -456,6 +494,14 @@ class _Run:
         programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
         name = f"{files.part_name(self.part)}.jsonl"
         out: dict[str, _Patient] = {}
+        columns = _column_engine(programs, self.engine)
+        if columns is not None:  # (who computed whom is counted with it only)
+            covered, patients = columns.compute(
+                patients, enrollment_lines, record_lines, self.as_of
+            )
+            out.update((p, _Patient(*rows)) for p, rows in covered.items())
+            self.paths["columns"] = self.paths.get("columns", 0) + len(covered)
+            self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
         # Patients with lines set aside wait for their line numbers, found at the end for all
         # in one pass: (result or None, [(table, position among the patient's lines, reason,
         # line)]). The others' rows are made at once (a partition's results are not all kept
@@ -728,6 +774,7 @@ class _Run:
         letters = "".join(counts[0])
         actions = {_ACTIONS[letter]: n for letter in _ACTIONS if (n := letters.count(letter))}
         return PartitionSummary(
+            paths={k: n for k, n in sorted(self.paths.items()) if n},
             part=self.part,
             patients=sum(map(gt, prescribed[1:], prescribed)),  # (rows of one prescription)
             actions=dict(sorted(actions.items())),

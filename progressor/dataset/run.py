@@ -35,7 +35,15 @@ from progressor.dataset.files import part_name
 from progressor.dataset.partition import PartitionSummary, compute_partition, engine_for
 from progressor.errors import ProgressorError
 
-__all__ = ["DatasetWriter", "merge", "partition_of", "partitions", "run_dask", "run_local"]
+__all__ = [
+    "DatasetWriter",
+    "merge",
+    "merge_paths",
+    "partition_of",
+    "partitions",
+    "run_dask",
+    "run_local",
+]
 
 
 def partition_of(patient: str, partitions: int) -> int:
@@ -102,17 +110,20 @@ def run_local(
     plugins: Sequence[str] = (),
     block: Sequence[str] = (),
     parts: Sequence[int] | None = None,
+    engine: str = "patients",
 ) -> list[PartitionSummary]:
-    """Every partition on this machine's cores (a process pool); same results for any count."""
+    """Every partition on this machine's cores (a process pool); same results for any count.
+    `engine`: who computes the patients (compute_partition); the output is the same."""
     chosen = list(partitions(dataset) if parts is None else parts)
     if workers <= 1:
-        return [compute_partition(dataset, out, p, as_of, plugins, block) for p in chosen]
+        return [compute_partition(dataset, out, p, as_of, plugins, block, engine) for p in chosen]
     from concurrent.futures import ProcessPoolExecutor
 
     engine_for(plugins, block)  # built once here: forked workers start with it
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(compute_partition, dataset, out, p, as_of, plugins, block) for p in chosen
+            pool.submit(compute_partition, dataset, out, p, as_of, plugins, block, engine)
+            for p in chosen
         ]
         return [f.result() for f in futures]
 
@@ -125,6 +136,7 @@ def run_dask(
     plugins: Sequence[str] = (),
     block: Sequence[str] = (),
     parts: Sequence[int] | None = None,
+    engine: str = "patients",
 ) -> list[PartitionSummary]:
     """Every partition as a task on a Dask distributed cluster; the driver only schedules.
 
@@ -146,6 +158,7 @@ def run_dask(
             [as_of] * len(chosen),
             [tuple(plugins)] * len(chosen),
             [tuple(block)] * len(chosen),
+            [engine] * len(chosen),
             pure=False,
         )
         results: list[PartitionSummary] = client.gather(futures)
@@ -173,3 +186,11 @@ def merge(summaries: Iterable[PartitionSummary]) -> dict[str, Any]:
             }
         )
     return {**dict(total), "actions": dict(sorted(actions.items()))}
+
+
+def merge_paths(summaries: Iterable[PartitionSummary]) -> dict[str, int]:
+    """How many patients each engine computed in a run (`--engine columns` or `auto`)."""
+    paths: Counter[str] = Counter()
+    for s in summaries:
+        paths.update(s.paths)
+    return dict(sorted(paths.items()))

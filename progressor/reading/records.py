@@ -398,6 +398,15 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     white space before its colon (and without a backslash no string value holds a quote).
     Otherwise the readable path reads the lines, where a key given twice is set aside.
     """
+    read = plain_fields(lines)
+    return None if read is None else _built(read[0], read[1])
+
+
+def plain_fields(lines: list[str]) -> tuple[list[dict[str, Any]], str] | None:
+    """The validated fields of `lines` (one dict per line, every field, in the records'
+    order) and the JSON text they were read from, when every line is plain (see
+    `_plain_records`, which builds its records from them); else None. The column engine
+    (progressor.columns) reads the same lines, with the same meaning, into columns."""
     text = "[" + ",".join(lines) + "]"
     if (
         '"kind"' not in text
@@ -415,7 +424,7 @@ def _plain_records(lines: list[str]) -> list[Record] | None:
     keys = sum(map(len, map(_keys_read, read)))
     if keys != text.count(":") and (keys != text.count('":') or any(gap in text for gap in _GAPS)):
         return None
-    return _built(list(map(_fields_read, read)), text)
+    return list(map(_fields_read, read)), text
 
 
 #: A key's closing quote followed by white space (so its colon may not follow it at once).

@@ -1,0 +1,84 @@
+"""The column forms of the built-in components (see progressor.columns.forms).
+
+Each built-in's per-patient code stays the one meaning of its rule: a column form says
+where the rule matches and on which values, and the rule's own code words the finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+from pydantic import BaseModel
+
+from progressor.builtins import safety
+from progressor.columns.forms import ColumnFinding
+from progressor.core.models import Dose
+
+#: A rise is rounded to two decimals before it is compared (safety._rise): one within a
+#: hundredth of the tolerance may match, so its patient goes per-patient.
+_ROUNDING = 0.01
+
+
+class HoldColumns:
+    """Hold's and Stretch's `each_met` for the usual dose (one set, no load)."""
+
+    def __init__(self, each_side: bool) -> None:
+        self.each_side = each_side
+
+    def met(self, dose: Dose) -> pl.Expr | None:
+        if dose.sets not in (None, 1) or dose.load_kg is not None:
+            return None
+        reps = pl.col("reps")
+        met = (pl.col("hold_s").fill_null(0) >= (dose.hold_s or 0)) & (
+            reps.list.max() >= (dose.reps or 0)
+        )
+        if self.each_side and dose.side == "each":
+            met = met & pl.col("side").is_null()
+        return (met & (reps.list.len() > 0)).fill_null(False)
+
+
+class PainFlareColumns:
+    def routes(self, params: BaseModel) -> pl.Expr:
+        assert isinstance(params, safety.PainFlareParams)
+        flare = (pl.col("max_pain") >= params.pause_at).fill_null(False)
+        return flare | pl.col("adverse") | (pl.col("flare_reports") > 0)
+
+    def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
+        return ()
+
+
+class NewPainColumns:
+    def routes(self, params: BaseModel) -> pl.Expr:
+        assert isinstance(params, safety.NewPainParams)
+        rise = pl.col("rise")  # (0 when pain never rose: _rise's own zero)
+        return (rise > 0) & (rise > params.tolerance - _ROUNDING)
+
+    def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
+        return ()
+
+
+class MissingDataColumns:
+    def routes(self, params: BaseModel) -> pl.Expr:
+        return pl.col("unscored") > 0
+
+    def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
+        return ()
+
+
+class AdherenceColumns:
+    def _needed(self, params: safety.AdherenceParams) -> pl.Expr:
+        return pl.lit(params.min_sessions) if params.min_sessions else pl.col("required")
+
+    def routes(self, params: BaseModel) -> pl.Expr:
+        assert isinstance(params, safety.AdherenceParams)
+        gap = pl.when(pl.col("any_session")).then(0).otherwise(pl.col("weeks_without_sessions") + 1)
+        return (gap > 0) & (((gap % params.gap_weeks) == 0) | (gap > params.gap_weeks))
+
+    def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
+        assert isinstance(params, safety.AdherenceParams)
+        needed = self._needed(params)
+        too_few = ColumnFinding(
+            pl.col("done") < needed, (pl.col("done"), needed), safety.too_few_sessions
+        )
+        return (too_few,)
