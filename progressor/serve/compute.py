@@ -16,7 +16,7 @@ from progressor.core.timeline import ended_weeks, fold, locate
 from progressor.errors import ProgramError, ProgressorError
 from progressor.reading import Log, read_log
 from progressor.serve.auth import requires
-from progressor.serve.bodies import PairsRoute, record_line
+from progressor.serve.bodies import RecordsRoute, record_line
 from progressor.serve.catalog import INLINE_SOURCE, Catalog
 from progressor.serve.problems import LocatedProblem, ProblemError, program_problems
 from progressor.serve.tokens import TokenEntry
@@ -25,7 +25,7 @@ SOURCE = "records"
 #: The most weeks a replay judges (ten years): a start far in the past is a mistake.
 MAX_WEEKS = 520
 
-router = APIRouter(prefix="/v1", tags=["compute"], route_class=PairsRoute)
+router = APIRouter(prefix="/v1", tags=["compute"], route_class=RecordsRoute)
 Caller = Annotated[TokenEntry, Depends(requires("compute"))]
 Records = Annotated[
     list[Any] | str,
@@ -107,8 +107,11 @@ class ReplayResponse(_Strict):
     later: int = Field(description="Records dated after the week under way.")
 
 
+# (async: the step runs on the event loop. A thread hand-off cost more CPU than the step; a
+# step's records are at most `max_records`, a few tens of ms. /v1/replay, up to MAX_WEEKS
+# weeks of them, stays in the threadpool, where the timeout can still answer.)
 @router.post("/step", response_model=StepResponse)
-def step(body: StepRequest, request: Request, caller: Caller) -> StepResponse:
+async def step(body: StepRequest, request: Request, caller: Caller) -> StepResponse:
     """Next week's prescription from this week's prescription and records."""
     given = body.program or ProgramRef(
         id=body.prescription.program, version=body.prescription.program_version
