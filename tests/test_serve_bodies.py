@@ -54,9 +54,10 @@ def test_each_record_is_the_text_it_was_sent_as_on_one_line() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        '{"records": [{"pain": 9}], "records": []}',  # (the general parse keeps the last)
         "[]",
         '{"a": 1 "b": 2}',
+        '{[1]: 2}',
+        '{"a": 1, {"b": 2}: 3}',
         '{"records": [1,]}',
         '{"records": [1 2]}',
         '{"a": 1,}',
@@ -67,6 +68,17 @@ def test_each_record_is_the_text_it_was_sent_as_on_one_line() -> None:
 )
 def test_a_body_that_is_not_plain_goes_to_the_general_parse(text: str) -> None:
     assert records_first(text) is None
+
+
+def test_a_key_given_twice_at_the_top_is_bad_json(tmp_path: Path) -> None:
+    # (a JSON parser keeps the last: the second list would hide the first one's pain of 9)
+    app, token, first = _service(tmp_path)
+    pain = f'{{"date": "{START}", "kind": "pain", "pain": 9}}'
+    body = f'{{"prescription": {first}, "records": [{pain}], "records": []}}'
+    answer = asyncio.run(_post(app, "/v1/step", body, token))
+    assert answer.status_code == 400
+    assert answer.json()["type"] == "urn:progressor:problem:bad-json"
+    assert "the key 'records' is given twice" in answer.json()["detail"]
 
 
 def _service(tmp_path: Path) -> tuple[Any, str, str]:

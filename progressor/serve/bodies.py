@@ -6,8 +6,9 @@ record is written back as one JSON line, repeats and all, for `progressor.readin
 
 The compute routes (`RecordsRoute`) skip the rebuilding: their body's top-level object is read
 key by key with the C decoder, and each record of its `records` list is handed over as the very
-text it was sent as (`RawRecord`), so the reader sees every repeated key in it. A body that is
-not that plain (a top-level key given twice, not an object, not JSON) is read as before.
+text it was sent as (`RawRecord`), so the reader sees every repeated key in it. A top-level key
+given twice is refused as bad JSON (kept last, a second `records` would hide the first's pains);
+a body that is not a JSON object, or not JSON, is read as before (and refused the same way).
 """
 
 from __future__ import annotations
@@ -67,11 +68,18 @@ _DECODE = json.JSONDecoder().raw_decode  # (C: one value from a position, and wh
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
+class RepeatedKey(json.JSONDecodeError):
+    """A top-level key given twice."""
+
+
 def records_first(text: str) -> dict[str, Any] | None:
     """The top-level object of `text` with its `records` list as RawRecords; None when the
-    text is not a JSON object with distinct top-level keys (then the general parse decides)."""
+    text is not a JSON object (then the general parse decides); RepeatedKey for a top-level
+    key given twice."""
     try:
         return _top_level(text)
+    except RepeatedKey:
+        raise
     except (ValueError, IndexError, RecursionError):
         return None
 
@@ -91,9 +99,13 @@ def _top_level(text: str) -> dict[str, Any] | None:
             if text[at] != ",":
                 return None
             at = _skip(text, at + 1)
-        key, at = _DECODE(text, at)
-        at = _skip(text, at)
-        if not isinstance(key, str) or key in found or text[at] != ":":
+        key, end = _DECODE(text, at)
+        if not isinstance(key, str):
+            return None
+        if key in found:
+            raise RepeatedKey(f"the key {key!r} is given twice: send it once", text, at)
+        at = _skip(text, end)
+        if text[at] != ":":
             return None
         at = _skip(text, at + 1)
         reader = _raw_list if key == "records" and text[at] == "[" else _DECODE
