@@ -56,7 +56,7 @@ def test_each_record_is_the_text_it_was_sent_as_on_one_line() -> None:
     [
         "[]",
         '{"a": 1 "b": 2}',
-        '{[1]: 2}',
+        "{[1]: 2}",
         '{"a": 1, {"b": 2}: 3}',
         '{"records": [1,]}',
         '{"records": [1 2]}',
