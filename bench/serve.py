@@ -7,6 +7,9 @@ from 1, 8 and 32 concurrent clients for 60 s each, and prints requests per secon
 p99 latency and the errors (any answer but 200) of each level. The clients are asyncio
 coroutines on raw keep-alive sockets, one connection each, the request bytes made once: the
 client's own work per request is a write and a read, so the server is what is measured.
+The server's CPU time per request is printed too (`cpu ms/req`: the user and system time of
+every process of the server, read from /proc before and after each level, over the requests
+answered): on a shared machine the rates move with the load, the CPU a request costs much less.
 `--seconds`, `--clients` and `--workers` shorten or change the run.
 """
 
@@ -43,6 +46,7 @@ class Level:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     def line(self) -> str:
         done = len(self.latencies)
@@ -50,7 +54,11 @@ class Level:
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         rps = done / self.seconds if self.seconds else 0.0
-        return f"{self.clients:>7} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {self.errors:>7} {done:>9}"
+        cpu_ms = self.cpu_seconds * 1000 / done if done else 0.0
+        return (
+            f"{self.clients:>7} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {self.errors:>7} {done:>9}"
+            f" {cpu_ms:>11.3f}"
+        )
 
 
 def request_bytes(port: int, token: str) -> bytes:
@@ -98,6 +106,22 @@ async def drive(port: int, request: bytes, clients: int, seconds: float) -> Leve
     await asyncio.gather(*(_client(port, request, level, until) for _ in range(clients)))
     level.seconds = time.perf_counter() - started
     return level
+
+
+def server_cpu_seconds(group: int) -> float:
+    """User and system CPU seconds of every live process in process group `group` (Linux)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # (a process that ended meanwhile)
+        fields = stat[stat.rindex(")") + 2 :].split()  # (after the command's name)
+        if int(fields[2]) == group:  # (pgrp; then utime and stime are fields 11 and 12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -148,9 +172,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{platform.python_implementation()} {platform.python_version()}, "
                 f"{os.cpu_count()} cores, {dt.date.today()}, {args.seconds:g} s per level"
             )
-            print("clients     req/s   p50 ms   p99 ms  errors  requests")
+            print("clients     req/s   p50 ms   p99 ms  errors  requests  cpu ms/req")
             for clients in args.clients:
+                before = server_cpu_seconds(server.pid)
                 level = asyncio.run(drive(port, request, clients, args.seconds))
+                level.cpu_seconds = server_cpu_seconds(server.pid) - before
                 print(level.line(), flush=True)
         finally:
             stop_server(server)

@@ -17,7 +17,7 @@ token (a clinician's) may; a service never lifts a pause.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from fastapi import Request
@@ -48,12 +48,14 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def requires(permission: Permission) -> Callable[[Request], TokenEntry]:
+def requires(permission: Permission) -> Callable[[Request], Awaitable[TokenEntry]]:
     """A dependency: the caller's token entry, when its role has `permission` (else 401/403).
     The entry's name and role go to the access log (request.state)."""
     allowed = PERMISSIONS[permission]
 
-    def check(request: Request) -> TokenEntry:
+    # (async, though it does no I/O but a stat of the tokens file: FastAPI runs a plain
+    # function in its threadpool, and a thread hand-off costs more than the whole check)
+    async def check(request: Request) -> TokenEntry:
         tokens: TokenFile = request.app.state.tokens
         try:
             entry = tokens.find(_bearer(request))

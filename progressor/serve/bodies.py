@@ -3,11 +3,18 @@
 JSON parsers keep the last of a repeated key; the record reader counts a repeated pain at its
 worst and sets the record aside. So a body is parsed keeping repeated keys (`Pairs`), and each
 record is written back as one JSON line, repeats and all, for `progressor.reading.read_log`.
+
+The compute routes (`RecordsRoute`) skip the rebuilding: their body's top-level object is read
+key by key with the C decoder, and each record of its `records` list is handed over as the very
+text it was sent as (`RawRecord`), so the reader sees every repeated key in it. A top-level key
+given twice is refused as bad JSON (kept last, a second `records` would hide the first's pains);
+a body that is not a JSON object, or not JSON, is read as before (and refused the same way).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -53,8 +60,114 @@ class PairsRoute(APIRoute):
         return route
 
 
+class RawRecord(str):
+    """A record's JSON text as the body carried it, on one line."""
+
+
+_DECODE = json.JSONDecoder().raw_decode  # (C: one value from a position, and where it ends)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class RepeatedKey(json.JSONDecodeError):
+    """A top-level key given twice."""
+
+
+def records_first(text: str) -> dict[str, Any] | None:
+    """The top-level object of `text` with its `records` list as RawRecords; None when the
+    text is not a JSON object (then the general parse decides); RepeatedKey for a top-level
+    key given twice."""
+    try:
+        return _top_level(text)
+    except RepeatedKey:
+        raise
+    except (ValueError, IndexError, RecursionError):
+        return None
+
+
+def _skip(text: str, at: int) -> int:
+    return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # (it matches "" too)
+
+
+def _top_level(text: str) -> dict[str, Any] | None:
+    found: dict[str, Any] = {}
+    at = _skip(text, 0)
+    if text[at] != "{":
+        return None
+    at = _skip(text, at + 1)
+    while text[at] != "}":
+        if found:
+            if text[at] != ",":
+                return None
+            at = _skip(text, at + 1)
+        key, end = _DECODE(text, at)
+        if not isinstance(key, str):
+            return None
+        if key in found:
+            raise RepeatedKey(f"the key {key!r} is given twice: send it once", text, at)
+        at = _skip(text, end)
+        if text[at] != ":":
+            return None
+        at = _skip(text, at + 1)
+        reader = _raw_list if key == "records" and text[at] == "[" else _DECODE
+        found[key], at = reader(text, at)
+        at = _skip(text, at)
+    return found if _skip(text, at + 1) == len(text) else None
+
+
+def _raw_list(text: str, at: int) -> tuple[list[RawRecord], int]:
+    """The list at `at` as the text of each of its items, and where it ends."""
+    items: list[RawRecord] = []
+    at = _skip(text, at + 1)
+    if text[at] == "]":
+        return items, at + 1
+    while True:
+        _, end = _DECODE(text, at)
+        items.append(RawRecord(_one_line(text[at:end])))
+        at = _skip(text, end)
+        if text[at] == "]":
+            return items, at + 1
+        if text[at] != ",":
+            raise ValueError("expected ',' or ']'")
+        at = _skip(text, at + 1)
+
+
+def _one_line(raw: str) -> str:
+    # (JSON's strings hold no raw line break: one between a record's tokens is only spacing)
+    if "\n" in raw or "\r" in raw:
+        return raw.replace("\r", " ").replace("\n", " ")
+    return raw
+
+
+class RecordsRequest(PairsRequest):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:  # (decoded as json.loads decodes bytes)
+                found = records_first(body.decode(json.detect_encoding(body), "surrogatepass"))
+            except UnicodeDecodeError:
+                found = None
+            if found is None:
+                return await super().json()
+            self._json = found
+        return self._json
+
+
+class RecordsRoute(APIRoute):
+    """A route whose body's records reach the reader as sent (see the module's docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(RecordsRequest(request.scope, request.receive))
+
+        return route
+
+
 def record_line(value: Any) -> str:
     """One record as one line of JSON, with every repeated key it was sent with."""
+    if isinstance(value, RawRecord):
+        return value
     if isinstance(value, Pairs) and value.pairs is not None:
         items = (f"{json.dumps(k)}:{record_line(v)}" for k, v in value.pairs)
         return "{" + ",".join(items) + "}"

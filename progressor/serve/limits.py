@@ -47,9 +47,9 @@ class Limits:
         if _declared_length(scope) > self.max_body:
             problem = too_large(self.max_body)
         else:
-            try:
-                app = self.app(scope, exchange.counted(receive), exchange.send)
-                await asyncio.wait_for(app, self.timeout_s)
+            try:  # (asyncio.timeout cancels this task: no task of its own per request)
+                async with asyncio.timeout(self.timeout_s):
+                    await self.app(scope, exchange.counted(receive), exchange.send)
             except TimeoutError:
                 detail = f"no answer within {self.timeout_s:g} s; try again, or send fewer records"
                 problem = ProblemError(503, "timeout", "Request timed out", detail)
