@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 
 import progressor
+from progressor.core.models import Enrollment
 from progressor.serve.app import create_app
 from progressor.serve.pages.sessions import COOKIE
 from progressor.serve.settings import ServeSettings
@@ -31,7 +32,7 @@ from progressor.store.batch import recompute
 from progressor.store.database import Store
 from progressor.synth import synthesize_into_store
 from tests.conftest import PROGRAMS, START
-from tests.handouts import needs
+from tests.handouts import INTERNAL, needs
 
 WEEKS = 4
 AS_OF = START + dt.timedelta(days=7 * WEEKS)
@@ -122,13 +123,19 @@ def _paused(clinic: Clinic, index: int = 0) -> str:
         return store.review_page(status="paused").items[index].patient
 
 
-def _screenshot(page: Any, name: str, height: int | None = None) -> None:
+def _screenshot(page: Any, name: str, height: int | None = None, element: str = "") -> None:
+    """Under PROGRESSOR_SCREENSHOTS, the page (its top `height` pixels), or one element."""
     folder = os.environ.get("PROGRESSOR_SCREENSHOTS")
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    clip = None if height is None else {"x": 0, "y": 0, "width": 1280, "height": height}
-    page.screenshot(path=str(Path(folder) / name), full_page=True, clip=clip)
+    path = str(Path(folder) / name)
+    if element:
+        page.locator(element).screenshot(path=path)
+        return
+    width = page.viewport_size["width"]
+    clip = None if height is None else {"x": 0, "y": 0, "width": width, "height": height}
+    page.screenshot(path=path, full_page=True, clip=clip)
 
 
 def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
@@ -150,7 +157,7 @@ def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
     _screenshot(page, "patient-page.png", height=1700)
     page.fill("#resume textarea[name=note]", "phoned: the flare settled")
     page.click("#resume button")
-    assert page.locator("#done").is_visible()
+    page.locator("#done").wait_for()  # (waits for the page the post was sent to)
     assert "dr-lee" in page.locator("#actions").inner_text()
     assert "phoned: the flare settled" in page.locator("#actions").inner_text()
     page.goto(clinic.url + "/clinic/?status=paused")
@@ -283,7 +290,7 @@ def test_a_clinician_overrides_a_dose_and_a_dose_over_the_ceiling_is_refused(
     form = page.locator("form.override").first
     form.locator("textarea[name=note]").fill("the same again, on purpose")
     form.locator("button").click()
-    assert page.locator("#done").is_visible()
+    page.locator("#done").wait_for()  # (waits for the page the post was sent to)
     with Store.open(clinic.store, readonly=True) as store:
         action = store.actions(patient)[-1]
         dose = store.prescriptions(patient)[-1].exercises[exercise].dose
@@ -298,7 +305,7 @@ def test_a_clinician_acknowledges_the_flags_and_the_patient_leaves_the_queue(
     _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
     page.fill("#acknowledge textarea[name=note]", "seen: on to the next phase at review")
     page.click("#acknowledge button")
-    assert page.locator("#done").is_visible()
+    page.locator("#done").wait_for()  # (waits for the page the post was sent to)
     page.goto(clinic.url + "/clinic/?status=flagged&limit=500")
     assert page.locator(f"#queue a:text-is('{patient}')").count() == 0
     with Store.open(clinic.store, readonly=True) as store:
@@ -330,7 +337,9 @@ def test_the_queue_filters_and_pages_as_the_store_lists_it(page: Any, clinic: Cl
     assert got == [item.patient for item in flagged.items] != []
 
 
-def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: Clinic) -> None:
+def test_a_newly_enrolled_patient_has_week_1_and_its_handout_at_once(
+    page: Any, clinic: Clinic
+) -> None:
     answer = httpx.post(
         clinic.url + "/v1/patients",
         json={"patient": "new-one", "program": "low-back-pain", "start": "2026-02-02"},
@@ -339,5 +348,51 @@ def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: C
     )
     assert answer.status_code == 201, answer.text
     _login(page, clinic, "clinician", "/clinic/patients/new-one")
+    assert "Week 1 (2026-02-02 to " in page.inner_text("main")
+    page.click('#handout a:text-is("Print the patient\'s handout")')
+    assert "Week 1:" in page.inner_text("body")
+
+
+def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: Clinic) -> None:
+    with Store.open(clinic.store) as store:  # (enrolled without an engine: no week 1)
+        program = store.program_of(_settled(clinic))
+        store.enroll(Enrollment(patient="bare-one", program=program.id, start=AS_OF), program)
+    _login(page, clinic, "clinician", "/clinic/patients/bare-one")
     assert "Nothing computed yet" in page.inner_text("main")
-    assert page.locator("form.override, .chart svg").count() == 0
+    assert page.locator("form.override, .chart svg, #handout").count() == 0
+    answer = page.goto(clinic.url + "/clinic/patients/bare-one/handout")
+    assert answer.status == 404 and "nothing computed yet" in page.inner_text("main")
+
+
+def _settled(clinic: Clinic, program: str = "low-back-pain") -> str:
+    """An active patient of `program`, computed to week WEEKS + 1, not in the review queue."""
+    with Store.open(clinic.store, readonly=True) as store:
+        waiting = {item.patient for item in store.review_queue()}
+        entries = store.patients(status="active", program=program)
+    return next(e.patient for e in entries if e.patient not in waiting and e.week == WEEKS + 1)
+
+
+def test_the_patient_page_prints_the_patients_handout_as_html_and_as_pdf(
+    page: Any, clinic: Clinic
+) -> None:
+    patient = _settled(clinic)
+    _login(page, clinic, "readonly", f"/clinic/patients/{patient}")
+    _screenshot(page, "chart.png", element=".chart")
+    page.click('#handout a:text-is("Print the patient\'s handout")')
+    address = f"{clinic.url}/clinic/patients/{patient}/handout"
+    assert page.url == address
+    with Store.open(clinic.store, readonly=True) as store:
+        program = store.program_of(patient)
+        week = store.prescriptions(patient)[-1].week
+    text = page.inner_text("body")
+    assert program.title in text and f"Week {week}:" in text and "When to stop" in text
+    assert all(exercise.name in text for exercise in program.exercises)
+    assert [word for word in INTERNAL if word in text] == []
+    page.set_viewport_size({"width": 820, "height": 1160})  # (about an A4 page)
+    _screenshot(page, "handout.png", height=1160)
+    pdf = page.request.get(f"{address}?format=pdf")
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF")
+    assert f'filename="handout-{patient}-week-{week}.pdf"' in pdf.headers["content-disposition"]
+    answer = page.goto(f"{address}?format=docx")
+    assert answer.status == 422 and "one of html, pdf" in page.inner_text("main")

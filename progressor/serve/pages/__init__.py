@@ -10,6 +10,7 @@ without it, or from a readonly user, is refused with a 403 page.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from progressor.core.models import Dose
+from progressor.core.models import Dose, Program, StepResult
 from progressor.errors import ProgressorError
 from progressor.serve.auth import PERMISSIONS
 from progressor.serve.catalog import Catalog
@@ -48,6 +49,9 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE, MAX_PAGE_SIZE = 25, 500  # (patients a queue page shows: by default, at most)
 #: Pages are for people: a service's token (a machine's) does not log in.
 PAGE_ROLES = frozenset({"clinician", "readonly"})
+#: The handout's formats on the pages (the exporters `progressor handout` writes with).
+HANDOUT_FORMATS = ("html", "pdf")
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")  # (a patient id in a download's file name)
 T = TypeVar("T")
 _log = logging.getLogger("progressor.serve")
 
@@ -292,6 +296,36 @@ def patient(request: Request, patient: str, who: Who) -> Response:
     return _render("patient.html", who, view=view, done=done)
 
 
+@router.get("/patients/{patient}/handout")
+def handout(request: Request, patient: str, who: Who, format: str = "html") -> Response:
+    """The patient's handout for their newest computed week: the HTML page to print, or
+    (`format=pdf`) the PDF, made by the same exporters as `progressor handout`."""
+    exporters = request.app.state.catalog.engine.registries.exporters
+    if format not in HANDOUT_FORMATS or format not in exporters:
+        known = ", ".join(f for f in HANDOUT_FORMATS if f in exporters)
+        raise PageError(422, "Bad query", f"format {format!r}: the handout is one of {known}")
+    exporter = exporters[format].component
+
+    def newest(store: Store) -> tuple[Program, StepResult]:
+        program, history = store.program_of(patient), store.prescriptions(patient)
+        if not history:
+            detail = f"{patient}: nothing computed yet, so no handout (progressor recompute)"
+            raise PageError(404, "No handout yet", detail)
+        return program, store.result_of(patient, history[-1])
+
+    program, result = _read(request, newest)
+    try:
+        if not exporter.binary:
+            return _page(exporter.export(program, result))
+        data = exporter.export_bytes(program, result)
+    except ProgressorError as exc:
+        _log.error("%s: the handout could not be made: %s", patient, exc)
+        raise PageError(503, "No handout", f"the handout could not be made: {exc}") from None
+    name = f"handout-{_SAFE.sub('-', patient)}-week-{result.prescription.week}{exporter.suffix}"
+    headers = {**_HEADERS, "Content-Disposition": f'inline; filename="{name}"'}
+    return Response(data, media_type="application/pdf", headers=headers)
+
+
 @router.get("/quarantine")
 def quarantine(request: Request, who: Who, offset: str = "0") -> Response:
     """Every line an import set aside, with where it came from and why."""
@@ -391,13 +425,19 @@ def _dose(form: dict[str, list[str]]) -> Dose:
 # -- rendering -----------------------------------------------------------------------------------
 
 
+_HEADERS = {
+    # (no script runs on these pages; nothing may frame them)
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
+
+
 def _render(name: str, who: Visitor | None, status: int = 200, **context: Any) -> HTMLResponse:
     html = _templates.get_template(name).render(prefix=PREFIX, who=who, **context)
-    headers = {
-        # (no script runs on these pages; nothing may frame them)
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "same-origin",
-    }
-    return HTMLResponse(html, status_code=status, headers=headers)
+    return _page(html, status)
+
+
+def _page(html: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)
