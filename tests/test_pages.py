@@ -79,6 +79,13 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     secrets = {role: create_token(tokens, role, name)[0] for role, name in NAMES.items()}
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    settings = folder / "progressor.toml"  # (the clinic the handouts name)
+    settings.write_text(
+        '[clinic]\nname = "Riverside Physiotherapy"\ncontact = "01632 960 123"\n',
+        encoding="utf-8",
+    )
+    patched = pytest.MonkeyPatch()
+    patched.setenv("PROGRESSOR_SETTINGS", str(settings))
     app = create_app(ServeSettings(tokens=tokens, store=store))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -88,6 +95,7 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     yield Clinic(f"http://127.0.0.1:{sock.getsockname()[1]}", store, secrets, tokens)
     server.should_exit = True
     thread.join(10)
+    patched.undo()
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +163,7 @@ def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
     assert page.locator("table.decisions").count() >= WEEKS - 1
     assert page.locator("#records tr").count() > 1
     _screenshot(page, "patient-page.png", height=1700)
+    _screenshot(page, "chart.png", element=".chart")
     page.fill("#resume textarea[name=note]", "phoned: the flare settled")
     page.click("#resume button")
     page.locator("#done").wait_for()  # (waits for the page the post was sent to)
@@ -377,7 +386,6 @@ def test_the_patient_page_prints_the_patients_handout_as_html_and_as_pdf(
 ) -> None:
     patient = _settled(clinic)
     _login(page, clinic, "readonly", f"/clinic/patients/{patient}")
-    _screenshot(page, "chart.png", element=".chart")
     page.click('#handout a:text-is("Print the patient\'s handout")')
     address = f"{clinic.url}/clinic/patients/{patient}/handout"
     assert page.url == address
@@ -386,6 +394,7 @@ def test_the_patient_page_prints_the_patients_handout_as_html_and_as_pdf(
         week = store.prescriptions(patient)[-1].week
     text = page.inner_text("body")
     assert program.title in text and f"Week {week}:" in text and "When to stop" in text
+    assert "Riverside Physiotherapy · 01632 960 123" in text
     assert all(exercise.name in text for exercise in program.exercises)
     assert [word for word in INTERNAL if word in text] == []
     page.set_viewport_size({"width": 820, "height": 1160})  # (about an A4 page)
