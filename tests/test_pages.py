@@ -365,7 +365,8 @@ def test_a_newly_enrolled_patient_has_week_1_and_its_handout_at_once(
     )
     assert answer.status_code == 201, answer.text
     _login(page, clinic, "clinician", "/clinic/patients/new-one")
-    assert "Week 1 (2026-02-02 to " in page.inner_text("main")
+    # (the week's last day, a Sunday, as the handout says it: not the next Monday)
+    assert "Week 1 (2026-02-02 to 2026-02-08) is under way" in page.inner_text("main")
     page.click('#handout a:text-is("Print the patient\'s handout")')
     assert "Week 1:" in page.inner_text("body")
 
@@ -518,3 +519,16 @@ def test_a_fixed_quarantined_line_is_reimported_and_marked_fixed(page: Any, clin
     with Store.open(clinic.store, readonly=True) as store:
         assert [q.state for q in store.quarantined() if q.id == line.id] == ["fixed"]
         assert any(r.source.endswith("fixed") for r in store.records(clinic.bad_line_of))
+
+
+def test_without_chromium_the_pdf_handout_is_a_page_saying_so_and_the_html_still_works(
+    page: Any, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient = _settled(clinic)
+    address = f"{clinic.url}/clinic/patients/{patient}/handout"
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    monkeypatch.setenv("PROGRESSOR_CHROMIUM", "no-such-chromium")  # (the server's process)
+    answer = page.goto(f"{address}?format=pdf")
+    said = page.inner_text("main")
+    assert answer.status == 503 and "no-such-chromium: no such executable" in said
+    assert page.goto(address).status == 200 and "When to stop" in page.inner_text("body")
