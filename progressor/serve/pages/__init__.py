@@ -2,8 +2,10 @@
 
 A clinician (or a readonly user) logs in with a token of `progressor token create`; the
 session is a signed cookie (`sessions`). The pages read the store as the API does: the review
-queue is `Store.review_page`, the actions are `Store.resume`, `override` and `acknowledge`,
-recorded with the token's name as who. Every form carries the session's CSRF token; a post
+queue is `Store.review_page`, the patients list `Store.patients`, the actions are
+`Store.resume`, `override`, `acknowledge`, `discharge`, `reenroll`, `void` and `reimport`,
+recorded with the token's name as who. The handout is the engine's html and pdf exporters'
+(as `progressor handout` writes it). Every form carries the session's CSRF token; a post
 without it, or from a readonly user, is refused with a 403 page.
 """
 
