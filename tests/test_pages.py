@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 
 import progressor
+from progressor.core.models import Enrollment
 from progressor.serve.app import create_app
 from progressor.serve.pages.sessions import COOKIE
 from progressor.serve.settings import ServeSettings
@@ -31,7 +32,7 @@ from progressor.store.batch import recompute
 from progressor.store.database import Store
 from progressor.synth import synthesize_into_store
 from tests.conftest import PROGRAMS, START
-from tests.handouts import needs
+from tests.handouts import INTERNAL, needs
 
 WEEKS = 4
 AS_OF = START + dt.timedelta(days=7 * WEEKS)
@@ -57,6 +58,7 @@ class Clinic:
     store: Path
     tokens: dict[str, str]
     tokens_file: Path
+    bad_line_of: str  # the patient whose file held BAD_LINE (the quarantine's one line)
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +80,23 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     secrets = {role: create_token(tokens, role, name)[0] for role, name in NAMES.items()}
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    settings = folder / "progressor.toml"  # (the clinic the handouts name)
+    settings.write_text(
+        '[clinic]\nname = "Riverside Physiotherapy"\ncontact = "01632 960 123"\n',
+        encoding="utf-8",
+    )
+    patched = pytest.MonkeyPatch()
+    patched.setenv("PROGRESSOR_SETTINGS", str(settings))
     app = create_app(ServeSettings(tokens=tokens, store=store))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield Clinic(f"http://127.0.0.1:{sock.getsockname()[1]}", store, secrets, tokens)
+    yield Clinic(f"http://127.0.0.1:{sock.getsockname()[1]}", store, secrets, tokens, patient)
     server.should_exit = True
     thread.join(10)
+    patched.undo()
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +132,19 @@ def _paused(clinic: Clinic, index: int = 0) -> str:
         return store.review_page(status="paused").items[index].patient
 
 
-def _screenshot(page: Any, name: str, height: int | None = None) -> None:
+def _screenshot(page: Any, name: str, height: int | None = None, element: str = "") -> None:
+    """Under PROGRESSOR_SCREENSHOTS, the page (its top `height` pixels), or one element."""
     folder = os.environ.get("PROGRESSOR_SCREENSHOTS")
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    clip = None if height is None else {"x": 0, "y": 0, "width": 1280, "height": height}
-    page.screenshot(path=str(Path(folder) / name), full_page=True, clip=clip)
+    path = str(Path(folder) / name)
+    if element:
+        page.locator(element).screenshot(path=path)
+        return
+    width = page.viewport_size["width"]
+    clip = None if height is None else {"x": 0, "y": 0, "width": width, "height": height}
+    page.screenshot(path=path, full_page=True, clip=clip)
 
 
 def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
@@ -147,10 +163,11 @@ def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
     assert page.locator(".chart svg").count() == 1
     assert page.locator("table.decisions").count() >= WEEKS - 1
     assert page.locator("#records tr").count() > 1
-    _screenshot(page, "patient-page.png", height=1700)
+    _screenshot(page, "patient-page.png", height=2100)
+    _screenshot(page, "chart.png", element=".chart")
     page.fill("#resume textarea[name=note]", "phoned: the flare settled")
     page.click("#resume button")
-    assert page.locator("#done").is_visible()
+    page.locator("#done").wait_for()  # (waits for the page the post was sent to)
     assert "dr-lee" in page.locator("#actions").inner_text()
     assert "phoned: the flare settled" in page.locator("#actions").inner_text()
     page.goto(clinic.url + "/clinic/?status=paused")
@@ -169,11 +186,13 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Any, clinic: Clin
     _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
     with Store.open(clinic.store, readonly=True) as store:
         before = len(store.actions(patient))
-    path = f"{clinic.url}/clinic/patients/{patient}/resume"
-    for form in ({"note": "no token"}, {"note": "a wrong one", "csrf": "0" * 64}):
-        answer = page.request.post(path, form=form, max_redirects=0)
-        assert answer.status == 403
-        assert "CSRF" in answer.text() and "nothing was recorded" in answer.text()
+    paths = [f"/clinic/patients/{patient}/{act}" for act in ("resume", "discharge", "void")]
+    paths += [f"/clinic/patients/{patient}/reenroll", "/clinic/quarantine/1/reimport"]
+    for path in paths:
+        for form in ({"note": "no token"}, {"note": "a wrong one", "csrf": "0" * 64}):
+            answer = page.request.post(clinic.url + path, form=form, max_redirects=0)
+            assert answer.status == 403
+            assert "CSRF" in answer.text() and "nothing was recorded" in answer.text()
     with Store.open(clinic.store, readonly=True) as store:
         assert len(store.actions(patient)) == before
 
@@ -185,7 +204,12 @@ def test_a_readonly_user_sees_the_pages_but_no_forms_and_cannot_post(
     _login(page, clinic, "readonly", f"/clinic/patients/{patient}")
     assert page.url.endswith(f"/clinic/patients/{patient}")  # (back where it was sent from)
     assert page.locator(".chart svg").count() == 1
-    assert page.locator("form#resume, form#acknowledge, form.override").count() == 0
+    forms = "form#resume, form#acknowledge, form.override, form#discharge, form#void, form#reenroll"
+    assert page.locator(forms).count() == 0
+    assert page.locator("#records tr").count() > 1  # (the records, with their ids, all the same)
+    page.goto(clinic.url + "/clinic/quarantine")
+    assert page.locator("#quarantine").count() == 1 and page.locator("form.reimport").count() == 0
+    page.goto(clinic.url + f"/clinic/patients/{patient}")
     csrf = page.locator("header input[name=csrf]").get_attribute("value")
     answer = page.request.post(
         f"{clinic.url}/clinic/patients/{patient}/resume",
@@ -283,7 +307,7 @@ def test_a_clinician_overrides_a_dose_and_a_dose_over_the_ceiling_is_refused(
     form = page.locator("form.override").first
     form.locator("textarea[name=note]").fill("the same again, on purpose")
     form.locator("button").click()
-    assert page.locator("#done").is_visible()
+    page.locator("#done").wait_for()  # (waits for the page the post was sent to)
     with Store.open(clinic.store, readonly=True) as store:
         action = store.actions(patient)[-1]
         dose = store.prescriptions(patient)[-1].exercises[exercise].dose
@@ -298,7 +322,7 @@ def test_a_clinician_acknowledges_the_flags_and_the_patient_leaves_the_queue(
     _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
     page.fill("#acknowledge textarea[name=note]", "seen: on to the next phase at review")
     page.click("#acknowledge button")
-    assert page.locator("#done").is_visible()
+    page.locator("#done").wait_for()  # (waits for the page the post was sent to)
     page.goto(clinic.url + "/clinic/?status=flagged&limit=500")
     assert page.locator(f"#queue a:text-is('{patient}')").count() == 0
     with Store.open(clinic.store, readonly=True) as store:
@@ -330,7 +354,9 @@ def test_the_queue_filters_and_pages_as_the_store_lists_it(page: Any, clinic: Cl
     assert got == [item.patient for item in flagged.items] != []
 
 
-def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: Clinic) -> None:
+def test_a_newly_enrolled_patient_has_week_1_and_its_handout_at_once(
+    page: Any, clinic: Clinic
+) -> None:
     answer = httpx.post(
         clinic.url + "/v1/patients",
         json={"patient": "new-one", "program": "low-back-pain", "start": "2026-02-02"},
@@ -339,5 +365,170 @@ def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: C
     )
     assert answer.status_code == 201, answer.text
     _login(page, clinic, "clinician", "/clinic/patients/new-one")
+    # (the week's last day, a Sunday, as the handout says it: not the next Monday)
+    assert "Week 1 (2026-02-02 to 2026-02-08) is under way" in page.inner_text("main")
+    page.click('#handout a:text-is("Print the patient\'s handout")')
+    assert "Week 1:" in page.inner_text("body")
+
+
+def test_a_patient_not_computed_yet_has_a_page_that_says_so(page: Any, clinic: Clinic) -> None:
+    with Store.open(clinic.store) as store:  # (enrolled without an engine: no week 1)
+        program = store.program_of(_settled(clinic))
+        store.enroll(Enrollment(patient="bare-one", program=program.id, start=AS_OF), program)
+    _login(page, clinic, "clinician", "/clinic/patients/bare-one")
     assert "Nothing computed yet" in page.inner_text("main")
-    assert page.locator("form.override, .chart svg").count() == 0
+    assert page.locator("form.override, .chart svg, #handout").count() == 0
+    answer = page.goto(clinic.url + "/clinic/patients/bare-one/handout")
+    assert answer.status == 404 and "nothing computed yet" in page.inner_text("main")
+
+
+def _settled(clinic: Clinic, program: str = "low-back-pain") -> str:
+    """An active patient of `program`, computed to week WEEKS + 1, not in the review queue."""
+    with Store.open(clinic.store, readonly=True) as store:
+        waiting = {item.patient for item in store.review_queue()}
+        entries = store.patients(status="active", program=program)
+    return next(e.patient for e in entries if e.patient not in waiting and e.week == WEEKS + 1)
+
+
+def test_the_patient_page_prints_the_patients_handout_as_html_and_as_pdf(
+    page: Any, clinic: Clinic
+) -> None:
+    patient = _settled(clinic)
+    _login(page, clinic, "readonly", f"/clinic/patients/{patient}")
+    page.click('#handout a:text-is("Print the patient\'s handout")')
+    address = f"{clinic.url}/clinic/patients/{patient}/handout"
+    assert page.url == address
+    with Store.open(clinic.store, readonly=True) as store:
+        program = store.program_of(patient)
+        week = store.prescriptions(patient)[-1].week
+    text = page.inner_text("body")
+    assert program.title in text and f"Week {week}:" in text and "When to stop" in text
+    assert "Riverside Physiotherapy · 01632 960 123" in text
+    assert all(exercise.name in text for exercise in program.exercises)
+    assert [word for word in INTERNAL if word in text] == []
+    page.set_viewport_size({"width": 820, "height": 1160})  # (about an A4 page)
+    _screenshot(page, "handout.png", height=1160)
+    pdf = page.request.get(f"{address}?format=pdf")
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF")
+    assert f'filename="handout-{patient}-week-{week}.pdf"' in pdf.headers["content-disposition"]
+    answer = page.goto(f"{address}?format=docx")
+    assert answer.status == 422 and "one of html, pdf" in page.inner_text("main")
+
+
+def test_the_patients_list_searches_filters_and_links_to_each_patient(
+    page: Any, clinic: Clinic
+) -> None:
+    _login(page, clinic, "readonly", "/clinic/patients")
+    with Store.open(clinic.store, readonly=True) as store:
+        everyone = store.patients()
+        paused = store.patients(status="paused", program="low-back-pain")
+    shown = page.locator("#patients tr td:first-child").all_inner_texts()
+    assert shown == [e.patient for e in everyone][: len(shown)] and len(shown) > 10
+    page.select_option("select[name=status]", "paused")
+    page.fill("input[name=program]", "low-back-pain")
+    page.click("form.filters button")
+    shown = page.locator("#patients tr td:first-child").all_inner_texts()
+    assert shown == [e.patient for e in paused] != []
+    page.goto(clinic.url + "/clinic/patients")
+    page.fill("input[name=q]", everyone[3].patient.upper())  # (a search ignores case)
+    page.click("form.filters button")
+    page.click(f"#patients a:text-is('{everyone[3].patient}')")
+    assert page.url.endswith(f"/clinic/patients/{everyone[3].patient}")
+    answer = page.goto(clinic.url + "/clinic/patients?status=dischargd")
+    assert answer.status == 422 and "did you mean 'discharged'" in page.inner_text("main")
+
+
+def test_a_discharged_patient_leaves_the_queue_and_is_listed_as_discharged(
+    page: Any, clinic: Clinic
+) -> None:
+    patient = _flagged(clinic, 0)
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    page.fill("#discharge textarea[name=note]", "goals met: discharged at the 6-week review")
+    page.click("#discharge button")
+    page.locator("#done").wait_for()
+    assert page.locator("#discharged").is_visible() and page.locator("#discharge").count() == 0
+    page.goto(clinic.url + "/clinic/?limit=500")
+    assert page.locator(f"#queue a:text-is('{patient}')").count() == 0
+    page.goto(clinic.url + "/clinic/patients?status=discharged")
+    assert page.locator("#patients tr td:first-child").all_inner_texts() == [patient]
+    with Store.open(clinic.store, readonly=True) as store:
+        assert store.is_discharged(patient)
+
+
+def test_a_voided_record_is_marked_void_and_kept(page: Any, clinic: Clinic) -> None:
+    patient = _settled(clinic, "achilles-tendinopathy")
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    record = page.locator("#void select[name=record] option").first.get_attribute("value")
+    page.select_option("#void select[name=record]", record)
+    page.click("#void button")  # (no reason: the browser asks for one, nothing is posted)
+    assert "done" not in page.url
+    page.fill("#void textarea[name=note]", "logged for the wrong day")
+    page.click("#void button")
+    page.locator("#done").wait_for()
+    row = page.locator(f"#record-{record}")
+    assert "void" in row.get_attribute("class") and f"{record} void" in row.inner_text()
+    with Store.open(clinic.store, readonly=True) as store:
+        [voided] = [r for r in store.records(patient) if r.id == record]
+    assert voided.voided
+    csrf = page.locator("#void input[name=csrf]").get_attribute("value")
+    answer = page.request.post(
+        f"{clinic.url}/clinic/patients/{patient}/void",
+        form={"record": record, "note": "", "csrf": csrf},
+        max_redirects=0,
+    )
+    assert answer.status == 422 and "A note is needed" in answer.text()
+
+
+def test_a_patient_is_re_enrolled_on_another_program(page: Any, clinic: Clinic) -> None:
+    patient = _settled(clinic)
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    with Store.open(clinic.store, readonly=True) as store:
+        target = next(p for p in store.programs() if p[0] != "low-back-pain")
+    page.select_option("#reenroll select[name=program]", "@".join(target))
+    page.fill("#reenroll input[name=start]", AS_OF.isoformat())
+    page.fill("#reenroll textarea[name=note]", "moved to the tendon program after the scan")
+    page.click("#reenroll button")
+    page.locator("#done").wait_for()
+    with Store.open(clinic.store, readonly=True) as store:
+        program = store.program_of(patient)
+    assert (program.id, program.version) == target
+    assert f"{patient}: {program.title}" in page.inner_text("h1")
+    assert f"Week 1 ({AS_OF.isoformat()} to " in page.inner_text("main")
+
+
+def test_a_fixed_quarantined_line_is_reimported_and_marked_fixed(page: Any, clinic: Clinic) -> None:
+    with Store.open(clinic.store, readonly=True) as store:
+        [line] = [q for q in store.quarantined() if q.state == "waiting"]
+    # (imported as one patient's file, the line did not name them: the fix must)
+    fixed = json.dumps({**json.loads(line.text), "reps": [5], "patient": clinic.bad_line_of})
+    _login(page, clinic, "clinician", "/clinic/quarantine")
+    form = page.locator(f"#line-{line.id} form.reimport")
+    form.locator("textarea[name=line]").fill(line.text)  # (unfixed: still set aside)
+    form.locator("textarea[name=note]").fill("the app sent words")
+    form.locator("button").click()
+    assert "Not fixed" in page.inner_text("main") and "still waits" in page.inner_text("main")
+    page.goto(clinic.url + "/clinic/quarantine")
+    form = page.locator(f"#line-{line.id} form.reimport")
+    form.locator("textarea[name=line]").fill(fixed)
+    form.locator("textarea[name=note]").fill("five is 5: confirmed with the patient")
+    form.locator("button").click()
+    page.locator("#done").wait_for()
+    row = page.locator(f"#line-{line.id}")
+    assert "fixed" in row.locator("td.state").inner_text() and row.locator("form").count() == 0
+    with Store.open(clinic.store, readonly=True) as store:
+        assert [q.state for q in store.quarantined() if q.id == line.id] == ["fixed"]
+        assert any(r.source.endswith("fixed") for r in store.records(clinic.bad_line_of))
+
+
+def test_without_chromium_the_pdf_handout_is_a_page_saying_so_and_the_html_still_works(
+    page: Any, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient = _settled(clinic)
+    address = f"{clinic.url}/clinic/patients/{patient}/handout"
+    _login(page, clinic, "clinician", f"/clinic/patients/{patient}")
+    monkeypatch.setenv("PROGRESSOR_CHROMIUM", "no-such-chromium")  # (the server's process)
+    answer = page.goto(f"{address}?format=pdf")
+    said = page.inner_text("main")
+    assert answer.status == 503 and "no-such-chromium: no such executable" in said
+    assert page.goto(address).status == 200 and "When to stop" in page.inner_text("body")

@@ -351,15 +351,11 @@ def newest(store: Store, patient: str, week: int | None = None) -> Newest:
         if not history:
             fail(f"{patient}: nothing computed yet; run progressor recompute")
         latest = history[-1] if week is None else week_in(patient, history, week)
-        decisions = tuple(d for _, d in store.decisions(patient, latest.week - 1))
-        # The alerts of the week that ended, and those the week under way already raised.
-        weeks = (latest.week - 1, latest.week)
-        alerts = tuple(a for a in store.alerts(patient) if a.week in weeks)
+        result = store.result_of(patient, latest)
         actions = [a for a in store.actions(patient) if a.week == latest.week]
         unused = store.set_aside(patient)
     except ProgressorError as exc:
         fail(str(exc))
-    result = StepResult(prescription=latest, decisions=decisions, alerts=alerts)
     return Newest(program, result, actions, unused)
 
 

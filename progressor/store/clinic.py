@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from progressor.core.models import Prescription, StepResult
 from progressor.store.results import Results
 from progressor.store.values import StoreError, now_text
 
@@ -94,6 +95,20 @@ class Clinic(Results):
             for patient, name, version, start, enrolled_at, discharged, week, current in rows
         ]
         return [e for e in entries if status is None or e.status == status]
+
+    def programs(self) -> list[tuple[str, str]]:
+        """The (id, version) of every program the store holds, by id then version."""
+        rows = self._db.execute("SELECT program, version FROM programs ORDER BY program, version")
+        return [(program, version) for program, version in rows]
+
+    def result_of(self, patient: str, prescription: Prescription) -> StepResult:
+        """A computed week as a StepResult (what `show` and a handout say of it): the
+        decisions that made it, and the alerts of the week that ended and of the week under
+        way (a flare logged yesterday stops the handout before the week is judged)."""
+        week = prescription.week
+        decisions = tuple(d for _, d in self.decisions(patient, week - 1))
+        alerts = tuple(a for a in self.alerts(patient) if a.week in (week - 1, week))
+        return StepResult(prescription=prescription, decisions=decisions, alerts=alerts)
 
     def is_discharged(self, patient: str) -> bool:
         row = self._db.execute(

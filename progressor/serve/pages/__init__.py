@@ -2,18 +2,22 @@
 
 A clinician (or a readonly user) logs in with a token of `progressor token create`; the
 session is a signed cookie (`sessions`). The pages read the store as the API does: the review
-queue is `Store.review_page`, the actions are `Store.resume`, `override` and `acknowledge`,
-recorded with the token's name as who. Every form carries the session's CSRF token; a post
+queue is `Store.review_page`, the patients list `Store.patients`, the actions are
+`Store.resume`, `override`, `acknowledge`, `discharge`, `reenroll`, `void` and `reimport`,
+recorded with the token's name as who. The handout is the engine's html and pdf exporters'
+(as `progressor handout` writes it). Every form carries the session's CSRF token; a post
 without it, or from a readonly user, is refused with a 403 page.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
@@ -22,8 +26,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from progressor.core.models import Dose
-from progressor.errors import ProgressorError
+from progressor.core.models import Dose, Program, StepResult
+from progressor.errors import ProgramError, ProgressorError, did_you_mean
 from progressor.serve.auth import PERMISSIONS
 from progressor.serve.catalog import Catalog
 from progressor.serve.pages.sessions import (
@@ -41,6 +45,7 @@ from progressor.serve.problems import ProblemError
 from progressor.serve.settings import ServeSettings
 from progressor.serve.stored import opened
 from progressor.serve.tokens import TokenEntry, TokenFile
+from progressor.store.clinic import PATIENT_STATUSES, PatientStatus
 from progressor.store.database import Store
 
 PREFIX = "/clinic"
@@ -48,6 +53,9 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE, MAX_PAGE_SIZE = 25, 500  # (patients a queue page shows: by default, at most)
 #: Pages are for people: a service's token (a machine's) does not log in.
 PAGE_ROLES = frozenset({"clinician", "readonly"})
+#: The handout's formats on the pages (the exporters `progressor handout` writes with).
+HANDOUT_FORMATS = ("html", "pdf")
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")  # (a patient id in a download's file name)
 T = TypeVar("T")
 _log = logging.getLogger("progressor.serve")
 
@@ -56,6 +64,8 @@ _templates = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+# (a week's `end` is the first day after it: the pages show its last day, as the handout does)
+_templates.filters["last_day"] = lambda end: end - dt.timedelta(days=1)
 
 
 class PageError(Exception):
@@ -284,6 +294,44 @@ def queue(
     return _render("queue.html", who, **context)
 
 
+@router.get("/patients")
+def patients(
+    request: Request,
+    who: Who,
+    q: str = "",
+    status: str = "",
+    program: str = "",
+    offset: str = "0",
+) -> Response:
+    """The store's patients (`Store.patients`): search by id, filters by status and program."""
+    if status and status not in PATIENT_STATUSES:
+        close = did_you_mean(status, PATIENT_STATUSES)
+        hint = f" ({close})" if close else ""
+        known = ", ".join(PATIENT_STATUSES)
+        raise PageError(422, "Bad filter", f"status {status!r} is not one of {known}{hint}")
+    start, size = _count(offset, "offset", 0), 4 * PAGE_SIZE
+    entries = _read(
+        request, lambda s: s.patients(cast(PatientStatus, status) or None, program or None)
+    )
+    search = q.strip().casefold()
+    found = [e for e in entries if search in e.patient.casefold()]
+    filters = {"q": q, "status": status, "program": program}
+
+    def link(at: int) -> str:
+        return f"{PREFIX}/patients?{urlencode({**filters, 'offset': at})}"
+
+    context: dict[str, Any] = {
+        "entries": found[start : start + size],
+        "total": len(found),
+        "offset": start,
+        "filters": filters,
+        "statuses": PATIENT_STATUSES,
+        "previous": link(max(start - size, 0)) if start else None,
+        "following": link(start + size) if start + size < len(found) else None,
+    }
+    return _render("patients.html", who, **context)
+
+
 @router.get("/patients/{patient}")
 def patient(request: Request, patient: str, who: Who) -> Response:
     """A patient: chart, weeks with decisions, records, set-aside lines, actions, forms."""
@@ -292,12 +340,43 @@ def patient(request: Request, patient: str, who: Who) -> Response:
     return _render("patient.html", who, view=view, done=done)
 
 
+@router.get("/patients/{patient}/handout")
+def handout(request: Request, patient: str, who: Who, format: str = "html") -> Response:
+    """The patient's handout for their newest computed week: the HTML page to print, or
+    (`format=pdf`) the PDF, made by the same exporters as `progressor handout`."""
+    exporters = request.app.state.catalog.engine.registries.exporters
+    if format not in HANDOUT_FORMATS or format not in exporters:
+        known = ", ".join(f for f in HANDOUT_FORMATS if f in exporters)
+        raise PageError(422, "Bad query", f"format {format!r}: the handout is one of {known}")
+    exporter = exporters[format].component
+
+    def newest(store: Store) -> tuple[Program, StepResult]:
+        program, history = store.program_of(patient), store.prescriptions(patient)
+        if not history:
+            detail = f"{patient}: nothing computed yet, so no handout (progressor recompute)"
+            raise PageError(404, "No handout yet", detail)
+        return program, store.result_of(patient, history[-1])
+
+    program, result = _read(request, newest)
+    try:
+        if not exporter.binary:
+            return _page(exporter.export(program, result))
+        data = exporter.export_bytes(program, result)
+    except ProgressorError as exc:
+        _log.error("%s: the handout could not be made: %s", patient, exc)
+        raise PageError(503, "No handout", f"the handout could not be made: {exc}") from None
+    name = f"handout-{_SAFE.sub('-', patient)}-week-{result.prescription.week}{exporter.suffix}"
+    headers = {**_HEADERS, "Content-Disposition": f'inline; filename="{name}"'}
+    return Response(data, media_type="application/pdf", headers=headers)
+
+
 @router.get("/quarantine")
 def quarantine(request: Request, who: Who, offset: str = "0") -> Response:
     """Every line an import set aside, with where it came from and why."""
-    lines = _read(request, lambda s: s.quarantine())
+    lines = _read(request, lambda s: s.quarantined())
     start, size = _count(offset, "offset", 0), 4 * PAGE_SIZE
     context: dict[str, Any] = {
+        "done": request.query_params.get("done", ""),
         "lines": lines[start : start + size],
         "total": len(lines),
         "previous": f"{PREFIX}/quarantine?offset={max(start - size, 0)}" if start else None,
@@ -388,16 +467,80 @@ def _dose(form: dict[str, list[str]]) -> Dose:
         raise PageError(422, "Not a dose", f"the dose is not valid: {problems}") from None
 
 
+@router.post("/patients/{patient}/discharge")
+async def discharge(request: Request, patient: str, who: Who) -> Response:
+    form = await _acting(request, who)
+    note, name = _note(form), who.entry.name
+    return await _act(request, lambda s: s.discharge(patient, note, name), patient)
+
+
+@router.post("/patients/{patient}/void")
+async def void(request: Request, patient: str, who: Who) -> Response:
+    form = await _acting(request, who)
+    note, name, record = _note(form), who.entry.name, (_one(form, "record") or "").strip()
+    return await _act(request, lambda s: s.void(patient, record, note, name), patient)
+
+
+@router.post("/patients/{patient}/reenroll")
+async def reenroll(request: Request, patient: str, who: Who) -> Response:
+    form = await _acting(request, who)
+    note, name = _note(form), who.entry.name
+    program, _, version = (_one(form, "program") or "").rpartition("@")
+    start = _date(_one(form, "start") or "")
+    catalog: Catalog = request.app.state.catalog
+
+    def record(store: Store) -> object:
+        try:
+            compiled = catalog.engine.compile(store.program(program, version))
+        except ProgramError as exc:
+            raise PageError(422, "Program refused", str(exc)) from None
+        return store.reenroll(patient, compiled, start, note, name)
+
+    return await _act(request, record, patient)
+
+
+def _date(text: str) -> dt.date:
+    """The re-enrolment's first day; none given: today (as `progressor reenroll`)."""
+    if not text.strip():
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise PageError(422, "Bad date", f"start {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@router.post("/quarantine/{entry}/reimport")
+async def reimport(request: Request, entry: int, who: Who) -> Response:
+    """Import the fixed text of a quarantined line (`Store.reimport`); kept, marked fixed."""
+    form = await _acting(request, who)
+    note, name = _note(form), who.entry.name
+    lines = [line for line in (_one(form, "line") or "").splitlines() if line.strip()]
+    if not lines:
+        raise PageError(422, "No line", "paste the fixed line in the box")
+    report = await run_in_threadpool(_read, request, lambda s: s.reimport(entry, lines, note, name))
+    if report.quarantined or not report.added + report.duplicates:
+        why = "; ".join(item.reason for item in report.quarantined) or "nothing was read"
+        detail = f"the fixed line was set aside too ({why}): line {entry} still waits"
+        raise PageError(422, "Not fixed", detail)
+    return RedirectResponse(f"{PREFIX}/quarantine?done=fixed#line-{entry}", 303)
+
+
 # -- rendering -----------------------------------------------------------------------------------
+
+
+_HEADERS = {
+    # (no script runs on these pages; nothing may frame them)
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _render(name: str, who: Visitor | None, status: int = 200, **context: Any) -> HTMLResponse:
     html = _templates.get_template(name).render(prefix=PREFIX, who=who, **context)
-    headers = {
-        # (no script runs on these pages; nothing may frame them)
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "same-origin",
-    }
-    return HTMLResponse(html, status_code=status, headers=headers)
+    return _page(html, status)
+
+
+def _page(html: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from progressor.core.models import Alert, Decision, Outcome, PainReport, Prescription, SetAside
 from progressor.core.timeline import ClinicianAction
 from progressor.errors import ProgressorError
+from progressor.store.clinic import StoredRecord
 from progressor.store.database import Store
 
 
@@ -20,6 +21,8 @@ class WeekView:
 
 @dataclass(frozen=True)
 class RecordRow:
+    id: str  # as the store names it (`o12`, `p3`): what a void names
+    voided: bool
     date: str
     what: str  # the exercise, or "pain report (flare)"
     done: str  # what was done: reps, hold, duration, load
@@ -41,6 +44,8 @@ class PatientView:
     set_aside: tuple[SetAside, ...]
     chart: str  # inline SVG, or "" (see chart_note)
     chart_note: str
+    discharged: bool
+    programs: tuple[str, ...]  # the store's program versions, "id@version" (re-enrolment)
 
     @property
     def newest(self) -> Prescription | None:
@@ -74,6 +79,8 @@ def patient_view(store: Store, patient: str) -> PatientView:
         set_aside=tuple(store.set_aside(patient)),
         chart=chart,
         chart_note=note,
+        discharged=store.is_discharged(patient),
+        programs=tuple(f"{name}@{version}" for name, version in store.programs()),
     )
 
 
@@ -92,31 +99,24 @@ def _chart(store: Store, patient: str) -> tuple[str, str]:
 
 
 def _records(store: Store, patient: str) -> tuple[RecordRow, ...]:
-    inputs = store.inputs([patient])
-    if not inputs:
-        return ()
-    got = inputs[0]
-    rows = [
-        _outcome_row(Outcome.model_validate_json(text), _where(where))
-        for text, where in zip(got.outcomes, got.outcomes_from, strict=False)
-    ]
-    rows += [
-        _report_row(PainReport.model_validate_json(text), _where(where))
-        for text, where in zip(got.pain_reports, got.pain_reports_from, strict=False)
-    ]
-    return tuple(sorted(rows, key=lambda r: (r.date, r.what)))
+    """Every stored record of the patient, voided ones too, by date (as `Store.records`)."""
+    return tuple(
+        _report_row(PainReport.model_validate_json(r.record), r)
+        if r.exercise is None
+        else _outcome_row(Outcome.model_validate_json(r.record), r)
+        for r in store.records(patient)
+    )
 
 
-def _where(where: tuple[str, int | None]) -> str:
-    source, line = where
-    return source if line is None else f"{source}:{line}"
+def _where(stored: StoredRecord) -> str:
+    return stored.source if stored.line is None else f"{stored.source}:{stored.line}"
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _outcome_row(o: Outcome, source: str) -> RecordRow:
+def _outcome_row(o: Outcome, stored: StoredRecord) -> RecordRow:
     done = []
     if o.reps:
         done.append("reps " + " / ".join(str(r) for r in o.reps))
@@ -138,9 +138,19 @@ def _outcome_row(o: Outcome, source: str) -> RecordRow:
         *([o.note] if o.note else []),
     ]
     what = o.exercise + (f" ({o.side})" if o.side else "")
-    return RecordRow(str(o.date), what, ", ".join(done), pain, "; ".join(other), source)
+    return RecordRow(
+        stored.id,
+        stored.voided,
+        str(o.date),
+        what,
+        ", ".join(done),
+        pain,
+        "; ".join(other),
+        _where(stored),
+    )
 
 
-def _report_row(r: PainReport, source: str) -> RecordRow:
+def _report_row(r: PainReport, stored: StoredRecord) -> RecordRow:
     other = "; ".join([*r.flags, *([r.note] if r.note else [])])
-    return RecordRow(str(r.date), f"pain report ({r.context})", "", _number(r.pain), other, source)
+    what, pain = f"pain report ({r.context})", _number(r.pain)
+    return RecordRow(stored.id, stored.voided, str(r.date), what, "", pain, other, _where(stored))
