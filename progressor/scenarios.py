@@ -331,7 +331,7 @@ def _report(
     problems: Sequence[str],
     passed: int,
 ) -> str:
-    end = prescription.end - dt.timedelta(days=1)
+    end = prescription.last_day
     title = f" ({scenario.spec.description})" if scenario.spec.description else ""
     lines = [
         f"scenario {scenario.path.parent}{title}",

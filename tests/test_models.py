@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from pydantic import ValidationError
 
@@ -49,3 +51,15 @@ def test_the_patient_id_check_holds_for_json_too() -> None:
     line = '{"patient": "a\\tb", "program": "low-back-pain", "start": "2026-01-05"}'
     with pytest.raises(ValidationError, match="printable characters only"):
         progressor.Enrollment.model_validate_json(line)
+
+
+def test_a_week_ends_on_its_last_day_the_day_before_the_next_one_starts() -> None:
+    compiled = progressor.Engine().compile(progressor.load_program("programs/low-back-pain.toml"))
+    enrollment = progressor.Enrollment(patient="anna", program=compiled.program.id, start=START)
+    week = compiled.first_week(enrollment)
+    assert (week.start, week.last_day, week.end) == (
+        START,
+        START + dt.timedelta(days=6),
+        START + dt.timedelta(days=7),
+    )
+    assert week.last_day.isoweekday() == 7  # a Monday's week ends on the Sunday

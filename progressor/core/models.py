@@ -572,8 +572,15 @@ class Prescription(_Frozen):
         """The first day after this week."""
         return self.start + _WEEK
 
+    @property
+    def last_day(self) -> dt.date:
+        """The week's last day (a Sunday for a week that starts on a Monday): what a patient
+        and a clinician read as the week's end."""
+        return self.start + _LAST_DAY
+
 
 _WEEK = dt.timedelta(days=7)
+_LAST_DAY = dt.timedelta(days=6)
 
 
 class RuleMatch(_Frozen):

@@ -302,7 +302,7 @@ def _sorted_out(
         if (owner := record.patient) is not None and owner != patient:
             aside.append((record, f"belongs to patient {owner!r}, not {patient!r}"))
         elif not start <= record.date < end:
-            last = end - dt.timedelta(days=1)
+            last = prescription.last_day
             reason = f"dated outside week {prescription.week} ({start} to {last})"
             if prescription.week == 1 and record.date < start:
                 # Before the enrollment's first day (a year typed wrong?): not counted towards

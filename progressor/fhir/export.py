@@ -6,7 +6,6 @@ ActivityDefinition as 4.0.1 for what is written here) validate every resource bu
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fhir.resources.R4B.careplan import CarePlan
@@ -83,7 +82,7 @@ def care_plan(program: Program, result: StepResult) -> CarePlan:
     program is paused; one activity per exercise with its dose in words and field by field."""
     prescription = result.prescription
     decisions = {d.exercise: d for d in result.decisions}
-    last_day = prescription.end - dt.timedelta(days=1)
+    last_day = prescription.last_day
     notes = [f.message for f in prescription.flags] + [a.message for a in result.alerts]
     return CarePlan.model_validate(
         {

@@ -95,7 +95,7 @@ def handout_of(program: Program, result: StepResult, clinic: Clinic) -> Handout:
         patient=prescription.patient,
         week=prescription.week,
         first_day=prescription.start,
-        last_day=prescription.end - dt.timedelta(days=1),
+        last_day=prescription.last_day,
         description=program.description.strip(),
         status=status,
         urgent=early or status == "paused",

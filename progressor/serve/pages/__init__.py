@@ -65,7 +65,6 @@ _templates = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 # (a week's `end` is the first day after it: the pages show its last day, as the handout does)
-_templates.filters["last_day"] = lambda end: end - dt.timedelta(days=1)
 
 
 class PageError(Exception):
