@@ -231,17 +231,9 @@ class Store(Clinic):
         """Enroll patients on one program version in one transaction; how many are new."""
         added = 0
         with self._write() as db:
-            stored = db.execute(
-                "SELECT hash FROM programs WHERE program = ? AND version = ?",
-                (program.id, program.version),
-            ).fetchone()
-            if stored is None:
-                raise StoreError(
-                    f"program {program.id!r} version {program.version!r} is not in the store; "
-                    "add it first"
-                )
+            digest = _stored_hash(db, program)
             for enrollment in enrollments:
-                added += self._enroll(enrollment, program, stored[0])
+                added += self._enroll(enrollment, program, digest)
         return added
 
     def _enroll(self, enrollment: Enrollment, program: Program, digest: str) -> bool:
@@ -336,16 +328,7 @@ class Store(Clinic):
             )
         with self._write() as db:
             self._check_nothing_waiting(patient, "re-enrol")
-            stored = db.execute(
-                "SELECT hash FROM programs WHERE program = ? AND version = ?",
-                (program.id, program.version),
-            ).fetchone()
-            if stored is None:
-                raise StoreError(
-                    f"program {program.id!r} version {program.version!r} is not in the store; "
-                    "add it first"
-                )
-            values = _enrollment_values(enrollment, program, stored[0])
+            values = _enrollment_values(enrollment, program, _stored_hash(db, program))
             change = self._record_change(patient, "reenroll", note, who)
             # The records the ending enrollment judged stay with it: the new one starts
             # afresh. (One dated before the new start but imported later still reaches the
@@ -755,6 +738,20 @@ class QuarantineFix(NamedTuple):
     text: str
     note: str
     who: str
+
+
+def _stored_hash(db: sqlite3.Connection, program: Program) -> str:
+    """The stored text's hash of `program`'s version; a StoreError when it is not stored."""
+    stored = db.execute(
+        "SELECT hash FROM programs WHERE program = ? AND version = ?",
+        (program.id, program.version),
+    ).fetchone()
+    if stored is None:
+        raise StoreError(
+            f"program {program.id!r} version {program.version!r} is not in the store; add it first"
+        )
+    digest: str = stored[0]
+    return digest
 
 
 def _connect(path: Path, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
