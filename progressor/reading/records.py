@@ -342,7 +342,7 @@ def _jsonl_rows(
     lines dated by `limit` go straight into it instead (read_log: no Row built for them)."""
     taken = iter(lines)
     first = 1
-    for chunk in iter(lambda: list(islice(taken, CHUNK)), []):
+    while chunk := list(islice(taken, CHUNK)):
         if first == 1:  # (a spreadsheet's byte-order mark is not part of the first record)
             chunk[0] = chunk[0].removeprefix("\ufeff")
         yield from _chunk_rows(chunk, first, sink, limit)
