@@ -25,7 +25,8 @@ def _adverse_days(week: WeekView) -> list[dt.date]:
         if o.adverse_event or o.flags:
             break
     else:
-        if not week.strays and not any(r.flags for r in week.pain_reports):
+        reports = week.pain_reports  # (often none: then no generator to set up)
+        if not week.strays and not (reports and any(r.flags for r in reports)):
             return []
     outcomes = (*week.outcomes, *week.strays)
     return sorted(
@@ -54,7 +55,8 @@ class PainFlare(SafetyRule):
         adverse = _adverse_days(week)
         flare = highest is not None and highest >= params.pause_at
         if not (flare or adverse):
-            yield from self._reported_flares(week)
+            if week.pain_reports:  # (a week without any: no generator to set up)
+                yield from self._reported_flares(week)
             return
         causes = []
         if flare:
