@@ -255,9 +255,9 @@ def build_week(
     if len(reports) > 1:
         reports.sort(key=report_key)
     states = prescription.exercises
-    exercises = {
-        name: _exercise_week(plan, states[name], by_exercise[name]) for name, plan in plans.items()
-    }
+    exercises = {}
+    for name, plan in plans.items():  # (a loop: a comprehension is a frame of its own)
+        exercises[name] = _exercise_week(plan, states[name], by_exercise[name])
     any_session = False
     for exercise in exercises.values():
         if exercise.done_sessions:
@@ -294,7 +294,9 @@ def _sorted_out(
 ) -> tuple[dict[str, list[Outcome]], list[PainReport], list[tuple[Record, str]], list[Outcome]]:
     """Each record looked at on its own: set aside (with its reason), or kept."""
     start, end, patient = prescription.start, prescription.end, prescription.patient
-    by_exercise: dict[str, list[Outcome]] = {name: [] for name in plans}
+    by_exercise: dict[str, list[Outcome]] = {}
+    for name in plans:
+        by_exercise[name] = []
     reports: list[PainReport] = []
     aside: list[tuple[Record, str]] = []
     strays: list[Outcome] = []
@@ -378,14 +380,18 @@ def _daily_week(
 ) -> ExerciseWeek:
     """The usual week, one outcome a day in order: each outcome is a session of its own, and
     the exercise type checks the scored ones in one call (`ExerciseType.each_met`)."""
-    done = [not o.skipped for o in outcomes]
-    # Outcome.scored, inlined: a property call for every outcome costs more than the test.
-    scored = [
-        not o.skipped
-        and o.pain_before is not None
-        and (o.pain_during is not None or o.pain_after is not None)
-        for o in outcomes
-    ]
+    # One loop for both lists (a comprehension is a frame of its own); Outcome.scored,
+    # inlined: a property call for every outcome costs more than the test.
+    done: list[bool] = []
+    scored: list[bool] = []
+    for o in outcomes:
+        performed = not o.skipped
+        done.append(performed)
+        scored.append(
+            performed
+            and o.pain_before is not None
+            and (o.pain_during is not None or o.pain_after is not None)
+        )
     scored_count = scored.count(True)
     if scored_count == len(outcomes):
         met = _answers(plan.each_met, dose, outcomes)
