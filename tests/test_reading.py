@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import progressor
 from progressor.reading import records
-from progressor.reading.records import MAX_LINE, read_log, rows
+from progressor.reading.records import MAX_LINE, Log, read_log, rows
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import run
 
@@ -451,3 +451,12 @@ def test_a_day_never_looks_like_a_minus_zero_and_every_minus_zero_does() -> None
     for zero in ("-0", "-0.0", "-0e1", "-0E-2", "-0.000", "-0 ", "-0]", "-0}"):
         assert records._minus_zero_written('{"pain":' + zero + "}"), zero
     assert records._minus_zero_written('"id-0"') and not records._minus_zero_written('"id-01"')
+
+
+def test_read_log_makes_the_log_its_constructor_makes() -> None:
+    # _log_of sets a Log's fields in one go (dict_setter): the same instance as Log(...) makes.
+    lines = ['{"kind":"pain","date":"2026-01-07","pain":3}', "not json"]
+    log = read_log(lines, "t", "jsonl")
+    made = Log(log.records, log.set_aside, log.lines)
+    assert log == made and vars(log) == vars(made) and list(vars(log)) == list(vars(made))
+    assert (len(log.records), len(log.set_aside), log.lines) == (1, 1, (1,))

@@ -138,6 +138,9 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     return _log_of(found, source, today, records, numbers)
 
 
+_set_log_fields = dict_setter(Log)
+
+
 def _log_of(
     found: Iterable[Row],
     source: str,
@@ -162,7 +165,13 @@ def _log_of(
             numbers.append(row.line)
         reason = row.reason + (SALVAGED if row.kept is not None else "")
         aside.append(SetAside(source=source, line=row.line, reason=reason, record=row.text))
-    return Log(tuple(records), tuple(aside), tuple(numbers))
+    # What Log(...) sets, in one go (a frozen dataclass sets each field through
+    # object.__setattr__, read_log's cost for every week of every patient).
+    log = object.__new__(Log)
+    _set_log_fields(
+        log, {"records": tuple(records), "set_aside": tuple(aside), "lines": tuple(numbers)}
+    )
+    return log
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -313,14 +322,11 @@ def _built(fields: list[dict[str, Any]], text: str) -> list[Record]:
     return records
 
 
-#: A "-0" that no digit follows: a number -0 (or -0.0, -0e1). JSON writes no digit after a
-#: number's leading zero, and in a day such as 2026-01-05 each "-0" is followed by one.
-_MINUS_ZERO = re.compile(r"-0(?![0-9])")
-
-
-def _minus_zero_written(text: str) -> bool:
-    """Whether JSON `text` may hold a -0 (one scan for the literal "-0", in C)."""
-    return _MINUS_ZERO.search(text) is not None
+#: Whether JSON text may hold a -0 (or -0.0, -0e1): a match where a "-0" is followed by no
+#: digit, else None. JSON writes no digit after a number's leading zero, and in a day such as
+#: 2026-01-05 each "-0" is followed by one. One scan for the literal "-0" (no repetition:
+#: linear), and the compiled pattern's own search: a C call, no Python frame.
+_minus_zero_written = re.compile(r"-0(?![0-9])").search
 
 
 #: A Row built without NamedTuple's Python-level __new__ (a third of the cost, once per line).
