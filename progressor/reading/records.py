@@ -377,7 +377,8 @@ def _chunk_rows(
             if line.strip():
                 yield _json_row(first + start, line)
             continue
-        if sink is not None and max(map(_date_of, records)) <= limit:
+        # (No limit, read_log without `today`: no date to look at.)
+        if sink is not None and (limit == dt.date.max or max(map(_date_of, records)) <= limit):
             sink[0].extend(records)
             sink[1].extend(range(first + start, first + end))
             continue
