@@ -7,9 +7,10 @@ usual clinic run: one new week of outcomes per patient):
 
 - the enrollment is one readable line without overrides, on a program whose components all
   give a column form (progressor.columns.forms), and exactly one week has ended;
-- every record line is plain (the reader's fast path reads it: progressor.reading.records
-  `plain_fields`), names the patient, falls in week 1, names an exercise of the program, has
-  no symptom flags, and is the only outcome of its exercise that day;
+- every record line is plain as progressor.columns.reading takes it (a line the reader's
+  fast path reads, in its plainest form), names the patient, falls in week 1, names an
+  exercise of the program, has no symptom flags, and is the only outcome of its exercise
+  that day;
 - no column form routes the patient (a flare, a rise of pain, an outcome without pain
   scores, a gap in sessions: the per-patient engine words those).
 
@@ -22,7 +23,6 @@ written from those decisions.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from progressor.columns.forms import ColumnFinding, column_form
+from progressor.columns.reading import PlainColumns
 from progressor.core._fast import trusted, tuple_new
 from progressor.core.engine import CompiledProgram
 from progressor.core.matches import Match
@@ -44,7 +45,6 @@ from progressor.core.models import (
 from progressor.core.rounding import round_half_up
 from progressor.core.timeline import ended_weeks
 from progressor.core.week import ExerciseWeek
-from progressor.reading.records import _minus_zero_written, plain_fields
 
 _PAINS = ("pain_before", "pain_during", "pain_after", "pain_next_morning")
 _LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
@@ -106,28 +106,6 @@ class _Read(NamedTuple):
     lines: list[str]
 
 
-#: How many patients' lines the reader's plain check reads in one call; a chunk with a line
-#: that is not plain is halved until its patients are found (as the reader halves lines).
-_CHUNK = 512
-
-
-def _plain(found: list[_Read]) -> list[_Read]:
-    """The patients whose every record line is plain (progressor.reading.records
-    `plain_fields`: the lines the reader's fast path reads) and may hold no -0."""
-    plain: list[_Read] = []
-    todo = [found[i : i + _CHUNK] for i in range(0, len(found), _CHUNK)][::-1]
-    while todo:
-        chunk = todo.pop()
-        lines = [line for read in chunk for line in read.lines]
-        read = plain_fields(lines) if lines else ([], "")
-        if read is not None and not _minus_zero_written(read[1]):
-            plain += chunk
-        elif len(chunk) > 1:
-            middle = len(chunk) // 2
-            todo += (chunk[middle:], chunk[:middle])  # (the first half is read first)
-    return plain
-
-
 class ColumnEngine:
     """The column engine for a dataset's compiled programs (see the module's docstring)."""
 
@@ -144,7 +122,7 @@ class ColumnEngine:
     ) -> tuple[dict[str, Rows], list[str]]:
         """The rows of each patient the column path covers, and the others (in order)."""
         taken: dict[str, list[_Read]] = {}
-        for read in _plain(self._enrolled(patients, enrollment_lines, record_lines, as_of)):
+        for read in self._enrolled(patients, enrollment_lines, record_lines, as_of):
             taken.setdefault(read.enrollment.program, []).append(read)
         done: dict[str, Rows] = {}
         for program, group in taken.items():
@@ -190,10 +168,7 @@ class ColumnEngine:
     def _covered(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
         compiled = plan.compiled
         names = [e.id for e in compiled.program.exercises]
-        frames = _frames(group)
-        if frames is None:
-            return {}
-        outcomes, reports = frames
+        outcomes, reports, bad = _frames(group)
         starts = pl.DataFrame(
             {
                 "pid": range(len(group)),
@@ -202,7 +177,7 @@ class ColumnEngine:
             },
             schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String},
         )
-        bad = _unusual(outcomes, reports, starts, names)
+        bad |= _unusual(outcomes, reports, starts, names)
         weeks = _exercise_frame(plan, outcomes, reports, len(group), names)
         routes = pl.any_horizontal(*plan.routes) if plan.routes else pl.lit(False)
         bad |= set(weeks.filter(routes)["pid"].to_list())
@@ -315,52 +290,30 @@ class ColumnEngine:
         return _LETTERS[decision.action], next_state, flag, tail
 
 
-#: The record columns the column engine reads, by their JSON keys (a plain line's keys are
-#: the fields' own names).
-_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "kind": pl.String,
-    "patient": pl.String,
-    "date": pl.String,
-    "exercise": pl.String,
-    "side": pl.String,
-    "reps": pl.List(pl.Int64),
-    "hold_s": pl.Float64,
-    "load_kg": pl.Float64,
-    **{p: pl.Float64 for p in _PAINS},
-    "skipped": pl.Boolean,
-    "adverse_event": pl.Boolean,
-    "flags": pl.List(pl.String),
-    "pain": pl.Float64,
-    "context": pl.String,
-}
+#: The reader's plain lines in columns (built on first use: polars is an optional extra).
+_READER: list[PlainColumns] = []
 
 
-def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
     """The outcome and pain report frames of the patients' records (`pid`: their place in
-    `group`), read by polars from the lines the reader found plain; None when polars cannot
-    read them as the reader did (a number too large for its columns, say)."""
-    text = "\n".join(line for read in group for line in read.lines)
-    pids = [pid for pid, read in enumerate(group) for _ in read.lines]
-    if not pids:
-        records = pl.DataFrame(schema=_SCHEMA)
-    else:
-        try:
-            records = pl.read_ndjson(io.StringIO(text), schema=_SCHEMA)
-        except Exception:  # (polars' errors: the per-patient engine reads these patients)
-            return None
+    `group`), and the patients with a line the column path does not take as it is
+    (progressor.columns.reading: the reader's plain lines, read in columns)."""
+    if not _READER:
+        _READER.append(PlainColumns())
+    lines = [line for read in group for line in read.lines]
+    pids = pl.Series("pid", [p for p, read in enumerate(group) for _ in read.lines], pl.Int64)
+    records, taken = _READER[0].read(pl.Series(lines, dtype=pl.String))
+    bad = set(pids.filter(~taken).unique().to_list())
     records = records.with_columns(
-        pl.Series("pid", pids, dtype=pl.Int64),
-        # A day as written (the reader also takes a date-time: the per-patient engine does).
-        pl.when(pl.col("date").str.len_bytes() == 10)
-        .then(pl.col("date").str.to_date("%Y-%m-%d", strict=False))
-        .alias("date"),
+        pids.gather(records["line"]),
+        pl.col("date").str.to_date("%Y-%m-%d"),
         pl.col("flags").list.len().fill_null(0),
         pl.col("skipped").fill_null(False),
         pl.col("adverse_event").fill_null(False),
         pl.col("reps").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
     )
     outcomes = records.filter(pl.col("kind") == "outcome")
-    return outcomes, records.filter(pl.col("kind") == "pain")
+    return outcomes, records.filter(pl.col("kind") == "pain"), bad
 
 
 def _unusual(

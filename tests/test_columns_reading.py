@@ -1,0 +1,174 @@
+"""The column engine's reading of record lines (progressor.columns.reading) against the one
+reader's: every line the column path takes as it is, the reader reads as plain, to the same
+values; the lines it does not take go per-patient, where the reader salvages them."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from progressor.reading.records import plain_fields
+
+pl = pytest.importorskip("polars")
+
+from progressor.columns.reading import PlainColumns  # noqa: E402
+
+READER = PlainColumns()
+
+OUTCOME = {
+    "kind": "outcome",
+    "patient": "anna",
+    "date": "2026-01-06",
+    "exercise": "bridge",
+    "reps": [8, 7],
+    "hold_s": 5.0,
+    "pain_before": 1.0,
+    "pain_during": 2,
+    "pain_after": 1.5,
+}
+REPORT = {"kind": "pain", "patient": "anna", "date": "2026-01-07", "pain": 8, "context": "flare"}
+
+
+def _taken(lines: list[str]) -> tuple[list[bool], list[dict[str, Any]]]:
+    rows, taken = READER.read(pl.Series(lines, dtype=pl.String))
+    return taken.to_list(), rows.drop("line").to_dicts()
+
+
+def _same(value: Any, read: Any) -> bool:
+    """A reader's field value and the column's (None where the line gave no key)."""
+    if read is None:
+        return value in (None, (), False, "", "other")  # (the field's default: no key given)
+    if isinstance(value, tuple):
+        return list(value) == read
+    if isinstance(value, float):
+        return math.copysign(1, value) == math.copysign(1, read) and value == read
+    return bool(str(value) == str(read)) if hasattr(value, "isoformat") else value == read
+
+
+def _agrees(line: str) -> bool:
+    """Taken by the column path only when the reader reads it as plain, to the same values."""
+    (taken,), rows = _taken([line])
+    if not taken:
+        return True
+    read = plain_fields([line])
+    assert read is not None, f"taken in columns, not plain to the reader: {line}"
+    (fields,) = read[0]
+    (row,) = rows
+    for name, value in fields.items():
+        assert _same(value, row.get(name)), (line, name, value, row.get(name))
+    return True
+
+
+def test_the_plainest_lines_are_taken_with_the_readers_values() -> None:
+    lines = [json.dumps(OUTCOME), json.dumps(REPORT, separators=(",", ":"))]
+    taken, rows = _taken(lines)
+    assert taken == [True, True]
+    assert rows[0]["reps"] == [8, 7] and rows[0]["pain_during"] == 2.0
+    assert rows[1]["pain"] == 8.0 and rows[1]["context"] == "flare"
+    for line in lines:
+        assert _agrees(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"kind":"pain","date":"2026-01-07","pain":8,"pain":1}',  # a key twice (polars keeps one)
+        '{"kind":"pain","date":"2026-01-07","pain":1,"pain":8}',
+        '{"kind":"pain","date":"2026-01-07","pain":11}',  # out of bounds
+        '{"kind":"pain","date":"2026-01-07","pain":-0.0}',  # a sign
+        '{"kind":"pain","date":"2026-01-07","pain":8e0}',  # an exponent
+        '{"kind":"pain","date":"2026-01-07","pain":"8"}',  # text for a number
+        '{"kind":"pain","date":"2026-01-07","pain":true}',  # a boolean for a number
+        '{"kind":"pain","date":"2026-01-07","pain":null}',
+        '{"kind":"pain","date":"2026-01-07"}',  # a required field missing
+        '{"date":"2026-01-07","pain":8}',  # no kind
+        '{"kind":"pain","date":"2026-02-30","pain":8}',  # no such day
+        '{"kind":"pain","date":"2026-01-07T08:00","pain":8}',  # a date-time: per-patient
+        '{"kind":"pain","date":"2026-01-07","pain":8,"mood":"ok"}',  # an unknown key
+        '{"kind":"pain","date":"2026-01-07","pain":8,"exercise":"bridge"}',  # another kind's
+        '{"kind":"pain","date":"2026-01-07","pain":8,"note":"a \\"quote\\""}',  # an escape
+        '{"kind":"outcome","date":"2026-01-07","exercise":"bridge","reps":[5.0]}',
+        '{"kind":"outcome","date":"2026-01-07","exercise":"bridge","reps":[-1]}',
+        '{"kind":"outcome","date":"2026-01-07","exercise":"bridge","rpe":10.5}',
+        '{"kind":"outcome","date":"2026-01-07","exercise":"bridge","side":"up"}',
+        '{"kind":"outcome","date":"2026-01-07","exercise":"bridge"} {"kind":"pain"}',
+        '["kind","pain"]',
+        "",
+        "\ufeff" + json.dumps(REPORT),  # a byte-order mark: the reader's own path
+    ],
+)
+def test_lines_left_to_the_reader(line: str) -> None:
+    """Each goes per-patient, where the reader reads or salvages it (tests/test_reading.py)."""
+    (taken,), _ = _taken([line])
+    assert not taken
+
+
+_NUMBERS = st.one_of(
+    st.integers(-3, 2_000_000_000),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1, max_value=1e9),
+    st.sampled_from([0, 0.0, -0.0, 10, 10.0, 10.000001, 1e-7, 5.5]),
+)
+_VALUES = st.one_of(
+    _NUMBERS,
+    st.booleans(),
+    st.none(),
+    st.text(max_size=6),
+    st.lists(_NUMBERS, max_size=3),
+    st.sampled_from(["2026-01-06", "2026-13-01", "0000-01-01", "flare", "left", "morning"]),
+)
+_KEYS = st.sampled_from(
+    [*OUTCOME, *REPORT, "duration_s", "load_kg", "rpe", "side", "skipped", "flags", "note", "x"]
+)
+
+
+@st.composite
+def _lines(draw: st.DrawFn) -> str:
+    base = dict(draw(st.sampled_from([OUTCOME, REPORT])))
+    for _ in range(draw(st.integers(0, 3))):
+        base[draw(_KEYS)] = draw(_VALUES)
+    if draw(st.booleans()):
+        base.pop(draw(st.sampled_from(list(base))), None)
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (",", " : ")]))
+    text = json.dumps(base, separators=separators, ensure_ascii=draw(st.booleans()))
+    if draw(st.integers(0, 5)) == 0:  # a key given twice, as text (JSON objects cannot)
+        key = draw(st.sampled_from(list(base)))
+        text = text[:-1] + f', "{key}": {json.dumps(draw(_VALUES))}}}'
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_lines(), min_size=1, max_size=5))
+def test_every_line_taken_is_read_alike_by_the_reader(lines: list[str]) -> None:
+    taken, rows = _taken(lines)
+    rows_of = iter(rows)
+    for line, was_taken in zip(lines, taken, strict=True):
+        if was_taken:
+            read = plain_fields([line])
+            assert read is not None, f"taken in columns, not plain to the reader: {line}"
+            row = next(rows_of)
+            for name, value in read[0][0].items():
+                assert _same(value, row.get(name)), (line, name, value, row.get(name))
+
+
+def test_a_synthetic_cohorts_lines_are_all_taken() -> None:
+    """The column path is not dead: the lines a clinic's log holds (progressor.synth's, as
+    the batch benchmark writes them) are all taken."""
+    import progressor
+    from progressor.demo import shipped_text
+    from progressor.synth import log_line, synthesize_patient
+
+    text = shipped_text("low-back-pain")
+    compiled = progressor.Engine().compile(progressor.parse_program(text))
+    lines = [
+        log_line(f"p{i}", record)
+        for i in range(20)
+        for record in synthesize_patient(compiled, f"p{i}", 3, seed=i).records
+    ]
+    taken, _ = _taken(lines)
+    assert len(lines) > 100 and all(taken)
+    assert all(_agrees(line) for line in lines[:50])
