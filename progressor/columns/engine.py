@@ -53,6 +53,13 @@ _json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 Rows = tuple[dict[str, bytes], tuple[str, int, int, int]]
 
+#: The stand-ins a shape of week's prescription is written with, then cut out (_shape): no
+#: patient id, day or mean pain the column path writes can be one of them.
+_PATIENT = "\x00patient\x00"
+_START = dt.date(1, 1, 1)
+_STAND_IN = 1234.5678
+_MEAN = "\x00mean\x00"
+
 
 @dataclass(frozen=True)
 class _Program:
@@ -112,6 +119,7 @@ class ColumnEngine:
     def __init__(self, programs: dict[str, CompiledProgram]) -> None:
         self._programs = {name: _Program.of(c) for name, c in programs.items()}
         self._decided: dict[tuple[Any, ...], tuple[str, ExerciseState, Flag | None, str]] = {}
+        self._shapes: dict[tuple[Any, ...], tuple[str, tuple[str, str, str], list[str]] | None] = {}
 
     def compute(
         self,
@@ -211,51 +219,90 @@ class ColumnEngine:
         rows: list[tuple[Any, ...]],
     ) -> Rows | None:
         compiled = plan.compiled
-        by_exercise = {row[3]: row for row in rows}
+        program = compiled.program.id
+        any_session, scores = rows[0][1], rows[0][2]
+        # The patient's week by its shape: each exercise's decision key, and whether any
+        # session was logged (the history's count). Patients of one shape differ only in
+        # their id, their week's start and their mean pain.
+        shape = (
+            program,
+            any_session,
+            *[(*row[3:6], *[v if v is None else tuple(v) for v in row[6:]]) for row in rows],
+        )
+        made = self._shapes.get(shape)
+        if made is None:
+            made = self._shape(plan, names, rows, shape[2:])
+            if made is None:
+                return None
+            self._shapes[shape] = made
+        letters, (head, middle, tail), decided_tails = made
+        mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
+        patient = _json_text(enrollment.patient)
+        start = (enrollment.start + _WEEK).isoformat()
+        mean_text = "null" if mean is None else repr(mean)
+        prescription = f"{head}{patient}{middle}{start}{tail.replace(_MEAN, mean_text)}\n"
+        head_row = f'{{"patient":{patient},"week":1,'
+        tables = {
+            "prescriptions": prescription.encode(),
+            "decisions": "".join(f"{head_row}{t}\n" for t in decided_tails).encode(),
+            "alerts": b"",
+            "set_aside": b"",
+        }
+        return tables, (letters, 0, 0, 0)
+
+    def _shape(
+        self,
+        plan: _Program,
+        names: list[str],
+        rows: list[tuple[Any, ...]],
+        keys: tuple[Any, ...],
+    ) -> tuple[str, tuple[str, str, str], list[str]] | None:
+        """The rows of a shape of week: its decisions' letters, its prescription's JSON cut
+        around the patient's id, the week's start and the mean pain (written by the model's
+        own serialiser, for a stand-in patient), and its decisions' JSON tails."""
+        compiled = plan.compiled
+        by_exercise = {row[3]: (row, key) for row, key in zip(rows, keys, strict=True)}
         states, flags, tails = {}, [], []
         for name in names:
-            row = by_exercise[name]
-            key = (compiled.program.id, *row[3:6], *[v if v is None else tuple(v) for v in row[6:]])
-            decided = self._decided.get(key)
+            row, key = by_exercise[name]
+            decided = self._decided.get((compiled.program.id, *key))
             if decided is None:
                 decided = self._decide(plan, name, row)
                 if decided is None:
                     return None
-                self._decided[key] = decided
+                self._decided[(compiled.program.id, *key)] = decided
             letter, state, flag, tail = decided
             states[name] = state
             if flag is not None:
                 flags.append(flag)
             tails.append((letter, tail))
-        any_session, scores = rows[0][1], rows[0][2]
-        mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
+        any_session = rows[0][1]
         history = trusted(
-            History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": mean}
+            History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": _STAND_IN}
         )
-        patient = enrollment.patient
         prescription = trusted(
             Prescription,
             {
-                "patient": patient,
+                "patient": _PATIENT,
                 "program": compiled.program.id,
                 "program_version": compiled.program.version,
                 "week": 2,
-                "start": enrollment.start + _WEEK,
+                "start": _START,
                 "status": "active",
                 "exercises": states,
                 "flags": tuple(flags),
                 "history": history,
             },
         )
-        head = f'{{"patient":{_json_text(patient)},"week":1,'
-        decisions = "".join(f"{head}{tail}\n" for _, tail in tails)
-        tables = {
-            "prescriptions": f"{prescription.model_dump_json()}\n".encode(),
-            "decisions": decisions.encode(),
-            "alerts": b"",
-            "set_aside": b"",
-        }
-        return tables, ("".join(letter for letter, _ in tails), 0, 0, 0)
+        text = prescription.model_dump_json()
+        cuts = (_json_text(_PATIENT), f'"{_START.isoformat()}"', repr(_STAND_IN))
+        if any(text.count(cut) != 1 for cut in cuts):
+            return None  # (a stand-in written elsewhere too: the per-patient engine writes it)
+        head, rest = text.split(cuts[0])
+        middle, rest = rest.split(cuts[1])
+        rest = rest.replace(cuts[2], _MEAN)
+        letters = "".join(letter for letter, _ in tails)
+        return letters, (head, f'{middle}"', f'"{rest}'), [tail for _, tail in tails]
 
     def _decide(
         self, plan: _Program, name: str, row: tuple[Any, ...]

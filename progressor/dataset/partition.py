@@ -114,6 +114,11 @@ def _column_engine(programs: dict[str, CompiledProgram], engine: str) -> Any:
     """The column engine for `programs`, or None for the per-patient engine alone."""
     if engine == "patients":
         return None
+    if "polars" not in sys.modules:
+        # One polars thread per process: a batch's parallelism is its partitions, one worker
+        # process each; polars' own threads on the same cores cost more CPU than they save
+        # (docs/performance.md). A POLARS_MAX_THREADS the clinic set is kept.
+        os.environ.setdefault("POLARS_MAX_THREADS", "1")
     try:
         from progressor.columns.engine import ColumnEngine
     except ImportError:  # polars is missing
