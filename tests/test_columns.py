@@ -306,10 +306,22 @@ def test_recompute_with_the_column_engine_from_the_command_line(tmp_path: Path) 
     assert wrong.returncode == 1 and "go with --dataset" in wrong.stderr
 
 
-def test_auto_uses_the_column_engine_when_polars_is_installed(tmp_path: Path) -> None:
-    dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], _week("p", 4))
+def test_auto_uses_the_column_engine_when_polars_is_installed_and_a_run_is_large(
+    tmp_path: Path,
+) -> None:
+    from progressor.dataset.partition import AUTO_SMALLEST
+
+    names = [f"p{i:04d}" for i in range(AUTO_SMALLEST)]
+    records = [line for name in names for line in _week(name, 4)]
+    enrollments = [_enrolled(name) for name in names]
+    dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, enrollments, records)
     summary = compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="auto")
-    assert summary.paths == {"columns": 1}
+    assert summary.paths == {"columns": AUTO_SMALLEST}
+    # One patient more logs a week: the incremental run computes one patient, per-patient.
+    with open(Path(dataset) / "records" / f"{part_name(0)}.jsonl", "a") as log:
+        log.write(_week("p0000", 5)[-1] + "\n")
+    again = compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="auto")
+    assert again.paths == {"patients": 1}
 
 
 def test_without_polars_columns_says_what_to_install_and_auto_computes_per_patient(

@@ -81,7 +81,8 @@ def _print_summary(summary: Summary) -> None:
     default="patients",
     show_default=True,
     help="With --dataset: the per-patient engine, the column engine (polars; the patients "
-    "it does not cover go per-patient) or columns where installed. Same output.",
+    "it does not cover go per-patient) or columns where installed and worth it (a partition with "
+    "256 patients or more to compute). Same output.",
 )
 @click.option(
     "--alerts",

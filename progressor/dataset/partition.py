@@ -106,6 +106,11 @@ def engine_for(plugins: Sequence[str], block: Sequence[str]) -> Engine:
 #: The engines a partition can be computed with (compute_partition's `engine`).
 ENGINE_CHOICES = ("patients", "columns", "auto")
 
+#: With --engine auto, the fewest patients a partition's run computes in columns: the column
+#: engine's own cost per run (a few dozen polars queries, ~50 ms) is more than the per-patient
+#: engine's for fewer (an incremental run's few changed patients); docs/performance.md.
+AUTO_SMALLEST = 256
+
 #: The column engine of each programs dict (its decisions are kept between partitions).
 _COLUMNS: list[tuple[dict[str, CompiledProgram], Any]] = []
 
@@ -360,7 +365,8 @@ def compute_partition(
 
     `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the
     column engine, progressor.columns, for the patients it covers; the others per-patient)
-    or "auto" (columns when polars is installed). The output is the same whichever it is.
+    or "auto" (columns when polars is installed and the run computes AUTO_SMALLEST patients
+    of the partition or more). The output is the same whichever it is.
     """
     if engine not in ENGINE_CHOICES:
         raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
@@ -500,6 +506,9 @@ class _Run:
         name = f"{files.part_name(self.part)}.jsonl"
         out: dict[str, _Patient] = {}
         columns = _column_engine(programs, self.engine)
+        if columns is not None and self.engine == "auto" and len(patients) < AUTO_SMALLEST:
+            columns = None  # (a few patients: the per-patient engine is the cheaper)
+            self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
         if columns is not None:  # (who computed whom is counted with it only)
             covered, patients = columns.compute(
                 patients, enrollment_lines, record_lines, self.as_of
