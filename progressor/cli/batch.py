@@ -84,6 +84,13 @@ def _print_summary(summary: Summary) -> None:
     "it does not cover go per-patient) or columns where installed. Same output.",
 )
 @click.option(
+    "--out-format",
+    type=click.Choice(["jsonl", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="With --dataset: the output tables as JSON lines or Parquet (the parquet extra).",
+)
+@click.option(
     "--alerts",
     "alert_specs",
     multiple=True,
@@ -101,6 +108,7 @@ def recompute_command(
     executor: str,
     scheduler: str | None,
     computed_by: str,
+    out_format: str,
     alert_specs: tuple[str, ...],
     store_path: Path,
     plugins: tuple[str, ...],
@@ -123,13 +131,22 @@ def recompute_command(
         if alert_specs:
             fail("--alerts goes with the store; a dataset's alerts are in OUT/alerts/")
         _recompute_dataset(
-            dataset, out, day, executor, scheduler, workers, plugins, block, computed_by
+            dataset,
+            out,
+            day,
+            executor,
+            scheduler,
+            workers,
+            plugins,
+            block,
+            computed_by,
+            out_format=out_format,
         )
         return
-    if executor != "local" or out or computed_by != "patients":
+    if executor != "local" or out or computed_by != "patients" or out_format != "jsonl":
         fail(
-            "--executor, --out and --engine go with --dataset (the store is computed on this "
-            "machine, per patient)"
+            "--executor, --out, --engine and --out-format go with --dataset (the store is "
+            "computed on this machine, per patient)"
         )
     factory = engine_factory(plugins, block)
 
@@ -213,6 +230,7 @@ def _recompute_dataset(
     plugins: Sequence[str],
     block: Sequence[str],
     computed_by: str = "patients",
+    out_format: str = "jsonl",
 ) -> None:
     from progressor.dataset.run import merge, merge_paths, run_dask, run_local
 
@@ -228,10 +246,21 @@ def _recompute_dataset(
         if executor == "dask":
             if not scheduler:
                 fail("--executor dask needs --scheduler ADDRESS")
-            summaries = run_dask(dataset, out, day, scheduler, plugins, block, engine=computed_by)
+            summaries = run_dask(
+                dataset,
+                out,
+                day,
+                scheduler,
+                plugins,
+                block,
+                engine=computed_by,
+                out_format=out_format,
+            )
         else:
             cores = workers or os.cpu_count() or 1
-            summaries = run_local(dataset, out, day, cores, plugins, block, engine=computed_by)
+            summaries = run_local(
+                dataset, out, day, cores, plugins, block, engine=computed_by, out_format=out_format
+            )
     except ProgressorError as exc:
         fail(str(exc))
     summary = merge(summaries)

@@ -138,6 +138,11 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     return _log_of(found, source, today, records, numbers)
 
 
+def rows_log(found: Iterable[Row], source: str, today: dt.date | None = None) -> Log:
+    """The Log of Rows already read (a Parquet dataset's, by patient); `today` as read_log's."""
+    return _log_of(found, source, today)
+
+
 _set_log_fields = dict_setter(Log)
 
 
