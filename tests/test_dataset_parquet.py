@@ -165,6 +165,25 @@ def test_a_bad_parquet_row_is_set_aside_at_its_row_and_its_pain_still_pauses(
     assert summary.set_aside == 2
 
 
+def test_parquet_columns_are_named_as_loosely_as_a_log_s(tmp_path: Path) -> None:
+    dataset = _seed_only(tmp_path / "in")
+    _enroll(dataset, "p1")
+    _write(
+        dataset / "records" / "part-00000.parquet",
+        {
+            "Patient": ["p1"],
+            "Kind": ["outcome"],
+            "Exercise": ["bridge"],
+            "Date": [START + dt.timedelta(days=1)],
+            "Reps": [[5, 5]],
+            "Pain Before": [1.0],
+            "Pain During": [8.0],
+        },
+    )
+    (summary,) = run_local(str(dataset), str(tmp_path / "out"), AS_OF, workers=1)
+    assert summary.set_aside == 0 and summary.paused == 1
+
+
 def test_a_bad_enrollment_row_and_a_row_without_patient_are_located_by_row(
     tmp_path: Path,
 ) -> None:

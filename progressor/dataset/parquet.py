@@ -246,9 +246,9 @@ def to_parquet(dataset: str, target: str) -> None:
     copied): each record row's columns are the union of the records' fields, `date` a day."""
     pa = pyarrow()
     for program in files.listing(files.join(dataset, "programs"), ".toml"):
-        text = "\n".join(files.text_lines(program)) + "\n"
-        with files.open_text(files.join(target, "programs", program.rsplit("/", 1)[-1]), "w") as h:
-            h.write(text)
+        copy = files.join(target, "programs", program.rsplit("/", 1)[-1])
+        with files.open_binary(program, "rb") as text, files.open_binary(copy, "wb") as to:
+            to.write(text.read())
     for table in ("enrollments", "records"):
         for source in files.listing(files.join(dataset, table), ".jsonl"):
             name = source.rsplit("/", 1)[-1].removesuffix(".jsonl")
