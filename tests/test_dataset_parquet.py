@@ -316,18 +316,30 @@ def test_without_pyarrow_parquet_output_says_what_to_install(
 # -- command line -----------------------------------------------------------------------------
 
 
-def test_recompute_reads_and_writes_parquet_from_the_command_line(
-    cohort: tuple[Path, Path], tmp_path: Path
+def test_synth_and_recompute_read_and_write_parquet_from_the_command_line(
+    tmp_path: Path,
 ) -> None:
-    _, as_parquet = cohort
-    out = tmp_path / "out"
-    args = ("recompute", "--dataset", str(as_parquet), "--out", str(out), "--week", str(AS_OF))
-    done = run(*args, "--out-format", "parquet", "--workers", "1")
-    assert done.returncode in (0, 3), done.stderr
-    assert "90 patients in 3 partitions (0 already done)" in done.stdout
-    assert sorted(p.name for p in (out / "decisions").iterdir()) == [
-        f"part-0000{i}.parquet" for i in range(3)
+    data, out = tmp_path / "in", tmp_path / "out"
+    synth = ("synth", "--patients", "30", "--weeks", "1", "--start", str(START))
+    made = run(*synth, "--out", str(data), "--partitions", "2", "--format", "parquet")
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in (data / "records").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
     ]
+    week = str(START + dt.timedelta(days=7))
+    args = ("recompute", "--dataset", str(data), "--out", str(out), "--week", week)
+    done = run(*args, "--out-format", "parquet", "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    assert "30 patients in 2 partitions (0 already done)" in done.stdout
+    assert sorted(p.name for p in (out / "decisions").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
+    prescribed = parquet.read_table(str(out / "prescriptions" / "part-00000.parquet"))
+    assert prescribed and all(json.loads(row)["week"] == 2 for row in prescribed)
     store = run("recompute", "--out-format", "parquet", "--store", str(tmp_path / "s.db"))
     assert store.returncode == 1 and "--out-format go with --dataset" in store.stderr
-    assert "Traceback" not in store.stderr
+    into_store = run(*synth, "--format", "parquet", "--store", str(tmp_path / "s.db"))
+    assert into_store.returncode == 1 and "--format goes with --out" in into_store.stderr
+    assert "Traceback" not in store.stderr + into_store.stderr

@@ -290,6 +290,14 @@ def _recompute_dataset(
 @click.option("--out", help="Write a partitioned dataset here instead of into the store.")
 @click.option("--partitions", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="With --out: the partitions as JSON lines or Parquet (the parquet extra).",
+)
+@click.option(
     "--program",
     "program_paths",
     multiple=True,
@@ -310,6 +318,7 @@ def synth(
     seed: int,
     out: str | None,
     partitions: int,
+    fmt: str,
     program_paths: tuple[Path, ...],
     start: dt.date | None,
     store_path: Path,
@@ -321,6 +330,8 @@ def synth(
     from progressor.synth import start_ending_by, synthesize_dataset, synthesize_into_store
 
     start = start or start_ending_by(dt.date.today(), weeks)
+    if fmt != "jsonl" and not out:
+        fail("--format goes with --out (a dataset's partitions; the store is SQLite)")
 
     engine = engine_from_env(plugins, block)
     texts = [p.read_text(encoding="utf-8") for p in program_paths] or [
@@ -329,7 +340,7 @@ def synth(
     try:
         compiled = [(engine.compile(parse_program(t)), t) for t in texts]
         if out:
-            synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start)
+            synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start, fmt=fmt)
             click.echo(f"{patients} patients, {weeks} weeks, {partitions} partitions: {out}")
             return
         with Store.init(store_path) as store:
