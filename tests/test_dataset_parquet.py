@@ -244,6 +244,39 @@ def _rows_of(out: Path, part: int, table: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def test_a_parquet_partition_without_records_is_computed(tmp_path: Path) -> None:
+    dataset = _seed_only(tmp_path / "in")
+    _enroll(dataset, "p1")
+    (summary,) = run_local(str(dataset), str(tmp_path / "out"), AS_OF, workers=1)
+    assert summary.patients == 1 and summary.set_aside == 0
+
+
+def test_without_pyarrow_a_parquet_partition_says_what_to_install(
+    cohort: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, as_parquet = cohort
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # (import fails as if absent)
+    with pytest.raises(ProgressorError, match=r"pip install 'progressor\[parquet\]'"):
+        run_local(str(as_parquet), str(tmp_path / "out"), AS_OF, workers=1, parts=[0])
+
+
+def test_a_parquet_dataset_at_a_url(cohort: tuple[Path, Path], tmp_path: Path) -> None:
+    # fsspec's in-memory filesystem stands in for s3:// or gs:// (one process: workers=1).
+    fsspec = pytest.importorskip("fsspec")
+    jsonl, as_parquet = cohort
+    memory = fsspec.filesystem("memory")
+    memory.put(str(as_parquet), "/parquet-clinic/in", recursive=True)
+    url = "memory://parquet-clinic"
+    run_local(f"{url}/in", f"{url}/out", AS_OF, workers=1, out_format="parquet")
+    again = run_local(f"{url}/in", f"{url}/out", AS_OF, workers=1, out_format="parquet")
+    assert [s.skipped for s in again] == [True, True, True]
+    run_local(str(jsonl), str(tmp_path / "j"), AS_OF, workers=1)
+    for part in range(3):
+        decisions = parquet.read_table(f"{url}/out/decisions/part-{part:05d}.parquet")
+        expected = (tmp_path / "j" / "decisions" / f"part-{part:05d}.jsonl").read_text()
+        assert decisions == expected.splitlines()
+
+
 # -- output -----------------------------------------------------------------------------------
 
 

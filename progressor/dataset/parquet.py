@@ -94,8 +94,11 @@ class Scanned:
 
 
 def scan_records(location: str) -> Scanned:
-    """A records file's rows by patient, each read by the record reader."""
+    """A records file's rows by patient, each read by the record reader (none when the
+    file is missing, as a JSONL partition's)."""
     scanned = Scanned()
+    if not files.exists(location):
+        return scanned
     with _local(location) as path, log_rows(path, fmt="parquet") as found:
         for row in found:
             record = row.record if row.record is not None else row.kept
