@@ -244,6 +244,25 @@ def _rows_of(out: Path, part: int, table: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def test_an_enrollment_row_s_overrides_are_json_text(tmp_path: Path) -> None:
+    dataset = _seed_only(tmp_path / "in")
+    _write(
+        dataset / "enrollments" / "part-00000.parquet",
+        {
+            "patient": ["p1", "p2"],
+            "program": ["low-back-pain"] * 2,
+            "start": [START] * 2,
+            "overrides": ['{"bridge": {"sets": 1, "reps": 4, "hold_s": 5}}', "{bridge"],
+        },
+    )
+    run_local(str(dataset), str(tmp_path / "out"), START + dt.timedelta(days=3), workers=1)
+    [prescribed] = _rows(tmp_path / "out", "prescriptions")
+    assert prescribed["patient"] == "p1"
+    assert prescribed["exercises"]["bridge"]["dose"]["reps"] == 4
+    [aside] = _rows(tmp_path / "out", "set_aside")
+    assert (aside["patient"], aside["line"]) == ("p2", 2) and "overrides" in aside["reason"]
+
+
 def test_a_parquet_partition_without_records_is_computed(tmp_path: Path) -> None:
     dataset = _seed_only(tmp_path / "in")
     _enroll(dataset, "p1")

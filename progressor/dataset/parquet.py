@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -143,30 +143,21 @@ def _dicts(path: Path) -> Iterator[dict[str, Any]]:
         raise ProgressorError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-class _local:
-    """A local path to read `location` from: itself, or (a URL) a temporary copy."""
+@contextmanager
+def _local(location: str) -> Iterator[Path]:
+    """A local path to read `location` from: itself, or (a URL) a temporary copy (pyarrow
+    and the record reader open local files)."""
+    if not files.is_url(location):
+        yield Path(location)
+        return
+    import tempfile
 
-    def __init__(self, location: str) -> None:
-        self.location = location
-        self.copy: Path | None = None
-
-    def __enter__(self) -> Path:
-        if not files.is_url(self.location):
-            return Path(self.location)
-        import tempfile
-
-        with (
-            tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as target,
-            files.open_binary(self.location, "rb") as source,
-        ):
+    with tempfile.TemporaryDirectory(prefix="progressor-parquet-") as folder:
+        copy = Path(folder) / "part.parquet"
+        with files.open_binary(location, "rb") as source, copy.open("wb") as target:
             while block := source.read(files.BLOCK):
                 target.write(block)
-        self.copy = Path(target.name)
-        return self.copy
-
-    def __exit__(self, *exc: object) -> None:
-        if self.copy is not None:
-            self.copy.unlink(missing_ok=True)
+        yield copy
 
 
 def _size(location: str) -> int:
