@@ -320,6 +320,25 @@ def test_parquet_output_holds_the_jsonl_rows_in_a_fixed_schema(
     assert (tmp_path / "p" / "alerts" / "part-00002.parquet").exists()
 
 
+def test_dask_and_local_cores_write_the_same_parquet(
+    cohort: tuple[Path, Path], tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    from progressor.dataset.run import run_dask
+
+    _, as_parquet = cohort
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        run_dask(str(as_parquet), str(tmp_path / "dask"), AS_OF, client, out_format="parquet")
+    run_local(str(as_parquet), str(tmp_path / "local"), AS_OF, workers=2, out_format="parquet")
+    written = tables(tmp_path / "dask", ".parquet")
+    assert len(written) == 12 and written == tables(tmp_path / "local", ".parquet")
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
     """A Parquet partition of twelve patients without rows set aside, and its Parquet output."""
