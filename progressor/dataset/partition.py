@@ -366,13 +366,13 @@ def compute_partition(
     are hashed, and a patient with the same hash as last time keeps last time's output. Either
     way the output is byte for byte that of a clean full run.
 
-    `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the
-    column engine, progressor.columns, for the patients it covers; the others per-patient)
-    or "auto" (columns when polars is installed). The output is the same whichever it is.
-
     The inputs may be Parquet files instead of JSONL (progressor.dataset.parquet): a Parquet
     partition whose files changed is computed in full. `out_format` "parquet" writes each
     output table as Parquet too (progressor.dataset.parquet.COLUMNS).
+
+    `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the
+    column engine, progressor.columns, for the patients it covers; the others per-patient)
+    or "auto" (columns when polars is installed). The output is the same whichever it is.
     """
     if engine not in ENGINE_CHOICES:
         raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
