@@ -12,8 +12,7 @@ per patient), then measures in one run, on this machine:
   partition's records): only the new lines are read and only their patients computed.
 - the per-patient and the column engine (`recompute --engine`), each a clean full run over
   the same data: patients per second and per CPU-second, the share of patients each path
-  took, and whether the output is byte-identical;
-- the same data as Parquet partitions (progressor.dataset.parquet), per-patient engine.
+  took, and whether the output is byte-identical.
 
 The embedded store (SQLite, the default path) is measured too, for the sizes in
 `--store-sizes` (default 10k and 100k: filling a store goes at about 1,700 patients/s):
@@ -38,7 +37,6 @@ from pathlib import Path
 
 import progressor
 from progressor.dataset import TABLES_OUT, merge_paths, part_name, partitions, run_local
-from progressor.dataset.parquet import to_parquet
 from progressor.demo import shipped_text
 from progressor.store.batch import recompute
 from progressor.store.database import Store
@@ -214,25 +212,6 @@ def compare_engines(
         )
 
 
-def parquet_input(dataset: Path, root: Path, patients: int, workers: int, reference: Path) -> None:
-    """The same dataset as Parquet partitions: a clean full run, per patient."""
-    as_parquet, out = root / "in-parquet", root / "out-parquet"
-    to_parquet(str(dataset), str(as_parquet))
-    started, cpu = time.perf_counter(), cpu_seconds()
-    run_local(str(as_parquet), str(out), AS_OF, workers)
-    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    same = all(
-        (out / t / f"{part_name(p)}.jsonl").read_bytes().replace(b'.parquet"', b'.jsonl"')
-        == (reference / t / f"{part_name(p)}.jsonl").read_bytes()
-        for t in TABLES_OUT
-        for p in partitions(str(dataset))
-    )
-    print(
-        f"  Parquet input     {patients / wall:>10,.0f} patients/s  "
-        f"{patients / cpu:>9,.0f} patients/CPU-s   same output: {'yes' if same else 'NO'}"
-    )
-
-
 def measure(patients: int, workers: int, root: Path, compare: bool = True) -> None:
     dataset, out, floor_out = root / "in", root / "out", root / "floor"
     started = time.perf_counter()
@@ -261,7 +240,6 @@ def measure(patients: int, workers: int, root: Path, compare: bool = True) -> No
     )
     if compare:  # (on the data with the 1 % appended: the reference is the re-run's output)
         compare_engines(dataset, root, patients, workers, out)
-        parquet_input(dataset, root, patients, workers, out)
     sys.stdout.flush()
 
 
