@@ -203,11 +203,22 @@ def synthesize_dataset(
     partitions: int,
     start: dt.date = DEFAULT_START,
     prefix: str = "",
+    fmt: str = "jsonl",
 ) -> None:
     """A partitioned dataset of `patients` patients spread over `programs` (program, TOML).
 
-    Patients are named PREFIX + p0001, p0002, ...
+    Patients are named PREFIX + p0001, p0002, ... `fmt` "parquet" writes Parquet partitions
+    (progressor.dataset.parquet.to_parquet of the JSONL ones, made in a temporary folder).
     """
+    if fmt == "parquet":
+        import tempfile
+
+        from progressor.dataset.parquet import to_parquet
+
+        with tempfile.TemporaryDirectory(prefix="progressor-synth-") as staging:
+            synthesize_dataset(staging, programs, patients, weeks, seed, partitions, start, prefix)
+            to_parquet(staging, location)
+        return
     writer = DatasetWriter(location, partitions)
     try:
         for compiled, text in programs:

@@ -177,3 +177,19 @@ def test_without_pyarrow_reading_parquet_says_what_to_install(
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # (import fails as if absent)
     with pytest.raises(LogError, match=r"pip install 'progressor\[parquet\]'"):
         load_log(path)
+
+
+def test_a_set_aside_row_s_text_is_its_columns_as_json(tmp_path: Path) -> None:
+    columns = {
+        "date": [dt.date(2026, 1, 6)],
+        "exercise": ["pont fessier"],
+        "reps": [[5, 5]],
+        "pain_during": ["8/10"],
+        "note": ["ça tire"],
+        "rpe": [None],
+    }
+    [aside] = load_log(_write_columns(tmp_path / "text.parquet", columns)).set_aside
+    assert aside.record == (
+        '{"date": "2026-01-06", "exercise": "pont fessier", "reps": [5, 5], '
+        '"pain_during": "8/10", "note": "ça tire", "rpe": null}'
+    )

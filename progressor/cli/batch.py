@@ -85,6 +85,13 @@ def _print_summary(summary: Summary) -> None:
     "256 patients or more to compute). Same output.",
 )
 @click.option(
+    "--out-format",
+    type=click.Choice(["jsonl", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="With --dataset: the output tables as JSON lines or Parquet (the parquet extra).",
+)
+@click.option(
     "--alerts",
     "alert_specs",
     multiple=True,
@@ -102,6 +109,7 @@ def recompute_command(
     executor: str,
     scheduler: str | None,
     computed_by: str,
+    out_format: str,
     alert_specs: tuple[str, ...],
     store_path: Path,
     plugins: tuple[str, ...],
@@ -124,13 +132,22 @@ def recompute_command(
         if alert_specs:
             fail("--alerts goes with the store; a dataset's alerts are in OUT/alerts/")
         _recompute_dataset(
-            dataset, out, day, executor, scheduler, workers, plugins, block, computed_by
+            dataset,
+            out,
+            day,
+            executor,
+            scheduler,
+            workers,
+            plugins,
+            block,
+            computed_by,
+            out_format=out_format,
         )
         return
-    if executor != "local" or out or computed_by != "patients":
+    if executor != "local" or out or computed_by != "patients" or out_format != "jsonl":
         fail(
-            "--executor, --out and --engine go with --dataset (the store is computed on this "
-            "machine, per patient)"
+            "--executor, --out, --engine and --out-format go with --dataset (the store is "
+            "computed on this machine, per patient)"
         )
     factory = engine_factory(plugins, block)
 
@@ -214,6 +231,7 @@ def _recompute_dataset(
     plugins: Sequence[str],
     block: Sequence[str],
     computed_by: str = "patients",
+    out_format: str = "jsonl",
 ) -> None:
     from progressor.dataset.run import merge, merge_paths, run_dask, run_local
 
@@ -229,10 +247,21 @@ def _recompute_dataset(
         if executor == "dask":
             if not scheduler:
                 fail("--executor dask needs --scheduler ADDRESS")
-            summaries = run_dask(dataset, out, day, scheduler, plugins, block, engine=computed_by)
+            summaries = run_dask(
+                dataset,
+                out,
+                day,
+                scheduler,
+                plugins,
+                block,
+                engine=computed_by,
+                out_format=out_format,
+            )
         else:
             cores = workers or os.cpu_count() or 1
-            summaries = run_local(dataset, out, day, cores, plugins, block, engine=computed_by)
+            summaries = run_local(
+                dataset, out, day, cores, plugins, block, engine=computed_by, out_format=out_format
+            )
     except ProgressorError as exc:
         fail(str(exc))
     summary = merge(summaries)
@@ -262,6 +291,14 @@ def _recompute_dataset(
 @click.option("--out", help="Write a partitioned dataset here instead of into the store.")
 @click.option("--partitions", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="With --out: the partitions as JSON lines or Parquet (the parquet extra).",
+)
+@click.option(
     "--program",
     "program_paths",
     multiple=True,
@@ -282,6 +319,7 @@ def synth(
     seed: int,
     out: str | None,
     partitions: int,
+    fmt: str,
     program_paths: tuple[Path, ...],
     start: dt.date | None,
     store_path: Path,
@@ -293,6 +331,8 @@ def synth(
     from progressor.synth import start_ending_by, synthesize_dataset, synthesize_into_store
 
     start = start or start_ending_by(dt.date.today(), weeks)
+    if fmt != "jsonl" and not out:
+        fail("--format goes with --out (a dataset's partitions; the store is SQLite)")
 
     engine = engine_from_env(plugins, block)
     texts = [p.read_text(encoding="utf-8") for p in program_paths] or [
@@ -301,7 +341,7 @@ def synth(
     try:
         compiled = [(engine.compile(parse_program(t)), t) for t in texts]
         if out:
-            synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start)
+            synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start, fmt=fmt)
             click.echo(f"{patients} patients, {weeks} weeks, {partitions} partitions: {out}")
             return
         with Store.init(store_path) as store:

@@ -28,9 +28,10 @@ from pydantic import ValidationError
 from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
 from progressor.core.timeline import fold, week_of
-from progressor.dataset import files
+from progressor.dataset import files, parquet
 from progressor.errors import ProgressorError
-from progressor.reading import Log, parse_program, read_log, record_reason
+from progressor.reading import Log, Row, parse_program, read_log, record_reason
+from progressor.reading.records import rows_log
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -230,9 +231,20 @@ def _spans(text: str) -> list[int]:
     return [int(n) for n in text.split()]
 
 
-def _output_sizes(out: str, name: str) -> list[object]:
-    """The size of each output table (None for a missing one)."""
-    return [entry[1] for entry in files.stats([files.join(out, t, name) for t in TABLES_OUT])]
+def _output_sizes(out: str, part: int, out_format: str) -> list[object]:
+    """The size of each output table (None for a missing one); with Parquet output, of the
+    JSONL tables kept in `_jsonl/` (what a re-run copies rows from) and the Parquet ones."""
+    name = files.part_name(part)
+    tables = [files.join(_tables_at(out, out_format), t, f"{name}.jsonl") for t in TABLES_OUT]
+    if out_format == "parquet":
+        tables += [files.join(out, t, f"{name}.parquet") for t in TABLES_OUT]
+    return [entry[1] for entry in files.stats(tables)]
+
+
+def _tables_at(out: str, out_format: str) -> str:
+    """Where a partition's JSONL output tables are: `out` itself, or `out/_jsonl` when the
+    output is Parquet (each Parquet table is written from its JSONL one)."""
+    return out if out_format == "jsonl" else files.join(out, "_jsonl")
 
 
 def _patient_hash(signature: str, enrollments: list[str], records: list[str]) -> str:
@@ -353,6 +365,7 @@ def compute_partition(
     plugins: Sequence[str] = (),
     block: Sequence[str] = (),
     engine: str = "patients",
+    out_format: str = "jsonl",
 ) -> PartitionSummary:
     """Compute one partition; only the patients whose inputs changed are computed again.
 
@@ -363,6 +376,10 @@ def compute_partition(
     are hashed, and a patient with the same hash as last time keeps last time's output. Either
     way the output is byte for byte that of a clean full run.
 
+    The inputs may be Parquet files instead of JSONL (progressor.dataset.parquet): a Parquet
+    partition whose files changed is computed in full. `out_format` "parquet" writes each
+    output table as Parquet too (progressor.dataset.parquet.COLUMNS).
+
     `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the
     column engine, progressor.columns, for the patients it covers; the others per-patient)
     or "auto" (columns when polars is installed and the run computes AUTO_SMALLEST patients
@@ -370,7 +387,12 @@ def compute_partition(
     """
     if engine not in ENGINE_CHOICES:
         raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
-    name = f"{files.part_name(part)}.jsonl"
+    if out_format not in parquet.FORMATS:
+        raise ProgressorError(f"unknown output format {out_format!r} (one of: jsonl, parquet)")
+    if out_format == "parquet":
+        parquet.pyarrow()  # before anything is read: a clear error without the extra
+    in_format = parquet.input_format(dataset, part)
+    name = f"{files.part_name(part)}.{in_format}"
     done = files.join(out, "_done", f"{files.part_name(part)}.json")
     index_path = files.join(out, "_index", f"{files.part_name(part)}.json")
     programs_dir = files.join(dataset, "programs")
@@ -384,20 +406,29 @@ def compute_partition(
     # What the output depends on besides the inputs: a run after an upgrade of progressor or
     # of a plugin, or with other plugins or another block-list, computes every patient afresh.
     code = engine_for(plugins, block).signature
-    signature = hashlib.sha256(json.dumps([str(as_of), program_texts, code]).encode()).hexdigest()
+    # (A Parquet partition's lines are made of its rows: not the lines of a JSONL one.)
+    formats = [in_format] if in_format != "jsonl" else []
+    key = [str(as_of), program_texts, code, *formats]
+    signature = hashlib.sha256(json.dumps(key).encode()).hexdigest()
     previous = _read_index(index_path)
     if not (
         previous is not None
         and previous["signature"] == signature
         and files.exists(done)
         # The output as last written: a table changed since (truncated, edited) is rewritten.
-        and previous.get("sizes") == _output_sizes(out, name)
+        and previous.get("sizes") == _output_sizes(out, part, out_format)
     ):
         previous = None
     if previous is not None and previous["stats"] == stats:
         with files.open_text(done, "r") as handle:
             return PartitionSummary(**{**json.load(handle), "skipped": True})
-    run = _Run(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats, engine)
+    run = _Run(
+        *(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats, engine),
+        input_format=in_format,
+        out_format=out_format,
+    )
+    if in_format == "parquet":  # rewritten whole, not appended to: computed in full
+        return run.full(None, inputs[0], inputs[1])
     if previous is not None:
         appended = run.appended(previous, inputs[0], inputs[1])
         if appended is not None:
@@ -420,13 +451,16 @@ class _Run:
     engine: str = "patients"
     #: Patients computed by each engine so far in this run (filled by _compute).
     paths: dict[str, int] = field(default_factory=dict)
+    input_format: str = "jsonl"
+    out_format: str = "jsonl"
+    #: With Parquet input: each patient's record Rows as the reader read them (filled by full).
+    rows: dict[str, list[Row]] = field(default_factory=dict)
 
     def full(
         self, previous: dict[str, Any] | None, enrollments_at: str, records_at: str
     ) -> PartitionSummary:
         """Every patient hashed; those whose hash changed computed, the others' output kept."""
-        enrollments, records = files.scan(enrollments_at), files.scan(records_at)
-        assert enrollments is not None and records is not None  # (None only with `known`)
+        enrollments, records = self._scan(enrollments_at, records_at)
         patients = sorted(enrollments.lines)
         hashes = [
             _patient_hash(self.signature, enrollments.lines[p], records.lines.get(p, []))
@@ -454,6 +488,19 @@ class _Run:
         kept = self._kept(previous) if previous is not None else None
         inputs = [[enrollments.size, enrollments.crc], [records.size, records.crc]]
         return self._write(columns, kept, problems, inputs)
+
+    def _scan(
+        self, enrollments_at: str, records_at: str
+    ) -> tuple[files.PatientLines, files.PatientLines]:
+        """Each input's lines by patient: a Parquet file's rows made lines (the record Rows
+        kept in `rows`), their row numbers where a JSONL file's byte ranges are."""
+        if self.input_format == "parquet":
+            read = parquet.scan_records(records_at)
+            self.rows.update(read.rows)
+            return parquet.scan_enrollments(enrollments_at).table, read.table
+        enrollments, records = files.scan(enrollments_at), files.scan(records_at)
+        assert enrollments is not None and records is not None  # (None only with `known`)
+        return enrollments, records
 
     def appended(
         self, previous: dict[str, Any], enrollments_at: str, records_at: str
@@ -503,16 +550,19 @@ class _Run:
         if not patients:
             return {}
         programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
-        name = f"{files.part_name(self.part)}.jsonl"
+        name = f"{files.part_name(self.part)}.{self.input_format}"
         out: dict[str, _Patient] = {}
         columns = _column_engine(programs, self.engine)
         if columns is not None and self.engine == "auto" and len(patients) < AUTO_SMALLEST:
             columns = None  # (a few patients: the per-patient engine is the cheaper)
             self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
         if columns is not None:  # (who computed whom is counted with it only)
-            covered, patients = columns.compute(
-                patients, enrollment_lines, record_lines, self.as_of
-            )
+            # A row the reader set aside goes per patient, with the reader's verdict: its
+            # line (the row's text) is not the column engine's to read again.
+            salvaged = {p for p in patients if any(r.record is None for r in self.rows.get(p, ()))}
+            plain = [p for p in patients if p not in salvaged] if salvaged else patients
+            covered, patients = columns.compute(plain, enrollment_lines, record_lines, self.as_of)
+            patients = [*patients, *sorted(salvaged)]
             out.update((p, _Patient(*rows)) for p, rows in covered.items())
             self.paths["columns"] = self.paths.get("columns", 0) + len(covered)
             self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
@@ -535,7 +585,9 @@ class _Run:
                 for patient, (_, found) in flagged.items()
                 if any(tb == table for tb, _, _, _ in found)
             }
-            if wanted:
+            if wanted and self.input_format == "parquet":  # (spans: the row numbers)
+                numbers[table] = {p: [rows[n - 1] for n in at] for p, (rows, at) in wanted.items()}
+            elif wanted:
                 numbers[table] = files.line_numbers(files.join(self.dataset, table, name), wanted)
         for patient, (result, found) in flagged.items():
             rows = _aside_rows(patient, found, numbers, name)
@@ -563,7 +615,10 @@ class _Run:
         lines = record_lines.get(patient, [])
         # The run's day is the day the records are read: one dated later is set aside at its
         # line, its pain kept as of that day (the output stays a function of the inputs).
-        log = read_log(lines, "", "jsonl", today=self.as_of)
+        if self.input_format == "parquet":  # (the reader's Rows, numbered as `lines`)
+            log = rows_log(self.rows.get(patient, ()), "", today=self.as_of)
+        else:
+            log = read_log(lines, "", "jsonl", today=self.as_of)
         problems += [
             ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
             for s in log.set_aside
@@ -610,7 +665,9 @@ class _Run:
         return _Kept(previous["offsets"], previous["counts"], previous["problems"])
 
     def _target(self, table: str) -> str:
-        return files.join(self.out, table, f"{files.part_name(self.part)}.jsonl")
+        """A JSONL output table (the Parquet ones are written from these)."""
+        tables = _tables_at(self.out, self.out_format)
+        return files.join(tables, table, f"{files.part_name(self.part)}.jsonl")
 
     def _unchanged(self, table: str, computed: list[tuple[int, _Patient]], kept: _Kept) -> bool:
         """Whether each patient computed again (by position, the others in place) gave the
@@ -667,6 +724,10 @@ class _Run:
                 offsets[table] = kept.offsets[table]  # not rewritten: nothing in it changed
             else:
                 offsets[table] = self._write_table(table, segments, kept, problems)
+        if self.out_format == "parquet":  # each rewritten whole, from its JSONL table
+            for table in TABLES_OUT:
+                target = files.join(self.out, table, f"{files.part_name(self.part)}.parquet")
+                parquet.write_table(table, files.text_lines(self._target(table)), target)
         counts = self._counts(outputs, computed, kept, in_place)
         summary = self._summary(offsets, counts)
         self._write_index(columns, counts, offsets, problems, inputs)
@@ -823,7 +884,7 @@ class _Run:
                 "record_ranges": columns.record_ranges,
                 "offsets": {table: _packed(ends) for table, ends in offsets.items()},
                 "problems": problems,
-                "sizes": _output_sizes(self.out, f"{files.part_name(self.part)}.jsonl"),
+                "sizes": _output_sizes(self.out, self.part, self.out_format),
             },
         )
 
@@ -849,13 +910,18 @@ class _Run:
     def _orphans(
         self, table: str, what: str, scanned: files.PatientLines, location: str
     ) -> list[str]:
-        """A problem for each line of `scanned` that names no patient, at its line number."""
+        """A problem for each line of `scanned` that names no patient, at its line number
+        (a Parquet file's: at its row number, which `scanned` holds)."""
         if not scanned.orphans:
             return []
-        numbers = files.numbers_at(location, [offset for offset, _ in scanned.orphans])
+        name = f"{files.part_name(self.part)}.{self.input_format}"
+        if self.input_format == "parquet":
+            numbers = {row: f"row {row}" for row, _ in scanned.orphans}
+        else:
+            at = files.numbers_at(location, [offset for offset, _ in scanned.orphans])
+            numbers = {offset: f"line {n}" for offset, n in at.items()}
         return [
-            f"{table}/{files.part_name(self.part)}.jsonl line {numbers[offset]}: "
-            f"{what} without 'patient': {text[:80]}"
+            f"{table}/{name} {numbers[offset]}: {what} without 'patient': {text[:80]}"
             for offset, line in scanned.orphans
             for text in [line.rstrip("\r")]  # (Windows line ends)
         ]

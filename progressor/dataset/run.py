@@ -6,6 +6,9 @@ Layout of an input dataset (a directory, or a URL that fsspec understands)::
     enrollments/part-00000.jsonl       one Enrollment per line
     records/part-00000.jsonl           outcomes and pain reports, each with its "patient"
 
+A partition may be Parquet instead (enrollments/part-00000.parquet and
+records/part-00000.parquet: progressor.dataset.parquet).
+
 A patient's enrollment and records always share a partition number. Computing one
 partition reads only that partition and writes only its own output files::
 
@@ -15,6 +18,9 @@ partition reads only that partition and writes only its own output files::
     set_aside/part-00000.jsonl         records not used, with the reason
     _done/part-00000.json              written last: the partition's summary
 
+With `out_format="parquet"` each table is `<table>/part-00000.parquet` (a fixed schema:
+progressor.dataset.parquet.COLUMNS), written from its JSONL rows kept in `_jsonl/`.
+
 A partition whose `_done` file exists is finished, so a killed run simply runs again. The
 driver only schedules partitions; workers do all the reading and writing.
 """
@@ -22,7 +28,6 @@ driver only schedules partitions; workers do all the reading and writing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +37,7 @@ from typing import IO, Any
 from progressor.core.models import Enrollment, Record
 from progressor.dataset import files
 from progressor.dataset.files import part_name
+from progressor.dataset.parquet import record_line
 from progressor.dataset.partition import PartitionSummary, compute_partition, engine_for
 from progressor.errors import ProgressorError
 
@@ -82,10 +88,7 @@ class DatasetWriter:
         self._handle("enrollments", part).write(enrollment.model_dump_json() + "\n")
         out = self._handle("records", part)
         for record in records:
-            data = record.model_dump(mode="json", exclude_defaults=True)
-            data["patient"] = enrollment.patient
-            data["kind"] = record.kind
-            out.write(json.dumps(data, separators=(",", ":")) + "\n")
+            out.write(record_line(record, enrollment.patient) + "\n")
 
     def close(self) -> None:
         for handle in self._handles.values():
@@ -94,9 +97,10 @@ class DatasetWriter:
 
 
 def partitions(dataset: str | Path) -> list[int]:
-    """The partition numbers of an input dataset (those with enrollments)."""
-    found = files.listing(files.join(str(dataset), "enrollments"), ".jsonl")
-    return sorted(int(Path(f.split("://")[-1]).stem.split("-")[1]) for f in found)
+    """The partition numbers of an input dataset (those with enrollments, JSONL or Parquet)."""
+    folder = files.join(str(dataset), "enrollments")
+    found = [*files.listing(folder, ".jsonl"), *files.listing(folder, ".parquet")]
+    return sorted({int(Path(f.split("://")[-1]).stem.split("-")[1]) for f in found})
 
 
 Runner = Callable[[Sequence[int]], list[PartitionSummary]]
@@ -111,18 +115,23 @@ def run_local(
     block: Sequence[str] = (),
     parts: Sequence[int] | None = None,
     engine: str = "patients",
+    out_format: str = "jsonl",
 ) -> list[PartitionSummary]:
     """Every partition on this machine's cores (a process pool); same results for any count.
-    `engine`: who computes the patients (compute_partition); the output is the same."""
+    `engine`: who computes the patients (compute_partition); the output is the same.
+    `out_format`: the output tables' format, "jsonl" or "parquet"."""
     chosen = list(partitions(dataset) if parts is None else parts)
+    run = (dataset, out)
     if workers <= 1:
-        return [compute_partition(dataset, out, p, as_of, plugins, block, engine) for p in chosen]
+        return [
+            compute_partition(*run, p, as_of, plugins, block, engine, out_format) for p in chosen
+        ]
     from concurrent.futures import ProcessPoolExecutor
 
     engine_for(plugins, block)  # built once here: forked workers start with it
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(compute_partition, dataset, out, p, as_of, plugins, block, engine)
+            pool.submit(compute_partition, *run, p, as_of, plugins, block, engine, out_format)
             for p in chosen
         ]
         return [f.result() for f in futures]
@@ -137,6 +146,7 @@ def run_dask(
     block: Sequence[str] = (),
     parts: Sequence[int] | None = None,
     engine: str = "patients",
+    out_format: str = "jsonl",
 ) -> list[PartitionSummary]:
     """Every partition as a task on a Dask distributed cluster; the driver only schedules.
 
@@ -159,6 +169,7 @@ def run_dask(
             [tuple(plugins)] * len(chosen),
             [tuple(block)] * len(chosen),
             [engine] * len(chosen),
+            [out_format] * len(chosen),
             pure=False,
         )
         results: list[PartitionSummary] = client.gather(futures)

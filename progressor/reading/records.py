@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
-from functools import lru_cache, partial
+from functools import lru_cache
 from itertools import accumulate, chain, compress, count, islice, repeat
 from operator import attrgetter, itemgetter, methodcaller, not_, sub
 from pathlib import Path
@@ -136,6 +136,11 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     else:
         found = rows(lines, source, fmt)
     return _log_of(found, source, today, records, numbers)
+
+
+def rows_log(found: Iterable[Row], source: str, today: dt.date | None = None) -> Log:
+    """The Log of Rows already read (a Parquet dataset's, by patient); `today` as read_log's."""
+    return _log_of(found, source, today)
 
 
 _set_log_fields = dict_setter(Log)
@@ -810,7 +815,8 @@ def _cells_guess(columns: list[str], cells: list[str]) -> dict[str, Any]:
 #: Rows converted from a Parquet file at a time (a row group may hold millions).
 PARQUET_BATCH = 4_096
 _NO_PYARROW = "reading a Parquet log needs pyarrow: pip install 'progressor[parquet]'"
-_as_json = partial(json.dumps, ensure_ascii=False, default=str)
+#: (One encoder, not json.dumps with options, which builds an encoder on every call.)
+_as_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 @contextmanager
@@ -857,9 +863,11 @@ def _parquet_cells(column: Any) -> list[Any]:
 
 
 def _parquet_row(number: int, names: list[str], cells: tuple[Any, ...]) -> Row:
-    # (Built from the pairs, not a dict: two columns of one name both show.)
-    pairs = (f"{_as_json(n)}: {_as_json(c)}" for n, c in zip(names, cells, strict=True))
-    text = "{" + ", ".join(pairs) + "}"
+    if len(set(names)) == len(names):  # a dict's JSON: the same text, one encoder call a row
+        text = _as_json(dict(zip(names, cells, strict=True)))
+    else:  # (built from the pairs: two columns of one name both show)
+        pairs = (f"{_as_json(n)}: {_as_json(c)}" for n, c in zip(names, cells, strict=True))
+        text = "{" + ", ".join(pairs) + "}"
     if len(text) > MAX_LINE:
         reason = f"longer than {MAX_LINE:,} characters, the longest record read"
         return _unreadable(number, text, reason, _csv_data(zip(names, cells, strict=True)))
