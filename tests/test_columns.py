@@ -102,7 +102,7 @@ outcome = st.fixed_dictionaries(
         "side": st.sampled_from([None, None, "left", "right"]),
         "skipped": st.sampled_from([False] * 4 + [True]),
         "adverse_event": st.sampled_from([False] * 9 + [True]),
-        "flags": st.sampled_from([[]] * 9 + [["night-pain"]]),
+        "flags": st.sampled_from([[]] * 9 + [["night-pain"], ["adverse-event"]]),
     }
 )
 report = st.fixed_dictionaries(
@@ -358,3 +358,75 @@ def test_a_column_form_whose_component_fails_leaves_its_patients_to_the_fail_saf
     assert _both(dataset, tmp_path, plugins=("brittle_plugin",)) == {"patients": 1}
     row = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
     assert '"code":"plugin-failure"' in row and "brittle broke" in row
+
+
+# -- symptom flags in columns ----------------------------------------------------------------
+
+
+def _flagged(records: list[str], flags: dict[int, list[str]]) -> list[str]:
+    """The records with these symptom flags on the records at these places."""
+    flagged = [json.loads(r) for r in records]
+    for place, codes in flags.items():
+        flagged[place]["flags"] = codes
+    return [json.dumps(r) for r in flagged]
+
+
+def test_an_adverse_event_flag_goes_per_patient_and_another_code_stays_in_columns(
+    tmp_path: Path,
+) -> None:
+    records = [
+        *_flagged(_week("adverse", 4), {1: ["adverse-event"]}),  # pain-flare's: per patient
+        *_flagged(_week("coded", 4), {1: ["night-pain"]}),  # read by no built-in rule
+    ]
+    dataset = _write(
+        tmp_path / "in",
+        {"low-back-pain": SEED},
+        [_enrolled("adverse"), _enrolled("coded")],
+        records,
+    )
+    assert _both(dataset, tmp_path) == {"columns": 1, "patients": 1}
+
+
+FLAG_BLIND_PLUGIN = '''
+import polars as pl
+
+from progressor import SafetyRule, hookimpl
+
+
+class FlagBlindColumns:
+    """A column form that says nothing of symptom flags (no `symptom_flags`)."""
+
+    def routes(self, params):
+        return pl.lit(False)
+
+    def findings(self, params):
+        return ()
+
+
+class Quiet(SafetyRule):
+    name = "quiet"
+    essential = True
+
+    def evaluate(self, week, params):
+        return iter(())
+
+    def column_form(self):
+        return FlagBlindColumns()
+
+
+@hookimpl
+def progressor_register_safety_rules(register):
+    register(Quiet())
+'''
+
+
+def test_a_flagged_record_goes_per_patient_when_a_rule_does_not_cover_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "flag_blind.py").write_text(FLAG_BLIND_PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    records = [*_flagged(_week("coded", 4), {1: ["night-pain"]}), *_week("plain", 4)]
+    dataset = _write(
+        tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("coded"), _enrolled("plain")], records
+    )
+    assert _both(dataset, tmp_path, plugins=("flag_blind",)) == {"columns": 1, "patients": 1}

@@ -9,14 +9,16 @@ usual clinic run: one new week of outcomes per patient):
   give a column form (progressor.columns.forms), and exactly one week has ended;
 - every record line is plain (the reader's fast path reads it: progressor.reading.records
   `plain_fields`), names the patient, falls in week 1, names an exercise of the program, has
-  no symptom flags, and is the only outcome of its exercise that day;
+  no symptom flags unless every rule's column form covers them (`symptom_flags`), and is the
+  only outcome of its exercise that day;
 - no column form routes the patient (a flare, a rise of pain, an outcome without pain
   scores, a gap in sessions: the per-patient engine words those).
 
 The weekly aggregates, the rules' screens and findings are columns; each distinct exercise
 week (its counts and the findings' values) is then decided once by the step's own code
 (CompiledProgram.decide: most conservative wins, floors and ceilings), and the rows are
-written from those decisions.
+written from those decisions. The flags and alerts of the findings are raised by the step's
+own code (`raised`), in the order the step raises them (forms.ColumnFinding).
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ import polars as pl
 
 from progressor.columns.forms import ColumnFinding, column_form
 from progressor.core._fast import trusted, tuple_new
+from progressor.core.components import Finding
 from progressor.core.engine import CompiledProgram
-from progressor.core.matches import Match
+from progressor.core.matches import Match, pauses_program, raised
 from progressor.core.models import (
+    SEVERITY,
+    Alert,
     Enrollment,
     ExerciseState,
     Flag,
@@ -62,6 +67,8 @@ class _Program:
     met: dict[str, pl.Expr]  # each exercise's met expression, for its starting dose
     routes: tuple[pl.Expr, ...]
     findings: tuple[tuple[str, ColumnFinding], ...]  # (rule, finding), in the rules' order
+    ranks: tuple[int, ...]  # each finding's rule's place among the program's rules
+    symptom_flags: bool  # every rule's column form covers symptom flags (forms.RuleColumns)
 
     @classmethod
     def of(cls, compiled: CompiledProgram) -> _Program | None:
@@ -82,15 +89,18 @@ class _Program:
             if expr is None or strategy is None or not strategy.reads <= _COUNTS:
                 return None
             met[exercise.id] = expr
-        routes, findings = [], []
-        for name, _ in compiled.rules:
+        routes, findings, ranks, flags = [], [], [], True
+        for rank, (name, _) in enumerate(compiled.rules):
             bound = compiled.bound_rule(name)
             form = column_form(bound.component)
             if form is None:
                 return None
             routes.append(form.routes(bound.params))
-            findings += [(name, f) for f in form.findings(bound.params)]
-        return cls(compiled, met, tuple(routes), tuple(findings))
+            made = [(name, f) for f in form.findings(bound.params)]
+            findings += made
+            ranks += [rank] * len(made)
+            flags = flags and getattr(form, "symptom_flags", False) is True
+        return cls(compiled, met, tuple(routes), tuple(findings), tuple(ranks), flags)
 
 
 #: The ExerciseWeek fields this engine gives a strategy (no sessions, no outcomes).
@@ -133,7 +143,7 @@ class ColumnEngine:
 
     def __init__(self, programs: dict[str, CompiledProgram]) -> None:
         self._programs = {name: _Program.of(c) for name, c in programs.items()}
-        self._decided: dict[tuple[Any, ...], tuple[str, ExerciseState, Flag | None, str]] = {}
+        self._decided: dict[tuple[Any, ...], _Decided] = {}
 
     def compute(
         self,
@@ -202,7 +212,7 @@ class ColumnEngine:
             },
             schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String},
         )
-        bad = _unusual(outcomes, reports, starts, names)
+        bad = _unusual(outcomes, reports, starts, names, plan.symptom_flags)
         weeks = _exercise_frame(plan, outcomes, reports, len(group), names)
         routes = pl.any_horizontal(*plan.routes) if plan.routes else pl.lit(False)
         bad |= set(weeks.filter(routes)["pid"].to_list())
@@ -238,20 +248,32 @@ class ColumnEngine:
         compiled = plan.compiled
         by_exercise = {row[3]: row for row in rows}
         states, flags, tails = {}, [], []
-        for name in names:
+        found: dict[tuple[int, ...], Match] = {}  # (a program's finding, once)
+        for place, name in enumerate(names):
             row = by_exercise[name]
             key = (compiled.program.id, *row[3:6], *[v if v is None else tuple(v) for v in row[6:]])
             decided = self._decided.get(key)
             if decided is None:
-                decided = self._decide(plan, name, row)
+                decided = self._decide(plan, place, name, row)
                 if decided is None:
                     return None
                 self._decided[key] = decided
-            letter, state, flag, tail = decided
+            letter, state, flag, tail, raising = decided
             states[name] = state
             if flag is not None:
                 flags.append(flag)
             tails.append((letter, tail))
+            found.update(raising)
+        paused = False
+        alerts: list[Alert] = []
+        if found:
+            ordered = [found[k] for k in sorted(found)]
+            paused = pauses_program(ordered)
+            try:  # (the step's own flags and alerts: the patient's come before the exercises')
+                first, alerts = raised(compiled.first_week(enrollment), ordered)
+            except Exception:  # a plugin's invalid flag: the per-patient engine's fail-safe
+                return None
+            flags[:0] = first
         any_session, scores = rows[0][1], rows[0][2]
         mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
         history = trusted(
@@ -266,7 +288,8 @@ class ColumnEngine:
                 "program_version": compiled.program.version,
                 "week": 2,
                 "start": enrollment.start + _WEEK,
-                "status": "active",
+                # (A program's pause has paused every exercise: the most conservative wins.)
+                "status": "paused" if paused else "active",
                 "exercises": states,
                 "flags": tuple(flags),
                 "history": history,
@@ -277,29 +300,36 @@ class ColumnEngine:
         tables = {
             "prescriptions": f"{prescription.model_dump_json()}\n".encode(),
             "decisions": decisions.encode(),
-            "alerts": b"",
+            "alerts": "".join(f"{a.model_dump_json()}\n" for a in alerts).encode(),
             "set_aside": b"",
         }
-        return tables, ("".join(letter for letter, _ in tails), 0, 0, 0)
+        return tables, ("".join(letter for letter, _ in tails), int(paused), len(alerts), 0)
 
     def _decide(
-        self, plan: _Program, name: str, row: tuple[Any, ...]
-    ) -> tuple[str, ExerciseState, Flag | None, str] | None:
-        """One distinct exercise week decided by the step's own code; None when a finding
-        raises a flag or an alert (the per-patient engine words those)."""
+        self, plan: _Program, place: int, name: str, row: tuple[Any, ...]
+    ) -> _Decided | None:
+        """One distinct exercise week decided by the step's own code, with the findings that
+        matter beyond it (the program's, and those raising a flag or an alert) keyed by where
+        the step raises them; None when a finding is one the step would refuse (the
+        per-patient engine's fail-safe words it) or a component fails."""
         compiled = plan.compiled
         exercise = next(e for e in compiled.program.exercises if e.id == name)
         met, done = row[4], row[5]
-        matches = []
+        keyed: list[tuple[tuple[int, ...], Match]] = []
         try:
-            for (rule, finding), values in zip(plan.findings, row[6:], strict=True):
+            for i, ((rule, finding), values) in enumerate(zip(plan.findings, row[6:], strict=True)):
                 if values is None:
                     continue
                 made = finding.make(name, *values)
-                if made.flag or made.alert:
-                    return None
                 bound = compiled.bound_rule(rule)
-                matches.append(Match(bound, made.action, made.reason, name, made.values, made))
+                for j, one in enumerate((made,) if isinstance(made, Finding) else made):
+                    if not _valid(one, name):
+                        return None
+                    match = Match(bound, one.action, one.reason, one.exercise, one.values, one)
+                    where = -1 if one.exercise is None else place
+                    keyed.append(((plan.ranks[i], where, i, j), match))
+            keyed.sort(key=lambda item: item[0])  # (the order the step finds them in)
+            matches = [match for _, match in keyed]
             state = trusted(
                 ExerciseState, {"dose": exercise.dose, "status": "active", "memory": {}}
             )
@@ -312,7 +342,27 @@ class ColumnEngine:
         except Exception:  # a component's failure: the per-patient engine's fail-safe words it
             return None
         tail = decision.model_dump_json()[1:]
-        return _LETTERS[decision.action], next_state, flag, tail
+        raising = tuple(
+            (k, m)
+            for k, m in keyed
+            if m.exercise is None or (m.finding and (m.finding.flag or m.finding.alert))
+        )
+        return _LETTERS[decision.action], next_state, flag, tail, raising
+
+
+#: One distinct exercise week decided: its action's letter, next state, the step's flag,
+#: the decision row's tail, and the findings to raise for the patient, keyed by their order.
+_Decided = tuple[str, ExerciseState, Flag | None, str, tuple[tuple[tuple[int, ...], Match], ...]]
+
+
+def _valid(finding: object, name: str) -> bool:
+    """Whether the step takes this finding from a rule (its `_findings`' own check) on
+    exercise `name`'s row: a program's finding, or one of this exercise."""
+    return (
+        isinstance(finding, Finding)
+        and finding.exercise in (None, name)
+        and (finding.action is None or finding.action in SEVERITY)
+    )
 
 
 #: The record columns the column engine reads, by their JSON keys (a plain line's keys are
@@ -354,7 +404,7 @@ def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame] | None:
         pl.when(pl.col("date").str.len_bytes() == 10)
         .then(pl.col("date").str.to_date("%Y-%m-%d", strict=False))
         .alias("date"),
-        pl.col("flags").list.len().fill_null(0),
+        pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         pl.col("skipped").fill_null(False),
         pl.col("adverse_event").fill_null(False),
         pl.col("reps").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
@@ -364,11 +414,17 @@ def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame] | None:
 
 
 def _unusual(
-    outcomes: pl.DataFrame, reports: pl.DataFrame, starts: pl.DataFrame, names: list[str]
+    outcomes: pl.DataFrame,
+    reports: pl.DataFrame,
+    starts: pl.DataFrame,
+    names: list[str],
+    symptom_flags: bool,
 ) -> set[int]:
     """The patients with a record the column path does not cover: another patient's, dated
-    by a date-time or outside week 1, of an unknown exercise, with symptom flags, or a
-    second outcome of an exercise on one day."""
+    by a date-time or outside week 1, of an unknown exercise, with symptom flags (unless
+    every rule's column form covers them: `symptom_flags`), or a second outcome of an
+    exercise on one day."""
+    flagged = pl.lit(False) if symptom_flags else pl.col("flags").list.len() > 0
     bad: set[int] = set()
     for frame in (outcomes, reports):
         if frame.is_empty():
@@ -382,7 +438,7 @@ def _unusual(
             | pl.col("date").is_null()
             | (pl.col("date") < pl.col("start"))
             | (pl.col("date") >= pl.col("start") + pl.duration(days=7))
-            | (pl.col("flags") > 0)
+            | flagged
             | extra
         )
         checked = frame.join(starts, on="pid")
@@ -446,6 +502,7 @@ def _exercise_frame(
         everyone.join(outcome_pains, on="pid", how="left")
         .join(report_pains, on="pid", how="left")
         .join(adverse, on="pid", how="left")
+        .join(_symptoms(outcomes, reports), on="pid", how="left")
         .select(
             "pid",
             pl.concat_list(
@@ -454,6 +511,7 @@ def _exercise_frame(
             ).alias("scores"),
             pl.col("flare_reports").fill_null(0),
             pl.col("adverse").fill_null(False),
+            pl.col("symptoms").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         )
         .with_columns(pl.col("scores").list.max().alias("max_pain"))
     )
@@ -473,3 +531,15 @@ def _exercise_frame(
         )
     )
     return weeks.sort("pid", "order")
+
+
+def _symptoms(outcomes: pl.DataFrame, reports: pl.DataFrame) -> pl.DataFrame:
+    """Each patient's symptom flags as forms.py gives them: "YYYY-MM-DD code", sorted, once."""
+    flagged = pl.concat([frame.select("pid", "date", "flags") for frame in (outcomes, reports)])
+    entry = pl.col("date").cast(pl.String) + " " + pl.col("flags")
+    return (
+        flagged.explode("flags")
+        .filter(pl.col("flags").is_not_null() & pl.col("date").is_not_null())
+        .group_by("pid")
+        .agg(entry.unique().sort().alias("symptoms"))
+    )
