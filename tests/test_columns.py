@@ -102,7 +102,7 @@ outcome = st.fixed_dictionaries(
         "side": st.sampled_from([None, None, "left", "right"]),
         "skipped": st.sampled_from([False] * 4 + [True]),
         "adverse_event": st.sampled_from([False] * 9 + [True]),
-        "flags": st.sampled_from([[]] * 9 + [["night-pain"]]),
+        "flags": st.sampled_from([[]] * 9 + [["night-pain"], ["adverse-event"]]),
     }
 )
 report = st.fixed_dictionaries(
@@ -251,9 +251,33 @@ def test_a_second_week_goes_per_patient(tmp_path: Path) -> None:
     assert _both(dataset, tmp_path, as_of=AS_OF + dt.timedelta(days=7)) == {"patients": 1}
 
 
-def test_a_rule_without_a_column_form_sends_its_patients_per_patient(tmp_path: Path) -> None:
+NO_FORM_PLUGIN = '''
+from progressor import SafetyRule, hookimpl
+
+
+class Quiet(SafetyRule):
+    """A clinic's essential rule without a column form (it finds nothing)."""
+
+    name = "quiet"
+    essential = True
+
+    def evaluate(self, week, params):
+        return iter(())
+
+
+@hookimpl
+def progressor_register_safety_rules(register):
+    register(Quiet())
+'''
+
+
+def test_a_rule_without_a_column_form_sends_its_patients_per_patient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "quiet_plugin.py").write_text(NO_FORM_PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
     dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], _week("p", 4))
-    paths = _both(dataset, tmp_path, plugins=("progressor_red_flags",))
+    paths = _both(dataset, tmp_path, plugins=("quiet_plugin",))
     assert paths == {"patients": 1}
 
 
@@ -412,3 +436,199 @@ def test_every_scenario_folder_gives_the_same_rows_through_both_engines(
         paths = _both(dataset, root, as_of, plugins=spec.plugins)
         if path.parent.name == "seed-four-weeks-steady-progress" and number == 1:
             assert paths == {"columns": 1}  # (the usual first week: the column path takes it)
+
+
+# -- symptom flags: the red-flags example plugin's rule in columns ------------------------------
+
+RED_FLAGS = ("progressor_red_flags",)  # (loaded as the tests load the example plugins)
+#: The seed with night pain and weight loss only to review (a hold, a flag and an alert).
+REVIEW = SEED.replace('id = "low-back-pain"', 'id = "review-flags"').replace(
+    "[safety.new-pain]",
+    '[safety.red-flags]\nreview = ["night-pain", "weight-loss"]\n'
+    'urgent = ["saddle-numbness", "bladder-bowel", "leg-weakness", "fever"]\n\n'
+    "[safety.new-pain]",
+)
+#: Codes as patients' apps log them: urgent, to review, other spellings, near misses, the
+#: core's own "adverse-event", and another plugin's code.
+codes = st.sampled_from(
+    [
+        "saddle-numbness",
+        "Saddle numbness",
+        "bowel-bladder",
+        "leg-weakness",
+        "fever",
+        "night-pain",
+        " night  pain ",
+        "weight-loss",
+        "sadle-numbnes",
+        "feverr",
+        "centralisation",
+        "adverse-event",
+    ]
+)
+flagged_patient = st.fixed_dictionaries(
+    {
+        "patient": patient,
+        "review": st.booleans(),
+        # (A record of the patient's, by its place modulo their count, and its codes.)
+        "on": st.lists(st.tuples(st.integers(0, 30), st.lists(codes, max_size=2)), max_size=2),
+        "reports": st.lists(
+            st.tuples(st.integers(0, 6), st.lists(codes, min_size=1, max_size=2)), max_size=1
+        ),
+    }
+)
+
+
+def _flagged_lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
+    patient = data["patient"]
+    if data["review"] and patient["program"] == "low-back-pain":
+        patient = {**patient, "program": "review-flags"}
+    enrollment, records = _lines(index, patient)
+    for place, flags in data["on"]:
+        if records and not (patient["broken"] and place % len(records) == 0):
+            record = json.loads(records[place % len(records)])
+            record["flags"] = flags
+            records[place % len(records)] = json.dumps(record)
+    for day, flags in data["reports"]:
+        report = {"date": str(START + dt.timedelta(days=day)), "pain": 1.0, "flags": flags}
+        records.append(json.dumps({**report, "patient": f"p{index:04d}", "kind": "pain"}))
+    return enrollment, records
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(flagged_patient, min_size=1, max_size=12))
+def test_cohorts_with_red_flags_give_the_same_rows_through_both_engines(
+    cohort: list[dict[str, Any]],
+) -> None:
+    enrollments, records = [], []
+    for i, data in enumerate(cohort):
+        enrollment, lines = _flagged_lines(i, data)
+        enrollments.append(enrollment)
+        records += lines
+    programs = {
+        "low-back-pain": SEED,
+        "at-top": AT_TOP,
+        "at-floor": AT_FLOOR,
+        "review-flags": REVIEW,
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        paths = _both(_write(root / "in", programs, enrollments, records), root, plugins=RED_FLAGS)
+    event(f"computed in columns: {'some' if paths.get('columns') else 'none'}")
+
+
+def _flagged(records: list[str], flags: dict[int, list[str]]) -> list[str]:
+    """The records with these symptom flags on the records at these places."""
+    flagged = [json.loads(r) for r in records]
+    for place, codes in flags.items():
+        flagged[place]["flags"] = codes
+    return [json.dumps(r) for r in flagged]
+
+
+def test_red_flags_pause_hold_and_alert_in_columns_as_per_patient(tmp_path: Path) -> None:
+    report = {"date": str(START + dt.timedelta(days=5)), "pain": 1.0, "flags": ["fever"]}
+    records = [
+        *_flagged(_week("urgent", 3), {4: ["saddle-numbness"]}),  # pauses, urgent alert
+        *_flagged(_week("review", 3), {0: ["night-pain"], 8: ["Weight loss"]}),  # holds, flags
+        *_flagged(_week("near-miss", 3), {2: ["sadle-numbnes"]}),  # holds: "did you mean"
+        *_flagged(_week("other", 4), {2: ["centralisation"]}),  # another plugin's code
+        *_week("reported", 4),
+        json.dumps({**report, "patient": "reported", "kind": "pain"}),  # a pain report's flag
+        *_week("plain", 4),
+    ]
+    enrolled = [_enrolled(n) for n in ("urgent", "near-miss", "other", "reported", "plain")]
+    dataset = _write(
+        tmp_path / "in",
+        {"low-back-pain": SEED, "review-flags": REVIEW},
+        [*enrolled, _enrolled("review", "review-flags")],
+        records,
+    )
+
+    assert _both(dataset, tmp_path, plugins=RED_FLAGS) == {"columns": 6}
+    out = tmp_path / "out-columns"
+    alerts = [
+        json.loads(a)
+        for a in (out / "alerts" / f"{part_name(0)}.jsonl").read_text().split("\n")
+        if a
+    ]
+    assert sorted((a["patient"], a["urgent"]) for a in alerts) == [
+        ("near-miss", False),
+        ("reported", True),
+        ("review", False),
+        ("urgent", True),
+    ]
+    rows = (out / "prescriptions" / f"{part_name(0)}.jsonl").read_text().splitlines()
+    status = {json.loads(r)["patient"]: json.loads(r)["status"] for r in rows}
+    assert status == {
+        "urgent": "paused",
+        "review": "active",
+        "near-miss": "active",
+        "other": "active",
+        "reported": "paused",
+        "plain": "active",
+    }
+
+
+def test_an_adverse_event_flag_goes_per_patient_and_another_code_stays_in_columns(
+    tmp_path: Path,
+) -> None:
+    records = [
+        *_flagged(_week("adverse", 4), {1: ["adverse-event"]}),  # pain-flare's: per patient
+        *_flagged(_week("coded", 4), {1: ["night-pain"]}),  # read by no built-in rule
+    ]
+    dataset = _write(
+        tmp_path / "in",
+        {"low-back-pain": SEED},
+        [_enrolled("adverse"), _enrolled("coded")],
+        records,
+    )
+    assert _both(dataset, tmp_path) == {"columns": 1, "patients": 1}
+
+
+FLAG_BLIND_PLUGIN = '''
+import polars as pl
+
+from progressor import SafetyRule, hookimpl
+
+
+class FlagBlindColumns:
+    """A column form that says nothing of symptom flags (no `symptom_flags`)."""
+
+    def routes(self, params):
+        return pl.lit(False)
+
+    def findings(self, params):
+        return ()
+
+
+class Quiet(SafetyRule):
+    name = "quiet"
+    essential = True
+
+    def evaluate(self, week, params):
+        return iter(())
+
+    def column_form(self):
+        return FlagBlindColumns()
+
+
+@hookimpl
+def progressor_register_safety_rules(register):
+    register(Quiet())
+'''
+
+
+def test_a_flagged_record_goes_per_patient_when_a_rule_does_not_cover_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "flag_blind.py").write_text(FLAG_BLIND_PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    records = [*_flagged(_week("coded", 4), {1: ["night-pain"]}), *_week("plain", 4)]
+    dataset = _write(
+        tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("coded"), _enrolled("plain")], records
+    )
+    assert _both(dataset, tmp_path, plugins=("flag_blind",)) == {"columns": 1, "patients": 1}

@@ -38,17 +38,27 @@ class HoldColumns:
         return (met & (reps.list.len() > 0)).fill_null(False)
 
 
+#: Where a `symptoms` entry ("YYYY-MM-DD code", forms.py) has its code.
+_CODE_AT = len("YYYY-MM-DD ")
+
+
 class PainFlareColumns:
+    symptom_flags = True  # (the flag "adverse-event" is an adverse event: safety._adverse_days)
+
     def routes(self, params: BaseModel) -> pl.Expr:
         assert isinstance(params, safety.PainFlareParams)
         flare = (pl.col("max_pain") >= params.pause_at).fill_null(False)
-        return flare | pl.col("adverse") | (pl.col("flare_reports") > 0)
+        flagged = pl.col("symptoms").list.eval(pl.element().str.slice(_CODE_AT) == "adverse-event")
+        adverse = pl.col("adverse") | flagged.list.any()
+        return flare | adverse | (pl.col("flare_reports") > 0)
 
     def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
         return ()
 
 
 class NewPainColumns:
+    symptom_flags = True  # (its rule reads no symptom flag)
+
     def routes(self, params: BaseModel) -> pl.Expr:
         assert isinstance(params, safety.NewPainParams)
         rise = pl.col("rise")  # (0 when pain never rose: _rise's own zero)
@@ -59,6 +69,8 @@ class NewPainColumns:
 
 
 class MissingDataColumns:
+    symptom_flags = True  # (its rule reads no symptom flag)
+
     def routes(self, params: BaseModel) -> pl.Expr:
         return pl.col("unscored") > 0
 
@@ -67,6 +79,8 @@ class MissingDataColumns:
 
 
 class AdherenceColumns:
+    symptom_flags = True  # (its rule reads no symptom flag)
+
     def _needed(self, params: safety.AdherenceParams) -> pl.Expr:
         return pl.lit(params.min_sessions) if params.min_sessions else pl.col("required")
 

@@ -9,15 +9,16 @@ usual clinic run: one new week of outcomes per patient):
   give a column form (progressor.columns.forms), and exactly one week has ended;
 - every record line is plain as progressor.columns.reading takes it (a line the reader's
   fast path reads, in its plainest form), names the patient, falls in week 1, names an
-  exercise of the program, has no symptom flags, and is the only outcome of its exercise
-  that day;
+  exercise of the program, has no symptom flags unless every rule's column form covers
+  them (`symptom_flags`), and is the only outcome of its exercise that day;
 - no column form routes the patient (a flare, a rise of pain, an outcome without pain
   scores, a gap in sessions: the per-patient engine words those).
 
 The weekly aggregates, the rules' screens and findings are columns; each distinct exercise
 week (its counts and the findings' values) is then decided once by the step's own code
 (CompiledProgram.decide: most conservative wins, floors and ceilings), and the rows are
-written from those decisions.
+written from those decisions. The flags and alerts of the findings are raised by the step's
+own code (`raised`), in the order the step raises them (forms.ColumnFinding).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ import polars as pl
 from progressor.columns.forms import ColumnFinding, column_form
 from progressor.columns.reading import PlainColumns
 from progressor.core._fast import trusted, tuple_new
+from progressor.core.components import Finding
 from progressor.core.engine import CompiledProgram
-from progressor.core.matches import Match
+from progressor.core.matches import Match, pauses_program, raised
 from progressor.core.models import (
+    SEVERITY,
+    Alert,
     Enrollment,
     ExerciseState,
     Flag,
@@ -69,6 +73,8 @@ class _Program:
     met: dict[str, pl.Expr]  # each exercise's met expression, for its starting dose
     routes: tuple[pl.Expr, ...]
     findings: tuple[tuple[str, ColumnFinding], ...]  # (rule, finding), in the rules' order
+    ranks: tuple[int, ...]  # each finding's rule's place among the program's rules
+    symptom_flags: bool  # every rule's column form covers symptom flags (forms.RuleColumns)
 
     @classmethod
     def of(cls, compiled: CompiledProgram) -> _Program | None:
@@ -89,15 +95,18 @@ class _Program:
             if expr is None or strategy is None or not strategy.reads <= _COUNTS:
                 return None
             met[exercise.id] = expr
-        routes, findings = [], []
-        for name, _ in compiled.rules:
+        routes, findings, ranks, flags = [], [], [], True
+        for rank, (name, _) in enumerate(compiled.rules):
             bound = compiled.bound_rule(name)
             form = column_form(bound.component)
             if form is None:
                 return None
             routes.append(form.routes(bound.params))
-            findings += [(name, f) for f in form.findings(bound.params)]
-        return cls(compiled, met, tuple(routes), tuple(findings))
+            made = [(name, f) for f in form.findings(bound.params)]
+            findings += made
+            ranks += [rank] * len(made)
+            flags = flags and getattr(form, "symptom_flags", False) is True
+        return cls(compiled, met, tuple(routes), tuple(findings), tuple(ranks), flags)
 
 
 #: The ExerciseWeek fields this engine gives a strategy (no sessions, no outcomes).
@@ -118,8 +127,8 @@ class ColumnEngine:
 
     def __init__(self, programs: dict[str, CompiledProgram]) -> None:
         self._programs = {name: _Program.of(c) for name, c in programs.items()}
-        self._decided: dict[tuple[Any, ...], tuple[str, ExerciseState, Flag | None, str]] = {}
-        self._shapes: dict[tuple[Any, ...], tuple[str, tuple[str, str, str], list[str]] | None] = {}
+        self._decided: dict[tuple[Any, ...], _Decided] = {}
+        self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
 
     def compute(
         self,
@@ -185,7 +194,7 @@ class ColumnEngine:
             },
             schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String},
         )
-        bad |= _unusual(outcomes, reports, starts, names)
+        bad |= _unusual(outcomes, reports, starts, names, plan.symptom_flags)
         weeks = _exercise_frame(plan, outcomes, reports, len(group), names)
         routes = pl.any_horizontal(*plan.routes) if plan.routes else pl.lit(False)
         bad |= set(weeks.filter(routes)["pid"].to_list())
@@ -235,6 +244,8 @@ class ColumnEngine:
             if made is None:
                 return None
             self._shapes[shape] = made
+        if made is _RAISING:  # (a flag, an alert or the program's finding: rows in full)
+            return self._raising_rows(plan, enrollment, names, rows)
         letters, (head, middle, tail), decided_tails = made
         mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
         patient = _json_text(enrollment.patient)
@@ -256,7 +267,7 @@ class ColumnEngine:
         names: list[str],
         rows: list[tuple[Any, ...]],
         keys: tuple[Any, ...],
-    ) -> tuple[str, tuple[str, str, str], list[str]] | None:
+    ) -> _Shape | None:
         """The rows of a shape of week: its decisions' letters, its prescription's JSON cut
         around the patient's id, the week's start and the mean pain (written by the model's
         own serialiser, for a stand-in patient), and its decisions' JSON tails."""
@@ -267,11 +278,13 @@ class ColumnEngine:
             row, key = by_exercise[name]
             decided = self._decided.get((compiled.program.id, *key))
             if decided is None:
-                decided = self._decide(plan, name, row)
+                decided = self._decide(plan, names.index(name), name, row)
                 if decided is None:
                     return None
                 self._decided[(compiled.program.id, *key)] = decided
-            letter, state, flag, tail = decided
+            letter, state, flag, tail, raising = decided
+            if raising:
+                return _RAISING
             states[name] = state
             if flag is not None:
                 flags.append(flag)
@@ -304,24 +317,100 @@ class ColumnEngine:
         letters = "".join(letter for letter, _ in tails)
         return letters, (head, f'{middle}"', f'"{rest}'), [tail for _, tail in tails]
 
+    def _raising_rows(
+        self,
+        plan: _Program,
+        enrollment: Enrollment,
+        names: list[str],
+        rows: list[tuple[Any, ...]],
+    ) -> Rows | None:
+        """A patient's rows written in full: a finding of their week raises a flag or an
+        alert, or is the whole program's (its pause pauses the patient)."""
+        compiled = plan.compiled
+        by_exercise = {row[3]: row for row in rows}
+        states, flags, tails = {}, [], []
+        found: dict[tuple[int, ...], Match] = {}  # (a program's finding, once)
+        for place, name in enumerate(names):
+            row = by_exercise[name]
+            key = (compiled.program.id, *row[3:6], *[v if v is None else tuple(v) for v in row[6:]])
+            decided = self._decided.get(key)
+            if decided is None:
+                decided = self._decide(plan, place, name, row)
+                if decided is None:
+                    return None
+                self._decided[key] = decided
+            letter, state, flag, tail, raising = decided
+            states[name] = state
+            if flag is not None:
+                flags.append(flag)
+            tails.append((letter, tail))
+            found.update(raising)
+        paused = False
+        alerts: list[Alert] = []
+        if found:
+            ordered = [found[k] for k in sorted(found)]
+            paused = pauses_program(ordered)
+            try:  # (the step's own flags and alerts: the patient's come before the exercises')
+                first, alerts = raised(compiled.first_week(enrollment), ordered)
+            except Exception:  # a plugin's invalid flag: the per-patient engine's fail-safe
+                return None
+            flags[:0] = first
+        any_session, scores = rows[0][1], rows[0][2]
+        mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
+        history = trusted(
+            History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": mean}
+        )
+        patient = enrollment.patient
+        prescription = trusted(
+            Prescription,
+            {
+                "patient": patient,
+                "program": compiled.program.id,
+                "program_version": compiled.program.version,
+                "week": 2,
+                "start": enrollment.start + _WEEK,
+                # (A program's pause has paused every exercise: the most conservative wins.)
+                "status": "paused" if paused else "active",
+                "exercises": states,
+                "flags": tuple(flags),
+                "history": history,
+            },
+        )
+        head = f'{{"patient":{_json_text(patient)},"week":1,'
+        decisions = "".join(f"{head}{tail}\n" for _, tail in tails)
+        tables = {
+            "prescriptions": f"{prescription.model_dump_json()}\n".encode(),
+            "decisions": decisions.encode(),
+            "alerts": "".join(f"{a.model_dump_json()}\n" for a in alerts).encode(),
+            "set_aside": b"",
+        }
+        return tables, ("".join(letter for letter, _ in tails), int(paused), len(alerts), 0)
+
     def _decide(
-        self, plan: _Program, name: str, row: tuple[Any, ...]
-    ) -> tuple[str, ExerciseState, Flag | None, str] | None:
-        """One distinct exercise week decided by the step's own code; None when a finding
-        raises a flag or an alert (the per-patient engine words those)."""
+        self, plan: _Program, place: int, name: str, row: tuple[Any, ...]
+    ) -> _Decided | None:
+        """One distinct exercise week decided by the step's own code, with the findings that
+        matter beyond it (the program's, and those raising a flag or an alert) keyed by where
+        the step raises them; None when a finding is one the step would refuse (the
+        per-patient engine's fail-safe words it) or a component fails."""
         compiled = plan.compiled
         exercise = next(e for e in compiled.program.exercises if e.id == name)
         met, done = row[4], row[5]
-        matches = []
+        keyed: list[tuple[tuple[int, ...], Match]] = []
         try:
-            for (rule, finding), values in zip(plan.findings, row[6:], strict=True):
+            for i, ((rule, finding), values) in enumerate(zip(plan.findings, row[6:], strict=True)):
                 if values is None:
                     continue
                 made = finding.make(name, *values)
-                if made.flag or made.alert:
-                    return None
                 bound = compiled.bound_rule(rule)
-                matches.append(Match(bound, made.action, made.reason, name, made.values, made))
+                for j, one in enumerate((made,) if isinstance(made, Finding) else made):
+                    if not _valid(one, name):
+                        return None
+                    match = Match(bound, one.action, one.reason, one.exercise, one.values, one)
+                    where = -1 if one.exercise is None else place
+                    keyed.append(((plan.ranks[i], where, i, j), match))
+            keyed.sort(key=lambda item: item[0])  # (the order the step finds them in)
+            matches = [match for _, match in keyed]
             state = trusted(
                 ExerciseState, {"dose": exercise.dose, "status": "active", "memory": {}}
             )
@@ -334,7 +423,33 @@ class ColumnEngine:
         except Exception:  # a component's failure: the per-patient engine's fail-safe words it
             return None
         tail = decision.model_dump_json()[1:]
-        return _LETTERS[decision.action], next_state, flag, tail
+        raising = tuple(
+            (k, m)
+            for k, m in keyed
+            if m.exercise is None or (m.finding and (m.finding.flag or m.finding.alert))
+        )
+        return _LETTERS[decision.action], next_state, flag, tail, raising
+
+
+#: One distinct exercise week decided: its action's letter, next state, the step's flag,
+#: the decision row's tail, and the findings to raise for the patient, keyed by their order.
+_Decided = tuple[str, ExerciseState, Flag | None, str, tuple[tuple[tuple[int, ...], Match], ...]]
+#: A shape of week's rows: its decisions' letters, its prescription's JSON cut around the
+#: patient's id, start and mean pain, and its decisions' JSON tails.
+_Shape = tuple[str, tuple[str, str, str], list[str]]
+#: The shape of a week whose findings raise a flag or an alert, or are the program's: each
+#: of its patients' rows are written in full (_raising_rows).
+_RAISING: _Shape = ("", ("", "", ""), [])
+
+
+def _valid(finding: object, name: str) -> bool:
+    """Whether the step takes this finding from a rule (its `_findings`' own check) on
+    exercise `name`'s row: a program's finding, or one of this exercise."""
+    return (
+        isinstance(finding, Finding)
+        and finding.exercise in (None, name)
+        and (finding.action is None or finding.action in SEVERITY)
+    )
 
 
 #: The reader's plain lines in columns (built on first use: polars is an optional extra).
@@ -354,7 +469,7 @@ def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
     records = records.with_columns(
         pids.gather(records["line"]),
         pl.col("date").str.to_date("%Y-%m-%d"),
-        pl.col("flags").list.len().fill_null(0),
+        pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         pl.col("skipped").fill_null(False),
         pl.col("adverse_event").fill_null(False),
         pl.col("reps").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
@@ -364,11 +479,17 @@ def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
 
 
 def _unusual(
-    outcomes: pl.DataFrame, reports: pl.DataFrame, starts: pl.DataFrame, names: list[str]
+    outcomes: pl.DataFrame,
+    reports: pl.DataFrame,
+    starts: pl.DataFrame,
+    names: list[str],
+    symptom_flags: bool,
 ) -> set[int]:
     """The patients with a record the column path does not cover: another patient's, dated
-    by a date-time or outside week 1, of an unknown exercise, with symptom flags, or a
-    second outcome of an exercise on one day."""
+    by a date-time or outside week 1, of an unknown exercise, with symptom flags (unless
+    every rule's column form covers them: `symptom_flags`), or a second outcome of an
+    exercise on one day."""
+    flagged = pl.lit(False) if symptom_flags else pl.col("flags").list.len() > 0
     bad: set[int] = set()
     for frame in (outcomes, reports):
         if frame.is_empty():
@@ -382,7 +503,7 @@ def _unusual(
             | pl.col("date").is_null()
             | (pl.col("date") < pl.col("start"))
             | (pl.col("date") >= pl.col("start") + pl.duration(days=7))
-            | (pl.col("flags") > 0)
+            | flagged
             | extra
         )
         checked = frame.join(starts, on="pid")
@@ -446,6 +567,7 @@ def _exercise_frame(
         everyone.join(outcome_pains, on="pid", how="left")
         .join(report_pains, on="pid", how="left")
         .join(adverse, on="pid", how="left")
+        .join(_symptoms(outcomes, reports), on="pid", how="left")
         .select(
             "pid",
             pl.concat_list(
@@ -454,6 +576,7 @@ def _exercise_frame(
             ).alias("scores"),
             pl.col("flare_reports").fill_null(0),
             pl.col("adverse").fill_null(False),
+            pl.col("symptoms").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         )
         .with_columns(pl.col("scores").list.max().alias("max_pain"))
     )
@@ -473,3 +596,15 @@ def _exercise_frame(
         )
     )
     return weeks.sort("pid", "order")
+
+
+def _symptoms(outcomes: pl.DataFrame, reports: pl.DataFrame) -> pl.DataFrame:
+    """Each patient's symptom flags as forms.py gives them: "YYYY-MM-DD code", sorted, once."""
+    flagged = pl.concat([frame.select("pid", "date", "flags") for frame in (outcomes, reports)])
+    entry = pl.col("date").cast(pl.String) + " " + pl.col("flags")
+    return (
+        flagged.explode("flags")
+        .filter(pl.col("flags").is_not_null() & pl.col("date").is_not_null())
+        .group_by("pid")
+        .agg(entry.unique().sort().alias("symptoms"))
+    )

@@ -14,8 +14,10 @@ The frames a column form reads (polars expressions over their columns):
   `required` (sessions that make a met week), `done`, `met` and `unscored` (session counts),
   `rise` (the largest rise of pain during or after over pain before, not rounded; 0 when
   none), and the patient's `max_pain` (null without any score), `adverse` (any adverse
-  event), `flare_reports` (pain reports in the `flare` context), `any_session` and
-  `weeks_without_sessions` (the history's count before this week).
+  event), `flare_reports` (pain reports in the `flare` context), `any_session`,
+  `weeks_without_sessions` (the history's count before this week) and `symptoms` (the
+  symptom flags of the patient's outcomes and pain reports, each `"YYYY-MM-DD code"`: the
+  record's day, a space, the code as logged; sorted, each once).
 """
 
 from __future__ import annotations
@@ -59,15 +61,31 @@ COUNTS_ONLY = StrategyColumns(
 class ColumnFinding:
     """One kind of finding a rule makes, in columns: where (`applies`, over the exercise
     frame), and the values it depends on (`keys`); `make(exercise, *key values)` is the rule's
-    own code for the finding, called once per distinct key (one meaning, one place)."""
+    own code for the finding, called once per distinct key (one meaning, one place).
+
+    `make` gives a Finding, or a sequence of them (empty when the values find nothing). A
+    finding for exercise None is the whole program's (its `applies` and `keys` must then be
+    the same on every exercise row of a patient): it is raised once, and a pause of the
+    program pauses the patient. Flags and alerts are raised as the step raises them, rule by
+    rule in the program's order and, within one rule, the program's findings first, then
+    each exercise's in the program's order; for one exercise, in the order of `findings()`
+    and of what `make` gives: a rule whose `evaluate` yields its flagged findings in another
+    order needs its own column form to route those patients."""
 
     applies: pl.Expr
     keys: tuple[pl.Expr, ...]
-    make: Callable[..., Finding]
+    make: Callable[..., Finding | Sequence[Finding]]
 
 
 class RuleColumns(Protocol):
-    """A safety rule's column form."""
+    """A safety rule's column form.
+
+    Optional attribute `symptom_flags`: True when the column form covers the records'
+    symptom flags (its routes and findings read the `symptoms` column, or its rule never
+    reads flags). A patient with a flagged record takes the column path only when every
+    rule of the program's column form says so; without it (the default, False), flagged
+    records go per-patient.
+    """
 
     def routes(self, params: BaseModel) -> pl.Expr:
         """Over the exercise frame: True where the rule may find something its `findings`

@@ -26,6 +26,7 @@ from progressor.core.matches import (
     Match,
     built,
     call,
+    pauses_program,
     raised,
     rule_match,
     rule_matches,
@@ -371,11 +372,7 @@ class CompiledProgram:
             states[name] = state
             if flag:
                 flags.append(flag)
-        status: Status = "active"
-        for m in found:  # (a loop: a generator costs more than the usual empty list)
-            if m.action == "pause" and m.exercise is None:
-                status = "paused"
-                break
+        status: Status = "paused" if found and pauses_program(found) else "active"
         return self._result(week, status, states, decisions, flags, alerts)
 
     def _decide(

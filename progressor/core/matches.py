@@ -172,6 +172,16 @@ def raised(
     return flags, alerts
 
 
+def pauses_program(found: Sequence[Match]) -> bool:
+    """Whether these findings pause the whole program (a pause for no one exercise): the
+    patient's status is then "paused" until a clinician resumes it."""
+    # (A loop, not any(): a generator costs more, and the step asks whenever a rule finds.)
+    for m in found:  # noqa: SIM110
+        if m.action == "pause" and m.exercise is None:
+            return True
+    return False
+
+
 class ComponentFailure(Exception):
     def __init__(self, bound: Bound, error: BaseException) -> None:
         super().__init__(f"{bound.name}: {error!r}")

@@ -80,55 +80,71 @@ class RedFlags(SafetyRule):
 
     def evaluate(self, week: WeekView, params: BaseModel) -> Iterator[Finding]:
         assert isinstance(params, RedFlagsParams)
-        known = (*params.urgent, *params.review)
-        reported, unknown = _reported(week, known)
-        urgent = {c: d for c, d in reported.items() if c in params.urgent}
-        review = {c: d for c, d in reported.items() if c in params.review}
-        if urgent:
-            yield Finding(
-                action="pause",
-                reason=f"red flags reported: {_symptoms(urgent)}: contact the patient today; "
-                "urgent medical review; program paused until a clinician resumes it",
-                values=_values(urgent),
-                flag=URGENT_FLAG,
-                alert=True,
-                urgent=True,
-            )
-        if review:
-            yield Finding(
-                action="hold",
-                reason=f"symptoms to review: {_symptoms(review)}: ask the patient at the next "
-                "contact; no progression until then",
-                values=_values(review),
-                flag="review",
-                alert=True,
-            )
-        guesses = {code: _closest(code, known) for code in unknown}
-        guesses = {code: guess for code, guess in guesses.items() if guess}
-        if guesses:
-            said = "; ".join(f"{c!r} (did you mean {g!r}?)" for c, g in sorted(guesses.items()))
-            yield Finding(
-                action="hold",
-                reason=f"unrecognised symptom codes: {said}: check with the patient",
-                values={"unrecognised": ", ".join(sorted(guesses))},
-                flag="review",
-                alert=True,
-            )
+        records: tuple[Record, ...] = (*week.outcomes, *week.strays, *week.pain_reports)
+        yield from red_flag_findings([(r.date, code) for r in records for code in r.flags], params)
+
+    def column_form(self) -> object:
+        """The rule in columns (progressor.columns): its findings from each patient's symptoms,
+        worded by `red_flag_findings` as here."""
+        from progressor_red_flags.columns import RedFlagsColumns
+
+        return RedFlagsColumns()
 
 
-def _reported(week: WeekView, known: Iterable[str]) -> tuple[dict[str, list[dt.date]], set[str]]:
+def red_flag_findings(
+    logged: Iterable[tuple[dt.date, str]], params: RedFlagsParams
+) -> Iterator[Finding]:
+    """What the rule finds in a week's symptom flags (each the day and the code as logged,
+    in any order): the one meaning of the rule, on either engine."""
+    known = (*params.urgent, *params.review)
+    reported, unknown = _reported(logged, known)
+    urgent = {c: d for c, d in reported.items() if c in params.urgent}
+    review = {c: d for c, d in reported.items() if c in params.review}
+    if urgent:
+        yield Finding(
+            action="pause",
+            reason=f"red flags reported: {_symptoms(urgent)}: contact the patient today; "
+            "urgent medical review; program paused until a clinician resumes it",
+            values=_values(urgent),
+            flag=URGENT_FLAG,
+            alert=True,
+            urgent=True,
+        )
+    if review:
+        yield Finding(
+            action="hold",
+            reason=f"symptoms to review: {_symptoms(review)}: ask the patient at the next "
+            "contact; no progression until then",
+            values=_values(review),
+            flag="review",
+            alert=True,
+        )
+    guesses = {code: _closest(code, known) for code in unknown}
+    guesses = {code: guess for code, guess in guesses.items() if guess}
+    if guesses:
+        said = "; ".join(f"{c!r} (did you mean {g!r}?)" for c, g in sorted(guesses.items()))
+        yield Finding(
+            action="hold",
+            reason=f"unrecognised symptom codes: {said}: check with the patient",
+            values={"unrecognised": ", ".join(sorted(guesses))},
+            flag="review",
+            alert=True,
+        )
+
+
+def _reported(
+    logged: Iterable[tuple[dt.date, str]], known: Iterable[str]
+) -> tuple[dict[str, list[dt.date]], set[str]]:
     """Known codes with the days they were logged, and the codes the rule does not know."""
     codes = set(known)
     days: dict[str, set[dt.date]] = {}
     unknown: set[str] = set()
-    records: tuple[Record, ...] = (*week.outcomes, *week.strays, *week.pain_reports)
-    for record in records:
-        for raw in record.flags:
-            code = _normal(raw)
-            if code in codes:
-                days.setdefault(code, set()).add(record.date)
-            else:
-                unknown.add(raw)
+    for day, raw in logged:
+        code = _normal(raw)
+        if code in codes:
+            days.setdefault(code, set()).add(day)
+        else:
+            unknown.add(raw)
     return {code: sorted(d) for code, d in sorted(days.items())}, unknown
 
 
