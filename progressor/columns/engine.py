@@ -202,64 +202,69 @@ class ColumnEngine:
         keys = [pl.col("exercise"), pl.col("met"), pl.col("done")]
         for _, finding in plan.findings:
             keys.append(pl.when(finding.applies).then(pl.concat_list(finding.keys)).otherwise(None))
+        key_names = [f"k{i}" for i in range(len(keys))]
         decided = weeks.select(
             "pid",
             "any_session",
             "scores",
-            *[k.alias(f"k{i}") for i, k in enumerate(keys)],
-        ).sort("pid", maintain_order=True)
-        out: dict[str, Rows] = {}
-        columns = [decided[c].to_list() for c in decided.columns]
-        per_patient: dict[int, list[tuple[Any, ...]]] = {}
-        for row in zip(*columns, strict=True):
-            per_patient.setdefault(row[0], []).append(row)
-        for pid, rows in per_patient.items():
-            enrollment = group[pid].enrollment
-            made = self._patient_rows(plan, enrollment, names, rows)
-            if made is not None:
-                out[enrollment.patient] = made
-        return out
-
-    def _patient_rows(
-        self,
-        plan: _Program,
-        enrollment: Enrollment,
-        names: list[str],
-        rows: list[tuple[Any, ...]],
-    ) -> Rows | None:
-        compiled = plan.compiled
-        program = compiled.program.id
-        any_session, scores = rows[0][1], rows[0][2]
-        # The patient's week by its shape: each exercise's decision key, and whether any
-        # session was logged (the history's count). Patients of one shape differ only in
-        # their id, their week's start and their mean pain.
-        shape = (
-            program,
-            any_session,
-            *[(*row[3:6], *[v if v is None else tuple(v) for v in row[6:]]) for row in rows],
+            *[k.alias(n) for k, n in zip(keys, key_names, strict=True)],
+        ).with_columns(pl.struct(key_names).rank("dense").alias("kid"))
+        # Each distinct exercise week's keys (`kid`), and each patient's week by its shape:
+        # whether any session was logged, and their exercise weeks in the program's order.
+        # Patients of one shape differ only in their id, their week's start and mean pain.
+        firsts = decided.filter(pl.col("kid").is_first_distinct())
+        keyed = dict(
+            zip(
+                firsts["kid"].to_list(),
+                zip(*[firsts[n].to_list() for n in key_names], strict=True),
+                strict=True,
+            )
         )
-        made = self._shapes.get(shape)
-        if made is None:
-            made = self._shape(plan, names, rows, shape[2:])
+        patients = (
+            decided.group_by("pid", maintain_order=True)
+            .agg(pl.col("any_session").first(), pl.col("scores").first(), pl.col("kid"))
+            .with_columns(pl.struct("any_session", "kid").rank("dense").alias("shape"))
+        )
+        shapes = patients.filter(pl.col("shape").is_first_distinct())
+        program = compiled.program.id
+        made_of: dict[int, tuple[tuple[Any, ...], _Shape | None]] = {}
+        for shape, any_session, kids in zip(
+            shapes["shape"].to_list(),
+            shapes["any_session"].to_list(),
+            shapes["kid"].to_list(),
+            strict=True,
+        ):
+            rows = tuple((None, any_session, None, *keyed[kid]) for kid in kids)
+            value = (
+                program,
+                any_session,
+                *[(*row[3:6], *[v if v is None else tuple(v) for v in row[6:]]) for row in rows],
+            )
+            made = self._shapes.get(value)
             if made is None:
-                return None
-            self._shapes[shape] = made
-        if made is _RAISING:  # (a flag, an alert or the program's finding: rows in full)
-            return self._raising_rows(plan, enrollment, names, rows)
-        letters, (head, middle, tail), decided_tails = made
-        mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
-        patient = _json_text(enrollment.patient)
-        start = (enrollment.start + _WEEK).isoformat()
-        mean_text = "null" if mean is None else repr(mean)
-        prescription = f"{head}{patient}{middle}{start}{tail.replace(_MEAN, mean_text)}\n"
-        head_row = f'{{"patient":{patient},"week":1,'
-        tables = {
-            "prescriptions": prescription.encode(),
-            "decisions": "".join(f"{head_row}{t}\n" for t in decided_tails).encode(),
-            "alerts": b"",
-            "set_aside": b"",
-        }
-        return tables, (letters, 0, 0, 0)
+                made = self._shape(plan, names, list(rows), value[2:])
+                if made is not None:
+                    self._shapes[value] = made
+            made_of[shape] = (rows, made)
+        out: dict[str, Rows] = {}
+        for pid, shape, scores in zip(
+            patients["pid"].to_list(),
+            patients["shape"].to_list(),
+            patients["scores"].to_list(),
+            strict=True,
+        ):
+            rows, made = made_of[shape]
+            enrollment = group[pid].enrollment
+            if made is _RAISING:  # (a flag, an alert or the program's finding: rows in full)
+                full = [(pid, row[1], scores, *row[3:]) for row in rows]
+                written = self._raising_rows(plan, enrollment, names, full)
+            elif made is not None:
+                written = _written(made, enrollment, scores)
+            else:
+                continue
+            if written is not None:
+                out[enrollment.patient] = written
+        return out
 
     def _shape(
         self,
@@ -440,6 +445,24 @@ _Shape = tuple[str, tuple[str, str, str], list[str]]
 #: The shape of a week whose findings raise a flag or an alert, or are the program's: each
 #: of its patients' rows are written in full (_raising_rows).
 _RAISING: _Shape = ("", ("", "", ""), [])
+
+
+def _written(made: Any, enrollment: Enrollment, scores: list[float]) -> Rows:
+    """A patient's rows from their shape of week's (ColumnEngine._shape)."""
+    letters, (head, middle, tail), decided_tails = made
+    mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
+    patient = _json_text(enrollment.patient)
+    start = (enrollment.start + _WEEK).isoformat()
+    mean_text = "null" if mean is None else repr(mean)
+    prescription = f"{head}{patient}{middle}{start}{tail.replace(_MEAN, mean_text)}\n"
+    head_row = f'{{"patient":{patient},"week":1,'
+    tables = {
+        "prescriptions": prescription.encode(),
+        "decisions": "".join(f"{head_row}{t}\n" for t in decided_tails).encode(),
+        "alerts": b"",
+        "set_aside": b"",
+    }
+    return tables, (letters, 0, 0, 0)
 
 
 def _valid(finding: object, name: str) -> bool:
