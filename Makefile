@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint bench bench-serve fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/step.py
+
+# progressor serve --workers 2 under load, driven by wrk (installed first when missing: root
+# and Debian's apt-get); BENCH_ARGS, e.g. "--seconds 10" or "--client python".
+bench-serve: $(VENV)/.installed-test
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python bench/serve.py $(BENCH_ARGS)
 
 # 100,000 mutated inputs per road (programs, logs, the store's import) on every core; findings
 # are saved under out/fuzz/ (replay: .venv/bin/python -m bench.fuzz --replay out/fuzz/*.json).

@@ -11,6 +11,12 @@ The server's CPU time per request is printed too (`cpu ms/req`: the user and sys
 every process of the server, read from /proc before and after each level, over the requests
 answered): on a shared machine the rates move with the load, the CPU a request costs much less.
 `--seconds`, `--clients` and `--workers` shorten or change the run.
+
+`--client wrk` (the default when wrk is installed: `apt-get install wrk`, or `make bench-serve`)
+drives the same request with wrk, a load generator written in C, so that nearly all of the
+two cores go to the server: `-c N -t min(N, 2) -d S --latency`, the request made by a small Lua
+script, and its output read into the same table (errors: the answers that are not 2xx or 3xx
+and the socket errors). `--client python` keeps the asyncio clients above.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import datetime as dt
 import json
 import os
 import platform
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -41,32 +49,51 @@ TARGET_P99_MS = 25.0
 
 
 @dataclass
+class Row:
+    """One level's figures, as the table prints them."""
+
+    clients: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    done: int
+    cpu_seconds: float = 0.0
+
+    def line(self) -> str:
+        cpu_ms = self.cpu_seconds * 1000 / self.done if self.done else 0.0
+        return (
+            f"{self.clients:>7} {self.rps:>9.0f} {self.p50_ms:>8.2f} {self.p99_ms:>8.2f}"
+            f" {self.errors:>7} {self.done:>9} {cpu_ms:>11.3f}"
+        )
+
+
+@dataclass
 class Level:
     clients: int
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
-    cpu_seconds: float = 0.0
 
-    def line(self) -> str:
+    def row(self) -> Row:
         done = len(self.latencies)
         ordered = sorted(self.latencies) or [0.0]
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         rps = done / self.seconds if self.seconds else 0.0
-        cpu_ms = self.cpu_seconds * 1000 / done if done else 0.0
-        return (
-            f"{self.clients:>7} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {self.errors:>7} {done:>9}"
-            f" {cpu_ms:>11.3f}"
-        )
+        return Row(self.clients, rps, p50, p99, self.errors, done)
 
 
-def request_bytes(port: int, token: str) -> bytes:
-    """POST /v1/step with the seed's first week and a full week of outcomes, as sent."""
+def request_body() -> bytes:
+    """The body of POST /v1/step: the seed's first week and a full week of outcomes."""
     compiled = progressor.Engine().compile(progressor.load_program(SEED))
     enrollment = progressor.Enrollment(patient="anna", program=compiled.program.id, start=START)
     first = json.loads(compiled.first_week(enrollment).model_dump_json())
-    body = json.dumps({"prescription": first, "records": week_of_outcomes(START)}).encode()
+    return json.dumps({"prescription": first, "records": week_of_outcomes(START)}).encode()
+
+
+def request_bytes(port: int, token: str, body: bytes) -> bytes:
+    """POST /v1/step with `body`, as sent."""
     head = (
         f"POST /v1/step HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
@@ -99,13 +126,74 @@ async def _client(port: int, request: bytes, level: Level, until: float) -> None
         writer.close()
 
 
-async def drive(port: int, request: bytes, clients: int, seconds: float) -> Level:
+async def drive(port: int, request: bytes, clients: int, seconds: float) -> Row:
     level = Level(clients)
     started = time.perf_counter()
     until = started + seconds
     await asyncio.gather(*(_client(port, request, level, until) for _ in range(clients)))
     level.seconds = time.perf_counter() - started
-    return level
+    return level.row()
+
+
+# -- wrk ----------------------------------------------------------------------------------------
+
+#: The request, for wrk: the body read from a file (no quoting of JSON inside Lua).
+WRK_SCRIPT = """\
+local file = assert(io.open({body!r}, "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def wrk_script(directory: Path, token: str, body: bytes) -> Path:
+    """The Lua script that makes wrk send POST /v1/step with `body` and the bearer token."""
+    body_file = directory / "body.json"
+    body_file.write_bytes(body)
+    script = directory / "step.lua"
+    script.write_text(WRK_SCRIPT.format(body=str(body_file), token=token))
+    return script
+
+
+def run_wrk(wrk: str, port: int, script: Path, clients: int, seconds: float) -> Row:
+    """One level driven by wrk: `-c clients -t min(clients, 2)`, its output read."""
+    command = [wrk, "-c", str(clients), "-t", str(min(clients, 2))]
+    command += ["-d", f"{max(1, round(seconds))}s", "--latency", "-s", str(script)]
+    command.append(f"http://127.0.0.1:{port}/v1/step")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    return wrk_row(clients, done.stdout)
+
+
+def wrk_row(clients: int, output: str) -> Row:
+    """The figures of wrk's output (run with --latency)."""
+
+    def found(pattern: str) -> re.Match[str] | None:
+        return re.search(pattern, output, re.MULTILINE)
+
+    def latency(percent: str) -> float:
+        match = found(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$")
+        return float(match[1]) * _UNITS[match[2]] if match else float("nan")
+
+    requests = found(r"^\s*(\d+) requests in")
+    rate = found(r"^Requests/sec:\s*([\d.]+)")
+    errors = 0
+    if sockets := found(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
+        errors += sum(int(n) for n in sockets.groups())
+    if refused := found(r"Non-2xx or 3xx responses: (\d+)"):
+        errors += int(refused[1])
+    return Row(
+        clients,
+        rps=float(rate[1]) if rate else 0.0,
+        p50_ms=latency("50"),
+        p99_ms=latency("99"),
+        errors=errors,
+        done=int(requests[1]) if requests else 0,
+    )
 
 
 def server_cpu_seconds(group: int) -> float:
@@ -159,31 +247,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="per level (default 60)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--workers", type=int, default=2)
+    wrk = shutil.which("wrk")
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if wrk else "python",
+        help="the load generator (default: wrk when it is installed, else python)",
+    )
     args = parser.parse_args(argv)
+    if args.client == "wrk" and wrk is None:
+        parser.error("wrk is not installed (apt-get install wrk; or --client python)")
     port = _free_port()
     with tempfile.TemporaryDirectory() as directory:
         tokens = Path(directory) / "tokens.json"
         token, _ = create_token(tokens, "service", "bench")
+        body = request_body()
         server = start_server(port, args.workers, tokens)
         try:
-            request = request_bytes(port, token)
-            print(f"progressor serve --workers {args.workers}; POST /v1/step, 21 outcomes")
+            print(
+                f"progressor serve --workers {args.workers}; POST /v1/step, 21 outcomes; "
+                f"client: {_client_name(args.client, wrk)}"
+            )
             print(
                 f"{platform.python_implementation()} {platform.python_version()}, "
-                f"{os.cpu_count()} cores, {dt.date.today()}, {args.seconds:g} s per level"
+                f"{os.cpu_count()} cores, {dt.date.today()}, {args.seconds:g} s per level, "
+                f"load average {os.getloadavg()[0]:.2f} before"
             )
             print("clients     req/s   p50 ms   p99 ms  errors  requests  cpu ms/req")
+            script = wrk_script(Path(directory), token, body)
+            request = request_bytes(port, token, body)
             for clients in args.clients:
                 before = server_cpu_seconds(server.pid)
-                level = asyncio.run(drive(port, request, clients, args.seconds))
-                level.cpu_seconds = server_cpu_seconds(server.pid) - before
-                print(level.line(), flush=True)
+                if args.client == "wrk":
+                    assert wrk is not None
+                    row = run_wrk(wrk, port, script, clients, args.seconds)
+                else:
+                    row = asyncio.run(drive(port, request, clients, args.seconds))
+                row.cpu_seconds = server_cpu_seconds(server.pid) - before
+                print(row.line(), flush=True)
         finally:
             stop_server(server)
     print(
         f"targets at 32 clients on two free cores: >= {TARGET_RPS:g} req/s, "
         f"p99 <= {TARGET_P99_MS:g} ms"
     )
+
+
+def _client_name(client: str, wrk: str | None) -> str:
+    if client == "python":
+        return "asyncio sockets in this process (sharing the cores)"
+    threads = "-t min(clients, 2)"
+    return f"wrk ({wrk}, {threads}, one connection per client)"
 
 
 if __name__ == "__main__":

@@ -156,12 +156,17 @@ class RecordsRoute(APIRoute):
     """A route whose body's records reach the reader as sent (see the module's docstring)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = self.records_handler()
 
         async def route(request: Request) -> Response:
             return await handler(RecordsRequest(request.scope, request.receive))
 
         return route
+
+    def records_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """What answers the RecordsRequest: FastAPI's handler (progressor.serve.direct's
+        route answers the usual request itself)."""
+        return super().get_route_handler()
 
 
 def record_line(value: Any) -> str:

@@ -17,8 +17,9 @@ from progressor.core.timeline import ended_weeks, fold, locate
 from progressor.errors import ProgramError, ProgressorError
 from progressor.reading import Log, read_log
 from progressor.serve.auth import requires
-from progressor.serve.bodies import RecordsRoute, record_line
+from progressor.serve.bodies import record_line
 from progressor.serve.catalog import INLINE_SOURCE, Catalog
+from progressor.serve.direct import DirectRoute
 from progressor.serve.problems import LocatedProblem, ProblemError, program_problems
 from progressor.serve.tokens import TokenEntry
 
@@ -28,7 +29,7 @@ MAX_WEEKS = 520
 #: The most records a step is computed with on the event loop (more: in the threadpool).
 INLINE_RECORDS = 200
 
-router = APIRouter(prefix="/v1", tags=["compute"], route_class=RecordsRoute)
+router = APIRouter(prefix="/v1", tags=["compute"], route_class=DirectRoute)
 Caller = Annotated[TokenEntry, Depends(requires("compute"))]
 Records = Annotated[
     list[Any] | str,
