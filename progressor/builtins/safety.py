@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,29 +113,37 @@ class NewPain(SafetyRule):
             # week as a whole: one pass settles the usual week, with no rise at all.
             if _rise(exercise.outcomes) <= tolerance:
                 continue
-            days: list[dt.date] = []
-            worst = 0.0
-            for session in exercise.sessions:
-                rise = _rise(session.outcomes)
-                if rise > params.tolerance:
-                    days.append(session.date)
-                    worst = max(worst, rise)
-            if not days:
-                continue
-            dates = ", ".join(map(str, days))
-            values = {"sessions": len(days), "largest_rise": worst, "tolerance": params.tolerance}
-            if len(days) >= 2:
-                reason = f"pain rose above the pain before exercising in {len(days)} sessions"
-                yield Finding("pause", f"{reason} ({dates})", name, values, "review", alert=True)
-            else:
-                reason = f"pain rose {worst:g} above the pain before exercising on {dates}"
-                yield Finding("regress", reason, name, values, "review")
+            rises = [(session.date, _rise(session.outcomes)) for session in exercise.sessions]
+            yield from new_pain_findings(name, rises, tolerance)
 
     def column_form(self) -> object:
-        """In columns: a patient with a rise near the tolerance goes per-patient."""
+        """In columns: each exercise's sessions with a rise, given to new_pain_findings."""
         from progressor.columns.builtin import NewPainColumns
 
         return NewPainColumns()
+
+
+def new_pain_findings(
+    name: str, rises: Iterable[tuple[dt.date, float]], tolerance: float
+) -> Iterator[Finding]:
+    """New pain's finding for exercise `name` from each session's day and rise (`_rise`, in
+    the sessions' order): none when no session rose above `tolerance`."""
+    days: list[dt.date] = []
+    worst = 0.0
+    for day, rise in rises:
+        if rise > tolerance:
+            days.append(day)
+            worst = max(worst, rise)
+    if not days:
+        return
+    dates = ", ".join(map(str, days))
+    values = {"sessions": len(days), "largest_rise": worst, "tolerance": tolerance}
+    if len(days) >= 2:
+        reason = f"pain rose above the pain before exercising in {len(days)} sessions"
+        yield Finding("pause", f"{reason} ({dates})", name, values, "review", alert=True)
+    else:
+        reason = f"pain rose {worst:g} above the pain before exercising on {dates}"
+        yield Finding("regress", reason, name, values, "review")
 
 
 def _rise(outcomes: tuple[Outcome, ...]) -> float:
@@ -150,8 +158,13 @@ def _rise(outcomes: tuple[Outcome, ...]) -> float:
             rise = during - before
         if after is not None and after - before > rise:
             rise = after - before
+    return rounded_rise(rise)
+
+
+def rounded_rise(rise: float) -> float:
+    """A rise of pain as new pain compares it (0 when pain did not rise)."""
     # Pain scores are given to at most two decimals: rounding removes float residue.
-    return round_half_up(rise, 2) if rise else 0.0
+    return round_half_up(rise, 2) if rise > 0 else 0.0
 
 
 class PainMonitoringParams(_Params):

@@ -6,13 +6,16 @@ where the rule matches and on which values, and the rule's own code words the fi
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from functools import partial
 
 import polars as pl
 from pydantic import BaseModel
 
 from progressor.builtins import safety
 from progressor.columns.forms import ColumnFinding
+from progressor.core.components import Finding
 from progressor.core.models import Dose
 
 #: A rise is rounded to two decimals before it is compared (safety._rise): one within a
@@ -57,15 +60,28 @@ class PainFlareColumns:
 
 
 class NewPainColumns:
+    """New pain in columns: each exercise's sessions whose pain rose (`rises`: "YYYY-MM-DD
+    rise" in the sessions' order, the rise not rounded) given to the rule's own
+    `new_pain_findings`, once per distinct list."""
+
     symptom_flags = True  # (its rule reads no symptom flag)
 
     def routes(self, params: BaseModel) -> pl.Expr:
-        assert isinstance(params, safety.NewPainParams)
-        rise = pl.col("rise")  # (0 when pain never rose: _rise's own zero)
-        return (rise > 0) & (rise > params.tolerance - _ROUNDING)
+        return pl.lit(False)
 
     def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
-        return ()
+        assert isinstance(params, safety.NewPainParams)
+        rise = pl.col("rise")  # (the exercise's largest, not rounded; 0 when none)
+        applies = (rise > 0) & (rise > params.tolerance - _ROUNDING)
+        return (ColumnFinding(applies, (pl.col("rises"),), partial(_new_pain, params)),)
+
+
+def _new_pain(params: safety.NewPainParams, exercise: str, *rises: str) -> list[Finding]:
+    sessions = []
+    for entry in rises:
+        day, rise = entry.split(" ")
+        sessions.append((dt.date.fromisoformat(day), safety.rounded_rise(float(rise))))
+    return list(safety.new_pain_findings(exercise, sessions, params.tolerance))
 
 
 class MissingDataColumns:

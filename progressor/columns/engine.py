@@ -563,11 +563,18 @@ def _exercise_frame(
         pl.max_horizontal(pl.col("pain_during") - before, pl.col("pain_after") - before)
     )
     rows = outcomes.join(exercises, on="exercise").with_columns(scored.alias("scored"))
-    counts = rows.group_by("pid", "exercise").agg(
-        (~pl.col("skipped")).sum().alias("done"),
-        (pl.col("scored") & met).sum().alias("met"),
-        (~pl.col("skipped") & ~pl.col("scored")).sum().alias("unscored"),
-        rise.max().alias("rise"),
+    # (A float written as text reads back as the same float: polars writes the shortest.)
+    risen = pl.col("date").cast(pl.String) + " " + rise.cast(pl.String)
+    counts = (
+        rows.sort("date")  # (the sessions' order: one outcome of an exercise a day)
+        .group_by("pid", "exercise")
+        .agg(
+            (~pl.col("skipped")).sum().alias("done"),
+            (pl.col("scored") & met).sum().alias("met"),
+            (~pl.col("skipped") & ~pl.col("scored")).sum().alias("unscored"),
+            rise.max().alias("rise"),
+            risen.filter(rise > 0).alias("rises"),
+        )
     )
     # Every pain score in the step's order (its mean is summed in that order): outcomes by
     # exercise in the program's order and by day, then pain reports by day and pain.
@@ -611,6 +618,7 @@ def _exercise_frame(
             pl.col("met").fill_null(0),
             pl.col("unscored").fill_null(0),
             pl.col("rise").fill_null(0.0),
+            pl.col("rises").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         )
         .join(patient, on="pid")
         .with_columns(

@@ -13,7 +13,9 @@ The frames a column form reads (polars expressions over their columns):
 - the exercise frame, one row per patient and exercise of the program: `exercise`,
   `required` (sessions that make a met week), `done`, `met` and `unscored` (session counts),
   `rise` (the largest rise of pain during or after over pain before, not rounded; 0 when
-  none), and the patient's `max_pain` (null without any score), `adverse` (any adverse
+  none), `rises` (each session that rose, in the sessions' order, as text: "YYYY-MM-DD
+  rise", the rise not rounded and written so that it reads back as the same float), and
+  the patient's `max_pain` (null without any score), `adverse` (any adverse
   event), `flare_reports` (pain reports in the `flare` context), `any_session`,
   `weeks_without_sessions` (the history's count before this week) and `symptoms` (the
   symptom flags of the patient's outcomes and pain reports, each `"YYYY-MM-DD code"`: the
