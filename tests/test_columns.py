@@ -222,17 +222,19 @@ def test_the_column_path_takes_the_usual_week_and_routes_the_rest(tmp_path: Path
         *_week("short", 2),  # held: too few sessions (adherence, in columns)
         *_week("flare", 3, pain_during=8.0),  # pain-flare: per patient
         *_week("new-pain", 3, pain_during=3.0),  # new-pain: paused, in columns
-        *_week("unscored", 1, pain_during=None),  # missing-data: per patient
+        *_week("unscored", 1, pain_during=None),  # missing-data: flagged, in columns
     ]
     names = ("met", "short", "flare", "new-pain", "unscored", "idle")
     dataset = _write(
         tmp_path / "in", {"low-back-pain": SEED}, [_enrolled(n) for n in names], records
     )
     paths = _both(dataset, tmp_path)
-    assert paths == {"columns": 4, "patients": 2}  # met, short, new-pain, idle; the others
+    assert paths == {"columns": 5, "patients": 1}  # all but the flare
     paused = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
     row = next(line for line in paused.splitlines() if '"patient":"new-pain"' in line)
     assert '"status":"paused"' in row and "pain rose above the pain before" in row
+    row = next(line for line in paused.splitlines() if '"patient":"unscored"' in line)
+    assert "none with pain scores" in row
 
 
 def test_a_program_at_its_ceiling_holds_ready_for_the_next_phase_in_columns(

@@ -72,6 +72,10 @@ def test_the_plainest_lines_are_taken_with_the_readers_values() -> None:
     assert rows[1]["pain"] == 8.0 and rows[1]["context"] == "flare"
     for line in lines:
         assert _agrees(line)
+    # A null where the field may be null is the field's None, as when the key is not given.
+    nulled = json.dumps({**OUTCOME, "pain_during": None, "side": None})
+    (taken,), (row,) = _taken([nulled])
+    assert taken and row["pain_during"] is None and _agrees(nulled)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +88,8 @@ def test_the_plainest_lines_are_taken_with_the_readers_values() -> None:
         '{"kind":"pain","date":"2026-01-07","pain":8e0}',  # an exponent
         '{"kind":"pain","date":"2026-01-07","pain":"8"}',  # text for a number
         '{"kind":"pain","date":"2026-01-07","pain":true}',  # a boolean for a number
-        '{"kind":"pain","date":"2026-01-07","pain":null}',
+        '{"kind":"pain","date":"2026-01-07","pain":null}',  # (pain may not be null)
+        '{"kind":"pain","date":"2026-01-07","pain":8,"note":"a: null}"}',  # a null in text
         '{"kind":"pain","date":"2026-01-07"}',  # a required field missing
         '{"date":"2026-01-07","pain":8}',  # no kind
         '{"kind":"pain","date":"2026-02-30","pain":8}',  # no such day

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -277,6 +277,23 @@ def too_few_sessions(exercise: str, done: int, needed: int) -> Finding:
     return Finding("hold", reason, exercise, {"sessions": done, "min_sessions": needed})
 
 
+def unscored_finding(name: str, days: Sequence[dt.date]) -> Finding:
+    """Missing data's note on exercise `name`: its outcomes without pain scores (each one's
+    day), not counted towards progress."""
+    listed = ", ".join(sorted({str(day) for day in days}))
+    reason = f"{len(days)} outcomes without pain scores not counted towards progress ({listed})"
+    return Finding(None, reason, name, {"unscored": len(days)})
+
+
+def unscored_week_finding(done: int) -> Finding:
+    """Missing data's flag for a week of `done` sessions, not one of them with pain scores."""
+    reason = (
+        f"{done} sessions done this week, none with pain scores: "
+        "nothing can progress until pain is scored again"
+    )
+    return Finding(None, reason, None, {"sessions": done, "scored": 0}, flag="review")
+
+
 class MissingData(SafetyRule):
     name = "missing-data"
     description = (
@@ -292,14 +309,8 @@ class MissingData(SafetyRule):
             reason = f"{len(week.set_aside)} records not used: " + "; ".join(reasons)
             yield Finding(None, reason, None, {"set_aside": len(week.set_aside)})
         for name, exercise in week.exercises.items():
-            unscored = exercise.unscored
-            if unscored:
-                days = ", ".join(sorted({str(o.date) for o in unscored}))
-                reason = (
-                    f"{len(unscored)} outcomes without pain scores not counted "
-                    f"towards progress ({days})"
-                )
-                yield Finding(None, reason, name, {"unscored": len(unscored)})
+            if exercise.unscored:
+                yield unscored_finding(name, [o.date for o in exercise.unscored])
         # Sessions done, but not one with pain scores: nothing can progress, and a patient
         # who has stopped scoring pain is someone a clinician should hear about.
         done, met = 0, False
@@ -311,15 +322,12 @@ class MissingData(SafetyRule):
             and not met
             and not any(s.scored for e in week.exercises.values() for s in e.sessions)
         ):
-            reason = (
-                f"{done} sessions done this week, none with pain scores: "
-                "nothing can progress until pain is scored again"
-            )
-            yield Finding(None, reason, None, {"sessions": done, "scored": 0}, flag="review")
+            yield unscored_week_finding(done)
 
     def column_form(self) -> object:
-        """In columns: a patient with an outcome without pain scores goes per-patient (the
-        column path reads no record it would set aside)."""
+        """In columns: the unscored outcomes' days and the week's sessions given to
+        unscored_finding and unscored_week_finding (the column path reads no record it would
+        set aside)."""
         from progressor.columns.builtin import MissingDataColumns
 
         return MissingDataColumns()

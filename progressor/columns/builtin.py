@@ -85,13 +85,33 @@ def _new_pain(params: safety.NewPainParams, exercise: str, *rises: str) -> list[
 
 
 class MissingDataColumns:
+    """Missing data in columns: each exercise's outcomes without pain scores (`unscored_days`)
+    given to the rule's own unscored_finding, and a week of sessions none of them scored to
+    its unscored_week_finding (yielded after the exercises' findings, as the rule does)."""
+
     symptom_flags = True  # (its rule reads no symptom flag)
 
     def routes(self, params: BaseModel) -> pl.Expr:
-        return pl.col("unscored") > 0
+        return pl.lit(False)
 
     def findings(self, params: BaseModel) -> Sequence[ColumnFinding]:
-        return ()
+        unscored = ColumnFinding(pl.col("unscored") > 0, (pl.col("unscored_days"),), _unscored)
+        done = pl.col("done").sum().over("pid")
+        none_scored = (
+            (done > 0)
+            & (pl.col("met").sum().over("pid") == 0)
+            & (pl.col("scored_sessions").sum().over("pid") == 0)
+        )
+        week = ColumnFinding(none_scored, (done,), _unscored_week, after=True)
+        return (unscored, week)
+
+
+def _unscored(exercise: str, *days: str) -> Finding:
+    return safety.unscored_finding(exercise, [dt.date.fromisoformat(day) for day in days])
+
+
+def _unscored_week(exercise: str, done: int) -> Finding:
+    return safety.unscored_week_finding(done)
 
 
 class AdherenceColumns:

@@ -412,7 +412,10 @@ class ColumnEngine:
                     if not _valid(one, name):
                         return None
                     match = Match(bound, one.action, one.reason, one.exercise, one.values, one)
-                    where = -1 if one.exercise is None else place
+                    if one.exercise is None:  # (the program's: before or after the exercises')
+                        where = len(compiled.program.exercises) if finding.after else -1
+                    else:
+                        where = place
                     keyed.append(((plan.ranks[i], where, i, j), match))
             keyed.sort(key=lambda item: item[0])  # (the order the step finds them in)
             matches = [match for _, match in keyed]
@@ -574,6 +577,11 @@ def _exercise_frame(
             (~pl.col("skipped") & ~pl.col("scored")).sum().alias("unscored"),
             rise.max().alias("rise"),
             risen.filter(rise > 0).alias("rises"),
+            pl.col("date")
+            .cast(pl.String)
+            .filter(~pl.col("skipped") & ~pl.col("scored"))
+            .alias("unscored_days"),
+            pl.col("scored").sum().alias("scored_sessions"),
         )
     )
     # Every pain score in the step's order (its mean is summed in that order): outcomes by
@@ -619,6 +627,8 @@ def _exercise_frame(
             pl.col("unscored").fill_null(0),
             pl.col("rise").fill_null(0.0),
             pl.col("rises").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            pl.col("unscored_days").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            pl.col("scored_sessions").fill_null(0),
         )
         .join(patient, on="pid")
         .with_columns(

@@ -14,12 +14,13 @@ The frames a column form reads (polars expressions over their columns):
   `required` (sessions that make a met week), `done`, `met` and `unscored` (session counts),
   `rise` (the largest rise of pain during or after over pain before, not rounded; 0 when
   none), `rises` (each session that rose, in the sessions' order, as text: "YYYY-MM-DD
-  rise", the rise not rounded and written so that it reads back as the same float), and
-  the patient's `max_pain` (null without any score), `adverse` (any adverse
-  event), `flare_reports` (pain reports in the `flare` context), `any_session`,
-  `weeks_without_sessions` (the history's count before this week) and `symptoms` (the
-  symptom flags of the patient's outcomes and pain reports, each `"YYYY-MM-DD code"`: the
-  record's day, a space, the code as logged; sorted, each once).
+  rise", the rise not rounded and written so that it reads back as the same float),
+  `unscored_days` (the day of each outcome done without pain scores), `scored_sessions`
+  (sessions done with pain scores), and the patient's `max_pain` (null without any
+  score), `adverse` (any adverse event), `flare_reports` (pain reports in the `flare`
+  context), `any_session`, `weeks_without_sessions` (the history's count before this
+  week) and `symptoms` (the symptom flags of the patient's outcomes and pain reports, each
+  `"YYYY-MM-DD code"`: the record's day, a space, the code as logged; sorted, each once).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class ColumnFinding:
     applies: pl.Expr
     keys: tuple[pl.Expr, ...]
     make: Callable[..., Finding | Sequence[Finding]]
+    #: A finding for the whole program that the rule yields after its exercises' findings
+    #: (not before them): the step's order, which the decisions' matches follow.
+    after: bool = False
 
 
 class RuleColumns(Protocol):

@@ -10,7 +10,7 @@ lines, decided by polars over a whole partition at once:
   says which), given once, with a value of the field's own type written in its plainest
   form: a number without sign or exponent (at most 7 digits before the point and 6 after),
   text without escapes or control characters, `true`/`false`, a list of those, a day as
-  YYYY-MM-DD; no `null`;
+  YYYY-MM-DD; `null` only where the field may be null;
 - the kind's required fields are there, and the numbers keep the fields' bounds.
 
 The grammar and the bounds are made from the records' own field schemas (the ones the
@@ -60,22 +60,22 @@ class _Field:
     is_day: bool
 
 
-def _unwrapped(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The value schema inside `default`, `nullable` and known after-validators, and whether
-    the field is required (no default)."""
-    required = True
+def _unwrapped(schema: dict[str, Any]) -> tuple[dict[str, Any], bool, bool]:
+    """The value schema inside `default`, `nullable` and known after-validators, whether the
+    field is required (no default) and whether it may be null."""
+    required, nullable = True, False
     while True:
         kind = schema["type"]
         if kind == "default":
             required = False
             schema = schema["schema"]
-        elif kind == "nullable" or (
-            kind == "function-after" and _after_function(schema) in _KNOWN_AFTER
-        ):
-            # (No null is taken, and a known after-validator keeps what the grammar takes.)
+        elif kind == "nullable":
+            nullable = True
             schema = schema["schema"]
+        elif kind == "function-after" and _after_function(schema) in _KNOWN_AFTER:
+            schema = schema["schema"]  # (a known after-validator keeps what the grammar takes)
         else:
-            return schema, required
+            return schema, required, nullable
 
 
 def _after_function(schema: dict[str, Any]) -> Any:
@@ -120,10 +120,12 @@ def _fields(kind: str) -> dict[str, _Field]:
     field is left out: a line giving it does not match the kind's grammar)."""
     out = {}
     for name, field in _fields_schema(_KINDS[kind])["fields"].items():
-        schema, required = _unwrapped(field["schema"])
+        schema, required, nullable = _unwrapped(field["schema"])
         read = _value(schema)
         if read is not None:
             pattern, dtype, bounds, is_day = read
+            if nullable:  # (null: the field's None, as when the key is not given)
+                pattern = f"(?:{pattern}|null)"
             out[name] = _Field(pattern, dtype, required, bounds, is_day)
         elif required:  # (a record that cannot go without it never takes the column path)
             out[name] = _Field("(?!)", pl.String(), True, (None, None), False)
@@ -144,6 +146,9 @@ class PlainColumns:
         self._grammars = {kind: self._grammar(kind, fields) for kind, fields in self.kinds.items()}
         keys = "|".join(re.escape(name) for name in every)
         self._keys = f'"(?:{keys})"{_SPACE}:'
+        # A null value (the grammar takes one only where the field may be null); a text value
+        # holding ": null" counts too, and the line then goes the reader's way.
+        self._nulls = f":{_SPACE}null{_SPACE}[,}}]"
 
     def _grammar(self, kind: str, fields: dict[str, _Field]) -> str:
         pairs = "|".join(
@@ -164,6 +169,7 @@ class PlainColumns:
                 for kind, grammar in self._grammars.items()
             ],
             pl.col("text").str.count_matches(self._keys).alias("keys"),
+            pl.col("text").str.count_matches(self._nulls).alias("nulls"),
             (pl.col("text").str.len_bytes() <= MAX_LINE).alias("short"),
         ).with_row_index("line")
         candidate = pl.any_horizontal(*[f"~{k}" for k in self._grammars]) & pl.col("short")
@@ -178,7 +184,8 @@ class PlainColumns:
             *[(pl.col("kind") == kind) & self._valid(kind) for kind in self.kinds]
         )
         given = pl.sum_horizontal(*[pl.col(n).is_not_null() for n in self.schema])
-        read = read.filter(taken & (given == pl.col("keys")))
+        # Each key once: as many keys as values given (a key given twice keeps one value).
+        read = read.filter(taken & (given + pl.col("nulls") == pl.col("keys")))
         mask = pl.Series("taken", [False] * len(lines), dtype=pl.Boolean)
         mask = mask.scatter(read["line"], True) if not read.is_empty() else mask
         return read.select("line", *self.schema), mask
