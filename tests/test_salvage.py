@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 import progressor
 from progressor.reading import read_log, salvage
+from progressor.reading.records import UNDATED
 from progressor.store.batch import recompute
 from progressor.store.database import Store
 from tests.conftest import PROGRAMS, START, full_week
@@ -61,15 +62,19 @@ def test_a_flare_is_kept_a_flare_even_without_a_pain_score() -> None:
 @pytest.mark.parametrize(
     "record",
     [
-        {"date": "05/01/2026", "pain": 9},  # day and month cannot be told apart
         {"date": "2026-01-05", "exercise": "bridge", "reps": "x"},
         {"date": "2026-01-05", "exercise": "bridge", "adverse_event": "no", "pain": "n/a"},
+        {"date": "05/01/2026", "exercise": "bridge", "reps": "x"},
     ],
 )
-def test_nothing_is_kept_without_a_date_or_anything_safety_relevant(
-    record: dict[str, object],
-) -> None:
+def test_nothing_is_kept_without_anything_safety_relevant(record: dict[str, object]) -> None:
     assert salvage(record) is None
+
+
+def test_a_pain_without_a_readable_day_is_kept_undated() -> None:
+    # Day and month cannot be told apart: the readers keep it as of the day it was read.
+    kept = salvage({"date": "05/01/2026", "pain": 9})
+    assert kept is not None and (kept.date, kept.pain) == (UNDATED, 9)
 
 
 def test_a_flare_in_a_malformed_record_still_pauses() -> None:
@@ -341,3 +346,42 @@ def test_a_record_from_the_future_is_kept_once_whatever_file_line_or_day(tmp_pat
         assert (again.added, again.duplicates) == (1, 1)  # the new report only
         [inputs] = store.inputs(["pat"])
         assert sorted(json.loads(r)["pain"] for r in inputs.pain_reports) == [1, 9]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"date": "2026-13-45", "pain": 9},  # no such day
+        {"date": "08/12/2026", "exercise": "bridge", "pain_before": 2, "pain_during": 9},
+        {"exercise": "bridge", "pain_during": 9},  # no day at all
+        {"date": "2026-01-32", "exercise": "bridge", "flags": ["saddle-numbness"]},
+    ],
+)
+def test_a_record_whose_day_cannot_be_read_keeps_its_pain_and_flags_as_of_today(
+    record: dict[str, object],
+) -> None:
+    line = json.dumps({"patient": "pat", **record})
+    log = read_log([line], "k.jsonl", "jsonl", today=TODAY)
+    [kept] = log.records
+    assert isinstance(kept, progressor.PainReport) and kept.date == TODAY
+    assert kept.pain == (9 if "flags" not in record else 0)
+    assert kept.flags == tuple(record.get("flags", ()))  # type: ignore[arg-type]
+    assert "whose day was unreadable" in kept.note
+    [aside] = log.set_aside
+    assert aside.line == 1 and aside.reason.endswith("kept for the safety rules")
+    # Without a day to see it on (no `today`), nothing is kept, as the docstring says.
+    assert read_log([line], "k.jsonl", "jsonl").records == ()
+
+
+def test_a_pain_with_a_day_that_does_not_exist_reaches_the_rules_through_the_store(
+    tmp_path: Path,
+) -> None:
+    typo = {"patient": "pat", "date": "2026-13-45", "pain": 9}
+    with _store_with(tmp_path, "pat", TODAY - dt.timedelta(days=2)) as store:
+        report = store.import_records([json.dumps(typo)], source="k.jsonl", today=TODAY)
+        assert report.added == 1 and len(report.quarantined) == 1
+    summary = recompute(tmp_path / "clinic.db", as_of=TODAY)
+    assert summary.alerts == 1
+    with Store.open(tmp_path / "clinic.db", readonly=True) as store:
+        [alert] = store.alerts("pat")
+    assert alert.rule == "pain-flare" and alert.message.startswith("pain 9/10")

@@ -56,6 +56,10 @@ SALVAGED = "; its pain scores and symptom flags were kept for the safety rules"
 #: How far after today a record may be dated (clinics in time zones ahead of the machine's).
 FUTURE_GRACE = dt.timedelta(days=1)
 KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
+KEPT_UNDATED = "kept for safety, as of the day it was read, from a record whose day was unreadable"
+#: The day of what the salvage keeps of a record whose day cannot be read: later than any
+#: record's, so every reader keeps it as of the day it was read (kept_as_of).
+UNDATED = dt.date.max
 
 _LIST_FIELDS = {"reps", "duration_s", "flags"}
 
@@ -127,7 +131,9 @@ def read_log(lines: Iterable[str], source: str, fmt: str, today: dt.date | None 
     """Parse log lines of format 'jsonl' or 'csv'; bad records are set aside, never raised.
 
     With `today`, a record dated more than FUTURE_GRACE later is set aside too, its pain
-    scores and flags kept as of `today` (the store's import does the same at its line)."""
+    scores and flags kept as of `today` (the store's import does the same at its line); so
+    is what is kept of a record whose day cannot be read. Without `today` there is no day to
+    keep that on: such a record keeps nothing."""
     records: list[Record] = []
     numbers: list[int] = []
     if fmt == "jsonl":  # (rows' own, the records of most lines handed over without a Row)
@@ -165,10 +171,13 @@ def _log_of(
             records.append(row.record)
             numbers.append(row.line)
             continue
-        if row.kept is not None:
-            records.append(row.kept)
+        kept = row.kept
+        if kept is not None and kept.date == UNDATED:  # (no today to see it on: see read_log)
+            kept = None
+        if kept is not None:
+            records.append(kept)
             numbers.append(row.line)
-        reason = row.reason + (SALVAGED if row.kept is not None else "")
+        reason = row.reason + (SALVAGED if kept is not None else "")
         aside.append(SetAside(source=source, line=row.line, reason=reason, record=row.text))
     # What Log(...) sets, in one go (a frozen dataclass sets each field through
     # object.__setattr__, read_log's cost for every week of every patient).
@@ -942,14 +951,14 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
     value become a pain report on the record's date; an adverse event written any way but a
     clear no ('X', 2, 'yes') becomes the flag "adverse-event"; a context that says flare
     ('Flare', 'flare-up') keeps the report a flare, even without a pain score. Without a
-    readable date, or with nothing pain-, flare- or flag-like, there is nothing to keep.
+    readable date the report is dated UNDATED, which the readers keep as of the day the
+    record was read (kept_as_of), as a record dated later: a day typed wrong must not hide
+    a flare. With nothing pain-, flare- or flag-like, there is nothing to keep.
     """
     date = _loose_date(data.get("date"))
     if date is None:  # a date given twice, the first unreadable: the next readable one
         again = (v for k, v in data.items() if str(k).startswith("date" + _AGAIN))
         date = next((d for v in again if (d := _loose_date(v)) is not None), None)
-    if date is None:
-        return None
     pains: list[float] = []
     flags: list[str] = []
     flare = False
@@ -973,11 +982,11 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
     patient = data.get("patient")
     return PainReport(
         patient=patient if isinstance(patient, str) else None,
-        date=date,
+        date=UNDATED if date is None else date,
         pain=max(pains, default=0.0),
         context="flare" if flare else "other",
         flags=tuple(flags),
-        note=KEPT_FROM_ASIDE,
+        note=KEPT_UNDATED if date is None else KEPT_FROM_ASIDE,
     )
 
 
@@ -992,9 +1001,11 @@ def future_reason(date: dt.date) -> str:
 
 
 def kept_as_of(rescued: PainReport, today: dt.date) -> PainReport:
-    """What the safety rules keep of a record dated later, as of `today`: a pain of 9 typed
-    with next year's date must not wait a year."""
-    return dc_replace(rescued, date=today, note=KEPT_AS_OF_TODAY)
+    """What the safety rules keep of a record dated later, or whose day could not be read
+    (UNDATED), as of `today`: a pain of 9 typed with next year's date must not wait a year,
+    nor one with a day that does not exist be lost."""
+    note = KEPT_UNDATED if rescued.date == UNDATED else KEPT_AS_OF_TODAY
+    return dc_replace(rescued, date=today, note=note)
 
 
 def _later(record: Record) -> str:
