@@ -463,3 +463,26 @@ def test_a_clinician_acknowledges_flags_without_changing_anything(tmp_path: Path
     before = json.loads(run("show", "fay", "--format", "json", env=env).stdout)
     assert run("recompute", "--week", "2026-01-12", env=env).returncode == 0
     assert json.loads(run("show", "fay", "--format", "json", env=env).stdout) == before
+
+
+def test_a_dataset_line_that_is_not_utf8_is_reported_at_its_line_and_its_pain_counts(
+    tmp_path: Path,
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    made = run(
+        "synth", "--patients", "5", "--weeks", "1", "--start", "2026-01-05", "--out", str(data)
+    )
+    assert made.returncode == 0, made.stderr
+    patient = json.loads((data / "enrollments" / "part-00000.jsonl").read_text().split("\n")[0])
+    record = {"date": "2026-01-08", "pain": 8, "note": "caf\xe9", "patient": patient["patient"]}
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    with (data / "records" / "part-00000.jsonl").open("ab") as handle:
+        handle.write(line.encode("latin-1"))  # (a cp1252 export: é is one byte, 0xe9)
+    done = run("recompute", "--dataset", str(data), "--out", str(out), "--week", "2026-01-12")
+    assert done.returncode == 3, done.stderr  # (a problem to read: set aside, exit 3)
+    assert "Traceback" not in done.stderr
+    problem = (out / "set_aside" / "part-00000.jsonl").read_text()
+    assert "not UTF-8 text (byte 0xe9 at column 42)" in problem and "line " in problem
+    rows = (out / "prescriptions" / "part-00000.jsonl").read_text().splitlines()
+    row = next(r for r in rows if f'"patient":"{patient["patient"]}"' in r)
+    assert '"status":"paused"' in row  # the pain of 8 reached pain-flare

@@ -113,6 +113,8 @@ class PatientLines(NamedTuple):
     orphans: list[tuple[int, str]]  # lines that name no patient, with their byte offset
     size: int  # bytes read, from the start of the file
     crc: int  # their CRC-32
+    #: Lines that are not UTF-8 text, with their byte offset and what is wrong (`decoded`).
+    undecoded: list[tuple[int, str]]
 
 
 def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | None:
@@ -122,7 +124,7 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
     still start with exactly those bytes, ending a line, and only what follows is split into
     lines; None when it does not (the file was changed, not only appended to).
     """
-    table = PatientLines({}, {}, [], 0, 0)
+    table = PatientLines({}, {}, [], 0, 0, [])
     if not exists(location):
         return table if known is None or known[0] == 0 else None
     with open_binary(location, "rb") as handle:
@@ -141,7 +143,10 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
             for raw in block.splitlines(keepends=True) if b"\r" in block else (block,):
                 crc = zlib.crc32(raw, crc)
                 start, position = position, position + len(raw)
-                line = raw.decode("utf-8").rstrip("\n")
+                line, wrong = decoded(raw)
+                line = line.rstrip("\n")
+                if wrong:
+                    table.undecoded.append((start, wrong))
                 if not line.strip():
                     continue
                 patient = patient_of(line)
@@ -172,6 +177,18 @@ def _prefix_crc(handle: IO[bytes], size: int) -> tuple[int, bytes] | None:
     return crc, last
 
 
+def decoded(raw: bytes) -> tuple[str, str]:
+    """A line's text, and what is wrong with it ("" when nothing): a line that is not UTF-8
+    is read with U+FFFD for each byte that is not (its pain scores still count: the reader
+    reads such text as any other), and the first such byte is named for the problem."""
+    try:
+        return raw.decode("utf-8"), ""
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start]
+        wrong = f"not UTF-8 text (byte 0x{byte:02x} at column {exc.start + 1})"
+        return raw.decode("utf-8", "replace"), wrong
+
+
 def read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[str]]:
     """Each wanted patient's lines, read from their byte ranges in the file."""
     found: dict[str, list[str]] = {}
@@ -182,7 +199,7 @@ def read_spans(location: str, wanted: dict[str, list[int]]) -> dict[str, list[st
                 handle.seek(spans[i])
                 chunks.append(handle.read(spans[i + 1] - spans[i]))
             raw_lines = b"".join(chunks).splitlines(keepends=True)
-            lines = (raw.decode("utf-8").rstrip("\n") for raw in raw_lines)
+            lines = (decoded(raw)[0].rstrip("\n") for raw in raw_lines)
             found[patient] = [line for line in lines if line.strip()]
     return found
 

@@ -79,7 +79,7 @@ class Scanned:
     numbered among the patient's own (as read_log numbers a patient's lines)."""
 
     def __init__(self) -> None:
-        self.table = files.PatientLines({}, {}, [], 0, 0)
+        self.table = files.PatientLines({}, {}, [], 0, 0, [])
         self.rows: dict[str, list[Row]] = {}
 
     def add(self, patient: str | None, number: int, line: str, row: Row | None = None) -> None:

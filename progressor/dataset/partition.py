@@ -476,6 +476,8 @@ class _Run:
         problems = [
             *self._orphans("records", "a record", records, records_at),
             *self._orphans("enrollments", "an enrollment", enrollments, enrollments_at),
+            *self._undecoded("records", records, records_at),
+            *self._undecoded("enrollments", enrollments, enrollments_at),
             *self._unenrolled(enrollments, records),
         ]
         columns = _Columns(
@@ -926,6 +928,19 @@ class _Run:
             for text in [line.rstrip("\r")]  # (Windows line ends)
         ]
 
+    def _undecoded(self, table: str, scanned: files.PatientLines, location: str) -> list[str]:
+        """A problem for each line of `scanned` that is not UTF-8 text, at its line number:
+        it was read with U+FFFD in place of each such byte (files.decoded)."""
+        if not scanned.undecoded:
+            return []
+        name = f"{files.part_name(self.part)}.{self.input_format}"
+        at = files.numbers_at(location, [offset for offset, _ in scanned.undecoded])
+        return [
+            f"{table}/{name} line {at[offset]}: {wrong}: read with U+FFFD in its place (is "
+            "the file in another encoding? progressor reads UTF-8)"
+            for offset, wrong in scanned.undecoded
+        ]
+
     @staticmethod
     def _unenrolled(enrollments: files.PatientLines, records: files.PatientLines) -> list[str]:
         return [
@@ -947,7 +962,7 @@ class _Run:
         records_tail = files.scan(records_at, (known[1][0], known[1][1]))
         if enrolled_tail is None or records_tail is None:
             return None
-        if enrolled_tail.orphans or records_tail.orphans:
+        if any(t.orphans or t.undecoded for t in (enrolled_tail, records_tail)):
             return None  # new problems to report
         if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
             return None  # a new enrollment may settle an earlier problem
