@@ -486,3 +486,10 @@ def test_a_dataset_line_that_is_not_utf8_is_reported_at_its_line_and_its_pain_co
     rows = (out / "prescriptions" / "part-00000.jsonl").read_text().splitlines()
     row = next(r for r in rows if f'"patient":"{patient["patient"]}"' in r)
     assert '"status":"paused"' in row  # the pain of 8 reached pain-flare
+
+
+def test_a_dataset_path_with_no_dataset_is_an_error_not_an_empty_run(tmp_path: Path) -> None:
+    for missing in (tmp_path / "nonexist", tmp_path):  # (a folder, but no enrollments/ in it)
+        done = run("recompute", "--dataset", str(missing), "--out", str(tmp_path / "o"))
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert "no dataset here (no enrollments/ folder)" in done.stderr

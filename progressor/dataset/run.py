@@ -97,8 +97,15 @@ class DatasetWriter:
 
 
 def partitions(dataset: str | Path) -> list[int]:
-    """The partition numbers of an input dataset (those with enrollments, JSONL or Parquet)."""
+    """The partition numbers of an input dataset (those with enrollments, JSONL or Parquet);
+    a ProgressorError when it has no enrollments folder (a mistyped path must not be a run
+    of no patients that reports success)."""
     folder = files.join(str(dataset), "enrollments")
+    if not files.exists(folder):
+        raise ProgressorError(
+            f"{dataset}: no dataset here (no enrollments/ folder): a dataset holds "
+            "enrollments/, records/ and programs/ (README, 'Datasets')"
+        )
     found = [*files.listing(folder, ".jsonl"), *files.listing(folder, ".parquet")]
     return sorted({int(Path(f.split("://")[-1]).stem.split("-")[1]) for f in found})
 
