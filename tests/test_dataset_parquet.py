@@ -320,6 +320,21 @@ def test_parquet_output_holds_the_jsonl_rows_in_a_fixed_schema(
     assert (tmp_path / "p" / "alerts" / "part-00002.parquet").exists()
 
 
+def test_switching_the_output_format_leaves_no_tables_of_the_other(
+    cohort: tuple[Path, Path], tmp_path: Path
+) -> None:
+    jsonl, _ = cohort
+    out = tmp_path / "o"
+    run_local(str(jsonl), str(out), AS_OF, workers=1)
+    first = tables(out)
+    run_local(str(jsonl), str(out), AS_OF, workers=1, out_format="parquet")
+    assert not list((out / "prescriptions").glob("*.jsonl"))  # (last run's rows, stale)
+    assert len(list((out / "prescriptions").glob("*.parquet"))) == 3
+    run_local(str(jsonl), str(out), AS_OF, workers=1)
+    assert not list(out.rglob("*.parquet")) and not list((out / "_jsonl").rglob("*.jsonl"))
+    assert tables(out) == first
+
+
 def test_dask_and_local_cores_write_the_same_parquet(
     cohort: tuple[Path, Path], tmp_path: Path
 ) -> None:

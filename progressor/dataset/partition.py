@@ -730,6 +730,7 @@ class _Run:
             for table in TABLES_OUT:
                 target = files.join(self.out, table, f"{files.part_name(self.part)}.parquet")
                 parquet.write_table(table, files.text_lines(self._target(table)), target)
+        self._remove_other_format()
         counts = self._counts(outputs, computed, kept, in_place)
         summary = self._summary(offsets, counts)
         self._write_index(columns, counts, offsets, problems, inputs)
@@ -738,6 +739,20 @@ class _Run:
         return summary
 
     # -- the parts of _write ----------------------------------------------------------------
+
+    def _remove_other_format(self) -> None:
+        """The partition's tables as an earlier run wrote them in the other output format:
+        removed, so that no reader of `out` finds last week's rows beside this run's."""
+        name = files.part_name(self.part)
+        if self.out_format == "parquet":
+            stale = [files.join(self.out, table, f"{name}.jsonl") for table in TABLES_OUT]
+        else:
+            stale = [files.join(self.out, table, f"{name}.parquet") for table in TABLES_OUT]
+            stale += [
+                files.join(self.out, "_jsonl", table, f"{name}.jsonl") for table in TABLES_OUT
+            ]
+        for location in stale:
+            files.remove(location)
 
     def _done(self) -> str:
         return files.join(self.out, "_done", f"{files.part_name(self.part)}.json")
