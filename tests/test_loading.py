@@ -178,3 +178,7 @@ def test_record_errors_speak_the_log_writers_language() -> None:
     log = read_log(['{"date": "05/01/2026", "exercise": "bridge", "reps": 5}'], "a.jsonl", "jsonl")
     [aside] = log.set_aside
     assert "YYYY-MM-DD" in aside.reason and "should be a list, e.g. [5, 5]" in aside.reason
+    # A list of codes gets an example of codes, not of numbers.
+    log = read_log(['{"date": "2026-01-05", "pain": 2, "flags": 5}'], "a.jsonl", "jsonl")
+    [aside] = log.set_aside
+    assert 'flags: should be a list, e.g. ["night-pain"]' in aside.reason

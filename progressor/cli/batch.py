@@ -342,7 +342,7 @@ def synth(
         compiled = [(engine.compile(parse_program(t)), t) for t in texts]
         if out:
             synthesize_dataset(out, compiled, patients, weeks, seed, partitions, start, fmt=fmt)
-            click.echo(f"{patients} patients, {weeks} weeks, {partitions} partitions: {out}")
+            click.echo(f"{patients} patients, {_weeks(weeks)}, {partitions} partitions: {out}")
             return
         with Store.init(store_path) as store:
             if store.status().patients:  # never mix made-up patients into a clinic's data
@@ -357,7 +357,11 @@ def synth(
         fail(f"{out}: {exc}")
     except OSError as exc:
         fail(f"cannot write there: {exc}")
-    click.echo(f"{patients} patients, {weeks} weeks into {store_path}: {report}")
+    click.echo(f"{patients} patients, {_weeks(weeks)} into {store_path}: {report}")
 
 
 COMMANDS = (*STORE_COMMANDS, recompute_command, synth)
+
+
+def _weeks(weeks: int) -> str:
+    return "1 week" if weeks == 1 else f"{weeks} weeks"

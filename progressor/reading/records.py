@@ -237,7 +237,8 @@ def record_reason(error: ValidationError, model: type[Any]) -> str:
 def _plain(message: str, key: str) -> str:
     """pydantic's message in the words of someone writing a log file."""
     if "valid tuple" in message:
-        return "should be a list, e.g. [5, 5]"
+        example = '["night-pain"]' if key.split(".")[0] == "flags" else "[5, 5]"
+        return f"should be a list, e.g. {example}"
     if key == "date":
         return f"{message} (write the date as YYYY-MM-DD, e.g. 2026-01-05)"
     return message
