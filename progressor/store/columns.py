@@ -1,0 +1,144 @@
+"""The column engine (progressor.columns) on the store's side: recompute's `--engine`.
+
+The column engine takes the lines of a dataset's patients and gives their output rows; the
+store holds each record as the canonical JSON the import wrote from what the reader read,
+which is such a line. So the due patients' inputs, read in one snapshot as the per-patient
+path reads them, are handed over as lines (the engine's own plain check, the reader's fast
+path, decides what it takes), and its rows come back as the store's rows, through the same
+functions the per-patient path stores with (`prescription_row`, `decision_row`).
+
+The store first keeps to itself what the column engine cannot know: a patient with clinician
+actions, or with more than one judged week (computed before), goes per patient; so does
+one whose program failed to compile (the per-patient path records the error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from progressor.core.engine import CompiledProgram
+from progressor.errors import ProgressorError
+from progressor.store.values import (
+    PatientInputs,
+    PatientResults,
+    decision_row,
+    prescription_row,
+)
+
+if TYPE_CHECKING:  # (polars is optional: imported only where the column engine is chosen)
+    from progressor.columns.engine import ColumnEngine
+
+#: recompute's `engine`: the per-patient engine, the column engine (the patients it does not
+#: cover go per patient), or columns where polars is installed. (As the dataset's.)
+ENGINE_CHOICES = ("patients", "columns", "auto")
+
+
+class Covered(NamedTuple):
+    """A patient the column engine computed: the rows to store, the newest week's actions."""
+
+    results: PatientResults
+    actions: tuple[str, ...]
+
+
+def column_engine_wanted(engine: str) -> bool:
+    """Whether `engine` computes with the column engine here: a ProgressorError for an
+    unknown choice, or for "columns" where polars is not installed (at the run's start,
+    before any work)."""
+    if engine not in ENGINE_CHOICES:
+        raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
+    if engine == "patients":
+        return False
+    try:
+        import progressor.columns.engine  # noqa: F401  (is polars there?)
+    except ImportError:
+        if engine == "auto":
+            return False
+        raise ProgressorError(
+            "--engine columns needs polars: pip install 'progressor[columns]'"
+        ) from None
+    return True
+
+
+class StoreColumns:
+    """The column engine for a recompute's batches: one per program version (the store may
+    hold patients on several versions of one program; the engine knows a program by id)."""
+
+    def __init__(self, as_of: dt.date) -> None:
+        self.as_of = as_of
+        self._engines: dict[tuple[str, str], ColumnEngine] = {}
+
+    def compute(
+        self, batch: Sequence[tuple[PatientInputs, CompiledProgram | str]]
+    ) -> dict[str, Covered]:
+        """The patients of `batch` (inputs, compiled program or why it did not compile) the
+        column engine covers; the others are left to the per-patient path."""
+        groups: dict[tuple[str, str], list[PatientInputs]] = {}
+        programs: dict[tuple[str, str], CompiledProgram] = {}
+        for inputs, compiled in batch:
+            if isinstance(compiled, str) or not self._may_take(inputs):
+                continue
+            key = (inputs.enrollment.program, inputs.program_version)
+            groups.setdefault(key, []).append(inputs)
+            programs[key] = compiled
+        covered: dict[str, Covered] = {}
+        for key, group in groups.items():
+            covered.update(self._group(programs[key], group))
+        return covered
+
+    def _may_take(self, inputs: PatientInputs) -> bool:
+        """Not a patient with clinician actions or an earlier week judged (the column engine
+        judges one week, and takes a patient whose first week alone has ended)."""
+        return not inputs.actions and inputs.computed_weeks <= 1
+
+    def _engine(self, compiled: CompiledProgram) -> ColumnEngine:
+        from progressor.columns.engine import ColumnEngine
+
+        key = (compiled.program.id, compiled.program.version)
+        if key not in self._engines:
+            self._engines[key] = ColumnEngine({compiled.program.id: compiled})
+        return self._engines[key]
+
+    def _group(self, compiled: CompiledProgram, group: list[PatientInputs]) -> dict[str, Covered]:
+        by_patient = {inputs.enrollment.patient: inputs for inputs in group}
+        rows, _ = self._engine(compiled).compute(
+            list(by_patient),
+            {p: [i.enrollment.model_dump_json()] for p, i in by_patient.items()},
+            {p: [*i.outcomes, *i.pain_reports] for p, i in by_patient.items()},
+            self.as_of,
+        )
+        covered = {}
+        for patient, (tables, _counts) in rows.items():
+            made = _stored(compiled, by_patient[patient], tables)
+            if made is not None:
+                covered[patient] = made
+        return covered
+
+
+def _stored(
+    compiled: CompiledProgram, inputs: PatientInputs, tables: dict[str, bytes]
+) -> Covered | None:
+    """The column engine's rows of one patient as the store's rows: week 1's prescription (as
+    the fold starts it), week 2's, and week 1's decisions. None (per patient, then) for rows
+    the store words otherwise: alerts and set-aside records (never given in this version)."""
+    if tables["alerts"] or tables["set_aside"]:
+        return None
+    first = compiled.first_week(inputs.enrollment)
+    following = json.loads(tables["prescriptions"])
+    decisions = []
+    for line in tables["decisions"].splitlines():
+        fields = json.loads(line)
+        judged = fields.pop("week")
+        del fields["patient"]  # (the rest is the decision's JSON, as the store keeps it)
+        decisions.append(decision_row(judged, fields))
+    results = PatientResults(
+        inputs.enrollment.patient,
+        inputs.data_version,
+        1,
+        (prescription_row(first), prescription_row(following)),
+        tuple(decisions),
+        computed_at=inputs.read_at,
+    )
+    return Covered(results, tuple(row.action for row in decisions))
