@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from progressor.core.engine import CompiledProgram
 from progressor.errors import ProgressorError
 from progressor.store.values import (
+    DecisionRow,
     PatientInputs,
     PatientResults,
     decision_row,
@@ -69,6 +70,7 @@ class StoreColumns:
     def __init__(self, as_of: dt.date) -> None:
         self.as_of = as_of
         self._engines: dict[tuple[str, str], ColumnEngine] = {}
+        self._decisions: dict[bytes, DecisionRow] = {}
 
     def compute(
         self, batch: Sequence[tuple[PatientInputs, CompiledProgram | str]]
@@ -111,34 +113,54 @@ class StoreColumns:
         )
         covered = {}
         for patient, (tables, _counts) in rows.items():
-            made = _stored(compiled, by_patient[patient], tables)
+            made = self._stored(compiled, by_patient[patient], tables)
             if made is not None:
                 covered[patient] = made
         return covered
 
+    def _stored(
+        self, compiled: CompiledProgram, inputs: PatientInputs, tables: dict[str, bytes]
+    ) -> Covered | None:
+        """The column engine's rows of one patient as the store's rows: week 1's prescription
+        (as the fold starts it), week 2's, and week 1's decisions. None (per patient, then)
+        for rows the store words otherwise: alerts and set-aside records (never given in
+        this version)."""
+        if tables["alerts"] or tables["set_aside"]:
+            return None
+        first = compiled.first_week(inputs.enrollment)
+        following = json.loads(tables["prescriptions"])
+        head = f'{{"patient":{_json_text(inputs.enrollment.patient)},'.encode()
+        decisions = [self._decision(line, head) for line in tables["decisions"].splitlines()]
+        results = PatientResults(
+            inputs.enrollment.patient,
+            inputs.data_version,
+            1,
+            (prescription_row(first), prescription_row(following)),
+            tuple(decisions),
+            computed_at=inputs.read_at,
+        )
+        return Covered(results, tuple(row.action for row in decisions))
 
-def _stored(
-    compiled: CompiledProgram, inputs: PatientInputs, tables: dict[str, bytes]
-) -> Covered | None:
-    """The column engine's rows of one patient as the store's rows: week 1's prescription (as
-    the fold starts it), week 2's, and week 1's decisions. None (per patient, then) for rows
-    the store words otherwise: alerts and set-aside records (never given in this version)."""
-    if tables["alerts"] or tables["set_aside"]:
-        return None
-    first = compiled.first_week(inputs.enrollment)
-    following = json.loads(tables["prescriptions"])
-    decisions = []
-    for line in tables["decisions"].splitlines():
-        fields = json.loads(line)
-        judged = fields.pop("week")
-        del fields["patient"]  # (the rest is the decision's JSON, as the store keeps it)
-        decisions.append(decision_row(judged, fields))
-    results = PatientResults(
-        inputs.enrollment.patient,
-        inputs.data_version,
-        1,
-        (prescription_row(first), prescription_row(following)),
-        tuple(decisions),
-        computed_at=inputs.read_at,
-    )
-    return Covered(results, tuple(row.action for row in decisions))
+    def _decision(self, line: bytes, head: bytes) -> DecisionRow:
+        """A decisions row of the column engine as the store's row. Most patients share their
+        decisions (the engine decides each distinct exercise week once): a row is made once
+        for each text after the patient's `head` (the week and the decision's fields)."""
+        key = line[len(head) :] if line.startswith(head) else None
+        made = self._decisions.get(key) if key is not None else None
+        if made is None:
+            fields = json.loads(line)
+            judged = fields.pop("week")
+            del fields["patient"]  # (the rest is the decision's JSON, as the store keeps it)
+            made = decision_row(judged, fields)
+            if key is not None:
+                if len(self._decisions) >= _DECISIONS_KEPT:
+                    self._decisions.clear()
+                self._decisions[key] = made
+        return made
+
+
+#: How many distinct decisions rows StoreColumns keeps (a few hundred in a usual clinic week).
+_DECISIONS_KEPT = 20_000
+
+#: How the column engine writes a patient's id in its rows.
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
