@@ -95,6 +95,12 @@ class _Computed(NamedTuple):
     by_columns: bool = False  # computed by the column engine (recompute's `engine`)
 
 
+#: Patients a batch computes and stores in one transaction (the default). The column engine
+#: evaluates a batch at once: larger batches spread its fixed cost a call (polars plans and
+#: frames) over more patients: 250 -> 1,000 is a third more patients per CPU-second.
+_BATCH = 250
+_COLUMN_BATCH = 1_000
+
 #: The fewest batches worth spawning worker processes for (where they cannot be forked).
 _POOL_BATCHES = 8
 
@@ -112,7 +118,7 @@ def recompute(
     workers: int = 1,
     progress: Progress | None = None,
     patients: Sequence[str] = (),
-    batch_size: int = 250,
+    batch_size: int | None = None,
     wait: float = 0.0,
     lock: RunLock | None = None,
     engine: str = "patients",
@@ -122,8 +128,8 @@ def recompute(
     The engine comes from `engine_factory`, else `Engine(plugins=plugins)`. `workers` > 1
     computes in that many worker processes (0: one per core) when there are at least two
     batches (forked; _POOL_BATCHES where workers must be spawned); the results are the same
-    for any number. `progress(done, total)`
-    is called after each batch is stored.
+    for any number. Each batch of `batch_size` patients (default 250; 1,000 with the column
+    engine) is stored in one transaction; `progress(done, total)` is called after each.
 
     One run of a store at a time: the run takes the store's run lock, waiting up to `wait`
     seconds for another run to end (RecomputeRunning if it does not), unless the caller holds
@@ -136,6 +142,7 @@ def recompute(
     """
     workers = workers or os.cpu_count() or 1
     columns = column_engine_wanted(engine)
+    batch_size = batch_size or (_COLUMN_BATCH if columns else _BATCH)
     # Results computed with other code are stale (an upgrade, other plugins): the engine is
     # built here first, so a plugin that cannot load fails the run before any work.
     signature = (engine_factory() if engine_factory else Engine(plugins=plugins)).signature

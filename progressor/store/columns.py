@@ -25,6 +25,7 @@ from progressor.store.values import (
     DecisionRow,
     PatientInputs,
     PatientResults,
+    PrescriptionRow,
     decision_row,
     prescription_row,
 )
@@ -71,6 +72,7 @@ class StoreColumns:
         self.as_of = as_of
         self._engines: dict[tuple[str, str], ColumnEngine] = {}
         self._decisions: dict[bytes, DecisionRow] = {}
+        self._firsts: dict[tuple[str, str, dt.date], tuple[str, PrescriptionRow]] = {}
 
     def compute(
         self, batch: Sequence[tuple[PatientInputs, CompiledProgram | str]]
@@ -127,7 +129,6 @@ class StoreColumns:
         this version)."""
         if tables["alerts"] or tables["set_aside"]:
             return None
-        first = compiled.first_week(inputs.enrollment)
         following = json.loads(tables["prescriptions"])
         head = f'{{"patient":{_json_text(inputs.enrollment.patient)},'.encode()
         decisions = [self._decision(line, head) for line in tables["decisions"].splitlines()]
@@ -135,11 +136,29 @@ class StoreColumns:
             inputs.enrollment.patient,
             inputs.data_version,
             1,
-            (prescription_row(first), prescription_row(following)),
+            (self._first(compiled, inputs), prescription_row(following)),
             tuple(decisions),
             computed_at=inputs.read_at,
         )
         return Covered(results, tuple(row.action for row in decisions))
+
+    def _first(self, compiled: CompiledProgram, inputs: PatientInputs) -> PrescriptionRow:
+        """Week 1's prescriptions row, as the fold starts it (CompiledProgram.first_week). The
+        column engine takes no overrides: week 1 is then the program's starting doses, and
+        patients who start on one day differ in their id alone. So the row is made once for
+        each program version and start, and another patient's is that row with their id."""
+        enrollment = inputs.enrollment
+        key = (compiled.program.id, compiled.program.version, enrollment.start)
+        made = self._firsts.get(key)
+        if made is not None and not enrollment.overrides:
+            field, row = made
+            mine = f'"patient":{_json_text(enrollment.patient)}'
+            return row._replace(prescription=row.prescription.replace(field, mine, 1))
+        row = prescription_row(compiled.first_week(enrollment))
+        field = f'"patient":{_json_text(enrollment.patient)}'
+        if not enrollment.overrides and row.prescription.count('"patient":') == 1:
+            self._firsts[key] = (field, row)  # (the id's only place: the text's one "patient")
+        return row
 
     def _decision(self, line: bytes, head: bytes) -> DecisionRow:
         """A decisions row of the column engine as the store's row. Most patients share their
