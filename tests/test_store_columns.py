@@ -19,6 +19,7 @@ import progressor
 from progressor.demo import shipped_text
 from progressor.errors import ProgressorError
 from progressor.store.batch import Summary, recompute
+from progressor.store.columns import StoreColumns
 from progressor.store.database import Store
 from progressor.synth import DEFAULT_START, synthesize_into_store
 from tests.conftest import ROOT, full_week
@@ -134,6 +135,29 @@ def test_a_patient_with_clinician_actions_is_computed_per_patient(
         again = recompute(path, as_of=AS_OF, engine=engine)
         assert again.paths == {"patients": 2} and week == 2
     assert dump(tmp_path / "columns.db") == dump(tmp_path / "patients.db")
+
+
+def test_workers_and_a_failing_column_engine_store_the_same_rows(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both(template, tmp_path)
+    shutil.copy(template, tmp_path / "workers.db")
+    # 9 batches: workers compute with the column engine each (spawned, not forked: this
+    # process has run polars, whose threads would not survive a fork)
+    two = recompute(
+        tmp_path / "workers.db", as_of=AS_OF, workers=2, batch_size=30, engine="columns"
+    )
+    assert two.paths["columns"] > 0
+    assert dump(tmp_path / "workers.db") == dump(tmp_path / "patients.db")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a column form's bug")
+
+    monkeypatch.setattr(StoreColumns, "compute", broken)
+    shutil.copy(template, tmp_path / "broken.db")
+    held = recompute(tmp_path / "broken.db", as_of=AS_OF, engine="columns")
+    assert held.paths == {"patients": 244} and held.failures == ()
+    assert dump(tmp_path / "broken.db") == dump(tmp_path / "patients.db")
 
 
 def test_unknown_engine_and_missing_polars_are_clear_errors(

@@ -141,6 +141,9 @@ def recompute(
     stored results are the same whichever it is; `Summary.paths` counts who computed whom.
     """
     workers = workers or os.cpu_count() or 1
+    # polars' threads do not survive a fork: where this process may have used polars before
+    # (an earlier run, a dataset computed here), workers are spawned, never forked.
+    polars_before = "polars" in sys.modules
     columns = column_engine_wanted(engine)
     batch_size = batch_size or (_COLUMN_BATCH if columns else _BATCH)
     # Results computed with other code are stale (an upgrade, other plugins): the engine is
@@ -161,8 +164,8 @@ def recompute(
         # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
         # everything again, half a second or so: worth it only for several batches a worker.
         # (Linux only: on macOS CPython counts fork as unsafe, system libraries may not survive
-        # it.)
-        fork = sys.platform.startswith("linux")
+        # it; nor where polars may be running threads: see polars_before.)
+        fork = sys.platform.startswith("linux") and not (columns and polars_before)
         batches = -(-due // batch_size)
         workers = min(workers, batches) if batches >= (2 if fork else _POOL_BATCHES) else 1
         pool = None
