@@ -97,7 +97,7 @@ class _Computed(NamedTuple):
 
 #: Patients a batch computes and stores in one transaction (the default). The column engine
 #: evaluates a batch at once: larger batches spread its fixed cost a call (polars plans and
-#: frames) over more patients: 250 -> 1,000 is a third more patients per CPU-second.
+#: frames) over more patients: 250 -> 1,000 is about a fifth more patients per CPU-second.
 _BATCH = 250
 _COLUMN_BATCH = 1_000
 
