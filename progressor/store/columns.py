@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -110,7 +111,10 @@ class StoreColumns:
         rows, _ = self._engine(compiled).compute(
             list(by_patient),
             {p: [i.enrollment.model_dump_json()] for p, i in by_patient.items()},
-            {p: [*i.outcomes, *i.pain_reports] for p, i in by_patient.items()},
+            {
+                p: [*map(_plain_line, i.outcomes), *map(_plain_line, i.pain_reports)]
+                for p, i in by_patient.items()
+            },
             self.as_of,
         )
         covered = {}
@@ -176,6 +180,19 @@ class StoreColumns:
                     self._decisions.clear()
                 self._decisions[key] = made
         return made
+
+
+def _plain_line(stored: str) -> str:
+    """A stored record's text as a log's line: without its keys whose value is null. The
+    store keeps every field (canonical JSON of the model), and a field that may be null is
+    None when not given (tests/test_store_columns.py holds it), so the line means the same to
+    the reader; the column engine's reader takes no null (it takes a field given or not)."""
+    return _NULLS.sub("", stored)
+
+
+#: A key whose value is null, with its comma. (Inside JSON text a quote is always escaped, so
+#: `,"` and `{"` followed by a key and `:null` occur only where a member begins.)
+_NULLS = re.compile(r',"[a-z_]+":null(?=[,}])|(?<=\{)"[a-z_]+":null(?:,|(?=\}))')
 
 
 #: How many distinct decisions rows StoreColumns keeps (a few hundred in a usual clinic week).
