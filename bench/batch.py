@@ -19,7 +19,9 @@ per patient), then measures in one run, on this machine:
 The embedded store (SQLite, the default path) is measured too, for the sizes in
 `--store-sizes` (default 10k and 100k: filling a store goes at about 1,700 patients/s):
 end to end `recompute` on all cores, and the same incremental re-run after `import` of a
-pain report for 1 % of the patients. Figures go to standard output; nothing is asserted.
+pain report for 1 % of the patients; then each `--engine` (patients, columns) over a copy of
+the same fresh store: patients per second and per CPU-second, the share each path took, and
+whether the stored rows are the same. Figures go to standard output; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -364,6 +366,8 @@ def measure_store(patients: int, workers: int, root: Path) -> None:
     with Store.init(path) as store:
         synthesize_into_store(store, [(compiled, text)], patients, 1, 11)
     generated = time.perf_counter() - started
+    fresh = root / "fresh.db"
+    shutil.copy(path, fresh)
     started = time.perf_counter()
     full_summary = recompute(path, as_of=AS_OF, workers=workers)
     full = time.perf_counter() - started
@@ -384,7 +388,36 @@ def measure_store(patients: int, workers: int, root: Path) -> None:
         f"  1 % new data      {incremental:>10.2f} s = {incremental / full:.1%} of full "
         f"({again.computed} patients computed; target <= 3 %)"
     )
+    compare_store_engines(fresh, root, workers)
     sys.stdout.flush()
+
+
+def compare_store_engines(fresh: Path, root: Path, workers: int) -> None:
+    """`recompute --engine` patients and columns, each over a copy of the fresh store."""
+    dumps = {}
+    for engine in ("patients", "columns"):
+        path = root / f"{engine}.db"
+        shutil.copy(fresh, path)
+        started, cpu = time.perf_counter(), cpu_seconds()
+        summary = recompute(path, as_of=AS_OF, workers=workers, engine=engine)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        with Store.open(path) as store:
+            dumps[engine] = list(store.dump_results())
+        done = summary.computed
+        share = ", ".join(f"{p} {n / max(done, 1):.1%}" for p, n in summary.paths.items())
+        same = (
+            ""
+            if engine == "patients"
+            else f"; same rows: {_yes(dumps[engine] == dumps['patients'])}"
+        )
+        print(
+            f"  --engine {engine:<9}{done / wall:>9,.0f} patients/s  "
+            f"{done / cpu:>9,.0f} patients/CPU-s   paths: {share}{same}"
+        )
+
+
+def _yes(same: bool) -> str:
+    return "yes" if same else "NO"
 
 
 def main() -> None:

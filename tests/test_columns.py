@@ -331,7 +331,7 @@ def test_recompute_with_the_column_engine_from_the_command_line(tmp_path: Path) 
     assert outputs["columns tables"] == outputs["patients tables"]
     assert "computed by the column engine: " in outputs["columns"]
     assert "per patient:" in outputs["columns"] and "column engine" not in outputs["patients"]
-    wrong = run("recompute", "--engine", "columns", "--week", str(AS_OF))
+    wrong = run("recompute", "--out", str(tmp_path / "o"), "--week", str(AS_OF))
     assert wrong.returncode == 1 and "go with --dataset" in wrong.stderr
 
 

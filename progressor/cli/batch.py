@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -80,9 +80,9 @@ def _print_summary(summary: Summary) -> None:
     type=click.Choice(["patients", "columns", "auto"]),
     default="patients",
     show_default=True,
-    help="With --dataset: the per-patient engine, the column engine (polars; the patients "
-    "it does not cover go per-patient) or columns where installed and worth it (a partition with "
-    "256 patients or more to compute). Same output.",
+    help="The per-patient engine, the column engine (polars; the patients it does not cover "
+    "go per-patient) or columns where installed (with --dataset: and worth it, a partition "
+    "with 256 patients or more to compute). Same results.",
 )
 @click.option(
     "--out-format",
@@ -144,10 +144,10 @@ def recompute_command(
             out_format=out_format,
         )
         return
-    if executor != "local" or out or computed_by != "patients" or out_format != "jsonl":
+    if executor != "local" or out or out_format != "jsonl":
         fail(
-            "--executor, --out, --engine and --out-format go with --dataset (the store is "
-            "computed on this machine, per patient)"
+            "--executor, --out and --out-format go with --dataset (the store is computed on "
+            "this machine)"
         )
     factory = engine_factory(plugins, block)
 
@@ -160,6 +160,7 @@ def recompute_command(
                 progress=progress,
                 engine_factory=factory,
                 lock=lock,
+                engine=computed_by,
             )
         except ProgressorError as exc:
             fail(str(exc))
@@ -170,6 +171,8 @@ def recompute_command(
         with run_lock(store_path, wait) as lock:
             summary = _with_progress(lambda progress: run(lock, progress))
             _print_summary(summary)
+            if computed_by != "patients":  # who computed whom, as for a dataset
+                _print_paths(summary.paths)
             undelivered = _send_alerts(store_path, channels)
     except RecomputeRunning as exc:
         click.echo(f"error: {exc}", err=True)
@@ -180,6 +183,14 @@ def recompute_command(
         sys.exit(1)
     if undelivered:
         sys.exit(EXIT_ALERT_UNDELIVERED)
+
+
+def _print_paths(paths: Mapping[str, int]) -> None:
+    click.echo(
+        f"computed by the column engine: {paths.get('columns', 0)}, per patient: "
+        f"{paths.get('patients', 0)} (in this version the column engine takes patients "
+        "with one judged week; more weeks, and what it does not cover, go per patient)"
+    )
 
 
 def _with_progress(run: Callable[[Callable[[int, int], None] | None], Summary]) -> Summary:
@@ -273,12 +284,7 @@ def _recompute_dataset(
         f"plugin failures {summary.get('failures', 0)}, set aside {summary.get('set_aside', 0)}"
     )
     if computed_by != "patients":  # who computed whom (the patients of partitions not skipped)
-        paths = merge_paths(summaries)
-        click.echo(
-            f"computed by the column engine: {paths.get('columns', 0)}, per patient: "
-            f"{paths.get('patients', 0)} (in this version the column engine takes patients "
-            "with one judged week; more weeks, and what it does not cover, go per patient)"
-        )
+        _print_paths(merge_paths(summaries))
     if summary.get("set_aside", 0):  # as for `next` and `import`: done, but not with everything
         click.echo(f"set-aside records and their reasons: {out}/set_aside/", err=True)
         sys.exit(EXIT_SET_ASIDE)

@@ -28,6 +28,7 @@ driver only schedules partitions; workers do all the reading and writing.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -133,10 +134,15 @@ def run_local(
         return [
             compute_partition(*run, p, as_of, plugins, block, engine, out_format) for p in chosen
         ]
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     engine_for(plugins, block)  # built once here: forked workers start with it
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # polars' threads do not survive a fork: where this process may have run polars (a
+    # partition computed here in columns, an embedding service), workers are spawned.
+    spawn = engine != "patients" and "polars" in sys.modules
+    context = multiprocessing.get_context("spawn") if spawn else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [
             pool.submit(compute_partition, *run, p, as_of, plugins, block, engine, out_format)
             for p in chosen

@@ -345,26 +345,28 @@ class Results(Connected):
                 f" WHERE p.{within} ORDER BY p.patient",
                 (wanted,),
             ).fetchall()
-        return [
-            PatientInputs(
-                enrollment=enrollment_of_row(patient, program, start, overrides),
-                program_version=version,
-                toml=toml,
-                data_version=data_version,
-                computed_weeks=computed_weeks,
-                outcomes=tuple(s.text for s in outcomes.get(patient, ())),
-                pain_reports=tuple(s.text for s in reports.get(patient, ())),
-                actions=tuple(actions.get(patient, ())),
-                outcomes_arrived=tuple(_moment(s.at) for s in outcomes.get(patient, ())),
-                pain_reports_arrived=tuple(_moment(s.at) for s in reports.get(patient, ())),
-                outcomes_from=tuple((s.source, s.line) for s in outcomes.get(patient, ())),
-                pain_reports_from=tuple((s.source, s.line) for s in reports.get(patient, ())),
-                read_at=read_at,
+        inputs = []
+        for patient, program, start, overrides, version, toml, data_version, weeks in rows:
+            texts, texts_at, sources = _columns_of(outcomes.get(patient, ()))
+            report_texts, reports_at, report_sources = _columns_of(reports.get(patient, ()))
+            inputs.append(
+                PatientInputs(
+                    enrollment=enrollment_of_row(patient, program, start, overrides),
+                    program_version=version,
+                    toml=toml,
+                    data_version=data_version,
+                    computed_weeks=weeks,
+                    outcomes=texts,
+                    pain_reports=report_texts,
+                    actions=tuple(actions.get(patient, ())),
+                    outcomes_arrived=texts_at,
+                    pain_reports_arrived=reports_at,
+                    outcomes_from=sources,
+                    pain_reports_from=report_sources,
+                    read_at=read_at,
+                )
             )
-            for patient, program, start, overrides, version, toml, data_version, computed_weeks in (
-                rows
-            )
-        ]
+        return inputs
 
     def set_aside(self, patient: str) -> list[SetAside]:
         """The records of a patient the rules set aside when they were last computed (an
@@ -500,6 +502,17 @@ def acted_since_data(
         )
         if newest is None or dt.datetime.fromisoformat(at) > newest
     ]
+
+
+def _columns_of(
+    stored: Sequence[_Stored],
+) -> tuple[tuple[str, ...], tuple[dt.datetime | None, ...], tuple[tuple[str, int | None], ...]]:
+    """A patient's stored records of one kind as their texts, arrival times and places (file,
+    line), each in the records' order: one transposition (zip) where six passes were."""
+    if not stored:
+        return (), (), ()
+    texts, ats, sources, lines = zip(*stored, strict=True)
+    return texts, tuple(map(_moment, ats)), tuple(zip(sources, lines, strict=True))
 
 
 def _moment(text: str | None) -> dt.datetime | None:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from progressor.core.models import (
+    Decision,
     Dose,
     Enrollment,
     Exercise,
@@ -144,16 +145,13 @@ class PrescriptionRow(NamedTuple):
     prescription: str
 
 
-def prescription_row(prescription: Prescription) -> PrescriptionRow:
-    """A prescription as its row in `prescriptions`."""
-    paused = sum(s.status == "paused" for s in prescription.exercises.values())
+def prescription_row(prescription: Prescription | dict[str, Any]) -> PrescriptionRow:
+    """A prescription as its row in `prescriptions`. Given as the model or as its JSON-mode
+    fields (`model_dump(mode="json")`, or its JSON read back: the column engine's rows)."""
+    data = prescription if isinstance(prescription, dict) else prescription.model_dump(mode="json")
+    paused = sum(s["status"] == "paused" for s in data["exercises"].values())
     return PrescriptionRow(
-        prescription.week,
-        prescription.start.isoformat(),
-        prescription.status,
-        paused,
-        len(prescription.flags),
-        canonical_json(prescription),
+        data["week"], data["start"], data["status"], paused, len(data["flags"]), _CANONICAL(data)
     )
 
 
@@ -165,6 +163,15 @@ class DecisionRow(NamedTuple):
     plugin: str
     reason: str
     decision: str
+
+
+def decision_row(week: int, decision: Decision | dict[str, Any]) -> DecisionRow:
+    """A decision of `week` as its row in `decisions` (the model, or its JSON-mode fields as
+    `prescription_row` takes them)."""
+    d = decision if isinstance(decision, dict) else decision.model_dump(mode="json")
+    return DecisionRow(
+        week, d["exercise"], d["action"], d["rule"], d["plugin"], d["reason"], _CANONICAL(d)
+    )
 
 
 class AlertRow(NamedTuple):

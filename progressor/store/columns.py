@@ -1,0 +1,202 @@
+"""The column engine (progressor.columns) on the store's side: recompute's `--engine`.
+
+The column engine takes the lines of a dataset's patients and gives their output rows; the
+store holds each record as the canonical JSON the import wrote from what the reader read,
+which is such a line. So the due patients' inputs, read in one snapshot as the per-patient
+path reads them, are handed over as lines (the engine's own plain check, the reader's fast
+path, decides what it takes), and its rows come back as the store's rows, through the same
+functions the per-patient path stores with (`prescription_row`, `decision_row`).
+
+The store first keeps to itself what the column engine cannot know: a patient with clinician
+actions, or with more than one judged week (computed before), goes per patient; so does
+one whose program failed to compile (the per-patient path records the error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from progressor.core.engine import CompiledProgram
+from progressor.errors import ProgressorError
+from progressor.store.values import (
+    DecisionRow,
+    PatientInputs,
+    PatientResults,
+    PrescriptionRow,
+    decision_row,
+    prescription_row,
+)
+
+if TYPE_CHECKING:  # (polars is optional: imported only where the column engine is chosen)
+    from progressor.columns.engine import ColumnEngine
+
+#: recompute's `engine`: the per-patient engine, the column engine (the patients it does not
+#: cover go per patient), or columns where polars is installed. (As the dataset's.)
+ENGINE_CHOICES = ("patients", "columns", "auto")
+
+
+class Covered(NamedTuple):
+    """A patient the column engine computed: the rows to store, the newest week's actions."""
+
+    results: PatientResults
+    actions: tuple[str, ...]
+
+
+def column_engine_wanted(engine: str) -> bool:
+    """Whether `engine` computes with the column engine here: a ProgressorError for an
+    unknown choice, or for "columns" where polars is not installed (at the run's start,
+    before any work)."""
+    if engine not in ENGINE_CHOICES:
+        raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
+    if engine == "patients":
+        return False
+    try:
+        import progressor.columns.engine  # noqa: F401  (is polars there?)
+    except ImportError:
+        if engine == "auto":
+            return False
+        raise ProgressorError(
+            "--engine columns needs polars: pip install 'progressor[columns]'"
+        ) from None
+    return True
+
+
+class StoreColumns:
+    """The column engine for a recompute's batches: one per program version (the store may
+    hold patients on several versions of one program; the engine knows a program by id)."""
+
+    def __init__(self, as_of: dt.date) -> None:
+        self.as_of = as_of
+        self._engines: dict[tuple[str, str], ColumnEngine] = {}
+        self._decisions: dict[bytes, DecisionRow] = {}
+        self._firsts: dict[tuple[str, str, dt.date], tuple[str, PrescriptionRow]] = {}
+
+    def compute(
+        self, batch: Sequence[tuple[PatientInputs, CompiledProgram | str]]
+    ) -> dict[str, Covered]:
+        """The patients of `batch` (inputs, compiled program or why it did not compile) the
+        column engine covers; the others are left to the per-patient path."""
+        groups: dict[tuple[str, str], list[PatientInputs]] = {}
+        programs: dict[tuple[str, str], CompiledProgram] = {}
+        for inputs, compiled in batch:
+            if isinstance(compiled, str) or not self._may_take(inputs):
+                continue
+            key = (inputs.enrollment.program, inputs.program_version)
+            groups.setdefault(key, []).append(inputs)
+            programs[key] = compiled
+        covered: dict[str, Covered] = {}
+        for key, group in groups.items():
+            covered.update(self._group(programs[key], group))
+        return covered
+
+    def _may_take(self, inputs: PatientInputs) -> bool:
+        """Not a patient with clinician actions or an earlier week judged (the column engine
+        judges one week, and takes a patient whose first week alone has ended)."""
+        return not inputs.actions and inputs.computed_weeks <= 1
+
+    def _engine(self, compiled: CompiledProgram) -> ColumnEngine:
+        from progressor.columns.engine import ColumnEngine
+
+        key = (compiled.program.id, compiled.program.version)
+        if key not in self._engines:
+            self._engines[key] = ColumnEngine({compiled.program.id: compiled})
+        return self._engines[key]
+
+    def _group(self, compiled: CompiledProgram, group: list[PatientInputs]) -> dict[str, Covered]:
+        by_patient = {inputs.enrollment.patient: inputs for inputs in group}
+        rows, _ = self._engine(compiled).compute(
+            list(by_patient),
+            {p: [i.enrollment.model_dump_json()] for p, i in by_patient.items()},
+            {
+                p: [*map(_plain_line, i.outcomes), *map(_plain_line, i.pain_reports)]
+                for p, i in by_patient.items()
+            },
+            self.as_of,
+        )
+        covered = {}
+        for patient, (tables, _counts) in rows.items():
+            made = self._stored(compiled, by_patient[patient], tables)
+            if made is not None:
+                covered[patient] = made
+        return covered
+
+    def _stored(
+        self, compiled: CompiledProgram, inputs: PatientInputs, tables: dict[str, bytes]
+    ) -> Covered | None:
+        """The column engine's rows of one patient as the store's rows: week 1's prescription
+        (as the fold starts it), week 2's, and week 1's decisions. None (per patient, then)
+        for rows the store words otherwise: alerts and set-aside records (never given in
+        this version)."""
+        if tables["alerts"] or tables["set_aside"]:
+            return None
+        following = json.loads(tables["prescriptions"])
+        head = f'{{"patient":{_json_text(inputs.enrollment.patient)},'.encode()
+        decisions = [self._decision(line, head) for line in tables["decisions"].splitlines()]
+        results = PatientResults(
+            inputs.enrollment.patient,
+            inputs.data_version,
+            1,
+            (self._first(compiled, inputs), prescription_row(following)),
+            tuple(decisions),
+            computed_at=inputs.read_at,
+        )
+        return Covered(results, tuple(row.action for row in decisions))
+
+    def _first(self, compiled: CompiledProgram, inputs: PatientInputs) -> PrescriptionRow:
+        """Week 1's prescriptions row, as the fold starts it (CompiledProgram.first_week). The
+        column engine takes no overrides: week 1 is then the program's starting doses, and
+        patients who start on one day differ in their id alone. So the row is made once for
+        each program version and start, and another patient's is that row with their id."""
+        enrollment = inputs.enrollment
+        key = (compiled.program.id, compiled.program.version, enrollment.start)
+        made = self._firsts.get(key)
+        if made is not None and not enrollment.overrides:
+            field, row = made
+            mine = f'"patient":{_json_text(enrollment.patient)}'
+            return row._replace(prescription=row.prescription.replace(field, mine, 1))
+        row = prescription_row(compiled.first_week(enrollment))
+        field = f'"patient":{_json_text(enrollment.patient)}'
+        if not enrollment.overrides and row.prescription.count('"patient":') == 1:
+            self._firsts[key] = (field, row)  # (the id's only place: the text's one "patient")
+        return row
+
+    def _decision(self, line: bytes, head: bytes) -> DecisionRow:
+        """A decisions row of the column engine as the store's row. Most patients share their
+        decisions (the engine decides each distinct exercise week once): a row is made once
+        for each text after the patient's `head` (the week and the decision's fields)."""
+        key = line[len(head) :] if line.startswith(head) else None
+        made = self._decisions.get(key) if key is not None else None
+        if made is None:
+            fields = json.loads(line)
+            judged = fields.pop("week")
+            del fields["patient"]  # (the rest is the decision's JSON, as the store keeps it)
+            made = decision_row(judged, fields)
+            if key is not None:
+                if len(self._decisions) >= _DECISIONS_KEPT:
+                    self._decisions.clear()
+                self._decisions[key] = made
+        return made
+
+
+def _plain_line(stored: str) -> str:
+    """A stored record's text as a log's line: without its keys whose value is null. The
+    store keeps every field (canonical JSON of the model), and a field that may be null is
+    None when not given (tests/test_store_columns.py holds it), so the line means the same to
+    the reader; the column engine's reader takes no null (it takes a field given or not)."""
+    return _NULLS.sub("", stored)
+
+
+#: A key whose value is null, with its comma. (Inside JSON text a quote is always escaped, so
+#: `,"` and `{"` followed by a key and `:null` occur only where a member begins.)
+_NULLS = re.compile(r',"[a-z_]+":null(?=[,}])|(?<=\{)"[a-z_]+":null(?:,|(?=\}))')
+
+
+#: How many distinct decisions rows StoreColumns keeps (a few hundred in a usual clinic week).
+_DECISIONS_KEPT = 20_000
+
+#: How the column engine writes a patient's id in its rows.
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
