@@ -385,3 +385,12 @@ def test_a_pain_with_a_day_that_does_not_exist_reaches_the_rules_through_the_sto
     with Store.open(tmp_path / "clinic.db", readonly=True) as store:
         [alert] = store.alerts("pat")
     assert alert.rule == "pain-flare" and alert.message.startswith("pain 9/10")
+
+
+def test_a_record_dated_the_last_day_there_is_is_not_taken_for_an_undated_one() -> None:
+    # (Found by make fuzz: UNDATED is a day a record may carry too.)
+    line = '{"patient": "pat", "date": "9999-12-31", "pain_during": 9, "reps": "x"}'
+    [kept] = read_log([line], "k.jsonl", "jsonl").records
+    assert isinstance(kept, progressor.PainReport) and (kept.date, kept.pain) == (UNDATED, 9)
+    [kept] = read_log([line], "k.jsonl", "jsonl", today=TODAY).records
+    assert kept.date == TODAY and "dated later" in kept.note  # type: ignore[union-attr]

@@ -172,7 +172,7 @@ def _log_of(
             numbers.append(row.line)
             continue
         kept = row.kept
-        if kept is not None and kept.date == UNDATED:  # (no today to see it on: see read_log)
+        if kept is not None and undated(kept):  # (no today to see it on: see read_log)
             kept = None
         if kept is not None:
             records.append(kept)
@@ -1005,8 +1005,13 @@ def kept_as_of(rescued: PainReport, today: dt.date) -> PainReport:
     """What the safety rules keep of a record dated later, or whose day could not be read
     (UNDATED), as of `today`: a pain of 9 typed with next year's date must not wait a year,
     nor one with a day that does not exist be lost."""
-    note = KEPT_UNDATED if rescued.date == UNDATED else KEPT_AS_OF_TODAY
+    note = KEPT_UNDATED if undated(rescued) else KEPT_AS_OF_TODAY
     return dc_replace(rescued, date=today, note=note)
+
+
+def undated(rescued: PainReport) -> bool:
+    """Whether the salvage kept this without a day (a record may be dated UNDATED itself)."""
+    return rescued.date == UNDATED and rescued.note == KEPT_UNDATED
 
 
 def _later(record: Record) -> str:
