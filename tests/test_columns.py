@@ -366,7 +366,7 @@ def test_without_polars_columns_says_what_to_install_and_auto_computes_per_patie
     with pytest.raises(ProgressorError, match=r"pip install 'progressor\[columns\]'"):
         compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="columns")
     summary = compute_partition(dataset, str(tmp_path / "auto"), 0, AS_OF, engine="auto")
-    assert summary.paths == {} and summary.patients == 1
+    assert summary.paths == {"patients": 1} and summary.patients == 1
 
 
 FAILING_PLUGIN = '''

@@ -554,11 +554,13 @@ class _Run:
         programs = _cached_programs(self.dataset, self.plugins, self.block, self.signature)
         name = f"{files.part_name(self.part)}.{self.input_format}"
         out: dict[str, _Patient] = {}
-        columns = _column_engine(programs, self.engine)
-        if columns is not None and self.engine == "auto" and len(patients) < AUTO_SMALLEST:
-            columns = None  # (a few patients: the per-patient engine is the cheaper)
+        # (A few patients with auto: the per-patient engine is the cheaper, and polars is not
+        # even imported. Who computed whom is counted with --engine columns or auto only.)
+        few = self.engine == "auto" and len(patients) < AUTO_SMALLEST
+        columns = None if few else _column_engine(programs, self.engine)
+        if columns is None and self.engine != "patients":
             self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
-        if columns is not None:  # (who computed whom is counted with it only)
+        if columns is not None:
             # A row the reader set aside goes per patient, with the reader's verdict: its
             # line (the row's text) is not the column engine's to read again.
             salvaged = {p for p in patients if any(r.record is None for r in self.rows.get(p, ()))}
