@@ -462,11 +462,13 @@ def test_results_are_the_same_for_any_number_of_workers(
     assert dump(tmp_path / "two.db") == clean
 
 
-_RUN = """
+#: A recompute killed (SIGKILL) while it replaces the die_at-th patient's results, half-way
+#: through a batch's transaction: `python -c KILLED_RUN.replace("ARGS", ...) STORE AS_OF DIE_AT`
+#: (ARGS: recompute's further keyword arguments).
+KILLED_RUN = """
 import datetime as dt, os, signal, sys
 from progressor.store.batch import recompute
 from progressor.store.database import Store
-from progressor.store.values import StoreError
 
 path, as_of, die_at = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
 replace, calls = Store._replace, []
@@ -478,8 +480,9 @@ def replace_or_die(store, results):
     replace(store, results)
 
 Store._replace = replace_or_die
-recompute(path, as_of=as_of, batch_size=40, progress=lambda done, total: print(done, flush=True))
+recompute(path, as_of=as_of, batch_size=40, ARGS)
 """
+_RUN = KILLED_RUN.replace("ARGS", "progress=lambda done, total: print(done, flush=True)")
 
 
 def _run_and_kill(path: Path, batches: int = 0, die_at: int = 0) -> None:

@@ -26,6 +26,7 @@ from progressor.store.database import Store
 from progressor.store.values import canonical_json
 from progressor.synth import DEFAULT_START, synthesize_into_store
 from tests.conftest import ROOT, full_week
+from tests.test_batch import KILLED_RUN
 
 WEEK = dt.timedelta(days=7)
 AS_OF = DEFAULT_START + WEEK  # the first week has ended
@@ -200,24 +201,7 @@ def _may_be_null(model: type[progressor.Outcome | progressor.PainReport], name: 
     return True
 
 
-_RUN = """
-import datetime as dt, os, signal, sys
-from progressor.store.batch import recompute
-from progressor.store.database import Store
-from progressor.store.values import canonical_json
-
-path, as_of, die_at = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
-replace, calls = Store._replace, []
-
-def replace_or_die(store, results):
-    calls.append(results.patient)
-    if len(calls) == die_at:  # half-way through a batch's transaction
-        os.kill(os.getpid(), signal.SIGKILL)
-    replace(store, results)
-
-Store._replace = replace_or_die
-recompute(path, as_of=as_of, batch_size=40, engine="columns")
-"""
+_RUN = KILLED_RUN.replace("ARGS", 'engine="columns"')
 
 
 def test_a_column_run_killed_inside_a_write_then_run_again_equals_a_clean_run(
