@@ -17,6 +17,23 @@ PROGRAMS = ROOT / "programs"
 START = dt.date(2026, 1, 5)
 
 
+#: The shipped programs a synthetic clinic's dataset uses (progressor.synth).
+CLINIC_PROGRAMS = ("low-back-pain", "achilles-tendinopathy", "graded-walking")
+
+
+def compiled_programs(
+    names: Iterable[str] = CLINIC_PROGRAMS,
+) -> list[tuple[progressor.CompiledProgram, str]]:
+    """Shipped programs compiled, each with its text (what synthesize_dataset takes)."""
+    engine = progressor.Engine()
+    programs = []
+    for name in names:
+        path = PROGRAMS / f"{name}.toml"
+        text = path.read_text(encoding="utf-8")
+        programs.append((engine.compile(progressor.load_program(path)), text))
+    return programs
+
+
 @pytest.fixture
 def engine() -> progressor.Engine:
     return progressor.Engine()

@@ -15,7 +15,7 @@ import progressor.dataset.files
 import progressor.dataset.partition
 from progressor.dataset.run import merge, partitions, run_dask, run_local
 from progressor.synth import synthesize_dataset
-from tests.conftest import PROGRAMS, START
+from tests.conftest import PROGRAMS, START, compiled_programs
 
 WEEKS = 3
 AS_OF = START + dt.timedelta(days=7 * WEEKS)
@@ -30,13 +30,7 @@ def outputs(out: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     location = tmp_path_factory.mktemp("clinic")
-    engine = progressor.Engine()
-    programs = []
-    for name in ("low-back-pain", "achilles-tendinopathy", "graded-walking"):
-        path = PROGRAMS / f"{name}.toml"
-        programs.append(
-            (engine.compile(progressor.load_program(path)), path.read_text(encoding="utf-8"))
-        )
+    programs = compiled_programs()
     synthesize_dataset(str(location), programs, patients=240, weeks=WEEKS, seed=5, partitions=6)
     return location
 

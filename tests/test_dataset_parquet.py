@@ -19,7 +19,7 @@ from progressor.dataset import parquet
 from progressor.dataset.run import partitions, run_local
 from progressor.errors import ProgressorError
 from progressor.synth import synthesize_dataset
-from tests.conftest import PROGRAMS, START
+from tests.conftest import PROGRAMS, START, compiled_programs
 from tests.test_cli import run
 
 pa = pytest.importorskip("pyarrow")
@@ -42,13 +42,7 @@ def tables(out: Path, suffix: str = ".jsonl") -> dict[str, bytes]:
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A synthetic cohort written as JSONL, and the same as Parquet."""
     jsonl = tmp_path_factory.mktemp("jsonl")
-    engine = progressor.Engine()
-    programs = []
-    for name in ("low-back-pain", "achilles-tendinopathy", "graded-walking"):
-        path = PROGRAMS / f"{name}.toml"
-        programs.append(
-            (engine.compile(progressor.load_program(path)), path.read_text(encoding="utf-8"))
-        )
+    programs = compiled_programs()
     synthesize_dataset(str(jsonl), programs, patients=90, weeks=WEEKS, seed=3, partitions=3)
     as_parquet = tmp_path_factory.mktemp("parquet")
     parquet.to_parquet(str(jsonl), str(as_parquet))
