@@ -238,11 +238,11 @@ class ColumnEngine:
             value = (
                 program,
                 any_session,
-                *[(*row[3:6], *[v if v is None else tuple(v) for v in row[6:]]) for row in rows],
+                *map(_key, rows),
             )
             made = self._shapes.get(value)
             if made is None:
-                made = self._shape(plan, names, list(rows), value[2:])
+                made = self._shape(plan, names, list(rows))
                 if made is not None:
                     self._shapes[value] = made
             made_of[shape] = (rows, made)
@@ -267,50 +267,20 @@ class ColumnEngine:
         return out
 
     def _shape(
-        self,
-        plan: _Program,
-        names: list[str],
-        rows: list[tuple[Any, ...]],
-        keys: tuple[Any, ...],
+        self, plan: _Program, names: list[str], rows: list[tuple[Any, ...]]
     ) -> _Shape | None:
         """The rows of a shape of week: its decisions' letters, its prescription's JSON cut
         around the patient's id, the week's start and the mean pain (written by the model's
         own serialiser, for a stand-in patient), and its decisions' JSON tails."""
-        compiled = plan.compiled
-        by_exercise = {row[3]: (row, key) for row, key in zip(rows, keys, strict=True)}
-        states, flags, tails = {}, [], []
-        for name in names:
-            row, key = by_exercise[name]
-            decided = self._decided.get((compiled.program.id, *key))
-            if decided is None:
-                decided = self._decide(plan, names.index(name), name, row)
-                if decided is None:
-                    return None
-                self._decided[(compiled.program.id, *key)] = decided
-            letter, state, flag, tail, raising = decided
-            if raising:
-                return _RAISING
-            states[name] = state
-            if flag is not None:
-                flags.append(flag)
-            tails.append((letter, tail))
-        any_session = rows[0][1]
-        history = trusted(
-            History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": _STAND_IN}
-        )
-        prescription = trusted(
-            Prescription,
-            {
-                "patient": _PATIENT,
-                "program": compiled.program.id,
-                "program_version": compiled.program.version,
-                "week": 2,
-                "start": _START,
-                "status": "active",
-                "exercises": states,
-                "flags": tuple(flags),
-                "history": history,
-            },
+        decided = self._week(plan, names, rows)
+        if decided is None:
+            return None
+        if any(raising for *_, raising in decided):
+            return _RAISING
+        states = {name: state for name, (_, state, *_) in zip(names, decided, strict=True)}
+        flags = [flag for _, _, flag, _, _ in decided if flag is not None]
+        prescription = _prescription(
+            plan.compiled, _PATIENT, _START, "active", states, flags, rows[0][1], _STAND_IN
         )
         text = prescription.model_dump_json()
         cuts = (_json_text(_PATIENT), f'"{_START.isoformat()}"', repr(_STAND_IN))
@@ -319,8 +289,28 @@ class ColumnEngine:
         head, rest = text.split(cuts[0])
         middle, rest = rest.split(cuts[1])
         rest = rest.replace(cuts[2], _MEAN)
-        letters = "".join(letter for letter, _ in tails)
-        return letters, (head, f'{middle}"', f'"{rest}'), [tail for _, tail in tails]
+        letters = "".join(letter for letter, *_ in decided)
+        return letters, (head, f'{middle}"', f'"{rest}'), [tail for _, _, _, tail, _ in decided]
+
+    def _week(
+        self, plan: _Program, names: list[str], rows: list[tuple[Any, ...]]
+    ) -> list[_Decided] | None:
+        """Each exercise's week decided (in the program's order), each distinct one once
+        (`_decide`); None when one cannot be."""
+        program = plan.compiled.program.id
+        by_exercise = {row[3]: row for row in rows}
+        decided = []
+        for place, name in enumerate(names):
+            row = by_exercise[name]
+            key = (program, *_key(row))
+            made = self._decided.get(key)
+            if made is None:
+                made = self._decide(plan, place, name, row)
+                if made is None:
+                    return None
+                self._decided[key] = made
+            decided.append(made)
+        return decided
 
     def _raising_rows(
         self,
@@ -332,19 +322,12 @@ class ColumnEngine:
         """A patient's rows written in full: a finding of their week raises a flag or an
         alert, or is the whole program's (its pause pauses the patient)."""
         compiled = plan.compiled
-        by_exercise = {row[3]: row for row in rows}
+        decided = self._week(plan, names, rows)
+        if decided is None:
+            return None
         states, flags, tails = {}, [], []
         found: dict[tuple[int, ...], Match] = {}  # (a program's finding, once)
-        for place, name in enumerate(names):
-            row = by_exercise[name]
-            key = (compiled.program.id, *row[3:6], *[v if v is None else tuple(v) for v in row[6:]])
-            decided = self._decided.get(key)
-            if decided is None:
-                decided = self._decide(plan, place, name, row)
-                if decided is None:
-                    return None
-                self._decided[key] = decided
-            letter, state, flag, tail, raising = decided
+        for name, (letter, state, flag, tail, raising) in zip(names, decided, strict=True):
             states[name] = state
             if flag is not None:
                 flags.append(flag)
@@ -362,24 +345,11 @@ class ColumnEngine:
             flags[:0] = first
         any_session, scores = rows[0][1], rows[0][2]
         mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
-        history = trusted(
-            History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": mean}
-        )
         patient = enrollment.patient
-        prescription = trusted(
-            Prescription,
-            {
-                "patient": patient,
-                "program": compiled.program.id,
-                "program_version": compiled.program.version,
-                "week": 2,
-                "start": enrollment.start + _WEEK,
-                # (A program's pause has paused every exercise: the most conservative wins.)
-                "status": "paused" if paused else "active",
-                "exercises": states,
-                "flags": tuple(flags),
-                "history": history,
-            },
+        # (A program's pause has paused every exercise: the most conservative wins.)
+        status = "paused" if paused else "active"
+        prescription = _prescription(
+            compiled, patient, enrollment.start + _WEEK, status, states, flags, any_session, mean
         )
         head = f'{{"patient":{_json_text(patient)},"week":1,'
         decisions = "".join(f"{head}{tail}\n" for _, tail in tails)
@@ -448,6 +418,42 @@ _Shape = tuple[str, tuple[str, str, str], list[str]]
 #: The shape of a week whose findings raise a flag or an alert, or are the program's: each
 #: of its patients' rows are written in full (_raising_rows).
 _RAISING: _Shape = ("", ("", "", ""), [])
+
+
+def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An exercise week's decision key: its exercise, met and done sessions, and each
+    finding's values (lists made tuples)."""
+    return (*row[3:6], *[v if v is None else tuple(v) for v in row[6:]])
+
+
+def _prescription(
+    compiled: CompiledProgram,
+    patient: str,
+    start: dt.date,
+    status: str,
+    states: dict[str, ExerciseState],
+    flags: list[Flag],
+    any_session: bool,
+    mean: float | None,
+) -> Prescription:
+    """Week 2's prescription of a patient computed in columns (one judged week)."""
+    history = trusted(
+        History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": mean}
+    )
+    return trusted(
+        Prescription,
+        {
+            "patient": patient,
+            "program": compiled.program.id,
+            "program_version": compiled.program.version,
+            "week": 2,
+            "start": start,
+            "status": status,
+            "exercises": states,
+            "flags": tuple(flags),
+            "history": history,
+        },
+    )
 
 
 def _written(made: Any, enrollment: Enrollment, scores: list[float]) -> Rows:
