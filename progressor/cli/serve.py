@@ -6,8 +6,12 @@ The service itself lives in progressor.serve (it needs the serve extra: fastapi,
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -120,14 +124,31 @@ def serve(
     except ProgressorError as exc:
         fail(str(exc))
     os.environ[SETTINGS_ENV] = settings.to_json()
-    uvicorn.run(
-        "progressor.serve.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # (ours is structured, and leaves out the query string)
-    )
+    with _balanced(workers) as http:
+        uvicorn.run(
+            "progressor.serve.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=http,
+            access_log=False,  # (ours is structured, and leaves out the query string)
+        )
+
+
+@contextlib.contextmanager
+def _balanced(workers: int) -> Iterator[Any]:
+    """uvicorn's HTTP protocol for `workers`: with more than one, the one that shares the
+    connections out evenly between them (progressor.serve.balance), on a board in a
+    directory of its own, removed when serving ends."""
+    if workers < 2:
+        yield "auto"
+        return
+    from progressor.serve.balance import BALANCE_ENV, BalancedProtocol
+
+    with tempfile.TemporaryDirectory(prefix="progressor-serve-") as directory:
+        os.environ[BALANCE_ENV] = f"{directory}:{workers}"
+        yield BalancedProtocol
 
 
 @click.group()

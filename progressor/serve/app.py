@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from progressor.core.engine import Engine
 from progressor.serve import cds, compute, health, pages, patients, review
 from progressor.serve import fhir as fhir_api
+from progressor.serve.balance import join_board
 from progressor.serve.catalog import Catalog
 from progressor.serve.limits import Limits
 from progressor.serve.problems import (
@@ -78,6 +79,7 @@ def factory() -> FastAPI:
     """For uvicorn's workers: the settings the serving command left in the environment."""
     _log_to_stderr()
     app = create_app(ServeSettings.from_json(os.environ[SETTINGS_ENV]))
+    join_board()  # (with several workers: the connections shared out evenly between them)
     # What the worker built to serve (programs, models, routes) lives as long as it does: out
     # of the collector's reach, a full collection walks only what requests allocate.
     gc.collect()

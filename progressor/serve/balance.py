@@ -1,0 +1,282 @@
+"""Connections shared out evenly between `progressor serve`'s worker processes.
+
+uvicorn's workers accept from one listening socket, and the worker that wakes first takes
+every connection waiting (its event loop accepts until none is left). A client that opens
+its keep-alive connections at once, as a practice-management system's pool or a load test
+does, can so put 19 of 32 on one worker, or all of them: that worker's queue, not the
+machine, then sets the tail latency (docs/performance.md, "the connection split").
+
+Here each worker publishes how many connections it serves, on a board in shared memory,
+and a worker that accepts a connection while another serves fewer passes it on: the
+connection's descriptor goes to that worker over a Unix socket (SCM_RIGHTS) before a byte
+of it is read, and the other worker serves it as if it had accepted it. A connection is
+passed at most once, when it is accepted, never in the middle of a request; when passing
+fails (the other worker has died, its socket is full) the worker serves it itself.
+
+The board holds, for each worker's slot: a generation (bumped each time a worker process
+takes the slot, so that a restarted worker starts from nothing), the connections it
+serves, and how many it has received from each other slot. A sender counts what it sent to
+each slot, so that connections in flight count for their receiver at once (a burst of 32
+accepted by one worker is shared out 16/16, not all sent to the one that has none yet).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import fcntl
+import gc
+import mmap
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+#: How `progressor serve` tells its workers where the board is: "DIRECTORY:WORKERS".
+BALANCE_ENV = "PROGRESSOR_SERVE_BALANCE"
+
+_INT = 8  # bytes of one counter on the board
+_WAIT_S = 0.05  # the longest a worker waits to pass a connection on, before serving it
+
+
+class Board:
+    """The shared counters of `workers` slots, in the file DIRECTORY/board."""
+
+    def __init__(self, directory: Path, workers: int) -> None:
+        self.directory = directory
+        self.workers = workers
+        size = workers * (2 + workers) * _INT
+        path = directory / "board"
+        with open(path, "a+b") as handle:
+            if os.fstat(handle.fileno()).st_size < size:
+                handle.truncate(size)
+            self._map = mmap.mmap(handle.fileno(), size)
+        self._cells = memoryview(self._map).cast("q")
+
+    def _at(self, slot: int, column: int) -> int:
+        return slot * (2 + self.workers) + column
+
+    def generation(self, slot: int) -> int:
+        return int(self._cells[self._at(slot, 0)])
+
+    def serving(self, slot: int) -> int:
+        return int(self._cells[self._at(slot, 1)])
+
+    def received(self, slot: int, sender: int) -> int:
+        return int(self._cells[self._at(slot, 2 + sender)])
+
+    def socket_path(self, slot: int) -> str:
+        return str(self.directory / f"slot-{slot}.sock")
+
+    # (Each slot's cells are written by the one process that holds its lock.)
+    def take(self, slot: int) -> None:
+        for column in range(1, 2 + self.workers):
+            self._cells[self._at(slot, column)] = 0
+        self._cells[self._at(slot, 0)] = self.generation(slot) + 1
+
+    def publish(self, slot: int, serving: int) -> None:
+        self._cells[self._at(slot, 1)] = serving
+
+    def count_received(self, slot: int, sender: int) -> None:
+        self._cells[self._at(slot, 2 + sender)] += 1
+
+
+def least_loaded(loads: dict[int, int], mine: int) -> int | None:
+    """The slot a new connection goes to, among the others' loads: the least loaded one
+    when it serves fewer than this worker (ties to the lowest slot), else None (kept)."""
+    if not loads:
+        return None
+    slot = min(loads, key=lambda s: (loads[s], s))
+    return slot if loads[slot] < mine else None
+
+
+class Balancer:
+    """One worker's side: its slot on the board, its Unix socket, what it sent to whom."""
+
+    def __init__(self, board: Board, slot: int, lock: IO[bytes]) -> None:
+        self.board = board
+        self.slot = slot
+        self._lock = lock  # (held while the process lives: the slot is this worker's)
+        self._sent: dict[int, tuple[int, int]] = {}  # slot -> (its generation, sent to it)
+        self._dead: dict[int, int] = {}  # slot -> the generation a passing to it failed in
+        path = board.socket_path(slot)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(path)
+        self.socket.setblocking(False)
+        # Sent from a socket of its own, which waits a moment for room: a receiver's queue
+        # holds few datagrams (net.unix.max_dgram_qlen, 10 on many systems), and a burst of
+        # connections fills it faster than the receiver's loop, on another core, empties it.
+        self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sender.settimeout(_WAIT_S)
+
+    @classmethod
+    def join(cls, board: Board) -> Balancer | None:
+        """This worker's balancer on the first free slot (None when every slot is held)."""
+        for slot in range(board.workers):
+            lock = open(board.directory / f"slot-{slot}.lock", "a+b")  # noqa: SIM115 (kept open)
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                continue
+            board.take(slot)
+            return cls(board, slot, lock)
+        return None
+
+    def loads(self) -> dict[int, int]:
+        """Each other live slot's connections, with those sent to it and not yet received."""
+        found = {}
+        for slot in range(self.board.workers):
+            generation = self.board.generation(slot)
+            if slot == self.slot or generation == 0 or self._dead.get(slot) == generation:
+                continue
+            seen, sent = self._sent.get(slot, (generation, 0))
+            if seen != generation:
+                sent = 0
+            pending = max(0, sent - self.board.received(slot, self.slot))
+            found[slot] = self.board.serving(slot) + pending
+        return found
+
+    def pass_on(self, descriptor: int, serving: int) -> bool:
+        """Send a just-accepted connection to a worker that serves fewer; whether it went."""
+        slot = least_loaded(self.loads(), serving)
+        if slot is None:
+            return False
+        generation = self.board.generation(slot)
+        try:
+            # (sendmsg itself: socket.send_fds drops its address argument before Python 3.13)
+            self._sender.sendmsg(
+                [bytes([self.slot])],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [descriptor]))],
+                0,
+                self.board.socket_path(slot),
+            )
+        except TimeoutError:  # (that worker is busy: this one serves the connection)
+            return False
+        except OSError:  # (that worker is gone: the next in its slot will be another)
+            self._dead[slot] = generation
+            return False
+        seen, sent = self._sent.get(slot, (generation, 0))
+        self._sent[slot] = (generation, (sent if seen == generation else 0) + 1)
+        return True
+
+    def received(self) -> list[tuple[int, socket.socket]]:
+        """The connections other workers have passed to this one since the last call, each
+        with its sender's slot (counted received once it is served: `served`)."""
+        found: list[tuple[int, socket.socket]] = []
+        while True:
+            try:
+                message, descriptors, _, _ = socket.recv_fds(self.socket, 16, 8)
+            except (BlockingIOError, InterruptedError):
+                return found
+            sockets = [socket.socket(fileno=d) for d in descriptors]
+            if len(message) == 1 and message[0] < self.board.workers:
+                found += [(message[0], sock) for sock in sockets]
+            else:  # (not from a worker of this service)
+                for sock in sockets:
+                    sock.close()
+
+    def served(self, serving: int, sender: int | None = None) -> None:
+        """Publish this worker's count; a connection from `sender` is now in it. (Published
+        before it is counted received: a moment counted twice, never missed.)"""
+        self.board.publish(self.slot, serving)
+        if sender is not None:
+            self.board.count_received(self.slot, sender)
+
+
+class BalancedProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP protocol, which passes a just-accepted connection on to a worker that
+    serves fewer (see the module's docstring); a passed connection is served as usual."""
+
+    balancer: Balancer | None = None  # (this worker's, once it has joined the board)
+    passed_from: int | None = None  # (the slot of the worker that passed it to this one)
+    passed_on = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        balancer = BalancedProtocol.balancer
+        if balancer is not None and self.passed_from is None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and balancer.pass_on(sock.fileno(), len(self.connections)):
+                self.passed_on = True
+                transport.abort()  # (this worker's copy only: the other holds the connection)
+                return
+        super().connection_made(transport)
+        if balancer is not None:
+            balancer.served(len(self.connections), self.passed_from)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.passed_on:
+            return
+        super().connection_lost(exc)
+        if BalancedProtocol.balancer is not None:
+            BalancedProtocol.balancer.served(len(self.connections))
+
+
+def join_board() -> None:
+    """In a worker (from the app's factory, in its event loop): take a slot on the board
+    `progressor serve` named, and serve the connections other workers pass to this one.
+    Nothing happens without the board, or without uvicorn's server in this process."""
+    named = os.environ.get(BALANCE_ENV)
+    server = _uvicorn_server()
+    if not named or server is None:
+        return
+    directory, _, workers = named.rpartition(":")
+    try:
+        balancer = Balancer.join(Board(Path(directory), int(workers)))
+    except (OSError, ValueError):  # (no board to share: this worker serves what it accepts)
+        return
+    if balancer is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def protocol(sender: int) -> Callable[[], asyncio.Protocol]:
+        def made() -> asyncio.Protocol:
+            one: BalancedProtocol = server.config.http_protocol_class(
+                config=server.config,
+                server_state=server.server_state,
+                app_state=server.lifespan.state,
+            )
+            one.passed_from = sender
+            return one
+
+        return made
+
+    serving: set[asyncio.Task[None]] = set()  # (held until done: the loop keeps weak ones)
+
+    def serve_received() -> None:
+        for sender, sock in balancer.received():
+            sock.setblocking(False)
+            task = loop.create_task(_serve(loop, protocol(sender), sock, balancer, sender))
+            serving.add(task)
+            task.add_done_callback(serving.discard)
+
+    loop.add_reader(balancer.socket.fileno(), serve_received)
+    BalancedProtocol.balancer = balancer
+
+
+async def _serve(
+    loop: asyncio.AbstractEventLoop,
+    protocol: Callable[[], asyncio.Protocol],
+    sock: socket.socket,
+    balancer: Balancer,
+    sender: int,
+) -> None:
+    try:
+        await loop.connect_accepted_socket(protocol, sock)
+    except OSError:  # (the client left while the connection was being passed)
+        sock.close()
+        balancer.board.count_received(balancer.slot, sender)  # (no longer on its way)
+
+
+def _uvicorn_server() -> Any | None:
+    """This process's uvicorn server (the one running the app being made), if one is."""
+    from uvicorn.server import Server
+
+    found = [o for o in gc.get_objects() if isinstance(o, Server)]
+    return found[0] if len(found) == 1 else None
