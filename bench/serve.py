@@ -10,6 +10,8 @@ client's own work per request is a write and a read, so the server is what is me
 The server's CPU time per request is printed too (`cpu ms/req`: the user and system time of
 every process of the server, read from /proc before and after each level, over the requests
 answered): on a shared machine the rates move with the load, the CPU a request costs much less.
+`split` is each worker's share of the connections, counted halfway through the level (from
+/proc; docs/serve.md says how the workers share them out).
 `--seconds`, `--clients` and `--workers` shorten or change the run.
 
 `--client wrk` (the default when wrk is installed: `apt-get install wrk`, or `make bench-serve`)
@@ -35,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +45,7 @@ from pathlib import Path
 from step import SEED, START, week_of_outcomes  # (bench/step.py: the same seed week)
 
 import progressor
+from progressor.serve.balance import connections_held
 from progressor.serve.tokens import create_token
 
 TARGET_RPS = 2000.0
@@ -59,12 +63,13 @@ class Row:
     errors: int
     done: int
     cpu_seconds: float = 0.0
+    split: str = ""  # (each worker's connections, counted halfway through the level)
 
     def line(self) -> str:
         cpu_ms = self.cpu_seconds * 1000 / self.done if self.done else 0.0
         return (
             f"{self.clients:>7} {self.rps:>9.0f} {self.p50_ms:>8.2f} {self.p99_ms:>8.2f}"
-            f" {self.errors:>7} {self.done:>9} {cpu_ms:>11.3f}"
+            f" {self.errors:>7} {self.done:>9} {cpu_ms:>11.3f}  {self.split}"
         )
 
 
@@ -212,6 +217,23 @@ def server_cpu_seconds(group: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def workers_split(group: int, port: int) -> str:
+    """Each worker's share of the connections to `port` now, as "16/16" (Linux)."""
+    held = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == group and b"spawn_main" in command:  # (uvicorn's workers)
+            held.append(connections_held(int(entry.name), port))
+    return "/".join(map(str, sorted(held))) or "-"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -273,17 +295,25 @@ def main(argv: list[str] | None = None) -> None:
                 f"{os.cpu_count()} cores, {dt.date.today()}, {args.seconds:g} s per level, "
                 f"load average {os.getloadavg()[0]:.2f} before"
             )
-            print("clients     req/s   p50 ms   p99 ms  errors  requests  cpu ms/req")
+            print("clients     req/s   p50 ms   p99 ms  errors  requests  cpu ms/req  split")
             script = wrk_script(Path(directory), token, body)
             request = request_bytes(port, token, body)
             for clients in args.clients:
                 before = server_cpu_seconds(server.pid)
+                split: list[str] = []
+                halfway = threading.Timer(
+                    args.seconds / 2,
+                    lambda found=split: found.append(workers_split(server.pid, port)),
+                )
+                halfway.start()
                 if args.client == "wrk":
                     assert wrk is not None
                     row = run_wrk(wrk, port, script, clients, args.seconds)
                 else:
                     row = asyncio.run(drive(port, request, clients, args.seconds))
                 row.cpu_seconds = server_cpu_seconds(server.pid) - before
+                halfway.join()
+                row.split = split[0] if split else "-"
                 print(row.line(), flush=True)
         finally:
             stop_server(server)

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 import progressor
+from progressor.serve.balance import connections_held
 from progressor.serve.tokens import create_token
 from tests.conftest import PROGRAMS, START, full_week
 
@@ -121,25 +122,6 @@ def _answer(sock: socket.socket) -> bytes:
     return body
 
 
-def _established(pid: int, port: int) -> int:
-    """How many connections to `port` the process `pid` holds (from /proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[len("socket:[") : -1])
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local_port = int(fields[1].split(":")[1], 16)
-        if local_port == port and fields[3] == "01" and fields[9] in inodes:  # (01: established)
-            count += 1
-    return count
-
-
 def _split(served: Served, clients: int = 32) -> list[int]:
     """Open `clients` keep-alive connections at once, ask twice on each (every answer read
     whole), and count each worker's share of them."""
@@ -149,7 +131,7 @@ def _split(served: Served, clients: int = 32) -> list[int]:
             for sock in connections:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: progressor\r\n\r\n")
             assert all(_answer(sock) == b'{"status":"ok"}' for sock in connections)
-        return sorted(_established(pid, served.port) for pid in served.workers())
+        return sorted(connections_held(pid, served.port) for pid in served.workers())
     finally:
         for sock in connections:
             sock.close()
@@ -158,7 +140,7 @@ def _split(served: Served, clients: int = 32) -> list[int]:
 def _settled(served: Served) -> None:
     """Wait until the workers hold no connection to the port (the last test's are closed)."""
     _wait(
-        lambda: all(_established(pid, served.port) == 0 for pid in served.workers()),
+        lambda: all(connections_held(pid, served.port) == 0 for pid in served.workers()),
         "connections still open",
         30,
     )

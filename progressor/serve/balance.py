@@ -280,3 +280,28 @@ def _uvicorn_server() -> Any | None:
 
     found = [o for o in gc.get_objects() if isinstance(o, Server)]
     return found[0] if len(found) == 1 else None
+
+
+def connections_held(pid: int, port: int) -> int:
+    """How many established TCP connections to this machine's `port` the process `pid`
+    holds (Linux: from /proc; what the tests and bench/serve.py count each worker's share by)."""
+    inodes = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                    count += 1  # (01: established)
+    return count
+
