@@ -88,3 +88,18 @@ def test_a_gone_worker_is_not_sent_to_until_its_slot_is_taken_again(tmp_path: Pa
     assert passed.recv(2) == b"ok"
     for sock in (ours, theirs, passed):
         sock.close()
+
+
+def test_a_worker_that_does_not_take_its_connections_is_left_to_rest(tmp_path: Path) -> None:
+    sender, busy = _balancers(tmp_path, 2)
+    pairs = [socket.socketpair() for _ in range(40)]
+    sent = [sender.pass_on(ours.fileno(), serving=100) for ours, _ in pairs]
+    # (its queue is full after a few: the sender waited once, then serves the rest itself)
+    assert sent[0] and not all(sent)
+    stopped = sent.index(False)
+    assert not any(sent[stopped:])
+    assert sender.loads() == {}
+    assert len(busy.received()) == stopped
+    for pair in pairs:
+        for sock in pair:
+            sock.close()

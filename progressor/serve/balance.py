@@ -11,7 +11,8 @@ and a worker that accepts a connection while another serves fewer passes it on: 
 connection's descriptor goes to that worker over a Unix socket (SCM_RIGHTS) before a byte
 of it is read, and the other worker serves it as if it had accepted it. A connection is
 passed at most once, when it is accepted, never in the middle of a request; when passing
-fails (the other worker has died, its socket is full) the worker serves it itself.
+fails the worker serves it itself, and sends no more to that worker: for a second when its
+queue stayed full (it is busy), until another process takes its slot when it has died.
 
 The board holds, for each worker's slot: a generation (bumped each time a worker process
 takes the slot, so that a restarted worker starts from nothing), the connections it
@@ -30,6 +31,7 @@ import gc
 import mmap
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +43,7 @@ BALANCE_ENV = "PROGRESSOR_SERVE_BALANCE"
 
 _INT = 8  # bytes of one counter on the board
 _WAIT_S = 0.05  # the longest a worker waits to pass a connection on, before serving it
+_REST_S = 1.0  # how long a worker that made it wait so is not sent to
 
 
 class Board:
@@ -102,7 +105,10 @@ class Balancer:
         self.slot = slot
         self._lock = lock  # (held while the process lives: the slot is this worker's)
         self._sent: dict[int, tuple[int, int]] = {}  # slot -> (its generation, sent to it)
-        self._dead: dict[int, int] = {}  # slot -> the generation a passing to it failed in
+        # slot -> the generation a passing to it failed in: not sent to again until another
+        # process takes the slot (uvicorn replaces a worker that stops answering)
+        self._dead: dict[int, int] = {}
+        self._resting: dict[int, float] = {}  # slot -> until when a busy one is not sent to
         path = board.socket_path(slot)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -136,6 +142,8 @@ class Balancer:
             generation = self.board.generation(slot)
             if slot == self.slot or generation == 0 or self._dead.get(slot) == generation:
                 continue
+            if self._resting.get(slot, 0.0) > time.monotonic():
+                continue
             seen, sent = self._sent.get(slot, (generation, 0))
             if seen != generation:
                 sent = 0
@@ -157,7 +165,8 @@ class Balancer:
                 0,
                 self.board.socket_path(slot),
             )
-        except TimeoutError:  # (that worker is busy: this one serves the connection)
+        except TimeoutError:  # (that worker is busy: this one serves, and waits no more)
+            self._resting[slot] = time.monotonic() + _REST_S
             return False
         except OSError:  # (that worker is gone: the next in its slot will be another)
             self._dead[slot] = generation
@@ -304,4 +313,3 @@ def connections_held(pid: int, port: int) -> int:
                 if local_port == port and fields[3] == "01" and fields[9] in inodes:
                     count += 1  # (01: established)
     return count
-
