@@ -22,6 +22,10 @@ end to end `recompute` on all cores, and the same incremental re-run after `impo
 pain report for 1 % of the patients; then each `--engine` (patients, columns) over a copy of
 the same fresh store: patients per second and per CPU-second, the share each path took, and
 whether the stored rows are the same. Figures go to standard output; nothing is asserted.
+
+`--memory` runs only each engine's full run at every size of `--sizes` and prints how flat
+its peak memory a process is: the largest size's over the smallest's (e.g. `--memory
+--sizes 10000,1000000`; a million patients need about 2 GB of disk for the cohort).
 """
 
 from __future__ import annotations
@@ -416,6 +420,31 @@ def compare_store_engines(fresh: Path, root: Path, workers: int) -> None:
         )
 
 
+def measure_memory(sizes: list[int], workers: int) -> None:
+    """Memory flat: each engine's full run at every size, its peak RSS a process, and the
+    largest size's peak over the smallest's (target <= 1.2 x, at most 300 MiB a process)."""
+    peaks: dict[str, list[float]] = {"patients": [], "columns": []}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="progressor-bench-") as root:
+            dataset = Path(root) / "in"
+            started = time.perf_counter()
+            parts = generate(dataset, size, workers)
+            print(
+                f"{size:>9,} patients ({parts} partitions, generated in "
+                f"{time.perf_counter() - started:.1f} s)"
+            )
+            for engine, found in peaks.items():
+                run = run_engine(dataset, Path(root) / f"out-{engine}", workers, engine)
+                print(run.line(f"--engine {engine}", size), flush=True)
+                found.append(max(run.peaks_kib.values()) / 1024)
+    for engine, found in peaks.items():
+        print(
+            f"  memory, --engine {engine:<9} {found[-1]:6.1f} MiB a process at {sizes[-1]:,}, "
+            f"{found[-1] / found[0]:.2f} x the peak at {sizes[0]:,} "
+            "(target <= 1.2 x, <= 300 MiB)"
+        )
+
+
 def _yes(same: bool) -> str:
     return "yes" if same else "NO"
 
@@ -430,12 +459,20 @@ def main() -> None:
         action="store_true",
         help="skip the comparison of --engine patients and --engine columns",
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="only each engine's full run at every size, and how flat its peak memory is",
+    )
     args = parser.parse_args()
     print(
         f"python {sys.version.split()[0]}, {args.workers} workers, {os.cpu_count()} cores; "
         "seed program, one week of outcomes per patient; target >= 50,000 patients/s at 100k"
     )
     print(f"this machine decodes a record line (json.loads) in {decode_us():.2f} us")
+    if args.memory:
+        measure_memory([int(s) for s in args.sizes.split(",") if s], args.workers)
+        return
     for size in (int(s) for s in args.sizes.split(",") if s):
         with tempfile.TemporaryDirectory(prefix="progressor-bench-") as root:
             measure(size, args.workers, Path(root), not args.no_engines)
