@@ -232,7 +232,7 @@ def join_board() -> None:
     `progressor serve` named, and serve the connections other workers pass to this one.
     Nothing happens without the board, or without uvicorn's server in this process."""
     named = os.environ.get(BALANCE_ENV)
-    server = _uvicorn_server()
+    server = _uvicorn_server() if named else None
     if not named or server is None:
         return
     directory, _, workers = named.rpartition(":")
@@ -260,6 +260,10 @@ def join_board() -> None:
 
     def serve_received() -> None:
         for sender, sock in balancer.received():
+            if server.should_exit:  # (stopping: a connection taken now would keep it waiting)
+                sock.close()
+                balancer.board.count_received(balancer.slot, sender)
+                continue
             sock.setblocking(False)
             task = loop.create_task(_serve(loop, protocol(sender), sock, balancer, sender))
             serving.add(task)
