@@ -3,13 +3,25 @@ a connection's descriptor passed from one worker's balancer to another's."""
 
 from __future__ import annotations
 
+import array
+import asyncio
+import os
 import socket
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from progressor.serve.balance import Balancer, Board, least_loaded
+from progressor.serve.balance import (
+    BALANCE_ENV,
+    BalancedProtocol,
+    Balancer,
+    Board,
+    _Member,
+    join_board,
+    least_loaded,
+)
 
 
 def test_a_connection_goes_to_the_least_loaded_worker_that_serves_fewer() -> None:
@@ -103,3 +115,69 @@ def test_a_worker_that_does_not_take_its_connections_is_left_to_rest(tmp_path: P
     for pair in pairs:
         for sock in pair:
             sock.close()
+
+
+def test_a_stopping_worker_is_not_sent_to(tmp_path: Path) -> None:
+    sender, stopping = _balancers(tmp_path, 2)
+    stopping.withdraw()
+    stopping.served(0)  # (a connection of its own closing: it stays withdrawn)
+    assert sender.loads() == {}
+    ours, theirs = socket.socketpair()
+    assert not sender.pass_on(ours.fileno(), serving=30)
+    for sock in (ours, theirs):
+        sock.close()
+
+
+def test_a_connection_reaching_a_stopping_worker_goes_on_to_one_that_stays(
+    tmp_path: Path,
+) -> None:
+    sender, stopping, staying = _balancers(tmp_path, 3)
+    sender.served(3)
+    staying.served(2)  # (the stopping worker, with 0, is the least loaded)
+    ours, theirs = socket.socketpair()
+    assert sender.pass_on(ours.fileno(), serving=3)
+    ours.close()
+
+    class Stopping:
+        should_exit = True
+
+    async def stop() -> None:
+        member = _Member(Stopping(), stopping.board)
+        member.balancer = stopping
+        member.watch()  # (withdraws, and passes on what reached it)
+
+    asyncio.run(stop())
+    assert stopping.loads()[staying.slot] == 3  # (counted for the one that stays, in flight)
+    assert sender.loads() == {2: 2}  # (the stopping one left out)
+    ((came_from, passed),) = staying.received()
+    assert came_from == stopping.slot
+    theirs.sendall(b"still here")
+    assert passed.recv(10) == b"still here"
+    for sock in (theirs, passed):
+        sock.close()
+
+
+def test_what_is_not_a_connection_from_a_worker_is_closed(tmp_path: Path) -> None:
+    receiver = _balancers(tmp_path, 1)[0]
+    reading, writing = os.pipe()
+    stranger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours, theirs = socket.socketpair()
+    path = receiver.board.socket_path(receiver.slot)
+    for message, descriptor in ((b"\x00\x00", reading), (b"who?", ours.fileno())):
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [descriptor]))]
+        stranger.sendmsg([message], rights, 0, path)
+    assert receiver.received() == []  # (a pipe; a message from no worker)
+    for closed in (reading, writing):
+        os.close(closed)
+    for sock in (stranger, ours, theirs):
+        sock.close()
+
+
+def test_a_board_of_another_server_is_not_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(BalancedProtocol, "balancer", None)
+    monkeypatch.setenv(BALANCE_ENV, f"{tmp_path}:4:{os.getppid() + 1}")  # (not our parent)
+    join_board()
+    assert BalancedProtocol.balancer is None
+    assert not (tmp_path / "board").exists()

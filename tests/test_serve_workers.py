@@ -174,3 +174,24 @@ def test_a_replaced_worker_takes_its_share(served: Served) -> None:
     low, high = _split(served)
     assert low + high == 32
     assert high - low <= 2, (low, high)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="counts connections in /proc")
+def test_after_a_rolling_restart_the_new_workers_share_the_connections(served: Served) -> None:
+    old = set(served.workers())
+    started = log_count(served.log, "Application startup complete")
+    supervisor = int(re.findall(r"Started parent process \[(\d+)\]", served.log.read_text())[0])
+    os.kill(supervisor, signal.SIGHUP)  # (uvicorn starts a new worker before stopping each old)
+    _wait(
+        lambda: (
+            log_count(served.log, "Application startup complete") >= started + 2
+            and len(served.workers()) == 2
+            and not old & set(served.workers())
+        ),
+        f"no rolling restart: {served.log.read_text()[-2000:]}",
+    )
+    for _ in range(2):
+        _settled(served)
+        low, high = _split(served)
+        assert low + high == 32
+        assert high - low <= 2, (low, high)

@@ -141,13 +141,14 @@ def _balanced(workers: int) -> Iterator[Any]:
     """uvicorn's HTTP protocol for `workers`: with more than one, the one that shares the
     connections out evenly between them (progressor.serve.balance), on a board in a
     directory of its own, removed when serving ends."""
+    from progressor.serve.balance import BALANCE_ENV, BalancedProtocol, board_for
+
+    os.environ.pop(BALANCE_ENV, None)  # (one inherited from another server is not ours)
     if workers < 2:
         yield "auto"
         return
-    from progressor.serve.balance import BALANCE_ENV, BalancedProtocol
-
     with tempfile.TemporaryDirectory(prefix="progressor-serve-") as directory:
-        os.environ[BALANCE_ENV] = f"{directory}:{workers}"
+        os.environ[BALANCE_ENV] = board_for(workers, directory)
         yield BalancedProtocol
 
 

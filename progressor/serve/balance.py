@@ -13,6 +13,10 @@ of it is read, and the other worker serves it as if it had accepted it. A connec
 passed at most once, when it is accepted, never in the middle of a request; when passing
 fails the worker serves it itself, and sends no more to that worker: for a second when its
 queue stayed full (it is busy), until another process takes its slot when it has died.
+A worker that is stopping (a restart, SIGTERM) withdraws from the board, and a connection
+that reaches it on its way is passed on once more, to a worker that stays. The board has
+twice as many slots as workers: uvicorn starts each new worker of a rolling restart
+before it stops the old one; a worker that finds every slot held tries again a moment later.
 
 The board holds, for each worker's slot: a generation (bumped each time a worker process
 takes the slot, so that a restarted worker starts from nothing), the connections it
@@ -28,31 +32,34 @@ import asyncio
 import contextlib
 import fcntl
 import gc
+import logging
 import mmap
 import os
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-#: How `progressor serve` tells its workers where the board is: "DIRECTORY:WORKERS".
+#: How `progressor serve` tells its workers where the board is: "DIRECTORY:SLOTS:PID" (board_for).
 BALANCE_ENV = "PROGRESSOR_SERVE_BALANCE"
 
 _INT = 8  # bytes of one counter on the board
 _WAIT_S = 0.05  # the longest a worker waits to pass a connection on, before serving it
 _REST_S = 1.0  # how long a worker that made it wait so is not sent to
+_WATCH_S = 0.1  # how often a worker looks whether it is stopping, or may join the board
+STOPPING = 1 << 62  # the count a stopping worker publishes: no connection is passed to it
+_log = logging.getLogger("progressor.serve")
 
 
 class Board:
-    """The shared counters of `workers` slots, in the file DIRECTORY/board."""
+    """The shared counters of `slots` slots, in the file DIRECTORY/board."""
 
-    def __init__(self, directory: Path, workers: int) -> None:
+    def __init__(self, directory: Path, slots: int) -> None:
         self.directory = directory
-        self.workers = workers
-        size = workers * (2 + workers) * _INT
+        self.slots = slots
+        size = slots * (2 + slots) * _INT
         path = directory / "board"
         with open(path, "a+b") as handle:
             if os.fstat(handle.fileno()).st_size < size:
@@ -61,7 +68,7 @@ class Board:
         self._cells = memoryview(self._map).cast("q")
 
     def _at(self, slot: int, column: int) -> int:
-        return slot * (2 + self.workers) + column
+        return slot * (2 + self.slots) + column
 
     def generation(self, slot: int) -> int:
         return int(self._cells[self._at(slot, 0)])
@@ -77,7 +84,7 @@ class Board:
 
     # (Each slot's cells are written by the one process that holds its lock.)
     def take(self, slot: int) -> None:
-        for column in range(1, 2 + self.workers):
+        for column in range(1, 2 + self.slots):
             self._cells[self._at(slot, column)] = 0
         self._cells[self._at(slot, 0)] = self.generation(slot) + 1
 
@@ -103,6 +110,7 @@ class Balancer:
     def __init__(self, board: Board, slot: int, lock: IO[bytes]) -> None:
         self.board = board
         self.slot = slot
+        self.stopping = False
         self._lock = lock  # (held while the process lives: the slot is this worker's)
         self._sent: dict[int, tuple[int, int]] = {}  # slot -> (its generation, sent to it)
         # slot -> the generation a passing to it failed in: not sent to again until another
@@ -123,32 +131,43 @@ class Balancer:
 
     @classmethod
     def join(cls, board: Board) -> Balancer | None:
-        """This worker's balancer on the first free slot (None when every slot is held)."""
-        for slot in range(board.workers):
+        """This worker's balancer on the first free slot (None when every slot is held).
+        Its socket is bound before the slot's new generation is published: no worker sends
+        to it before it can receive."""
+        for slot in range(board.slots):
             lock = open(board.directory / f"slot-{slot}.lock", "a+b")  # noqa: SIM115 (kept open)
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 lock.close()
                 continue
+            try:
+                joined = cls(board, slot, lock)
+            except OSError:
+                lock.close()
+                raise
             board.take(slot)
-            return cls(board, slot, lock)
+            return joined
         return None
 
     def loads(self) -> dict[int, int]:
-        """Each other live slot's connections, with those sent to it and not yet received."""
+        """Each other live slot's connections, with those sent to it and not yet received
+        (a worker that is stopping is left out)."""
         found = {}
-        for slot in range(self.board.workers):
+        for slot in range(self.board.slots):
             generation = self.board.generation(slot)
             if slot == self.slot or generation == 0 or self._dead.get(slot) == generation:
                 continue
             if self._resting.get(slot, 0.0) > time.monotonic():
                 continue
+            serving = self.board.serving(slot)
+            if serving >= STOPPING:
+                continue
             seen, sent = self._sent.get(slot, (generation, 0))
             if seen != generation:
                 sent = 0
             pending = max(0, sent - self.board.received(slot, self.slot))
-            found[slot] = self.board.serving(slot) + pending
+            found[slot] = serving + pending
         return found
 
     def pass_on(self, descriptor: int, serving: int) -> bool:
@@ -160,7 +179,7 @@ class Balancer:
         try:
             # (sendmsg itself: socket.send_fds drops its address argument before Python 3.13)
             self._sender.sendmsg(
-                [bytes([self.slot])],
+                [self.slot.to_bytes(2, "big")],
                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [descriptor]))],
                 0,
                 self.board.socket_path(slot),
@@ -184,19 +203,29 @@ class Balancer:
                 message, descriptors, _, _ = socket.recv_fds(self.socket, 16, 8)
             except (BlockingIOError, InterruptedError):
                 return found
-            sockets = [socket.socket(fileno=d) for d in descriptors]
-            if len(message) == 1 and message[0] < self.board.workers:
-                found += [(message[0], sock) for sock in sockets]
-            else:  # (not from a worker of this service)
-                for sock in sockets:
+            sender = int.from_bytes(message, "big") if len(message) == 2 else None
+            for descriptor in descriptors:
+                try:
+                    sock = socket.socket(fileno=descriptor)
+                except OSError:  # (not a socket)
+                    os.close(descriptor)
+                    continue
+                if sender is not None and sender < self.board.slots:
+                    found.append((sender, sock))
+                else:  # (not from a worker of this service)
                     sock.close()
 
     def served(self, serving: int, sender: int | None = None) -> None:
         """Publish this worker's count; a connection from `sender` is now in it. (Published
         before it is counted received: a moment counted twice, never missed.)"""
-        self.board.publish(self.slot, serving)
+        self.board.publish(self.slot, STOPPING if self.stopping else serving)
         if sender is not None:
             self.board.count_received(self.slot, sender)
+
+    def withdraw(self) -> None:
+        """This worker is stopping: no connection is passed to it any more."""
+        self.stopping = True
+        self.board.publish(self.slot, STOPPING)
 
 
 class BalancedProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
@@ -227,64 +256,93 @@ class BalancedProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
             BalancedProtocol.balancer.served(len(self.connections))
 
 
+def board_for(workers: int, directory: str) -> str:
+    """What `progressor serve` puts in BALANCE_ENV for its workers: the board's directory,
+    its slots (twice the workers: in a rolling restart, uvicorn starts each new worker
+    before it stops the old one) and the serving process, whose workers alone may join."""
+    return f"{directory}:{2 * workers}:{os.getpid()}"
+
+
 def join_board() -> None:
     """In a worker (from the app's factory, in its event loop): take a slot on the board
     `progressor serve` named, and serve the connections other workers pass to this one.
     Nothing happens without the board, or without uvicorn's server in this process."""
-    named = os.environ.get(BALANCE_ENV)
-    server = _uvicorn_server() if named else None
-    if not named or server is None:
-        return
-    directory, _, workers = named.rpartition(":")
-    try:
-        balancer = Balancer.join(Board(Path(directory), int(workers)))
-    except (OSError, ValueError):  # (no board to share: this worker serves what it accepts)
-        return
-    if balancer is None:
-        return
-    loop = asyncio.get_running_loop()
+    named = os.environ.get(BALANCE_ENV, "")
+    directory, _, rest = named.partition(":")
+    slots, _, parent = rest.partition(":")
+    if not (slots.isdigit() and parent.isdigit()) or os.getppid() != int(parent):
+        return  # (no board, or another server's)
+    server = _uvicorn_server()
+    if server is not None:
+        _Member(server, Board(Path(directory), int(slots))).watch()
 
-    def protocol(sender: int) -> Callable[[], asyncio.Protocol]:
-        def made() -> asyncio.Protocol:
-            one: BalancedProtocol = server.config.http_protocol_class(
-                config=server.config,
-                server_state=server.server_state,
-                app_state=server.lifespan.state,
-            )
-            one.passed_from = sender
-            return one
 
-        return made
+class _Member:
+    """A worker on the board: it joins (again a moment later when every slot is held, as
+    in a rolling restart), serves what is passed to it, and withdraws when it is stopping."""
 
-    serving: set[asyncio.Task[None]] = set()  # (held until done: the loop keeps weak ones)
+    def __init__(self, server: Any, board: Board) -> None:
+        self.server = server
+        self.board = board
+        self.loop = asyncio.get_running_loop()
+        self.balancer: Balancer | None = None
+        self.tries = 0
+        self.serving: set[asyncio.Task[None]] = set()  # (held until done: loops keep weak ones)
 
-    def serve_received() -> None:
+    def watch(self) -> None:
+        if self.balancer is None and not self.server.should_exit:
+            self._join()
+        elif self.balancer is not None and self.server.should_exit:
+            if not self.balancer.stopping:
+                self.balancer.withdraw()
+            self.serve_received()  # (passed on to a worker that stays, now)
+        self.loop.call_later(_WATCH_S, self.watch)
+
+    def _join(self) -> None:
+        self.tries += 1
+        try:
+            self.balancer = Balancer.join(self.board)
+        except OSError as exc:  # (no board to share: this worker serves what it accepts)
+            if self.tries == 1:
+                _log.warning(
+                    "progressor serve: the workers cannot share connections out (%s); each "
+                    "serves what it accepts",
+                    exc,
+                )
+            return
+        if self.balancer is not None:
+            self.loop.add_reader(self.balancer.socket.fileno(), self.serve_received)
+            BalancedProtocol.balancer = self.balancer
+
+    def serve_received(self) -> None:
+        balancer = self.balancer
+        assert balancer is not None
         for sender, sock in balancer.received():
-            if server.should_exit:  # (stopping: a connection taken now would keep it waiting)
+            if self.server.should_exit:  # (stopping: to a worker that stays, or closed)
+                balancer.pass_on(sock.fileno(), STOPPING)
                 sock.close()
                 balancer.board.count_received(balancer.slot, sender)
                 continue
             sock.setblocking(False)
-            task = loop.create_task(_serve(loop, protocol(sender), sock, balancer, sender))
-            serving.add(task)
-            task.add_done_callback(serving.discard)
+            task = self.loop.create_task(self._serve(sender, sock))
+            self.serving.add(task)
+            task.add_done_callback(self.serving.discard)
 
-    loop.add_reader(balancer.socket.fileno(), serve_received)
-    BalancedProtocol.balancer = balancer
+    def _protocol(self, sender: int) -> asyncio.Protocol:
+        server = self.server
+        one: BalancedProtocol = server.config.http_protocol_class(
+            config=server.config, server_state=server.server_state, app_state=server.lifespan.state
+        )
+        one.passed_from = sender
+        return one
 
-
-async def _serve(
-    loop: asyncio.AbstractEventLoop,
-    protocol: Callable[[], asyncio.Protocol],
-    sock: socket.socket,
-    balancer: Balancer,
-    sender: int,
-) -> None:
-    try:
-        await loop.connect_accepted_socket(protocol, sock)
-    except OSError:  # (the client left while the connection was being passed)
-        sock.close()
-        balancer.board.count_received(balancer.slot, sender)  # (no longer on its way)
+    async def _serve(self, sender: int, sock: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: self._protocol(sender), sock)
+        except OSError:  # (the client left while the connection was being passed)
+            sock.close()
+            assert self.balancer is not None
+            self.balancer.board.count_received(self.balancer.slot, sender)
 
 
 def _uvicorn_server() -> Any | None:
