@@ -116,7 +116,9 @@ def serve(
         block=block,
     )
     try:
-        create_app(settings)  # (every program checked, and a bad one refused, before listening)
+        app = create_app(settings)  # (every program checked, a bad one refused, before listening)
+        for program, need in app.state.catalog.unavailable.items():
+            click.echo(f"warning: the shipped program {program!r} is left out: {need}", err=True)
         if not read_tokens(tokens_path):
             fail(
                 f"{tokens_path}: no tokens; create one with: progressor token create --role service"

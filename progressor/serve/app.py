@@ -26,7 +26,7 @@ from progressor.serve.problems import (
     invalid_request,
     response,
 )
-from progressor.serve.settings import SETTINGS_ENV, ServeSettings
+from progressor.serve.settings import PROGRAMS, SETTINGS_ENV, ServeSettings
 from progressor.serve.tokens import TokenFile
 
 ROUTERS = (health.router, compute.router, fhir_api.router, cds.router)
@@ -42,7 +42,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         summary="Next week's home exercise program, explained and safe by default.",
     )
     app.state.settings = settings
-    app.state.catalog = Catalog(engine, settings.programs)
+    app.state.catalog = Catalog(engine, settings.programs, shipped=settings.programs == PROGRAMS)
     app.state.tokens = TokenFile(settings.tokens)
     for router in (*ROUTERS, *STORE_ROUTERS):
         app.include_router(router, responses=PROBLEM_RESPONSES)

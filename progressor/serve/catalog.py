@@ -28,9 +28,13 @@ def _order(version: str) -> tuple[int, Version | str]:
 class Catalog:
     """Compiled programs by id and version."""
 
-    def __init__(self, engine: Engine, directory: Path) -> None:
+    def __init__(self, engine: Engine, directory: Path, shipped: bool = False) -> None:
         self.engine = engine
         self.directory = directory
+        self.shipped = shipped
+        #: The shipped programs left out, each with why: they need a plugin package that is
+        #: not installed (a directory of the clinic's own refuses the start instead).
+        self.unavailable: dict[str, Problem] = {}
         self._programs: dict[str, dict[str, CompiledProgram]] = {}
         self._texts: dict[tuple[str, str], str] = {}  # (what the store keeps of a program)
         self._inline: OrderedDict[str, CompiledProgram] = OrderedDict()
@@ -43,7 +47,15 @@ class Catalog:
         if not paths:
             raise ProgressorError(f"{self.directory}: no programs (*.toml) here")
         for path in paths:
-            compiled = self.engine.compile(load_program(path, self.engine.registries))
+            loaded = load_program(path, self.engine.registries)
+            try:
+                compiled = self.engine.compile(loaded)
+            except ProgramError as exc:
+                needs = [p for p in exc.problems if p.path[:1] == ("requires",)]
+                if not (self.shipped and needs):
+                    raise
+                self.unavailable[loaded.id] = needs[0]
+                continue
             program = compiled.program
             versions = self._programs.setdefault(program.id, {})
             if program.version in versions:
@@ -60,6 +72,12 @@ class Catalog:
         """The program `program_id` at `version` (default: its newest); LookupError saying
         what there is."""
         versions = self._programs.get(program_id)
+        if versions is None and program_id in self.unavailable:
+            need = self.unavailable[program_id]
+            raise LookupError(
+                f"program {program_id!r} is not available on this server: {need.message}"
+                + (f" ({need.suggestion})" if need.suggestion else "")
+            )
         if versions is None:
             hint = did_you_mean(program_id, self._programs)
             known = ", ".join(sorted(self._programs))
