@@ -343,3 +343,13 @@ def test_a_misspelt_patient_is_suggested(write_log: WriteLog) -> None:
     rows += [{**r, "patient": "ben"} for r in full_week()]
     done = run("next", SEED, "--log", str(write_log(rows, "clinic.jsonl")), "--patient", "ana")
     assert done.returncode == 1 and "did you mean 'anna'" in done.stderr
+
+
+def test_a_start_at_the_end_of_the_calendar_is_refused_without_a_traceback(
+    write_log: WriteLog,
+) -> None:
+    log = write_log([{"date": "2026-01-05", "exercise": "bridge", "reps": [5]}], "log.jsonl")
+    done = run("next", SEED, "--log", str(log), "--start", "9999-12-31", "--patient", "a")
+    assert done.returncode == 2
+    assert "'--start': 9999-12-31 is after 9000-12-31: check the year" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -246,6 +246,17 @@ def test_an_invalid_request_locates_each_field(service: Service) -> None:
     assert {"prescription.week", "prescription.patient"} <= fields
 
 
+def test_a_start_at_the_end_of_the_calendar_is_a_located_problem(
+    service: Service, seed: progressor.CompiledProgram
+) -> None:
+    first = _plain(seed.first_week(_enrollment()))
+    answer = service.post(
+        "/v1/step", {"prescription": {**first, "start": "9999-12-31"}, "records": []}
+    )
+    assert answer.status_code == 422  # (week 1's end overflowed a date: a 500)
+    assert [p["field"] for p in answer.json()["problems"]] == ["prescription.start"]
+
+
 def test_a_program_given_two_ways_is_a_located_problem(
     service: Service, seed: progressor.CompiledProgram
 ) -> None:

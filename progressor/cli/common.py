@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from progressor.core.components import Exporter
 from progressor.core.engine import Engine
-from progressor.core.models import UNKNOWN_KEY_ERRORS, Dose, Program, StepResult
+from progressor.core.models import LATEST_START, UNKNOWN_KEY_ERRORS, Dose, Program, StepResult
 from progressor.core.plugins import ALLOW_ENV, BLOCK_ENV, env_list, not_installed
 from progressor.errors import ProgressorError, did_you_mean
 
@@ -137,9 +137,12 @@ def parse_date(_: click.Context, __: click.Parameter, value: str | None) -> dt.d
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if day > LATEST_START:
+        raise click.BadParameter(f"{value} is after {LATEST_START}: check the year")
+    return day
 
 
 dose_option = click.option(

@@ -499,12 +499,17 @@ def patient_id_problem(patient: str) -> str | None:
     return None
 
 
+#: The latest day a program may start on: the weeks computed after it still fit in a date
+#: (a start of 9999-12-31 made week 1's end overflow, a crash where a located error belongs).
+LATEST_START = dt.date(9000, 12, 31)
+
+
 class Enrollment(_Frozen):
     """A patient on a program from a start date, with optional starting-dose overrides."""
 
     patient: str
     program: str
-    start: dt.date
+    start: dt.date = Field(le=LATEST_START)
     overrides: dict[str, Dose] = Field(default_factory=dict)
 
     @field_validator("patient")
@@ -561,7 +566,7 @@ class Prescription(_Frozen):
     program: str
     program_version: str
     week: int = Field(ge=1)
-    start: dt.date
+    start: dt.date = Field(le=LATEST_START)
     status: Status = "active"
     exercises: dict[str, ExerciseState]
     flags: tuple[Flag, ...] = ()
