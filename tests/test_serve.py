@@ -533,3 +533,22 @@ def test_the_docs_curl_example_runs(number: int, served: tuple[int, dict[str, st
     )
     assert done.returncode == 0, done.stderr
     _shown_in(shown, json.loads(done.stdout))
+
+
+@pytest.mark.parametrize(
+    ("body", "slug"),
+    [(b'{"records": "\xff\xfe"}', "bad-encoding"), (b"[" * 100_000 + b"]" * 100_000, "bad-json")],
+)
+def test_a_body_that_cannot_be_read_is_its_own_problem(
+    service: Service, body: bytes, slug: str
+) -> None:
+    # (FastAPI's body parsing makes any error a bare 400 "There was an error parsing the body")
+    headers = {"Authorization": f"Bearer {service.tokens['service']}"}
+    for path in ("/v1/step", "/v1/replay"):
+        answer = httpx.post(
+            service.url + path,
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 400
+        assert answer.json()["type"] == f"urn:progressor:problem:{slug}"

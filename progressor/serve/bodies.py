@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from progressor.serve.problems import ProblemError
+from progressor.serve.problems import BodyProblem
 
 
 class Pairs(dict[str, Any]):
@@ -44,7 +44,10 @@ class PairsRequest(Request):
                 self._json = json.loads(await self.body(), object_pairs_hook=Pairs.of)
             except RecursionError:
                 detail = "the JSON body is nested too deeply"
-                raise ProblemError(400, "bad-json", "Bad JSON", detail) from None
+                raise BodyProblem(400, "bad-json", "Bad JSON", detail) from None
+            except UnicodeDecodeError as exc:  # (JSON is UTF-8, -16 or -32: json.loads' own)
+                detail = f"the JSON body is not text in its encoding: {exc}"
+                raise BodyProblem(400, "bad-encoding", "Bad encoding", detail) from None
         return self._json
 
 

@@ -8,10 +8,11 @@ record index, and a suggestion where one helps.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from progressor.errors import Problem, format_path
@@ -78,7 +79,7 @@ class ProblemError(Exception):
         problems: Sequence[LocatedProblem] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(detail)
+        Exception.__init__(self, detail)  # (not super(): BodyProblem's next is HTTPException)
         self.details = ProblemDetails(
             type=f"urn:progressor:problem:{slug}",
             title=title,
@@ -86,7 +87,18 @@ class ProblemError(Exception):
             detail=detail,
             problems=list(problems),
         )
-        self.headers = headers
+        self.headers: Mapping[str, str] | None = headers
+
+
+class BodyProblem(ProblemError, HTTPException):
+    """A problem found while reading a request's body. It is an HTTPException too, so that
+    FastAPI's body parsing lets it through as it is (any other error there becomes a bare
+    400 "There was an error parsing the body"); its handler is ProblemError's."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str) -> None:
+        ProblemError.__init__(self, status, slug, title, detail)
+        self.status_code = status
+        self.detail = detail
 
 
 def response(error: ProblemError) -> JSONResponse:
