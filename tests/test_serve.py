@@ -552,3 +552,12 @@ def test_a_body_that_cannot_be_read_is_its_own_problem(
         )
         assert answer.status_code == 400
         assert answer.json()["type"] == f"urn:progressor:problem:{slug}"
+
+
+def test_without_a_token_a_bad_body_is_not_read(service: Service) -> None:
+    answer = httpx.post(
+        service.url + "/v1/step",
+        content=b'{"prescription": ',
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 401  # (not 400: nothing is parsed for a caller without one)

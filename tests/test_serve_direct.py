@@ -95,7 +95,7 @@ def test_the_direct_answer_is_fastapis_byte_for_byte(
     [
         ('{"prescription": {"week": 0}, "records": []}', "service", 422),  # (not valid)
         ('{"records": [1,]}', "service", 400),  # (not JSON)
-        ('{"records": [1,]}', None, 400),  # (not JSON comes before the token)
+        ('{"records": [1,]}', None, 401),  # (the token comes before the body is read)
         ('{"records": []}', None, 401),
         ('{"records": []}', "readonly", 403),  # (the role comes before the body's validity)
         ("[]", "service", 422),

@@ -13,12 +13,15 @@ a body that is not a JSON object, or not JSON, is read as before (and refused th
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import fastapi.routing
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from progressor.serve.problems import BodyProblem
@@ -156,13 +159,22 @@ class RecordsRequest(PairsRequest):
 
 
 class RecordsRoute(APIRoute):
-    """A route whose body's records reach the reader as sent (see the module's docstring)."""
+    """A route whose body's records reach the reader as sent (see the module's docstring),
+    and whose token is checked before its body is read: a caller without one gets 401 (or
+    403 for a role that may not), whatever it sent. (FastAPI reads the body first.)"""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = self.records_handler()
+        dependant = as_included(self).dependant
+        checks = [(d.call, d.request_param_name) for d in dependant.dependencies]
+        first = all(request_check(d) for d in dependant.dependencies)
 
         async def route(request: Request) -> Response:
-            return await handler(RecordsRequest(request.scope, request.receive))
+            records = RecordsRequest(request.scope, request.receive)
+            if first and not getattr(request.app, "dependency_overrides", None):
+                for call, name in checks:
+                    await call(**{name: records})
+            return await handler(records)
 
         return route
 
@@ -184,3 +196,38 @@ def record_line(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(map(record_line, value)) + "]"
     return json.dumps(value)
+
+
+def as_included(route: APIRoute) -> Any:
+    """The route as its handler sees it: FastAPI (0.120 and later) builds an included route's
+    handler inside its inclusion's context (the router's dependencies and responses, the app
+    as the provider of dependency overrides), with the APIRoute's attribute names."""
+    context_var = getattr(fastapi.routing, "_effective_route_context_var", None)
+    context = context_var.get() if context_var is not None else None
+    return context if context is not None and context.original_route is route else route
+
+
+def request_check(dependant: Dependant) -> bool:
+    return (
+        inspect.iscoroutinefunction(dependant.call)
+        and dependant.name is not None
+        and dependant.request_param_name is not None
+        and not dependant.dependencies
+        and getattr(dependant, "concurrency", None) is None
+        and only_request(dependant, allow_body=False)
+    )
+
+
+def only_request(dependant: Dependant, allow_body: bool) -> bool:
+    return not (
+        dependant.path_params
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or (dependant.body_params and not allow_body)
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    )

@@ -3,10 +3,11 @@
 For each request FastAPI walks the route's dependencies generically (a cache, exit stacks,
 the parameters of every kind looked up), validates the answer again and builds an endpoint
 context for its error messages: for POST /v1/step that was a fifth of the server's CPU.
-`DirectRoute` answers the usual request itself, with the same calls in FastAPI's order: the
-body parsed as `RecordsRoute` parses it (for a JSON content type), the token checked by the
-route's own dependency, the body validated by the route's own body field, the endpoint
-called, and its answer written by pydantic-core as FastAPI writes it. Any other request (a
+`DirectRoute` answers the usual request itself, with the same calls FastAPI makes: the token
+checked by the route's own dependency (first: a caller without one gets no body parsed), the
+body parsed as `RecordsRoute` parses it (for a JSON content type), then validated by the
+route's own body field, the endpoint called, and its answer written by pydantic-core as
+FastAPI writes it. Any other request (a
 body that is not JSON or does not validate, another content type, an override of a
 dependency) goes to FastAPI's own handler, on the same request object (its body read once),
 so every error keeps the answer FastAPI gives it. The OpenAPI document is FastAPI's, from the
@@ -20,15 +21,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import fastapi.routing
 from fastapi import Request, Response
 from fastapi.datastructures import DefaultPlaceholder
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
-from progressor.serve.bodies import RecordsRoute
+from progressor.serve.bodies import RecordsRoute, as_included, only_request, request_check
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 JSON = b"application/json"
@@ -39,17 +37,8 @@ class DirectRoute(RecordsRoute):
 
     def records_handler(self) -> Handler:
         general = super().records_handler()
-        route = _as_included(self)
+        route = as_included(self)
         return _direct(route, general) if _plain_shape(route) else general
-
-
-def _as_included(route: APIRoute) -> Any:
-    """The route as its handler sees it: FastAPI (0.120 and later) builds an included route's
-    handler inside its inclusion's context (the router's dependencies and responses, the app
-    as the provider of dependency overrides), with the APIRoute's attribute names."""
-    context_var = getattr(fastapi.routing, "_effective_route_context_var", None)
-    context = context_var.get() if context_var is not None else None
-    return context if context is not None and context.original_route is route else route
 
 
 def _direct(route: Any, general: Handler) -> Handler:
@@ -63,6 +52,12 @@ def _direct(route: Any, general: Handler) -> Handler:
     async def handle(request: Request) -> Response:
         if _content_type(request) != JSON or getattr(overrides, "dependency_overrides", None):
             return await general(request)
+        values: dict[str, Any] = {}
+        # The token first (a 401 or 403 is raised here): a caller without one gets no body
+        # parsed for it. (FastAPI reads the body before the dependencies.)
+        for name, call, request_name in checks:
+            assert call is not None and name is not None and request_name is not None
+            values[name] = await call(**{request_name: request})
         try:
             await request.body()
         except Exception as exc:  # (as FastAPI answers a body it could not read)
@@ -71,10 +66,6 @@ def _direct(route: Any, general: Handler) -> Handler:
             data = await request.json()
         except Exception:  # (not JSON: FastAPI's handler answers it, the body read already)
             return await general(request)
-        values: dict[str, Any] = {}
-        for name, call, request_name in checks:  # (a 401 or 403 is raised here, as there)
-            assert call is not None and name is not None and request_name is not None
-            values[name] = await call(**{request_name: request})
         body, errors = body_field.validate(data, {}, loc=("body",))
         if errors:
             return await general(request)
@@ -103,8 +94,8 @@ def _plain_shape(route: Any) -> bool:
         inspect.iscoroutinefunction(route.endpoint)
         and route.body_field is not None
         and len(dependant.body_params) == 1
-        and _only_request(dependant, allow_body=True)
-        and all(_request_check(d) for d in dependant.dependencies)
+        and only_request(dependant, allow_body=True)
+        and all(request_check(d) for d in dependant.dependencies)
         and route.response_model is not None
         and isinstance(route.response_class, DefaultPlaceholder)
         and route.status_code is None
@@ -115,30 +106,4 @@ def _plain_shape(route: Any) -> bool:
         and route.response_model_exclude is None
         and route.response_model_by_alias
         and getattr(route, "max_body_size", None) is None
-    )
-
-
-def _request_check(dependant: Dependant) -> bool:
-    return (
-        inspect.iscoroutinefunction(dependant.call)
-        and dependant.name is not None
-        and dependant.request_param_name is not None
-        and not dependant.dependencies
-        and getattr(dependant, "concurrency", None) is None
-        and _only_request(dependant, allow_body=False)
-    )
-
-
-def _only_request(dependant: Dependant, allow_body: bool) -> bool:
-    return not (
-        dependant.path_params
-        or dependant.query_params
-        or dependant.header_params
-        or dependant.cookie_params
-        or (dependant.body_params and not allow_body)
-        or dependant.websocket_param_name
-        or dependant.http_connection_param_name
-        or dependant.response_param_name
-        or dependant.background_tasks_param_name
-        or dependant.security_scopes_param_name
     )
