@@ -251,9 +251,11 @@ def test_a_program_at_its_ceiling_holds_ready_for_the_next_phase_in_columns(
     assert '"code":"ready-for-next-phase"' in row
 
 
-def test_a_second_week_goes_per_patient(tmp_path: Path) -> None:
+def test_a_second_week_without_sessions_is_folded_in_columns(tmp_path: Path) -> None:
     dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], _week("p", 4))
-    assert _both(dataset, tmp_path, as_of=AS_OF + dt.timedelta(days=7)) == {"patients": 1}
+    assert _both(dataset, tmp_path, as_of=AS_OF + dt.timedelta(days=7)) == {"columns": 1}
+    row = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
+    assert '"week":3' in row and '"weeks_without_sessions":1' in row
 
 
 NO_FORM_PLUGIN = '''
