@@ -287,9 +287,11 @@ class ColumnEngine:
     ) -> tuple[pl.DataFrame, dict[int, tuple[Any, ...]]]:
         """One week of the fold: each patient's exercise weeks with their key's number
         (`kid`), and each distinct key; the patients routed are added to `bad`."""
-        states = states.with_columns(
-            pl.col("state").map_elements(self._state_doses.__getitem__, pl.Int64).alias("dose")
+        doses = pl.DataFrame(
+            {"state": range(len(self._state_doses)), "dose": self._state_doses},
+            schema={"state": pl.Int64, "dose": pl.Int64},
         )
+        states = states.join(doses, on="state")
         met, no_form = self._met(plan, states)
         bad |= no_form
         weeks = _exercise_frame(plan, outcomes, reports, carried, states, names, met)
