@@ -355,18 +355,24 @@ def test_the_fold_over_several_weeks_takes_the_column_path(tmp_path: Path) -> No
         *_weeks("paused", _week("paused", 4), _week("paused", 3, pain_during=3.0), []),
         # A flare in week 1: the program paused until a clinician resumes it, per patient.
         *_weeks("flare", _week("flare", 1, pain_during=8.0), _week("flare", 4), []),
-        # A record of the week under way: its alerts are the per-patient engine's business.
-        *_weeks("under-way", _week("under-way", 4), [], [], _week("under-way", 1)),
+        # Records of the week under way (two days of it by the run's day): folded too, to
+        # see that they raise no alert...
+        *_weeks("under-way", *[_week("under-way", 4)] * 3, _week("under-way", 2)),
+        # ... where new pain in both sessions raises one: per patient, which writes it.
+        *_weeks("alerting", *[_week("alerting", 4)] * 3, _week("alerting", 2, pain_during=3)),
+        # A record dated after the run's day: the reader sets it aside, per patient.
+        *_weeks("future", *[_week("future", 4)] * 3, _week("future", 3)),
     ]
-    names = ("steady", "rose", "paused", "flare", "under-way")
+    names = ("steady", "rose", "paused", "flare", "under-way", "alerting", "future")
     dataset = _write(
         tmp_path / "in", {"low-back-pain": SEED}, [_enrolled(n) for n in names], records
     )
-    as_of = START + dt.timedelta(days=21)  # three weeks ended
-    assert _both(dataset, tmp_path, as_of) == {"columns": 2, "patients": 3}
+    as_of = START + dt.timedelta(days=22)  # three weeks ended, the fourth under way
+    assert _both(dataset, tmp_path, as_of) == {"columns": 3, "patients": 4}
     rows = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
     steady = json.loads(next(r for r in rows.splitlines() if '"patient":"steady"' in r))
     assert steady["week"] == 4 and steady["start"] == str(START + dt.timedelta(days=21))
+    assert '"patient":"under-way","program"' in rows
     assert steady["exercises"]["pelvic-tilt"]["dose"]["reps"] == 8  # 5, 6, 7, 8
     decisions = (tmp_path / "out-columns" / "decisions" / f"{part_name(0)}.jsonl").read_text()
     assert all('"week":3' in d for d in decisions.splitlines())  # (the newest week's)

@@ -7,15 +7,18 @@ newest judged week's decisions and alerts, and the prescription after it. It cov
 - the enrollment is one readable line without overrides, on a program whose components all
   give a column form (progressor.columns.forms), and at least one week has ended;
 - every record line is plain as progressor.columns.reading takes it (a line the reader's
-  fast path reads, in its plainest form), names the patient, falls in a judged week (not
-  before the start, not in the week under way), names an exercise of the program, has no
+  fast path reads, in its plainest form), names the patient, is dated from the start to the
+  run's day (the week under way included), names an exercise of the program, has no
   symptom flags unless every rule's column form covers them (`symptom_flags`), and is the
   only outcome of its exercise that day;
 - no column form routes the patient in any week (a flare, a rise of pain, an outcome
   without pain scores, a gap in sessions: the per-patient engine words those);
 - every week before the newest leaves every exercise active, raises no alert and does not
   pause the program (a flag is fine: it does not outlive its week). So the weeks after the
-  first never start paused, and the only alerts written are the newest week's.
+  first never start paused, and the only alerts written are the newest week's;
+- the records of the week under way, folded as one more week (after a newest week that
+  carries over as the earlier ones must), raise no alert: the per-patient engine writes
+  the alerts a week under way already raises.
 
 The fold goes from week to week across all the patients at once (`_covered`). Each week,
 the weekly aggregates, the rules' screens and findings are columns; each distinct exercise
@@ -142,9 +145,10 @@ _KEY_AT = 4
 class ColumnEngine:
     """The column engine for a dataset's compiled programs (see the module's docstring).
 
-    `most_weeks` bounds the weeks ended that a patient the column path takes may have (None:
-    any number): the store, which keeps every judged week's rows where this engine writes the
-    newest week's, asks for 1."""
+    `most_weeks` bounds the weeks the column path folds for a patient (None: any number):
+    the weeks ended, and the week under way where it has records. The store, which keeps
+    every judged week's rows where this engine writes the newest week's (and words the week
+    under way its own way), asks for 1."""
 
     def __init__(self, programs: dict[str, CompiledProgram], most_weeks: int | None = None) -> None:
         self._programs = {name: _Program.of(c) for name, c in programs.items()}
@@ -175,7 +179,7 @@ class ColumnEngine:
         for program, group in taken.items():
             plan = self._programs[program]
             assert plan is not None  # (checked in _enrolled)
-            done.update(self._program_rows(plan, group))
+            done.update(self._program_rows(plan, group, as_of))
         return done, [p for p in patients if p not in done]
 
     def _enrolled(
@@ -207,18 +211,20 @@ class ColumnEngine:
                 found.append(_Read(enrollment, lines, weeks))
         return found
 
-    def _program_rows(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
+    def _program_rows(self, plan: _Program, group: list[_Read], as_of: dt.date) -> dict[str, Rows]:
         """The rows of the patients of one program the column path covers (none when a
         column form fails: the per-patient engine then holds them as any failure is held)."""
         try:
-            return self._covered(plan, group)
+            return self._covered(plan, group, as_of)
         except Exception:
             return {}
 
-    def _covered(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
+    def _covered(self, plan: _Program, group: list[_Read], as_of: dt.date) -> dict[str, Rows]:
         """The fold from week to week across the group: each week's exercise weeks decided
-        (each distinct one once), the patients whose newest week it is written, the others'
-        states carried to the next week (or the patient routed, _carried)."""
+        (each distinct one once), the patients whose newest judged week it is written, the
+        others' states carried to the next week (or the patient routed, _carried). A patient
+        with records of the week under way is folded into it too, only to see that it raises
+        no alert (`_under_way`): the per-patient engine writes the alerts it raises."""
         names = [e.id for e in plan.compiled.program.exercises]
         outcomes, reports, bad = read_frames([read.lines for read in group])
         starts = pl.DataFrame(
@@ -230,8 +236,17 @@ class ColumnEngine:
             },
             schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String, "weeks": pl.Int64},
         )
-        bad |= unusual(outcomes, reports, starts, names, plan.symptom_flags)
+        bad |= unusual(outcomes, reports, starts, names, plan.symptom_flags, as_of)
         outcomes, reports = (week_numbered(frame, starts) for frame in (outcomes, reports))
+        # The weeks folded: the ended ones, and the week under way where it has records.
+        under_way = pl.concat([outcomes.select("pid", "week"), reports.select("pid", "week")])
+        under_way = under_way.join(starts.select("pid", "weeks"), on="pid")
+        later = set(under_way.filter(pl.col("week") > pl.col("weeks"))["pid"].to_list())
+        starts = starts.with_columns(
+            (pl.col("weeks") + pl.col("pid").is_in(list(later)).cast(pl.Int64)).alias("through")
+        )
+        if self._most_weeks is not None:
+            bad |= set(starts.filter(pl.col("through") > self._most_weeks)["pid"].to_list())
         firsts = [
             self._state_id(
                 trusted(ExerciseState, {"dose": e.dose, "status": "active", "memory": {}})
@@ -249,12 +264,13 @@ class ColumnEngine:
         carried = starts.select(
             "pid",
             "weeks",
+            "through",
             pl.lit(0, pl.Int64).alias("weeks_without_sessions"),
             pl.lit([], pl.List(pl.Float64)).alias("carried"),
         )
-        out: dict[str, Rows] = {}
-        for week in range(1, max(read.weeks for read in group) + 1):
-            carried = carried.filter((pl.col("weeks") >= week) & ~pl.col("pid").is_in(list(bad)))
+        out: dict[int, Rows] = {}
+        for week in range(1, max(read.weeks for read in group) + 2):
+            carried = carried.filter((pl.col("through") >= week) & ~pl.col("pid").is_in(list(bad)))
             if carried.is_empty():
                 break
             states = states.join(carried.select("pid"), on="pid")
@@ -269,10 +285,12 @@ class ColumnEngine:
             )
             newest = decided.filter(pl.col("weeks") == week)
             out.update(self._newest_rows(plan, group, names, week, newest, keyed))
-            going = decided.filter(pl.col("weeks") > week)
+            bad |= self._under_way(plan, names, decided.filter(pl.col("weeks") < week), keyed)
+            going = decided.filter(pl.col("through") > week)
             states, carried, routed = self._carried(plan, names, going, keyed)
             bad |= routed
-        return out
+        # (A patient routed after their newest week was written: by the week under way.)
+        return {group[pid].enrollment.patient: rows for pid, rows in out.items() if pid not in bad}
 
     def _decided_week(
         self,
@@ -309,6 +327,7 @@ class ColumnEngine:
             "scores",
             "weeks_without_sessions",
             "weeks",
+            "through",
             *[k.alias(n) for k, n in zip(keys, key_names, strict=True)],
         ).with_columns(pl.struct(key_names).rank("dense").alias("kid"))
         firsts = decided.filter(pl.col("kid").is_first_distinct())
@@ -392,6 +411,7 @@ class ColumnEngine:
         idle = pl.col("weeks_without_sessions") + 1
         carried = joined.group_by("pid", maintain_order=True).agg(
             pl.col("weeks").first(),
+            pl.col("through").first(),
             pl.when(pl.col("any_session"))
             .then(0)
             .otherwise(idle)
@@ -400,6 +420,26 @@ class ColumnEngine:
             pl.col("scores").first().alias("carried"),
         )
         return states, carried, routed
+
+    def _under_way(
+        self,
+        plan: _Program,
+        names: list[str],
+        under_way: pl.DataFrame,
+        keyed: dict[int, tuple[Any, ...]],
+    ) -> set[int]:
+        """The patients whose week under way (its records so far) raises an alert, or whose
+        exercise week cannot be decided: their rows are the per-patient engine's, which adds
+        the alerts the week under way already raises (timeline.fold's `early_alerts`)."""
+        routed = set()
+        for kid in under_way["kid"].unique().to_list():
+            key = keyed[kid]
+            made = self._decided_row(
+                plan, names.index(key[0]), key[0], (None,) * _KEY_AT + tuple(key)
+            )
+            if made is None or any(m.finding and m.finding.alert for _, m in made[4]):
+                routed |= set(under_way.filter(pl.col("kid") == kid)["pid"].to_list())
+        return routed
 
     def _carries(self, plan: _Program, made: _Decided) -> bool:
         """Whether a decided exercise week leaves its patient to the next week's columns."""
@@ -429,8 +469,9 @@ class ColumnEngine:
         week: int,
         decided: pl.DataFrame,
         keyed: dict[int, tuple[Any, ...]],
-    ) -> dict[str, Rows]:
-        """The rows of the patients whose newest judged week is `week`, by shape of week:
+    ) -> dict[int, Rows]:
+        """The rows of the patients whose newest judged week is `week` (by their place in
+        `group`), by shape of week:
         the weeks without sessions after it and their exercise weeks in the program's order.
         Patients of one shape differ only in their id, their week's start and mean pain."""
         idle = pl.col("weeks_without_sessions") + 1
@@ -462,7 +503,7 @@ class ColumnEngine:
                 if made is not None:
                     self._shapes[value] = made
             made_of[shape] = (rows, made)
-        out: dict[str, Rows] = {}
+        out: dict[int, Rows] = {}
         for pid, shape, idle_after, scores in zip(
             patients["pid"].to_list(),
             patients["shape"].to_list(),
@@ -480,7 +521,7 @@ class ColumnEngine:
             else:
                 continue
             if written is not None:
-                out[enrollment.patient] = written
+                out[pid] = written
         return out
 
     def _shape(

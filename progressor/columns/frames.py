@@ -4,6 +4,8 @@ columns that progressor.columns.forms describes for the column forms)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from progressor.columns.reading import PlainColumns
@@ -44,10 +46,11 @@ def unusual(
     starts: pl.DataFrame,
     names: list[str],
     symptom_flags: bool,
+    as_of: dt.date,
 ) -> set[int]:
     """The patients with a record the column path does not cover: another patient's, dated
-    by a date-time or outside the weeks judged (before the start, in the week under way or
-    later), of an unknown exercise, with symptom flags (unless
+    by a date-time, before the start or after the run's day `as_of` (the reader sets it
+    aside), of an unknown exercise, with symptom flags (unless
     every rule's column form covers them: `symptom_flags`), or a second outcome of an
     exercise on one day."""
     flagged = pl.lit(False) if symptom_flags else pl.col("flags").list.len() > 0
@@ -63,7 +66,7 @@ def unusual(
             (pl.col("patient").is_not_null() & (pl.col("patient") != pl.col("owner")))
             | pl.col("date").is_null()
             | (pl.col("date") < pl.col("start"))
-            | (pl.col("date") >= pl.col("start") + pl.duration(weeks=pl.col("weeks")))
+            | (pl.col("date") > as_of)
             | flagged
             | extra
         )
@@ -92,10 +95,10 @@ def exercise_frame(
 ) -> pl.DataFrame:
     """One row per patient and exercise: the week's counts, and the patient's figures.
 
-    `carried` holds the week's patients with what earlier weeks leave them (their weeks
-    ended, the weeks without sessions before this one, and the scores of their history's
-    mean pain so far); `states`, each patient's exercise states (`state`, `dose`), which
-    `met` reads."""
+    `carried` holds the week's patients with what earlier weeks leave them (among others
+    the weeks without sessions before this one, and `carried`: the scores of their
+    history's mean pain so far), kept on each row; `states`, each patient's exercise
+    states (`state`, `dose`), which `met` reads."""
     required = [e.sessions_required or program.sessions_required for e in program.exercises]
     exercises = pl.DataFrame(
         {"exercise": names, "order": range(len(names)), "required": required},
@@ -157,10 +160,7 @@ def exercise_frame(
         .join(adverse, on="pid", how="left")
         .join(_symptoms(outcomes, reports), on="pid", how="left")
         .select(
-            "pid",
-            "weeks",
-            "weeks_without_sessions",
-            "carried",
+            *carried.columns,  # (kept as they are: what earlier weeks leave the patient)
             pl.concat_list(
                 pl.col("pains").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
                 pl.col("reported").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
