@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,81 @@ def test_generated_cohorts_give_the_same_rows_through_both_engines(
     event(f"computed in columns: {'some' if paths.get('columns') else 'none'}")
 
 
+# -- hypothesis cohorts over several weeks: the fold from week to week --------------------------
+
+WEEKS = 4  # (the weeks ended for a patient who started on START, by MULTI_AS_OF)
+MULTI_AS_OF = START + dt.timedelta(days=7 * WEEKS)
+#: One week of a patient's: the days they did their sessions, how, and a few odd records.
+a_week = st.fixed_dictionaries(
+    {
+        "days": st.sets(st.integers(0, 6)),
+        "session": session,
+        "outcomes": st.one_of(st.just([]), st.just([]), st.just([]), st.lists(outcome, max_size=2)),
+        "reports": st.one_of(st.just([]), st.just([]), st.lists(report, max_size=1)),
+    }
+)
+weeks_patient = st.fixed_dictionaries(
+    {
+        "weeks": st.lists(a_week, min_size=WEEKS + 1, max_size=WEEKS + 1),
+        "program": st.sampled_from(["low-back-pain"] * 4 + ["at-top", "at-floor"]),
+        "late": st.sampled_from([0] * 4 + [1, 2, 3, WEEKS]),  # (weeks after START it starts)
+        "broken": st.sampled_from([False] * 19 + [True]),
+    }
+)
+
+
+def _weeks_lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
+    """A patient's enrollment and records over their weeks (and the week under way, whose
+    records the newest week's run reads too)."""
+    name = f"p{index:04d}"
+    start = START + dt.timedelta(days=7 * data["late"])
+    enrollment = {"patient": name, "program": data["program"], "start": str(start)}
+    records = []
+    for number, week in enumerate(data["weeks"][: WEEKS - data["late"] + 1]):
+        first = start + dt.timedelta(days=7 * number)
+        done = {k: v for k, v in week["session"].items() if v is not None}
+        if number == WEEKS - data["late"]:  # the week under way: now and then a record
+            week = {**week, "days": set(list(week["days"])[:1]) if index % 3 == 0 else set()}
+        for day in sorted(week["days"]):
+            for exercise in EXERCISES:
+                record = {"date": str(first + dt.timedelta(days=day)), "exercise": exercise}
+                records.append(json.dumps({**record, **done, "patient": name, "kind": "outcome"}))
+        for o in week["outcomes"]:
+            record = {k: v for k, v in o.items() if v is not None and k not in ("day", "at")}
+            record.update(date=f"{first + dt.timedelta(days=o['day'])}{o['at']}")
+            records.append(json.dumps({**record, "patient": name, "kind": "outcome"}))
+        for r in week["reports"]:
+            record = {"date": str(first + dt.timedelta(days=r["day"])), "pain": r["pain"]}
+            record.update(context=r["context"], patient=name, kind="pain")
+            records.append(json.dumps(record))
+    if data["broken"] and records:
+        records[0] = records[0][:-1]  # not JSON any more: read the readable way
+    return json.dumps(enrollment), records
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(weeks_patient, min_size=1, max_size=12))
+def test_generated_cohorts_over_several_weeks_give_the_same_rows_through_both_engines(
+    cohort: list[dict[str, Any]],
+) -> None:
+    enrollments, records = [], []
+    for i, data in enumerate(cohort):
+        enrollment, lines = _weeks_lines(i, data)
+        enrollments.append(enrollment)
+        records += lines
+    programs = {"low-back-pain": SEED, "at-top": AT_TOP, "at-floor": AT_FLOOR}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        dataset = _write(root / "in", programs, enrollments, records)
+        paths = _both(dataset, root, MULTI_AS_OF)
+    folded = any(d["late"] < WEEKS - 1 for d in cohort)
+    event(f"more than one week, computed in columns: {bool(paths.get('columns')) and folded}")
+
+
 # -- examples: what the column path takes, and what it leaves -----------------------------------
 
 
@@ -251,9 +327,78 @@ def test_a_program_at_its_ceiling_holds_ready_for_the_next_phase_in_columns(
     assert '"code":"ready-for-next-phase"' in row
 
 
-def test_a_second_week_goes_per_patient(tmp_path: Path) -> None:
+def test_a_second_week_without_sessions_is_folded_in_columns(tmp_path: Path) -> None:
     dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], _week("p", 4))
-    assert _both(dataset, tmp_path, as_of=AS_OF + dt.timedelta(days=7)) == {"patients": 1}
+    assert _both(dataset, tmp_path, as_of=AS_OF + dt.timedelta(days=7)) == {"columns": 1}
+    row = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
+    assert '"week":3' in row and '"weeks_without_sessions":1' in row
+
+
+def _weeks(name: str, *weeks: list[str]) -> list[str]:
+    """A patient's records over several weeks: each `_week(name, ...)`'s, a week later."""
+    moved = []
+    for number, week in enumerate(weeks):
+        for line in week:
+            record = json.loads(line)
+            day = dt.date.fromisoformat(record["date"]) + dt.timedelta(days=7 * number)
+            moved.append(json.dumps({**record, "date": str(day)}))
+    return moved
+
+
+def test_the_fold_over_several_weeks_takes_the_column_path(tmp_path: Path) -> None:
+    records = [
+        *_weeks("steady", *[_week("steady", 4, reps=12, hold=30.0)] * 3),  # met, met, met
+        # A rise of pain in one session of week 1: regressed and flagged, a flag that does
+        # not outlive its week; then two met weeks.
+        *_weeks("rose", _flagged_pain("rose"), _week("rose", 4), _week("rose", 4)),
+        # Two rises in week 2 pause that exercise (and raise an alert): per patient.
+        *_weeks("paused", _week("paused", 4), _week("paused", 3, pain_during=3.0), []),
+        # A flare in week 1: the program paused until a clinician resumes it, per patient.
+        *_weeks("flare", _week("flare", 1, pain_during=8.0), _week("flare", 4), []),
+        # Records of the week under way (two days of it by the run's day): folded too, to
+        # see that they raise no alert...
+        *_weeks("under-way", *[_week("under-way", 4)] * 3, _week("under-way", 2)),
+        # ... where new pain in both sessions raises one: per patient, which writes it.
+        *_weeks("alerting", *[_week("alerting", 4)] * 3, _week("alerting", 2, pain_during=3)),
+        # A record dated after the run's day: the reader sets it aside, per patient.
+        *_weeks("future", *[_week("future", 4)] * 3, _week("future", 3)),
+    ]
+    names = ("steady", "rose", "paused", "flare", "under-way", "alerting", "future")
+    dataset = _write(
+        tmp_path / "in", {"low-back-pain": SEED}, [_enrolled(n) for n in names], records
+    )
+    as_of = START + dt.timedelta(days=22)  # three weeks ended, the fourth under way
+    assert _both(dataset, tmp_path, as_of) == {"columns": 3, "patients": 4}
+    rows = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
+    steady = json.loads(next(r for r in rows.splitlines() if '"patient":"steady"' in r))
+    assert steady["week"] == 4 and steady["start"] == str(START + dt.timedelta(days=21))
+    assert '"patient":"under-way","program"' in rows
+    assert steady["exercises"]["pelvic-tilt"]["dose"]["reps"] == 8  # 5, 6, 7, 8
+    decisions = (tmp_path / "out-columns" / "decisions" / f"{part_name(0)}.jsonl").read_text()
+    assert all('"week":3' in d for d in decisions.splitlines())  # (the newest week's)
+
+
+def _flagged_pain(name: str) -> list[str]:
+    """Four met days of `name`'s, the pelvic tilt's pain rising on the first one."""
+    records = [json.loads(line) for line in _week(name, 4)]
+    records[0]["pain_during"] = 2.0
+    return [json.dumps(r) for r in records]
+
+
+def test_the_history_s_mean_pain_is_the_last_week_with_pain_scores(tmp_path: Path) -> None:
+    calm = _week("p", 4, pain_during=0.5)  # (a mean pain of 0.75)
+    records = [*_weeks("p", calm, []), *_weeks("q", _week("q", 4, pain_during=0.5), _week("q", 4))]
+    dataset = _write(
+        tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p"), _enrolled("q")], records
+    )
+    as_of = START + dt.timedelta(days=14)  # two weeks ended; p logged nothing in week 2
+    assert _both(dataset, tmp_path, as_of) == {"columns": 2}
+    rows = (tmp_path / "out-columns" / "prescriptions" / f"{part_name(0)}.jsonl").read_text()
+    history = {json.loads(r)["patient"]: json.loads(r)["history"] for r in rows.splitlines()}
+    assert history == {
+        "p": {"weeks_without_sessions": 1, "mean_pain": 0.75},
+        "q": {"weeks_without_sessions": 0, "mean_pain": 1.0},
+    }
 
 
 NO_FORM_PLUGIN = '''
@@ -286,20 +431,23 @@ def test_a_rule_without_a_column_form_sends_its_patients_per_patient(
     assert paths == {"patients": 1}
 
 
+@pytest.mark.parametrize("weeks", [1, WEEKS])
 @pytest.mark.parametrize(
     "program", ["low-back-pain", "achilles-tendinopathy", "graded-walking", "lumbar-extension"]
 )
 def test_every_shipped_program_gives_the_same_rows_through_both_engines(
-    program: str, tmp_path: Path
+    program: str, weeks: int, tmp_path: Path
 ) -> None:
     plugins = ("progressor_repeated_movements",) if program == "lumbar-extension" else ()
     engine = progressor.Engine(plugins)
     text = shipped_text(program)
     compiled = engine.compile(progressor.parse_program(text))
-    synthesize_dataset(str(tmp_path / "in"), [(compiled, text)], 120, 1, 5, 1, START)
-    paths = _both(str(tmp_path / "in"), tmp_path, plugins=plugins)
+    synthesize_dataset(str(tmp_path / "in"), [(compiled, text)], 120, weeks, 5, 1, START)
+    as_of = START + dt.timedelta(days=7 * weeks)
+    paths = _both(str(tmp_path / "in"), tmp_path, as_of, plugins=plugins)
     if program == "low-back-pain":
-        assert paths.get("columns", 0) > 60  # most of a synthetic clinic's week
+        # Most of a synthetic clinic (those whose earlier week paused or alerted: per patient).
+        assert paths.get("columns", 0) > 60
     else:  # strategies without a column form (two-for-two, rpe, quota, a plugin's)
         assert "columns" not in paths
 
@@ -310,17 +458,19 @@ def test_an_unknown_engine_is_refused(tmp_path: Path) -> None:
         compute_partition(dataset, str(tmp_path / "out"), 0, AS_OF, engine="rows")
 
 
-def test_recompute_with_the_column_engine_from_the_command_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("weeks", [1, 3])
+def test_recompute_with_the_column_engine_from_the_command_line(weeks: int, tmp_path: Path) -> None:
     from tests.test_cli import run
 
     data = tmp_path / "in"
-    synth = ("synth", "--patients", "60", "--weeks", "1", "--start", str(START))
+    as_of = START + dt.timedelta(days=7 * weeks)
+    synth = ("synth", "--patients", "60", "--weeks", str(weeks), "--start", str(START))
     assert run(*synth, "--out", str(data), "--partitions", "2").returncode == 0
     only_builtins = {"PROGRESSOR_PLUGINS": ""}  # (an installed plugin's rule has no column form)
     outputs = {}
     for engine in ("patients", "columns"):
         out = tmp_path / engine
-        command = ("recompute", "--dataset", str(data), "--out", str(out), "--week", str(AS_OF))
+        command = ("recompute", "--dataset", str(data), "--out", str(out), "--week", str(as_of))
         done = run(*command, "--engine", engine, env=only_builtins)
         assert done.returncode == 0, done.stderr
         outputs[engine] = done.stdout
@@ -329,7 +479,8 @@ def test_recompute_with_the_column_engine_from_the_command_line(tmp_path: Path) 
         ]
         outputs[f"{engine} tables"] = b"".join(tables)
     assert outputs["columns tables"] == outputs["patients tables"]
-    assert "computed by the column engine: " in outputs["columns"]
+    taken = re.search(r"computed by the column engine: (\d+)", outputs["columns"])
+    assert taken and int(taken[1]) > 5  # (the seed program's patients, most of them)
     assert "per patient:" in outputs["columns"] and "column engine" not in outputs["patients"]
     wrong = run("recompute", "--out", str(tmp_path / "o"), "--week", str(AS_OF))
     assert wrong.returncode == 1 and "go with --dataset" in wrong.stderr

@@ -188,8 +188,8 @@ def recompute_command(
 def _print_paths(paths: Mapping[str, int]) -> None:
     click.echo(
         f"computed by the column engine: {paths.get('columns', 0)}, per patient: "
-        f"{paths.get('patients', 0)} (in this version the column engine takes patients "
-        "with one judged week; more weeks, and what it does not cover, go per patient)"
+        f"{paths.get('patients', 0)} (the column engine takes the patients it covers, see "
+        "README.md; a store's with one judged week only; the others go per patient)"
     )
 
 

@@ -1,24 +1,35 @@
 """The column engine: one partition's patients evaluated together, in polars columns.
 
 `ColumnEngine.compute` takes the patients' enrollment and record lines and gives, for each
-patient it covers, the same output rows the per-patient engine writes (byte for byte), and
-the patients it leaves to the per-patient engine. This slice covers one judged week (the
-usual clinic run: one new week of outcomes per patient):
+patient it covers, the same output rows the per-patient engine writes (byte for byte): the
+newest judged week's decisions and alerts, and the prescription after it. It covers:
 
 - the enrollment is one readable line without overrides, on a program whose components all
-  give a column form (progressor.columns.forms), and exactly one week has ended;
+  give a column form (progressor.columns.forms), and at least one week has ended;
 - every record line is plain as progressor.columns.reading takes it (a line the reader's
-  fast path reads, in its plainest form), names the patient, falls in week 1, names an
-  exercise of the program, has no symptom flags unless every rule's column form covers
-  them (`symptom_flags`), and is the only outcome of its exercise that day;
-- no column form routes the patient (a flare, a rise of pain, an outcome without pain
-  scores, a gap in sessions: the per-patient engine words those).
+  fast path reads, in its plainest form), names the patient, is dated from the start to the
+  run's day (the week under way included), names an exercise of the program, has no
+  symptom flags unless every rule's column form covers them (`symptom_flags`), and is the
+  only outcome of its exercise that day;
+- no column form routes the patient in any week (a flare, a rise of pain, an outcome
+  without pain scores, a gap in sessions: the per-patient engine words those);
+- every week before the newest leaves every exercise active, raises no alert and does not
+  pause the program (a flag is fine: it does not outlive its week). So the weeks after the
+  first never start paused, and the only alerts written are the newest week's;
+- the records of the week under way, folded as one more week (after a newest week that
+  carries over as the earlier ones must), raise no alert: the per-patient engine writes
+  the alerts a week under way already raises.
 
-The weekly aggregates, the rules' screens and findings are columns; each distinct exercise
-week (its counts and the findings' values) is then decided once by the step's own code
-(CompiledProgram.decide: most conservative wins, floors and ceilings), and the rows are
-written from those decisions. The flags and alerts of the findings are raised by the step's
-own code (`raised`), in the order the step raises them (forms.ColumnFinding).
+The fold goes from week to week across all the patients at once (`_covered`). Each week,
+the weekly aggregates, the rules' screens and findings are columns; each distinct exercise
+week (the exercise state it starts from, its counts and the findings' values) is decided
+once by the step's own code (CompiledProgram.decide: most conservative wins, floors and
+ceilings), and each exercise state reached is numbered, so that the next week's decision
+key holds it and `met` is made once for each dose in use (`form.met(dose)`). The history
+carried is the step's: the weeks without sessions and the scores of the last week with any
+(its mean pain). The newest week's rows are written from its decisions; its flags and
+alerts are raised by the step's own code (`raised`), in the order the step raises them
+(forms.ColumnFinding).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from progressor.columns.forms import ColumnFinding, column_form
-from progressor.columns.reading import PlainColumns
+from progressor.columns.frames import exercise_frame, read_frames, unusual, week_numbered
 from progressor.core._fast import trusted, tuple_new
 from progressor.core.components import Finding
 from progressor.core.engine import CompiledProgram
@@ -40,6 +51,7 @@ from progressor.core.matches import Match, pauses_program, raised
 from progressor.core.models import (
     SEVERITY,
     Alert,
+    Dose,
     Enrollment,
     ExerciseState,
     Flag,
@@ -50,7 +62,6 @@ from progressor.core.rounding import round_half_up
 from progressor.core.timeline import ended_weeks
 from progressor.core.week import ExerciseWeek
 
-_PAINS = ("pain_before", "pain_during", "pain_after", "pain_next_morning")
 _LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
 _WEEK = dt.timedelta(days=7)
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
@@ -70,7 +81,7 @@ class _Program:
     """A compiled program whose every component gives a column form."""
 
     compiled: CompiledProgram
-    met: dict[str, pl.Expr]  # each exercise's met expression, for its starting dose
+    types: dict[str, Any]  # each exercise's type column form (forms.TypeColumns)
     routes: tuple[pl.Expr, ...]
     findings: tuple[tuple[str, ColumnFinding], ...]  # (rule, finding), in the rules' order
     ranks: tuple[int, ...]  # each finding's rule's place among the program's rules
@@ -87,14 +98,14 @@ class _Program:
 
     @classmethod
     def _of(cls, compiled: CompiledProgram) -> _Program | None:
-        met = {}
+        types = {}
         for exercise in compiled.program.exercises:
             form = column_form(compiled.exercise_type(exercise.id))
             expr = form.met(exercise.dose) if form is not None else None
             strategy = column_form(compiled.bound_strategy(exercise.id).component)
             if expr is None or strategy is None or not strategy.reads <= _COUNTS:
                 return None
-            met[exercise.id] = expr
+            types[exercise.id] = form
         routes, findings, ranks, flags = [], [], [], True
         for rank, (name, _) in enumerate(compiled.rules):
             bound = compiled.bound_rule(name)
@@ -106,7 +117,7 @@ class _Program:
             findings += made
             ranks += [rank] * len(made)
             flags = flags and getattr(form, "symptom_flags", False) is True
-        return cls(compiled, met, tuple(routes), tuple(findings), tuple(ranks), flags)
+        return cls(compiled, types, tuple(routes), tuple(findings), tuple(ranks), flags)
 
 
 #: The ExerciseWeek fields this engine gives a strategy (no sessions, no outcomes).
@@ -116,19 +127,42 @@ _COUNTS = frozenset(
 
 
 class _Read(NamedTuple):
-    """A patient the column path may take: their enrollment and record lines."""
+    """A patient the column path may take: their enrollment, record lines and the weeks
+    ended by the run's day (each judged, the newest written)."""
 
     enrollment: Enrollment
     lines: list[str]
+    weeks: int
+
+
+#: An exercise week's row: the patient (`pid`), whether they logged any session, the
+#: scores of their history's mean pain, the weeks without sessions before it, then its
+#: decision key (_key): the exercise, its state (ColumnEngine._state_id), the met and done
+#: sessions and each finding's values.
+_KEY_AT = 4
 
 
 class ColumnEngine:
-    """The column engine for a dataset's compiled programs (see the module's docstring)."""
+    """The column engine for a dataset's compiled programs (see the module's docstring).
 
-    def __init__(self, programs: dict[str, CompiledProgram]) -> None:
+    `most_weeks` bounds the weeks the column path folds for a patient (None: any number):
+    the weeks ended, and the week under way where it has records. The store, which keeps
+    every judged week's rows where this engine writes the newest week's (and words the week
+    under way its own way), asks for 1."""
+
+    def __init__(self, programs: dict[str, CompiledProgram], most_weeks: int | None = None) -> None:
         self._programs = {name: _Program.of(c) for name, c in programs.items()}
-        self._decided: dict[tuple[Any, ...], _Decided] = {}
+        self._most_weeks = most_weeks
+        self._decided: dict[tuple[Any, ...], _Decided | None] = {}
         self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
+        # Every exercise state a fold reached, by number (a decision key holds the number),
+        # and each one's dose by number (a met expression is made once for each dose).
+        self._state_ids: dict[str, int] = {}
+        self._states: list[ExerciseState] = []
+        self._dose_ids: dict[str, int] = {}
+        self._doses: list[Dose] = []
+        self._state_doses: list[int] = []
+        self._mets: dict[tuple[str, str, int], pl.Expr | None] = {}
 
     def compute(
         self,
@@ -145,7 +179,7 @@ class ColumnEngine:
         for program, group in taken.items():
             plan = self._programs[program]
             assert plan is not None  # (checked in _enrolled)
-            done.update(self._program_rows(plan, group))
+            done.update(self._program_rows(plan, group, as_of))
         return done, [p for p in patients if p not in done]
 
     def _enrolled(
@@ -157,6 +191,7 @@ class ColumnEngine:
     ) -> list[_Read]:
         """The patients whose enrollment the column path may take, with their record lines."""
         found = []
+        most = self._most_weeks
         for patient in patients:
             enrollments = enrollment_lines[patient]
             if len(enrollments) != 1:
@@ -165,41 +200,124 @@ class ColumnEngine:
                 enrollment = Enrollment.model_validate_json(enrollments[0])
             except ValueError:
                 continue
+            weeks = ended_weeks(enrollment.start, as_of)
             if (
                 not enrollment.overrides
                 and self._programs.get(enrollment.program) is not None
-                and ended_weeks(enrollment.start, as_of) == 1
+                and weeks >= 1
+                and (most is None or weeks <= most)
             ):
                 lines = [line.rstrip("\r") for line in record_lines.get(patient, [])]
-                found.append(_Read(enrollment, lines))
+                found.append(_Read(enrollment, lines, weeks))
         return found
 
-    def _program_rows(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
+    def _program_rows(self, plan: _Program, group: list[_Read], as_of: dt.date) -> dict[str, Rows]:
         """The rows of the patients of one program the column path covers (none when a
         column form fails: the per-patient engine then holds them as any failure is held)."""
         try:
-            return self._covered(plan, group)
+            return self._covered(plan, group, as_of)
         except Exception:
             return {}
 
-    def _covered(self, plan: _Program, group: list[_Read]) -> dict[str, Rows]:
-        compiled = plan.compiled
-        names = [e.id for e in compiled.program.exercises]
-        outcomes, reports, bad = _frames(group)
+    def _covered(self, plan: _Program, group: list[_Read], as_of: dt.date) -> dict[str, Rows]:
+        """The fold from week to week across the group: each week's exercise weeks decided
+        (each distinct one once), the patients whose newest judged week it is written, the
+        others' states carried to the next week (or the patient routed, _carried). A patient
+        with records of the week under way is folded into it too, only to see that it raises
+        no alert (`_under_way`): the per-patient engine writes the alerts it raises."""
+        names = [e.id for e in plan.compiled.program.exercises]
+        outcomes, reports, bad = read_frames([read.lines for read in group])
         starts = pl.DataFrame(
             {
                 "pid": range(len(group)),
                 "start": [read.enrollment.start for read in group],
                 "owner": [read.enrollment.patient for read in group],
+                "weeks": [read.weeks for read in group],
             },
-            schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String},
+            schema={"pid": pl.Int64, "start": pl.Date, "owner": pl.String, "weeks": pl.Int64},
         )
-        bad |= _unusual(outcomes, reports, starts, names, plan.symptom_flags)
-        weeks = _exercise_frame(plan, outcomes, reports, len(group), names)
+        bad |= unusual(outcomes, reports, starts, names, plan.symptom_flags, as_of)
+        outcomes, reports = (week_numbered(frame, starts) for frame in (outcomes, reports))
+        # The weeks folded: the ended ones, and the week under way where it has records.
+        under_way = pl.concat([outcomes.select("pid", "week"), reports.select("pid", "week")])
+        under_way = under_way.join(starts.select("pid", "weeks"), on="pid")
+        later = set(under_way.filter(pl.col("week") > pl.col("weeks"))["pid"].to_list())
+        starts = starts.with_columns(
+            (pl.col("weeks") + pl.col("pid").is_in(list(later)).cast(pl.Int64)).alias("through")
+        )
+        if self._most_weeks is not None:
+            bad |= set(starts.filter(pl.col("through") > self._most_weeks)["pid"].to_list())
+        firsts = [
+            self._state_id(
+                trusted(ExerciseState, {"dose": e.dose, "status": "active", "memory": {}})
+            )
+            for e in plan.compiled.program.exercises
+        ]
+        states = pl.DataFrame(
+            {
+                "pid": [pid for pid in range(len(group)) for _ in names],
+                "exercise": names * len(group),
+                "state": firsts * len(group),
+            },
+            schema={"pid": pl.Int64, "exercise": pl.String, "state": pl.Int64},
+        )
+        carried = starts.select(
+            "pid",
+            "weeks",
+            "through",
+            pl.lit(0, pl.Int64).alias("weeks_without_sessions"),
+            pl.lit([], pl.List(pl.Float64)).alias("carried"),
+        )
+        out: dict[int, Rows] = {}
+        for week in range(1, max(read.weeks for read in group) + 2):
+            carried = carried.filter((pl.col("through") >= week) & ~pl.col("pid").is_in(list(bad)))
+            if carried.is_empty():
+                break
+            states = states.join(carried.select("pid"), on="pid")
+            decided, keyed = self._decided_week(
+                plan,
+                outcomes.filter(pl.col("week") == week),
+                reports.filter(pl.col("week") == week),
+                states,
+                carried,
+                names,
+                bad,
+            )
+            newest = decided.filter(pl.col("weeks") == week)
+            out.update(self._newest_rows(plan, group, names, week, newest, keyed))
+            bad |= self._under_way(plan, names, decided.filter(pl.col("weeks") < week), keyed)
+            going = decided.filter(pl.col("through") > week)
+            states, carried, routed = self._carried(plan, names, going, keyed)
+            bad |= routed
+        # (A patient routed after their newest week was written: by the week under way.)
+        return {group[pid].enrollment.patient: rows for pid, rows in out.items() if pid not in bad}
+
+    def _decided_week(
+        self,
+        plan: _Program,
+        outcomes: pl.DataFrame,
+        reports: pl.DataFrame,
+        states: pl.DataFrame,
+        carried: pl.DataFrame,
+        names: list[str],
+        bad: set[int],
+    ) -> tuple[pl.DataFrame, dict[int, tuple[Any, ...]]]:
+        """One week of the fold: each patient's exercise weeks with their key's number
+        (`kid`), and each distinct key; the patients routed are added to `bad`."""
+        doses = pl.DataFrame(
+            {"state": range(len(self._state_doses)), "dose": self._state_doses},
+            schema={"state": pl.Int64, "dose": pl.Int64},
+        )
+        states = states.join(doses, on="state")
+        met, no_form = self._met(plan, states)
+        bad |= no_form
+        weeks = exercise_frame(
+            plan.compiled.program, outcomes, reports, carried, states, names, met
+        )
         routes = pl.any_horizontal(*plan.routes) if plan.routes else pl.lit(False)
         bad |= set(weeks.filter(routes)["pid"].to_list())
         weeks = weeks.filter(~pl.col("pid").is_in(list(bad)))
-        keys = [pl.col("exercise"), pl.col("met"), pl.col("done")]
+        keys = [pl.col("exercise"), pl.col("state"), pl.col("met"), pl.col("done")]
         for _, finding in plan.findings:
             keys.append(pl.when(finding.applies).then(pl.concat_list(finding.keys)).otherwise(None))
         key_names = [f"k{i}" for i in range(len(keys))]
@@ -207,11 +325,11 @@ class ColumnEngine:
             "pid",
             "any_session",
             "scores",
+            "weeks_without_sessions",
+            "weeks",
+            "through",
             *[k.alias(n) for k, n in zip(keys, key_names, strict=True)],
         ).with_columns(pl.struct(key_names).rank("dense").alias("kid"))
-        # Each distinct exercise week's keys (`kid`), and each patient's week by its shape:
-        # whether any session was logged, and their exercise weeks in the program's order.
-        # Patients of one shape differ only in their id, their week's start and mean pain.
         firsts = decided.filter(pl.col("kid").is_first_distinct())
         keyed = dict(
             zip(
@@ -220,36 +338,176 @@ class ColumnEngine:
                 strict=True,
             )
         )
+        return decided, keyed
+
+    def _met(self, plan: _Program, states: pl.DataFrame) -> tuple[pl.Expr, set[int]]:
+        """Over the outcome frame (with each outcome's exercise `dose` number): whether each
+        scored outcome met its patient's dose; and the patients a dose of whom has no column
+        form (they go per-patient)."""
+        met, routed = pl.lit(False), set()
+        for name, dose in (
+            states.select("exercise", "dose").unique().sort("exercise", "dose").rows()
+        ):
+            expr = self._met_of(plan, name, dose)
+            here = (pl.col("exercise") == name) & (pl.col("dose") == dose)
+            if expr is None:
+                routed |= set(states.filter(here)["pid"].to_list())
+            else:
+                met = pl.when(here).then(expr).otherwise(met)
+        return met, routed
+
+    def _met_of(self, plan: _Program, name: str, dose: int) -> pl.Expr | None:
+        key = (plan.compiled.program.id, name, dose)
+        if key not in self._mets:
+            try:  # (a plugin's failure: its patients simply go per-patient)
+                self._mets[key] = plan.types[name].met(self._doses[dose])
+            except Exception:
+                self._mets[key] = None
+        return self._mets[key]
+
+    def _state_id(self, state: ExerciseState) -> int:
+        """The number of an exercise state (the same state, the same number)."""
+        key = state.model_dump_json()
+        made = self._state_ids.get(key)
+        if made is None:
+            made = self._state_ids[key] = len(self._states)
+            self._states.append(state)
+            dose = state.dose.model_dump_json()
+            if dose not in self._dose_ids:
+                self._dose_ids[dose] = len(self._doses)
+                self._doses.append(state.dose)
+            self._state_doses.append(self._dose_ids[dose])
+        return made
+
+    def _carried(
+        self,
+        plan: _Program,
+        names: list[str],
+        going: pl.DataFrame,
+        keyed: dict[int, tuple[Any, ...]],
+    ) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
+        """The states, carried history and routed patients after a week that is not the
+        newest of `going`'s patients. A patient is routed when their week paused an exercise
+        or the program, raised an alert, or a decision could not be made: a flag does not
+        outlive its week (the next week's prescription holds that week's own), an alert does
+        (every alert so far is written) and a pause holds the weeks after it."""
+        kids = going["kid"].unique().to_list()
+        after, kept = [], []
+        for kid in kids:
+            key = keyed[kid]
+            place = names.index(key[0])
+            made = self._decided_row(plan, place, key[0], (None,) * _KEY_AT + tuple(key))
+            carries = made is not None and self._carries(plan, made)
+            kept.append(carries)
+            after.append(made[5] if made is not None and carries else -1)
+        table = pl.DataFrame(
+            {"kid": kids, "next": after, "kept": kept},
+            schema={"kid": going["kid"].dtype, "next": pl.Int64, "kept": pl.Boolean},
+        )
+        joined = going.join(table, on="kid")
+        routed = set(joined.filter(~pl.col("kept"))["pid"].to_list())
+        joined = joined.filter(~pl.col("pid").is_in(list(routed)))
+        states = joined.select("pid", pl.col("k0").alias("exercise"), pl.col("next").alias("state"))
+        idle = pl.col("weeks_without_sessions") + 1
+        carried = joined.group_by("pid", maintain_order=True).agg(
+            pl.col("weeks").first(),
+            pl.col("through").first(),
+            pl.when(pl.col("any_session"))
+            .then(0)
+            .otherwise(idle)
+            .first()
+            .alias("weeks_without_sessions"),
+            pl.col("scores").first().alias("carried"),
+        )
+        return states, carried, routed
+
+    def _under_way(
+        self,
+        plan: _Program,
+        names: list[str],
+        under_way: pl.DataFrame,
+        keyed: dict[int, tuple[Any, ...]],
+    ) -> set[int]:
+        """The patients whose week under way (its records so far) raises an alert, or whose
+        exercise week cannot be decided: their rows are the per-patient engine's, which adds
+        the alerts the week under way already raises (timeline.fold's `early_alerts`)."""
+        routed = set()
+        for kid in under_way["kid"].unique().to_list():
+            key = keyed[kid]
+            made = self._decided_row(
+                plan, names.index(key[0]), key[0], (None,) * _KEY_AT + tuple(key)
+            )
+            if made is None or any(m.finding and m.finding.alert for _, m in made[4]):
+                routed |= set(under_way.filter(pl.col("kid") == kid)["pid"].to_list())
+        return routed
+
+    def _carries(self, plan: _Program, made: _Decided) -> bool:
+        """Whether a decided exercise week leaves its patient to the next week's columns."""
+        _, state, _, _, raising, _ = made
+        if state.status != "active":
+            return False
+        matches = [match for _, match in raising]
+        if not matches:
+            return True
+        if pauses_program(matches) or any(m.finding and m.finding.alert for m in matches):
+            return False
+        # (The step's own flags, made to see that they can be: a plugin's invalid one fails
+        # the step, and the per-patient engine's fail-safe words it. No alert reads the
+        # stand-in prescription: there is none.)
+        stand_in = _prescription(plan.compiled, _PATIENT, _START, "active", {}, [], 0, None, 1)
+        try:
+            raised(stand_in, matches)
+        except Exception:
+            return False
+        return True
+
+    def _newest_rows(
+        self,
+        plan: _Program,
+        group: list[_Read],
+        names: list[str],
+        week: int,
+        decided: pl.DataFrame,
+        keyed: dict[int, tuple[Any, ...]],
+    ) -> dict[int, Rows]:
+        """The rows of the patients whose newest judged week is `week` (by their place in
+        `group`), by shape of week:
+        the weeks without sessions after it and their exercise weeks in the program's order.
+        Patients of one shape differ only in their id, their week's start and mean pain."""
+        idle = pl.col("weeks_without_sessions") + 1
         patients = (
             decided.group_by("pid", maintain_order=True)
-            .agg(pl.col("any_session").first(), pl.col("scores").first(), pl.col("kid"))
-            .with_columns(pl.struct("any_session", "kid").rank("dense").alias("shape"))
+            .agg(
+                pl.when(pl.col("any_session")).then(0).otherwise(idle).first().alias("idle"),
+                pl.col("any_session").first(),
+                pl.col("scores").first(),
+                pl.col("kid"),
+            )
+            .with_columns(pl.struct("idle", "kid").rank("dense").alias("shape"))
         )
         shapes = patients.filter(pl.col("shape").is_first_distinct())
-        program = compiled.program.id
+        program = plan.compiled.program.id
         made_of: dict[int, tuple[tuple[Any, ...], _Shape | None]] = {}
-        for shape, any_session, kids in zip(
+        for shape, idle_after, any_session, kids in zip(
             shapes["shape"].to_list(),
+            shapes["idle"].to_list(),
             shapes["any_session"].to_list(),
             shapes["kid"].to_list(),
             strict=True,
         ):
-            rows = tuple((None, any_session, None, *keyed[kid]) for kid in kids)
-            value = (
-                program,
-                any_session,
-                *map(_key, rows),
-            )
+            rows = tuple((None, any_session, None, None, *keyed[kid]) for kid in kids)
+            value = (program, week, idle_after, *map(_key, rows))
             made = self._shapes.get(value)
             if made is None:
-                made = self._shape(plan, names, list(rows))
+                made = self._shape(plan, names, list(rows), week, idle_after)
                 if made is not None:
                     self._shapes[value] = made
             made_of[shape] = (rows, made)
-        out: dict[str, Rows] = {}
-        for pid, shape, scores in zip(
+        out: dict[int, Rows] = {}
+        for pid, shape, idle_after, scores in zip(
             patients["pid"].to_list(),
             patients["shape"].to_list(),
+            patients["idle"].to_list(),
             patients["scores"].to_list(),
             strict=True,
         ):
@@ -257,17 +515,22 @@ class ColumnEngine:
             enrollment = group[pid].enrollment
             if made is _RAISING:  # (a flag, an alert or the program's finding: rows in full)
                 full = [(pid, row[1], scores, *row[3:]) for row in rows]
-                written = self._raising_rows(plan, enrollment, names, full)
+                written = self._raising_rows(plan, enrollment, names, full, week, idle_after)
             elif made is not None:
-                written = _written(made, enrollment, scores)
+                written = _written(made, enrollment, scores, week)
             else:
                 continue
             if written is not None:
-                out[enrollment.patient] = written
+                out[pid] = written
         return out
 
     def _shape(
-        self, plan: _Program, names: list[str], rows: list[tuple[Any, ...]]
+        self,
+        plan: _Program,
+        names: list[str],
+        rows: list[tuple[Any, ...]],
+        week: int,
+        idle: int,
     ) -> _Shape | None:
         """The rows of a shape of week: its decisions' letters, its prescription's JSON cut
         around the patient's id, the week's start and the mean pain (written by the model's
@@ -275,12 +538,12 @@ class ColumnEngine:
         decided = self._week(plan, names, rows)
         if decided is None:
             return None
-        if any(raising for *_, raising in decided):
+        if any(raising for _, _, _, _, raising, _ in decided):
             return _RAISING
-        states = {name: state for name, (_, state, *_) in zip(names, decided, strict=True)}
-        flags = [flag for _, _, flag, _, _ in decided if flag is not None]
+        states = {name: made[1] for name, made in zip(names, decided, strict=True)}
+        flags = [made[2] for made in decided if made[2] is not None]
         prescription = _prescription(
-            plan.compiled, _PATIENT, _START, "active", states, flags, rows[0][1], _STAND_IN
+            plan.compiled, _PATIENT, _START, "active", states, flags, idle, _STAND_IN, week + 1
         )
         text = prescription.model_dump_json()
         cuts = (_json_text(_PATIENT), f'"{_START.isoformat()}"', repr(_STAND_IN))
@@ -289,28 +552,31 @@ class ColumnEngine:
         head, rest = text.split(cuts[0])
         middle, rest = rest.split(cuts[1])
         rest = rest.replace(cuts[2], _MEAN)
-        letters = "".join(letter for letter, *_ in decided)
-        return letters, (head, f'{middle}"', f'"{rest}'), [tail for _, _, _, tail, _ in decided]
+        letters = "".join(made[0] for made in decided)
+        return letters, (head, f'{middle}"', f'"{rest}'), [made[3] for made in decided]
 
     def _week(
-        self, plan: _Program, names: list[str], rows: list[tuple[Any, ...]]
+        self, plan: _Program, names: list[str], rows: Sequence[tuple[Any, ...]]
     ) -> list[_Decided] | None:
         """Each exercise's week decided (in the program's order), each distinct one once
         (`_decide`); None when one cannot be."""
-        program = plan.compiled.program.id
-        by_exercise = {row[3]: row for row in rows}
+        by_exercise = {row[_KEY_AT]: row for row in rows}
         decided = []
         for place, name in enumerate(names):
-            row = by_exercise[name]
-            key = (program, *_key(row))
-            made = self._decided.get(key)
+            made = self._decided_row(plan, place, name, by_exercise[name])
             if made is None:
-                made = self._decide(plan, place, name, row)
-                if made is None:
-                    return None
-                self._decided[key] = made
+                return None
             decided.append(made)
         return decided
+
+    def _decided_row(
+        self, plan: _Program, place: int, name: str, row: tuple[Any, ...]
+    ) -> _Decided | None:
+        """An exercise week decided (`_decide`), once for each distinct key."""
+        key = (plan.compiled.program.id, *_key(row))
+        if key not in self._decided:
+            self._decided[key] = self._decide(plan, place, name, row)
+        return self._decided[key]
 
     def _raising_rows(
         self,
@@ -318,6 +584,8 @@ class ColumnEngine:
         enrollment: Enrollment,
         names: list[str],
         rows: list[tuple[Any, ...]],
+        week: int,
+        idle: int,
     ) -> Rows | None:
         """A patient's rows written in full: a finding of their week raises a flag or an
         alert, or is the whole program's (its pause pauses the patient)."""
@@ -327,7 +595,7 @@ class ColumnEngine:
             return None
         states, flags, tails = {}, [], []
         found: dict[tuple[int, ...], Match] = {}  # (a program's finding, once)
-        for name, (letter, state, flag, tail, raising) in zip(names, decided, strict=True):
+        for name, (letter, state, flag, tail, raising, _) in zip(names, decided, strict=True):
             states[name] = state
             if flag is not None:
                 flags.append(flag)
@@ -339,19 +607,21 @@ class ColumnEngine:
             ordered = [found[k] for k in sorted(found)]
             paused = pauses_program(ordered)
             try:  # (the step's own flags and alerts: the patient's come before the exercises')
-                first, alerts = raised(compiled.first_week(enrollment), ordered)
+                judged = compiled.first_week(enrollment).model_copy(update={"week": week})
+                first, alerts = raised(judged, ordered)
             except Exception:  # a plugin's invalid flag: the per-patient engine's fail-safe
                 return None
             flags[:0] = first
-        any_session, scores = rows[0][1], rows[0][2]
+        scores = rows[0][2]
         mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
         patient = enrollment.patient
         # (A program's pause has paused every exercise: the most conservative wins.)
         status = "paused" if paused else "active"
+        start = enrollment.start + _WEEK * week
         prescription = _prescription(
-            compiled, patient, enrollment.start + _WEEK, status, states, flags, any_session, mean
+            compiled, patient, start, status, states, flags, idle, mean, week + 1
         )
-        head = f'{{"patient":{_json_text(patient)},"week":1,'
+        head = f'{{"patient":{_json_text(patient)},"week":{week},'
         decisions = "".join(f"{head}{tail}\n" for _, tail in tails)
         tables = {
             "prescriptions": f"{prescription.model_dump_json()}\n".encode(),
@@ -370,10 +640,13 @@ class ColumnEngine:
         per-patient engine's fail-safe words it) or a component fails."""
         compiled = plan.compiled
         exercise = next(e for e in compiled.program.exercises if e.id == name)
-        met, done = row[4], row[5]
+        state_id, met, done = row[_KEY_AT + 1 : _KEY_AT + 4]
         keyed: list[tuple[tuple[int, ...], Match]] = []
         try:
-            for i, ((rule, finding), values) in enumerate(zip(plan.findings, row[6:], strict=True)):
+            values_of = row[_KEY_AT + 4 :]
+            for i, ((rule, finding), values) in enumerate(
+                zip(plan.findings, values_of, strict=True)
+            ):
                 if values is None:
                     continue
                 made = finding.make(name, *values)
@@ -389,15 +662,14 @@ class ColumnEngine:
                     keyed.append(((plan.ranks[i], where, i, j), match))
             keyed.sort(key=lambda item: item[0])  # (the order the step finds them in)
             matches = [match for _, match in keyed]
-            state = trusted(
-                ExerciseState, {"dose": exercise.dose, "status": "active", "memory": {}}
-            )
+            state = self._states[state_id]
             required = exercise.sessions_required or compiled.program.sessions_required
             week = tuple_new(
                 ExerciseWeek,
-                (exercise, exercise.dose, state.memory, (), required, (), (), met, done),
+                (exercise, state.dose, state.memory, (), required, (), (), met, done),
             )
             decision, next_state, flag = compiled.decide(name, state, week, matches)
+            following = self._state_id(next_state)
         except Exception:  # a component's failure: the per-patient engine's fail-safe words it
             return None
         tail = decision.model_dump_json()[1:]
@@ -406,12 +678,15 @@ class ColumnEngine:
             for k, m in keyed
             if m.exercise is None or (m.finding and (m.finding.flag or m.finding.alert))
         )
-        return _LETTERS[decision.action], next_state, flag, tail, raising
+        return _LETTERS[decision.action], next_state, flag, tail, raising, following
 
 
 #: One distinct exercise week decided: its action's letter, next state, the step's flag,
-#: the decision row's tail, and the findings to raise for the patient, keyed by their order.
-_Decided = tuple[str, ExerciseState, Flag | None, str, tuple[tuple[tuple[int, ...], Match], ...]]
+#: the decision row's tail, the findings to raise for the patient, keyed by their order,
+#: and the next state's number.
+_Decided = tuple[
+    str, ExerciseState, Flag | None, str, tuple[tuple[tuple[int, ...], Match], ...], int
+]
 #: A shape of week's rows: its decisions' letters, its prescription's JSON cut around the
 #: patient's id, start and mean pain, and its decisions' JSON tails.
 _Shape = tuple[str, tuple[str, str, str], list[str]]
@@ -421,9 +696,10 @@ _RAISING: _Shape = ("", ("", "", ""), [])
 
 
 def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """An exercise week's decision key: its exercise, met and done sessions, and each
+    """An exercise week's decision key: its exercise, state, met and done sessions, and each
     finding's values (lists made tuples)."""
-    return (*row[3:6], *[v if v is None else tuple(v) for v in row[6:]])
+    at = _KEY_AT
+    return (*row[at : at + 4], *[v if v is None else tuple(v) for v in row[at + 4 :]])
 
 
 def _prescription(
@@ -433,20 +709,20 @@ def _prescription(
     status: str,
     states: dict[str, ExerciseState],
     flags: list[Flag],
-    any_session: bool,
+    idle: int,
     mean: float | None,
+    week: int,
 ) -> Prescription:
-    """Week 2's prescription of a patient computed in columns (one judged week)."""
-    history = trusted(
-        History, {"weeks_without_sessions": 0 if any_session else 1, "mean_pain": mean}
-    )
+    """Week `week`'s prescription of a patient computed in columns (`idle`: the weeks
+    without sessions so far, `mean`: the history's mean pain)."""
+    history = trusted(History, {"weeks_without_sessions": idle, "mean_pain": mean})
     return trusted(
         Prescription,
         {
             "patient": patient,
             "program": compiled.program.id,
             "program_version": compiled.program.version,
-            "week": 2,
+            "week": week,
             "start": start,
             "status": status,
             "exercises": states,
@@ -456,15 +732,15 @@ def _prescription(
     )
 
 
-def _written(made: Any, enrollment: Enrollment, scores: list[float]) -> Rows:
-    """A patient's rows from their shape of week's (ColumnEngine._shape)."""
+def _written(made: Any, enrollment: Enrollment, scores: list[float], week: int) -> Rows:
+    """A patient's rows from their shape of week's (ColumnEngine._shape), `week` judged."""
     letters, (head, middle, tail), decided_tails = made
     mean = round_half_up(sum(scores) / len(scores), 2) if scores else None
     patient = _json_text(enrollment.patient)
-    start = (enrollment.start + _WEEK).isoformat()
+    start = (enrollment.start + _WEEK * week).isoformat()
     mean_text = "null" if mean is None else repr(mean)
     prescription = f"{head}{patient}{middle}{start}{tail.replace(_MEAN, mean_text)}\n"
-    head_row = f'{{"patient":{patient},"week":1,'
+    head_row = f'{{"patient":{patient},"week":{week},'
     tables = {
         "prescriptions": prescription.encode(),
         "decisions": "".join(f"{head_row}{t}\n" for t in decided_tails).encode(),
@@ -481,177 +757,4 @@ def _valid(finding: object, name: str) -> bool:
         isinstance(finding, Finding)
         and finding.exercise in (None, name)
         and (finding.action is None or finding.action in SEVERITY)
-    )
-
-
-#: The reader's plain lines in columns (built on first use: polars is an optional extra).
-_READER: list[PlainColumns] = []
-
-
-def _frames(group: list[_Read]) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
-    """The outcome and pain report frames of the patients' records (`pid`: their place in
-    `group`), and the patients with a line the column path does not take as it is
-    (progressor.columns.reading: the reader's plain lines, read in columns)."""
-    if not _READER:
-        _READER.append(PlainColumns())
-    lines = [line for read in group for line in read.lines]
-    pids = pl.Series("pid", [p for p, read in enumerate(group) for _ in read.lines], pl.Int64)
-    records, taken = _READER[0].read(pl.Series(lines, dtype=pl.String))
-    bad = set(pids.filter(~taken).unique().to_list())
-    records = records.with_columns(
-        pids.gather(records["line"]),
-        pl.col("date").str.to_date("%Y-%m-%d"),
-        pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-        pl.col("skipped").fill_null(False),
-        pl.col("adverse_event").fill_null(False),
-        pl.col("reps").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
-    )
-    outcomes = records.filter(pl.col("kind") == "outcome")
-    return outcomes, records.filter(pl.col("kind") == "pain"), bad
-
-
-def _unusual(
-    outcomes: pl.DataFrame,
-    reports: pl.DataFrame,
-    starts: pl.DataFrame,
-    names: list[str],
-    symptom_flags: bool,
-) -> set[int]:
-    """The patients with a record the column path does not cover: another patient's, dated
-    by a date-time or outside week 1, of an unknown exercise, with symptom flags (unless
-    every rule's column form covers them: `symptom_flags`), or a second outcome of an
-    exercise on one day."""
-    flagged = pl.lit(False) if symptom_flags else pl.col("flags").list.len() > 0
-    bad: set[int] = set()
-    for frame in (outcomes, reports):
-        if frame.is_empty():
-            continue
-        extra = pl.lit(False)
-        if "exercise" in frame.columns:
-            twice = pl.struct("pid", "exercise", "date").is_duplicated()
-            extra = ~pl.col("exercise").is_in(names) | twice
-        unusual = (
-            (pl.col("patient").is_not_null() & (pl.col("patient") != pl.col("owner")))
-            | pl.col("date").is_null()
-            | (pl.col("date") < pl.col("start"))
-            | (pl.col("date") >= pl.col("start") + pl.duration(days=7))
-            | flagged
-            | extra
-        )
-        checked = frame.join(starts, on="pid")
-        bad |= set(checked.filter(unusual)["pid"].to_list())
-    return bad
-
-
-def _exercise_frame(
-    plan: _Program,
-    outcomes: pl.DataFrame,
-    reports: pl.DataFrame,
-    patients: int,
-    names: list[str],
-) -> pl.DataFrame:
-    """One row per patient and exercise: the week's counts, and the patient's figures."""
-    compiled = plan.compiled
-    program = compiled.program
-    required = [e.sessions_required or program.sessions_required for e in program.exercises]
-    exercises = pl.DataFrame(
-        {"exercise": names, "order": range(len(names)), "required": required},
-        schema={"exercise": pl.String, "order": pl.Int64, "required": pl.Int64},
-    )
-    everyone = pl.DataFrame({"pid": range(patients)}, schema={"pid": pl.Int64})
-    scored = (
-        ~pl.col("skipped")
-        & pl.col("pain_before").is_not_null()
-        & (pl.col("pain_during").is_not_null() | pl.col("pain_after").is_not_null())
-    )
-    met = pl.lit(False)
-    for name, expr in plan.met.items():
-        met = pl.when(pl.col("exercise") == name).then(expr).otherwise(met)
-    before = pl.col("pain_before")
-    rise = pl.when(before.is_not_null()).then(
-        pl.max_horizontal(pl.col("pain_during") - before, pl.col("pain_after") - before)
-    )
-    rows = outcomes.join(exercises, on="exercise").with_columns(scored.alias("scored"))
-    # (A float written as text reads back as the same float: polars writes the shortest.)
-    risen = pl.col("date").cast(pl.String) + " " + rise.cast(pl.String)
-    counts = (
-        rows.sort("date")  # (the sessions' order: one outcome of an exercise a day)
-        .group_by("pid", "exercise")
-        .agg(
-            (~pl.col("skipped")).sum().alias("done"),
-            (pl.col("scored") & met).sum().alias("met"),
-            (~pl.col("skipped") & ~pl.col("scored")).sum().alias("unscored"),
-            rise.max().alias("rise"),
-            risen.filter(rise > 0).alias("rises"),
-            pl.col("date")
-            .cast(pl.String)
-            .filter(~pl.col("skipped") & ~pl.col("scored"))
-            .alias("unscored_days"),
-            pl.col("scored").sum().alias("scored_sessions"),
-        )
-    )
-    # Every pain score in the step's order (its mean is summed in that order): outcomes by
-    # exercise in the program's order and by day, then pain reports by day and pain.
-    outcome_pains = (
-        rows.sort("pid", "order", "date")
-        .select("pid", pl.concat_list(_PAINS).list.drop_nulls().alias("pains"))
-        .group_by("pid", maintain_order=True)
-        .agg(pl.col("pains").explode())
-    )
-    report_pains = (
-        reports.sort("pid", "date", "pain")
-        .group_by("pid", maintain_order=True)
-        .agg(
-            pl.col("pain").alias("reported"),
-            (pl.col("context") == "flare").sum().alias("flare_reports"),
-        )
-    )
-    adverse = outcomes.group_by("pid").agg(pl.col("adverse_event").any().alias("adverse"))
-    patient = (
-        everyone.join(outcome_pains, on="pid", how="left")
-        .join(report_pains, on="pid", how="left")
-        .join(adverse, on="pid", how="left")
-        .join(_symptoms(outcomes, reports), on="pid", how="left")
-        .select(
-            "pid",
-            pl.concat_list(
-                pl.col("pains").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
-                pl.col("reported").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
-            ).alias("scores"),
-            pl.col("flare_reports").fill_null(0),
-            pl.col("adverse").fill_null(False),
-            pl.col("symptoms").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-        )
-        .with_columns(pl.col("scores").list.max().alias("max_pain"))
-    )
-    weeks = (
-        everyone.join(exercises, how="cross")
-        .join(counts, on=["pid", "exercise"], how="left")
-        .with_columns(
-            pl.col("done").fill_null(0),
-            pl.col("met").fill_null(0),
-            pl.col("unscored").fill_null(0),
-            pl.col("rise").fill_null(0.0),
-            pl.col("rises").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-            pl.col("unscored_days").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-            pl.col("scored_sessions").fill_null(0),
-        )
-        .join(patient, on="pid")
-        .with_columns(
-            (pl.col("done").sum().over("pid") > 0).alias("any_session"),
-            pl.lit(0).alias("weeks_without_sessions"),
-        )
-    )
-    return weeks.sort("pid", "order")
-
-
-def _symptoms(outcomes: pl.DataFrame, reports: pl.DataFrame) -> pl.DataFrame:
-    """Each patient's symptom flags as forms.py gives them: "YYYY-MM-DD code", sorted, once."""
-    flagged = pl.concat([frame.select("pid", "date", "flags") for frame in (outcomes, reports)])
-    entry = pl.col("date").cast(pl.String) + " " + pl.col("flags")
-    return (
-        flagged.explode("flags")
-        .filter(pl.col("flags").is_not_null() & pl.col("date").is_not_null())
-        .group_by("pid")
-        .agg(entry.unique().sort().alias("symptoms"))
     )

@@ -103,7 +103,9 @@ class StoreColumns:
 
         key = (compiled.program.id, compiled.program.version)
         if key not in self._engines:
-            self._engines[key] = ColumnEngine({compiled.program.id: compiled})
+            # (Only a first week: the store keeps every judged week's rows, the engine
+            # writes the newest week's.)
+            self._engines[key] = ColumnEngine({compiled.program.id: compiled}, most_weeks=1)
         return self._engines[key]
 
     def _group(self, compiled: CompiledProgram, group: list[PatientInputs]) -> dict[str, Covered]:
