@@ -66,6 +66,10 @@ _LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
 _WEEK = dt.timedelta(days=7)
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
 
+#: The most shapes of week kept written (a few hundred a partition are new: unbounded, the
+#: cache grew a worker by 120 MiB over a million patients, bench/batch.py --memory).
+_MOST_SHAPES = 4096
+
 Rows = tuple[dict[str, bytes], tuple[str, int, int, int]]
 
 #: The stand-ins a shape of week's prescription is written with, then cut out (_shape): no
@@ -501,6 +505,8 @@ class ColumnEngine:
             if made is None:
                 made = self._shape(plan, names, list(rows), week, idle_after)
                 if made is not None:
+                    if len(self._shapes) >= _MOST_SHAPES:
+                        self._shapes.clear()
                     self._shapes[value] = made
             made_of[shape] = (rows, made)
         out: dict[int, Rows] = {}
