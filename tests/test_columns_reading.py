@@ -90,6 +90,8 @@ def test_the_plainest_lines_are_taken_with_the_readers_values() -> None:
         '{"kind":"pain","date":"2026-01-07","pain":true}',  # a boolean for a number
         '{"kind":"pain","date":"2026-01-07","pain":null}',  # (pain may not be null)
         '{"kind":"pain","date":"2026-01-07","pain":8,"note":"a: null}"}',  # a null in text
+        '{"kind":"pain","date":"2026-01-07","pain":8,"patient":"anna","patient":null}',  # twice
+        '{"kind":"pain","date":"2026-01-07","pain":8,"patient":null, "patient" : null}',
         '{"kind":"pain","date":"2026-01-07"}',  # a required field missing
         '{"date":"2026-01-07","pain":8}',  # no kind
         '{"kind":"pain","date":"2026-02-30","pain":8}',  # no such day

@@ -58,6 +58,7 @@ class _Field:
     required: bool
     bounds: tuple[float | None, float | None]  # ge, le of the value (of each item of a list)
     is_day: bool
+    nullable: bool = False
 
 
 def _unwrapped(schema: dict[str, Any]) -> tuple[dict[str, Any], bool, bool]:
@@ -126,7 +127,7 @@ def _fields(kind: str) -> dict[str, _Field]:
             pattern, dtype, bounds, is_day = read
             if nullable:  # (null: the field's None, as when the key is not given)
                 pattern = f"(?:{pattern}|null)"
-            out[name] = _Field(pattern, dtype, required, bounds, is_day)
+            out[name] = _Field(pattern, dtype, required, bounds, is_day, nullable)
         elif required:  # (a record that cannot go without it never takes the column path)
             out[name] = _Field("(?!)", pl.String(), True, (None, None), False)
     return out
@@ -148,7 +149,12 @@ class PlainColumns:
         self._keys = f'"(?:{keys})"{_SPACE}:'
         # A null value (the grammar takes one only where the field may be null); a text value
         # holding ": null" counts too, and the line then goes the reader's way.
-        self._nulls = f":{_SPACE}null{_SPACE}[,}}]"
+        self._null = f":{_SPACE}null{_SPACE}[,}}]"
+        # Each field given null, by its name, for the lines with a null: polars keeps a
+        # repeated key's first value, so a null given after a value of the same field must
+        # be seen as its second value, not as another key.
+        nullable = {n for kind in self.kinds.values() for n, f in kind.items() if f.nullable}
+        self._nulls = {n: f'"{re.escape(n)}"{_SPACE}{self._null}' for n in sorted(nullable)}
 
     def _grammar(self, kind: str, fields: dict[str, _Field]) -> str:
         pairs = "|".join(
@@ -169,7 +175,7 @@ class PlainColumns:
                 for kind, grammar in self._grammars.items()
             ],
             pl.col("text").str.count_matches(self._keys).alias("keys"),
-            pl.col("text").str.count_matches(self._nulls).alias("nulls"),
+            pl.col("text").str.count_matches(self._null).alias("nulls"),
             (pl.col("text").str.len_bytes() <= MAX_LINE).alias("short"),
         ).with_row_index("line")
         candidate = pl.any_horizontal(*[f"~{k}" for k in self._grammars]) & pl.col("short")
@@ -186,9 +192,30 @@ class PlainColumns:
         given = pl.sum_horizontal(*[pl.col(n).is_not_null() for n in self.schema])
         # Each key once: as many keys as values given (a key given twice keeps one value).
         read = read.filter(taken & (given + pl.col("nulls") == pl.col("keys")))
+        read = read.filter(~pl.col("line").is_in(self._null_twice(read, frame["text"]).to_list()))
         mask = pl.Series("taken", [False] * len(lines), dtype=pl.Boolean)
         mask = mask.scatter(read["line"], True) if not read.is_empty() else mask
         return read.select("line", *self.schema), mask
+
+    def _null_twice(self, read: pl.DataFrame, lines: pl.Series) -> pl.Series:
+        """The lines among `read` with a field given null where polars kept a value of it
+        (given before the null), or given null twice: few lines have a null at all."""
+        nulled = read.filter(pl.col("nulls") > 0)
+        if nulled.is_empty():
+            return pl.Series("line", [], dtype=pl.UInt32)
+        counted = nulled.with_columns(
+            lines.gather(nulled["line"])
+            .to_frame("text")
+            .select(
+                pl.col("text").str.count_matches(null).alias(f"null:{name}")
+                for name, null in self._nulls.items()
+            )
+        )
+        twice = pl.any_horizontal(
+            (pl.col(f"null:{n}") > 1) | ((pl.col(f"null:{n}") == 1) & pl.col(n).is_not_null())
+            for n in self._nulls
+        )
+        return counted.filter(twice)["line"]
 
     def _valid(self, kind: str) -> pl.Expr:
         """Whether a row of `kind`'s grammar holds its required fields and its bounds."""
