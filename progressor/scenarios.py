@@ -9,7 +9,6 @@ collects each scenario.toml as a pytest test.
 
 from __future__ import annotations
 
-import datetime as dt
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import progressor
-from progressor.core.models import UNKNOWN_KEY_ERRORS
+from progressor.core.models import UNKNOWN_KEY_ERRORS, StartDay
 from progressor.errors import ScenarioError as ScenarioError
 from progressor.errors import did_you_mean
 from progressor.reading import key_lines, log_format
@@ -65,7 +64,7 @@ class ScenarioSpec(_Strict):
     description: str = ""
     program: str | None = None
     patient: str = "patient"
-    start: dt.date
+    start: StartDay
     plugins: tuple[str, ...] = ()
     entry_points: bool = False
     overrides: dict[str, progressor.Dose] = Field(default_factory=dict)

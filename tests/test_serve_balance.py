@@ -181,3 +181,23 @@ def test_a_board_of_another_server_is_not_joined(
     join_board()
     assert BalancedProtocol.balancer is None
     assert not (tmp_path / "board").exists()
+
+
+def test_a_replaced_sender_counts_what_it_sends_from_what_its_slot_had_sent(
+    tmp_path: Path,
+) -> None:
+    board = Board(tmp_path, 2)
+    sender, receiver = _balancers(tmp_path, 2)
+    pairs = [socket.socketpair() for _ in range(4)]
+    for ours, _ in pairs[:3]:
+        assert sender.pass_on(ours.fileno(), serving=10)
+    for came_from, _ in receiver.received():
+        receiver.served(1, came_from)  # (three received from slot 0, serving 1 each time)
+    sender._lock.close()  # (the sender's process ends; another takes its slot)
+    replaced = Balancer.join(board)
+    assert replaced is not None and replaced.slot == sender.slot
+    assert replaced.pass_on(pairs[3][0].fileno(), serving=10)
+    assert replaced.loads() == {receiver.slot: 2}  # (serving 1, and the one on its way)
+    for pair in pairs:
+        for sock in pair:
+            sock.close()

@@ -210,6 +210,24 @@ def _calm_patient(clinic: Clinic) -> str:
 # -- enroll, records, results --------------------------------------------------------------------
 
 
+def test_a_start_at_the_end_of_the_calendar_is_refused_at_its_field(clinic: Clinic) -> None:
+    enrollment = {"patient": "zoe", "program": "low-back-pain", "start": "9999-12-31"}
+    answer = clinic.post("/v1/patients", enrollment, role="service")
+    _problem(answer, 422, "invalid-request")  # (it was a 500: the Enrollment refused it)
+    assert [p["field"] for p in answer.json()["problems"]] == ["start"]
+
+
+def test_a_body_that_is_not_text_is_bad_json_on_every_endpoint(clinic: Clinic) -> None:
+    headers = {"Authorization": f"Bearer {clinic.tokens['clinician']}"}
+    for path in ("/v1/patients", "/v1/patients/anna/resume", "/v1/fhir/careplan"):
+        answer = httpx.post(
+            clinic.url + path,
+            content=b'{"patient": "\xff\xfe"}',
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        _problem(answer, 400, "bad-json")  # (not FastAPI's "there-was-an-error-parsing-the-body")
+
+
 def test_enroll_post_records_recompute_and_read_the_results(clinic: Clinic) -> None:
     enrollment = {"patient": "zoe", "program": "low-back-pain", "start": str(START)}
     added = clinic.post("/v1/patients", enrollment, role="service")

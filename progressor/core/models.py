@@ -502,6 +502,8 @@ def patient_id_problem(patient: str) -> str | None:
 #: The latest day a program may start on: the weeks computed after it still fit in a date
 #: (a start of 9999-12-31 made week 1's end overflow, a crash where a located error belongs).
 LATEST_START = dt.date(9000, 12, 31)
+#: A day a program starts on (an enrollment's, a week's, a request's), LATEST_START at most.
+StartDay = Annotated[dt.date, Field(le=LATEST_START)]
 
 
 class Enrollment(_Frozen):
@@ -509,7 +511,7 @@ class Enrollment(_Frozen):
 
     patient: str
     program: str
-    start: dt.date = Field(le=LATEST_START)
+    start: StartDay
     overrides: dict[str, Dose] = Field(default_factory=dict)
 
     @field_validator("patient")
@@ -566,7 +568,7 @@ class Prescription(_Frozen):
     program: str
     program_version: str
     week: int = Field(ge=1)
-    start: dt.date = Field(le=LATEST_START)
+    start: StartDay
     status: Status = "active"
     exercises: dict[str, ExerciseState]
     flags: tuple[Flag, ...] = ()

@@ -63,6 +63,9 @@ def _handle_errors(app: FastAPI) -> None:
 
     async def http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and exc.detail == _UNREAD_BODY:  # (FastAPI's own words)
+            detail = "the body could not be read as JSON (text in UTF-8, UTF-16 or UTF-32)"
+            return response(ProblemError(400, "bad-json", "Bad JSON", detail))
         slug = exc.detail.lower().replace(" ", "-") if isinstance(exc.detail, str) else "http"
         return response(ProblemError(exc.status_code, slug, str(exc.detail), str(exc.detail)))
 
@@ -73,6 +76,11 @@ def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(Exception, unexpected)
+
+
+#: What FastAPI answers a JSON body it could not read for any reason but bad JSON (one that
+#: is not text in its encoding): a problem type of its own would be a type the docs never list.
+_UNREAD_BODY = "There was an error parsing the body"
 
 
 def factory() -> FastAPI:

@@ -112,7 +112,7 @@ class Balancer:
         self.slot = slot
         self.stopping = False
         self._lock = lock  # (held while the process lives: the slot is this worker's)
-        self._sent: dict[int, tuple[int, int]] = {}  # slot -> (its generation, sent to it)
+        self._sent: dict[int, tuple[int, int]] = {}  # slot -> (its generation, sent: _sent_to)
         # slot -> the generation a passing to it failed in: not sent to again until another
         # process takes the slot (uvicorn replaces a worker that stops answering)
         self._dead: dict[int, int] = {}
@@ -163,10 +163,7 @@ class Balancer:
             serving = self.board.serving(slot)
             if serving >= STOPPING:
                 continue
-            seen, sent = self._sent.get(slot, (generation, 0))
-            if seen != generation:
-                sent = 0
-            pending = max(0, sent - self.board.received(slot, self.slot))
+            pending = max(0, self._sent_to(slot, generation) - self.board.received(slot, self.slot))
             found[slot] = serving + pending
         return found
 
@@ -190,9 +187,18 @@ class Balancer:
         except OSError:  # (that worker is gone: the next in its slot will be another)
             self._dead[slot] = generation
             return False
-        seen, sent = self._sent.get(slot, (generation, 0))
-        self._sent[slot] = (generation, (sent if seen == generation else 0) + 1)
+        self._sent[slot] = (generation, self._sent_to(slot, generation) + 1)
         return True
+
+    def _sent_to(self, slot: int, generation: int) -> int:
+        """What this worker has sent to `slot`'s worker, counted from what that worker had
+        received from this slot when this one first saw it: the earlier holders of this
+        slot (a worker replaced, a rolling restart) sent it connections too."""
+        seen, sent = self._sent.get(slot, (None, 0))
+        if seen != generation:
+            sent = self.board.received(slot, self.slot)
+            self._sent[slot] = (generation, sent)
+        return sent
 
     def received(self) -> list[tuple[int, socket.socket]]:
         """The connections other workers have passed to this one since the last call, each

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from progressor.core.models import Alert, Enrollment, Outcome, Record
+from progressor.core.models import Alert, Enrollment, Outcome, Record, StartDay
 from progressor.core.timeline import Arrived, week_start
 from progressor.fhir import FhirError, read_bundle
 from progressor.fhir.codes import EXERCISE_SYSTEM, LOINC, PAIN_SEVERITY
@@ -95,7 +95,7 @@ class EnrollmentExtension(BaseModel):
 
     program: str
     version: str | None = None
-    start: dt.date
+    start: StartDay
 
 
 class HookRequest(_Open):

@@ -16,7 +16,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from progressor.core.models import Decision, Dose, Enrollment, Prescription, patient_id_problem
+from progressor.core.models import (
+    Decision,
+    Dose,
+    Enrollment,
+    Prescription,
+    StartDay,
+    patient_id_problem,
+)
 from progressor.serve.auth import requires
 from progressor.serve.bodies import Pairs, record_line
 from progressor.serve.catalog import Catalog
@@ -59,7 +66,7 @@ class EnrollRequest(_Strict):
     patient: str
     program: str = Field(description="A program of the service's --programs, by id.")
     version: str | None = Field(None, description="Default: the newest version.")
-    start: dt.date
+    start: StartDay
     overrides: dict[str, Dose] = Field({}, description="Starting doses, by exercise id.")
 
     @field_validator("patient")
