@@ -8,14 +8,11 @@ progressor.dataset.run for the layout).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
 import os
 import sys
-from array import array
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,6 +26,7 @@ from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
 from progressor.core.timeline import fold, week_of
 from progressor.dataset import files, parquet
+from progressor.dataset.index import index_location, read_index, write_index
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
 from progressor.reading.records import rows_log
@@ -177,50 +175,12 @@ def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
     return _Patient(rows, (actions, paused, len(result.alerts), int(failed)))
 
 
-#: Each action as one letter in the index. The index keeps every patient's counts and byte
-#: ranges as short strings: they are loaded and saved on every run, and parsed only for the
-#: patients a run computes again.
+#: Each action as one letter in the index. The index keeps every patient's byte ranges as
+#: short strings: they are loaded and saved on every run, and parsed only for the patients a
+#: run computes again.
 _LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
 _ACTIONS = {letter: action for action, letter in _LETTERS.items()}
 _COUNTS = ("actions", "paused", "alerts", "failures")
-
-#: The index's layout; an index of another format is ignored (the partition is recomputed).
-_INDEX_FORMAT = 6
-
-
-def _packed(numbers: Sequence[int]) -> str:
-    """Whole numbers as base64 of 8-byte little-endian integers. The index is loaded and saved
-    on every run: its offsets and counts as JSON lists cost ten times as much."""
-    packed = array("q", numbers)
-    if sys.byteorder != "little":  # pragma: no cover - every machine here is little-endian
-        packed.byteswap()
-    return base64.b64encode(packed.tobytes()).decode("ascii")
-
-
-def _unpacked(text: str) -> list[int]:
-    packed = array("q")
-    packed.frombytes(base64.b64decode(text, validate=True))
-    if sys.byteorder != "little":  # pragma: no cover
-        packed.byteswap()
-    return packed.tolist()
-
-
-def _read_index(location: str) -> dict[str, Any] | None:
-    """Last run's index of a partition, its numbers unpacked; None when there is none, or it
-    is damaged or of another format (then the partition is recomputed)."""
-    try:
-        index = files.read_json(location) if files.exists(location) else None
-        if not isinstance(index, dict) or index.get("format") != _INDEX_FORMAT:
-            return None
-        index["offsets"] = {t: _unpacked(v) for t, v in index["offsets"].items()}
-        counts = index["counts"]
-        index["counts"] = {
-            "actions": counts["actions"].split(",") if index["patients"] else [],
-            **{name: _unpacked(counts[name]) for name in _COUNTS[1:]},
-        }
-    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
-        return None  # (binascii.Error: damaged base64; the others: a damaged layout)
-    return index
 
 
 def _text(spans: list[int]) -> str:
@@ -394,7 +354,7 @@ def compute_partition(
     in_format = parquet.input_format(dataset, part)
     name = f"{files.part_name(part)}.{in_format}"
     done = files.join(out, "_done", f"{files.part_name(part)}.json")
-    index_path = files.join(out, "_index", f"{files.part_name(part)}.json")
+    index_path = index_location(out, part)
     programs_dir = files.join(dataset, "programs")
     inputs = [
         files.join(dataset, "enrollments", name),
@@ -410,7 +370,7 @@ def compute_partition(
     formats = [in_format] if in_format != "jsonl" else []
     key = [str(as_of), program_texts, code, *formats]
     signature = hashlib.sha256(json.dumps(key).encode()).hexdigest()
-    previous = _read_index(index_path)
+    previous = read_index(index_path)
     if not (
         previous is not None
         and previous["signature"] == signature
@@ -886,22 +846,18 @@ class _Run:
         problems: list[str],
         inputs: list[list[int]],
     ) -> None:
-        files.write_json(
-            files.join(self.out, "_index", f"{files.part_name(self.part)}.json"),
+        write_index(
+            index_location(self.out, self.part),
             {
-                "format": _INDEX_FORMAT,
                 "stats": self.stats,
                 "signature": self.signature,
                 "inputs": inputs,
                 "patients": columns.patients,
                 "hashes": columns.hashes,
-                "counts": {
-                    "actions": ",".join(counts[0]),
-                    **{name: _packed(c) for name, c in zip(_COUNTS[1:], counts[1:], strict=True)},
-                },
+                "counts": dict(zip(_COUNTS, counts, strict=True)),
                 "enrollment_ranges": columns.enrollment_ranges,
                 "record_ranges": columns.record_ranges,
-                "offsets": {table: _packed(ends) for table, ends in offsets.items()},
+                "offsets": offsets,
                 "problems": problems,
                 "sizes": _output_sizes(self.out, self.part, self.out_format),
             },
