@@ -26,6 +26,8 @@ from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
 from progressor.core.timeline import fold, week_of
 from progressor.dataset import files, parquet
+from progressor.dataset.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from here too)
+from progressor.dataset.engines import check_engine, column_engine_wanted
 from progressor.dataset.index import index_location, read_index, write_index
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
@@ -102,35 +104,22 @@ def engine_for(plugins: Sequence[str], block: Sequence[str]) -> Engine:
     return engine
 
 
-#: The engines a partition can be computed with (compute_partition's `engine`).
-ENGINE_CHOICES = ("patients", "columns", "auto")
-
-#: With --engine auto, the fewest patients a partition's run computes in columns: the column
-#: engine's own cost per run (a few dozen polars queries, ~50 ms) is more than the per-patient
-#: engine's for fewer (an incremental run's few changed patients); docs/performance.md.
-AUTO_SMALLEST = 256
-
 #: The column engine of each programs dict (its decisions are kept between partitions).
 _COLUMNS: list[tuple[dict[str, CompiledProgram], Any]] = []
 
 
-def _column_engine(programs: dict[str, CompiledProgram], engine: str) -> Any:
-    """The column engine for `programs`, or None for the per-patient engine alone."""
-    if engine == "patients":
-        return None
-    if "polars" not in sys.modules:
+def _column_engine(programs: dict[str, CompiledProgram], engine: str, patients: int) -> Any:
+    """The column engine for `programs` when a run of `patients` patients with `engine` wants
+    it (column_engine_wanted), or None for the per-patient engine alone."""
+    if engine != "patients" and "polars" not in sys.modules:
         # One polars thread per process: a batch's parallelism is its partitions, one worker
         # process each; polars' own threads on the same cores cost more CPU than they save
         # (docs/performance.md). A POLARS_MAX_THREADS the clinic set is kept.
         os.environ.setdefault("POLARS_MAX_THREADS", "1")
-    try:
-        from progressor.columns.engine import ColumnEngine
-    except ImportError:  # polars is missing
-        if engine == "auto":
-            return None
-        raise ProgressorError(
-            "--engine columns needs polars: pip install 'progressor[columns]'"
-        ) from None
+    if not column_engine_wanted(engine, patients):
+        return None
+    from progressor.columns.engine import ColumnEngine
+
     for known, column_engine in _COLUMNS:
         if known is programs:
             return column_engine
@@ -345,8 +334,7 @@ def compute_partition(
     or "auto" (columns when polars is installed and the run computes AUTO_SMALLEST patients
     of the partition or more). The output is the same whichever it is.
     """
-    if engine not in ENGINE_CHOICES:
-        raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
+    check_engine(engine)  # (before any work)
     if out_format not in parquet.FORMATS:
         raise ProgressorError(f"unknown output format {out_format!r} (one of: jsonl, parquet)")
     if out_format == "parquet":
@@ -516,8 +504,7 @@ class _Run:
         out: dict[str, _Patient] = {}
         # (A few patients with auto: the per-patient engine is the cheaper, and polars is not
         # even imported. Who computed whom is counted with --engine columns or auto only.)
-        few = self.engine == "auto" and len(patients) < AUTO_SMALLEST
-        columns = None if few else _column_engine(programs, self.engine)
+        columns = _column_engine(programs, self.engine, len(patients))
         if columns is None and self.engine != "patients":
             self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
         if columns is not None:
