@@ -1,12 +1,13 @@
 """A partition's index (`_index/part-00000.idx`): what the next run needs to read only what is
-new (progressor.dataset.partition writes and reads it; its keys are documented there).
+new (progressor.dataset.partition writes it in `_Run._write_index` and reads its keys).
 
 The index is loaded and saved on every run, including the re-run after 1 % new data, where it
-was a fifth of the partition's time as JSON (5,000 patients: 0.7 MB, 7.7 ms to load and save).
-It is kept as a marshal of plain lists, strings and numbers instead (about 2 ms), behind a
-CRC-32 of those bytes: a torn or damaged file is refused before it is decoded, and a refused
-index only means the partition is computed afresh. (marshal decodes no code and runs none;
-whoever could forge a valid file could as well write the output tables themselves.)
+was nearly a quarter of the partition's time as JSON (5,000 patients: 0.7 MB, 11 ms of CPU to
+load and save on a busy machine). It is kept as a marshal of plain lists, strings and numbers
+instead (4.5 ms there; docs/performance.md, session 10), behind a CRC-32 of those bytes: a
+torn or damaged file is refused before it is decoded, and a refused index only means the
+partition is computed afresh. (marshal decodes no code and runs none; whoever could forge a
+valid file could as well write the output tables themselves.)
 """
 
 from __future__ import annotations
