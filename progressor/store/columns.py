@@ -8,8 +8,8 @@ path, decides what it takes), and its rows come back as the store's rows, throug
 functions the per-patient path stores with (`prescription_row`, `decision_row`).
 
 Whether a run computes with the column engine at all is the dataset's policy, by the same
-function (progressor.dataset.engines.column_engine_wanted, re-exported here): with "auto", a
-run of fewer than AUTO_SMALLEST due patients goes per patient and polars is not imported.
+function (`column_engine_wanted`, progressor.dataset.engines): with "auto", a run of fewer
+than AUTO_SMALLEST due patients goes per patient and polars is not imported.
 
 The store first keeps to itself what the column engine cannot know: a patient with clinician
 actions, or with more than one judged week (computed before), goes per patient; so does
@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from progressor.core.engine import CompiledProgram
-from progressor.dataset.engines import column_engine_wanted as column_engine_wanted
 from progressor.store.values import (
     DecisionRow,
     PatientInputs,
@@ -44,6 +43,14 @@ class Covered(NamedTuple):
 
     results: PatientResults
     actions: tuple[str, ...]
+
+
+def column_engine_wanted(engine: str, patients: int) -> bool:
+    """progressor.dataset.engines.column_engine_wanted, imported when a recompute starts: the
+    dataset package is not imported with the store (a command line's start-up)."""
+    from progressor.dataset.engines import column_engine_wanted as wanted
+
+    return wanted(engine, patients)
 
 
 class StoreColumns:
