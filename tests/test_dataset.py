@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import marshal
 import shutil
 from pathlib import Path
 from typing import Any
@@ -244,15 +245,17 @@ def _truncate_table(out: Path, part: int) -> None:
 
 
 def _damage_index(out: Path, part: int) -> None:
-    index = out / "_index" / f"part-{part:05d}.json"
-    index.write_text(index.read_text()[:100], encoding="utf-8")  # no longer JSON
+    index = out / "_index" / f"part-{part:05d}.idx"
+    index.write_bytes(index.read_bytes()[:100])  # torn: its checksum no longer holds
 
 
 def _damage_index_numbers(out: Path, part: int) -> None:
-    index_path = out / "_index" / f"part-{part:05d}.json"
-    index = json.loads(index_path.read_text(encoding="utf-8"))
-    index["offsets"]["decisions"] = "not base64!"  # still JSON, its packed numbers unreadable
-    index_path.write_text(json.dumps(index), encoding="utf-8")
+    index = out / "_index" / f"part-{part:05d}.idx"
+    data = index.read_bytes()
+    head = len(b"progressor-index\n") + 4  # (the checksum: 4 bytes after the magic line)
+    fields = marshal.loads(data[head:])
+    fields["offsets"]["decisions"][1] += 1  # still a readable index, a number wrong
+    index.write_bytes(data[:head] + marshal.dumps(fields))
 
 
 @pytest.mark.parametrize(

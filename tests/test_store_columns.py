@@ -239,3 +239,46 @@ def test_recompute_engine_columns_on_the_store_from_the_command_line(tmp_path: P
     assert "computed by the column engine: " in outputs["columns"]
     assert "computed by the column engine: 0," not in outputs["columns"]
     assert "column engine" not in outputs["patients"]
+
+
+#: recompute with --engine auto in a fresh interpreter: who computed whom, and whether polars
+#: was imported (`python -c _AUTO STORE AS_OF`).
+_AUTO = """
+import datetime as dt, sys
+from progressor.store.batch import recompute
+summary = recompute(sys.argv[1], as_of=dt.date.fromisoformat(sys.argv[2]), engine="auto")
+print(sorted(summary.paths.items()), "polars" in sys.modules)
+"""
+
+
+def test_auto_leaves_fewer_due_patients_than_the_dataset_s_smallest_run_to_the_per_patient_engine(
+    template: Path, tmp_path: Path
+) -> None:
+    # The dataset's policy (progressor.dataset.engines): 244 due patients are too few for the
+    # column engine's own cost; polars is not even imported.
+    from progressor.dataset.engines import AUTO_SMALLEST
+
+    assert AUTO_SMALLEST > 244
+    shutil.copy(template, tmp_path / "c.db")
+    command = [sys.executable, "-c", _AUTO, str(tmp_path / "c.db"), AS_OF.isoformat()]
+    done = subprocess.run(command, cwd=ROOT, timeout=120, check=True, capture_output=True)
+    assert done.stdout.decode().split() == ["[('patients',", "244)]", "False"]
+    both(template, tmp_path)  # (tmp_path / "patients.db": the per-patient engine's rows)
+    assert dump(tmp_path / "c.db") == dump(tmp_path / "patients.db")
+
+
+def test_auto_computes_as_many_due_patients_as_the_dataset_s_smallest_run_in_columns(
+    tmp_path: Path,
+) -> None:
+    from progressor.dataset.engines import AUTO_SMALLEST
+
+    path = tmp_path / "c.db"
+    compiled = progressor.Engine().compile(SEED)
+    with Store.init(path) as store:
+        synthesize_into_store(store, [(compiled, SEED_TEXT)], AUTO_SMALLEST, 1, seed=5)
+    first = recompute(path, as_of=AS_OF, engine="auto")
+    assert first.computed == AUTO_SMALLEST and first.paths["columns"] > AUTO_SMALLEST // 2
+    new = {"kind": "pain", "date": str(DEFAULT_START + dt.timedelta(days=5)), "pain": 3}
+    with Store.open(path) as store:
+        store.import_records(rows("p0003", [new]) + rows("p0006", [new]), "late.jsonl")
+    assert recompute(path, as_of=AS_OF, engine="auto").paths == {"patients": 2}

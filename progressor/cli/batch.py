@@ -81,8 +81,8 @@ def _print_summary(summary: Summary) -> None:
     default="patients",
     show_default=True,
     help="The per-patient engine, the column engine (polars; the patients it does not cover "
-    "go per-patient) or columns where installed (with --dataset: and worth it, a partition "
-    "with 256 patients or more to compute). Same results.",
+    "go per-patient) or columns where installed and worth it (256 patients or more to "
+    "compute: a partition's, or the store's due patients). Same results.",
 )
 @click.option(
     "--out-format",

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, NamedTuple
 
 from progressor.errors import ProgressorError
 
@@ -318,11 +318,6 @@ def stats(locations: Sequence[str]) -> list[list[object]]:
     return out
 
 
-def read_json(location: str) -> Any:
-    with open_text(location, "r") as handle:
-        return json.load(handle)
-
-
 def overwrite(location: str, data: bytes) -> None:
     """Replace a file's bytes, writing over the old ones in place (local files).
 
@@ -337,12 +332,6 @@ def overwrite(location: str, data: bytes) -> None:
     with open(location, "r+b") as handle:
         handle.write(data)
         handle.truncate()
-
-
-def write_json(location: str, value: object) -> None:
-    """`value` as compact JSON, written in one go (json.dump streams in Python) over the old
-    bytes: see `overwrite`."""
-    overwrite(location, json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def remove(location: str) -> None:

@@ -8,14 +8,11 @@ progressor.dataset.run for the layout).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
 import os
 import sys
-from array import array
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,6 +26,9 @@ from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
 from progressor.core.timeline import fold, week_of
 from progressor.dataset import files, parquet
+from progressor.dataset.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from here too)
+from progressor.dataset.engines import check_engine, column_engine_wanted
+from progressor.dataset.index import index_location, read_index, write_index
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
 from progressor.reading.records import rows_log
@@ -104,35 +104,22 @@ def engine_for(plugins: Sequence[str], block: Sequence[str]) -> Engine:
     return engine
 
 
-#: The engines a partition can be computed with (compute_partition's `engine`).
-ENGINE_CHOICES = ("patients", "columns", "auto")
-
-#: With --engine auto, the fewest patients a partition's run computes in columns: the column
-#: engine's own cost per run (a few dozen polars queries, ~50 ms) is more than the per-patient
-#: engine's for fewer (an incremental run's few changed patients); docs/performance.md.
-AUTO_SMALLEST = 256
-
 #: The column engine of each programs dict (its decisions are kept between partitions).
 _COLUMNS: list[tuple[dict[str, CompiledProgram], Any]] = []
 
 
-def _column_engine(programs: dict[str, CompiledProgram], engine: str) -> Any:
-    """The column engine for `programs`, or None for the per-patient engine alone."""
-    if engine == "patients":
-        return None
-    if "polars" not in sys.modules:
+def _column_engine(programs: dict[str, CompiledProgram], engine: str, patients: int) -> Any:
+    """The column engine for `programs` when a run of `patients` patients with `engine` wants
+    it (column_engine_wanted), or None for the per-patient engine alone."""
+    if engine != "patients" and "polars" not in sys.modules:
         # One polars thread per process: a batch's parallelism is its partitions, one worker
         # process each; polars' own threads on the same cores cost more CPU than they save
         # (docs/performance.md). A POLARS_MAX_THREADS the clinic set is kept.
         os.environ.setdefault("POLARS_MAX_THREADS", "1")
-    try:
-        from progressor.columns.engine import ColumnEngine
-    except ImportError:  # polars is missing
-        if engine == "auto":
-            return None
-        raise ProgressorError(
-            "--engine columns needs polars: pip install 'progressor[columns]'"
-        ) from None
+    if not column_engine_wanted(engine, patients):
+        return None
+    from progressor.columns.engine import ColumnEngine
+
     for known, column_engine in _COLUMNS:
         if known is programs:
             return column_engine
@@ -177,50 +164,12 @@ def _rows_of(result: StepResult, set_aside: Sequence[str]) -> _Patient:
     return _Patient(rows, (actions, paused, len(result.alerts), int(failed)))
 
 
-#: Each action as one letter in the index. The index keeps every patient's counts and byte
-#: ranges as short strings: they are loaded and saved on every run, and parsed only for the
-#: patients a run computes again.
+#: Each action as one letter in the index. The index keeps every patient's byte ranges as
+#: short strings: they are loaded and saved on every run, and parsed only for the patients a
+#: run computes again.
 _LETTERS = {"progress": "p", "hold": "h", "regress": "r", "pause": "x"}
 _ACTIONS = {letter: action for action, letter in _LETTERS.items()}
 _COUNTS = ("actions", "paused", "alerts", "failures")
-
-#: The index's layout; an index of another format is ignored (the partition is recomputed).
-_INDEX_FORMAT = 6
-
-
-def _packed(numbers: Sequence[int]) -> str:
-    """Whole numbers as base64 of 8-byte little-endian integers. The index is loaded and saved
-    on every run: its offsets and counts as JSON lists cost ten times as much."""
-    packed = array("q", numbers)
-    if sys.byteorder != "little":  # pragma: no cover - every machine here is little-endian
-        packed.byteswap()
-    return base64.b64encode(packed.tobytes()).decode("ascii")
-
-
-def _unpacked(text: str) -> list[int]:
-    packed = array("q")
-    packed.frombytes(base64.b64decode(text, validate=True))
-    if sys.byteorder != "little":  # pragma: no cover
-        packed.byteswap()
-    return packed.tolist()
-
-
-def _read_index(location: str) -> dict[str, Any] | None:
-    """Last run's index of a partition, its numbers unpacked; None when there is none, or it
-    is damaged or of another format (then the partition is recomputed)."""
-    try:
-        index = files.read_json(location) if files.exists(location) else None
-        if not isinstance(index, dict) or index.get("format") != _INDEX_FORMAT:
-            return None
-        index["offsets"] = {t: _unpacked(v) for t, v in index["offsets"].items()}
-        counts = index["counts"]
-        index["counts"] = {
-            "actions": counts["actions"].split(",") if index["patients"] else [],
-            **{name: _unpacked(counts[name]) for name in _COUNTS[1:]},
-        }
-    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
-        return None  # (binascii.Error: damaged base64; the others: a damaged layout)
-    return index
 
 
 def _text(spans: list[int]) -> str:
@@ -385,8 +334,7 @@ def compute_partition(
     or "auto" (columns when polars is installed and the run computes AUTO_SMALLEST patients
     of the partition or more). The output is the same whichever it is.
     """
-    if engine not in ENGINE_CHOICES:
-        raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
+    check_engine(engine)  # (before any work)
     if out_format not in parquet.FORMATS:
         raise ProgressorError(f"unknown output format {out_format!r} (one of: jsonl, parquet)")
     if out_format == "parquet":
@@ -394,7 +342,7 @@ def compute_partition(
     in_format = parquet.input_format(dataset, part)
     name = f"{files.part_name(part)}.{in_format}"
     done = files.join(out, "_done", f"{files.part_name(part)}.json")
-    index_path = files.join(out, "_index", f"{files.part_name(part)}.json")
+    index_path = index_location(out, part)
     programs_dir = files.join(dataset, "programs")
     inputs = [
         files.join(dataset, "enrollments", name),
@@ -410,7 +358,7 @@ def compute_partition(
     formats = [in_format] if in_format != "jsonl" else []
     key = [str(as_of), program_texts, code, *formats]
     signature = hashlib.sha256(json.dumps(key).encode()).hexdigest()
-    previous = _read_index(index_path)
+    previous = read_index(index_path)
     if not (
         previous is not None
         and previous["signature"] == signature
@@ -556,8 +504,7 @@ class _Run:
         out: dict[str, _Patient] = {}
         # (A few patients with auto: the per-patient engine is the cheaper, and polars is not
         # even imported. Who computed whom is counted with --engine columns or auto only.)
-        few = self.engine == "auto" and len(patients) < AUTO_SMALLEST
-        columns = None if few else _column_engine(programs, self.engine)
+        columns = _column_engine(programs, self.engine, len(patients))
         if columns is None and self.engine != "patients":
             self.paths["patients"] = self.paths.get("patients", 0) + len(patients)
         if columns is not None:
@@ -886,22 +833,18 @@ class _Run:
         problems: list[str],
         inputs: list[list[int]],
     ) -> None:
-        files.write_json(
-            files.join(self.out, "_index", f"{files.part_name(self.part)}.json"),
+        write_index(
+            index_location(self.out, self.part),
             {
-                "format": _INDEX_FORMAT,
                 "stats": self.stats,
                 "signature": self.signature,
                 "inputs": inputs,
                 "patients": columns.patients,
                 "hashes": columns.hashes,
-                "counts": {
-                    "actions": ",".join(counts[0]),
-                    **{name: _packed(c) for name, c in zip(_COUNTS[1:], counts[1:], strict=True)},
-                },
+                "counts": dict(zip(_COUNTS, counts, strict=True)),
                 "enrollment_ranges": columns.enrollment_ranges,
                 "record_ranges": columns.record_ranges,
-                "offsets": {table: _packed(ends) for table, ends in offsets.items()},
+                "offsets": offsets,
                 "problems": problems,
                 "sizes": _output_sizes(self.out, self.part, self.out_format),
             },

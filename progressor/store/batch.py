@@ -137,15 +137,15 @@ def recompute(
 
     `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the column
     engine, progressor.columns, for the patients it covers: one judged week, no clinician
-    actions; the others per patient) or "auto" (columns where polars is installed). The
+    actions; the others per patient) or "auto" (columns where polars is installed and at least
+    AUTO_SMALLEST patients are due, progressor.dataset.engines). The
     stored results are the same whichever it is; `Summary.paths` counts who computed whom.
     """
     workers = workers or os.cpu_count() or 1
     # polars' threads do not survive a fork: where this process may have used polars before
     # (an earlier run, a dataset computed here), workers are spawned, never forked.
     polars_before = "polars" in sys.modules
-    columns = column_engine_wanted(engine)
-    batch_size = batch_size or (_COLUMN_BATCH if columns else _BATCH)
+    column_engine_wanted(engine, 0)  # (an unknown engine, or columns without polars: an error now)
     # Results computed with other code are stale (an upgrade, other plugins): the engine is
     # built here first, so a plugin that cannot load fails the run before any work.
     signature = (engine_factory() if engine_factory else Engine(plugins=plugins)).signature
@@ -160,6 +160,9 @@ def recompute(
             store.computed_with(signature)
             enrolled, not_started, due_all = store.count_patients(as_of)
             due = len(store.due(as_of, patients=patients)) if patients else due_all
+        # (As a dataset's partition: with "auto", a few due patients go per patient.)
+        columns = column_engine_wanted(engine, due)
+        batch_size = batch_size or (_COLUMN_BATCH if columns else _BATCH)
         args: _ComputerArgs = (str(store_path), engine_factory, tuple(plugins), as_of, columns)
         # Forked workers start in milliseconds; spawned ones (where fork is not offered) import
         # everything again, half a second or so: worth it only for several batches a worker.

@@ -7,6 +7,10 @@ path reads them, are handed over as lines (the engine's own plain check, the rea
 path, decides what it takes), and its rows come back as the store's rows, through the same
 functions the per-patient path stores with (`prescription_row`, `decision_row`).
 
+Whether a run computes with the column engine at all is the dataset's policy, by the same
+function (`column_engine_wanted`, progressor.dataset.engines): with "auto", a run of fewer
+than AUTO_SMALLEST due patients goes per patient and polars is not imported.
+
 The store first keeps to itself what the column engine cannot know: a patient with clinician
 actions, or with more than one judged week (computed before), goes per patient; so does
 one whose program failed to compile (the per-patient path records the error).
@@ -21,7 +25,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from progressor.core.engine import CompiledProgram
-from progressor.errors import ProgressorError
 from progressor.store.values import (
     DecisionRow,
     PatientInputs,
@@ -34,10 +37,6 @@ from progressor.store.values import (
 if TYPE_CHECKING:  # (polars is optional: imported only where the column engine is chosen)
     from progressor.columns.engine import ColumnEngine
 
-#: recompute's `engine`: the per-patient engine, the column engine (the patients it does not
-#: cover go per patient), or columns where polars is installed. (As the dataset's.)
-ENGINE_CHOICES = ("patients", "columns", "auto")
-
 
 class Covered(NamedTuple):
     """A patient the column engine computed: the rows to store, the newest week's actions."""
@@ -46,23 +45,12 @@ class Covered(NamedTuple):
     actions: tuple[str, ...]
 
 
-def column_engine_wanted(engine: str) -> bool:
-    """Whether `engine` computes with the column engine here: a ProgressorError for an
-    unknown choice, or for "columns" where polars is not installed (at the run's start,
-    before any work)."""
-    if engine not in ENGINE_CHOICES:
-        raise ProgressorError(f"unknown engine {engine!r} (one of: {', '.join(ENGINE_CHOICES)})")
-    if engine == "patients":
-        return False
-    try:
-        import progressor.columns.engine  # noqa: F401  (is polars there?)
-    except ImportError:
-        if engine == "auto":
-            return False
-        raise ProgressorError(
-            "--engine columns needs polars: pip install 'progressor[columns]'"
-        ) from None
-    return True
+def column_engine_wanted(engine: str, patients: int) -> bool:
+    """progressor.dataset.engines.column_engine_wanted, imported when a recompute starts: the
+    dataset package is not imported with the store (a command line's start-up)."""
+    from progressor.dataset.engines import column_engine_wanted as wanted
+
+    return wanted(engine, patients)
 
 
 class StoreColumns:
