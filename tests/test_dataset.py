@@ -252,15 +252,29 @@ def _damage_index(out: Path, part: int) -> None:
 def _damage_index_numbers(out: Path, part: int) -> None:
     index = out / "_index" / f"part-{part:05d}.idx"
     data = index.read_bytes()
-    head = len(b"progressor-index\n") + 4  # (the checksum: 4 bytes after the magic line)
+    head = data.index(b"\n") + 1 + 4  # (the checksum: 4 bytes after the magic line)
     fields = marshal.loads(data[head:])
     fields["offsets"]["decisions"][1] += 1  # still a readable index, a number wrong
     index.write_bytes(data[:head] + marshal.dumps(fields))
 
 
+def _index_of_another_python(out: Path, part: int) -> None:
+    index = out / "_index" / f"part-{part:05d}.idx"
+    data = index.read_bytes()
+    line = data.index(b"\n")
+    # (the same bytes, said to be of another marshal version: they might not mean the same)
+    index.write_bytes(f"progressor-index {marshal.version + 1}".encode() + data[line:])
+
+
 @pytest.mark.parametrize(
     "damage",
-    [_delete_table, _truncate_table, _damage_index, _damage_index_numbers],
+    [
+        _delete_table,
+        _truncate_table,
+        _damage_index,
+        _damage_index_numbers,
+        _index_of_another_python,
+    ],
     ids=lambda f: f.__name__[1:],
 )
 def test_a_damaged_output_makes_its_partition_compute_afresh(

@@ -21,7 +21,9 @@ from progressor.dataset import files
 #: The index's layout; an index of another format is ignored (the partition is recomputed).
 FORMAT = 7
 
-_MAGIC = b"progressor-index\n"
+#: marshal's format may change between Python versions (its docs say so): an index written
+#: by another one is ignored, as an index of another FORMAT is.
+_MAGIC = f"progressor-index {marshal.version}\n".encode()
 
 
 def index_location(out: str, part: int) -> str:
