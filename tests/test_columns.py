@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,24 +149,53 @@ def _lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
         "start": str(start),
         "overrides": data["overrides"],
     }
+    return json.dumps(enrollment), _broken(data, _week_lines(name, START, data))
+
+
+def _week_lines(name: str, first: dt.date, week: dict[str, Any]) -> list[str]:
+    """A week's record lines from its first day: the sessions of its days (each exercise,
+    the same session), its odd outcomes and its pain reports."""
     records = []
-    done = {k: v for k, v in data["session"].items() if v is not None}
-    for day in sorted(data["days"]):
+    done = {k: v for k, v in week["session"].items() if v is not None}
+    for day in sorted(week["days"]):
         for exercise in EXERCISES:
-            record = {"date": str(START + dt.timedelta(days=day)), "exercise": exercise, **done}
+            record = {"date": str(first + dt.timedelta(days=day)), "exercise": exercise, **done}
             records.append(json.dumps({**record, "patient": name, "kind": "outcome"}))
-    for o in data["outcomes"]:
+    for o in week["outcomes"]:
         record = {k: v for k, v in o.items() if v is not None and k not in ("day", "at")}
-        day = f"{START + dt.timedelta(days=o['day'])}{o['at']}"
+        day = f"{first + dt.timedelta(days=o['day'])}{o['at']}"
         record.update(date=day, patient=name, kind="outcome")
         records.append(json.dumps(record))
-    for r in data["reports"]:
-        record = {"date": str(START + dt.timedelta(days=r["day"])), "pain": r["pain"]}
+    for r in week["reports"]:
+        record = {"date": str(first + dt.timedelta(days=r["day"])), "pain": r["pain"]}
         record.update(context=r["context"], patient=name, kind="pain")
         records.append(json.dumps(record))
+    return records
+
+
+def _broken(data: dict[str, Any], records: list[str]) -> list[str]:
     if data["broken"] and records:
         records[0] = records[0][:-1]  # not JSON any more: read the readable way
-    return json.dumps(enrollment), records
+    return records
+
+
+def _same_through_both(
+    cohort: list[dict[str, Any]],
+    lines_of: Callable[[int, dict[str, Any]], tuple[str, list[str]]],
+    as_of: dt.date | None = None,
+) -> dict[str, int]:
+    """The cohort (each patient's lines by `lines_of`) as a dataset through both engines
+    (byte-identical tables); the paths its patients took."""
+    enrollments, records = [], []
+    for i, data in enumerate(cohort):
+        enrollment, lines = lines_of(i, data)
+        enrollments.append(enrollment)
+        records += lines
+    programs = {"low-back-pain": SEED, "at-top": AT_TOP, "at-floor": AT_FLOOR}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        dataset = _write(root / "in", programs, enrollments, records)
+        return _both(dataset, root, as_of or AS_OF)
 
 
 @settings(
@@ -177,15 +207,7 @@ def _lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
 def test_generated_cohorts_give_the_same_rows_through_both_engines(
     cohort: list[dict[str, Any]],
 ) -> None:
-    enrollments, records = [], []
-    for i, data in enumerate(cohort):
-        enrollment, lines = _lines(i, data)
-        enrollments.append(enrollment)
-        records += lines
-    programs = {"low-back-pain": SEED, "at-top": AT_TOP, "at-floor": AT_FLOOR}
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        paths = _both(_write(root / "in", programs, enrollments, records), root)
+    paths = _same_through_both(cohort, _lines)
     event(f"computed in columns: {'some' if paths.get('columns') else 'none'}")
 
 
@@ -221,24 +243,10 @@ def _weeks_lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
     records = []
     for number, week in enumerate(data["weeks"][: WEEKS - data["late"] + 1]):
         first = start + dt.timedelta(days=7 * number)
-        done = {k: v for k, v in week["session"].items() if v is not None}
         if number == WEEKS - data["late"]:  # the week under way: now and then a record
             week = {**week, "days": set(list(week["days"])[:1]) if index % 3 == 0 else set()}
-        for day in sorted(week["days"]):
-            for exercise in EXERCISES:
-                record = {"date": str(first + dt.timedelta(days=day)), "exercise": exercise}
-                records.append(json.dumps({**record, **done, "patient": name, "kind": "outcome"}))
-        for o in week["outcomes"]:
-            record = {k: v for k, v in o.items() if v is not None and k not in ("day", "at")}
-            record.update(date=f"{first + dt.timedelta(days=o['day'])}{o['at']}")
-            records.append(json.dumps({**record, "patient": name, "kind": "outcome"}))
-        for r in week["reports"]:
-            record = {"date": str(first + dt.timedelta(days=r["day"])), "pain": r["pain"]}
-            record.update(context=r["context"], patient=name, kind="pain")
-            records.append(json.dumps(record))
-    if data["broken"] and records:
-        records[0] = records[0][:-1]  # not JSON any more: read the readable way
-    return json.dumps(enrollment), records
+        records += _week_lines(name, first, week)
+    return json.dumps(enrollment), _broken(data, records)
 
 
 @settings(
@@ -250,16 +258,7 @@ def _weeks_lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
 def test_generated_cohorts_over_several_weeks_give_the_same_rows_through_both_engines(
     cohort: list[dict[str, Any]],
 ) -> None:
-    enrollments, records = [], []
-    for i, data in enumerate(cohort):
-        enrollment, lines = _weeks_lines(i, data)
-        enrollments.append(enrollment)
-        records += lines
-    programs = {"low-back-pain": SEED, "at-top": AT_TOP, "at-floor": AT_FLOOR}
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        dataset = _write(root / "in", programs, enrollments, records)
-        paths = _both(dataset, root, MULTI_AS_OF)
+    paths = _same_through_both(cohort, _weeks_lines, MULTI_AS_OF)
     folded = any(d["late"] < WEEKS - 1 for d in cohort)
     event(f"more than one week, computed in columns: {bool(paths.get('columns')) and folded}")
 
