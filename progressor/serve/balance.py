@@ -49,6 +49,7 @@ _INT = 8  # bytes of one counter on the board
 _WAIT_S = 0.05  # the longest a worker waits to pass a connection on, before serving it
 _REST_S = 1.0  # how long a worker that made it wait so is not sent to
 _WATCH_S = 0.1  # how often a worker looks whether it is stopping, or may join the board
+_RETRY_EVERY = 10  # watches between tries to join when every slot was held (a second)
 STOPPING = 1 << 62  # the count a stopping worker publishes: no connection is passed to it
 _log = logging.getLogger("progressor.serve")
 
@@ -296,7 +297,7 @@ class _Member:
         self.serving: set[asyncio.Task[None]] = set()  # (held until done: loops keep weak ones)
 
     def watch(self) -> None:
-        if self.balancer is None and not self.server.should_exit:
+        if self.balancer is None and not self.server.should_exit and self.tries >= 0:
             self._join()
         elif self.balancer is not None and self.server.should_exit:
             if not self.balancer.stopping:
@@ -306,15 +307,17 @@ class _Member:
 
     def _join(self) -> None:
         self.tries += 1
+        if self.tries > 1 and self.tries % _RETRY_EVERY:
+            return  # (every slot was held: tried again each second)
         try:
             self.balancer = Balancer.join(self.board)
         except OSError as exc:  # (no board to share: this worker serves what it accepts)
-            if self.tries == 1:
-                _log.warning(
-                    "progressor serve: the workers cannot share connections out (%s); each "
-                    "serves what it accepts",
-                    exc,
-                )
+            _log.warning(
+                "progressor serve: the workers cannot share connections out (%s); each "
+                "serves what it accepts",
+                exc,
+            )
+            self.tries = -1  # (not tried again)
             return
         if self.balancer is not None:
             self.loop.add_reader(self.balancer.socket.fileno(), self.serve_received)
