@@ -524,3 +524,18 @@ def test_an_enrollment_whose_patient_id_cannot_be_computed_is_set_aside(tmp_path
     [row] = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
     assert (row["source"], row["line"]) == ("enrollments/part-00000.jsonl", 2)
     assert row["reason"] == "patient: a patient id must hold printable characters only, not '\\t'"
+
+
+def test_an_index_of_the_format_before_is_replaced_and_removed(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    run_local(str(dataset), str(out), AS_OF, workers=1)
+    for index in (out / "_index").glob("*.idx"):  # (as a run before the upgrade left it)
+        index.with_suffix(".json").write_text('{"format": 6}', encoding="utf-8")
+        index.unlink()
+    again = merge(run_local(str(dataset), str(out), AS_OF, workers=1))
+    assert again["skipped"] == 0  # (each partition computed afresh once)
+    assert sorted(p.suffix for p in (out / "_index").iterdir()) == [".idx"] * len(
+        partitions(str(dataset))
+    )

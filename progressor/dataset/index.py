@@ -53,6 +53,9 @@ def write_index(at: str, index: dict[str, Any]) -> None:
     trusted only while the partition's `_done` marker exists)."""
     payload = marshal.dumps({**index, "format": FORMAT})
     files.overwrite(at, _MAGIC + _crc(payload) + payload)
+    # (The index as JSON, before this format: an upgrade computes each partition afresh
+    # once, and the old file would stay behind unused.)
+    files.remove(at.removesuffix(".idx") + ".json")
 
 
 def _crc(payload: bytes) -> bytes:
