@@ -165,23 +165,29 @@ class RecordsRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = self.records_handler()
-        dependant = as_included(self).dependant
-        checks = [(d.call, d.request_param_name) for d in dependant.dependencies]
-        first = all(request_check(d) for d in dependant.dependencies)
 
         async def route(request: Request) -> Response:
-            records = RecordsRequest(request.scope, request.receive)
-            if first and not getattr(request.app, "dependency_overrides", None):
-                for call, name in checks:
-                    await call(**{name: records})
-            return await handler(records)
+            return await handler(RecordsRequest(request.scope, request.receive))
 
         return route
 
     def records_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """What answers the RecordsRequest: FastAPI's handler (progressor.serve.direct's
-        route answers the usual request itself)."""
-        return super().get_route_handler()
+        """What answers the RecordsRequest: FastAPI's handler, after the route's own token
+        check (progressor.serve.direct's route answers the usual request itself, its token
+        checked first the same way)."""
+        general = super().get_route_handler()
+        dependant = as_included(self).dependant
+        if not all(request_check(d) for d in dependant.dependencies):
+            return general
+        checks = [(d.call, d.request_param_name) for d in dependant.dependencies]
+
+        async def checked(request: Request) -> Response:
+            if not getattr(request.app, "dependency_overrides", None):
+                for call, name in checks:
+                    await call(**{name: request})
+            return await general(request)
+
+        return checked
 
 
 def record_line(value: Any) -> str:
