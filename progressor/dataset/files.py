@@ -118,7 +118,7 @@ class PatientLines(NamedTuple):
 
 
 def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | None:
-    """An input file's lines by patient, read a line at a time (memory stays flat).
+    """An input file's lines by patient, read a block at a time (memory stays flat).
 
     With `known` (the size and CRC-32 of the file as an earlier run read it), the file must
     still start with exactly those bytes, ending a line, and only what follows is split into
@@ -136,30 +136,90 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
                 return None  # changed, or its last line was incomplete and may mean more now
             crc, position = prefix[0], size
             handle.seek(size)
-        lines, ranges, orphans = table.lines, table.ranges, table.orphans
-        for block in handle:
-            # Binary files split at \n only; a text file (how records are read elsewhere) also
-            # splits at a lone \r: such a rare line is split again, as text would be.
-            for raw in block.splitlines(keepends=True) if b"\r" in block else (block,):
-                crc = zlib.crc32(raw, crc)
-                start, position = position, position + len(raw)
-                line, wrong = decoded(raw)
-                line = line.rstrip("\n")
-                if wrong:
-                    table.undecoded.append((start, wrong))
-                if not line.strip():
-                    continue
-                patient = patient_of(line)
-                if patient is None:
-                    orphans.append((start, line))
-                    continue
-                lines.setdefault(patient, []).append(line)
-                spans = ranges.setdefault(patient, [])
-                if spans and spans[-1] == start:  # contiguous with the patient's previous line
-                    spans[-1] = position
-                else:
-                    spans.extend((start, position))
+        for block in _line_blocks(handle):
+            crc = zlib.crc32(block, crc)
+            if not _split_plain(block, position, table):
+                _split_each(block, position, table)
+            position += len(block)
     return table._replace(size=position, crc=crc)
+
+
+def _line_blocks(handle: IO[bytes]) -> Iterator[bytes]:
+    """The rest of the file in blocks of about BLOCK bytes, each of whole lines (each ends
+    with \n, but the file's last when it has none)."""
+    rest = b""
+    while data := handle.read(BLOCK):
+        data = rest + data if rest else data
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
+    if rest:
+        yield rest
+
+
+#: The first "patient" key with an unescaped text value in a line, and the rest of the line:
+#: the value _PATIENT.search finds in the line alone. A match ends at its line's end, so a
+#: block's matches are its lines' in order when there are as many as lines (_split_plain).
+_LINE_PATIENT = re.compile(r'"patient"[^\S\n]*:[^\S\n]*"([^"\\\n]*)"[^\n]*')
+
+
+def _split_plain(block: bytes, position: int, table: PatientLines) -> bool:
+    """`block`'s lines added to `table` the quick way, when each is ASCII text that names its
+    patient plainly (most blocks); False, with nothing added, otherwise (_split_each)."""
+    if b"\r" in block or not block.isascii():
+        return False
+    text = block.decode("ascii")
+    patients = _LINE_PATIENT.findall(text)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # (the block ends with its last line's \n)
+    if len(patients) != len(lines):
+        return False  # a blank line, a line without a plain "patient": each looked at alone
+    found, ranges = table.lines, table.ranges
+    start = position
+    for line, patient in zip(lines, patients, strict=True):
+        end = start + len(line) + 1
+        mine = found.get(patient)
+        if mine is None:
+            found[patient] = [line]
+            ranges[patient] = [start, end]
+        else:
+            mine.append(line)
+            spans = ranges[patient]
+            if spans[-1] == start:  # contiguous with the patient's previous line
+                spans[-1] = end
+            else:
+                spans += (start, end)
+        start = end
+    if not block.endswith(b"\n"):  # (the file's last line, without its \n)
+        ranges[patients[-1]][-1] -= 1
+    return True
+
+
+def _split_each(block: bytes, position: int, table: PatientLines) -> None:
+    """`block`'s lines added to `table` one by one: any text, any line breaks."""
+    lines, ranges, orphans = table.lines, table.ranges, table.orphans
+    # Binary files split at \n only; a text file (how records are read elsewhere) also splits
+    # at a lone \r: such a rare line is split again, as text would be.
+    for raw in block.splitlines(keepends=True):
+        start, position = position, position + len(raw)
+        line, wrong = decoded(raw)
+        line = line.rstrip("\n")
+        if wrong:
+            table.undecoded.append((start, wrong))
+        if not line.strip():
+            continue
+        patient = patient_of(line)
+        if patient is None:
+            orphans.append((start, line))
+            continue
+        lines.setdefault(patient, []).append(line)
+        spans = ranges.setdefault(patient, [])
+        if spans and spans[-1] == start:  # contiguous with the patient's previous line
+            spans[-1] = position
+        else:
+            spans.extend((start, position))
 
 
 def _prefix_crc(handle: IO[bytes], size: int) -> tuple[int, bytes] | None:
