@@ -145,16 +145,20 @@ class PlainColumns:
                     raise RuntimeError(f"the kinds of record give {name!r} two column types")
         self.schema = every
         self._grammars = {kind: self._grammar(kind, fields) for kind, fields in self.kinds.items()}
-        keys = "|".join(re.escape(name) for name in every)
-        self._keys = f'"(?:{keys})"{_SPACE}:'
-        # A null value (the grammar takes one only where the field may be null); a text value
-        # holding ": null" counts too, and the line then goes the reader's way.
-        self._null = f":{_SPACE}null{_SPACE}[,}}]"
+        # A null value (the grammar takes one only where the field may be null), after the
+        # key of a field that may be null: text in a line the grammar takes holds no quote,
+        # and a text value is followed by a comma or a brace, so a quoted name followed by a
+        # colon is a key. Text such as "a: null," or ": null}" is not counted (counted, it
+        # would make up for a key given twice or a colon in text: _keys).
+        null = f"{_SPACE}:{_SPACE}null{_SPACE}[,}}]"
+        nullable = sorted(
+            {n for kind in self.kinds.values() for n, f in kind.items() if f.nullable}
+        )
+        self._null = '"(?:' + "|".join(map(re.escape, nullable)) + ')"' + null
         # Each field given null, by its name, for the lines with a null: polars keeps a
         # repeated key's first value, so a null given after a value of the same field must
         # be seen as its second value, not as another key.
-        nullable = {n for kind in self.kinds.values() for n, f in kind.items() if f.nullable}
-        self._nulls = {n: f'"{re.escape(n)}"{_SPACE}{self._null}' for n in sorted(nullable)}
+        self._nulls = {n: f'"{re.escape(n)}"{null}' for n in nullable}
 
     def _grammar(self, kind: str, fields: dict[str, _Field]) -> str:
         pairs = "|".join(
@@ -174,8 +178,14 @@ class PlainColumns:
                 pl.col("text").str.contains(grammar).alias(f"~{kind}")
                 for kind, grammar in self._grammars.items()
             ],
-            pl.col("text").str.count_matches(self._keys).alias("keys"),
-            pl.col("text").str.count_matches(self._null).alias("nulls"),
+            # Colons and keys' closing quotes, counted as the reader counts them (_keys below).
+            pl.col("text").str.count_matches(":", literal=True).alias("colons"),
+            pl.col("text").str.count_matches('":', literal=True).alias("quoted"),
+            (
+                pl.col("text").str.contains('" ', literal=True)
+                | pl.col("text").str.contains('"\t', literal=True)
+            ).alias("gap"),
+            pl.col("text").str.contains("null", literal=True).alias("nulls"),  # (counted below)
             (pl.col("text").str.len_bytes() <= MAX_LINE).alias("short"),
         ).with_row_index("line")
         candidate = pl.any_horizontal(*[f"~{k}" for k in self._grammars]) & pl.col("short")
@@ -184,18 +194,35 @@ class PlainColumns:
         if texts.is_empty():
             fields = pl.DataFrame(schema=self.schema)
         else:
-            fields = pl.read_ndjson("\n".join(texts).encode(), schema=self.schema)
+            fields = pl.read_ndjson(texts.str.join("\n").item().encode(), schema=self.schema)
         read = pl.concat([picked, fields], how="horizontal")
+        # The nulls given, counted on the few lines with "null" in them at all.
+        with_null = picked.filter(pl.col("nulls"))["line"]
+        nulls = pl.Series("nulls", [0] * len(read), dtype=pl.UInt32)
+        if len(with_null):
+            counted = frame["text"].gather(with_null).str.count_matches(self._null)
+            nulls = nulls.scatter(
+                picked.with_row_index("at").filter(pl.col("nulls"))["at"], counted
+            )
+        read = read.with_columns(nulls)
         taken = pl.any_horizontal(
             *[(pl.col("kind") == kind) & self._valid(kind) for kind in self.kinds]
         )
         given = pl.sum_horizontal(*[pl.col(n).is_not_null() for n in self.schema])
-        # Each key once: as many keys as values given (a key given twice keeps one value).
-        read = read.filter(taken & (given + pl.col("nulls") == pl.col("keys")))
+        read = read.filter(taken & self._keys(given + pl.col("nulls")))
         read = read.filter(~pl.col("line").is_in(self._null_twice(read, frame["text"]).to_list()))
         mask = pl.Series("taken", [False] * len(lines), dtype=pl.Boolean)
         mask = mask.scatter(read["line"], True) if not read.is_empty() else mask
         return read.select("line", *self.schema), mask
+
+    @staticmethod
+    def _keys(fields: pl.Expr) -> pl.Expr:
+        """Whether a line the grammar takes gives each of its `fields` (values and nulls)
+        once, as the reader's plain path decides it (records.plain_fields): as many colons as
+        fields, or as many keys' closing quotes followed by a colon, with no quote followed by
+        white space. Text in such a line holds no quote, so each `":` ends a key, and a key
+        given twice (polars keeps one value of it) or a colon in text makes one too many."""
+        return (fields == pl.col("colons")) | ((fields == pl.col("quoted")) & ~pl.col("gap"))
 
     def _null_twice(self, read: pl.DataFrame, lines: pl.Series) -> pl.Series:
         """The lines among `read` with a field given null where polars kept a value of it
