@@ -1,14 +1,17 @@
 """`make fuzz`: many mutated inputs through progressor's input edges, judged by one oracle.
 
 Run as `.venv/bin/python -m bench.fuzz [--inputs 100000] [--seed 0] [--workers 2]` from the
-repository's root. Three roads: the program loader (parse_program, load_program), the log
-reader (read_log, load_log; JSONL and CSV) and the store's import (import_records of files
-of IMPORT_ROWS lines each, for an enrolled patient). Inputs are realistic programs and logs
-mutated as tests/fuzzing/cases.py does; the oracle is tests/fuzzing/oracle.py's (the suite's
-tests/test_fuzz.py uses the same): only progressor's own errors, each input under a second,
-and no pain >= 7 in a line's text unseen. For each road it prints the inputs tried, the
-uncaught exceptions, the slowest input and the pains lost, saves the first few findings of
-each kind to --out for `--replay`, and exits 1 if anything was found.
+repository's root. Four roads: the program loader (parse_program, load_program), the log
+reader (read_log, load_log; JSONL and CSV), the store's import (import_records of files of
+IMPORT_ROWS lines each, for an enrolled patient) and the column engine's reader
+(progressor.columns.reading, JSONL: each line it takes must be one the log reader reads as
+plain, to the same values; a line read otherwise counts as a pain lost). Inputs are
+realistic programs and logs mutated as tests/fuzzing/cases.py does; the oracle is
+tests/fuzzing/oracle.py's (the suite's tests/test_fuzz.py uses the same): only progressor's
+own errors, each input under a second, and no pain >= 7 in a line's text unseen. For each
+road it prints the inputs tried, the uncaught exceptions, the slowest input and the pains
+lost, saves the first few findings of each kind to --out for `--replay`, and exits 1 if
+anything was found.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 from tests.fuzzing import cases, run
 
-ROADS = ("program", "reader", "import")
+ROADS = ("program", "reader", "import", "columns")
 IMPORT_ROWS = 50  # lines per imported file: the import is judged line by line
 CHUNK = 250  # inputs per task (small: a few slow inputs must not leave a core idle)
 EXAMPLES = 5  # findings of each kind kept per road
@@ -67,6 +70,10 @@ def case_of(road: str, rng: random.Random) -> dict[str, Any]:
     if road == "program":
         program = cases.program_case(rng, cases.pick_ops(rng, cases.PROGRAM_ALL_OPS))
         return {"road": road, "fmt": "toml", "text": program.text, "encoding": program.encoding}
+    if road == "columns":  # (JSON lines as a partition holds them: text, no file encoding)
+        ops = cases.pick_ops(rng, cases.TEXT_OPS)
+        log = cases.log_case(rng, "jsonl", ops, mutate_all=True)
+        return {"road": road, "fmt": "jsonl", "text": log.text, "encoding": None, "ops": ops}
     fmt = rng.choice(("jsonl", "csv"))
     ops = cases.pick_ops(rng, cases.ALL_OPS)
     rows = IMPORT_ROWS if road == "import" else 0
@@ -78,7 +85,8 @@ def judge(case: dict[str, Any]) -> run.Verdict:
     if case["road"] == "program":
         return run.program(cases.ProgramCase(case["text"], case["encoding"]))
     log = cases.LogCase(case["fmt"], case["text"], case["encoding"])
-    return run.reader(log) if case["road"] == "reader" else run.import_(log)
+    roads = {"reader": run.reader, "import": run.import_, "columns": run.columns}
+    return roads[case["road"]](log)
 
 
 def chunk(task: tuple[str, int, int, int]) -> Tally:

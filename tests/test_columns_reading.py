@@ -5,7 +5,6 @@ values; the lines it does not take go per-patient, where the reader salvages the
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from progressor.reading.records import plain_fields
+from tests.fuzzing.run import same_field
 
 pl = pytest.importorskip("polars")
 
@@ -39,17 +39,6 @@ def _taken(lines: list[str]) -> tuple[list[bool], list[dict[str, Any]]]:
     return taken.to_list(), rows.drop("line").to_dicts()
 
 
-def _same(value: Any, read: Any) -> bool:
-    """A reader's field value and the column's (None where the line gave no key)."""
-    if read is None:
-        return value in (None, (), False, "", "other")  # (the field's default: no key given)
-    if isinstance(value, tuple):
-        return list(value) == read
-    if isinstance(value, float):
-        return math.copysign(1, value) == math.copysign(1, read) and value == read
-    return bool(str(value) == str(read)) if hasattr(value, "isoformat") else value == read
-
-
 def _agrees(line: str) -> bool:
     """Taken by the column path only when the reader reads it as plain, to the same values."""
     (taken,), rows = _taken([line])
@@ -60,7 +49,7 @@ def _agrees(line: str) -> bool:
     (fields,) = read[0]
     (row,) = rows
     for name, value in fields.items():
-        assert _same(value, row.get(name)), (line, name, value, row.get(name))
+        assert same_field(value, row.get(name)), (line, name, value, row.get(name))
     return True
 
 
@@ -95,7 +84,8 @@ def test_the_plainest_lines_are_taken_with_the_readers_values() -> None:
         '{"kind":"pain","date":"2026-01-07","pain":null}',  # (pain may not be null)
         # A key twice, its count made up for by a null in text: 8 would be read as 1.
         '{"kind":"pain","date":"2026-01-07","pain":1,"pain":8,"note":"a: null,"}',
-        '{"kind":"outcome","date":"2026-01-07","exercise":"b: null}","pain_after":1,"pain_after":9}',
+        '{"kind":"outcome","date":"2026-01-07","exercise":"b: null}","pain_after":1,'
+        '"pain_after":9}',
         '{"kind":"pain","date":"2026-01-07","pain":8,"patient":"anna","patient":null}',  # twice
         '{"kind":"pain","date":"2026-01-07","pain":8,"patient":null, "patient" : null}',
         '{"kind":"pain","date":"2026-01-07"}',  # a required field missing
@@ -166,7 +156,7 @@ def test_every_line_taken_is_read_alike_by_the_reader(lines: list[str]) -> None:
             assert read is not None, f"taken in columns, not plain to the reader: {line}"
             row = next(rows_of)
             for name, value in read[0][0].items():
-                assert _same(value, row.get(name)), (line, name, value, row.get(name))
+                assert same_field(value, row.get(name)), (line, name, value, row.get(name))
 
 
 def test_a_synthetic_cohorts_lines_are_all_taken() -> None:

@@ -160,3 +160,26 @@ def test_the_import_stores_every_plain_pain(
 ) -> None:
     case = cases.log_case(rng, fmt, cases.pick_ops(rng, family), rows=20, mutate_all=True)
     verdict_ok(run.import_(case), fmt)
+
+
+# -- the column engine's reader -----------------------------------------------------------------
+
+COLUMN_FAMILIES = [
+    pytest.param(("clean",), id="intact"),
+    pytest.param(PUNCTUATION, id="punctuation"),
+    pytest.param(("dupkey",), id="repeated-keys"),
+    pytest.param(("dupkey", "insert"), id="repeated-keys-and-tokens"),
+    pytest.param(("number", "date"), id="numbers-and-dates"),
+    pytest.param(("nest", "long"), id="nesting-and-long-lines"),
+]
+
+
+@pytest.mark.parametrize("family", COLUMN_FAMILIES)
+@settings(FUZZ, max_examples=100)
+@given(rng=RNG)
+def test_the_column_reader_takes_only_lines_the_reader_reads_alike(
+    family: Sequence[str], rng: random.Random
+) -> None:
+    pytest.importorskip("polars")
+    case = cases.log_case(rng, "jsonl", cases.pick_ops(rng, family), mutate_all=True)
+    verdict_ok(run.columns(case), "columns")

@@ -38,6 +38,7 @@ TOKENS = (
     *("{", "}", "[", "]", '"', ",", ":", ";", "\\", '""', ",,", "\n", "\r", "\r\n", "\x00"),
     *("\ufeff", "\ud800", "\udc80", "é", "€", "\u2028", "\x85", "\x0b", "\x1c", "\t"),
     *(', "pain": 9', ', "pain_during": 8', ',"date":"2026-01-06"', ", 9", "#", "=", "'"),
+    *(": null", '"pain": null, ', ', "note": "x: null,"'),
 )
 CONTROLS = "\x00\x01\x08\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x7f"
 ENCODINGS = ("utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-16", "utf-8+surrogates")
@@ -200,7 +201,8 @@ def record(
         worst = rng.choice(chosen) if high else ""
         fields += [(p, Number(rng.choice(highs if p == worst else LOW))) for p in chosen]
     if rng.random() < 0.3:
-        fields.append(("note", rng.choice(("felt ok", "stiff", "sore but fine", "après"))))
+        notes = ("felt ok", "stiff", "sore but fine", "après", "pain: null, 9", ": null}")
+        fields.append(("note", rng.choice(notes)))  # (the last two: text that looks like JSON)
     if csv_header is not None:
         fields = [(k, v) for k, v in fields if k in csv_header]
     return fields

@@ -1,9 +1,11 @@
-"""One input through one road (the program loader, the log reader, the store's import),
-judged by the oracle: only progressor's own errors, how long it took, and no pain lost."""
+"""One input through one road (the program loader, the log reader, the store's import, the
+column engine's reader), judged by the oracle: only progressor's own errors, how long it took,
+and no pain lost; the column engine's reader is held to the log reader's plain reading."""
 
 from __future__ import annotations
 
 import io
+import math
 import signal
 import tempfile
 import time
@@ -17,6 +19,7 @@ from typing import Any
 from progressor.core.models import Enrollment
 from progressor.errors import ProgressorError
 from progressor.reading import load_log, load_program, parse_program, read_log
+from progressor.reading.records import plain_fields
 from progressor.store.database import Store
 from tests.fuzzing.cases import PATIENT, PROGRAM_TEXTS, START, TODAY, LogCase, ProgramCase
 from tests.fuzzing.oracle import losses_of_import, losses_of_log, record_pain, seen_log, stored_pain
@@ -155,4 +158,55 @@ def import_(case: LogCase) -> Verdict:
             verdict.losses = losses_of_import(
                 seen_log(text, case.fmt), PATIENT, stored, quarantined
             )
+    return verdict
+
+
+def same_field(value: Any, column: Any) -> bool:
+    """Whether the log reader's value of a field and the column reader's are the same (the
+    column holds None where the line gave no key: the reader's value is then the default)."""
+    if column is None:
+        return value in (None, (), False, "", "other")  # (the field's default: no key given)
+    if isinstance(value, tuple):
+        return bool(list(value) == column)
+    if isinstance(value, float):
+        return math.copysign(1, value) == math.copysign(1, column) and bool(value == column)
+    return bool(str(value) == str(column) if hasattr(value, "isoformat") else value == column)
+
+
+_COLUMN_READER: list[Any] = []  # (built on first use: polars is an optional extra)
+
+
+def columns(case: LogCase) -> Verdict:
+    """The case's JSON lines through the column engine's reader (progressor.columns.reading),
+    as a partition's lines reach it: each line it takes must be one the log reader reads as
+    plain, to the same values (else a line's pain could be read otherwise than the reader
+    reads it: a loss)."""
+    import polars as pl
+
+    from progressor.columns.reading import PlainColumns
+
+    if not _COLUMN_READER:
+        _COLUMN_READER.append(PlainColumns())
+    verdict = Verdict()
+    # (A partition's lines are decoded from its file's bytes: a lone surrogate cannot reach
+    # them, the U+FFFD its bytes are decoded as can.)
+    text = case.text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    series = pl.Series(lines, dtype=pl.String)
+    read = timed(lambda: _COLUMN_READER[0].read(series), verdict)
+    if read is None:
+        return verdict
+    rows = iter(read[0].drop("line").to_dicts())
+    for line, taken in zip(lines, read[1].to_list(), strict=True):
+        if not taken:
+            continue
+        row, plain = next(rows), plain_fields([line])
+        if plain is None:
+            verdict.losses.append(f"taken in columns, not plain to the reader: {line[:200]}")
+            continue
+        for name, value in plain[0][0].items():
+            if not same_field(value, row.get(name)):
+                verdict.losses.append(
+                    f"{name}: the reader reads {value!r}, the columns {row.get(name)!r}"
+                )
     return verdict
