@@ -3,9 +3,10 @@
 The column engine takes the lines of a dataset's patients and gives their output rows; the
 store holds each record as the canonical JSON the import wrote from what the reader read,
 which is such a line. So the due patients' inputs, read in one snapshot as the per-patient
-path reads them, are handed over as lines (the engine's own plain check, the reader's fast
-path, decides what it takes), and its rows come back as the store's rows, through the same
-functions the per-patient path stores with (`prescription_row`, `decision_row`).
+path reads them, are handed over as lines, as they are stored (the engine's own plain check,
+the reader's fast path, decides what it takes; it takes a null where the field may be null),
+and its rows come back as the store's rows, through the same functions the per-patient path
+stores with (`prescription_row`, `decision_row`).
 
 Whether a run computes with the column engine at all is the dataset's policy, by the same
 function (`column_engine_wanted`, progressor.dataset.engines): with "auto", a run of fewer
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -101,10 +101,7 @@ class StoreColumns:
         rows, _ = self._engine(compiled).compute(
             list(by_patient),
             {p: [i.enrollment.model_dump_json()] for p, i in by_patient.items()},
-            {
-                p: [*map(_plain_line, i.outcomes), *map(_plain_line, i.pain_reports)]
-                for p, i in by_patient.items()
-            },
+            {p: [*i.outcomes, *i.pain_reports] for p, i in by_patient.items()},
             self.as_of,
         )
         covered = {}
@@ -170,19 +167,6 @@ class StoreColumns:
                     self._decisions.clear()
                 self._decisions[key] = made
         return made
-
-
-def _plain_line(stored: str) -> str:
-    """A stored record's text as a log's line: without its keys whose value is null. The
-    store keeps every field (canonical JSON of the model), and a field that may be null is
-    None when not given (tests/test_store_columns.py holds it), so the line means the same to
-    the reader; the column engine's reader takes no null (it takes a field given or not)."""
-    return _NULLS.sub("", stored)
-
-
-#: A key whose value is null, with its comma. (Inside JSON text a quote is always escaped, so
-#: `,"` and `{"` followed by a key and `:null` occur only where a member begins.)
-_NULLS = re.compile(r',"[a-z_]+":null(?=[,}])|(?<=\{)"[a-z_]+":null(?:,|(?=\}))')
 
 
 #: How many distinct decisions rows StoreColumns keeps (a few hundred in a usual clinic week).
