@@ -250,9 +250,9 @@ print(sorted(summary.paths.items()), "polars" in sys.modules)
 def test_auto_leaves_fewer_due_patients_than_the_dataset_s_smallest_run_to_the_per_patient_engine(
     template: Path, tmp_path: Path
 ) -> None:
-    # The dataset's policy (progressor.dataset.engines): 244 due patients are too few for the
+    # The dataset's policy (progressor.engines): 244 due patients are too few for the
     # column engine's own cost; polars is not even imported.
-    from progressor.dataset.engines import AUTO_SMALLEST
+    from progressor.engines import AUTO_SMALLEST
 
     assert AUTO_SMALLEST > 244
     shutil.copy(template, tmp_path / "c.db")
@@ -266,7 +266,7 @@ def test_auto_leaves_fewer_due_patients_than_the_dataset_s_smallest_run_to_the_p
 def test_auto_computes_as_many_due_patients_as_the_dataset_s_smallest_run_in_columns(
     tmp_path: Path,
 ) -> None:
-    from progressor.dataset.engines import AUTO_SMALLEST
+    from progressor.engines import AUTO_SMALLEST
 
     path = tmp_path / "c.db"
     compiled = progressor.Engine().compile(SEED)

@@ -27,6 +27,7 @@ from progressor.cli.store import STORE_COMMANDS, open_store, store_option
 from progressor.core.alerts import dispatch, parse_specs
 from progressor.core.components import AlertChannel
 from progressor.core.plugins import ALLOW_ENV, BLOCK_ENV, allowed_entry_points, env_list
+from progressor.engines import ENGINE_CHOICES
 from progressor.errors import ProgressorError
 from progressor.reading import parse_program
 from progressor.store.batch import Summary, recompute
@@ -77,7 +78,7 @@ def _print_summary(summary: Summary) -> None:
 @click.option(
     "--engine",
     "computed_by",
-    type=click.Choice(["patients", "columns", "auto"]),
+    type=click.Choice(ENGINE_CHOICES),
     default="patients",
     show_default=True,
     help="The per-patient engine, the column engine (polars; the patients it does not cover "

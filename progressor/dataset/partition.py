@@ -26,9 +26,9 @@ from progressor.core.engine import CompiledProgram, Engine
 from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
 from progressor.core.timeline import fold, week_of
 from progressor.dataset import files, parquet
-from progressor.dataset.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from here too)
-from progressor.dataset.engines import check_engine, column_engine_wanted
 from progressor.dataset.index import index_location, read_index, write_index
+from progressor.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from here too)
+from progressor.engines import check_engine, column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
 from progressor.reading.records import rows_log

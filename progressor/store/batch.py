@@ -33,9 +33,10 @@ from progressor.core.models import (
     PainReport,
 )
 from progressor.core.timeline import Arrived, ended_weeks, fold
+from progressor.engines import column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import parse_program
-from progressor.store.columns import Covered, StoreColumns, column_engine_wanted
+from progressor.store.columns import Covered, StoreColumns
 from progressor.store.database import Store
 from progressor.store.processes import (
     RunLock,
@@ -138,7 +139,7 @@ def recompute(
     `engine` chooses who computes: "patients" (the per-patient engine), "columns" (the column
     engine, progressor.columns, for the patients it covers: one judged week, no clinician
     actions; the others per patient) or "auto" (columns where polars is installed and at least
-    AUTO_SMALLEST patients are due, progressor.dataset.engines). The
+    AUTO_SMALLEST patients are due, progressor.engines). The
     stored results are the same whichever it is; `Summary.paths` counts who computed whom.
     """
     workers = workers or os.cpu_count() or 1

@@ -9,7 +9,7 @@ and its rows come back as the store's rows, through the same functions the per-p
 stores with (`prescription_row`, `decision_row`).
 
 Whether a run computes with the column engine at all is the dataset's policy, by the same
-function (`column_engine_wanted`, progressor.dataset.engines): with "auto", a run of fewer
+function (`column_engine_wanted`, progressor.engines): with "auto", a run of fewer
 than AUTO_SMALLEST due patients goes per patient and polars is not imported.
 
 The store first keeps to itself what the column engine cannot know: a patient with clinician
@@ -43,14 +43,6 @@ class Covered(NamedTuple):
 
     results: PatientResults
     actions: tuple[str, ...]
-
-
-def column_engine_wanted(engine: str, patients: int) -> bool:
-    """progressor.dataset.engines.column_engine_wanted, imported when a recompute starts: the
-    dataset package is not imported with the store (a command line's start-up)."""
-    from progressor.dataset.engines import column_engine_wanted as wanted
-
-    return wanted(engine, patients)
 
 
 class StoreColumns:

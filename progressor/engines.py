@@ -1,6 +1,8 @@
 """`--engine`: who computes a run's patients, for a dataset's partitions and for the store.
 
-One policy for both (compute_partition and the store's recompute call `column_engine_wanted`):
+One policy for both (compute_partition and the store's recompute call `column_engine_wanted`,
+the command line offers ENGINE_CHOICES). A module of its own, outside the dataset and the
+store packages: importing it imports neither (nor polars), at a command line's start too.
 "patients" is the per-patient engine; "columns" the column engine (progressor.columns) for
 the patients it covers, the others per patient; "auto" the column engine where polars is
 installed and the run computes AUTO_SMALLEST patients or more, else the per-patient engine,
