@@ -27,7 +27,7 @@ from progressor.cli.store import STORE_COMMANDS, open_store, store_option
 from progressor.core.alerts import dispatch, parse_specs
 from progressor.core.components import AlertChannel
 from progressor.core.plugins import ALLOW_ENV, BLOCK_ENV, allowed_entry_points, env_list
-from progressor.engines import ENGINE_CHOICES
+from progressor.engines import AUTO_SMALLEST, ENGINE_CHOICES
 from progressor.errors import ProgressorError
 from progressor.reading import parse_program
 from progressor.store.batch import Summary, recompute
@@ -82,8 +82,9 @@ def _print_summary(summary: Summary) -> None:
     default="patients",
     show_default=True,
     help="The per-patient engine, the column engine (polars; the patients it does not cover "
-    "go per-patient) or columns where installed and worth it (256 patients or more to "
-    "compute: a partition's, or the store's due patients). Same results.",
+    "go per-patient) or columns where installed and worth it "
+    f"({AUTO_SMALLEST} patients or more to compute: a partition's, or the store's due "
+    "patients). Same results.",
 )
 @click.option(
     "--out-format",
