@@ -147,15 +147,16 @@ def scan(location: str, known: tuple[int, int] | None = None) -> PatientLines | 
 def _line_blocks(handle: IO[bytes]) -> Iterator[bytes]:
     """The rest of the file in blocks of about BLOCK bytes, each of whole lines (each ends
     with \n, but the file's last when it has none)."""
-    rest = b""
+    pending: list[bytes] = []  # the start of a line the blocks read so far have not ended
     while data := handle.read(BLOCK):
-        data = rest + data if rest else data
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            yield data[:cut]
-        rest = data[cut:]
-    if rest:
-        yield rest
+        cut = data.rfind(b"\n") + 1  # (in the new bytes only: a long line costs no more)
+        if not cut:
+            pending.append(data)
+            continue
+        yield b"".join([*pending, data[:cut]]) if pending else data[:cut]
+        pending = [data[cut:]] if cut < len(data) else []
+    if pending:
+        yield b"".join(pending)
 
 
 #: The first "patient" key with an unescaped text value in a line, and the rest of the line:
