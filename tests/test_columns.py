@@ -481,6 +481,11 @@ def test_recompute_with_the_column_engine_from_the_command_line(weeks: int, tmp_
     taken = re.search(r"computed by the column engine: (\d+)", outputs["columns"])
     assert taken and int(taken[1]) > 5  # (the seed program's patients, most of them)
     assert "per patient:" in outputs["columns"] and "column engine" not in outputs["patients"]
+    # Run again: both partitions are skipped as done, and nobody was computed by anyone.
+    command = ("recompute", "--dataset", str(data), "--out", str(tmp_path / "columns"))
+    again = run(*command, "--week", str(as_of), "--engine", "columns", env=only_builtins)
+    assert "(2 already done)" in again.stdout
+    assert "computed by the column engine: 0, per patient: 0 " in again.stdout
     wrong = run("recompute", "--out", str(tmp_path / "o"), "--week", str(AS_OF))
     assert wrong.returncode == 1 and "go with --dataset" in wrong.stderr
 

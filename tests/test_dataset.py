@@ -14,6 +14,7 @@ import pytest
 import progressor
 import progressor.dataset.files
 import progressor.dataset.partition
+from progressor.dataset import TABLES_OUT as TABLES
 from progressor.dataset.run import merge, partitions, run_dask, run_local
 from progressor.synth import synthesize_dataset
 from tests.conftest import PROGRAMS, START, compiled_programs
@@ -539,3 +540,62 @@ def test_an_index_of_the_format_before_is_replaced_and_removed(
     assert sorted(p.suffix for p in (out / "_index").iterdir()) == [".idx"] * len(
         partitions(str(dataset))
     )
+
+
+def _one_patient(data: Path, enrollment: str, records: list[str]) -> None:
+    _seed_program_dataset(data)
+    (data / "enrollments" / "part-00000.jsonl").write_bytes(enrollment.encode() + b"\n")
+    (data / "records" / "part-00000.jsonl").write_text("".join(r + "\n" for r in records))
+
+
+ENROLLED = json.dumps({"patient": "p1", "program": "low-back-pain", "start": START.isoformat()})
+
+
+def _flare(key: str, day: str) -> str:
+    return json.dumps({key: "p1", "kind": "pain", "date": day, "pain": 9})
+
+
+@pytest.mark.parametrize("key", ["Patient", "patient ", "PATIENT"])
+def test_a_record_whose_patient_key_is_spelled_otherwise_is_theirs(
+    key: str, tmp_path: Path
+) -> None:
+    """As the reader reads keys (case and spaces do not matter): the flare pauses p1."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    _one_patient(data, ENROLLED, [_flare(key, day)])
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    assert [(a["patient"], a["rule"]) for a in alerts] == [("p1", "pain-flare")]
+    assert (out / "set_aside" / "part-00000.jsonl").read_text() == ""
+
+
+def test_an_enrollment_spelled_otherwise_is_set_aside_with_an_urgent_alert(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    spelled = json.dumps({"Patient": "p1", "Program": "low-back-pain", "Start": START.isoformat()})
+    _one_patient(data, spelled, [_flare("patient", day)])
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    [alert] = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    assert alert["patient"] == "p1" and alert["urgent"] and "pain up to 9/10" in alert["message"]
+
+
+def test_an_enrollments_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    _one_patient(data, "\ufeff" + ENROLLED, [])
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    [row] = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
+    assert row["patient"] == "p1" and row["week"] == 2
+    assert (out / "set_aside" / "part-00000.jsonl").read_text() == ""
+
+
+def test_a_damaged_done_marker_makes_its_partition_compute_afresh(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    run_local(str(dataset), str(out), AS_OF, workers=1)
+    clean = {t: (out / t / "part-00000.jsonl").read_bytes() for t in TABLES}
+    marker = out / "_done" / "part-00000.json"
+    marker.write_text("")  # (as a full disk or an interrupted copy leaves it)
+    [summary] = run_local(str(dataset), str(out), AS_OF, workers=1, parts=[0])
+    assert not summary.skipped and json.loads(marker.read_text())["part"] == 0
+    assert {t: (out / t / "part-00000.jsonl").read_bytes() for t in TABLES} == clean

@@ -174,7 +174,7 @@ def recompute_command(
             summary = _with_progress(lambda progress: run(lock, progress))
             _print_summary(summary)
             if computed_by != "patients":  # who computed whom, as for a dataset
-                _print_paths(summary.paths)
+                _print_paths(summary.paths, store=True)
             undelivered = _send_alerts(store_path, channels)
     except RecomputeRunning as exc:
         click.echo(f"error: {exc}", err=True)
@@ -187,11 +187,13 @@ def recompute_command(
         sys.exit(EXIT_ALERT_UNDELIVERED)
 
 
-def _print_paths(paths: Mapping[str, int]) -> None:
+def _print_paths(paths: Mapping[str, int], store: bool) -> None:
+    """Who computed how many patients this run (a partition skipped as done: none)."""
+    covered = "with one judged week and no clinician action, " if store else ""
     click.echo(
         f"computed by the column engine: {paths.get('columns', 0)}, per patient: "
-        f"{paths.get('patients', 0)} (the column engine takes the patients it covers, see "
-        "README.md; a store's with one judged week only; the others go per patient)"
+        f"{paths.get('patients', 0)} (the column engine takes the patients it covers, "
+        f"{covered}see README.md; the others go per patient)"
     )
 
 
@@ -286,7 +288,7 @@ def _recompute_dataset(
         f"plugin failures {summary.get('failures', 0)}, set aside {summary.get('set_aside', 0)}"
     )
     if computed_by != "patients":  # who computed whom (the patients of partitions not skipped)
-        _print_paths(merge_paths(summaries))
+        _print_paths(merge_paths(summaries), store=False)
     if summary.get("set_aside", 0):  # as for `next` and `import`: done, but not with everything
         click.echo(f"set-aside records and their reasons: {out}/set_aside/", err=True)
         sys.exit(EXIT_SET_ASIDE)

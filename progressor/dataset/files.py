@@ -84,15 +84,25 @@ _PATIENT = re.compile(r'"patient"\s*:\s*"([^"\\]*)"')
 
 
 def patient_of(line: str) -> str | None:
-    """The patient a JSON line belongs to, found without parsing the whole line."""
+    """The patient a JSON line belongs to, found without parsing the whole line. A key
+    spelled another way ("Patient", "patient ") names the patient too, as the reader reads
+    keys (case, spaces and -/_ do not matter): a record of theirs is theirs, its pain read."""
     found = _PATIENT.search(line)
     if found:
         return found.group(1)
-    try:  # an escaped id, or no "patient" at all: let the JSON parser decide
-        value = json.loads(line).get("patient")
-    except (ValueError, AttributeError):
+    try:  # an escaped id, a key spelled otherwise, or no patient at all: the JSON parser's
+        fields = json.loads(line)
+    except ValueError:
         return None
-    return value if isinstance(value, str) else None
+    if not isinstance(fields, dict):
+        return None
+    value = fields.get("patient")
+    if isinstance(value, str):
+        return value
+    from progressor.reading.records import column_name  # (the reader's spelling of a key)
+
+    spelled = [v for k, v in fields.items() if column_name(k) == "patient" and isinstance(v, str)]
+    return spelled[0] if spelled else None
 
 
 def text_lines(location: str) -> list[str]:

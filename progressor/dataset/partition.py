@@ -205,7 +205,9 @@ def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> 
     """A patient's enrollment from their enrollment lines; None, with the problems added,
     when one cannot be read or the patient is enrolled more than once with different details
     (the same enrollment written twice, however spaced, is one)."""
-    lines = [line.rstrip("\r") for line in lines]  # (Windows line ends)
+    # (Windows line ends; a byte-order mark, which a file's first line may start with, as the
+    # record reader reads it.)
+    lines = [line.rstrip("\r").removeprefix("\ufeff") for line in lines]
     found: list[Enrollment] = []
     for n, line in enumerate(lines, start=1):
         try:
@@ -368,8 +370,10 @@ def compute_partition(
     ):
         previous = None
     if previous is not None and previous["stats"] == stats:
-        with files.open_text(done, "r") as handle:
-            return PartitionSummary(**{**json.load(handle), "skipped": True})
+        finished = _finished(done)
+        if finished is not None:
+            return finished
+        previous = None  # (its marker damaged: computed afresh, the marker written again)
     run = _Run(
         *(dataset, out, part, as_of, tuple(plugins), tuple(block), signature, stats, engine),
         input_format=in_format,
@@ -382,6 +386,16 @@ def compute_partition(
         if appended is not None:
             return appended
     return run.full(previous, inputs[0], inputs[1])
+
+
+def _finished(done: str) -> PartitionSummary | None:
+    """The summary of a partition skipped as done, from its marker (nothing computed now: no
+    paths); None when the marker cannot be read (an empty file a full disk left, say)."""
+    try:
+        with files.open_text(done, "r") as handle:
+            return PartitionSummary(**{**json.load(handle), "skipped": True, "paths": {}})
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
