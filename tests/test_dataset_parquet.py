@@ -423,3 +423,44 @@ def test_synth_and_recompute_read_and_write_parquet_from_the_command_line(
     into_store = run(*synth, "--format", "parquet", "--store", str(tmp_path / "s.db"))
     assert into_store.returncode == 1 and "--format goes with --out" in into_store.stderr
     assert "Traceback" not in store.stderr + into_store.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ('{"patient": "p1", "kind": "pain", "date": "2026-01-07", "pain": 9, "pain": 1}', "twice"),
+        ('{"patient": "p1", "kind": "pain", "date": "2026-01-07T08:00:00", "pain": 9}', "a day"),
+        ('{"patient": "p1", "kind": "pain", "date": "2026-01-07", "pain": 9', "fix the line"),
+        ('["p1", 9]', "not a JSON object"),
+    ],
+)
+def test_to_parquet_refuses_a_line_a_row_would_change_and_leaves_no_file(
+    line: str, why: str, tmp_path: Path
+) -> None:
+    """A row keeping one of a repeated key's values would hide the 9 the JSONL reader keeps."""
+    source, target = tmp_path / "jsonl", tmp_path / "parquet"
+    for folder in ("enrollments", "records", "programs"):
+        (source / folder).mkdir(parents=True)
+    enrolled = {"patient": "p1", "program": "low-back-pain", "start": START.isoformat()}
+    (source / "enrollments" / "part-00000.jsonl").write_text(json.dumps(enrolled) + "\n")
+    good = '{"patient": "p1", "kind": "pain", "date": "2026-01-06", "pain": 2}'
+    (source / "records" / "part-00000.jsonl").write_text(f"{good}\n\n{line}\n")
+    with pytest.raises(ProgressorError, match=why) as refused:
+        parquet.to_parquet(str(source), str(target))
+    assert "records/part-00000.jsonl, line 3" in str(refused.value)
+    assert not (target / "records" / "part-00000.parquet").exists()
+    assert not list(target.rglob("*.writing"))  # (nothing half-written left either)
+
+
+def test_to_parquet_refuses_a_column_of_two_types(tmp_path: Path) -> None:
+    source = tmp_path / "jsonl"
+    for folder in ("enrollments", "records", "programs"):
+        (source / folder).mkdir(parents=True)
+    lines = [
+        '{"patient": "p1", "date": "2026-01-06", "pain": 2.0}',
+        '{"patient": "p1", "pain": "8"}',
+    ]
+    (source / "records" / "part-00000.jsonl").write_text("".join(f"{x}\n" for x in lines))
+    with pytest.raises(ProgressorError, match="different types"):
+        parquet.to_parquet(str(source), str(tmp_path / "parquet"))
+    assert not (tmp_path / "parquet" / "records" / "part-00000.parquet").exists()

@@ -237,7 +237,13 @@ def read_table(location: str) -> list[str]:
 
 def to_parquet(dataset: str, target: str) -> None:
     """Write the JSONL dataset `dataset` again at `target` with Parquet partitions (programs
-    copied): each record row's columns are the union of the records' fields, `date` a day."""
+    copied): each record row's columns are the union of the records' fields, `date` a day.
+
+    Only what a Parquet row can hold as the line means is converted: a line that is not one
+    JSON object with each key once, a date that is not a day, or a column whose values are
+    of different types is refused with its file and line (a row keeping one of a repeated
+    key's values, say, could hide a pain the JSONL reader sets aside and keeps). Each file is
+    written under a temporary name and renamed when whole: nothing half-written is left."""
     pa = pyarrow()
     for program in files.listing(files.join(dataset, "programs"), ".toml"):
         copy = files.join(target, "programs", program.rsplit("/", 1)[-1])
@@ -246,10 +252,65 @@ def to_parquet(dataset: str, target: str) -> None:
     for table in ("enrollments", "records"):
         for source in files.listing(files.join(dataset, table), ".jsonl"):
             name = source.rsplit("/", 1)[-1].removesuffix(".jsonl")
-            rows = [json.loads(line) for line in files.text_lines(source)]
+            table_of = _table(pa, source, _convertible_rows(source))
             location = files.join(target, table, f"{name}.parquet")
-            with files.open_binary(location, "wb") as handle:
-                pa.parquet.write_table(_columns(pa, rows), handle, compression="zstd")
+            staging = f"{location}.writing"
+            with files.open_binary(staging, "wb") as handle:
+                pa.parquet.write_table(table_of, handle, compression="zstd")
+            files.rename(staging, location)
+
+
+def _convertible_rows(source: str) -> list[tuple[int, dict[str, Any]]]:
+    """The lines of a JSONL file as dicts, each with its line number; a ProgressorError for
+    the first that a Parquet row cannot hold as it means."""
+    rows = []
+    with files.open_text(source, "r") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{source}, line {number}"
+            try:
+                row = json.loads(line, object_pairs_hook=_once)
+            except ValueError as exc:
+                raise ProgressorError(
+                    f"{where}: cannot convert to Parquet ({exc}): fix the line, or keep the "
+                    "partition as JSONL, where the reader sets such a line aside"
+                ) from None
+            if not isinstance(row, dict):
+                raise ProgressorError(f"{where}: cannot convert to Parquet: not a JSON object")
+            for name in ("date", "start"):
+                value = row.get(name)
+                if isinstance(value, str):
+                    try:
+                        row[name] = dt.date.fromisoformat(value)
+                    except ValueError:
+                        raise ProgressorError(
+                            f"{where}: cannot convert to Parquet: {name} {value!r} is not a "
+                            "day (YYYY-MM-DD); keep the partition as JSONL"
+                        ) from None
+            rows.append((number, row))
+    return rows
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (else a ValueError naming the key)."""
+    made = dict(pairs)
+    if len(made) < len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise ValueError(f"the key {twice!r} is given twice")
+    return made
+
+
+def _table(pa: Any, source: str, rows: list[tuple[int, dict[str, Any]]]) -> Any:
+    """The rows as a pyarrow table; a ProgressorError naming the column whose values differ
+    in type (8 in one line, "8" in another)."""
+    try:
+        return _columns(pa, [row for _, row in rows])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ProgressorError(
+            f"{source}: cannot convert to Parquet: a column's values are of different types "
+            f"({exc}); keep the partition as JSONL"
+        ) from None
 
 
 def _columns(pa: Any, rows: list[dict[str, Any]]) -> Any:
@@ -257,9 +318,7 @@ def _columns(pa: Any, rows: list[dict[str, Any]]) -> Any:
     data = {}
     for name in names:
         cells = [row.get(name) for row in rows]
-        if name in ("date", "start"):
-            cells = [dt.date.fromisoformat(c) if isinstance(c, str) else c for c in cells]
-        elif name == "overrides":
+        if name == "overrides":
             cells = [json.dumps(c) if c is not None else None for c in cells]
         data[name] = cells
     return pa.table(data)
