@@ -551,7 +551,7 @@ def _one_patient(data: Path, enrollment: str, records: list[str]) -> None:
 ENROLLED = json.dumps({"patient": "p1", "program": "low-back-pain", "start": START.isoformat()})
 
 
-def _flare(key: str, day: str) -> str:
+def _spelled_flare(key: str, day: str) -> str:
     return json.dumps({key: "p1", "kind": "pain", "date": day, "pain": 9})
 
 
@@ -562,7 +562,7 @@ def test_a_record_whose_patient_key_is_spelled_otherwise_is_theirs(
     """As the reader reads keys (case and spaces do not matter): the flare pauses p1."""
     data, out = tmp_path / "data", tmp_path / "out"
     day = (START + dt.timedelta(days=2)).isoformat()
-    _one_patient(data, ENROLLED, [_flare(key, day)])
+    _one_patient(data, ENROLLED, [_spelled_flare(key, day)])
     run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
     alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
     assert [(a["patient"], a["rule"]) for a in alerts] == [("p1", "pain-flare")]
@@ -573,7 +573,7 @@ def test_an_enrollment_spelled_otherwise_is_set_aside_with_an_urgent_alert(tmp_p
     data, out = tmp_path / "data", tmp_path / "out"
     day = (START + dt.timedelta(days=2)).isoformat()
     spelled = json.dumps({"Patient": "p1", "Program": "low-back-pain", "Start": START.isoformat()})
-    _one_patient(data, spelled, [_flare("patient", day)])
+    _one_patient(data, spelled, [_spelled_flare("patient", day)])
     run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
     [alert] = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
     assert alert["patient"] == "p1" and alert["urgent"] and "pain up to 9/10" in alert["message"]
@@ -599,3 +599,14 @@ def test_a_damaged_done_marker_makes_its_partition_compute_afresh(
     [summary] = run_local(str(dataset), str(out), AS_OF, workers=1, parts=[0])
     assert not summary.skipped and json.loads(marker.read_text())["part"] == 0
     assert {t: (out / t / "part-00000.jsonl").read_bytes() for t in TABLES} == clean
+
+
+def test_two_program_files_of_one_id_are_refused(tmp_path: Path) -> None:
+    """Which version a patient is on is not left to the files' names."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _one_patient(data, ENROLLED, [])
+    text = (PROGRAMS / "low-back-pain.toml").read_text(encoding="utf-8")
+    newer = text.replace('version = "1.0.0"', 'version = "1.1.0"', 1)
+    (data / "programs" / "low-back-pain-1.1.toml").write_text(newer, encoding="utf-8")
+    with pytest.raises(progressor.ProgressorError, match=r"both hold program 'low-back-pain'"):
+        run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
