@@ -56,10 +56,21 @@ class PartitionSummary:
 
 
 def _compiled_programs(dataset: str, engine: Engine) -> dict[str, CompiledProgram]:
-    compiled = {}
+    """The dataset's programs by id (an enrollment names its program by id). Two files of one
+    id are refused: which one a patient is on would be decided by the files' names."""
+    compiled: dict[str, CompiledProgram] = {}
+    found: dict[str, str] = {}
     for location in files.listing(files.join(dataset, "programs"), ".toml"):
         with files.open_text(location, "r") as handle:
             program = parse_program(handle.read(), location)
+        if program.id in found:
+            raise ProgressorError(
+                f"{found[program.id]} and {location} both hold program {program.id!r} "
+                f"(versions {compiled[program.id].program.version} and {program.version}): "
+                "an enrollment names its program by id, so a dataset holds one file of each; "
+                "keep the version its patients are on"
+            )
+        found[program.id] = location
         compiled[program.id] = engine.compile(program)
     if not compiled:
         raise ProgressorError(f"{dataset}: no programs/*.toml in the dataset")
