@@ -58,8 +58,19 @@ def _command(*args: str, prelude: str = "") -> list[str]:
 
 
 def _recompute(store: Path, *args: str, prelude: str = "") -> subprocess.Popen[str]:
+    # (The per-patient engine: these runs must last while the test stops them, and the column
+    # engine computes this store's patients in a moment. Its own killed runs:
+    # tests/test_store_columns.py.)
     command = _command(
-        "recompute", "--store", str(store), "--week", AS_OF.isoformat(), *args, prelude=prelude
+        "recompute",
+        "--store",
+        str(store),
+        "--week",
+        AS_OF.isoformat(),
+        "--engine",
+        "patients",
+        *args,
+        prelude=prelude,
     )
     return subprocess.Popen(
         command,

@@ -79,7 +79,7 @@ def _print_summary(summary: Summary) -> None:
     "--engine",
     "computed_by",
     type=click.Choice(ENGINE_CHOICES),
-    default="patients",
+    default="auto",
     show_default=True,
     help="The per-patient engine, the column engine (polars; the patients it does not cover "
     "go per-patient) or columns where installed and worth it "
