@@ -610,3 +610,40 @@ def test_two_program_files_of_one_id_are_refused(tmp_path: Path) -> None:
     (data / "programs" / "low-back-pain-1.1.toml").write_text(newer, encoding="utf-8")
     with pytest.raises(progressor.ProgressorError, match=r"both hold program 'low-back-pain'"):
         run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+
+
+CLINIC_MODULE = """
+import progressor
+
+
+class Memo(progressor.Exporter):
+    name = "memo"
+
+    def export(self, program, result):
+        return "VERSION"
+
+
+@progressor.hookimpl
+def progressor_register_exporters(register):
+    register(Memo())
+"""
+
+
+def test_a_clinic_plugin_edited_in_place_computes_everyone_afresh(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """A --plugin module changed without a new version: its kept results are stale."""
+    from tests.test_cli import run
+
+    module = tmp_path / "clinic_memo_edit.py"
+    module.write_text(CLINIC_MODULE.replace("VERSION", "one"), encoding="utf-8")
+    env = {"PYTHONPATH": str(tmp_path), "PROGRESSOR_PLUGINS": ""}
+    command = ("recompute", "--dataset", str(dataset), "--out", str(tmp_path / "out"))
+    args = (*command, "--week", AS_OF.isoformat(), "--plugin", "clinic_memo_edit")
+    first = run(*args, env=env)
+    assert first.returncode in (0, 3), first.stderr
+    again = run(*args, env=env)
+    assert "(6 already done)" in again.stdout  # (unchanged: nothing computed again)
+    module.write_text(CLINIC_MODULE.replace("VERSION", "two"), encoding="utf-8")
+    edited = run(*args, env=env)
+    assert "(0 already done)" in edited.stdout, edited.stdout

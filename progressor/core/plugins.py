@@ -8,13 +8,16 @@ from the entry-point group ``progressor``, restricted by an allow-list
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import importlib.metadata as metadata
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
@@ -199,8 +202,33 @@ def code_signature(registries: Registries) -> str:
         (i.name, i.module, i.distribution or "", i.version or "")
         for i in registries.plugins.values()
     )
-    text = json.dumps([code_versions(), plugins, sorted(registries.blocked)])
+    sources = _sources_digest(tuple(sorted({i.module for i in registries.plugins.values()})))
+    text = json.dumps([code_versions(), plugins, sorted(registries.blocked), sources])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sources_digest(modules: tuple[str, ...]) -> str:
+    """A digest of the source files of the packages the plugin modules come from (each
+    package's .py files, or a module's own file), read once per process, as loaded: a
+    clinic's own module, or a plugin edited in place without a new version, changes the
+    signature too, so that kept results computed with the code before are computed again."""
+    paths: set[Path] = set()
+    for module in modules:
+        top = sys.modules.get(module.split(".")[0])
+        where = getattr(top, "__file__", None)
+        if not where:
+            continue
+        if Path(where).name == "__init__.py":
+            paths.update(Path(where).parent.rglob("*.py"))
+        else:
+            paths.add(Path(where))
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.name).encode("utf-8"))
+        with contextlib.suppress(OSError):  # (a file gone since: its name still counts)
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _own_version() -> str | None:
