@@ -394,3 +394,8 @@ def test_a_record_dated_the_last_day_there_is_is_not_taken_for_an_undated_one() 
     assert isinstance(kept, progressor.PainReport) and (kept.date, kept.pain) == (UNDATED, 9)
     [kept] = read_log([line], "k.jsonl", "jsonl", today=TODAY).records
     assert kept.date == TODAY and "dated later" in kept.note  # type: ignore[union-attr]
+
+
+def test_an_unterminated_string_is_named_with_its_column_once() -> None:
+    log = read_log(['{"date": "2026-01-05", "note": "stiff'], "a.jsonl", "jsonl")
+    assert log.set_aside[0].reason == "not valid JSON: Unterminated string starting at column 32"

@@ -105,7 +105,7 @@ def partitions(dataset: str | Path) -> list[int]:
     if not files.exists(folder):
         raise ProgressorError(
             f"{dataset}: no dataset here (no enrollments/ folder): a dataset holds "
-            "enrollments/, records/ and programs/ (README, 'Datasets')"
+            "enrollments/, records/ and programs/ (README, 'When one machine is not enough')"
         )
     found = [*files.listing(folder, ".jsonl"), *files.listing(folder, ".parquet")]
     return sorted({int(Path(f.split("://")[-1]).stem.split("-")[1]) for f in found})

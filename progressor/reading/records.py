@@ -484,7 +484,7 @@ def _json_row(number: int, line: str) -> Row:
             line.rstrip("\r\n"), object_pairs_hook=lambda pairs: _object(pairs, twice)
         )
     except json.JSONDecodeError as exc:
-        reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
+        reason = f"not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
         return _unreadable(number, text, reason, _json_guess(line))
     except RecursionError:
         return _unreadable(number, text, _TOO_DEEP, _json_guess(line))
