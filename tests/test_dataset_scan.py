@@ -9,7 +9,6 @@ same orphans and undecoded lines, the same size and CRC-32.
 
 from __future__ import annotations
 
-import io
 import zlib
 from pathlib import Path
 
@@ -18,32 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from progressor.dataset import files
-from progressor.dataset.files import PatientLines, decoded, patient_of, scan
+from progressor.dataset.files import PatientLines, scan
 
 
 def one_line_at_a_time(data: bytes) -> PatientLines:
-    """The file read as a text editor sees it, a line at a time: the oracle."""
+    """The whole file as one block, every line looked at alone (how scan reads any block
+    that is not plain; tests/test_dataset.py holds that reading to the reader's)."""
     table = PatientLines({}, {}, [], len(data), zlib.crc32(data), [])
-    position = 0
-    for text_line in io.BytesIO(data):
-        for raw in text_line.splitlines(keepends=True):
-            start, position = position, position + len(raw)
-            line, wrong = decoded(raw)
-            line = line.rstrip("\n")
-            if wrong:
-                table.undecoded.append((start, wrong))
-            if not line.strip():
-                continue
-            patient = patient_of(line)
-            if patient is None:
-                table.orphans.append((start, line))
-                continue
-            table.lines.setdefault(patient, []).append(line)
-            spans = table.ranges.setdefault(patient, [])
-            if spans and spans[-1] == start:
-                spans[-1] = position
-            else:
-                spans.extend((start, position))
+    files._split_each(data, 0, table)
     return table
 
 
