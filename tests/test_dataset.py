@@ -647,3 +647,14 @@ def test_a_clinic_plugin_edited_in_place_computes_everyone_afresh(
     module.write_text(CLINIC_MODULE.replace("VERSION", "two"), encoding="utf-8")
     edited = run(*args, env=env)
     assert "(0 already done)" in edited.stdout, edited.stdout
+
+
+def test_a_record_after_the_runs_day_is_set_aside_naming_that_day(tmp_path: Path) -> None:
+    """A run for an earlier week: the reason names the day the run reads records as of."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    as_of, later = START + dt.timedelta(days=7), START + dt.timedelta(days=12)
+    _one_patient(data, ENROLLED, [_spelled_flare("patient", later.isoformat())])
+    run_local(str(data), str(out), as_of, workers=1)
+    [row] = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
+    assert f"dated {later}, after the day it was read ({as_of})" in row["reason"]
+    assert "a run for an earlier week?" in row["reason"]

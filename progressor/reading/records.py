@@ -994,10 +994,12 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
 # -- records dated later ----------------------------------------------------------------------
 
 
-def future_reason(date: dt.date) -> str:
+def future_reason(date: dt.date, today: dt.date) -> str:
+    """Why a record dated later than the day it is read on (`today`: the run's day, which a
+    run for an earlier week sets) is set aside; its pain is kept as of that day."""
     return (
-        f"dated {date}, after the day it was read: a session cannot be logged before it "
-        "happens (a year or month typed wrong?)"
+        f"dated {date}, after the day it was read ({today}): a session cannot be logged "
+        "before it happens (a year or month typed wrong? a run for an earlier week?)"
     )
 
 
@@ -1014,10 +1016,10 @@ def undated(rescued: PainReport) -> bool:
     return rescued.date == UNDATED and rescued.note == KEPT_UNDATED
 
 
-def _later(record: Record) -> str:
+def _later(record: Record, today: dt.date) -> str:
     what = getattr(record, "exercise", None) or "pain report"
     whose = f"{record.patient}'s " if record.patient else ""
-    return f"{whose}{what} of {record.date}: {future_reason(record.date)}"
+    return f"{whose}{what} of {record.date}: {future_reason(record.date, today)}"
 
 
 def _dated_by(row: Row, today: dt.date) -> Row:
@@ -1028,7 +1030,7 @@ def _dated_by(row: Row, today: dt.date) -> Row:
     if record is not None and record.date > limit:
         rescued = salvage(record.model_dump(mode="json"))
         kept = kept_as_of(rescued, today) if rescued is not None else None
-        return Row(row.line, row.text, None, _later(record), kept)
+        return Row(row.line, row.text, None, _later(record, today), kept)
     if row.kept is not None and row.kept.date > limit:
         return row._replace(kept=kept_as_of(row.kept, today))
     return row
