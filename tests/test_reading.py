@@ -460,3 +460,42 @@ def test_read_log_makes_the_log_its_constructor_makes() -> None:
     made = Log(log.records, log.set_aside, log.lines)
     assert log == made and vars(log) == vars(made) and list(vars(log)) == list(vars(made))
     assert (len(log.records), len(log.set_aside), log.lines) == (1, 1, (1,))
+
+
+OUTCOME_LINE = {
+    "date": "2026-01-05",
+    "exercise": "bridge",
+    "reps": [5],
+    "hold_s": 5,
+    "pain_before": 2,
+    "pain_during": 2,
+}
+
+
+@pytest.mark.parametrize(
+    "nulls",
+    [
+        {"note": None},
+        {"flags": None, "skipped": None, "adverse_event": None, "duration_s": None},
+        {"kind": None, "note": None},
+    ],
+)
+def test_a_json_null_where_a_field_has_a_default_is_the_field_not_given(
+    nulls: dict[str, None], tmp_path: Path
+) -> None:
+    """As an empty CSV cell or a Parquet null: the record means the same however exported."""
+    with_nulls = read_log([json.dumps({**OUTCOME_LINE, **nulls})], "a.jsonl", "jsonl")
+    without = read_log([json.dumps(OUTCOME_LINE)], "a.jsonl", "jsonl")
+    assert not with_nulls.set_aside and with_nulls.records == without.records
+    csv = tmp_path / "a.csv"
+    columns = [*OUTCOME_LINE, *nulls]
+    cells = [str(OUTCOME_LINE.get(c, "")).strip("[]") for c in columns]
+    csv.write_text(",".join(columns) + "\n" + ",".join(cells) + "\n", encoding="utf-8")
+    assert progressor.load_log(csv).records == without.records
+
+
+def test_a_json_null_for_a_required_field_is_still_set_aside_with_its_pain() -> None:
+    line = '{"date": "2026-01-05", "pain": null, "note": null, "pain_during": 9}'
+    log = read_log([line], "a.jsonl", "jsonl")
+    assert log.set_aside[0].reason.startswith("pain: Input should be a valid number")
+    assert [r.pain for r in log.records] == [9.0]  # (kept for the safety rules)

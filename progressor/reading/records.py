@@ -206,6 +206,9 @@ def parse_record(data: Mapping[str, Any]) -> Record:
             "neither an outcome (no 'exercise') nor a pain report (no 'pain'); "
             "set 'kind' to 'outcome' or 'pain'"
         )
+    if None in data.values():  # (a JSON null where a field has a default: not given)
+        defaulted = _DEFAULTED[model]
+        data = {k: v for k, v in data.items() if v is not None or k not in defaulted}
     for key in model._numbers:
         value = data.get(key)
         if isinstance(value, bool) or (
@@ -218,6 +221,20 @@ def parse_record(data: Mapping[str, Any]) -> Record:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValueError(record_reason(exc, model)) from None
+
+
+#: The fields of each kind of record that have a default other than None (a note's "", no
+#: flags, not skipped): a JSON `null` for one means the field was not given, as an empty CSV
+#: cell or a Parquet null does, so a record means the same whichever way it was exported.
+#: (A field whose default is None takes a null as it is; a required one stays required.)
+_DEFAULTED = {
+    model: frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if not field.is_required() and field.default is not None
+    )
+    for model in (Outcome, PainReport)
+}
 
 
 def record_reason(error: ValidationError, model: type[Any]) -> str:
@@ -994,9 +1011,16 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
 # -- records dated later ----------------------------------------------------------------------
 
 
-def future_reason(date: dt.date, today: dt.date) -> str:
-    """Why a record dated later than the day it is read on (`today`: the run's day, which a
-    run for an earlier week sets) is set aside; its pain is kept as of that day."""
+def future_reason(date: dt.date, today: dt.date | None = None) -> str:
+    """Why a record dated later than the day it is read on is set aside (its pain is kept as
+    of that day). With `today`, the day a run reads records as of (a dataset's run, which may
+    be for an earlier week), named; the store's import does not name its own day, so that
+    a line imported again another day is quarantined under the same reason."""
+    if today is None:
+        return (
+            f"dated {date}, after the day it was read: a session cannot be logged before it "
+            "happens (a year or month typed wrong?)"
+        )
     return (
         f"dated {date}, after the day it was read ({today}): a session cannot be logged "
         "before it happens (a year or month typed wrong? a run for an earlier week?)"

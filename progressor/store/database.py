@@ -789,9 +789,7 @@ def _checked(
         return row.reason, row.kept
     usable = usable_of(row.record)
     if isinstance(usable, tuple) and usable[0].date > limit:
-        return future_reason(usable[0].date, limit - FUTURE_GRACE), salvage(
-            row.record.model_dump(mode="json")
-        )
+        return future_reason(usable[0].date), salvage(row.record.model_dump(mode="json"))
     return usable, None
 
 
