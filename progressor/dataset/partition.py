@@ -109,6 +109,9 @@ def engine_for(plugins: Sequence[str], block: Sequence[str]) -> Engine:
     engine = _ENGINES.get(key)
     if engine is None:
         engine = Engine(plugins, block=block)
+        # (Its code signature now: the plugins' source files are read once, and the workers a
+        # local run forks from this process start with it.)
+        _ = engine.signature
         if len(_ENGINES) >= 8:
             _ENGINES.clear()
         _ENGINES[key] = engine
