@@ -478,9 +478,11 @@ OUTCOME_LINE = {
         {"note": None},
         {"flags": None, "skipped": None, "adverse_event": None, "duration_s": None},
         {"kind": None, "note": None},
+        {"context": None, "pain": None},  # (the other kind's: an export of every column)
+        {"side": None, "pain_next_morning": None, "mood": None},  # (mood: no field at all)
     ],
 )
-def test_a_json_null_where_a_field_has_a_default_is_the_field_not_given(
+def test_a_json_null_for_a_field_not_required_is_the_field_not_given(
     nulls: dict[str, None], tmp_path: Path
 ) -> None:
     """As an empty CSV cell or a Parquet null: the record means the same however exported."""
@@ -499,3 +501,9 @@ def test_a_json_null_for_a_required_field_is_still_set_aside_with_its_pain() -> 
     log = read_log([line], "a.jsonl", "jsonl")
     assert log.set_aside[0].reason.startswith("pain: Input should be a valid number")
     assert [r.pain for r in log.records] == [9.0]  # (kept for the safety rules)
+
+
+def test_a_null_exercise_beside_a_pain_is_a_pain_report() -> None:
+    """{"exercise": null, "pain": 9} without a kind: a pain report, as its Parquet row is."""
+    log = read_log(['{"date": "2026-01-05", "exercise": null, "pain": 9}'], "a.jsonl", "jsonl")
+    assert not log.set_aside and [(r.kind, r.pain) for r in log.records] == [("pain", 9.0)]

@@ -193,8 +193,9 @@ def _log_of(
 
 def parse_record(data: Mapping[str, Any]) -> Record:
     """An Outcome or a PainReport from one record; raise ValueError with a readable reason."""
+    given = {k for k, v in data.items() if v is not None}  # (a null: see _REQUIRED)
     kind = data.get("kind") or (
-        "outcome" if "exercise" in data else "pain" if "pain" in data else None
+        "outcome" if "exercise" in given else "pain" if "pain" in data else None
     )
     model: type[Outcome] | type[PainReport]
     if kind == "outcome":
@@ -206,9 +207,9 @@ def parse_record(data: Mapping[str, Any]) -> Record:
             "neither an outcome (no 'exercise') nor a pain report (no 'pain'); "
             "set 'kind' to 'outcome' or 'pain'"
         )
-    if None in data.values():  # (a JSON null where a field has a default: not given)
-        defaulted = _DEFAULTED[model]
-        data = {k: v for k, v in data.items() if v is not None or k not in defaulted}
+    if len(given) < len(data):  # (a JSON null for a field not required: not given)
+        required = _REQUIRED[model]
+        data = {k: v for k, v in data.items() if v is not None or k in required}
     for key in model._numbers:
         value = data.get(key)
         if isinstance(value, bool) or (
@@ -223,16 +224,13 @@ def parse_record(data: Mapping[str, Any]) -> Record:
         raise ValueError(record_reason(exc, model)) from None
 
 
-#: The fields of each kind of record that have a default other than None (a note's "", no
-#: flags, not skipped): a JSON `null` for one means the field was not given, as an empty CSV
-#: cell or a Parquet null does, so a record means the same whichever way it was exported.
-#: (A field whose default is None takes a null as it is; a required one stays required.)
-_DEFAULTED = {
-    model: frozenset(
-        name
-        for name, field in model.model_fields.items()
-        if not field.is_required() and field.default is not None
-    )
+#: The required fields of each kind of record. A JSON `null` for any other key is that key
+#: not given, as an empty CSV cell or a Parquet null is (a note's "", no flags; a field of
+#: the other kind, as an export with every column writes it), so a record means the same
+#: whichever way it was exported; a null for a required field leaves it missing: set aside,
+#: its pains kept.
+_REQUIRED = {
+    model: frozenset(name for name, field in model.model_fields.items() if field.is_required())
     for model in (Outcome, PainReport)
 }
 
