@@ -432,6 +432,7 @@ def test_synth_and_recompute_read_and_write_parquet_from_the_command_line(
         ('{"patient": "p1", "kind": "pain", "date": "2026-01-07T08:00:00", "pain": 9}', "a day"),
         ('{"patient": "p1", "kind": "pain", "date": "2026-01-07", "pain": 9', "fix the line"),
         ('["p1", 9]', "not a JSON object"),
+        ('{"patient": "p1", "kind": "pain", "date": "2026-W02-3", "pain": 9}', "a day"),
     ],
 )
 def test_to_parquet_refuses_a_line_a_row_would_change_and_leaves_no_file(
@@ -464,3 +465,26 @@ def test_to_parquet_refuses_a_column_of_two_types(tmp_path: Path) -> None:
     with pytest.raises(ProgressorError, match="different types"):
         parquet.to_parquet(str(source), str(tmp_path / "parquet"))
     assert not (tmp_path / "parquet" / "records" / "part-00000.parquet").exists()
+
+
+def test_to_parquet_leaves_no_partition_when_one_is_refused(tmp_path: Path) -> None:
+    """A partition with its enrollments and no records would run, its flares unseen."""
+    source, target = tmp_path / "jsonl", tmp_path / "parquet"
+    for folder in ("enrollments", "records", "programs"):
+        (source / folder).mkdir(parents=True)
+    shutil.copy(PROGRAMS / "low-back-pain.toml", source / "programs")
+    for part, patient in enumerate(("p1", "p2")):
+        enrolled = {"patient": patient, "program": "low-back-pain", "start": START.isoformat()}
+        name = f"part-{part:05d}.jsonl"
+        (source / "enrollments" / name).write_text("\ufeff" + json.dumps(enrolled) + "\n")
+        report = {"patient": patient, "kind": "pain", "date": "2026-01-06", "pain": 9}
+        (source / "records" / name).write_text(json.dumps(report) + "\n")
+    big = '{"patient": "p2", "kind": "outcome", "date": "2026-01-06", "exercise": "bridge", '
+    with (source / "records" / "part-00001.jsonl").open("a") as records:
+        records.write(big + '"rpe": 99999999999999999999999}\n')
+    with pytest.raises(ProgressorError, match=r"part-00001\.jsonl: cannot convert"):
+        parquet.to_parquet(str(source), str(target))
+    assert not list(target.rglob("*.parquet")) and not list(target.rglob("*.writing"))
+    (source / "records" / "part-00001.jsonl").write_text(json.dumps(report) + "\n")
+    parquet.to_parquet(str(source), str(target))  # (a byte-order mark is read as JSONL's)
+    assert len(list(target.rglob("*.parquet"))) == 4

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -242,22 +243,31 @@ def to_parquet(dataset: str, target: str) -> None:
     Only what a Parquet row can hold as the line means is converted: a line that is not one
     JSON object with each key once, a date that is not a day, or a column whose values are
     of different types is refused with its file and line (a row keeping one of a repeated
-    key's values, say, could hide a pain the JSONL reader sets aside and keeps). Each file is
-    written under a temporary name and renamed when whole: nothing half-written is left."""
+    key's values, say, could hide a pain the JSONL reader sets aside and keeps). Every file
+    is written under a temporary name first, and all are renamed only when every one is
+    whole: a refused conversion leaves no partition behind (one with its enrollments and no
+    records would run, its patients' flares unseen)."""
     pa = pyarrow()
+    staged: list[tuple[str, str]] = []
+    try:
+        for table in ("enrollments", "records"):
+            for source in files.listing(files.join(dataset, table), ".jsonl"):
+                name = source.rsplit("/", 1)[-1].removesuffix(".jsonl")
+                table_of = _table(pa, source, _convertible_rows(source))
+                location = files.join(target, table, f"{name}.parquet")
+                staged.append((f"{location}.writing", location))
+                with files.open_binary(staged[-1][0], "wb") as handle:
+                    pa.parquet.write_table(table_of, handle, compression="zstd")
+    except BaseException:
+        for staging, _ in staged:
+            files.remove(staging)
+        raise
     for program in files.listing(files.join(dataset, "programs"), ".toml"):
         copy = files.join(target, "programs", program.rsplit("/", 1)[-1])
         with files.open_binary(program, "rb") as text, files.open_binary(copy, "wb") as to:
             to.write(text.read())
-    for table in ("enrollments", "records"):
-        for source in files.listing(files.join(dataset, table), ".jsonl"):
-            name = source.rsplit("/", 1)[-1].removesuffix(".jsonl")
-            table_of = _table(pa, source, _convertible_rows(source))
-            location = files.join(target, table, f"{name}.parquet")
-            staging = f"{location}.writing"
-            with files.open_binary(staging, "wb") as handle:
-                pa.parquet.write_table(table_of, handle, compression="zstd")
-            files.rename(staging, location)
+    for staging, location in staged:
+        files.rename(staging, location)
 
 
 def _convertible_rows(source: str) -> list[tuple[int, dict[str, Any]]]:
@@ -270,7 +280,7 @@ def _convertible_rows(source: str) -> list[tuple[int, dict[str, Any]]]:
                 continue
             where = f"{source}, line {number}"
             try:
-                row = json.loads(line, object_pairs_hook=_once)
+                row = json.loads(line.removeprefix("\ufeff"), object_pairs_hook=_once)
             except ValueError as exc:
                 raise ProgressorError(
                     f"{where}: cannot convert to Parquet ({exc}): fix the line, or keep the "
@@ -282,6 +292,8 @@ def _convertible_rows(source: str) -> list[tuple[int, dict[str, Any]]]:
                 value = row.get(name)
                 if isinstance(value, str):
                     try:
+                        if not _DAY.fullmatch(value):  # (fromisoformat takes 2026-W45-3 too)
+                            raise ValueError(value)
                         row[name] = dt.date.fromisoformat(value)
                     except ValueError:
                         raise ProgressorError(
@@ -290,6 +302,10 @@ def _convertible_rows(source: str) -> list[tuple[int, dict[str, Any]]]:
                         ) from None
             rows.append((number, row))
     return rows
+
+
+#: A day as the column path and a JSONL dataset write it.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -306,9 +322,10 @@ def _table(pa: Any, source: str, rows: list[tuple[int, dict[str, Any]]]) -> Any:
     in type (8 in one line, "8" in another)."""
     try:
         return _columns(pa, [row for _, row in rows])
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise ProgressorError(
-            f"{source}: cannot convert to Parquet: a column's values are of different types "
+            f"{source}: cannot convert to Parquet: a column's values are of different types or "
+            "too large "
             f"({exc}); keep the partition as JSONL"
         ) from None
 
