@@ -1014,14 +1014,10 @@ def future_reason(date: dt.date, today: dt.date | None = None) -> str:
     of that day). With `today`, the day a run reads records as of (a dataset's run, which may
     be for an earlier week), named; the store's import does not name its own day, so that
     a line imported again another day is quarantined under the same reason."""
-    if today is None:
-        return (
-            f"dated {date}, after the day it was read: a session cannot be logged before it "
-            "happens (a year or month typed wrong?)"
-        )
+    named, earlier = (f" ({today})", " a run for an earlier week?") if today else ("", "")
     return (
-        f"dated {date}, after the day it was read ({today}): a session cannot be logged "
-        "before it happens (a year or month typed wrong? a run for an earlier week?)"
+        f"dated {date}, after the day it was read{named}: a session cannot be logged before "
+        f"it happens (a year or month typed wrong?{earlier})"
     )
 
 
