@@ -198,11 +198,15 @@ def _same_through_both(
         return _both(dataset, root, as_of or AS_OF)
 
 
-@settings(
+#: Hypothesis's settings for the generated cohorts (each example runs both engines: slow).
+COHORTS = settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+@COHORTS
 @given(st.lists(patient, min_size=1, max_size=12))
 def test_generated_cohorts_give_the_same_rows_through_both_engines(
     cohort: list[dict[str, Any]],
@@ -249,11 +253,7 @@ def _weeks_lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
     return json.dumps(enrollment), _broken(data, records)
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@COHORTS
 @given(st.lists(weeks_patient, min_size=1, max_size=12))
 def test_generated_cohorts_over_several_weeks_give_the_same_rows_through_both_engines(
     cohort: list[dict[str, Any]],
@@ -655,11 +655,7 @@ def _flagged_lines(index: int, data: dict[str, Any]) -> tuple[str, list[str]]:
     return enrollment, records
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@COHORTS
 @given(st.lists(flagged_patient, min_size=1, max_size=12))
 def test_cohorts_with_red_flags_give_the_same_rows_through_both_engines(
     cohort: list[dict[str, Any]],
