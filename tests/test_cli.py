@@ -215,6 +215,35 @@ def test_a_record_dated_next_year_is_set_aside_and_its_pain_warned_of_now(
     assert "pain 9/10 reached the pause threshold" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "day",
+    ["2027-01-08", "2026-13-45"],
+    ids=["next year's date", "a day that does not exist"],
+)
+def test_a_pain_kept_as_of_today_raises_its_alert_though_the_log_ended_weeks_ago(
+    write_log: WriteLog, day: str
+) -> None:
+    # The log's one week is long past (START, January 2026): without --as-of, `next` judges
+    # that week only, and today lies weeks after the week under way. A flare typed with a
+    # wrong date is kept as of today; its alert used to be lost there (exit 3, no alert).
+    rows: list[Mapping[str, Any] | str] = [
+        *full_week(),
+        {"date": day, "exercise": "bridge", "reps": [5], "hold_s": 5, "pain_before": 9}
+        | {"pain_during": 9},
+    ]
+    done = run("next", SEED, "--log", str(write_log(rows, "anna.jsonl")), "--format", "json")
+    assert done.returncode == 3, done.stderr
+    assert "kept for the safety rules" in done.stderr
+    out = json.loads(done.stdout)
+    # The log's own week judged, not every week up to today (a bad line moves no week).
+    assert out["week"] == 2, out
+    today_week = (dt.date.today() - START).days // 7 + 1
+    assert [(a["rule"], a["week"]) for a in out["alerts"]] == [("pain-flare", today_week)]
+    kept = f"a pain kept as of the day the log was read (week {today_week}) raises"
+    assert kept in done.stderr
+    assert "pain 9/10 reached the pause threshold" in done.stderr
+
+
 def test_a_log_of_records_all_dated_later_says_why_and_asks_for_the_start(
     write_log: WriteLog,
 ) -> None:

@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 
 import progressor as p
 from progressor.core.timeline import (
+    KEPT_AS_OF_TODAY,
     ended_weeks,
     fold,
     week_of,
     week_start,
 )
 from progressor.reading import parse_record
-from progressor.reading.records import FUTURE_GRACE, KEPT_AS_OF_TODAY, read_log
+from progressor.reading.records import FUTURE_GRACE, read_log
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import SEED, WriteLog, run
 
@@ -97,6 +98,27 @@ def test_a_record_from_the_future_is_set_aside_at_its_line_and_its_pain_seen_now
     assert [(r.date, getattr(r, "pain", None)) for r in kept] == [(read_on, 9)]
     timeline = fold(seed, enrollment(), log.arrived("a.jsonl"), as_of=read_on)
     assert [a.rule for a in timeline.early_alerts] == ["pain-flare"]
+
+
+def test_a_pain_kept_as_of_the_reading_day_alerts_though_the_weeks_judged_stop_short(
+    seed: p.CompiledProgram,
+) -> None:
+    # `next` without --as-of judges the log's own weeks (here: one); the day the log was read
+    # lies months later, and so does the pain kept as of it (next year's date typed).
+    read_on = START + dt.timedelta(days=200)
+    lines = [
+        *(json.dumps(r) for r in full_week()),
+        json.dumps({"date": str(read_on + dt.timedelta(days=365)), "pain": 9}),
+    ]
+    log = read_log(lines, "a.jsonl", "jsonl", today=read_on)
+    timeline = fold(seed, enrollment(), log.arrived("a.jsonl"), as_of=read_on, weeks=1)
+    assert len(timeline.results) == 1 and timeline.later == 1
+    (alert,) = timeline.early_alerts
+    assert (alert.rule, alert.week) == ("pain-flare", 200 // 7 + 1)
+    # A record of a later week that is no kept pain waits for its week, as before.
+    later = p.PainReport(date=read_on, pain=9)
+    timeline = fold(seed, enrollment(), [*records(full_week()), later], as_of=read_on, weeks=1)
+    assert timeline.early_alerts == () and timeline.later == 1
 
 
 def test_a_record_the_step_sets_aside_is_reported_at_its_file_and_line(

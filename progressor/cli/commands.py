@@ -54,10 +54,11 @@ from progressor.core.timeline import (
     Timeline,
     ended_weeks,
     fold,
+    kept_as_of_read,
     week_of,
 )
 from progressor.errors import ProgressorError, did_you_mean
-from progressor.reading import KEPT_AS_OF_TODAY, Log, load_log, load_program
+from progressor.reading import Log, load_log, load_program
 from progressor.report import decision_trace, plugin_table, simulation_table
 
 
@@ -119,9 +120,10 @@ def _replay(
     mine = [a for a in log.arrived(str(source)) if a.record.patient in (None, name)]
     records = [a.record for a in mine]
     today = dt.date.today()
-    # The first day logged; a pain kept as of today from a record dated later is no session
-    # of the patient's and says nothing of when they started.
-    dated = [r.date for r in records if getattr(r, "note", None) != KEPT_AS_OF_TODAY]
+    # The first day logged; a pain kept as of today (from a record dated later, or whose day
+    # could not be read) is no session of the patient's and says nothing of when they started
+    # nor of which weeks they logged.
+    dated = [r.date for r in records if not kept_as_of_read(r)]
     if start is None:
         if not dated:
             _report_set_aside(log.set_aside)  # (why none is usable, line by line)
@@ -176,11 +178,14 @@ def _warn_early(timeline: Timeline, channels: Sequence[tuple[AlertChannel, str]]
     week = timeline.current.week
     for alert in timeline.early_alerts:
         urgency = "an URGENT alert" if alert.urgent else "an alert"
-        click.echo(
-            f"warning: week {week} is under way, but what is logged so far raises "
-            f"{urgency}: {alert.message} ({alert.rule})",
-            err=True,
+        # (An alert of a later week: a pain kept as of the day the log was read, which the
+        # log's own weeks do not reach; see timeline.fold.)
+        what = (
+            f"week {week} is under way, but what is logged so far raises"
+            if alert.week <= week
+            else f"a pain kept as of the day the log was read (week {alert.week}) raises"
         )
+        click.echo(f"warning: {what} {urgency}: {alert.message} ({alert.rule})", err=True)
     if not timeline.results:  # (the week's own alerts are sent with its prescription)
         _send(channels, timeline.early_alerts)
 

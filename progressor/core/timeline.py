@@ -35,6 +35,17 @@ if TYPE_CHECKING:
 
 # -- weeks ------------------------------------------------------------------------------------
 
+#: The notes of a pain the readers keep as of the day they read it (progressor.reading's
+#: kept_as_of): from a record dated later than that day, or whose day could not be read.
+KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
+KEPT_UNDATED = "kept for safety, as of the day it was read, from a record whose day was unreadable"
+
+
+def kept_as_of_read(record: Record) -> bool:
+    """Whether `record` is a pain kept as of the day it was read, not a session of that day:
+    it says nothing of which weeks were logged, and its alerts must not wait for its week."""
+    return getattr(record, "note", None) in (KEPT_AS_OF_TODAY, KEPT_UNDATED)
+
 
 def week_of(start: dt.date, day: dt.date) -> int:
     """The enrollment week (1-based) that contains `day`; days before the start count as 1
@@ -148,6 +159,15 @@ def fold(
         prescriptions.append(prescription)
     under_way = by_week.get(weeks + 1, [])
     early = compiled.step(prescription, under_way).alerts if under_way else ()
+    # A pain kept as of the day the records were read lies after the week under way when the
+    # weeks judged stop short of that day (`next` judges the log's own weeks; a store's
+    # recompute may be for an earlier week): it is stepped in its own week, with the
+    # prescription in force, so that a flare typed with next year's date raises its alert now.
+    for week in sorted(w for w in by_week if w > weeks + 1):
+        kept = [r for r in by_week[week] if kept_as_of_read(r)]
+        if kept:
+            there = {"week": week, "start": week_start(enrollment.start, week)}
+            early += compiled.step(prescription.model_copy(update=there), kept).alerts
     later = sum(len(v) for k, v in by_week.items() if k > weeks + 1)
     stepped = [s for r in results for s in r.set_aside]
     located = locate(stepped, arrived) if stepped else []

@@ -6,6 +6,7 @@ are set aside with their file, line and reason, and the pain that can be made ou
 still reaches the safety rules.
 """
 
+from progressor.core.timeline import KEPT_AS_OF_TODAY
 from progressor.reading.programs import (
     MAX_PROGRAM_BYTES,
     key_lines,
@@ -14,7 +15,6 @@ from progressor.reading.programs import (
 )
 from progressor.reading.records import (
     FUTURE_GRACE,
-    KEPT_AS_OF_TODAY,
     KEPT_FROM_ASIDE,
     MAX_DEPTH,
     MAX_LINE,

@@ -41,7 +41,7 @@ from progressor.core.models import (
     negative_zero_in,
     positive_zeros,
 )
-from progressor.core.timeline import Arrived
+from progressor.core.timeline import KEPT_AS_OF_TODAY, KEPT_UNDATED, Arrived
 from progressor.errors import LogError, did_you_mean
 
 #: The longest line read (characters); a longer one is set aside, its pains still made out.
@@ -55,8 +55,6 @@ KEPT_FROM_ASIDE = "kept for safety from a record that was set aside"
 SALVAGED = "; its pain scores and symptom flags were kept for the safety rules"
 #: How far after today a record may be dated (clinics in time zones ahead of the machine's).
 FUTURE_GRACE = dt.timedelta(days=1)
-KEPT_AS_OF_TODAY = "kept for safety, as of the day it was read, from a record dated later"
-KEPT_UNDATED = "kept for safety, as of the day it was read, from a record whose day was unreadable"
 #: The day of what the salvage keeps of a record whose day cannot be read: later than any
 #: record's, so every reader keeps it as of the day it was read (kept_as_of).
 UNDATED = dt.date.max
