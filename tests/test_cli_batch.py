@@ -245,18 +245,33 @@ def test_recompute_over_a_dataset(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "40 patients in 4 partitions (0 already done)" in done.stdout
     assert sorted(os.listdir(out / "prescriptions")) == [f"part-0000{i}.jsonl" for i in range(4)]
-    # A record filed in the wrong partition cannot reach its patient: set aside, exit 3.
+    # A record filed in the wrong partition cannot reach its patient: set aside at its line
+    # (and named among the partition's problems), exit 3; its pain of 9 is not lost: an
+    # urgent alert names the id and what the records hold.
     enrolled_in_1 = json.loads(
         (data / "enrollments" / "part-00001.jsonl").read_text().split("\n")[0]
     )
     stray = {"kind": "pain", "patient": enrolled_in_1["patient"], "pain": 9, "date": "2026-01-06"}
-    with (data / "records" / "part-00000.jsonl").open("a", encoding="utf-8") as handle:
+    records = data / "records" / "part-00000.jsonl"
+    lines_before = len(records.read_text().splitlines())
+    with records.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(stray) + "\n")
     again = run("recompute", "--dataset", str(data), "--out", str(out), "--week", "2026-01-19")
     assert again.returncode == 3, again.stderr
-    assert "set aside 1" in again.stdout and f"{out}/set_aside/" in again.stderr
+    assert "set aside 2" in again.stdout and f"{out}/set_aside/" in again.stderr
     problem = (out / "set_aside" / "part-00000.jsonl").read_text()
     assert "has no enrollment in this partition" in problem
+    aside = [json.loads(line) for line in problem.splitlines()]
+    (line,) = [a for a in aside if "line" in a]
+    assert line["patient"] == stray["patient"] and line["line"] == lines_before + 1
+    assert "no enrollment of" in line["reason"] and line["record"] == json.dumps(stray)
+    (alert,) = [
+        json.loads(a)
+        for a in (out / "alerts" / "part-00000.jsonl").read_text().splitlines()
+        if json.loads(a)["patient"] == stray["patient"]
+    ]
+    assert alert["urgent"] and alert["rule"] == "enrollment"
+    assert "pain up to 9/10" in alert["message"]
 
 
 def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(

@@ -201,7 +201,9 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
         assert set(computed) == touched and not full_runs
     else:  # anything else: every patient of the partition is hashed again
         assert full_runs == [partitions(str(copy))[0]]
-        assert len(computed) == (1 if change is _rewritten else 0)
+        # (A patient whose line changed, and one with records and no enrollment: not
+        # computed, but their lines set aside and an alert written.)
+        assert len(computed) == (1 if change in (_rewritten, _not_enrolled) else 0)
     if change is _flare:  # a table none of whose bytes change is left alone
         assert "alerts" in rewritten and "set_aside" not in rewritten
     monkeypatch.undo()
@@ -577,6 +579,39 @@ def test_an_enrollment_spelled_otherwise_is_set_aside_with_an_urgent_alert(tmp_p
     run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
     [alert] = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
     assert alert["patient"] == "p1" and alert["urgent"] and "pain up to 9/10" in alert["message"]
+
+
+@pytest.mark.parametrize("engine", ["patients", "columns"])
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [("P1", " (did you mean 'p1'?)"), (" p1 ", " (did you mean 'p1'?)"), ("p2", "")],
+)
+def test_records_of_an_id_with_no_enrollment_are_set_aside_with_an_urgent_alert(
+    written: str, hint: str, engine: str, tmp_path: Path
+) -> None:
+    """A pain of 9 under an id spelled otherwise, or of a patient enrolled elsewhere, is not
+    lost: each of its lines is set aside with why, and an urgent alert names the id (the
+    enrolled one it may mean only when case or spaces alone tell them apart)."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    mine = json.dumps({"patient": "p1", "kind": "pain", "date": day, "pain": 2})
+    stray = json.dumps({"patient": written, "kind": "pain", "date": day, "pain": 9})
+    _one_patient(data, ENROLLED, [mine, stray])
+    summary = merge(run_local(str(data), str(out), START + dt.timedelta(days=7), 1, engine=engine))
+    assert summary["patients"] == 1 and summary["alerts"] == 1
+    alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    assert [(a["patient"], a["rule"], a["urgent"]) for a in alerts] == [
+        (written, "enrollment", True)
+    ]
+    missing = f"no enrollment of {written!r} in this partition{hint}: a patient's records"
+    assert alerts[0]["message"].startswith(f"not computed: {missing}")
+    assert "pain up to 9/10" in alerts[0]["message"]
+    aside = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
+    assert [(a.get("line"), a.get("record")) for a in aside] == [(2, stray), (None, None)]
+    assert aside[0]["reason"].startswith(f"not used: {missing}")
+    # p1's own week is computed as before.
+    [row] = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
+    assert row["patient"] == "p1" and row["week"] == 2
 
 
 def test_an_enrollments_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

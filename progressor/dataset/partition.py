@@ -247,12 +247,16 @@ def _not_computed(
     log: Log,
     problems: list[tuple[str, int, str, str]],
     programs: dict[str, CompiledProgram],
+    missing: str = "",
 ) -> Alert | None:
-    """A patient who cannot be computed (their enrollment cannot be used): every record line
-    is set aside, and an alert says so, urgent when the records hold a flare (pain 7 or more,
-    an adverse event, a flare or a symptom flag): no prescription must not mean no alarm."""
+    """A patient who cannot be computed (their enrollment cannot be used, or with `missing`,
+    why there is none): every record line is set aside, and an alert says so, urgent when
+    the records hold a flare (pain 7 or more, an adverse event, a flare or a symptom flag):
+    no prescription must not mean no alarm."""
     listed = {n for table, n, _, _ in problems if table == "records"}
     reason = "not used: the patient is not computed until their enrollment is fixed"
+    if missing:
+        reason = f"not used: {missing}"
     problems += [
         ("records", n, reason, line.rstrip("\r"))
         for n, line in enumerate(lines, start=1)
@@ -275,9 +279,9 @@ def _not_computed(
         rule="enrollment",
         plugin="progressor",
         message=(
-            "not computed: the enrollment cannot be used (see set_aside); the patient's "
-            f"records hold {', '.join(found) or 'no pain scores'}: fix the enrollment and "
-            "review the patient"
+            f"not computed: {missing or 'the enrollment cannot be used (see set_aside)'}; the "
+            f"patient's records hold {', '.join(found) or 'no pain scores'}: fix the "
+            "enrollment and review the patient"
         ),
         # Urgent when the safety rules would raise an alert on these records (a flare, an
         # adverse event, a red flag): the rules' own thresholds, not a copy of them here.
@@ -431,15 +435,23 @@ class _Run:
     out_format: str = "jsonl"
     #: With Parquet input: each patient's record Rows as the reader read them (filled by full).
     rows: dict[str, list[Row]] = field(default_factory=dict)
+    #: The partition's enrolled patients (filled by full and appended): an id with records
+    #: and no enrollment is told the enrolled one it may mean.
+    enrolled: set[str] = field(default_factory=set)
 
     def full(
         self, previous: dict[str, Any] | None, enrollments_at: str, records_at: str
     ) -> PartitionSummary:
         """Every patient hashed; those whose hash changed computed, the others' output kept."""
         enrollments, records = self._scan(enrollments_at, records_at)
-        patients = sorted(enrollments.lines)
+        self.enrolled.update(enrollments.lines)
+        # Whoever has lines: a patient with records and no enrollment here is not computed,
+        # but their records are set aside line by line and an alert says what they hold (a
+        # pain of 9 under an id typed otherwise, or filed in another partition, must reach a
+        # clinician).
+        patients = sorted(enrollments.lines.keys() | records.lines.keys())
         hashes = [
-            _patient_hash(self.signature, enrollments.lines[p], records.lines.get(p, []))
+            _patient_hash(self.signature, enrollments.lines.get(p, []), records.lines.get(p, []))
             for p in patients
         ]
         old, changed = self._changed(previous, patients, hashes)
@@ -447,7 +459,7 @@ class _Run:
             changed,
             enrollments.lines,
             records.lines,
-            {p: (enrollments.ranges[p], records.ranges.get(p, [])) for p in changed},
+            {p: (enrollments.ranges.get(p, []), records.ranges.get(p, [])) for p in changed},
         )
         problems = [
             *self._orphans("records", "a record", records, records_at),
@@ -460,7 +472,7 @@ class _Run:
             patients,
             hashes,
             [computed.get(p) or old[p] for p in patients],
-            [_text(enrollments.ranges[p]) for p in patients],
+            [_text(enrollments.ranges.get(p, [])) for p in patients],
             [_text(records.ranges.get(p, [])) for p in patients],
         )
         kept = self._kept(previous) if previous is not None else None
@@ -489,6 +501,8 @@ class _Run:
         if tails is None:
             return None
         enrolled_tail, records_tail = tails
+        ranges_of = zip(previous["patients"], previous["enrollment_ranges"], strict=True)
+        self.enrolled.update({p for p, spans in ranges_of if spans} | enrolled_tail.lines.keys())
         touched = sorted(enrolled_tail.lines.keys() | records_tail.lines.keys())
         ranges = {
             patient: self._grown_spans(previous, old.get(patient), patient, tails)
@@ -539,6 +553,8 @@ class _Run:
             # A row the reader set aside goes per patient, with the reader's verdict: its
             # line (the row's text) is not the column engine's to read again.
             salvaged = {p for p in patients if any(r.record is None for r in self.rows.get(p, ()))}
+            # (And a patient with no enrollment: not computed, the per-patient path says so.)
+            salvaged |= {p for p in patients if not enrollment_lines.get(p)}
             plain = [p for p in patients if p not in salvaged] if salvaged else patients
             covered, patients = columns.compute(plain, enrollment_lines, record_lines, self.as_of)
             patients = [*patients, *sorted(salvaged)]
@@ -590,7 +606,12 @@ class _Run:
     ) -> StepResult | Alert | None:
         """One patient's newest week; when they cannot be computed, the alert that says so
         (None without records); the lines set aside are added to `problems`."""
-        enrollment = _enrollment(enrollment_lines[patient], problems)
+        # A patient with records and no enrollment here is not computed (None: said below).
+        enrollment = (
+            _enrollment(enrollment_lines[patient], problems)
+            if enrollment_lines.get(patient)
+            else None
+        )
         lines = record_lines.get(patient, [])
         # The run's day is the day the records are read: one dated later is set aside at its
         # line, its pain kept as of that day (the output stays a function of the inputs).
@@ -602,6 +623,9 @@ class _Run:
             ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
             for s in log.set_aside
         ]
+        if not enrollment_lines.get(patient):
+            missing = self._no_enrollment(patient)
+            return _not_computed(patient, lines, log, problems, programs, missing)
         if enrollment is None:
             return _not_computed(patient, lines, log, problems, programs)
         compiled = programs.get(enrollment.program)
@@ -928,6 +952,19 @@ class _Run:
             "the file in another encoding? progressor reads UTF-8)"
             for offset, wrong in scanned.undecoded
         ]
+
+    def _no_enrollment(self, patient: str) -> str:
+        """Why the records of a patient with no enrollment in the partition are not used,
+        naming the enrolled id they may mean when only case or spaces tell them apart (ids
+        that differ otherwise are told of no other: a record given to the wrong patient on
+        a guess would put one patient's pain on another's chart)."""
+        loose = patient.strip().casefold()
+        alike = sorted(p for p in self.enrolled if p.strip().casefold() == loose)
+        hint = f" (did you mean {alike[0]!r}?)" if len(alike) == 1 else ""
+        return (
+            f"no enrollment of {patient!r} in this partition{hint}: a patient's records must "
+            "be in the partition of their enrollment (progressor.dataset.partition_of)"
+        )
 
     @staticmethod
     def _unenrolled(enrollments: files.PatientLines, records: files.PatientLines) -> list[str]:
