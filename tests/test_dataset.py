@@ -148,6 +148,13 @@ def _not_enrolled(copy: Path) -> None:
     )
 
 
+def _spelled_otherwise(copy: Path) -> None:
+    records = _first_part(copy, "records")
+    patient = json.loads(records.read_text(encoding="utf-8").splitlines()[0])["patient"]
+    spelled = {"kind": "pain", "patient": patient.upper(), "pain": 9, "date": "2026-01-20"}
+    _append(records, spelled)
+
+
 def _no_patient(copy: Path) -> None:
     _append(_first_part(copy, "records"), {"kind": "pain", "pain": 2, "date": "2026-01-06"})
 
@@ -162,7 +169,7 @@ def _rewritten(copy: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [_flare, _new_patient, _not_enrolled, _no_patient, _rewritten],
+    [_flare, _new_patient, _not_enrolled, _spelled_otherwise, _no_patient, _rewritten],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
@@ -201,9 +208,11 @@ def test_any_change_to_the_inputs_gives_what_a_clean_run_gives(
         assert set(computed) == touched and not full_runs
     else:  # anything else: every patient of the partition is hashed again
         assert full_runs == [partitions(str(copy))[0]]
-        # (A patient whose line changed, and one with records and no enrollment: not
-        # computed, but their lines set aside and an alert written.)
-        assert len(computed) == (1 if change in (_rewritten, _not_enrolled) else 0)
+        # (A patient whose line changed; one with records and no enrollment: not computed,
+        # but their lines set aside and an alert written; and with an id spelled otherwise,
+        # the patient it names too.)
+        expected = {_rewritten: 1, _not_enrolled: 1, _spelled_otherwise: 2}.get(change, 0)
+        assert len(computed) == expected
     if change is _flare:  # a table none of whose bytes change is left alone
         assert "alerts" in rewritten and "set_aside" not in rewritten
     monkeypatch.undo()
@@ -581,37 +590,67 @@ def test_an_enrollment_spelled_otherwise_is_set_aside_with_an_urgent_alert(tmp_p
     assert alert["patient"] == "p1" and alert["urgent"] and "pain up to 9/10" in alert["message"]
 
 
+LOOSE_HINT = " (did you mean 'p1'? its pain scores and symptom flags count for 'p1''s safety rules)"
+
+
 @pytest.mark.parametrize("engine", ["patients", "columns"])
 @pytest.mark.parametrize(
-    ("written", "hint"),
-    [("P1", " (did you mean 'p1'?)"), (" p1 ", " (did you mean 'p1'?)"), ("p2", "")],
+    ("written", "hint"), [("P1", LOOSE_HINT), (" p1 ", LOOSE_HINT), ("p2", "")]
 )
 def test_records_of_an_id_with_no_enrollment_are_set_aside_with_an_urgent_alert(
     written: str, hint: str, engine: str, tmp_path: Path
 ) -> None:
     """A pain of 9 under an id spelled otherwise, or of a patient enrolled elsewhere, is not
-    lost: each of its lines is set aside with why, and an urgent alert names the id (the
-    enrolled one it may mean only when case or spaces alone tell them apart)."""
+    lost: each of its lines is set aside with why, and an urgent alert names the id. When
+    case or spaces alone tell it from an enrolled id, the pain counts for that patient's
+    safety rules too (p1 is paused); no other id is guessed at."""
     data, out = tmp_path / "data", tmp_path / "out"
     day = (START + dt.timedelta(days=2)).isoformat()
     mine = json.dumps({"patient": "p1", "kind": "pain", "date": day, "pain": 2})
     stray = json.dumps({"patient": written, "kind": "pain", "date": day, "pain": 9})
     _one_patient(data, ENROLLED, [mine, stray])
     summary = merge(run_local(str(data), str(out), START + dt.timedelta(days=7), 1, engine=engine))
-    assert summary["patients"] == 1 and summary["alerts"] == 1
+    loose = bool(hint)
+    assert summary["patients"] == 1 and summary["alerts"] == 1 + loose
     alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
-    assert [(a["patient"], a["rule"], a["urgent"]) for a in alerts] == [
-        (written, "enrollment", True)
-    ]
+    found = [(a["patient"], a["rule"], a["urgent"]) for a in alerts]
+    assert found == [(written, "enrollment", True), *[("p1", "pain-flare", False)] * loose]
     missing = f"no enrollment of {written!r} in this partition{hint}: a patient's records"
     assert alerts[0]["message"].startswith(f"not computed: {missing}")
     assert "pain up to 9/10" in alerts[0]["message"]
     aside = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
     assert [(a.get("line"), a.get("record")) for a in aside] == [(2, stray), (None, None)]
     assert aside[0]["reason"].startswith(f"not used: {missing}")
-    # p1's own week is computed as before.
     [row] = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
-    assert row["patient"] == "p1" and row["week"] == 2
+    assert (row["patient"], row["week"]) == ("p1", 2)
+    assert row["status"] == ("paused" if loose else "active")
+
+
+def test_with_an_id_spelled_otherwise_new_lines_of_either_give_what_a_clean_run_gives(
+    tmp_path: Path,
+) -> None:
+    """The patient's output depends on the other id's lines: an appended line of either
+    computes the partition as a clean run does."""
+    data, out, clean = tmp_path / "data", tmp_path / "out", tmp_path / "clean"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    mine = json.dumps({"patient": "p1", "kind": "pain", "date": day, "pain": 2})
+    _one_patient(data, ENROLLED, [mine, json.dumps({"patient": "P1", "date": day, "pain": 3})])
+    as_of = START + dt.timedelta(days=7)
+    for patient in ("p1", "P1", "p1"):
+        run_local(str(data), str(out), as_of, workers=1)
+        flare = {
+            "patient": patient,
+            "kind": "pain",
+            "date": day,
+            "pain": 9 if patient == "P1" else 1,
+        }
+        _append(data / "records" / "part-00000.jsonl", flare)
+        run_local(str(data), str(out), as_of, workers=1)
+        shutil.rmtree(clean, ignore_errors=True)
+        run_local(str(data), str(clean), as_of, workers=1)
+        assert outputs(out) == outputs(clean)
+    [row] = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
+    assert row["status"] == "paused"  # (P1's pain of 9)
 
 
 def test_an_enrollments_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

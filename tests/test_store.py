@@ -273,6 +273,42 @@ def test_a_quarantined_line_a_later_import_stores_is_settled(store: Store, tmp_p
     assert store._db.execute(settled).fetchall() == [(1, imports[1]), (2, None)]
 
 
+@pytest.mark.parametrize("engine", ["patients", "columns"])
+def test_a_record_of_an_id_spelled_otherwise_gives_its_pain_to_that_patient(
+    store: Store, tmp_path: Path, engine: str
+) -> None:
+    """'ANNA' (or 'Anna '), not enrolled, names anna but for case and spaces: the line is
+    quarantined saying so, and its pain of 9 reaches anna's safety rules (she is paused). An
+    id that differs otherwise (zoe, bem) is quarantined as before, with no pain given away."""
+    path = tmp_path / "diary.jsonl"
+    lines = [
+        {"patient": "ANNA", "date": "2026-01-06", "pain": 9},
+        {"patient": "bem", "date": "2026-01-06", "pain": 9},
+        {"patient": "Ben ", "date": "2026-01-06", "exercise": "bridge", "reps": [5]}
+        | {"hold_s": 5, "pain_before": 2, "pain_during": 8},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    report = store.import_records(path)
+    assert report.added == 2  # (what is kept of each, as anna's and ben's)
+    hint = "count for {0!r}'s safety rules"
+    assert [q.reason for q in report.quarantined] == [
+        f"patient 'ANNA' is not enrolled (did you mean 'anna'? its pain scores and symptom "
+        f"flags {hint.format('anna')})",
+        "patient 'bem' is not enrolled",
+        f"patient 'Ben ' is not enrolled (did you mean 'ben'? its pain scores and symptom "
+        f"flags {hint.format('ben')})",
+    ]
+    recompute(store.path, as_of=START + dt.timedelta(days=7), engine=engine)
+    newest = {p: store.prescriptions(p)[-1] for p in ("anna", "ben")}
+    assert [(p.week, p.status) for p in newest.values()] == [(2, "paused")] * 2
+    # ANNA enrolled after all, the same file again stores her line and settles it.
+    store.enroll(on_seed("ANNA"), SEED)
+    again = store.import_records(path)
+    assert again.added == 1 and len(again.quarantined) == 2
+    settled = "SELECT line, settled_by IS NOT NULL FROM quarantine ORDER BY id"
+    assert store._db.execute(settled).fetchall()[:3] == [(1, 1), (2, 0), (3, 0)]
+
+
 def test_only_a_line_that_waited_for_an_enrollment_is_settled(store: Store, tmp_path: Path) -> None:
     # The same CSV text under another header is another record: anna's pain of 11 (refused)
     # is not settled by a file where those cells mean a hold of 11 and a pain of 5.

@@ -42,6 +42,7 @@ from progressor.core.models import (
     Program,
     SetAside,
     StepResult,
+    ids_alike,
     patient_id_problem,
 )
 from progressor.core.plugins import (
@@ -95,7 +96,7 @@ def _patient_of(log: Log, patient: str | None) -> str:
         fail(f"cannot compute patient {name!r}: {problem}; correct the log or --patient")
     # An id that differs only in case or spaces is a typo for this patient, not another one:
     # their records (a flare among them, perhaps) must not be dropped silently.
-    near = [p for p in patients if p != name and p.strip().casefold() == name.strip().casefold()]
+    near = ids_alike(name, patients)
     if near:
         fail(
             f"the log has records of {', '.join(map(repr, near))} as well as of {name!r}: "

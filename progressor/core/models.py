@@ -478,6 +478,22 @@ class SetAside(_Frozen):
 PATIENT_ID_MAX = 128
 
 
+def ids_alike(patient: str, others: Iterable[str]) -> list[str]:
+    """The ids among `others` that differ from `patient` in case or surrounding spaces only
+    (`P1` or ` p1 ` for `p1`): the same patient written differently, in all likelihood."""
+    loose = patient.strip().casefold()
+    return [other for other in others if other != patient and other.strip().casefold() == loose]
+
+
+def same_id_loosely(patient: str, others: Iterable[str]) -> str | None:
+    """The one id among `others` alike to `patient` (ids_alike), or None when there is none
+    or more than one. A record of an id that is not enrolled gives its pain to that patient's
+    safety rules, and the reason it is set aside names them; ids that differ otherwise are
+    never guessed at (a pain put on the wrong patient's chart is a second mistake)."""
+    alike = ids_alike(patient, others)
+    return alike[0] if len(alike) == 1 else None
+
+
 def patient_id_problem(patient: str) -> str | None:
     """Why `patient` cannot be a patient id, or None when it can.
 

@@ -23,15 +23,23 @@ from typing import IO, Any, NamedTuple
 from pydantic import ValidationError
 
 from progressor.core.engine import CompiledProgram, Engine
-from progressor.core.models import Alert, Decision, Enrollment, Outcome, Record, StepResult
-from progressor.core.timeline import fold, week_of
+from progressor.core.models import (
+    Alert,
+    Decision,
+    Enrollment,
+    Outcome,
+    Record,
+    StepResult,
+    same_id_loosely,
+)
+from progressor.core.timeline import Arrived, fold, week_of
 from progressor.dataset import files, parquet
 from progressor.dataset.index import index_location, read_index, write_index
 from progressor.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from here too)
 from progressor.engines import check_engine, column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
-from progressor.reading.records import rows_log
+from progressor.reading.records import kept_for, rows_log, spelled_otherwise
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -241,6 +249,17 @@ def _enrollment(lines: list[str], problems: list[tuple[str, int, str, str]]) -> 
     return found[0]
 
 
+def _loose(records: dict[str, list[str]], enrolled: set[str]) -> dict[str, str]:
+    """Each id with records and no enrollment that names an enrolled patient but for case or
+    spaces, and that patient (same_id_loosely)."""
+    found = {}
+    for written in records.keys() - enrolled:
+        patient = same_id_loosely(written, enrolled)
+        if patient is not None:
+            found[written] = patient
+    return found
+
+
 def _not_computed(
     patient: str,
     lines: list[str],
@@ -438,6 +457,9 @@ class _Run:
     #: The partition's enrolled patients (filled by full and appended): an id with records
     #: and no enrollment is told the enrolled one it may mean.
     enrolled: set[str] = field(default_factory=set)
+    #: Ids with records and no enrollment that differ from an enrolled one in case or spaces
+    #: only (same_id_loosely), and that one: their pains count for its safety rules.
+    loose: dict[str, str] = field(default_factory=dict)
 
     def full(
         self, previous: dict[str, Any] | None, enrollments_at: str, records_at: str
@@ -445,13 +467,21 @@ class _Run:
         """Every patient hashed; those whose hash changed computed, the others' output kept."""
         enrollments, records = self._scan(enrollments_at, records_at)
         self.enrolled.update(enrollments.lines)
+        self.loose.update(_loose(records.lines, self.enrolled))
+        also: dict[str, list[str]] = {}  # (each enrolled patient's loosely named lines)
+        for written, patient in self.loose.items():
+            also.setdefault(patient, []).extend(records.lines[written])
         # Whoever has lines: a patient with records and no enrollment here is not computed,
         # but their records are set aside line by line and an alert says what they hold (a
         # pain of 9 under an id typed otherwise, or filed in another partition, must reach a
         # clinician).
         patients = sorted(enrollments.lines.keys() | records.lines.keys())
         hashes = [
-            _patient_hash(self.signature, enrollments.lines.get(p, []), records.lines.get(p, []))
+            _patient_hash(
+                self.signature,
+                enrollments.lines.get(p, []),
+                [*records.lines.get(p, []), *also.get(p, [])],
+            )
             for p in patients
         ]
         old, changed = self._changed(previous, patients, hashes)
@@ -553,8 +583,10 @@ class _Run:
             # A row the reader set aside goes per patient, with the reader's verdict: its
             # line (the row's text) is not the column engine's to read again.
             salvaged = {p for p in patients if any(r.record is None for r in self.rows.get(p, ()))}
-            # (And a patient with no enrollment: not computed, the per-patient path says so.)
+            # (And a patient with no enrollment: not computed, the per-patient path says so;
+            # and one whose pains are also under an id spelled otherwise.)
             salvaged |= {p for p in patients if not enrollment_lines.get(p)}
+            salvaged |= set(self.loose.values()).intersection(patients)
             plain = [p for p in patients if p not in salvaged] if salvaged else patients
             covered, patients = columns.compute(plain, enrollment_lines, record_lines, self.as_of)
             patients = [*patients, *sorted(salvaged)]
@@ -613,12 +645,7 @@ class _Run:
             else None
         )
         lines = record_lines.get(patient, [])
-        # The run's day is the day the records are read: one dated later is set aside at its
-        # line, its pain kept as of that day (the output stays a function of the inputs).
-        if self.input_format == "parquet":  # (the reader's Rows, numbered as `lines`)
-            log = rows_log(self.rows.get(patient, ()), "", today=self.as_of)
-        else:
-            log = read_log(lines, "", "jsonl", today=self.as_of)
+        log = self._log(patient, lines)
         problems += [
             ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
             for s in log.set_aside
@@ -634,10 +661,19 @@ class _Run:
             reason = f"unknown program {enrollment.program!r} (programs/ holds: {known})"
             problems.append(("enrollments", 1, reason, enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems, programs)
+        arrived = log.arrived("records")
+        if patient in self.loose.values():  # (pains under an id spelled otherwise: theirs)
+            arrived += [
+                Arrived(kept)
+                for written, mine in sorted(self.loose.items())
+                if mine == patient
+                for record in self._log(written, record_lines[written]).records
+                if (kept := kept_for(patient, record)) is not None
+            ]
         try:
             # The run's day is the day the records are read: one dated later is set aside
             # and its pain kept as of that day (the output stays a function of the inputs).
-            timeline = fold(compiled, enrollment, log.arrived("records"), as_of=self.as_of)
+            timeline = fold(compiled, enrollment, arrived, as_of=self.as_of)
         except ProgressorError as exc:  # overrides the program refuses, say
             problems.append(("enrollments", 1, str(exc), enrollment_lines[patient][0].rstrip("\r")))
             return _not_computed(patient, lines, log, problems, programs)
@@ -953,14 +989,21 @@ class _Run:
             for offset, wrong in scanned.undecoded
         ]
 
+    def _log(self, patient: str, lines: list[str]) -> Log:
+        """A patient's record lines read. The run's day is the day the records are read: one
+        dated later is set aside at its line, its pain kept as of that day (the output stays
+        a function of the inputs)."""
+        if self.input_format == "parquet":  # (the reader's Rows, numbered as `lines`)
+            return rows_log(self.rows.get(patient, ()), "", today=self.as_of)
+        return read_log(lines, "", "jsonl", today=self.as_of)
+
     def _no_enrollment(self, patient: str) -> str:
         """Why the records of a patient with no enrollment in the partition are not used,
         naming the enrolled id they may mean when only case or spaces tell them apart (ids
         that differ otherwise are told of no other: a record given to the wrong patient on
         a guess would put one patient's pain on another's chart)."""
-        loose = patient.strip().casefold()
-        alike = sorted(p for p in self.enrolled if p.strip().casefold() == loose)
-        hint = f" (did you mean {alike[0]!r}?)" if len(alike) == 1 else ""
+        alike = self.loose.get(patient)
+        hint = f" ({spelled_otherwise(alike)})" if alike is not None else ""
         return (
             f"no enrollment of {patient!r} in this partition{hint}: a patient's records must "
             "be in the partition of their enrollment (progressor.dataset.partition_of)"
@@ -991,9 +1034,12 @@ class _Run:
             return None  # new problems to report
         if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
             return None  # a new enrollment may settle an earlier problem
-        everyone = old.keys() | enrolled_tail.lines.keys()
-        if any(p not in everyone for p in records_tail.lines):
+        spans = zip(previous["patients"], previous["enrollment_ranges"], strict=True)
+        enrolled = {p for p, at in spans if at} | enrolled_tail.lines.keys()
+        if any(p not in enrolled for p in records_tail.lines):
             return None  # records of someone not enrolled: a new problem
+        if _loose({p: [] for p in old.keys() - enrolled}, enrolled):
+            return None  # pains under an id spelled otherwise: their patient reads them too
         return enrolled_tail, records_tail
 
     @staticmethod

@@ -1004,6 +1004,25 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
     )
 
 
+# -- records of an id spelled otherwise -------------------------------------------------------
+
+
+def kept_for(patient: str, record: Record) -> PainReport | None:
+    """What the safety rules keep, as `patient`'s, of a record whose id names them but for
+    case or spaces (core.models.same_id_loosely): its pain scores and symptom flags
+    (salvage), never its session. None when it holds none."""
+    report = salvage(record.model_dump(mode="json")) if isinstance(record, Outcome) else record
+    return dc_replace(report, patient=patient) if isinstance(report, PainReport) else None
+
+
+def spelled_otherwise(patient: str) -> str:
+    """What a record of an id that names `patient` but for case or spaces is told."""
+    return (
+        f"did you mean {patient!r}? its pain scores and symptom flags count for {patient!r}'s "
+        "safety rules"
+    )
+
+
 # -- records dated later ----------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from progressor.core.models import (
     Program,
     Record,
     SetAside,
+    same_id_loosely,
 )
 from progressor.core.timeline import fold
 from progressor.errors import (
@@ -46,10 +47,12 @@ from progressor.reading.records import (
     Row,
     future_reason,
     kept_as_of,
+    kept_for,
     log_format,
     log_rows,
     rows,
     salvage,
+    spelled_otherwise,
 )
 from progressor.store.clinic import Clinic
 from progressor.store.results import CURRENT_ACTIONS, acted_since_data, arrivals
@@ -453,10 +456,25 @@ class Store(Clinic):
                 raw for (raw,) in db.execute("SELECT raw FROM quarantine WHERE settled_by IS NULL")
             }
             limit = today + FUTURE_GRACE
+            loosely: dict[str, str | None] = {}  # (each id not enrolled: the one it may mean)
+            ids: list[str] = []  # (every enrolled id, read at the first id not enrolled)
             for row in read:
                 usable, kept = _checked(row, usable_of, limit)
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
+                written = row.record.patient if row.record is not None else None
+                alike: str | None = None
+                if written is not None and usable == not_enrolled(written):
+                    # An id that names an enrolled patient but for case or spaces: the record
+                    # is not stored as theirs, but its pain reaches their safety rules.
+                    if written not in loosely:
+                        ids = ids or [p for (p,) in db.execute("SELECT patient FROM patients")]
+                        loosely[written] = same_id_loosely(written, ids)
+                    alike = loosely[written]
+                    if alike is not None:
+                        assert row.record is not None
+                        usable = f"{usable} ({spelled_otherwise(alike)})"
+                        kept = kept_for(alike, row.record)
                 if isinstance(usable, str):
                     if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
@@ -465,7 +483,9 @@ class Store(Clinic):
                         identity = canonical_json(kept)
                         kept = kept_as_of(kept, today)
                     stored = usable_of(kept) if kept else None
-                    reason = usable + (SALVAGED if isinstance(stored, tuple) else "")
+                    # (Whose safety rules got the pains of an id spelled otherwise is said.)
+                    said = alike is None and isinstance(stored, tuple)
+                    reason = usable + (SALVAGED if said else "")
                     aside.append(
                         SetAside(source=source, line=row.line, reason=reason, record=row.text)
                     )
@@ -479,10 +499,12 @@ class Store(Clinic):
                 else:
                     duplicates += 1
                 if whole and row.text in waiting:
+                    # (A line whose id was spelled otherwise was told the id it may mean.)
+                    reason = not_enrolled(usable[1])
                     db.execute(
                         "UPDATE quarantine SET settled_by = ? WHERE raw = ?"
-                        " AND settled_by IS NULL AND reason = ?",
-                        (batch, row.text, not_enrolled(usable[1])),
+                        " AND settled_by IS NULL AND substr(reason, 1, ?) = ?",
+                        (batch, row.text, len(reason), reason),
                     )
             db.executemany(
                 "UPDATE patient_state SET data_version = data_version + 1 WHERE patient = ?",
