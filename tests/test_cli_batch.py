@@ -274,6 +274,23 @@ def test_recompute_over_a_dataset(tmp_path: Path) -> None:
     assert "pain up to 9/10" in alert["message"]
 
 
+def test_an_output_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    # A folder where a partition's `_done` marker goes (a copy gone wrong): exit 1 with the
+    # partition and the file, not a traceback; once it is removed, the run completes.
+    data, out = tmp_path / "data", tmp_path / "out"
+    args = ["--patients", "20", "--weeks", "2", "--start", "2026-01-05", "--partitions", "2"]
+    assert run("synth", *args, "--out", str(data)).returncode == 0
+    (out / "_done" / "part-00001.json").mkdir(parents=True)
+    week = ["--week", "2026-01-19"]
+    done = run("recompute", "--dataset", str(data), "--out", str(out), *week)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"partition 1: {out}/_done/part-00001.json: Is a directory" in done.stderr
+    (out / "_done" / "part-00001.json").rmdir()
+    again = run("recompute", "--dataset", str(data), "--out", str(out), *week)
+    assert again.returncode == 0, again.stderr
+
+
 def test_a_dataset_recompute_loads_the_installed_plugins_as_every_command_does(
     tmp_path: Path,
 ) -> None:

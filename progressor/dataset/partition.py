@@ -372,7 +372,30 @@ def compute_partition(
     column engine, progressor.columns, for the patients it covers; the others per-patient)
     or "auto" (columns when polars is installed and the run computes AUTO_SMALLEST patients
     of the partition or more). The output is the same whichever it is.
+
+    A file that cannot be read or written (a folder where a file should be, a read-only
+    output, a full disk) is a ProgressorError naming the partition and the file.
     """
+    try:
+        return _compute_partition(dataset, out, part, as_of, plugins, block, engine, out_format)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ProgressorError(
+            f"partition {part}: {where}{exc.strerror or exc} (a folder where a file should be, "
+            "a read-only output or a full disk? fix it and run again: partitions done are kept)"
+        ) from None
+
+
+def _compute_partition(
+    dataset: str,
+    out: str,
+    part: int,
+    as_of: dt.date,
+    plugins: Sequence[str],
+    block: Sequence[str],
+    engine: str,
+    out_format: str,
+) -> PartitionSummary:
     check_engine(engine)  # (before any work)
     if out_format not in parquet.FORMATS:
         raise ProgressorError(f"unknown output format {out_format!r} (one of: jsonl, parquet)")
