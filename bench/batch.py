@@ -295,26 +295,37 @@ def same_bytes(dataset: Path, out: Path, reference: Path) -> bool:
     )
 
 
-def parquet_input(dataset: Path, root: Path, patients: int, workers: int, reference: Path) -> None:
+def parquet_input(
+    dataset: Path,
+    root: Path,
+    patients: int,
+    workers: int,
+    reference: Path,
+    engines: tuple[str, ...],
+) -> None:
     """The same cohort as Parquet partitions (progressor.dataset.parquet.to_parquet), a full
-    run with the per-patient engine: patients per second and per CPU-second, same output."""
+    run with each engine (the column engine reads the rows in columns, the per-patient one
+    through the record reader, row by row): patients per second and per CPU-second, and
+    whether the output is the JSONL run's."""
     from progressor.dataset.parquet import to_parquet
 
-    as_parquet, out = root / "in-parquet", root / "out-parquet"
+    as_parquet = root / "in-parquet"
     to_parquet(str(dataset), str(as_parquet))
-    started, cpu = time.perf_counter(), cpu_seconds()
-    run_local(str(as_parquet), str(out), AS_OF, workers)
-    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    same = all(  # (a set-aside row names its file: .parquet where the reference says .jsonl)
-        (out / t / f"{part_name(p)}.jsonl").read_bytes().replace(b'.parquet"', b'.jsonl"')
-        == (reference / t / f"{part_name(p)}.jsonl").read_bytes()
-        for t in TABLES_OUT
-        for p in partitions(str(dataset))
-    )
-    print(
-        f"  Parquet input       {patients / wall:>9,.0f} patients/s {patients / cpu:>9,.0f}"
-        f" patients/CPU-s   (--engine patients; same output: {'yes' if same else 'NO'})"
-    )
+    for engine in engines:
+        out = root / f"out-parquet-{engine}"
+        started, cpu = time.perf_counter(), cpu_seconds()
+        run_local(str(as_parquet), str(out), AS_OF, workers, engine=engine)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        same = all(  # (a set-aside row names its file: .parquet where the reference: .jsonl)
+            (out / t / f"{part_name(p)}.jsonl").read_bytes().replace(b'.parquet"', b'.jsonl"')
+            == (reference / t / f"{part_name(p)}.jsonl").read_bytes()
+            for t in TABLES_OUT
+            for p in partitions(str(dataset))
+        )
+        print(
+            f"  Parquet input       {patients / wall:>9,.0f} patients/s {patients / cpu:>9,.0f}"
+            f" patients/CPU-s   (--engine {engine}; same output: {'yes' if same else 'NO'})"
+        )
 
 
 def measure(patients: int, workers: int, root: Path, compare: bool = True) -> None:
@@ -346,7 +357,7 @@ def measure(patients: int, workers: int, root: Path, compare: bool = True) -> No
         f"  I/O floor, stdlib json{patients / floor:>7,.0f} patients/s"
         f"                          (json.loads of every line, as many bytes written)"
     )
-    parquet_input(dataset, root, patients, workers, root / "out-patients")
+    parquet_input(dataset, root, patients, workers, root / "out-patients", engines)
     touched = touch_one_percent(dataset, reference, patients)
     started, cpu = time.perf_counter(), cpu_seconds()
     again = "auto" if compare else best  # (auto: the few changed patients go per-patient)

@@ -5,6 +5,7 @@ values; the lines it does not take go per-patient, where the reader salvages the
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -176,3 +177,148 @@ def test_a_synthetic_cohorts_lines_are_all_taken() -> None:
     taken, _ = _taken(lines)
     assert len(lines) > 100 and all(taken)
     assert all(_agrees(line) for line in lines[:50])
+
+
+# -- a Parquet log's rows, read in columns -------------------------------------------------------
+
+pa = pytest.importorskip("pyarrow")
+
+from progressor.columns.reading import PlainTable  # noqa: E402
+from progressor.reading.records import parquet_table_rows  # noqa: E402
+
+TABLE_READER = PlainTable(READER)
+
+#: Each column of a Parquet log as a clinic's export may type it, and the values drawn for it:
+#: the fields' own types, odd values among them (spaces, -0, NaN, many decimals, other kinds'
+#: fields, text a literal does not hold).
+_CELLS: dict[str, tuple[Any, Any]] = {
+    "patient": (pa.string(), st.sampled_from(["anna", " anna ", "anna\t", "ben", "", None])),
+    "kind": (pa.string(), st.sampled_from(["outcome", "pain", " pain", "Pain", "", None])),
+    "date": (
+        pa.date32(),
+        st.sampled_from([None, *(__import__("datetime").date(y, 1, 6) for y in (2026, 1850))]),
+    ),
+    "exercise": (pa.string(), st.sampled_from(["bridge", " bridge ", 'brid"ge', "", None])),
+    "reps": (pa.list_(pa.int64()), st.one_of(st.none(), st.lists(st.integers(-1, 30), max_size=3))),
+    "hold_s": (
+        pa.float64(),
+        st.one_of(
+            st.none(),
+            st.sampled_from([5.0, -0.0, 0.0, 1e7, 9_999_999.0, 2.1234567, float("nan")]),
+            st.floats(0, 100, allow_nan=False),
+        ),
+    ),
+    "pain_before": (pa.float64(), st.one_of(st.none(), st.sampled_from([0.0, 2.5, 10.0, 10.5]))),
+    "pain_during": (pa.int32(), st.one_of(st.none(), st.integers(-1, 12))),
+    "pain": (pa.float64(), st.one_of(st.none(), st.sampled_from([0.0, -0.0, 8.0, 7.25, 11.0]))),
+    "context": (pa.string(), st.sampled_from(["flare", "other", "Flare", " morning ", None])),
+    "side": (pa.string(), st.sampled_from(["left", "right", "both", None])),
+    "adverse_event": (pa.bool_(), st.one_of(st.none(), st.booleans())),
+    "flags": (
+        pa.list_(pa.string()),
+        st.one_of(st.none(), st.lists(st.sampled_from(["numbness", " x", 'a"b']), max_size=2)),
+    ),
+    "note": (pa.string(), st.sampled_from(["", "felt fine", "a \\ b", "x\u0085", None])),
+    "duration_s": (
+        pa.list_(pa.float64()),
+        st.one_of(st.none(), st.lists(st.sampled_from([30.0, -0.0, float("inf")]), max_size=2)),
+    ),
+}
+
+
+_DAY = __import__("datetime").date(2026, 1, 6)
+_BASES = (
+    {"patient": "anna", "kind": "outcome", "date": _DAY, "exercise": "bridge", "reps": [5]}
+    | {"hold_s": 5.0, "pain_before": 2.0, "pain_during": 3},
+    {"patient": "anna", "kind": "pain", "date": _DAY, "pain": 8.0, "context": "flare"},
+)
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> Any:
+    """A table of the columns drawn, each row a plain record with a few cells changed."""
+    names = ["patient", *draw(st.lists(st.sampled_from(sorted(_CELLS)), unique=True))]
+    names = list(dict.fromkeys([*names, *(n for n in _BASES[0] if draw(st.booleans()))]))
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        row = dict(draw(st.sampled_from(_BASES)))
+        for _ in range(draw(st.integers(0, 2))):
+            name = draw(st.sampled_from(names))
+            row[name] = draw(_CELLS[name][1])
+        rows.append(row)
+    return pa.table(
+        {name: pa.array([r.get(name) for r in rows], type=_CELLS[name][0]) for name in names}
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same value, a float's sign too (-0.0 is not 0.0 here)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return bool(a == b) and type(a) is type(b)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_tables())
+def test_every_parquet_row_taken_is_read_alike_by_the_reader(table: Any) -> None:
+    """A row the column path takes is one the Parquet reader reads whole, to the very values
+    the column path held before it read Parquet rows in columns: those of the record's JSON
+    line (progressor.dataset.parquet.record_line) read in columns."""
+    from progressor.dataset.parquet import record_line
+
+    read = TABLE_READER.read(table)
+    assert read is not None  # (every column here is a field, of a type taken)
+    fields, taken = read
+    rows = list(parquet_table_rows(table, range(1, table.num_rows + 1)))
+    held = iter(fields.to_dicts())
+    for row, was_taken in zip(rows, taken.to_list(), strict=True):
+        if not was_taken:
+            continue
+        assert row.record is not None, f"taken in columns, set aside by the reader: {row.text}"
+        mine = next(held)
+        assert (mine.pop("line"), mine.pop("key")) == (row.line, row.record.patient)
+        line = record_line(row.record, row.record.patient or "")
+        (again,), (as_json,) = _taken([line])
+        assert again, line
+        for name, value in as_json.items():
+            assert _same(value, mine[name]), (row.text, name, value, mine[name])
+
+
+def test_a_synthetic_cohorts_parquet_rows_are_all_taken(tmp_path: Any) -> None:
+    """The Parquet column path is not dead: a cohort as `synth --format parquet` writes it is
+    read whole in columns, to the values of its JSON lines."""
+    import pyarrow.parquet as pq
+
+    from progressor.dataset.parquet import to_parquet
+    from progressor.synth import synthesize_dataset
+    from tests.conftest import compiled_programs
+
+    synthesize_dataset(str(tmp_path / "j"), compiled_programs(), 60, 2, 4, 1)
+    to_parquet(str(tmp_path / "j"), str(tmp_path / "p"))
+    table = pq.read_table(tmp_path / "p" / "records" / "part-00000.parquet")
+    read = TABLE_READER.read(table)
+    assert read is not None
+    fields, taken = read
+    assert taken.all() and fields.height == table.num_rows > 500
+    lines = (tmp_path / "j" / "records" / "part-00000.jsonl").read_text().splitlines()
+    as_json = _taken(lines)[1]
+    for mine, theirs in zip(fields.drop("line", "key").to_dicts(), as_json, strict=True):
+        assert mine == theirs
+
+
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [
+        ("Pain Before", pa.array([2.0])),  # named as a CSV header may be: the reader's way
+        ("pain_before", pa.array(["2"])),  # a number as text
+        ("date", pa.array([__import__("datetime").datetime(2026, 1, 6, 9)])),  # a date-time
+        ("x", pa.array([1])),  # no field
+    ],
+)
+def test_a_table_with_a_column_not_read_in_columns_is_left_to_the_reader(
+    name: str, column: Any
+) -> None:
+    table = pa.table({"patient": ["anna"], name: column})
+    assert TABLE_READER.read(table) is None

@@ -113,6 +113,60 @@ def test_the_column_engine_computes_a_parquet_partition_alike(tmp_path: Path) ->
     assert tables(tmp_path / "c") == tables(tmp_path / "p") == tables(tmp_path / "j")
 
 
+def test_a_parquet_partition_is_read_in_columns_for_the_column_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the column engine, a Parquet file's rows are read in columns (PlainTable): the
+    record reader reads only the rows of the patients who go per patient, and the output is
+    byte for byte the per-patient engine's, odd rows and all."""
+    pytest.importorskip("polars")
+    path = PROGRAMS / "low-back-pain.toml"
+    compiled = progressor.Engine().compile(progressor.load_program(path))
+    program = [(compiled, path.read_text(encoding="utf-8"))]
+    synthesize_dataset(str(tmp_path / "jsonl"), program, 300, 1, 5, 1, START)
+    parquet.to_parquet(str(tmp_path / "jsonl"), str(tmp_path / "in"))
+    records = tmp_path / "in" / "records" / "part-00000.parquet"
+    table = pq.read_table(records)
+    patients = sorted(set(table["patient"].to_pylist()))
+    day = START + dt.timedelta(days=3)
+    odd: list[dict[str, Any]] = [  # each one patient's: some taken in columns, some not
+        {"patient": patients[0], "kind": "pain", "date": day, "pain": -0.0},
+        {"patient": patients[1], "kind": "pain", "date": day, "pain": 9.0, "note": "bad"},
+        {"patient": patients[2], "kind": "pain", "date": day, "pain": float("nan")},
+        {"patient": f" {patients[3]} ", "kind": "pain", "date": day, "pain": 2.0},
+        {"patient": patients[4], "kind": None, "date": day, "pain": 3.0, "note": ""},
+        {"patient": patients[5], "kind": "outcome", "date": day, "exercise": " bridge "}
+        | {"reps": [5], "hold_s": 5.0, "pain_before": 1.0, "pain_during": 2.0},
+        {"patient": patients[6], "kind": "pain", "date": day, "pain": 2.1234567},
+        {"patient": patients[7], "kind": "pain", "date": day, "pain": 4.0, "exercise": "x"},
+        {"patient": patients[8], "kind": "pain", "date": day, "pain": 12.0},
+        {"patient": patients[9], "kind": "outcome", "date": day, "exercise": "plank"}
+        | {"reps": [5], "pain_before": 1.0, "pain_during": 1.0},
+    ]
+    names = sorted({name for row in odd for name in row})
+    extra = pa.Table.from_pylist([{name: row.get(name) for name in names} for row in odd])
+    table = pa.concat_tables([table, extra], promote_options="permissive")
+    pq.write_table(table, records)
+    read: list[int] = []
+    rows_of = parquet.parquet_table_rows
+
+    def counted(table: Any, numbers: Any) -> Any:
+        read.extend(numbers)
+        return rows_of(table, numbers)
+
+    monkeypatch.setattr(parquet, "parquet_table_rows", counted)
+    one_week = START + dt.timedelta(days=7)
+    compute = progressor.dataset.compute_partition
+    columns = compute(str(tmp_path / "in"), str(tmp_path / "c"), 0, one_week, engine="columns")
+    assert 0 < len(read) < table.num_rows // 4  # (the odd rows' patients, and few others)
+    assert columns.paths["columns"] > 200
+    monkeypatch.undo()
+    compute(str(tmp_path / "in"), str(tmp_path / "p"), 0, one_week)
+    assert tables(tmp_path / "c") == tables(tmp_path / "p")
+    paused = [r for r in _rows(tmp_path / "c", "prescriptions") if r["status"] == "paused"]
+    assert patients[1] in {r["patient"] for r in paused}  # (its pain of 9, read in columns)
+
+
 def test_a_flare_in_a_parquet_partition_pauses(tmp_path: Path) -> None:
     dataset = _seed_only(tmp_path / "in")
     _enroll(dataset, "p1", "p2")

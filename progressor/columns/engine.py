@@ -43,7 +43,13 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from progressor.columns.forms import ColumnFinding, column_form
-from progressor.columns.frames import exercise_frame, read_frames, unusual, week_numbered
+from progressor.columns.frames import (
+    exercise_frame,
+    read_frames,
+    table_frames,
+    unusual,
+    week_numbered,
+)
 from progressor.core._fast import trusted, tuple_new
 from progressor.core.components import Finding
 from progressor.core.engine import CompiledProgram
@@ -178,8 +184,11 @@ class ColumnEngine:
         enrollment_lines: dict[str, list[str]],
         record_lines: dict[str, list[str]],
         as_of: dt.date,
+        table: pl.DataFrame | None = None,
     ) -> tuple[dict[str, Rows], list[str]]:
-        """The rows of each patient the column path covers, and the others (in order)."""
+        """The rows of each patient the column path covers, and the others (in order). With
+        `table`, the patients' records are its rows (a Parquet log's, read in columns:
+        frames.table_frames), not `record_lines`."""
         taken: dict[str, list[_Read]] = {}
         for read in self._enrolled(patients, enrollment_lines, record_lines, as_of):
             taken.setdefault(read.enrollment.program, []).append(read)
@@ -188,7 +197,7 @@ class ColumnEngine:
             plan = self._programs[program]
             assert plan is not None  # (checked in _enrolled)
             for at in range(0, len(group), _CHUNK):
-                done.update(self._program_rows(plan, group[at : at + _CHUNK], as_of))
+                done.update(self._program_rows(plan, group[at : at + _CHUNK], as_of, table))
         return done, [p for p in patients if p not in done]
 
     def _enrolled(
@@ -220,22 +229,29 @@ class ColumnEngine:
                 found.append(_Read(enrollment, lines, weeks))
         return found
 
-    def _program_rows(self, plan: _Program, group: list[_Read], as_of: dt.date) -> dict[str, Rows]:
+    def _program_rows(
+        self, plan: _Program, group: list[_Read], as_of: dt.date, table: pl.DataFrame | None
+    ) -> dict[str, Rows]:
         """The rows of the patients of one program the column path covers (none when a
         column form fails: the per-patient engine then holds them as any failure is held)."""
         try:
-            return self._covered(plan, group, as_of)
+            return self._covered(plan, group, as_of, table)
         except Exception:
             return {}
 
-    def _covered(self, plan: _Program, group: list[_Read], as_of: dt.date) -> dict[str, Rows]:
+    def _covered(
+        self, plan: _Program, group: list[_Read], as_of: dt.date, table: pl.DataFrame | None
+    ) -> dict[str, Rows]:
         """The fold from week to week across the group: each week's exercise weeks decided
         (each distinct one once), the patients whose newest judged week it is written, the
         others' states carried to the next week (or the patient routed, _carried). A patient
         with records of the week under way is folded into it too, only to see that it raises
         no alert (`_under_way`): the per-patient engine writes the alerts it raises."""
         names = [e.id for e in plan.compiled.program.exercises]
-        outcomes, reports, bad = read_frames([read.lines for read in group])
+        if table is None:
+            outcomes, reports, bad = read_frames([patient.lines for patient in group])
+        else:
+            outcomes, reports, bad = table_frames(table, [p.enrollment.patient for p in group])
         starts = pl.DataFrame(
             {
                 "pid": range(len(group)),

@@ -28,8 +28,29 @@ def read_frames(lines_of: list[list[str]]) -> tuple[pl.DataFrame, pl.DataFrame, 
     pids = pl.Series("pid", [p for p, patient in enumerate(lines_of) for _ in patient], pl.Int64)
     records, taken = _READER[0].read(pl.Series(lines, dtype=pl.String))
     bad = set(pids.filter(~taken).unique().to_list())
+    outcomes, reports = _framed(records.with_columns(pids.gather(records["line"])))
+    return outcomes, reports, bad
+
+
+def table_frames(
+    read: pl.DataFrame, patients: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
+    """read_frames' frames of `patients` (`pid`: their place in the list) from the rows of a
+    Parquet log read in columns (progressor.columns.reading.PlainTable: `key`, the patient;
+    `line`, the row's number), each patient's rows in the file's order. Their rows were all
+    taken: no patient is left out."""
+    ids = pl.DataFrame(
+        {"key": patients, "pid": range(len(patients))}, schema={"key": pl.String, "pid": pl.Int64}
+    )
+    records = read.join(ids, on="key").sort("pid", "line").drop("key")
+    outcomes, reports = _framed(records)
+    return outcomes, reports, set()
+
+
+def _framed(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The outcomes and the pain reports of records read in columns (`pid` given), their days
+    as days and the fields a record may leave out filled with their defaults."""
     records = records.with_columns(
-        pids.gather(records["line"]),
         pl.col("date").str.to_date("%Y-%m-%d"),
         pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         pl.col("skipped").fill_null(False),
@@ -37,7 +58,7 @@ def read_frames(lines_of: list[list[str]]) -> tuple[pl.DataFrame, pl.DataFrame, 
         pl.col("reps").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
     )
     outcomes = records.filter(pl.col("kind") == "outcome")
-    return outcomes, records.filter(pl.col("kind") == "pain"), bad
+    return outcomes, records.filter(pl.col("kind") == "pain")
 
 
 def unusual(

@@ -265,3 +265,225 @@ class PlainColumns:
             if high is not None:
                 valid &= high_of(column).fill_null(high) <= high
         return valid
+
+
+# -- a Parquet log's rows, read in columns ------------------------------------------------------
+
+#: The largest number the column path takes from a Parquet cell, as from a JSON line (the
+#: grammar's 7 digits before the point, 9 for an integer), and the decimals it keeps.
+_MOST = {"float": 1e7, "int": 1e9}
+_DECIMALS = 6
+_INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
+_FLOATS = (pl.Float32, pl.Float64)
+#: The longest text (bytes) or list the column path takes from a cell: a row far below the
+#: longest line the reader reads (MAX_LINE), whatever its other cells hold.
+_LONGEST = 1024
+#: Either kind's word, for a `kind` cell.
+_KIND_WORDS = '"outcome"|"pain"'
+
+
+class PlainTable:
+    """The column path's reading of a Parquet log's rows: which rows the column engine may
+    take as they are, and their fields, the same columns PlainColumns.read gives of the JSON
+    line of each (`line`: the row's number, from 1; `key`: its patient).
+
+    The Parquet reader (progressor.reading.records) reads a row as a CSV row whose cells are
+    typed: a null or an empty text is a field not given, a text is stripped of its spaces, a
+    number, a list or a day is kept. A row is taken when that reading is a plain record of
+    its kind and the values are those a JSON line of the column path could give:
+
+    - the table's columns are fields named as the reader names them (`pain_before`, not
+      `Pain Before`), each once, of a type the field takes (numbers for numbers, whole
+      numbers for whole ones, text, a day or YYYY-MM-DD text for `date`, lists of those);
+      otherwise no row is taken (the reader reads them all);
+    - the row's kind (its `kind`, or as the reader infers it: `exercise` given, an outcome;
+      `pain`, a pain report) has each field the row gives, and the ones it requires;
+    - texts as the grammar takes them (no quote, backslash or control character; a literal's
+      own words), with no white space at their ends but the spaces and tabs the reader
+      strips; numbers finite, within the fields' bounds, below the grammar's 10^7 (10^9 for
+      a whole number) and of at most six decimals; a day between the years 1900 and 2999.
+
+    tests/test_columns_reading.py holds the rows taken to the Parquet reader's reading."""
+
+    def __init__(self, plain: PlainColumns) -> None:
+        self.plain = plain
+
+    def read(self, table: Any) -> tuple[pl.DataFrame, pl.Series] | None:
+        """The fields of the rows taken (`line`, `key`, then PlainColumns' columns) and
+        whether each row was taken; None when the table's columns are not all the reader's
+        fields of a type taken (the reader then reads every row)."""
+        names: list[str] = table.schema.names
+        if len(set(names)) != len(names) or "patient" not in names:
+            return None
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        values: dict[str, pl.Expr] = {}
+        fine: list[pl.Expr] = []
+        for name in names:
+            field = self._field(name)
+            if field is None:
+                return None
+            cell = _cell(name, field, frame.schema[name])
+            if cell is None:
+                return None
+            values[name], ok = cell
+            fine.append(ok)
+        given = {name: pl.col(name).is_not_null() for name in names}
+        cells = frame.select(
+            *(value.alias(name) for name, value in values.items()),
+            pl.all_horizontal(fine).alias("~fine") if fine else pl.lit(True).alias("~fine"),
+        ).with_row_index("line", offset=1)
+        kind = pl.col("kind") if "kind" in names else pl.lit(None, pl.String)
+        inferred = (
+            pl.when(given["exercise"] if "exercise" in names else pl.lit(False))
+            .then(pl.lit("outcome"))
+            .when(given["pain"] if "pain" in names else pl.lit(False))
+            .then(pl.lit("pain"))
+        )
+        cells = cells.with_columns(pl.coalesce(kind, inferred).alias("kind"))
+        taken = pl.lit(False)
+        for kind_name, fields in self.plain.kinds.items():
+            ok = (pl.col("kind") == kind_name) & pl.col("~fine")
+            for name in names:
+                if name not in fields:  # (a field of the other kind, or none: set aside)
+                    ok &= pl.col(name).is_null()
+            for name, field in fields.items():
+                if field.required:
+                    ok &= pl.col(name).is_not_null() if name in names else pl.lit(False)
+            taken |= ok
+        # (A row naming no patient is no one's: the reader reads it, and the run reports it.)
+        taken &= pl.col("patient").is_not_null()
+        cells = cells.with_columns(
+            taken.fill_null(False).alias("~taken"), pl.col("patient").alias("key")
+        )
+        mask = cells["~taken"]
+        # A field given its default is left out, as a record's JSON line leaves it out
+        # (progressor.dataset.parquet.record_line): the frames are those of those lines.
+        taken_rows = cells.filter(pl.col("~taken")).select(
+            pl.col("line").cast(pl.UInt32),
+            "key",
+            *(
+                (pl.col(n) if n == "kind" else _unless_default(n, self._default(n)))
+                .cast(t)
+                .alias(n)
+                if n in names or n == "kind"
+                else pl.lit(None, t).alias(n)
+                for n, t in self.plain.schema.items()
+            ),
+        )
+        return taken_rows, mask
+
+    @staticmethod
+    def _default(name: str) -> Any:
+        """A field's default (the same in either kind of record that has it)."""
+        defaults = {
+            None if field.is_required() else field.default
+            for model in _KINDS.values()
+            if (field := model.model_fields.get(name)) is not None
+        }
+        (default,) = defaults
+        return default
+
+    def _field(self, name: str) -> _Field | None:
+        """The field of a column named `name`, as either kind of record has it."""
+        for fields in self.plain.kinds.values():
+            if name in fields:
+                return fields[name]
+        return None
+
+
+def _cell(name: str, field: _Field, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr] | None:
+    """A column's values as the Parquet reader reads them (null: not given), and whether each
+    is one the column path takes (see PlainTable); None for a column type it does not take."""
+    column = pl.col(name)
+    want = field.dtype
+    low, high = field.bounds
+    if field.is_day:
+        if dtype == pl.Date:
+            day = column
+        elif dtype == pl.String:
+            text = column.str.strip_chars(" \t")
+            day = pl.when(text.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")).then(
+                text.str.to_date("%Y-%m-%d", strict=False)
+            )
+            blank = text.str.len_bytes() == 0
+            ok = column.is_null() | blank | day.is_not_null()
+            year = day.dt.year()
+            value = pl.when(blank).then(None).otherwise(day.dt.to_string("%Y-%m-%d"))
+            return value, ok & (day.is_null() | ((year >= 1900) & (year <= 2999)))
+        else:
+            return None
+        year = day.dt.year()
+        return day.dt.to_string("%Y-%m-%d"), day.is_null() | ((year >= 1900) & (year <= 2999))
+    if want == pl.String():
+        if dtype != pl.String:
+            return None
+        text = column.str.strip_chars(" \t")
+        value = pl.when(text.str.len_bytes() > 0).then(text)
+        quoted = pl.concat_str(pl.lit('"'), text, pl.lit('"'))
+        # (`kind` names either kind: each kind's own grammar holds its one word.)
+        grammar = _KIND_WORDS if name == "kind" else field.pattern
+        ok = value.is_null() | (
+            quoted.str.contains(f"^(?:{grammar})$")
+            & ~text.str.contains(r"^\s|\s$")
+            & (text.str.len_bytes() < _LONGEST)
+        )
+        return value, ok
+    if want == pl.Boolean():
+        return (column, pl.lit(True)) if dtype == pl.Boolean else None
+    if want in (pl.Float64(), pl.Int64()):
+        read = _number(column, dtype, want == pl.Float64(), low, high)
+        return None if read is None else (read[0], column.is_null() | read[1])
+    if isinstance(want, pl.List) and isinstance(dtype, pl.List):
+        inner = want.inner
+        if inner == pl.String():
+            if dtype.inner != pl.String:
+                return None
+            plain = pl.element().str.contains(r'^[^"\\\x00-\x1f]*$').fill_null(False)
+            plain &= pl.element().str.len_bytes() < _LONGEST
+            ok = column.list.eval(plain).list.all()
+        else:
+            items = _number(pl.element(), dtype.inner, inner == pl.Float64(), low, None, True)
+            if items is None:
+                return None
+            value, ok = items
+            column, ok = column.list.eval(value.cast(inner)), column.list.eval(ok).list.all()
+        return column, pl.col(name).is_null() | (ok & (pl.col(name).list.len() < _LONGEST))
+    return None
+
+
+def _unless_default(name: str, default: Any) -> pl.Expr:
+    """A column's values, null where a value is the field's default (not given)."""
+    column = pl.col(name)
+    if default is None:
+        return column
+    if isinstance(default, tuple):
+        return pl.when(column.list.len() > 0).then(column)
+    return pl.when(column != default).then(column)
+
+
+def _number(
+    column: pl.Expr, dtype: Any, real: bool, low: Any, high: Any, item: bool = False
+) -> tuple[pl.Expr, pl.Expr] | None:
+    """A number (a cell, or an `item` of a list) as the reader reads it, and whether the
+    column path takes it (not a null: a list's null item is not a number). A cell's -0 is
+    read as 0 (the records' own rule: models.positive_zeros); a list's -0 stays -0, which
+    the column path does not take (its JSON line's "-0.0" has a sign)."""
+    if dtype in _FLOATS and real:
+        number = column.cast(pl.Float64)
+        negative_zero = (number == 0) & (1.0 / number < 0)
+        value = pl.when(number == 0).then(pl.lit(0.0)).otherwise(number) if not item else number
+    elif dtype in _INTEGERS:
+        value, negative_zero = column.cast(pl.Int64), pl.lit(False)
+    else:
+        return None
+    ok = value.is_not_null()
+    if item:
+        ok &= ~negative_zero
+    if real:
+        ok &= value.is_finite() & (value.round(_DECIMALS) == value)
+    ok &= value >= (low if low is not None else 0)  # (the grammar takes no sign)
+    ok &= value < _MOST["float" if real else "int"]
+    if high is not None:
+        ok &= value <= high
+    return value, ok.fill_null(False)

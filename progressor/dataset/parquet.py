@@ -27,9 +27,10 @@ from typing import Any
 
 from progressor.core.models import Record
 from progressor.dataset import files
+from progressor.engines import column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import Row
-from progressor.reading.records import log_rows
+from progressor.reading.records import parquet_table, parquet_table_rows
 
 #: The formats of a partition's inputs and outputs (`--out-format`).
 FORMATS = ("jsonl", "parquet")
@@ -82,6 +83,26 @@ class Scanned:
     def __init__(self) -> None:
         self.table = files.PatientLines({}, {}, [], 0, 0, [])
         self.rows: dict[str, list[Row]] = {}
+        #: Read in columns (scan_records with the column engine): the patients whose rows
+        #: were all taken (no Rows made for them; their lines only hash them), those rows'
+        #: fields (PlainTable), and the file's table, to read their rows when one of them
+        #: goes to the per-patient engine after all (rows_of).
+        self.fast: set[str] = set()
+        self.fields: Any = None
+        self.arrow: Any = None
+
+    def rows_of(self, patient: str) -> list[Row]:
+        """A patient's Rows as the record reader reads them (made now for a patient read in
+        columns: their lines become the reader's too), numbered among the patient's own."""
+        if patient in self.fast:
+            self.fast.discard(patient)
+            found = parquet_table_rows(self.arrow, self.table.ranges[patient])
+            rows = [row._replace(line=n) for n, row in enumerate(found, start=1)]
+            self.rows[patient] = rows
+            self.table.lines[patient] = [
+                record_line(r.record, patient) if r.record is not None else r.text for r in rows
+            ]
+        return self.rows.get(patient, [])
 
     def add(self, patient: str | None, number: int, line: str, row: Row | None = None) -> None:
         if patient is None:
@@ -94,26 +115,81 @@ class Scanned:
             own.append(row._replace(line=len(own) + 1))
 
 
-def scan_records(location: str) -> Scanned:
+def scan_records(location: str, engine: str = "patients") -> Scanned:
     """A records file's rows by patient, each read by the record reader (none when the
-    file is missing, as a JSONL partition's)."""
+    file is missing, as a JSONL partition's).
+
+    When `engine` computes with the column engine (column_engine_wanted, for the file's
+    patients), the rows are read in columns first (progressor.columns.reading.PlainTable):
+    a patient whose rows are all taken is read no further (their lines: each row's fields
+    as JSON, which only hash them; Scanned.rows_of reads them if they go per patient after
+    all), the others' rows by the record reader, as without."""
     scanned = Scanned()
     if not files.exists(location):
         return scanned
-    with _local(location) as path, log_rows(path, fmt="parquet") as found:
-        for row in found:
-            record = row.record if row.record is not None else row.kept
-            patient = record.patient if record is not None else None
-            if patient is None:  # (a row read whole always names one: it is in the text)
-                patient = files.patient_of(row.text)
-            line = (
-                row.text
-                if row.record is None or patient is None
-                else record_line(row.record, patient)
-            )
-            scanned.add(patient, row.line, line, row)
+    with _local(location) as path:
+        table = parquet_table(path)
+    read = _in_columns(table, engine)
+    if read is None:
+        rows = list(parquet_table_rows(table, range(1, table.num_rows + 1)))
+    else:
+        import polars as pl  # (the column engine's: there when it computes)
+
+        fields, mask = read
+        rows = list(parquet_table_rows(table, [n + 1 for n in (~mask).arg_true().to_list()]))
+        # A patient with a row not taken is read by the reader, each of their rows.
+        slow = {_patient_of(row) for row in rows} - {None}
+        theirs = fields.filter(pl.col("key").is_in(list(slow)))["line"].to_list()
+        rows = sorted([*rows, *parquet_table_rows(table, theirs)], key=lambda row: row.line)
+        fields = fields.filter(~pl.col("key").is_in(list(slow)))
+        # Each such patient's "line": their rows' fields as JSON, in the file's order, which
+        # only hashes them (rows_of gives them the reader's lines when they need them).
+        rows_json = pl.struct(pl.all().exclude("key", "line")).struct.json_encode()
+        each = fields.group_by("key", maintain_order=True).agg(
+            pl.col("line"), rows_json.str.join("\n").alias("json")
+        )
+        for patient, numbers, text in each.iter_rows():
+            scanned.table.lines[patient] = [text]
+            scanned.table.ranges[patient] = numbers
+        scanned.fast, scanned.fields, scanned.arrow = set(each["key"].to_list()), fields, table
+    for row in rows:
+        patient = _patient_of(row)
+        line = (
+            row.text if row.record is None or patient is None else record_line(row.record, patient)
+        )
+        scanned.add(patient, row.line, line, row)
     scanned.table = scanned.table._replace(size=_size(location))
     return scanned
+
+
+def _patient_of(row: Row) -> str | None:
+    """Whose a row is, as the partition splits rows: the reader's record's (or what it kept
+    of it), or the patient its text names."""
+    record = row.record if row.record is not None else row.kept
+    patient = record.patient if record is not None else None
+    # (A row read whole always names one: it is in the text.)
+    return patient if patient is not None else files.patient_of(row.text)
+
+
+def _in_columns(table: Any, engine: str) -> tuple[Any, Any] | None:
+    """The rows of `table` read in columns (PlainTable.read) when `engine` computes its
+    patients with the column engine; None when it does not, or the columns are not all
+    read that way."""
+    if "patient" not in table.schema.names:
+        return None
+    patients = table["patient"].unique().to_pylist()
+    if not column_engine_wanted(engine, len(patients)):
+        return None
+    from progressor.columns.reading import PlainColumns, PlainTable
+
+    if not _TABLE_READER:
+        _TABLE_READER.append(PlainTable(PlainColumns()))
+    read: tuple[Any, Any] | None = _TABLE_READER[0].read(table)
+    return read
+
+
+#: The reader of Parquet rows in columns (made on first use: polars is an optional extra).
+_TABLE_READER: list[Any] = []
 
 
 def scan_enrollments(location: str) -> Scanned:

@@ -475,8 +475,9 @@ class _Run:
     paths: dict[str, int] = field(default_factory=dict)
     input_format: str = "jsonl"
     out_format: str = "jsonl"
-    #: With Parquet input: each patient's record Rows as the reader read them (filled by full).
-    rows: dict[str, list[Row]] = field(default_factory=dict)
+    #: With Parquet input: the records file as scanned (filled by full): each patient's
+    #: record Rows as the reader reads them (rows_of), or their rows read in columns.
+    scanned: list[parquet.Scanned] = field(default_factory=list)
     #: The partition's enrolled patients (filled by full and appended): an id with records
     #: and no enrollment is told the enrolled one it may mean.
     enrolled: set[str] = field(default_factory=set)
@@ -538,8 +539,8 @@ class _Run:
         """Each input's lines by patient: a Parquet file's rows made lines (the record Rows
         kept in `rows`), their row numbers where a JSONL file's byte ranges are."""
         if self.input_format == "parquet":
-            read = parquet.scan_records(records_at)
-            self.rows.update(read.rows)
+            read = parquet.scan_records(records_at, self.engine)
+            self.scanned.append(read)
             return parquet.scan_enrollments(enrollments_at).table, read.table
         enrollments, records = files.scan(enrollments_at), files.scan(records_at)
         assert enrollments is not None and records is not None  # (None only with `known`)
@@ -605,13 +606,24 @@ class _Run:
         if columns is not None:
             # A row the reader set aside goes per patient, with the reader's verdict: its
             # line (the row's text) is not the column engine's to read again.
-            salvaged = {p for p in patients if any(r.record is None for r in self.rows.get(p, ()))}
+            # (Parquet: the rows the reader read; none yet of the patients read in columns.)
+            read_rows = self.scanned[0].rows if self.scanned else {}
+            salvaged = {p for p in patients if any(r.record is None for r in read_rows.get(p, ()))}
             # (And a patient with no enrollment: not computed, the per-patient path says so;
             # and one whose pains are also under an id spelled otherwise.)
             salvaged |= {p for p in patients if not enrollment_lines.get(p)}
             salvaged |= set(self.loose.values()).intersection(patients)
             plain = [p for p in patients if p not in salvaged] if salvaged else patients
+            # (A Parquet file's patients whose rows were read in columns: from those columns.)
+            fast = set(self.scanned[0].fast) if self.scanned else set()
+            read = [p for p in plain if p in fast]
+            plain = [p for p in plain if p not in fast] if read else plain
             covered, patients = columns.compute(plain, enrollment_lines, record_lines, self.as_of)
+            if read:
+                table = self.scanned[0].fields
+                more, rest = columns.compute(read, enrollment_lines, {}, self.as_of, table)
+                covered.update(more)
+                patients = [*patients, *rest]
             patients = [*patients, *sorted(salvaged)]
             out.update((p, _Patient(*rows)) for p, rows in covered.items())
             self.paths["columns"] = self.paths.get("columns", 0) + len(covered)
@@ -667,7 +679,7 @@ class _Run:
             if enrollment_lines.get(patient)
             else None
         )
-        lines = record_lines.get(patient, [])
+        lines = self._lines(patient, record_lines)
         log = self._log(patient, lines)
         problems += [
             ("records", s.line or 0, s.reason, lines[(s.line or 1) - 1].rstrip("\r"))
@@ -690,7 +702,7 @@ class _Run:
                 Arrived(kept)
                 for written, mine in sorted(self.loose.items())
                 if mine == patient
-                for record in self._log(written, record_lines[written]).records
+                for record in self._log(written, self._lines(written, record_lines)).records
                 if (kept := kept_for(patient, record)) is not None
             ]
         try:
@@ -1017,8 +1029,20 @@ class _Run:
         dated later is set aside at its line, its pain kept as of that day (the output stays
         a function of the inputs)."""
         if self.input_format == "parquet":  # (the reader's Rows, numbered as `lines`)
-            return rows_log(self.rows.get(patient, ()), "", today=self.as_of)
+            return rows_log(self._rows(patient), "", today=self.as_of)
         return read_log(lines, "", "jsonl", today=self.as_of)
+
+    def _rows(self, patient: str) -> list[Row]:
+        """A Parquet file's patient's record Rows, as the record reader reads them."""
+        return self.scanned[0].rows_of(patient) if self.scanned else []
+
+    def _lines(self, patient: str, record_lines: dict[str, list[str]]) -> list[str]:
+        """A patient's record lines as the per-patient engine reads them: a Parquet file's
+        patient read in columns has lines that only hash their rows until now, when the
+        reader reads the rows (Scanned.rows_of; `record_lines` is the scan's own table)."""
+        if self.scanned:
+            self.scanned[0].rows_of(patient)
+        return record_lines.get(patient, [])
 
     def _no_enrollment(self, patient: str) -> str:
         """Why the records of a patient with no enrollment in the partition are not used,

@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
@@ -871,6 +871,26 @@ def _parquet_rows(handle: Any) -> Iterator[Row]:
         for cells in zip(*map(_parquet_cells, batch.columns), strict=True):
             number += 1
             yield _parquet_row(number, names, cells)
+
+
+def parquet_table(path: Path) -> Any:
+    """A Parquet log's pyarrow Table, read whole (a dataset's partition: a few thousand
+    patients); any error reading it is a LogError naming the file."""
+    with _parquet_file(path) as handle:
+        return handle.read()
+
+
+def parquet_table_rows(table: Any, numbers: Sequence[int]) -> Iterator[Row]:
+    """Rows `numbers` (1-based, in that order) of a pyarrow Table read from a Parquet log,
+    each read as the Parquet reader reads a row of the file (_parquet_rows)."""
+    import pyarrow as pa  # (there: the table is its own)
+
+    names: list[str] = table.schema.names
+    wanted = iter(numbers)
+    places = pa.array([n - 1 for n in numbers], type=pa.int64())
+    for batch in table.take(places).to_batches(max_chunksize=PARQUET_BATCH):
+        for cells in zip(*map(_parquet_cells, batch.columns), strict=True):
+            yield _parquet_row(next(wanted), names, cells)
 
 
 def _parquet_cells(column: Any) -> list[Any]:
