@@ -237,11 +237,31 @@ def test_a_pain_kept_as_of_today_raises_its_alert_though_the_log_ended_weeks_ago
     out = json.loads(done.stdout)
     # The log's own week judged, not every week up to today (a bad line moves no week).
     assert out["week"] == 2, out
-    today_week = (dt.date.today() - START).days // 7 + 1
-    assert [(a["rule"], a["week"]) for a in out["alerts"]] == [("pain-flare", today_week)]
-    kept = f"a pain kept as of the day the log was read (week {today_week}) raises"
-    assert kept in done.stderr
+    # Raised now, as the week under way's: the week whose prescription it must stop.
+    assert [(a["rule"], a["week"]) for a in out["alerts"]] == [("pain-flare", 2)]
+    assert "week 2 is under way, but what is logged so far raises" in done.stderr
     assert "pain 9/10 reached the pause threshold" in done.stderr
+
+
+def test_a_log_of_one_patient_written_differently_is_refused_with_why(
+    write_log: WriteLog,
+) -> None:
+    # 'ANNA' beside 'anna': not two patients to choose from (a flare under either must not
+    # be dropped by the choice), so the log is refused with or without --patient.
+    rows: list[Mapping[str, Any] | str] = [
+        *({**r, "patient": "anna"} for r in full_week()),
+        {"patient": "ANNA", "date": str(START + dt.timedelta(days=2)), "pain": 9},
+    ]
+    log = str(write_log(rows, "anna.jsonl"))
+    for chosen in ([], ["--patient", "anna"], ["--patient", "ANNA"]):
+        done = run("next", SEED, "--log", log, *chosen)
+        assert done.returncode == 1, done.stderr
+        assert "the same patient written differently? Correct the log." in done.stderr
+        assert "choose one with --patient" not in done.stderr
+    # Two patients are two: choose one.
+    other = [*rows[:-1], {"patient": "ben", "date": str(START), "pain": 2}]
+    done = run("next", SEED, "--log", str(write_log(other, "two.jsonl")))
+    assert done.returncode == 1 and "choose one with --patient" in done.stderr
 
 
 def test_a_log_of_records_all_dated_later_says_why_and_asks_for_the_start(
@@ -252,10 +272,14 @@ def test_a_log_of_records_all_dated_later_says_why_and_asks_for_the_start(
         {"date": later, "exercise": "bridge", "reps": [5], "hold_s": 5, "pain_before": 2}
         | {"pain_during": 9}
     ]
-    done = run("next", SEED, "--log", str(write_log(rows, "anna.jsonl")))
+    log = str(write_log(rows, "anna.jsonl"))
+    done = run("next", SEED, "--log", log, "--alerts", "stderr")
     assert done.returncode == 1
     assert f"bridge of {later}: dated {later}, after the day it was read" in done.stderr
     assert "the log has no usable records: give --start" in done.stderr
+    # Its pain of 9, kept as of today, is warned of and sent all the same.
+    assert "week 1 is under way, but what is logged so far raises" in done.stderr
+    assert '"rule": "pain-flare"' in done.stderr
 
 
 def test_bad_records_are_reported_and_the_rest_used(write_log: WriteLog) -> None:

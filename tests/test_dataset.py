@@ -590,7 +590,9 @@ def test_an_enrollment_spelled_otherwise_is_set_aside_with_an_urgent_alert(tmp_p
     assert alert["patient"] == "p1" and alert["urgent"] and "pain up to 9/10" in alert["message"]
 
 
-LOOSE_HINT = " (did you mean 'p1'? its pain scores and symptom flags count for 'p1''s safety rules)"
+LOOSE_HINT = (
+    " (did you mean 'p1'? its pain scores and symptom flags count for the safety rules of 'p1')"
+)
 
 
 @pytest.mark.parametrize("engine", ["patients", "columns"])
@@ -651,6 +653,33 @@ def test_with_an_id_spelled_otherwise_new_lines_of_either_give_what_a_clean_run_
         assert outputs(out) == outputs(clean)
     [row] = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
     assert row["status"] == "paused"  # (P1's pain of 9)
+
+
+def test_enrollments_that_change_whom_an_id_may_mean_give_what_a_clean_run_gives(
+    tmp_path: Path,
+) -> None:
+    """P1's pain of 9 arrives before anyone it may mean is enrolled; then p1 is enrolled (the
+    pain counts for p1); then P1 itself (it is P1's own). Each incremental run is a clean
+    run's, byte for byte."""
+    data, out, clean = tmp_path / "data", tmp_path / "out", tmp_path / "clean"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    p2 = ENROLLED.replace('"p1"', '"p2"')
+    _one_patient(data, p2, [json.dumps({"patient": "P1", "kind": "pain", "date": day, "pain": 9})])
+    as_of = START + dt.timedelta(days=7)
+    run_local(str(data), str(out), as_of, workers=1)
+    status = []
+    for patient in ("p1", "P1"):
+        _append(data / "enrollments" / "part-00000.jsonl", ENROLLED.replace('"p1"', f'"{patient}"'))
+        run_local(str(data), str(out), as_of, workers=1)
+        shutil.rmtree(clean, ignore_errors=True)
+        run_local(str(data), str(clean), as_of, workers=1)
+        assert outputs(out) == outputs(clean)
+        rows = (out / "prescriptions" / "part-00000.jsonl").read_text().splitlines()
+        status.append({r["patient"]: r["status"] for r in map(json.loads, rows)})
+    assert status == [
+        {"p1": "paused", "p2": "active"},
+        {"P1": "paused", "p1": "active", "p2": "active"},
+    ]
 
 
 def test_an_enrollments_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

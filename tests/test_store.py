@@ -281,30 +281,35 @@ def test_a_record_of_an_id_spelled_otherwise_gives_its_pain_to_that_patient(
     quarantined saying so, and its pain of 9 reaches anna's safety rules (she is paused). An
     id that differs otherwise (zoe, bem) is quarantined as before, with no pain given away."""
     path = tmp_path / "diary.jsonl"
+    store.enroll(on_seed("cy"), SEED)
     lines = [
         {"patient": "ANNA", "date": "2026-01-06", "pain": 9},
         {"patient": "bem", "date": "2026-01-06", "pain": 9},
         {"patient": "Ben ", "date": "2026-01-06", "exercise": "bridge", "reps": [5]}
         | {"hold_s": 5, "pain_before": 2, "pain_during": 8},
+        {"patient": "CY", "date": "2026-01-06", "pain": "9/10"},  # (read in part only)
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     report = store.import_records(path)
-    assert report.added == 2  # (what is kept of each, as anna's and ben's)
-    hint = "count for {0!r}'s safety rules"
+    assert report.added == 3  # (what is kept of each, as anna's, ben's and cy's)
+    hint = "count for the safety rules of {0!r}"
     assert [q.reason for q in report.quarantined] == [
         f"patient 'ANNA' is not enrolled (did you mean 'anna'? its pain scores and symptom "
         f"flags {hint.format('anna')})",
         "patient 'bem' is not enrolled",
         f"patient 'Ben ' is not enrolled (did you mean 'ben'? its pain scores and symptom "
         f"flags {hint.format('ben')})",
+        "pain: Input should be a valid number, unable to parse string as a number; patient "
+        f"'CY' is not enrolled (did you mean 'cy'? its pain scores and symptom flags "
+        f"{hint.format('cy')})",
     ]
     recompute(store.path, as_of=START + dt.timedelta(days=7), engine=engine)
-    newest = {p: store.prescriptions(p)[-1] for p in ("anna", "ben")}
-    assert [(p.week, p.status) for p in newest.values()] == [(2, "paused")] * 2
+    newest = {p: store.prescriptions(p)[-1] for p in ("anna", "ben", "cy")}
+    assert [(p.week, p.status) for p in newest.values()] == [(2, "paused")] * 3
     # ANNA enrolled after all, the same file again stores her line and settles it.
     store.enroll(on_seed("ANNA"), SEED)
     again = store.import_records(path)
-    assert again.added == 1 and len(again.quarantined) == 2
+    assert again.added == 1 and len(again.quarantined) == 3
     settled = "SELECT line, settled_by IS NOT NULL FROM quarantine ORDER BY id"
     assert store._db.execute(settled).fetchall()[:3] == [(1, 1), (2, 0), (3, 0)]
 

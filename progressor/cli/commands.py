@@ -86,6 +86,15 @@ def _report_set_aside(items: Sequence[SetAside]) -> None:
 def _patient_of(log: Log, patient: str | None) -> str:
     """Whose records to use: the one patient of the log, or `patient`, checked."""
     patients = sorted({r.patient for r in log.records if r.patient is not None})
+    if (
+        patient is None
+        and len(patients) > 1
+        and set(ids_alike(patients[0], patients)) == set(patients[1:])
+    ):  # (one patient written differently: no --patient would do)
+        fail(
+            f"the log has records of {', '.join(map(repr, patients))}: the same patient "
+            "written differently? Correct the log."
+        )
     if patient is None and len(patients) > 1:
         fail(f"the log holds several patients ({', '.join(patients)}): choose one with --patient")
     if patient is not None and patients and patient not in patients:
@@ -125,12 +134,17 @@ def _replay(
     # could not be read) is no session of the patient's and says nothing of when they started
     # nor of which weeks they logged.
     dated = [r.date for r in records if not kept_as_of_read(r)]
+    overrides = starting_doses(compiled.program, doses)
     if start is None:
         if not dated:
             _report_set_aside(log.set_aside)  # (why none is usable, line by line)
+            if records:  # pains kept as of today: their alerts do not wait for a --start
+                enrolled = Enrollment(
+                    patient=name, program=compiled.program.id, start=today, overrides=overrides
+                )
+                _warn_early(fold(compiled, enrolled, mine, as_of=today, weeks=0), channels)
             fail("the log has no usable records: give --start to compute week 1")
         start = min(dated)
-    overrides = starting_doses(compiled.program, doses)
     enrollment = Enrollment(
         patient=name, program=compiled.program.id, start=start, overrides=overrides
     )
@@ -179,14 +193,11 @@ def _warn_early(timeline: Timeline, channels: Sequence[tuple[AlertChannel, str]]
     week = timeline.current.week
     for alert in timeline.early_alerts:
         urgency = "an URGENT alert" if alert.urgent else "an alert"
-        # (An alert of a later week: a pain kept as of the day the log was read, which the
-        # log's own weeks do not reach; see timeline.fold.)
-        what = (
-            f"week {week} is under way, but what is logged so far raises"
-            if alert.week <= week
-            else f"a pain kept as of the day the log was read (week {alert.week}) raises"
+        click.echo(
+            f"warning: week {week} is under way, but what is logged so far raises "
+            f"{urgency}: {alert.message} ({alert.rule})",
+            err=True,
         )
-        click.echo(f"warning: {what} {urgency}: {alert.message} ({alert.rule})", err=True)
     if not timeline.results:  # (the week's own alerts are sent with its prescription)
         _send(channels, timeline.early_alerts)
 

@@ -487,10 +487,12 @@ def ids_alike(patient: str, others: Iterable[str]) -> list[str]:
 
 def same_id_loosely(patient: str, others: Iterable[str]) -> str | None:
     """The one id among `others` alike to `patient` (ids_alike), or None when there is none
-    or more than one. A record of an id that is not enrolled gives its pain to that patient's
-    safety rules, and the reason it is set aside names them; ids that differ otherwise are
-    never guessed at (a pain put on the wrong patient's chart is a second mistake)."""
-    alike = ids_alike(patient, others)
+    or more than one (ids that could be no patient's left out). A record of an id that is not
+    enrolled gives its pain to that patient's safety rules, and the reason it is set aside
+    names them; ids that differ otherwise are never guessed at (a pain put on the wrong
+    patient's chart is a second mistake)."""
+    # (An id that cannot be a patient's, an enrollment of " p1" set aside, means no one.)
+    alike = [other for other in ids_alike(patient, others) if patient_id_problem(other) is None]
     return alike[0] if len(alike) == 1 else None
 
 

@@ -162,12 +162,14 @@ def fold(
     # A pain kept as of the day the records were read lies after the week under way when the
     # weeks judged stop short of that day (`next` judges the log's own weeks; a store's
     # recompute may be for an earlier week): it is stepped in its own week, with the
-    # prescription in force, so that a flare typed with next year's date raises its alert now.
+    # prescription in force, so that a flare typed with next year's date raises its alert now,
+    # as the week under way's (the week whose prescription, handout and review it must stop).
     for week in sorted(w for w in by_week if w > weeks + 1):
         kept = [r for r in by_week[week] if kept_as_of_read(r)]
         if kept:
             there = {"week": week, "start": week_start(enrollment.start, week)}
-            early += compiled.step(prescription.model_copy(update=there), kept).alerts
+            raised = compiled.step(prescription.model_copy(update=there), kept).alerts
+            early += tuple(a.model_copy(update={"week": weeks + 1}) for a in raised)
     later = sum(len(v) for k, v in by_week.items() if k > weeks + 1)
     stepped = [s for r in results for s in r.set_aside]
     located = locate(stepped, arrived) if stepped else []

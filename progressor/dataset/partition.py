@@ -500,10 +500,12 @@ class _Run:
         # pain of 9 under an id typed otherwise, or filed in another partition, must reach a
         # clinician).
         patients = sorted(enrollments.lines.keys() | records.lines.keys())
+        # (A patient's output depends on their lines, the loosely named lines that count for
+        # them, and, with no enrollment, on which enrolled id theirs may mean: all hashed.)
         hashes = [
             _patient_hash(
                 self.signature,
-                enrollments.lines.get(p, []),
+                enrollments.lines.get(p) or [self._no_enrollment(p)],
                 [*records.lines.get(p, []), *also.get(p, [])],
             )
             for p in patients
@@ -1079,10 +1081,13 @@ class _Run:
             return None
         if any(t.orphans or t.undecoded for t in (enrolled_tail, records_tail)):
             return None  # new problems to report
-        if previous["problems"] and enrolled_tail.lines.keys() - old.keys():
-            return None  # a new enrollment may settle an earlier problem
         spans = zip(previous["patients"], previous["enrollment_ranges"], strict=True)
-        enrolled = {p for p, at in spans if at} | enrolled_tail.lines.keys()
+        before = {p for p, at in spans if at}
+        if previous["problems"] and enrolled_tail.lines.keys() - before:
+            # A new enrollment may settle an earlier problem (an id with records and no
+            # enrollment), or make an id spelled otherwise name someone, or no one.
+            return None
+        enrolled = before | enrolled_tail.lines.keys()
         if any(p not in enrolled for p in records_tail.lines):
             return None  # records of someone not enrolled: a new problem
         if _loose({p: [] for p in old.keys() - enrolled}, enrolled):

@@ -1038,8 +1038,8 @@ def kept_for(patient: str, record: Record) -> PainReport | None:
 def spelled_otherwise(patient: str) -> str:
     """What a record of an id that names `patient` but for case or spaces is told."""
     return (
-        f"did you mean {patient!r}? its pain scores and symptom flags count for {patient!r}'s "
-        "safety rules"
+        f"did you mean {patient!r}? its pain scores and symptom flags count for the safety "
+        f"rules of {patient!r}"
     )
 
 

@@ -462,19 +462,31 @@ class Store(Clinic):
                 usable, kept = _checked(row, usable_of, limit)
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
-                written = row.record.patient if row.record is not None else None
+                # An id that names an enrolled patient but for case or spaces: the record
+                # is not stored as theirs, but its pains reach their safety rules, whether
+                # the line was read whole or only its pains could be made out of it.
+                if row.record is not None:
+                    written = row.record.patient
+                    lost = written is not None and usable == not_enrolled(written)
+                else:
+                    written = kept.patient if kept is not None else None
+                    lost = (
+                        kept is not None
+                        and written is not None
+                        and usable_of(kept) == not_enrolled(written)
+                    )
                 alike: str | None = None
-                if written is not None and usable == not_enrolled(written):
-                    # An id that names an enrolled patient but for case or spaces: the record
-                    # is not stored as theirs, but its pain reaches their safety rules.
+                if lost and written is not None:
                     if written not in loosely:
                         ids = ids or [p for (p,) in db.execute("SELECT patient FROM patients")]
                         loosely[written] = same_id_loosely(written, ids)
                     alike = loosely[written]
-                    if alike is not None:
-                        assert row.record is not None
-                        usable = f"{usable} ({spelled_otherwise(alike)})"
-                        kept = kept_for(alike, row.record)
+                if alike is not None and row.record is not None:
+                    usable = f"{usable} ({spelled_otherwise(alike)})"
+                    kept = kept_for(alike, row.record)
+                elif alike is not None and kept is not None and written is not None:
+                    usable = f"{usable}; {not_enrolled(written)} ({spelled_otherwise(alike)})"
+                    kept = dc_replace(kept, patient=alike)
                 if isinstance(usable, str):
                     if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
