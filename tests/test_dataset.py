@@ -682,6 +682,25 @@ def test_enrollments_that_change_whom_an_id_may_mean_give_what_a_clean_run_gives
     ]
 
 
+@pytest.mark.parametrize("engine", ["patients", "columns"])
+def test_a_record_whose_patient_id_is_a_number_is_set_aside_and_its_pain_is_theirs(
+    engine: str, tmp_path: Path
+) -> None:
+    """An export that wrote the id 1001 as a number: the line is set aside (ids are text) and
+    its pain of 9 pauses patient 1001, where it was "a record without 'patient'"."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    flare = json.dumps({"patient": 1001, "kind": "pain", "date": day, "pain": 9})
+    _one_patient(data, ENROLLED.replace('"p1"', '"1001"'), [flare])
+    run_local(str(data), str(out), START + dt.timedelta(days=7), 1, engine=engine)
+    [aside] = [json.loads(line) for line in (out / "set_aside" / "part-00000.jsonl").open()]
+    assert (aside["patient"], aside["line"]) == ("1001", 1)
+    assert 'write the id as text, in quotes: "1001"' in aside["reason"]
+    assert "kept for the safety rules" in aside["reason"]
+    [row] = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
+    assert (row["patient"], row["status"]) == ("1001", "paused")
+
+
 def test_an_enrollments_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     _one_patient(data, "\ufeff" + ENROLLED, [])

@@ -314,6 +314,19 @@ def test_a_record_of_an_id_spelled_otherwise_gives_its_pain_to_that_patient(
     assert store._db.execute(settled).fetchall()[:3] == [(1, 1), (2, 0), (3, 0)]
 
 
+def test_a_record_whose_patient_id_is_a_number_gives_its_pain_to_that_patient(
+    store: Store,
+) -> None:
+    store.enroll(on_seed("1001"), SEED)
+    flare = json.dumps({"patient": 1001, "date": "2026-01-06", "pain": 9})
+    report = store.import_records([flare], "ids.jsonl", "jsonl")
+    [aside] = report.quarantined
+    assert aside.reason.startswith("patient: Input should be a valid string (write the id as")
+    assert report.added == 1  # (its pain, as 1001's)
+    recompute(store.path, as_of=START + dt.timedelta(days=7))
+    assert store.prescriptions("1001")[-1].status == "paused"
+
+
 def test_only_a_line_that_waited_for_an_enrollment_is_settled(store: Store, tmp_path: Path) -> None:
     # The same CSV text under another header is another record: anna's pain of 11 (refused)
     # is not settled by a file where those cells mean a hold of 11 and a pain of 5.

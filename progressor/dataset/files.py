@@ -96,13 +96,14 @@ def patient_of(line: str) -> str | None:
         return None
     if not isinstance(fields, dict):
         return None
-    value = fields.get("patient")
-    if isinstance(value, str):
-        return value
-    from progressor.reading.records import column_name  # (the reader's spelling of a key)
+    # (The reader's spelling of a key, and its reading of an id written as a number.)
+    from progressor.reading.records import column_name, id_written
 
-    spelled = [v for k, v in fields.items() if column_name(k) == "patient" and isinstance(v, str)]
-    return spelled[0] if spelled else None
+    value = id_written(fields.get("patient"))
+    if value is not None:
+        return value
+    spelled = [id_written(v) for k, v in fields.items() if column_name(k) == "patient"]
+    return next((v for v in spelled if v is not None), None)
 
 
 def text_lines(location: str) -> list[str]:

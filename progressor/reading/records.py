@@ -254,6 +254,8 @@ def _plain(message: str, key: str) -> str:
         return f"should be a list, e.g. {example}"
     if key == "date":
         return f"{message} (write the date as YYYY-MM-DD, e.g. 2026-01-05)"
+    if key == "patient" and "valid string" in message:
+        return f'{message} (write the id as text, in quotes: "1001")'
     return message
 
 
@@ -976,6 +978,15 @@ def salvaged_name(name: str) -> bool:
     return name.startswith(("date", "patient")) or any(word in name for word in SALVAGED_WORDS)
 
 
+def id_written(value: object) -> str | None:
+    """The patient a record's `patient` value names, for the safety rules and for splitting
+    a file by patient: a text as it is, a whole number as its digits (an export that wrote
+    the id 1001 as a number; such a record is set aside, but its pain is patient 1001's)."""
+    if isinstance(value, str):
+        return value
+    return str(value) if type(value) is int else None
+
+
 def salvage(data: Mapping[str, Any]) -> PainReport | None:
     """What safety must still see in a record that cannot be used: pain and symptom flags.
 
@@ -1013,9 +1024,8 @@ def salvage(data: Mapping[str, Any]) -> PainReport | None:
             flare = True
     if not pains and not flags and not flare:
         return None
-    patient = data.get("patient")
     return PainReport(
-        patient=patient if isinstance(patient, str) else None,
+        patient=id_written(data.get("patient")),
         date=UNDATED if date is None else date,
         pain=max(pains, default=0.0),
         context="flare" if flare else "other",
