@@ -97,14 +97,19 @@ def test_a_parquet_cohort_gives_the_decisions_of_the_same_cohort_in_jsonl(
             assert a[name] == b[name].replace(b'.parquet"', b'.jsonl"'), name
 
 
-def test_the_column_engine_computes_a_parquet_partition_alike(tmp_path: Path) -> None:
-    pytest.importorskip("polars")
+def _seed_cohort(tmp_path: Path, patients: int) -> None:
+    """One judged week of the seed program (what the column engine covers) for `patients`
+    patients, as JSONL (`jsonl/`) and as Parquet (`in/`)."""
     path = PROGRAMS / "low-back-pain.toml"
     compiled = progressor.Engine().compile(progressor.load_program(path))
     program = [(compiled, path.read_text(encoding="utf-8"))]
-    # One judged week of the seed program: what the column engine covers.
-    synthesize_dataset(str(tmp_path / "jsonl"), program, 60, 1, 5, 1, START)
+    synthesize_dataset(str(tmp_path / "jsonl"), program, patients, 1, 5, 1, START)
     parquet.to_parquet(str(tmp_path / "jsonl"), str(tmp_path / "in"))
+
+
+def test_the_column_engine_computes_a_parquet_partition_alike(tmp_path: Path) -> None:
+    pytest.importorskip("polars")
+    _seed_cohort(tmp_path, 60)
     one_week = START + dt.timedelta(days=7)
     run_local(str(tmp_path / "jsonl"), str(tmp_path / "j"), one_week, 1)
     run_local(str(tmp_path / "in"), str(tmp_path / "p"), one_week, 1)
@@ -120,11 +125,7 @@ def test_a_parquet_partition_is_read_in_columns_for_the_column_engine(
     record reader reads only the rows of the patients who go per patient, and the output is
     byte for byte the per-patient engine's, odd rows and all."""
     pytest.importorskip("polars")
-    path = PROGRAMS / "low-back-pain.toml"
-    compiled = progressor.Engine().compile(progressor.load_program(path))
-    program = [(compiled, path.read_text(encoding="utf-8"))]
-    synthesize_dataset(str(tmp_path / "jsonl"), program, 300, 1, 5, 1, START)
-    parquet.to_parquet(str(tmp_path / "jsonl"), str(tmp_path / "in"))
+    _seed_cohort(tmp_path, 300)
     records = tmp_path / "in" / "records" / "part-00000.parquet"
     table = pq.read_table(records)
     patients = sorted(set(table["patient"].to_pylist()))
