@@ -538,8 +538,9 @@ class _Run:
     def _scan(
         self, enrollments_at: str, records_at: str
     ) -> tuple[files.PatientLines, files.PatientLines]:
-        """Each input's lines by patient: a Parquet file's rows made lines (the record Rows
-        kept in `rows`), their row numbers where a JSONL file's byte ranges are."""
+        """Each input's lines by patient: a Parquet file's rows made lines (the scan kept in
+        `scanned`: its record Rows, or its rows read in columns), their row numbers where a
+        JSONL file's byte ranges are."""
         if self.input_format == "parquet":
             read = parquet.scan_records(records_at, self.engine)
             self.scanned.append(read)
