@@ -239,7 +239,11 @@ def test_bad_lines_are_quarantined_with_their_reasons_and_the_good_ones_stored(
         (2, "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
         (3, "rep: unknown field (did you mean 'reps'?)"),
         (4, "no 'patient' field: the store must know whose record it is"),
-        (5, "patient 'zoe' is not enrolled"),
+        (
+            5,
+            "patient 'zoe' is not enrolled; it holds pain up to 3/10: enroll the patient or"
+            " correct the id, and review it",
+        ),
     ]
     assert report.quarantined[0].record == "{not json"
     assert [(a.line, a.reason) for a in store.quarantine()] == reasons
@@ -296,7 +300,8 @@ def test_a_record_of_an_id_spelled_otherwise_gives_its_pain_to_that_patient(
     assert [q.reason for q in report.quarantined] == [
         f"patient 'ANNA' is not enrolled (did you mean 'anna'? its pain scores and symptom "
         f"flags {hint.format('anna')})",
-        "patient 'bem' is not enrolled",
+        "patient 'bem' is not enrolled; it holds pain up to 9/10: enroll the patient or correct"
+        " the id, and review it",
         f"patient 'Ben ' is not enrolled (did you mean 'ben'? its pain scores and symptom "
         f"flags {hint.format('ben')})",
         "pain: Input should be a valid number, unable to parse string as a number; patient "

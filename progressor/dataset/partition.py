@@ -27,7 +27,6 @@ from progressor.core.models import (
     Alert,
     Decision,
     Enrollment,
-    Outcome,
     Record,
     StepResult,
     same_id_loosely,
@@ -39,7 +38,7 @@ from progressor.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from 
 from progressor.engines import check_engine, column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
-from progressor.reading.records import kept_for, rows_log, spelled_otherwise
+from progressor.reading.records import held, kept_for, rows_log, spelled_otherwise
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -283,14 +282,7 @@ def _not_computed(
     ]
     if not log.records:
         return None
-    pains = [
-        p for r in log.records for p in (r.pain_scores() if isinstance(r, Outcome) else (r.pain,))
-    ]
-    adverse = any(getattr(r, "adverse_event", False) for r in log.records)
-    flagged = any(r.flags or getattr(r, "context", "") == "flare" for r in log.records)
-    worst = max(pains, default=None)
-    found = [f"pain up to {worst:g}/10"] if worst is not None else []
-    found += ["an adverse event"] * adverse + ["a flare or symptom flag"] * flagged
+    found = held(log.records)
     raised = _raised_by_any(programs, log.records)
     return Alert(
         patient=patient,

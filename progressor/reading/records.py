@@ -1045,6 +1045,18 @@ def kept_for(patient: str, record: Record) -> PainReport | None:
     return dc_replace(report, patient=patient) if isinstance(report, PainReport) else None
 
 
+def held(records: Iterable[Record]) -> list[str]:
+    """What records that reach no patient's safety rules hold, said for whoever must review
+    them: the worst pain, an adverse event, a flare or symptom flag (none: an empty list)."""
+    found = list(records)
+    pains = [p for r in found for p in (r.pain_scores() if isinstance(r, Outcome) else (r.pain,))]
+    adverse = any(getattr(r, "adverse_event", False) for r in found)
+    flagged = any(r.flags or getattr(r, "context", "") == "flare" for r in found)
+    worst = max(pains, default=None)
+    said = [f"pain up to {worst:g}/10"] if worst is not None else []
+    return said + ["an adverse event"] * adverse + ["a flare or symptom flag"] * flagged
+
+
 def spelled_otherwise(patient: str) -> str:
     """What a record of an id that names `patient` but for case or spaces is told."""
     return (

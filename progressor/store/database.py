@@ -15,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace as dc_replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, NamedTuple
@@ -46,6 +46,7 @@ from progressor.reading.records import (
     SALVAGED,
     Row,
     future_reason,
+    held,
     kept_as_of,
     kept_for,
     log_format,
@@ -456,37 +457,20 @@ class Store(Clinic):
                 raw for (raw,) in db.execute("SELECT raw FROM quarantine WHERE settled_by IS NULL")
             }
             limit = today + FUTURE_GRACE
-            loosely: dict[str, str | None] = {}  # (each id not enrolled: the one it may mean)
             ids: list[str] = []  # (every enrolled id, read at the first id not enrolled)
+
+            @cache
+            def alike_of(written: str) -> str | None:
+                """The enrolled patient `written` names but for case or spaces, if one."""
+                ids[:] = ids or [p for (p,) in db.execute("SELECT patient FROM patients")]
+                return same_id_loosely(written, ids)
+
             for row in read:
                 usable, kept = _checked(row, usable_of, limit)
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
-                # An id that names an enrolled patient but for case or spaces: the record
-                # is not stored as theirs, but its pains reach their safety rules, whether
-                # the line was read whole or only its pains could be made out of it.
-                if row.record is not None:
-                    written = row.record.patient
-                    lost = written is not None and usable == not_enrolled(written)
-                else:
-                    written = kept.patient if kept is not None else None
-                    lost = (
-                        kept is not None
-                        and written is not None
-                        and usable_of(kept) == not_enrolled(written)
-                    )
-                alike: str | None = None
-                if lost and written is not None:
-                    if written not in loosely:
-                        ids = ids or [p for (p,) in db.execute("SELECT patient FROM patients")]
-                        loosely[written] = same_id_loosely(written, ids)
-                    alike = loosely[written]
-                if alike is not None and row.record is not None:
-                    usable = f"{usable} ({spelled_otherwise(alike)})"
-                    kept = kept_for(alike, row.record)
-                elif alike is not None and kept is not None and written is not None:
-                    usable = f"{usable}; {not_enrolled(written)} ({spelled_otherwise(alike)})"
-                    kept = dc_replace(kept, patient=alike)
+                # An id not enrolled: its pains may be a patient's written otherwise.
+                usable, kept, alike = _not_enrolled_line(row, usable, kept, usable_of, alike_of)
                 if isinstance(usable, str):
                     if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
@@ -812,6 +796,42 @@ def not_enrolled(patient: str) -> str:
     """Why a record of someone not enrolled is quarantined (and how a later import that stores
     the same line finds it to settle)."""
     return f"patient {patient!r} is not enrolled"
+
+
+def _not_enrolled_line(
+    row: Row,
+    usable: tuple[Record, str] | str,
+    kept: PainReport | None,
+    usable_of: Callable[[Record], tuple[Record, str] | str],
+    alike_of: Callable[[str], str | None],
+) -> tuple[tuple[Record, str] | str, PainReport | None, str | None]:
+    """A line of an id that is not enrolled, read whole or only in part: when the id names an
+    enrolled patient but for case or spaces (`alike_of`), its pains are kept as theirs and the
+    reason says so; otherwise the reason says what the line holds, for whoever reviews the
+    quarantine. The line's (usable, kept) as _import goes on with them, and the patient meant."""
+    if row.record is not None:
+        written = row.record.patient
+        lost = written is not None and usable == not_enrolled(written)
+    else:
+        written = kept.patient if kept is not None else None
+        lost = kept is not None and written is not None and usable_of(kept) == not_enrolled(written)
+    if not lost or written is None or not isinstance(usable, str):
+        return usable, kept, None
+    alike = alike_of(written)
+    if alike is not None and row.record is not None:
+        return f"{usable} ({spelled_otherwise(alike)})", kept_for(alike, row.record), alike
+    if alike is not None and kept is not None:
+        reason = f"{usable}; {not_enrolled(written)} ({spelled_otherwise(alike)})"
+        return reason, dc_replace(kept, patient=alike), alike
+    # Nobody's: the line waits in the quarantine, saying what it holds.
+    if row.record is None:
+        usable = f"{usable}; {not_enrolled(written)}"
+    holds = held([row.record] if row.record is not None else [kept] if kept else [])
+    if holds:
+        usable += (
+            f"; it holds {', '.join(holds)}: enroll the patient or correct the id, and review it"
+        )
+    return usable, kept, None
 
 
 def _checked(
