@@ -329,9 +329,13 @@ class PlainTable:
             values[name], ok = cell
             fine.append(ok)
         given = {name: pl.col(name).is_not_null() for name in names}
+        # The reader sets aside a row whose text (its cells as JSON) is longer than MAX_LINE:
+        # the column path takes only rows that cannot be, by a bound on that text's length.
+        most = pl.sum_horizontal(_most_text(n, frame.schema[n]) for n in names) + 2  # ({})
+        fine.append(most <= MAX_LINE)
         cells = frame.select(
             *(value.alias(name) for name, value in values.items()),
-            pl.all_horizontal(fine).alias("~fine") if fine else pl.lit(True).alias("~fine"),
+            pl.all_horizontal(fine).alias("~fine"),
         ).with_row_index("line", offset=1)
         kind = pl.col("kind") if "kind" in names else pl.lit(None, pl.String)
         inferred = (
@@ -450,6 +454,24 @@ def _cell(name: str, field: _Field, dtype: pl.DataType) -> tuple[pl.Expr, pl.Exp
             column, ok = column.list.eval(value.cast(inner)), column.list.eval(ok).list.all()
         return column, pl.col(name).is_null() | (ok & (pl.col(name).list.len() < _LONGEST))
     return None
+
+
+def _most_text(name: str, dtype: Any) -> pl.Expr:
+    """The most characters a cell can take in its row's JSON text (the reader's): its key,
+    and its value's bytes (no fewer than its characters), a list's items each with their
+    quotes and separator, any other value at most 26 characters. A cell the column path
+    takes has no character JSON would escape; the others' rows are not taken anyway."""
+    column = pl.col(name)
+    key = len(name) + 6
+    if dtype == pl.String:
+        value = column.str.len_bytes().cast(pl.Int64) + 2
+    elif isinstance(dtype, pl.List) and dtype.inner == pl.String:
+        value = column.list.eval(pl.element().str.len_bytes().cast(pl.Int64) + 4).list.sum() + 2
+    elif isinstance(dtype, pl.List):
+        value = column.list.len().cast(pl.Int64) * 26 + 2
+    else:
+        value = pl.lit(26, pl.Int64)
+    return value.fill_null(4) + key
 
 
 def _unless_default(name: str, default: Any) -> pl.Expr:
