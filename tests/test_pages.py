@@ -147,6 +147,13 @@ def _screenshot(page: Any, name: str, height: int | None = None, element: str = 
     page.screenshot(path=path, full_page=True, clip=clip)
 
 
+def _filter(page: Any) -> None:
+    """Submit the filters form and wait for the page it loads: a click only starts the
+    navigation, and a list read at once may be the page between the two (none)."""
+    with page.expect_navigation():
+        page.click("form.filters button")
+
+
 def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
     page: Any, clinic: Clinic
 ) -> None:
@@ -157,7 +164,7 @@ def test_a_clinician_resumes_a_paused_patient_who_then_leaves_the_queue(
     assert "paused" in rows.nth(1).inner_text()  # (paused patients first)
     _screenshot(page, "review-queue.png")
     page.select_option("select[name=status]", "paused")
-    page.click("form.filters button")
+    _filter(page)
     page.click(f"#queue a:text-is('{patient}')")
     assert page.url.endswith(f"/clinic/patients/{patient}")
     assert page.locator(".chart svg").count() == 1
@@ -349,7 +356,7 @@ def test_the_queue_filters_and_pages_as_the_store_lists_it(page: Any, clinic: Cl
     page.select_option("select[name=status]", "flagged")
     page.fill("input[name=program]", "achilles-tendinopathy")
     page.fill("input[name=flag]", "linear")
-    page.click("form.filters button")
+    _filter(page)
     got = page.locator("#queue tr td:first-child").all_inner_texts()
     assert got == [item.patient for item in flagged.items] != []
 
@@ -427,12 +434,12 @@ def test_the_patients_list_searches_filters_and_links_to_each_patient(
     assert shown == [e.patient for e in everyone][: len(shown)] and len(shown) > 10
     page.select_option("select[name=status]", "paused")
     page.fill("input[name=program]", "low-back-pain")
-    page.click("form.filters button")
+    _filter(page)
     shown = page.locator("#patients tr td:first-child").all_inner_texts()
     assert shown == [e.patient for e in paused] != []
     page.goto(clinic.url + "/clinic/patients")
     page.fill("input[name=q]", everyone[3].patient.upper())  # (a search ignores case)
-    page.click("form.filters button")
+    _filter(page)
     page.click(f"#patients a:text-is('{everyone[3].patient}')")
     assert page.url.endswith(f"/clinic/patients/{everyone[3].patient}")
     answer = page.goto(clinic.url + "/clinic/patients?status=dischargd")
