@@ -150,6 +150,20 @@ def test_enroll_refuses_a_patient_id_that_would_never_be_computed(tmp_path: Path
     assert "0 patients" in run("status", env=env).stdout
 
 
+def test_enroll_warns_of_an_id_enrolled_already_in_other_case(tmp_path: Path) -> None:
+    """Two ids alike may be two patients (enrolled, exit 0), but the clinic is told: a record
+    of the id written a third way now counts for neither, since nothing is guessed."""
+    env = _env(tmp_path / "clinic.db")
+    assert run("init", env=env).returncode == 0
+    first = run("enroll", "anna", "--program", SEED, "--start", "2026-01-05", env=env)
+    assert first.returncode == 0 and "warning" not in first.stderr
+    done = run("enroll", "ANNA", "--program", SEED, "--start", "2026-01-05", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ANNA: enrolled on low-back-pain" in done.stdout
+    assert "warning: 'anna' enrolled too: the same patient written differently?" in done.stderr
+    assert "2 patients" in run("status", env=env).stdout
+
+
 def test_synth_fills_a_store_that_recompute_can_use(tmp_path: Path) -> None:
     env = _env(tmp_path / "synth.db")
     made = run("synth", "--patients", "60", "--weeks", "2", "--start", "2026-01-05", env=env)

@@ -146,10 +146,18 @@ def enroll(
             added = store.enroll(enrollment, program, compiled)
         except ProgressorError as exc:
             fail(str(exc))
+        alike = store.alike(patient) if added else []
     click.echo(
         f"{patient}: {'enrolled on' if added else 'already enrolled on'} "
         f"{program.id} {program.version} from {start}"
     )
+    if alike:  # (enrolled all the same: two patients may have such ids; said, not guessed)
+        click.echo(
+            f"warning: {', '.join(map(repr, alike))} enrolled too: the same patient written "
+            f"differently? A record of the id written a third way ({patient + ' '!r}, say) "
+            "now counts for none of them",
+            err=True,
+        )
 
 
 @click.command(name="import")

@@ -30,6 +30,7 @@ from progressor.core.models import (
     Program,
     Record,
     SetAside,
+    ids_alike,
     same_id_loosely,
 )
 from progressor.core.timeline import fold
@@ -271,6 +272,11 @@ class Store(Clinic):
         if row is None:
             raise self.unknown(patient)
         return enrollment_of_row(patient, *row)
+
+    def alike(self, patient: str) -> list[str]:
+        """The enrolled ids that `patient` differs from in case or surrounding spaces only
+        (ids_alike): one patient written differently, in all likelihood."""
+        return ids_alike(patient, (p for (p,) in self._db.execute("SELECT patient FROM patients")))
 
     def unknown(self, patient: str) -> UnknownPatient:
         """The error for a patient not enrolled, naming an enrolled one close to it."""
