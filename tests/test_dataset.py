@@ -701,6 +701,31 @@ def test_a_record_whose_patient_id_is_a_number_is_set_aside_and_its_pain_is_thei
     assert (row["patient"], row["status"]) == ("1001", "paused")
 
 
+def test_records_of_an_id_alike_to_two_enrolled_ones_say_so_and_count_for_neither(
+    tmp_path: Path,
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    day = (START + dt.timedelta(days=2)).isoformat()
+    flare = json.dumps({"patient": "p1 ", "kind": "pain", "date": day, "pain": 9})
+    _one_patient(data, ENROLLED, [flare])
+    _append(data / "enrollments" / "part-00000.jsonl", ENROLLED.replace('"p1"', '"P1"'))
+    run_local(str(data), str(out), START + dt.timedelta(days=7), workers=1)
+    [aside] = [
+        json.loads(line)
+        for line in (out / "set_aside" / "part-00000.jsonl").open()
+        if '"line"' in line
+    ]
+    several = "(it may mean 'P1' or 'p1': which one cannot be told, so its pains count for none)"
+    assert aside["reason"] == f"not used: no enrollment of 'p1 ' in this partition {several}" + (
+        ": a patient's records must be in the partition of their enrollment"
+        " (progressor.dataset.partition_of)"
+    )
+    rows = [json.loads(line) for line in (out / "prescriptions" / "part-00000.jsonl").open()]
+    assert {r["patient"]: r["status"] for r in rows} == {"P1": "active", "p1": "active"}
+    alerts = [json.loads(line) for line in (out / "alerts" / "part-00000.jsonl").open()]
+    assert [(a["patient"], a["urgent"]) for a in alerts] == [("p1 ", True)]
+
+
 def test_an_enrollments_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     _one_patient(data, "\ufeff" + ENROLLED, [])

@@ -332,6 +332,21 @@ def test_a_record_whose_patient_id_is_a_number_gives_its_pain_to_that_patient(
     assert store.prescriptions("1001")[-1].status == "paused"
 
 
+def test_a_record_of_an_id_alike_to_two_enrolled_ones_says_so_and_gives_its_pain_to_neither(
+    store: Store,
+) -> None:
+    store.enroll(on_seed("Ben"), SEED)  # (beside the fixture's ben)
+    flare = json.dumps({"patient": "BEN", "date": "2026-01-06", "pain": 9})
+    report = store.import_records([flare], "two.jsonl", "jsonl")
+    [aside] = report.quarantined
+    assert aside.reason == (
+        "patient 'BEN' is not enrolled (it may mean 'Ben' or 'ben': which one cannot be told,"
+        " so its pains count for none); it holds pain up to 9/10: enroll the patient or"
+        " correct the id, and review it"
+    )
+    assert report.added == 0
+
+
 def test_only_a_line_that_waited_for_an_enrollment_is_settled(store: Store, tmp_path: Path) -> None:
     # The same CSV text under another header is another record: anna's pain of 11 (refused)
     # is not settled by a file where those cells mean a hold of 11 and a pain of 5.

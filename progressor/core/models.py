@@ -485,14 +485,19 @@ def ids_alike(patient: str, others: Iterable[str]) -> list[str]:
     return [other for other in others if other != patient and other.strip().casefold() == loose]
 
 
+def ids_meant(patient: str, others: Iterable[str]) -> list[str]:
+    """The ids among `others` alike to `patient` (ids_alike) that can be a patient's (one of
+    " p1", set aside, means no one), in their order."""
+    return [other for other in ids_alike(patient, others) if patient_id_problem(other) is None]
+
+
 def same_id_loosely(patient: str, others: Iterable[str]) -> str | None:
     """The one id among `others` alike to `patient` (ids_alike), or None when there is none
     or more than one (ids that could be no patient's left out). A record of an id that is not
     enrolled gives its pain to that patient's safety rules, and the reason it is set aside
     names them; ids that differ otherwise are never guessed at (a pain put on the wrong
     patient's chart is a second mistake)."""
-    # (An id that cannot be a patient's, an enrollment of " p1" set aside, means no one.)
-    alike = [other for other in ids_alike(patient, others) if patient_id_problem(other) is None]
+    alike = ids_meant(patient, others)
     return alike[0] if len(alike) == 1 else None
 
 

@@ -29,6 +29,7 @@ from progressor.core.models import (
     Enrollment,
     Record,
     StepResult,
+    ids_meant,
     same_id_loosely,
 )
 from progressor.core.timeline import Arrived, fold, week_of
@@ -38,7 +39,13 @@ from progressor.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from 
 from progressor.engines import check_engine, column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import Log, Row, parse_program, read_log, record_reason
-from progressor.reading.records import held, kept_for, rows_log, spelled_otherwise
+from progressor.reading.records import (
+    held,
+    kept_for,
+    meant_by_several,
+    rows_log,
+    spelled_otherwise,
+)
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
 
@@ -1045,7 +1052,9 @@ class _Run:
         that differ otherwise are told of no other: a record given to the wrong patient on
         a guess would put one patient's pain on another's chart)."""
         alike = self.loose.get(patient)
+        several = ids_meant(patient, sorted(self.enrolled)) if alike is None else []
         hint = f" ({spelled_otherwise(alike)})" if alike is not None else ""
+        hint = f" ({meant_by_several(several)})" if len(several) > 1 else hint
         return (
             f"no enrollment of {patient!r} in this partition{hint}: a patient's records must "
             "be in the partition of their enrollment (progressor.dataset.partition_of)"

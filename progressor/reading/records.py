@@ -1057,6 +1057,13 @@ def held(records: Iterable[Record]) -> list[str]:
     return said + ["an adverse event"] * adverse + ["a flare or symptom flag"] * flagged
 
 
+def meant_by_several(patients: Iterable[str]) -> str:
+    """What a record of an id alike to several enrolled ones is told (ids_meant): its pains
+    count for none of them, since which one is meant cannot be told."""
+    named = " or ".join(map(repr, sorted(patients)))
+    return f"it may mean {named}: which one cannot be told, so its pains count for none"
+
+
 def spelled_otherwise(patient: str) -> str:
     """What a record of an id that names `patient` but for case or spaces is told."""
     return (

@@ -31,7 +31,7 @@ from progressor.core.models import (
     Record,
     SetAside,
     ids_alike,
-    same_id_loosely,
+    ids_meant,
 )
 from progressor.core.timeline import fold
 from progressor.errors import (
@@ -52,6 +52,7 @@ from progressor.reading.records import (
     kept_for,
     log_format,
     log_rows,
+    meant_by_several,
     rows,
     salvage,
     spelled_otherwise,
@@ -466,17 +467,17 @@ class Store(Clinic):
             ids: list[str] = []  # (every enrolled id, read at the first id not enrolled)
 
             @cache
-            def alike_of(written: str) -> str | None:
-                """The enrolled patient `written` names but for case or spaces, if one."""
+            def meant_of(written: str) -> tuple[str, ...]:
+                """The enrolled patients `written` names but for case or spaces (ids_meant)."""
                 ids[:] = ids or [p for (p,) in db.execute("SELECT patient FROM patients")]
-                return same_id_loosely(written, ids)
+                return tuple(ids_meant(written, ids))
 
             for row in read:
                 usable, kept = _checked(row, usable_of, limit)
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
                 # An id not enrolled: its pains may be a patient's written otherwise.
-                usable, kept, alike = _not_enrolled_line(row, usable, kept, usable_of, alike_of)
+                usable, kept, alike = _not_enrolled_line(row, usable, kept, usable_of, meant_of)
                 if isinstance(usable, str):
                     if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
@@ -809,12 +810,13 @@ def _not_enrolled_line(
     usable: tuple[Record, str] | str,
     kept: PainReport | None,
     usable_of: Callable[[Record], tuple[Record, str] | str],
-    alike_of: Callable[[str], str | None],
+    meant_of: Callable[[str], tuple[str, ...]],
 ) -> tuple[tuple[Record, str] | str, PainReport | None, str | None]:
-    """A line of an id that is not enrolled, read whole or only in part: when the id names an
-    enrolled patient but for case or spaces (`alike_of`), its pains are kept as theirs and the
-    reason says so; otherwise the reason says what the line holds, for whoever reviews the
-    quarantine. The line's (usable, kept) as _import goes on with them, and the patient meant."""
+    """A line of an id that is not enrolled, read whole or only in part: when the id names one
+    enrolled patient but for case or spaces (`meant_of`), its pains are kept as theirs and the
+    reason says so; otherwise the reason says what the line holds (and the patients it may
+    mean, when several), for whoever reviews the quarantine. The line's (usable, kept) as
+    _import goes on with them, and the patient meant."""
     if row.record is not None:
         written = row.record.patient
         lost = written is not None and usable == not_enrolled(written)
@@ -823,7 +825,8 @@ def _not_enrolled_line(
         lost = kept is not None and written is not None and usable_of(kept) == not_enrolled(written)
     if not lost or written is None or not isinstance(usable, str):
         return usable, kept, None
-    alike = alike_of(written)
+    meant = meant_of(written)
+    alike = meant[0] if len(meant) == 1 else None
     if alike is not None and row.record is not None:
         return f"{usable} ({spelled_otherwise(alike)})", kept_for(alike, row.record), alike
     if alike is not None and kept is not None:
@@ -832,6 +835,8 @@ def _not_enrolled_line(
     # Nobody's: the line waits in the quarantine, saying what it holds.
     if row.record is None:
         usable = f"{usable}; {not_enrolled(written)}"
+    if len(meant) > 1:
+        usable += f" ({meant_by_several(meant)})"
     holds = held([row.record] if row.record is not None else [kept] if kept else [])
     if holds:
         usable += (
