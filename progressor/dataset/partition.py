@@ -48,6 +48,8 @@ from progressor.reading.records import (
 )
 
 TABLES_OUT = ("prescriptions", "decisions", "alerts", "set_aside")
+#: A JSONL partition's (empty) Parquet scan: nothing is ever added to it.
+_NO_SCAN = parquet.Scanned()
 
 
 @dataclass(frozen=True)
@@ -609,7 +611,7 @@ class _Run:
             # A row the reader set aside goes per patient, with the reader's verdict: its
             # line (the row's text) is not the column engine's to read again.
             # (Parquet: the rows the reader read; none yet of the patients read in columns.)
-            read_rows = self.scanned[0].rows if self.scanned else {}
+            read_rows = self._records.rows
             salvaged = {p for p in patients if any(r.record is None for r in read_rows.get(p, ()))}
             # (And a patient with no enrollment: not computed, the per-patient path says so;
             # and one whose pains are also under an id spelled otherwise.)
@@ -617,12 +619,12 @@ class _Run:
             salvaged |= set(self.loose.values()).intersection(patients)
             plain = [p for p in patients if p not in salvaged] if salvaged else patients
             # (A Parquet file's patients whose rows were read in columns: from those columns.)
-            fast = set(self.scanned[0].fast) if self.scanned else set()
+            fast = set(self._records.fast)
             read = [p for p in plain if p in fast]
             plain = [p for p in plain if p not in fast] if read else plain
             covered, patients = columns.compute(plain, enrollment_lines, record_lines, self.as_of)
             if read:
-                table = self.scanned[0].fields
+                table = self._records.fields
                 more, rest = columns.compute(read, enrollment_lines, {}, self.as_of, table)
                 covered.update(more)
                 patients = [*patients, *rest]
@@ -1034,16 +1036,21 @@ class _Run:
             return rows_log(self._rows(patient), "", today=self.as_of)
         return read_log(lines, "", "jsonl", today=self.as_of)
 
+    @property
+    def _records(self) -> parquet.Scanned:
+        """The Parquet records file as scanned; for a JSONL partition, an empty scan (no
+        patient read in columns, no Rows)."""
+        return self.scanned[0] if self.scanned else _NO_SCAN
+
     def _rows(self, patient: str) -> list[Row]:
         """A Parquet file's patient's record Rows, as the record reader reads them."""
-        return self.scanned[0].rows_of(patient) if self.scanned else []
+        return self._records.rows_of(patient)
 
     def _lines(self, patient: str, record_lines: dict[str, list[str]]) -> list[str]:
         """A patient's record lines as the per-patient engine reads them: a Parquet file's
         patient read in columns has lines that only hash their rows until now, when the
         reader reads the rows (Scanned.rows_of; `record_lines` is the scan's own table)."""
-        if self.scanned:
-            self.scanned[0].rows_of(patient)
+        self._records.rows_of(patient)
         return record_lines.get(patient, [])
 
     def _no_enrollment(self, patient: str) -> str:
