@@ -451,6 +451,40 @@ def test_every_shipped_program_gives_the_same_rows_through_both_engines(
         assert "columns" not in paths
 
 
+def test_patients_computed_in_chunks_of_a_few_lines_give_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition's patients go through the column engine in chunks of about
+    _CHUNK_LINES record lines, each patient whole: chunks of 40 lines (a patient over three
+    weeks logs ~40, some more than a chunk) give the rows of one chunk and of the
+    per-patient engine, and the column path still takes most patients."""
+    from progressor.columns import engine as columns_engine
+
+    text = shipped_text("low-back-pain")
+    compiled = progressor.Engine().compile(progressor.parse_program(text))
+    synthesize_dataset(str(tmp_path / "in"), [(compiled, text)], 90, 3, 7, 1, START)
+    as_of = START + dt.timedelta(days=21)
+    whole = _both(str(tmp_path / "in"), tmp_path / "whole", as_of)
+    chunks: list[int] = []
+    split = columns_engine._chunks
+
+    def counted(group: Any, table: Any) -> Any:
+        for chunk in split(group, table):
+            chunks.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(columns_engine, "_CHUNK_LINES", 40)
+    monkeypatch.setattr(columns_engine, "_chunks", counted)
+    paths = _both(str(tmp_path / "in"), tmp_path / "chunked", as_of)
+    assert paths == whole and paths.get("columns", 0) > 45
+    assert len(chunks) > 30 and max(chunks) <= 2  # (a patient over 40 lines: a chunk alone)
+    for table in TABLES_OUT:
+        name = f"{table}/{part_name(0)}.jsonl"
+        assert (tmp_path / "chunked/out-columns" / name).read_bytes() == (
+            tmp_path / "whole/out-columns" / name
+        ).read_bytes()
+
+
 def test_an_unknown_engine_is_refused(tmp_path: Path) -> None:
     dataset = _write(tmp_path / "in", {"low-back-pain": SEED}, [_enrolled("p")], [])
     with pytest.raises(ProgressorError, match="unknown engine"):

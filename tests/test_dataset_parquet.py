@@ -118,6 +118,31 @@ def test_the_column_engine_computes_a_parquet_partition_alike(tmp_path: Path) ->
     assert tables(tmp_path / "c") == tables(tmp_path / "p") == tables(tmp_path / "j")
 
 
+def test_a_parquet_partition_in_chunks_of_a_few_rows_is_computed_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in columns, a Parquet partition's patients are chunked by their rows (each about
+    fourteen: a chunk of 30 rows holds two or three patients), with the same output."""
+    pytest.importorskip("polars")
+    from progressor.columns import engine as columns_engine
+
+    _seed_cohort(tmp_path, 40)
+    one_week = START + dt.timedelta(days=7)
+    run_local(str(tmp_path / "in"), str(tmp_path / "p"), one_week, 1)
+    monkeypatch.setattr(columns_engine, "_CHUNK_LINES", 30)
+    sizes: list[int] = []
+    split = columns_engine._chunks
+    monkeypatch.setattr(
+        columns_engine,
+        "_chunks",
+        lambda group, table: [sizes.append(len(c)) or c for c in split(group, table)],
+    )
+    columns = run_local(str(tmp_path / "in"), str(tmp_path / "c"), one_week, 1, engine="columns")
+    assert columns[0].paths.get("columns", 0) > 20
+    assert len(sizes) >= 15 and max(sizes) <= 3  # (two or three patients a chunk)
+    assert tables(tmp_path / "c") == tables(tmp_path / "p")
+
+
 def test_a_parquet_partition_is_read_in_columns_for_the_column_engine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

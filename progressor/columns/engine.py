@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -75,10 +75,14 @@ _json_text = json.JSONEncoder(ensure_ascii=False).encode
 #: The most shapes of week kept written (a few hundred a partition are new: unbounded, the
 #: cache grew a worker by 120 MiB over a million patients, bench/batch.py --memory).
 _MOST_SHAPES = 4096
-#: Patients computed together (a partition's patients of one program, a thousand at a time):
-#: the frames of a whole partition of 5,000 made a worker's peak 266-274 MiB, a thousand at a
-#: time 183-187 MiB, at the same CPU (alternated runs of one partition, /tmp measurement).
-_CHUNK = 1000
+#: The record lines computed together: a partition's patients of one program go in chunks
+#: of about this many lines (each patient whole; a patient with none counts one). A
+#: worker's peak memory follows the lines of a chunk, not its patients: on the benchmark's
+#: cohort (13.8 lines a patient) a partition of 5,000 at once peaked at 289-307 MiB, 2,500
+#: patients a chunk (about 35,000 lines) at 247, 1,000 at 199, and the chunks of 2,500 took
+#: 14 % less CPU than those of 1,000 (fewer polars queries; alternated runs of one
+#: partition). A cohort with longer histories gets fewer patients a chunk, not more memory.
+_CHUNK_LINES = 35_000
 
 Rows = tuple[dict[str, bytes], tuple[str, int, int, int]]
 
@@ -196,8 +200,8 @@ class ColumnEngine:
         for program, group in taken.items():
             plan = self._programs[program]
             assert plan is not None  # (checked in _enrolled)
-            for at in range(0, len(group), _CHUNK):
-                done.update(self._program_rows(plan, group[at : at + _CHUNK], as_of, table))
+            for chunk in _chunks(group, table):
+                done.update(self._program_rows(plan, chunk, as_of, table))
         return done, [p for p in patients if p not in done]
 
     def _enrolled(
@@ -720,6 +724,26 @@ _Shape = tuple[str, tuple[str, str, str], list[str]]
 #: The shape of a week whose findings raise a flag or an alert, or are the program's: each
 #: of its patients' rows are written in full (_raising_rows).
 _RAISING: _Shape = ("", ("", "", ""), [])
+
+
+def _chunks(group: list[_Read], table: pl.DataFrame | None) -> Iterator[list[_Read]]:
+    """The group in chunks of about _CHUNK_LINES record lines (a Parquet log's rows, with
+    `table`), in its order, each patient whole."""
+    if table is None:
+        sizes = [len(read.lines) for read in group]
+    else:
+        rows = dict(table.group_by("key").len().iter_rows())
+        sizes = [rows.get(read.enrollment.patient, 0) for read in group]
+    chunk: list[_Read] = []
+    lines = 0
+    for read, size in zip(group, sizes, strict=True):
+        if chunk and lines + max(size, 1) > _CHUNK_LINES:
+            yield chunk
+            chunk, lines = [], 0
+        chunk.append(read)
+        lines += max(size, 1)
+    if chunk:
+        yield chunk
 
 
 def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
