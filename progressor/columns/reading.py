@@ -191,10 +191,9 @@ class PlainColumns:
         candidate = pl.any_horizontal(*[f"~{k}" for k in self._grammars]) & pl.col("short")
         picked = matched.filter(candidate)
         texts = frame["text"].gather(picked["line"])
-        if texts.is_empty():
-            fields = pl.DataFrame(schema=self.schema)
-        else:
-            fields = pl.read_ndjson(texts.str.join("\n").item().encode(), schema=self.schema)
+        # (Decoded where they are: joined into one text for read_ndjson they took a fifth more
+        # CPU. A key given twice keeps its first value either way: _keys and _null_twice.)
+        fields = texts.str.json_decode(pl.Struct(self.schema)).struct.unnest()
         read = pl.concat([picked, fields], how="horizontal")
         # The nulls given, counted on the few lines with "null" in them at all.
         with_null = picked.filter(pl.col("nulls"))["line"]
