@@ -343,14 +343,14 @@ def test_a_failed_run_changes_nothing_already_stored(
     before = dump(clinic)
     real = Store._replace
 
-    def fail_on_ben(self: Store, results: Any) -> None:
-        if results.patient == "ben":
+    def fail_after_ben(self: Store, batch: Any) -> None:
+        real(self, batch)  # (the batch's rows written, then the disk fills)
+        if any(results.patient == "ben" for results in batch):
             raise RuntimeError("disk full")
-        real(self, results)
 
-    monkeypatch.setattr(Store, "_replace", fail_on_ben)
+    monkeypatch.setattr(Store, "_replace", fail_after_ben)
     with pytest.raises(RuntimeError, match="disk full"):
-        recompute(clinic, as_of=AS_OF + WEEK)  # anna was replaced before ben failed
+        recompute(clinic, as_of=AS_OF + WEEK)  # anna and ben were replaced, then it failed
     assert dump(clinic) == before
     monkeypatch.undo()
     recompute(clinic, as_of=AS_OF + WEEK)
@@ -359,6 +359,40 @@ def test_a_failed_run_changes_nothing_already_stored(
         fresh._db.execute("UPDATE patient_state SET computed_version = NULL")
     recompute(tmp_path / "fresh.db", as_of=AS_OF + WEEK)
     assert dump(clinic) == dump(tmp_path / "fresh.db")
+
+
+def test_a_patient_given_twice_in_one_batch_keeps_the_later_results(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's patients are replaced together, a statement a table; a patient given twice
+    (recompute never does) is replaced in the batch's order, the later results kept."""
+    written: list[Any] = []
+    real = Store.write_results
+
+    def kept(self: Store, batch: Any) -> None:
+        written.extend(batch)
+        real(self, batch)
+
+    monkeypatch.setattr(Store, "write_results", kept)
+
+    def rows() -> list[str]:  # (anna's and ben's: cy, who starts later, is computed once)
+        return [row for row in dump(clinic) if '["cy"' not in row]
+
+    recompute(clinic, as_of=AS_OF)
+    first = rows()
+    recompute(clinic, as_of=AS_OF + WEEK)  # (a week more: ben's and anna's results change)
+    second = rows()
+    monkeypatch.undo()
+    assert first != second
+    older = [r for r in written if r.patient == "anna"]
+    assert len(older) == 2 and older[0] != older[1]
+    ben = [r for r in written if r.patient == "ben"]
+    with Store.open(clinic) as store:
+        store.write_results([older[1], ben[1], older[0], ben[0]])
+    assert rows() == first
+    with Store.open(clinic) as store:
+        store.write_results([older[0], ben[0], older[1], ben[1]])
+    assert rows() == second
 
 
 def broken_engine() -> progressor.Engine:
@@ -473,11 +507,12 @@ from progressor.store.database import Store
 path, as_of, die_at = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])
 replace, calls = Store._replace, []
 
-def replace_or_die(store, results):
-    calls.append(results.patient)
-    if len(calls) == die_at:  # half-way through a batch's transaction
-        os.kill(os.getpid(), signal.SIGKILL)
-    replace(store, results)
+def replace_or_die(store, batch):
+    for results in batch:  # (a patient at a time, to die half-way through a transaction)
+        calls.append(results.patient)
+        if len(calls) == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        replace(store, [results])
 
 Store._replace = replace_or_die
 recompute(path, as_of=as_of, batch_size=40, ARGS)
