@@ -393,6 +393,54 @@ def test_recompute_sends_each_new_alert_once_and_retries_those_that_failed(
     assert dataset.returncode == 1 and "--alerts goes with the store" in dataset.stderr
 
 
+def test_a_flare_under_an_id_enrolled_nowhere_is_alerted_until_its_line_is_settled(
+    tmp_path: Path,
+) -> None:
+    """A line whose id names no enrolled patient (nor one but for case or spaces) waits in
+    the quarantine, and its pains reach no patient's safety rules: recompute sends an alert
+    for it on the clinic's channels, urgent when the rules would raise one on it (a pain of
+    9), not when they would not (a pain of 2), once a channel; none once the patient is
+    enrolled and the line imported again (settled). A dataset raises the same alert."""
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    run("init", env=env)
+    run("enroll", "anna", "--program", SEED, "--start", START.isoformat(), env=env)
+    rows = [{**r, "patient": "anna"} for r in full_week()]
+    rows.append({"patient": "bem", "date": START.isoformat(), "pain": 9, "context": "flare"})
+    rows.append({"patient": "zed", "date": START.isoformat(), "pain": 2})
+    log = _log(tmp_path, "week1.jsonl", rows)
+    bem_line = len(rows) - 1
+    imported = run("import", str(log), env=env)
+    assert imported.returncode == 3 and "it holds pain up to 9/10" in imported.stderr
+
+    sent = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
+    assert sent.returncode == 0, sent.stderr
+    alerts = [json.loads(line)["alert"] for line in sent.stderr.splitlines() if '"alert"' in line]
+    assert [(a["patient"], a["week"], a["rule"], a["urgent"]) for a in alerts] == [
+        ("bem", 0, "enrollment", True),
+        ("zed", 0, "enrollment", False),
+    ]
+    assert alerts[0]["message"] == (
+        f"not enrolled: a line for 'bem' ({log}:{bem_line}) holds pain up to 9/10, a flare or "
+        "symptom flag, and it reaches no patient's safety rules: enroll the patient or correct "
+        "the id, and review the quarantine"
+    )
+    again = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
+    assert "alerts sent via stderr: 0" in again.stdout and '"alert"' not in again.stderr
+    inbox = tmp_path / "alerts.jsonl"
+    other = run("recompute", "--week", "2026-01-12", "--alerts", f"file:{inbox}", env=env)
+    assert f"alerts sent via file:{inbox}: 2" in other.stdout  # (each channel gets them)
+
+    # bem enrolled after all: the same file again stores the line and settles it.
+    run("enroll", "bem", "--program", SEED, "--start", START.isoformat(), env=env)
+    run("import", str(log), env=env)
+    settled = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
+    alerts = [
+        json.loads(line)["alert"] for line in settled.stderr.splitlines() if '"alert"' in line
+    ]
+    assert [(a["patient"], a["week"]) for a in alerts] == [("bem", 1)]  # (her own rules' now)
+
+
 def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from itertools import repeat
 from typing import TYPE_CHECKING, Literal, NamedTuple, cast
 
@@ -182,6 +183,33 @@ def fold(
         len(under_way),
         later,
     )
+
+
+#: The rule the alert of records that reach no enrolled patient is raised under (a dataset's
+#: records without a usable enrollment, the store's quarantined lines of an id enrolled
+#: nowhere).
+NOBODYS_RULE = "enrollment"
+
+
+def raised_by_any(
+    programs: Iterable[CompiledProgram], records: Sequence[Record]
+) -> tuple[Alert, ...]:
+    """The alerts the safety rules of any of `programs` raise on `records` that reach no
+    enrolled patient (an id enrolled nowhere, records with no usable enrollment): each
+    program enrolls them from their first day, since whose they are is not known for sure
+    (they are read as nobody's). Whether such records are urgent is the rules' own verdict,
+    on every road that meets them (a dataset's partition, the store's quarantine)."""
+    anyone = [dc_replace(r, patient=None) for r in records]
+    if not anyone:
+        return ()
+    start = min(r.date for r in anyone)
+    weeks = max(week_of(start, r.date) for r in anyone)
+    raised: list[Alert] = []
+    for compiled in programs:
+        enrollment = Enrollment(patient="unknown", program=compiled.program.id, start=start)
+        timeline = fold(compiled, enrollment, anyone, as_of=start, weeks=weeks)
+        raised += [a for r in timeline.results for a in r.alerts]
+    return tuple(raised)
 
 
 def locate(stepped: Sequence[SetAside], arrived: Sequence[Arrived]) -> list[SetAside]:

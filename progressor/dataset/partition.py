@@ -16,7 +16,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from dataclasses import replace as dc_replace
 from operator import gt
 from typing import IO, Any, NamedTuple
 
@@ -27,12 +26,11 @@ from progressor.core.models import (
     Alert,
     Decision,
     Enrollment,
-    Record,
     StepResult,
     ids_meant,
     same_id_loosely,
 )
-from progressor.core.timeline import Arrived, fold, week_of
+from progressor.core.timeline import NOBODYS_RULE, Arrived, fold, raised_by_any
 from progressor.dataset import files, parquet
 from progressor.dataset.index import index_location, read_index, write_index
 from progressor.engines import AUTO_SMALLEST as AUTO_SMALLEST  # (imported from here too)
@@ -292,11 +290,11 @@ def _not_computed(
     if not log.records:
         return None
     found = held(log.records)
-    raised = _raised_by_any(programs, log.records)
+    raised = raised_by_any(programs.values(), log.records)
     return Alert(
         patient=patient,
         week=0,  # (no enrollment: no week)
-        rule="enrollment",
+        rule=NOBODYS_RULE,
         plugin="progressor",
         message=(
             f"not computed: {missing or 'the enrollment cannot be used (see set_aside)'}; the "
@@ -307,23 +305,6 @@ def _not_computed(
         # adverse event, a red flag): the rules' own thresholds, not a copy of them here.
         urgent=bool(raised),
     )
-
-
-def _raised_by_any(
-    programs: dict[str, CompiledProgram], records: Sequence[Record]
-) -> tuple[Alert, ...]:
-    """The alerts the safety rules of any of the dataset's programs raise on `records`, each
-    program enrolling them from their first day (whose records they are is not known for sure:
-    they are read as nobody's)."""
-    anyone = [dc_replace(r, patient=None) for r in records]
-    start = min(r.date for r in anyone)
-    weeks = max(week_of(start, r.date) for r in anyone)
-    raised: list[Alert] = []
-    for compiled in programs.values():
-        enrollment = Enrollment(patient="unknown", program=compiled.program.id, start=start)
-        timeline = fold(compiled, enrollment, anyone, as_of=start, weeks=weeks)
-        raised += [a for r in timeline.results for a in r.alerts]
-    return tuple(raised)
 
 
 def _aside_rows(

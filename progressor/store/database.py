@@ -76,6 +76,9 @@ from progressor.store.values import (
     week_of,
 )
 
+#: The schema version that keeps the quarantined lines of ids enrolled nowhere (`unmatched`).
+_UNMATCHED_VERSION = 10
+
 # -- the store --------------------------------------------------------------------------------
 
 
@@ -137,7 +140,28 @@ class Store(Clinic):
                     continue
                 for statement in statements(script):
                     db.execute(statement)
+                if version == _UNMATCHED_VERSION:  # (its bookkeeping for the rows already there)
+                    self._fill_unmatched()
                 db.execute(f"PRAGMA user_version = {version}")
+
+    def _fill_unmatched(self) -> None:
+        """The unmatched lines among those already waiting in the quarantine (schema 10): each
+        read again as an import reads it, as a JSON line (a CSV row, kept without its header,
+        cannot be read again: it waits as before, without an alert)."""
+        enrolled: dict[str, bool] = {}
+        usable_of = partial(_usable, enrolled=enrolled, is_enrolled=self._enrolled)
+        ids = [patient for (patient,) in self._db.execute("SELECT patient FROM patients")]
+        waiting = self._db.execute(
+            "SELECT id, source, line, raw FROM quarantine WHERE settled_by IS NULL ORDER BY id"
+        ).fetchall()
+        for entry, source, line, raw in waiting:
+            for row in rows([raw], source, "jsonl"):
+                usable, kept = _checked(row, usable_of, dt.date.max)
+                *_, nobodys = _not_enrolled_line(
+                    row, usable, kept, usable_of, lambda written: tuple(ids_meant(written, ids))
+                )
+                if nobodys:
+                    self._unmatched(entry, nobodys, source, line)
 
     # -- programs and enrollments -------------------------------------------------------------
 
@@ -477,7 +501,9 @@ class Store(Clinic):
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
                 # An id not enrolled: its pains may be a patient's written otherwise.
-                usable, kept, alike = _not_enrolled_line(row, usable, kept, usable_of, meant_of)
+                usable, kept, alike, nobodys = _not_enrolled_line(
+                    row, usable, kept, usable_of, meant_of
+                )
                 if isinstance(usable, str):
                     if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
@@ -492,7 +518,9 @@ class Store(Clinic):
                     aside.append(
                         SetAside(source=source, line=row.line, reason=reason, record=row.text)
                     )
-                    self._quarantine(aside[-1], batch)
+                    entry = self._quarantine(aside[-1], batch)
+                    if nobodys:  # (a pain no patient's rules got: the alert says so)
+                        self._unmatched(entry, nobodys, source, row.line)
                     if not isinstance(stored, tuple):
                         continue
                     usable = stored
@@ -559,12 +587,30 @@ class Store(Clinic):
         query = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({names})"
         return self._db.execute(query, row).rowcount == 1
 
-    def _quarantine(self, aside: SetAside, batch: int | None) -> None:
-        key = canonical_json([aside.source, aside.line, aside.reason, aside.record])
+    def _quarantine(self, aside: SetAside, batch: int | None) -> int:
+        """The line's entry in the quarantine (the one it has already, imported again)."""
+        key = sha256_hex(canonical_json([aside.source, aside.line, aside.reason, aside.record]))
         self._db.execute(
             "INSERT OR IGNORE INTO quarantine (hash, source, line, reason, raw, import)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (sha256_hex(key), aside.source, aside.line, aside.reason, aside.record, batch),
+            (key, aside.source, aside.line, aside.reason, aside.record, batch),
+        )
+        return int(
+            self._db.execute("SELECT id FROM quarantine WHERE hash = ?", (key,)).fetchone()[0]
+        )
+
+    def _unmatched(self, entry: int, records: list[Record], source: str, line: int | None) -> None:
+        """Note quarantined line `entry`, of an id enrolled nowhere, as holding `records`
+        (pains or flags no patient's safety rules got): recompute sends its alert."""
+        written = records[0].patient or ""
+        self._db.execute(
+            "INSERT OR IGNORE INTO unmatched VALUES (?, ?, ?, ?, NULL)",
+            (
+                entry,
+                written,
+                json.dumps([json.loads(canonical_json(r)) for r in records]),
+                unmatched_message(written, source, line, records),
+            ),
         )
 
     def quarantine(self) -> list[SetAside]:
@@ -811,12 +857,13 @@ def _not_enrolled_line(
     kept: PainReport | None,
     usable_of: Callable[[Record], tuple[Record, str] | str],
     meant_of: Callable[[str], tuple[str, ...]],
-) -> tuple[tuple[Record, str] | str, PainReport | None, str | None]:
+) -> tuple[tuple[Record, str] | str, PainReport | None, str | None, list[Record]]:
     """A line of an id that is not enrolled, read whole or only in part: when the id names one
     enrolled patient but for case or spaces (`meant_of`), its pains are kept as theirs and the
     reason says so; otherwise the reason says what the line holds (and the patients it may
     mean, when several), for whoever reviews the quarantine. The line's (usable, kept) as
-    _import goes on with them, and the patient meant."""
+    _import goes on with them, the patient meant, and the records of a line that reaches
+    nobody's safety rules and holds a pain or a flag (an alert says so: unmatched)."""
     if row.record is not None:
         written = row.record.patient
         lost = written is not None and usable == not_enrolled(written)
@@ -824,25 +871,37 @@ def _not_enrolled_line(
         written = kept.patient if kept is not None else None
         lost = kept is not None and written is not None and usable_of(kept) == not_enrolled(written)
     if not lost or written is None or not isinstance(usable, str):
-        return usable, kept, None
+        return usable, kept, None, []
     meant = meant_of(written)
     alike = meant[0] if len(meant) == 1 else None
     if alike is not None and row.record is not None:
-        return f"{usable} ({spelled_otherwise(alike)})", kept_for(alike, row.record), alike
+        return f"{usable} ({spelled_otherwise(alike)})", kept_for(alike, row.record), alike, []
     if alike is not None and kept is not None:
         reason = f"{usable}; {not_enrolled(written)} ({spelled_otherwise(alike)})"
-        return reason, dc_replace(kept, patient=alike), alike
+        return reason, dc_replace(kept, patient=alike), alike, []
     # Nobody's: the line waits in the quarantine, saying what it holds.
     if row.record is None:
         usable = f"{usable}; {not_enrolled(written)}"
     if len(meant) > 1:
         usable += f" ({meant_by_several(meant)})"
-    holds = held([row.record] if row.record is not None else [kept] if kept else [])
+    records: list[Record] = [row.record] if row.record is not None else [kept] if kept else []
+    holds = held(records)
     if holds:
         usable += (
             f"; it holds {', '.join(holds)}: enroll the patient or correct the id, and review it"
         )
-    return usable, kept, None
+    return usable, kept, None, records if holds else []
+
+
+def unmatched_message(written: str, source: str, line: int | None, records: list[Record]) -> str:
+    """The alert of a quarantined line of an id enrolled nowhere that holds a pain or a flag:
+    whose it says it is, where it is, what it holds, and what to do."""
+    where = f"{source}:{line}" if line is not None else source
+    return (
+        f"not enrolled: a line for {written!r} ({where}) holds {', '.join(held(records))}, "
+        "and it reaches no patient's safety rules: enroll the patient or correct the id, and "
+        "review the quarantine"
+    )
 
 
 def _checked(

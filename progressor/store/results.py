@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from progressor.core.models import Alert, Decision, Prescription, SetAside
+from progressor.core.timeline import NOBODYS_RULE
 from progressor.store.queue import ReviewPage, select
 from progressor.store.schema import RESULT_TABLES
 from progressor.store.values import (
@@ -107,14 +108,73 @@ class Results(Connected):
             " AND d.channel = ?) ORDER BY a.patient, a.week, a.rule, a.message",
             (channel,),
         )
-        return [
+        stored = [
             Alert(patient=p, week=w, rule=r, plugin=g, message=m, urgent=bool(u))
             for p, w, r, g, m, u in rows
         ]
+        return stored + [alert for _, alert in self.unmatched_alerts(channel)]
+
+    def unmatched_alerts(self, channel: str | None = None) -> list[tuple[int, Alert]]:
+        """The alerts of the quarantined lines of ids enrolled nowhere that hold a pain or a
+        flag, while the line waits (not settled by a later import, not fixed), by quarantine
+        entry; with `channel`, those not yet sent on it. Week 0: no enrollment, no week (as
+        a dataset's records without one). Urgent unless the safety rules judged otherwise
+        (judge_unmatched, at each recompute)."""
+        query = (
+            "SELECT u.quarantine, u.patient, u.message, u.urgent FROM unmatched u"
+            " JOIN quarantine q ON q.id = u.quarantine WHERE q.settled_by IS NULL"
+        )
+        args: tuple[str, ...] = ()
+        if channel is not None:
+            query += (
+                " AND NOT EXISTS (SELECT 1 FROM unmatched_deliveries d"
+                " WHERE d.quarantine = u.quarantine AND d.channel = ?)"
+            )
+            args = (channel,)
+        rows = self._db.execute(query + " ORDER BY u.quarantine", args)
+        return [
+            (
+                entry,
+                Alert(
+                    patient=p,
+                    week=0,
+                    rule=NOBODYS_RULE,
+                    plugin="progressor",
+                    message=m,
+                    urgent=u is None or bool(u),
+                ),
+            )
+            for entry, p, m, u in rows
+        ]
+
+    def unmatched_records(self) -> list[tuple[int, str, str]]:
+        """The id and records (a JSON list) of each waiting unmatched line, by quarantine
+        entry."""
+        rows = self._db.execute(
+            "SELECT u.quarantine, u.patient, u.records FROM unmatched u JOIN quarantine q"
+            " ON q.id = u.quarantine WHERE q.settled_by IS NULL ORDER BY u.quarantine"
+        )
+        return [(entry, patient, records) for entry, patient, records in rows]
+
+    def judge_unmatched(self, verdicts: Sequence[tuple[int, bool]]) -> None:
+        """Whether each unmatched line's alert is urgent, by quarantine entry: the safety
+        rules' verdict on its records (recompute)."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE unmatched SET urgent = ? WHERE quarantine = ?",
+                ((int(urgent), entry) for entry, urgent in verdicts),
+            )
 
     def record_delivery(self, alert: Alert, channel: str) -> None:
         """Note that `alert` went out on `channel`: it is not sent there again."""
         with self._write() as db:
+            if alert.week == 0 and alert.rule == NOBODYS_RULE:  # (an unmatched line's)
+                db.execute(
+                    "INSERT OR IGNORE INTO unmatched_deliveries SELECT quarantine, ?, ?"
+                    " FROM unmatched WHERE patient = ? AND message = ?",
+                    (channel, now_text(), alert.patient, alert.message),
+                )
+                return
             db.execute(
                 "INSERT OR IGNORE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?)",
                 (alert.patient, alert.week, alert.rule, alert.message, channel, now_text()),
