@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 from progressor.core.models import Alert, Decision, Prescription, SetAside
 from progressor.core.timeline import NOBODYS_RULE
@@ -376,20 +376,21 @@ class Results(Connected):
         with self._snapshot() as db:
             read_at = now_text()  # (records imported after it are not in this snapshot)
             arrived = "SELECT at FROM imports WHERE id = r.import"
+            # (Each row kept as SQLite gives it, the patient first: _Stored.)
             outcomes: dict[str, list[_Stored]] = {}
-            for patient, *stored in db.execute(
+            for stored in db.execute(
                 f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM outcomes r"
                 f" WHERE r.{within} AND r.voided IS NULL AND r.ended IS NULL",
                 (wanted,),
             ):
-                outcomes.setdefault(patient, []).append(_Stored(*stored))
+                outcomes.setdefault(stored[0], []).append(stored)
             reports: dict[str, list[_Stored]] = {}
-            for patient, *stored in db.execute(
+            for stored in db.execute(
                 f"SELECT r.patient, r.record, ({arrived}), r.source, r.line FROM pain_reports r"
                 f" WHERE r.{within} AND r.voided IS NULL AND r.ended IS NULL",
                 (wanted,),
             ):
-                reports.setdefault(patient, []).append(_Stored(*stored))
+                reports.setdefault(stored[0], []).append(stored)
             actions: dict[str, list[ClinicianAction]] = {}
             for row in db.execute(
                 f"SELECT {ACTION_COLUMNS} FROM clinician_actions WHERE {within}"
@@ -406,9 +407,12 @@ class Results(Connected):
                 (wanted,),
             ).fetchall()
         inputs = []
+        moments: dict[str | None, dt.datetime | None] = {None: None}  # (a few imports' times)
         for patient, program, start, overrides, version, toml, data_version, weeks in rows:
-            texts, texts_at, sources = _columns_of(outcomes.get(patient, ()))
-            report_texts, reports_at, report_sources = _columns_of(reports.get(patient, ()))
+            texts, texts_at, sources = _columns_of(outcomes.get(patient, ()), moments)
+            report_texts, reports_at, report_sources = _columns_of(
+                reports.get(patient, ()), moments
+            )
             inputs.append(
                 PatientInputs(
                     enrollment=enrollment_of_row(patient, program, start, overrides),
@@ -542,13 +546,9 @@ _COMPARED = {
 }
 
 
-class _Stored(NamedTuple):
-    """A stored record's text, when its import was made, and where it was read."""
-
-    text: str
-    at: str | None
-    source: str
-    line: int | None
+#: A stored record as recompute reads it (Results.inputs): its patient, text, when its
+#: import was made, and where it was read (file, line).
+_Stored = tuple[str, str, str | None, str, int | None]
 
 
 def arrivals(db: sqlite3.Connection, patient: str) -> list[dt.datetime]:
@@ -584,18 +584,18 @@ def acted_since_data(
 
 
 def _columns_of(
-    stored: Sequence[_Stored],
+    stored: Sequence[_Stored], moments: dict[str | None, dt.datetime | None]
 ) -> tuple[tuple[str, ...], tuple[dt.datetime | None, ...], tuple[tuple[str, int | None], ...]]:
     """A patient's stored records of one kind as their texts, arrival times and places (file,
-    line), each in the records' order: one transposition (zip) where six passes were."""
+    line), each in the records' order: one transposition (zip) where six passes were.
+    `moments`: each import time's text read once (a run meets the same few again and again)."""
     if not stored:
         return (), (), ()
-    texts, ats, sources, lines = zip(*stored, strict=True)
-    return texts, tuple(map(_moment, ats)), tuple(zip(sources, lines, strict=True))
-
-
-def _moment(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
+    _, texts, ats, sources, lines = zip(*stored, strict=True)
+    for at in ats:
+        if at not in moments:
+            moments[at] = dt.datetime.fromisoformat(at)
+    return texts, tuple(map(moments.__getitem__, ats)), tuple(zip(sources, lines, strict=True))
 
 
 def _review_item(
