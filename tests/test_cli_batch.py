@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import run
@@ -393,52 +394,70 @@ def test_recompute_sends_each_new_alert_once_and_retries_those_that_failed(
     assert dataset.returncode == 1 and "--alerts goes with the store" in dataset.stderr
 
 
+def _alerts_in(done: Any) -> list[dict[str, Any]]:
+    return [json.loads(line)["alert"] for line in done.stderr.splitlines() if '"alert"' in line]
+
+
 def test_a_flare_under_an_id_enrolled_nowhere_is_alerted_until_its_line_is_settled(
     tmp_path: Path,
 ) -> None:
-    """A line whose id names no enrolled patient (nor one but for case or spaces) waits in
-    the quarantine, and its pains reach no patient's safety rules: recompute sends an alert
-    for it on the clinic's channels, urgent when the rules would raise one on it (a pain of
-    9), not when they would not (a pain of 2), once a channel; none once the patient is
-    enrolled and the line imported again (settled). A dataset raises the same alert."""
+    """A line whose pains reach no patient's safety rules (an id enrolled nowhere, nor one but
+    for case or spaces; no patient at all) waits in the quarantine: recompute sends an alert
+    for it on the clinic's channels, urgent when the rules would raise one on that id's lines
+    (a pain of 9, also in a line with no readable day), not when they would not (a pain of 2),
+    once a channel; none once the patient is enrolled and the line imported again (settled),
+    a line read only in part too. A dataset raises the same alert."""
     store = tmp_path / "clinic.db"
     env = _env(store)
     run("init", env=env)
     run("enroll", "anna", "--program", SEED, "--start", START.isoformat(), env=env)
-    rows = [{**r, "patient": "anna"} for r in full_week()]
+    rows: list[Any] = [{**r, "patient": "anna"} for r in full_week()]
     rows.append({"patient": "bem", "date": START.isoformat(), "pain": 9, "context": "flare"})
     rows.append({"patient": "zed", "date": START.isoformat(), "pain": 2})
+    rows.append({"patient": "dan", "date": "05/01/2026", "pain": 9})  # (no readable day)
+    rows.append({"date": START.isoformat(), "pain": 8})  # (no patient)
+    rows.append({"patient": "cy", "date": START.isoformat(), "pain": "9/10"})  # (read in part)
     log = _log(tmp_path, "week1.jsonl", rows)
-    bem_line = len(rows) - 1
+    bem_line = len(full_week()) + 1
     imported = run("import", str(log), env=env)
     assert imported.returncode == 3 and "it holds pain up to 9/10" in imported.stderr
 
     sent = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
     assert sent.returncode == 0, sent.stderr
-    alerts = [json.loads(line)["alert"] for line in sent.stderr.splitlines() if '"alert"' in line]
+    alerts = _alerts_in(sent)
     assert [(a["patient"], a["week"], a["rule"], a["urgent"]) for a in alerts] == [
-        ("bem", 0, "enrollment", True),
+        ("bem", 0, "enrollment", True),  # (in the quarantine's order)
         ("zed", 0, "enrollment", False),
+        ("dan", 0, "enrollment", True),
+        ("", 0, "enrollment", True),
+        ("cy", 0, "enrollment", True),
     ]
     assert alerts[0]["message"] == (
-        f"not enrolled: a line for 'bem' ({log}:{bem_line}) holds pain up to 9/10, a flare or "
-        "symptom flag, and it reaches no patient's safety rules: enroll the patient or correct "
-        "the id, and review the quarantine"
+        f"not enrolled: a line for 'bem' ({log}:{bem_line}, quarantine entry 1) holds pain up "
+        "to 9/10, a flare or symptom flag, and it reaches no patient's safety rules: enroll the "
+        "patient or correct the line, and review the quarantine"
     )
+    assert alerts[3]["message"].startswith("not enrolled: a line without a patient (")
     again = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
     assert "alerts sent via stderr: 0" in again.stdout and '"alert"' not in again.stderr
     inbox = tmp_path / "alerts.jsonl"
     other = run("recompute", "--week", "2026-01-12", "--alerts", f"file:{inbox}", env=env)
-    assert f"alerts sent via file:{inbox}: 2" in other.stdout  # (each channel gets them)
+    assert f"alerts sent via file:{inbox}: 5" in other.stdout  # (each channel gets them)
 
-    # bem enrolled after all: the same file again stores the line and settles it.
-    run("enroll", "bem", "--program", SEED, "--start", START.isoformat(), env=env)
+    # bem and cy enrolled after all: the same file again stores their lines (what can be read
+    # of cy's) and settles them: their own rules alert now.
+    for patient in ("bem", "cy"):
+        run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
     run("import", str(log), env=env)
     settled = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
-    alerts = [
-        json.loads(line)["alert"] for line in settled.stderr.splitlines() if '"alert"' in line
-    ]
-    assert [(a["patient"], a["week"]) for a in alerts] == [("bem", 1)]  # (her own rules' now)
+    assert [(a["patient"], a["week"]) for a in _alerts_in(settled)] == [("bem", 1), ("cy", 1)]
+    fresh = run(
+        "recompute", "--week", "2026-01-12", "--alerts", "file:" + str(inbox) + "2", env=env
+    )
+    assert "sent via file:" in fresh.stdout
+    assert sorted(
+        a["patient"] for a in map(json.loads, Path(f"{inbox}2").read_text().splitlines())
+    ) == ["", "bem", "cy", "dan", "zed"]
 
 
 def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(

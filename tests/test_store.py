@@ -277,6 +277,26 @@ def test_a_quarantined_line_a_later_import_stores_is_settled(store: Store, tmp_p
     assert store._db.execute(settled).fetchall() == [(1, imports[1]), (2, None)]
 
 
+def test_two_lines_at_one_place_of_an_overwritten_export_are_two_alerts_sent_apart(
+    store: Store, tmp_path: Path
+) -> None:
+    """A weekly export overwritten under one name puts two lines of an unknown id at the same
+    file and line: each waiting line is its own alert (its quarantine entry in the message),
+    and a delivery of one does not count for the other."""
+    path = tmp_path / "export.jsonl"
+    for day in ("2026-01-06", "2026-01-13"):
+        path.write_text(json.dumps({"patient": "bem", "date": day, "pain": 9}) + "\n")
+        store.import_records(path)
+    alerts = [alert for _, alert in store.unmatched_alerts("pager")]
+    assert [a.message.split(" holds")[0] for a in alerts] == [
+        f"not enrolled: a line for 'bem' ({path}:1, quarantine entry {n})" for n in (1, 2)
+    ]
+    store.record_delivery(alerts[0], "pager")
+    assert store.unmatched_alerts("pager") == [(2, alerts[1])]
+    assert store.undelivered_alerts("pager") == [alerts[1]]
+    assert len(store.undelivered_alerts("email")) == 2
+
+
 @pytest.mark.parametrize("engine", ["patients", "columns"])
 def test_a_record_of_an_id_spelled_otherwise_gives_its_pain_to_that_patient(
     store: Store, tmp_path: Path, engine: str

@@ -349,7 +349,7 @@ def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerte
         assert store.schema_version() == SCHEMA_VERSION == 10
         alerts = store.unmatched_alerts()
     assert [(entry, a.patient, a.week, a.urgent) for entry, a in alerts] == [(1, "bem", 0, True)]
-    assert alerts[0][1].message.startswith("not enrolled: a line for 'bem' (old.jsonl:1) holds")
+    assert alerts[0][1].message.startswith("not enrolled: a line for 'bem' (old.jsonl:1, quar")
     recompute(path, as_of=AS_OF)
     with Store.open(path) as store:
         assert [a.urgent for _, a in store.unmatched_alerts("stderr")] == [True]

@@ -211,7 +211,8 @@ def _judge_unmatched(store: Store, engine: Engine) -> None:
     safety rules of every program the store holds, on the records of all the waiting lines
     of that id read together as nobody's (timeline.raised_by_any, as a dataset's partition
     judges a patient's records without an enrollment: a rise over two sessions is seen). A
-    program that does not compile judges nothing; with none, the alerts stay urgent."""
+    program that does not compile judges nothing; with none, or where judging fails, the
+    alerts stay urgent: judging must never stop a run."""
     waiting = store.unmatched_records()
     if not waiting:
         return
@@ -226,7 +227,12 @@ def _judge_unmatched(store: Store, engine: Engine) -> None:
     by_id: dict[str, list[Outcome | PainReport]] = {}
     for _, patient, records in waiting:
         by_id.setdefault(patient, []).extend(_RECORDS.validate_json(records))
-    urgent = {patient: bool(raised_by_any(compiled, found)) for patient, found in by_id.items()}
+    urgent: dict[str, bool | None] = {}
+    for patient, found in by_id.items():
+        try:
+            urgent[patient] = bool(raised_by_any(compiled, found))
+        except Exception:  # (the run goes on; the alert stays urgent)
+            urgent[patient] = None
     store.judge_unmatched([(entry, urgent[patient]) for entry, patient, _ in waiting])
 
 

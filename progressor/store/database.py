@@ -154,14 +154,21 @@ class Store(Clinic):
         waiting = self._db.execute(
             "SELECT id, source, line, raw FROM quarantine WHERE settled_by IS NULL ORDER BY id"
         ).fetchall()
+        today = dt.date.today()
+        limit = today + FUTURE_GRACE
         for entry, source, line, raw in waiting:
             for row in rows([raw], source, "jsonl"):
-                usable, kept = _checked(row, usable_of, dt.date.max)
-                *_, nobodys = _not_enrolled_line(
+                usable, kept = _checked(row, usable_of, limit)
+                usable, kept, _ = _not_enrolled_line(
                     row, usable, kept, usable_of, lambda written: tuple(ids_meant(written, ids))
                 )
-                if nobodys:
-                    self._unmatched(entry, nobodys, source, line)
+                if isinstance(usable, tuple):  # (enrolled since: stored at its next import)
+                    self._unmatched(entry, _nobodys(row, None, limit, today), source, line)
+                    continue
+                if kept is not None and kept.date > limit:
+                    kept = kept_as_of(kept, today)
+                if not isinstance(usable_of(kept) if kept else None, tuple):
+                    self._unmatched(entry, _nobodys(row, kept, limit, today), source, line)
 
     # -- programs and enrollments -------------------------------------------------------------
 
@@ -501,9 +508,7 @@ class Store(Clinic):
                 identity: str | None = None  # the key of a report kept as of today
                 whole = not isinstance(usable, str)  # the line's own record, not a rescue
                 # An id not enrolled: its pains may be a patient's written otherwise.
-                usable, kept, alike, nobodys = _not_enrolled_line(
-                    row, usable, kept, usable_of, meant_of
-                )
+                usable, kept, alike = _not_enrolled_line(row, usable, kept, usable_of, meant_of)
                 if isinstance(usable, str):
                     if kept is not None and kept.date > limit:
                         # What a record from the future says is seen now, not when its
@@ -519,11 +524,17 @@ class Store(Clinic):
                         SetAside(source=source, line=row.line, reason=reason, record=row.text)
                     )
                     entry = self._quarantine(aside[-1], batch)
-                    if nobodys:  # (a pain no patient's rules got: the alert says so)
-                        self._unmatched(entry, nobodys, source, row.line)
                     if not isinstance(stored, tuple):
+                        # (A pain no patient's safety rules get: an alert says so.)
+                        self._unmatched(entry, _nobodys(row, kept, limit, today), source, row.line)
                         continue
                     usable = stored
+                if row.text in waiting:  # (its alert ends: the line's pains reach the patient)
+                    db.execute(
+                        "UPDATE quarantine SET settled_by = ? WHERE raw = ? AND settled_by IS NULL"
+                        " AND id IN (SELECT quarantine FROM unmatched WHERE patient = ?)",
+                        (batch, row.text, usable[1]),
+                    )
                 if self._insert_record(usable[0], source, row.line, batch, seen, identity):
                     added += 1
                     touched.add(usable[1])
@@ -600,16 +611,18 @@ class Store(Clinic):
         )
 
     def _unmatched(self, entry: int, records: list[Record], source: str, line: int | None) -> None:
-        """Note quarantined line `entry`, of an id enrolled nowhere, as holding `records`
-        (pains or flags no patient's safety rules got): recompute sends its alert."""
-        written = records[0].patient or ""
+        """Note quarantined line `entry` as holding `records` (pains or flags no patient's
+        safety rules got: _nobodys; none, nothing to note): recompute sends its alert."""
+        if not records:
+            return
+        written = records[0].patient
         self._db.execute(
             "INSERT OR IGNORE INTO unmatched VALUES (?, ?, ?, ?, NULL)",
             (
                 entry,
-                written,
+                written or "",
                 json.dumps([json.loads(canonical_json(r)) for r in records]),
-                unmatched_message(written, source, line, records),
+                unmatched_message(written, entry, source, line, records),
             ),
         )
 
@@ -857,13 +870,12 @@ def _not_enrolled_line(
     kept: PainReport | None,
     usable_of: Callable[[Record], tuple[Record, str] | str],
     meant_of: Callable[[str], tuple[str, ...]],
-) -> tuple[tuple[Record, str] | str, PainReport | None, str | None, list[Record]]:
+) -> tuple[tuple[Record, str] | str, PainReport | None, str | None]:
     """A line of an id that is not enrolled, read whole or only in part: when the id names one
     enrolled patient but for case or spaces (`meant_of`), its pains are kept as theirs and the
     reason says so; otherwise the reason says what the line holds (and the patients it may
     mean, when several), for whoever reviews the quarantine. The line's (usable, kept) as
-    _import goes on with them, the patient meant, and the records of a line that reaches
-    nobody's safety rules and holds a pain or a flag (an alert says so: unmatched)."""
+    _import goes on with them, and the patient meant."""
     if row.record is not None:
         written = row.record.patient
         lost = written is not None and usable == not_enrolled(written)
@@ -871,36 +883,62 @@ def _not_enrolled_line(
         written = kept.patient if kept is not None else None
         lost = kept is not None and written is not None and usable_of(kept) == not_enrolled(written)
     if not lost or written is None or not isinstance(usable, str):
-        return usable, kept, None, []
+        return usable, kept, None
     meant = meant_of(written)
     alike = meant[0] if len(meant) == 1 else None
     if alike is not None and row.record is not None:
-        return f"{usable} ({spelled_otherwise(alike)})", kept_for(alike, row.record), alike, []
+        return f"{usable} ({spelled_otherwise(alike)})", kept_for(alike, row.record), alike
     if alike is not None and kept is not None:
         reason = f"{usable}; {not_enrolled(written)} ({spelled_otherwise(alike)})"
-        return reason, dc_replace(kept, patient=alike), alike, []
+        return reason, dc_replace(kept, patient=alike), alike
     # Nobody's: the line waits in the quarantine, saying what it holds.
     if row.record is None:
         usable = f"{usable}; {not_enrolled(written)}"
     if len(meant) > 1:
         usable += f" ({meant_by_several(meant)})"
-    records: list[Record] = [row.record] if row.record is not None else [kept] if kept else []
-    holds = held(records)
+    holds = held([row.record] if row.record is not None else [kept] if kept else [])
     if holds:
         usable += (
             f"; it holds {', '.join(holds)}: enroll the patient or correct the id, and review it"
         )
-    return usable, kept, None, records if holds else []
+    return usable, kept, None
 
 
-def unmatched_message(written: str, source: str, line: int | None, records: list[Record]) -> str:
-    """The alert of a quarantined line of an id enrolled nowhere that holds a pain or a flag:
-    whose it says it is, where it is, what it holds, and what to do."""
+def _nobodys(row: Row, kept: PainReport | None, limit: dt.date, today: dt.date) -> list[Record]:
+    """What a quarantined line whose pains reach no patient's safety rules holds (an id
+    enrolled nowhere, no patient at all, another patient's record sent for one): its record,
+    or what the reader kept of it, when it holds a pain score or a flag (none: an empty
+    list). Dated after `limit`, or with no readable day, it is kept as of `today`, as any
+    such pain is (and as a program can judge it: its start is a real day)."""
+    found: list[Record] = [row.record] if row.record is not None else [kept] if kept else []
+    if not held(found):
+        return []
+    out: list[Record] = []
+    for record in found:
+        if record.date > limit:
+            report = (
+                record
+                if isinstance(record, PainReport)
+                else salvage(record.model_dump(mode="json"))
+            )
+            if isinstance(report, PainReport):
+                out.append(kept_as_of(report, today))
+        else:
+            out.append(record)
+    return out
+
+
+def unmatched_message(
+    written: str | None, entry: int, source: str, line: int | None, records: list[Record]
+) -> str:
+    """The alert of a quarantined line whose pains reach no patient's safety rules: whose it
+    says it is, where it is (and its quarantine entry), what it holds, and what to do."""
     where = f"{source}:{line}" if line is not None else source
+    whose = f"a line for {written!r}" if written else "a line without a patient"
     return (
-        f"not enrolled: a line for {written!r} ({where}) holds {', '.join(held(records))}, "
-        "and it reaches no patient's safety rules: enroll the patient or correct the id, and "
-        "review the quarantine"
+        f"not enrolled: {whose} ({where}, quarantine entry {entry}) holds "
+        f"{', '.join(held(records))}, and it reaches no patient's safety rules: enroll the "
+        "patient or correct the line, and review the quarantine"
     )
 
 

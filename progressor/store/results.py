@@ -156,13 +156,14 @@ class Results(Connected):
         )
         return [(entry, patient, records) for entry, patient, records in rows]
 
-    def judge_unmatched(self, verdicts: Sequence[tuple[int, bool]]) -> None:
+    def judge_unmatched(self, verdicts: Sequence[tuple[int, bool | None]]) -> None:
         """Whether each unmatched line's alert is urgent, by quarantine entry: the safety
-        rules' verdict on its records (recompute)."""
+        rules' verdict on its records (recompute); None where they could not judge it (it is
+        then sent as urgent)."""
         with self._write() as db:
             db.executemany(
                 "UPDATE unmatched SET urgent = ? WHERE quarantine = ?",
-                ((int(urgent), entry) for entry, urgent in verdicts),
+                ((None if urgent is None else int(urgent), entry) for entry, urgent in verdicts),
             )
 
     def record_delivery(self, alert: Alert, channel: str) -> None:

@@ -180,16 +180,18 @@ MIGRATIONS: tuple[str, ...] = (
         note TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL
     );
     """,
-    # 10: a quarantined line of an id enrolled nowhere (nor alike to one) that holds a pain
-    # score or a flag: a flare under a mistyped id reaches no patient's safety rules, so an
-    # alert says so on the clinic's channels until the line is settled or fixed. `message`
-    # says what the line holds; `urgent` is the safety rules' verdict (NULL until a recompute
-    # judges it: sent as urgent). A store made before it alerts for the lines imported after.
+    # 10: a quarantined line whose pains reach no patient's safety rules (an id enrolled
+    # nowhere, no patient at all) and that holds a pain score or a flag: a flare under a
+    # mistyped id, so an alert says so on the clinic's channels until the line is settled or
+    # fixed. `message` says what the line holds; `urgent` is the safety rules' verdict (NULL
+    # until a recompute judges it: sent as urgent). Filled in from the lines already waiting
+    # (Store._fill_unmatched).
     """
     CREATE TABLE unmatched (
         quarantine INTEGER PRIMARY KEY REFERENCES quarantine (id),
         patient TEXT NOT NULL, records TEXT NOT NULL, message TEXT NOT NULL, urgent INTEGER
     );
+    CREATE INDEX unmatched_alert ON unmatched (patient, message);
     CREATE TABLE unmatched_deliveries (
         quarantine INTEGER NOT NULL REFERENCES quarantine (id), channel TEXT NOT NULL,
         delivered_at TEXT NOT NULL,
