@@ -435,9 +435,10 @@ def test_a_flare_under_an_id_enrolled_nowhere_is_alerted_until_its_line_is_settl
     assert alerts[0]["message"] == (
         f"not enrolled: a line for 'bem' ({log}:{bem_line}, quarantine entry 1) holds pain up "
         "to 9/10, a flare or symptom flag, and it reaches no patient's safety rules: enroll the "
-        "patient or correct the line, and review the quarantine"
+        "patient and import the line again, or fix it (quarantine reimport), and review the "
+        "quarantine"
     )
-    assert alerts[3]["message"].startswith("not enrolled: a line without a patient (")
+    assert alerts[3]["message"].startswith("not enrolled: a line without a readable patient id")
     again = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
     assert "alerts sent via stderr: 0" in again.stdout and '"alert"' not in again.stderr
     inbox = tmp_path / "alerts.jsonl"
@@ -445,19 +446,23 @@ def test_a_flare_under_an_id_enrolled_nowhere_is_alerted_until_its_line_is_settl
     assert f"alerts sent via file:{inbox}: 5" in other.stdout  # (each channel gets them)
 
     # bem and cy enrolled after all: the same file again stores their lines (what can be read
-    # of cy's) and settles them: their own rules alert now.
+    # of cy's) and settles them: their own rules alert now. zed's record comes as CSV from
+    # another export: stored for zed, it settles zed's line too.
     for patient in ("bem", "cy"):
         run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
     run("import", str(log), env=env)
+    run("enroll", "zed", "--program", SEED, "--start", START.isoformat(), env=env)
+    other_export = tmp_path / "export.csv"
+    other_export.write_text(f"date,pain,patient\n{START.isoformat()},2,zed\n", encoding="utf-8")
+    assert run("import", str(other_export), env=env).returncode == 0
     settled = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
     assert [(a["patient"], a["week"]) for a in _alerts_in(settled)] == [("bem", 1), ("cy", 1)]
     fresh = run(
         "recompute", "--week", "2026-01-12", "--alerts", "file:" + str(inbox) + "2", env=env
     )
     assert "sent via file:" in fresh.stdout
-    assert sorted(
-        a["patient"] for a in map(json.loads, Path(f"{inbox}2").read_text().splitlines())
-    ) == ["", "bem", "cy", "dan", "zed"]
+    sent_later = [json.loads(line) for line in Path(f"{inbox}2").read_text().splitlines()]
+    assert sorted(a["patient"] for a in sent_later) == ["", "bem", "cy", "dan"]  # (a new channel)
 
 
 def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 import progressor
+from progressor.core.models import PainReport
+from progressor.reading.records import kept_for
 from progressor.store.batch import recompute
 from progressor.store.database import Store
 from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION
-from progressor.store.values import StoreError
+from progressor.store.values import StoreError, canonical_json, sha256_hex
 from progressor.synth import synthesize_into_store
 from tests.conftest import PROGRAMS, START, full_week
 from tests.test_cli import run
@@ -310,10 +312,13 @@ def test_a_version_8_store_migrates_with_everyone_enrolled_and_every_record_coun
 def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerted(
     tmp_path: Path,
 ) -> None:
-    """Schema 10 keeps the quarantined lines of ids enrolled nowhere that hold a pain or a
-    flag, for an alert; the lines already waiting are read again as an import reads them:
-    'bem' (pain 9) is one; a settled line, an id alike to anna's (her rules got its pain), a
-    line without pain and a CSV row (kept without its header) are not."""
+    """Schema 10 keeps the quarantined lines whose pains reach no patient's safety rules and
+    hold a pain or a flag, for an alert; the lines already waiting are read again as an
+    import reads them. 'bem' (pain 9), a broken line of anna (enrolled since: its pain was
+    never stored) and a line of bytes that are not UTF-8 are; a settled line, an id alike to
+    anna's (her rules got its pain: stored), a line without pain, a CSV row (kept without
+    its header) and text that is not UTF-8 without a pain are not. Nothing stops the
+    migration."""
     path = tmp_path / "v9.db"
     db = sqlite3.connect(path, isolation_level=None)
     for version, script in enumerate(MIGRATIONS[:9], start=1):
@@ -329,14 +334,24 @@ def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerte
     db.execute("INSERT INTO patient_state (patient, next_due) VALUES ('anna', '2026-01-12')")
     db.execute(
         "INSERT INTO imports (source, at, added, duplicates, quarantined)"
-        " VALUES ('x', 'then', 0, 0, 5)"
+        " VALUES ('x', '2026-01-08T10:00:00+00:00', 1, 0, 8)"
     )
-    waiting = [
+    # (What schema 9's import stored of ANNA's line: its pain, as anna's.)
+    anna_kept = kept_for("anna", PainReport(patient="ANNA", date=START, pain=9))
+    assert anna_kept is not None
+    db.execute(
+        "INSERT INTO pain_reports (patient, hash, date, record, source, line, import)"
+        " VALUES ('anna', ?, ?, ?, 'old.jsonl', 3, 1)",
+        (sha256_hex(canonical_json(anna_kept)), START.isoformat(), canonical_json(anna_kept)),
+    )
+    waiting: list[tuple[Any, Any]] = [
         (json.dumps({"patient": "bem", "date": "2026-01-06", "pain": 9}), None),
         (json.dumps({"patient": "zoe", "date": "2026-01-06", "pain": 8}), 1),  # (settled)
-        (json.dumps({"patient": "ANNA", "date": "2026-01-06", "pain": 9}), None),
+        (json.dumps({"patient": "ANNA", "date": START.isoformat(), "pain": 9}), None),
         (json.dumps({"patient": "cy", "date": "2026-01-06", "note": "fine"}), None),
         ("cy,2026-01-06,,,9", None),  # (a CSV row)
+        ('{"patient": "anna", "date": "2026-01-07", "pain": 8', None),  # (broken: in part)
+        (b'{"patient": "j\xff", "date": "2026-01-06", "pain": 9}', None),  # (bytes)
     ]
     for line, (raw, settled) in enumerate(waiting, start=1):
         db.execute(
@@ -344,15 +359,23 @@ def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerte
             " VALUES (?, 'old.jsonl', ?, 'not enrolled', ?, 1, ?)",
             (f"h{line}", line, raw, settled),
         )
+    db.execute(  # (text that is not UTF-8, without a pain)
+        "INSERT INTO quarantine (hash, source, line, reason, raw, import)"
+        " VALUES ('h8', 'old.jsonl', 8, 'bad', CAST(x'7b2270223a226cff227d' AS TEXT), 1)"
+    )
     db.close()
     with Store.init(path) as store:
         assert store.schema_version() == SCHEMA_VERSION == 10
         alerts = store.unmatched_alerts()
-    assert [(entry, a.patient, a.week, a.urgent) for entry, a in alerts] == [(1, "bem", 0, True)]
+    assert [(entry, a.patient, a.week, a.urgent) for entry, a in alerts] == [
+        (1, "bem", 0, True),
+        (6, "anna", 0, True),
+        (7, "j\ufffd", 0, True),
+    ]
     assert alerts[0][1].message.startswith("not enrolled: a line for 'bem' (old.jsonl:1, quar")
     recompute(path, as_of=AS_OF)
     with Store.open(path) as store:
-        assert [a.urgent for _, a in store.unmatched_alerts("stderr")] == [True]
+        assert [a.urgent for _, a in store.unmatched_alerts("stderr")] == [True, True, True]
 
 
 # -- the command line ------------------------------------------------------------------------

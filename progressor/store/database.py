@@ -147,28 +147,31 @@ class Store(Clinic):
     def _fill_unmatched(self) -> None:
         """The unmatched lines among those already waiting in the quarantine (schema 10): each
         read again as an import reads it, as a JSON line (a CSV row, kept without its header,
-        cannot be read again: it waits as before, without an alert)."""
+        cannot be read again: it waits as before, without an alert). A line whose pain the
+        import stored (kept for an enrolled patient) is not one. Bytes that are not UTF-8 (put
+        there by other software) are read as U+FFFD, as an import reads them."""
         enrolled: dict[str, bool] = {}
         usable_of = partial(_usable, enrolled=enrolled, is_enrolled=self._enrolled)
         ids = [patient for (patient,) in self._db.execute("SELECT patient FROM patients")]
         waiting = self._db.execute(
-            "SELECT id, source, line, raw FROM quarantine WHERE settled_by IS NULL ORDER BY id"
+            "SELECT id, source, line, CAST(raw AS BLOB) FROM quarantine"
+            " WHERE settled_by IS NULL ORDER BY id"
         ).fetchall()
         today = dt.date.today()
         limit = today + FUTURE_GRACE
         for entry, source, line, raw in waiting:
-            for row in rows([raw], source, "jsonl"):
+            text = bytes(raw).decode("utf-8", "replace")
+            for row in rows([text], source, "jsonl"):
                 usable, kept = _checked(row, usable_of, limit)
                 usable, kept, _ = _not_enrolled_line(
                     row, usable, kept, usable_of, lambda written: tuple(ids_meant(written, ids))
                 )
-                if isinstance(usable, tuple):  # (enrolled since: stored at its next import)
-                    self._unmatched(entry, _nobodys(row, None, limit, today), source, line)
-                    continue
-                if kept is not None and kept.date > limit:
-                    kept = kept_as_of(kept, today)
-                if not isinstance(usable_of(kept) if kept else None, tuple):
-                    self._unmatched(entry, _nobodys(row, kept, limit, today), source, line)
+                if not isinstance(usable, tuple) and kept is not None:
+                    stored = "SELECT 1 FROM pain_reports WHERE hash = ?"
+                    if self._db.execute(stored, (sha256_hex(canonical_json(kept)),)).fetchone():
+                        continue  # (its pain reached the patient at its import)
+                # (A whole line waiting: its record was never stored, enrolled since or not.)
+                self._unmatched(entry, _nobodys(row, kept, limit, today), source, line)
 
     # -- programs and enrollments -------------------------------------------------------------
 
@@ -529,7 +532,14 @@ class Store(Clinic):
                         self._unmatched(entry, _nobodys(row, kept, limit, today), source, row.line)
                         continue
                     usable = stored
-                if row.text in waiting:  # (its alert ends: the line's pains reach the patient)
+                # An unmatched line's alert ends once its pains reach the patient: this line
+                # again, or the same record from another file or format.
+                db.execute(
+                    "UPDATE quarantine SET settled_by = ? WHERE settled_by IS NULL AND id IN"
+                    " (SELECT quarantine FROM unmatched WHERE patient = ? AND key = ?)",
+                    (batch, usable[1], canonical_json(usable[0])),
+                )
+                if row.text in waiting:
                     db.execute(
                         "UPDATE quarantine SET settled_by = ? WHERE raw = ? AND settled_by IS NULL"
                         " AND id IN (SELECT quarantine FROM unmatched WHERE patient = ?)",
@@ -610,19 +620,25 @@ class Store(Clinic):
             self._db.execute("SELECT id FROM quarantine WHERE hash = ?", (key,)).fetchone()[0]
         )
 
-    def _unmatched(self, entry: int, records: list[Record], source: str, line: int | None) -> None:
-        """Note quarantined line `entry` as holding `records` (pains or flags no patient's
-        safety rules got: _nobodys; none, nothing to note): recompute sends its alert."""
+    def _unmatched(
+        self, entry: int, nobodys: tuple[list[Record], list[str]], source: str, line: int | None
+    ) -> None:
+        """Note quarantined line `entry` as holding records no patient's safety rules got
+        (_nobodys: what to judge, and what it holds; none, nothing to note): recompute sends
+        its alert. `key` is the record's canonical text: an import that stores the same
+        record for its patient, from any file, ends the alert."""
+        records, holds = nobodys
         if not records:
             return
         written = records[0].patient
         self._db.execute(
-            "INSERT OR IGNORE INTO unmatched VALUES (?, ?, ?, ?, NULL)",
+            "INSERT OR IGNORE INTO unmatched VALUES (?, ?, ?, ?, NULL, ?)",
             (
                 entry,
                 written or "",
                 json.dumps([json.loads(canonical_json(r)) for r in records]),
-                unmatched_message(written, entry, source, line, records),
+                unmatched_message(written, entry, source, line, holds),
+                canonical_json(records[0]),
             ),
         )
 
@@ -904,16 +920,20 @@ def _not_enrolled_line(
     return usable, kept, None
 
 
-def _nobodys(row: Row, kept: PainReport | None, limit: dt.date, today: dt.date) -> list[Record]:
+def _nobodys(
+    row: Row, kept: PainReport | None, limit: dt.date, today: dt.date
+) -> tuple[list[Record], list[str]]:
     """What a quarantined line whose pains reach no patient's safety rules holds (an id
-    enrolled nowhere, no patient at all, another patient's record sent for one): its record,
-    or what the reader kept of it, when it holds a pain score or a flag (none: an empty
-    list). Dated after `limit`, or with no readable day, it is kept as of `today`, as any
-    such pain is (and as a program can judge it: its start is a real day)."""
+    enrolled nowhere, no readable patient, another patient's record sent for one): its
+    record, or what the reader kept of it, to judge, and what it holds said as `held` says
+    it of the line as read; none of either when it holds no pain score or flag. Dated after
+    `limit`, or with no readable day, it is judged as of `today`, as any such pain is kept
+    (and as a program can judge it: its start is a real day)."""
     found: list[Record] = [row.record] if row.record is not None else [kept] if kept else []
-    if not held(found):
-        return []
-    out: list[Record] = []
+    holds = held(found)
+    if not holds:
+        return [], []
+    judged: list[Record] = []
     for record in found:
         if record.date > limit:
             report = (
@@ -922,23 +942,23 @@ def _nobodys(row: Row, kept: PainReport | None, limit: dt.date, today: dt.date) 
                 else salvage(record.model_dump(mode="json"))
             )
             if isinstance(report, PainReport):
-                out.append(kept_as_of(report, today))
+                judged.append(kept_as_of(report, today))
         else:
-            out.append(record)
-    return out
+            judged.append(record)
+    return judged, holds
 
 
 def unmatched_message(
-    written: str | None, entry: int, source: str, line: int | None, records: list[Record]
+    written: str | None, entry: int, source: str, line: int | None, holds: list[str]
 ) -> str:
     """The alert of a quarantined line whose pains reach no patient's safety rules: whose it
     says it is, where it is (and its quarantine entry), what it holds, and what to do."""
     where = f"{source}:{line}" if line is not None else source
-    whose = f"a line for {written!r}" if written else "a line without a patient"
+    whose = f"a line for {written!r}" if written else "a line without a readable patient id"
     return (
-        f"not enrolled: {whose} ({where}, quarantine entry {entry}) holds "
-        f"{', '.join(held(records))}, and it reaches no patient's safety rules: enroll the "
-        "patient or correct the line, and review the quarantine"
+        f"not enrolled: {whose} ({where}, quarantine entry {entry}) holds {', '.join(holds)}, "
+        "and it reaches no patient's safety rules: enroll the patient and import the line "
+        "again, or fix it (quarantine reimport), and review the quarantine"
     )
 
 

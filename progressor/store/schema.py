@@ -189,9 +189,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE unmatched (
         quarantine INTEGER PRIMARY KEY REFERENCES quarantine (id),
-        patient TEXT NOT NULL, records TEXT NOT NULL, message TEXT NOT NULL, urgent INTEGER
+        patient TEXT NOT NULL, records TEXT NOT NULL, message TEXT NOT NULL, urgent INTEGER,
+        key TEXT NOT NULL
     );
     CREATE INDEX unmatched_alert ON unmatched (patient, message);
+    CREATE INDEX unmatched_key ON unmatched (patient, key);
     CREATE TABLE unmatched_deliveries (
         quarantine INTEGER NOT NULL REFERENCES quarantine (id), channel TEXT NOT NULL,
         delivered_at TEXT NOT NULL,
