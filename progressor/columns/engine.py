@@ -77,12 +77,13 @@ _json_text = json.JSONEncoder(ensure_ascii=False).encode
 _MOST_SHAPES = 4096
 #: The record lines computed together: a partition's patients of one program go in chunks
 #: of about this many lines (each patient whole; a patient with none counts one). A
-#: worker's peak memory follows the lines of a chunk, not its patients: on the benchmark's
-#: cohort (13.8 lines a patient) a partition of 5,000 at once peaked at 289-307 MiB, 2,500
-#: patients a chunk (about 35,000 lines) at 247, 1,000 at 199, and the chunks of 2,500 took
-#: 14 % less CPU than those of 1,000 (fewer polars queries; alternated runs of one
-#: partition). A cohort with longer histories gets fewer patients a chunk, not more memory.
-_CHUNK_LINES = 35_000
+#: worker's peak memory follows the lines of a chunk, not its patients. On the benchmark's
+#: cohort (13.8 lines a patient), one process computing ten 5,000-patient partitions peaked
+#: at 318-321 MiB with chunks of 35,000 lines (over the 300 MiB target), 234-243 with 21,000
+#: (about 1,500 patients), 214-217 with 14,000; a thousand patients a chunk, as before, took
+#: 14 % more of the column engine's CPU than 2,500 (more polars queries a partition). A
+#: cohort with longer histories gets fewer patients a chunk, not more memory.
+_CHUNK_LINES = 21_000
 
 Rows = tuple[dict[str, bytes], tuple[str, int, int, int]]
 
