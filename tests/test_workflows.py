@@ -279,21 +279,29 @@ def test_carried_doses_clamp_to_the_floor_and_fall_back_for_another_type(
 # -- migration -------------------------------------------------------------------------------
 
 
-def test_a_version_8_store_migrates_with_everyone_enrolled_and_every_record_counted(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "v8.db"
+def _old_store(path: Path, version: int) -> sqlite3.Connection:
+    """A store at schema `version`, made by its own migrations, holding the seed program and
+    anna enrolled on it (not computed yet); open, for the test to add what it needs."""
     db = sqlite3.connect(path, isolation_level=None)
-    for version, script in enumerate(MIGRATIONS[:8], start=1):
-        db.executescript(script + f"PRAGMA user_version = {version};")
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        db.executescript(script + f"PRAGMA user_version = {number};")
     db.execute(
         "INSERT INTO programs VALUES ('low-back-pain', '1.0.0', 'h', ?, 'then')", (SEED_TEXT,)
     )
     db.execute(
-        "INSERT INTO patients VALUES ('anna', 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
+        "INSERT INTO patients (patient, program, program_version, program_hash, start, overrides,"
+        " enrolled_at) VALUES ('anna', 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
         (START.isoformat(),),
     )
     db.execute("INSERT INTO patient_state (patient, next_due) VALUES ('anna', '2026-01-12')")
+    return db
+
+
+def test_a_version_8_store_migrates_with_everyone_enrolled_and_every_record_counted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v8.db"
+    db = _old_store(path, 8)
     db.execute(
         "INSERT INTO pain_reports (patient, hash, date, record, source, line)"
         " VALUES ('anna', 'x', '2026-01-06', ?, 'old.jsonl', 1)",
@@ -320,18 +328,7 @@ def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerte
     its header) and text that is not UTF-8 without a pain are not. Nothing stops the
     migration."""
     path = tmp_path / "v9.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for version, script in enumerate(MIGRATIONS[:9], start=1):
-        db.executescript(script + f"PRAGMA user_version = {version};")
-    db.execute(
-        "INSERT INTO programs VALUES ('low-back-pain', '1.0.0', 'h', ?, 'then')", (SEED_TEXT,)
-    )
-    db.execute(
-        "INSERT INTO patients (patient, program, program_version, program_hash, start, overrides,"
-        " enrolled_at) VALUES ('anna', 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
-        (START.isoformat(),),
-    )
-    db.execute("INSERT INTO patient_state (patient, next_due) VALUES ('anna', '2026-01-12')")
+    db = _old_store(path, 9)
     db.execute(
         "INSERT INTO imports (source, at, added, duplicates, quarantined)"
         " VALUES ('x', '2026-01-08T10:00:00+00:00', 1, 0, 8)"
