@@ -497,6 +497,14 @@ class Store(Clinic):
             waiting = {
                 raw for (raw,) in db.execute("SELECT raw FROM quarantine WHERE settled_by IS NULL")
             }
+            # The ids of the unmatched lines that wait (read once: few, or none).
+            unmatched = {
+                patient
+                for (patient,) in db.execute(
+                    "SELECT DISTINCT u.patient FROM unmatched u JOIN quarantine q"
+                    " ON q.id = u.quarantine WHERE q.settled_by IS NULL"
+                )
+            }
             limit = today + FUTURE_GRACE
             ids: list[str] = []  # (every enrolled id, read at the first id not enrolled)
 
@@ -534,11 +542,12 @@ class Store(Clinic):
                     usable = stored
                 # An unmatched line's alert ends once its pains reach the patient: this line
                 # again, or the same record from another file or format.
-                db.execute(
-                    "UPDATE quarantine SET settled_by = ? WHERE settled_by IS NULL AND id IN"
-                    " (SELECT quarantine FROM unmatched WHERE patient = ? AND key = ?)",
-                    (batch, usable[1], canonical_json(usable[0])),
-                )
+                if usable[1] in unmatched:
+                    db.execute(
+                        "UPDATE quarantine SET settled_by = ? WHERE settled_by IS NULL AND id IN"
+                        " (SELECT quarantine FROM unmatched WHERE patient = ? AND key = ?)",
+                        (batch, usable[1], canonical_json(usable[0])),
+                    )
                 if row.text in waiting:
                     db.execute(
                         "UPDATE quarantine SET settled_by = ? WHERE raw = ? AND settled_by IS NULL"
