@@ -58,7 +58,12 @@ from progressor.reading.records import (
     spelled_otherwise,
 )
 from progressor.store.clinic import Clinic
-from progressor.store.results import CURRENT_ACTIONS, acted_since_data, arrivals
+from progressor.store.results import (
+    CURRENT_ACTIONS,
+    WAITING_UNMATCHED,
+    acted_since_data,
+    arrivals,
+)
 from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
 from progressor.store.values import (
     ACTION_COLUMNS,
@@ -500,10 +505,7 @@ class Store(Clinic):
             # The ids of the unmatched lines that wait (read once: few, or none).
             unmatched = {
                 patient
-                for (patient,) in db.execute(
-                    "SELECT DISTINCT u.patient FROM unmatched u JOIN quarantine q"
-                    " ON q.id = u.quarantine WHERE q.settled_by IS NULL"
-                )
+                for (patient,) in db.execute(f"SELECT DISTINCT u.patient FROM {WAITING_UNMATCHED}")
             }
             limit = today + FUTURE_GRACE
             ids: list[str] = []  # (every enrolled id, read at the first id not enrolled)
@@ -544,15 +546,10 @@ class Store(Clinic):
                 # again, or the same record from another file or format.
                 if usable[1] in unmatched:
                     db.execute(
-                        "UPDATE quarantine SET settled_by = ? WHERE settled_by IS NULL AND id IN"
-                        " (SELECT quarantine FROM unmatched WHERE patient = ? AND key = ?)",
-                        (batch, usable[1], canonical_json(usable[0])),
-                    )
-                if row.text in waiting:
-                    db.execute(
-                        "UPDATE quarantine SET settled_by = ? WHERE raw = ? AND settled_by IS NULL"
-                        " AND id IN (SELECT quarantine FROM unmatched WHERE patient = ?)",
-                        (batch, row.text, usable[1]),
+                        "UPDATE quarantine SET settled_by = ? WHERE id IN (SELECT u.quarantine"
+                        f" FROM {WAITING_UNMATCHED} AND u.patient = ?"
+                        " AND (u.key = ? OR q.raw = ?))",
+                        (batch, usable[1], canonical_json(usable[0]), row.text),
                     )
                 if self._insert_record(usable[0], source, row.line, batch, seen, identity):
                     added += 1

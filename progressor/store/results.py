@@ -120,10 +120,7 @@ class Results(Connected):
         entry; with `channel`, those not yet sent on it. Week 0: no enrollment, no week (as
         a dataset's records without one). Urgent unless the safety rules judged otherwise
         (judge_unmatched, at each recompute)."""
-        query = (
-            "SELECT u.quarantine, u.patient, u.message, u.urgent FROM unmatched u"
-            " JOIN quarantine q ON q.id = u.quarantine WHERE q.settled_by IS NULL"
-        )
+        query = f"SELECT u.quarantine, u.patient, u.message, u.urgent FROM {WAITING_UNMATCHED}"
         args: tuple[str, ...] = ()
         if channel is not None:
             query += (
@@ -151,8 +148,8 @@ class Results(Connected):
         """The id and records (a JSON list) of each waiting unmatched line, by quarantine
         entry."""
         rows = self._db.execute(
-            "SELECT u.quarantine, u.patient, u.records FROM unmatched u JOIN quarantine q"
-            " ON q.id = u.quarantine WHERE q.settled_by IS NULL ORDER BY u.quarantine"
+            f"SELECT u.quarantine, u.patient, u.records FROM {WAITING_UNMATCHED}"
+            " ORDER BY u.quarantine"
         )
         return [(entry, patient, records) for entry, patient, records in rows]
 
@@ -515,6 +512,12 @@ class Results(Connected):
             for row in cursor:
                 yield f"{table}\t{canonical_json(list(row))}"
 
+
+#: The unmatched lines that still wait in the quarantine (`u`, with their line `q`): neither
+#: settled by a later import that stored what they hold nor fixed. A WHERE clause follows.
+WAITING_UNMATCHED = (
+    "unmatched u JOIN quarantine q ON q.id = u.quarantine WHERE q.settled_by IS NULL"
+)
 
 #: The clinician actions of the enrollment in force (a re-enrolment starts its weeks anew).
 CURRENT_ACTIONS = (
