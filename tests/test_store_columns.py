@@ -101,6 +101,35 @@ def test_both_engines_store_the_same_rows(template: Path, tmp_path: Path) -> Non
     assert sum(by_columns.paths.values()) == 244
 
 
+def test_patients_alike_but_for_their_id_store_each_their_own_rows(tmp_path: Path) -> None:
+    # The column path makes a week-after prescription's row once for patients who fared
+    # alike and puts each one's id in it: ids beyond ASCII, an id that is part of another, the
+    # same week with another mean pain, another start day; and an id JSON writes with escapes
+    # (its lines are not plain: per patient).
+    path = tmp_path / "alike.db"
+    ids = ["ann", "ann-2", "zoë", "o'neil", "ann 3", "日本-1", 'say "hi"']
+    later = DEFAULT_START + dt.timedelta(days=1)
+    with Store.init(path) as store:
+        store.add_program(SEED, SEED_TEXT)
+        lines = []
+        for n, patient in enumerate(ids):
+            store.enroll(enrollment(patient), SEED)
+            lines += rows(patient, full_week(DEFAULT_START, pain=1 + n % 2))
+        store.enroll(enrollment("ann-later", later), SEED)
+        lines += rows("ann-later", full_week(later, pain=1))
+        store.import_records(lines, "alike.jsonl", today=AS_OF + dt.timedelta(days=1))
+    shutil.copy(path, tmp_path / "columns.db")
+    day = AS_OF + dt.timedelta(days=1)
+    by_columns = recompute(tmp_path / "columns.db", as_of=day, engine="columns")
+    by_patients = recompute(path, as_of=day, engine="patients")
+    assert by_columns.paths == {"columns": len(ids), "patients": 1}
+    assert by_patients.computed == len(ids) + 1
+    assert dump(tmp_path / "columns.db") == dump(path)
+    with Store.open(tmp_path / "columns.db") as store:
+        for patient in [*ids, "ann-later"]:
+            assert [p.patient for p in store.prescriptions(patient)] == [patient, patient]
+
+
 def test_a_flare_pauses_and_is_alerted_whichever_engine(template: Path, tmp_path: Path) -> None:
     by_patients, by_columns = both(template, tmp_path)
     assert by_columns.alerts == by_patients.alerts >= 1

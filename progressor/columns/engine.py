@@ -186,14 +186,15 @@ class ColumnEngine:
     def compute(
         self,
         patients: Sequence[str],
-        enrollment_lines: dict[str, list[str]],
+        enrollment_lines: dict[str, Sequence[str | Enrollment]],
         record_lines: dict[str, list[str]],
         as_of: dt.date,
         table: pl.DataFrame | None = None,
     ) -> tuple[dict[str, Rows], list[str]]:
         """The rows of each patient the column path covers, and the others (in order). With
         `table`, the patients' records are its rows (a Parquet log's, read in columns:
-        frames.table_frames), not `record_lines`."""
+        frames.table_frames), not `record_lines`. An enrollment is a line, or the model where
+        the caller read it already (the store)."""
         taken: dict[str, list[_Read]] = {}
         for read in self._enrolled(patients, enrollment_lines, record_lines, as_of):
             taken.setdefault(read.enrollment.program, []).append(read)
@@ -208,7 +209,7 @@ class ColumnEngine:
     def _enrolled(
         self,
         patients: Sequence[str],
-        enrollment_lines: dict[str, list[str]],
+        enrollment_lines: dict[str, Sequence[str | Enrollment]],
         record_lines: dict[str, list[str]],
         as_of: dt.date,
     ) -> list[_Read]:
@@ -219,10 +220,12 @@ class ColumnEngine:
             enrollments = enrollment_lines[patient]
             if len(enrollments) != 1:
                 continue
-            try:
-                enrollment = Enrollment.model_validate_json(enrollments[0])
-            except ValueError:
-                continue
+            enrollment = enrollments[0]
+            if not isinstance(enrollment, Enrollment):
+                try:
+                    enrollment = Enrollment.model_validate_json(enrollment)
+                except ValueError:
+                    continue
             weeks = ended_weeks(enrollment.start, as_of)
             if (
                 not enrollment.overrides

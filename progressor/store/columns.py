@@ -53,6 +53,7 @@ class StoreColumns:
         self.as_of = as_of
         self._engines: dict[tuple[str, str], ColumnEngine] = {}
         self._decisions: dict[bytes, DecisionRow] = {}
+        self._followings: dict[bytes, tuple[str, PrescriptionRow]] = {}
         self._firsts: dict[tuple[str, str, dt.date], tuple[str, PrescriptionRow]] = {}
 
     def compute(
@@ -92,7 +93,7 @@ class StoreColumns:
         by_patient = {inputs.enrollment.patient: inputs for inputs in group}
         rows, _ = self._engine(compiled).compute(
             list(by_patient),
-            {p: [i.enrollment.model_dump_json()] for p, i in by_patient.items()},
+            {p: [i.enrollment] for p, i in by_patient.items()},
             {p: [*i.outcomes, *i.pain_reports] for p, i in by_patient.items()},
             self.as_of,
         )
@@ -112,14 +113,15 @@ class StoreColumns:
         this version)."""
         if tables["alerts"] or tables["set_aside"]:
             return None
-        following = json.loads(tables["prescriptions"])
-        head = f'{{"patient":{_json_text(inputs.enrollment.patient)},'.encode()
+        patient = _json_text(inputs.enrollment.patient)
+        head = f'{{"patient":{patient},'.encode()
+        following = self._following(tables["prescriptions"], head, f'"patient":{patient}')
         decisions = [self._decision(line, head) for line in tables["decisions"].splitlines()]
         results = PatientResults(
             inputs.enrollment.patient,
             inputs.data_version,
             1,
-            (self._first(compiled, inputs), prescription_row(following)),
+            (self._first(compiled, inputs), following),
             tuple(decisions),
             computed_at=inputs.read_at,
         )
@@ -143,6 +145,24 @@ class StoreColumns:
             self._firsts[key] = (field, row)  # (the id's only place: the text's one "patient")
         return row
 
+    def _following(self, line: bytes, head: bytes, field: str) -> PrescriptionRow:
+        """The column engine's prescription of the week after (`line`, led by the patient's
+        `head`) as the store's row. Patients who start on one day and fared alike share it but
+        for their id (`field`, the id's key and value): a row is made once for each text after
+        the head, and another patient's is that row with their id (as _first), where the id's
+        key is the row's only "patient" key."""
+        key = line[len(head) :] if line.startswith(head) else None
+        made = self._followings.get(key) if key is not None else None
+        if made is not None:
+            first, row = made
+            return row._replace(prescription=row.prescription.replace(first, field, 1))
+        row = prescription_row(json.loads(line))
+        if key is not None and row.prescription.count('"patient":') == 1:
+            if len(self._followings) >= _DECISIONS_KEPT:
+                self._followings.clear()
+            self._followings[key] = (field, row)
+        return row
+
     def _decision(self, line: bytes, head: bytes) -> DecisionRow:
         """A decisions row of the column engine as the store's row. Most patients share their
         decisions (the engine decides each distinct exercise week once): a row is made once
@@ -161,7 +181,8 @@ class StoreColumns:
         return made
 
 
-#: How many distinct decisions rows StoreColumns keeps (a few hundred in a usual clinic week).
+#: How many distinct decisions rows, and week-after prescriptions rows, StoreColumns keeps (a
+#: few hundred in a usual clinic week).
 _DECISIONS_KEPT = 20_000
 
 #: How the column engine writes a patient's id in its rows.

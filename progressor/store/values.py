@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -206,12 +207,21 @@ def enrollment_of_row(patient: str, program: str, start: str, overrides: str) ->
     """An enrollment from its row in `patients`."""
     # The id is taken as stored: a store made before ids were checked (models.
     # patient_id_problem) may hold one now refused, and that patient must still be computed.
-    checked = Enrollment(
+    checked = _checked_enrollment(program, start, overrides)
+    # (The checked fields with the stored id and an overrides dict of its own, the checked
+    # enrollment being shared: what model_copy(update=...) gives, at a fraction of its cost.)
+    fields = {**checked.__dict__, "patient": patient, "overrides": dict(checked.overrides)}
+    return trusted(Enrollment, fields)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_enrollment(program: str, start: str, overrides: str) -> Enrollment:
+    """An enrollment's fields but its id, validated once for each program, start day and
+    overrides (a clinic's patients share a few hundred: recompute reads one for every due
+    patient); the caller copies its fields."""
+    return Enrollment(
         patient="stored", program=program, start=start, overrides=json.loads(overrides)
     )
-    # (The checked fields with the stored id: what model_copy(update=...) gives, at a
-    # fraction of its cost, which recompute paid for every due patient.)
-    return trusted(Enrollment, {**checked.__dict__, "patient": patient})
 
 
 def action_of_row(row: Sequence[Any]) -> ClinicianAction:
