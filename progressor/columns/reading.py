@@ -199,7 +199,7 @@ class PlainColumns:
         with_null = picked.filter(pl.col("nulls"))["line"]
         nulls = pl.Series("nulls", [0] * len(read), dtype=pl.UInt32)
         if len(with_null):
-            counted = frame["text"].gather(with_null).str.count_matches(self._null)
+            counted = _nulls_counted(frame["text"].gather(with_null), self._null)
             nulls = nulls.scatter(
                 picked.with_row_index("at").filter(pl.col("nulls"))["at"], counted
             )
@@ -264,6 +264,21 @@ class PlainColumns:
             if high is not None:
                 valid &= high_of(column).fill_null(high) <= high
         return valid
+
+
+def _nulls_counted(texts: pl.Series, null: str) -> pl.Series:
+    """How often `null` (any key given null: PlainColumns._null) matches each of `texts`,
+    lines the grammar takes. In a line with no white space beside a colon, that is how often
+    the text `":null` appears: such a line's text holds no quote, so a quote followed by a
+    colon ends a key, and null is a value the grammar takes only where the field may be null.
+    Counted as text there (the store's lines, most dataset lines: a fourth of the
+    expression's cost, whose alternation of keys no literal search speeds up), with the
+    expression in the other lines."""
+    spaced = texts.str.contains(r"[ \t]:|:[ \t]")
+    counted = texts.str.count_matches('":null', literal=True)
+    if not spaced.any():
+        return counted
+    return counted.scatter(spaced.arg_true(), texts.filter(spaced).str.count_matches(null))
 
 
 # -- a Parquet log's rows, read in columns ------------------------------------------------------
