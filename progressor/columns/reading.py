@@ -178,13 +178,9 @@ class PlainColumns:
                 pl.col("text").str.contains(grammar).alias(f"~{kind}")
                 for kind, grammar in self._grammars.items()
             ],
-            # Colons and keys' closing quotes, counted as the reader counts them (_keys below).
+            # Colons, counted as the reader counts them (_keys below; keys' closing quotes only
+            # in the few lines where the colons are not the keys').
             pl.col("text").str.count_matches(":", literal=True).alias("colons"),
-            pl.col("text").str.count_matches('":', literal=True).alias("quoted"),
-            (
-                pl.col("text").str.contains('" ', literal=True)
-                | pl.col("text").str.contains('"\t', literal=True)
-            ).alias("gap"),
             pl.col("text").str.contains("null", literal=True).alias("nulls"),  # (counted below)
             (pl.col("text").str.len_bytes() <= MAX_LINE).alias("short"),
         ).with_row_index("line")
@@ -208,20 +204,30 @@ class PlainColumns:
             *[(pl.col("kind") == kind) & self._valid(kind) for kind in self.kinds]
         )
         given = pl.sum_horizontal(*[pl.col(n).is_not_null() for n in self.schema])
-        read = read.filter(taken & self._keys(given + pl.col("nulls")))
+        read = read.filter(taken).with_columns((given + pl.col("nulls")).alias("given"))
+        read = read.filter(self._keys(read, frame["text"]))
         read = read.filter(~pl.col("line").is_in(self._null_twice(read, frame["text"]).to_list()))
         mask = pl.Series("taken", [False] * len(lines), dtype=pl.Boolean)
         mask = mask.scatter(read["line"], True) if not read.is_empty() else mask
         return read.select("line", *self.schema), mask
 
     @staticmethod
-    def _keys(fields: pl.Expr) -> pl.Expr:
-        """Whether a line the grammar takes gives each of its `fields` (values and nulls)
-        once, as the reader's plain path decides it (records.plain_fields): as many colons as
-        fields, or as many keys' closing quotes followed by a colon, with no quote followed by
-        white space. Text in such a line holds no quote, so each `":` ends a key, and a key
-        given twice (polars keeps one value of it) or a colon in text makes one too many."""
-        return (fields == pl.col("colons")) | ((fields == pl.col("quoted")) & ~pl.col("gap"))
+    def _keys(read: pl.DataFrame, lines: pl.Series) -> pl.Series:
+        """Whether each line `read` holds (`line`, its place in `lines`; lines the grammar
+        takes) gives each of the fields it has (`given`: values and nulls) once, as the
+        reader's plain path decides it (records.plain_fields): as many colons as fields, or
+        as many keys' closing quotes followed by a colon, with no quote followed by white
+        space. Text in such a line holds no quote, so each `":` ends a key, and a key given
+        twice (polars keeps one value of it) or a colon in text makes one too many. The
+        quotes are counted only where the colons are not the fields (a colon in text)."""
+        colons = read["given"] == read["colons"]
+        if colons.all():
+            return colons
+        others = read.filter(~colons)
+        texts = lines.gather(others["line"])
+        quoted = texts.str.count_matches('":', literal=True) == others["given"]
+        gap = texts.str.contains('" ', literal=True) | texts.str.contains('"\t', literal=True)
+        return colons.scatter((~colons).arg_true(), quoted & ~gap)
 
     def _null_twice(self, read: pl.DataFrame, lines: pl.Series) -> pl.Series:
         """The lines among `read` with a field given null where polars kept a value of it
