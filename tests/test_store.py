@@ -89,11 +89,11 @@ def test_a_version_1_store_migrates_and_keeps_its_data(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema 1 is old"):
         Store.open(path)
     with Store.init(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 10
+        assert store.schema_version() == SCHEMA_VERSION == 11
         state = store._db.execute("SELECT * FROM patient_state").fetchall()
         # Never computed: the next run rebuilds; due once the first week has ended.
         first_end = (START + dt.timedelta(days=7)).isoformat()
-        assert state == [("anna", 1, None, 0, None, first_end, None)]
+        assert state == [("anna", 1, None, 0, None, first_end, None, None)]
         assert store._db.execute("SELECT count(*) FROM alert_deliveries").fetchone() == (0,)
         assert store.enrollment("anna").start == START
 

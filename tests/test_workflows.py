@@ -309,7 +309,7 @@ def test_a_version_8_store_migrates_with_everyone_enrolled_and_every_record_coun
     )
     db.close()
     with Store.init(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 10
+        assert store.schema_version() == SCHEMA_VERSION == 11
         assert [(e.patient, e.status) for e in store.patients()] == [("anna", "not-computed")]
         assert [r.voided for r in store.records("anna")] == [False]
     recompute(path, as_of=AS_OF)
@@ -362,7 +362,7 @@ def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerte
     )
     db.close()
     with Store.init(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 10
+        assert store.schema_version() == SCHEMA_VERSION == 11
         alerts = store.unmatched_alerts()
     assert [(entry, a.patient, a.week, a.urgent) for entry, a in alerts] == [
         (1, "bem", 0, True),

@@ -431,6 +431,7 @@ def _fold(compiled: CompiledProgram, inputs: PatientInputs, weeks: int) -> _Comp
         tuple(alerts),
         set_aside=timeline.set_aside,
         computed_at=inputs.read_at,
+        computed_import=inputs.read_import,
     )
     newest = timeline.results[-1] if timeline.results else None
     failed = any(f.code == "plugin-failure" for f in timeline.current.flags)

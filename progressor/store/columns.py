@@ -124,6 +124,7 @@ class StoreColumns:
             (self._first(compiled, inputs), following),
             tuple(decisions),
             computed_at=inputs.read_at,
+            computed_import=inputs.read_import,
         )
         return Covered(results, tuple(row.action for row in decisions))
 

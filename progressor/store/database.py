@@ -262,12 +262,15 @@ class Store(Clinic):
         self._db.execute(
             "UPDATE patient_state SET computed_weeks = 0, error = NULL, next_due = ?,"
             " computed_version = CASE WHEN ? THEN data_version END,"
-            " computed_at = CASE WHEN ? THEN ? END WHERE patient = ?",
+            " computed_at = CASE WHEN ? THEN ? END,"
+            " computed_import = CASE WHEN ? THEN (SELECT coalesce(max(id), 0) FROM imports) END"
+            " WHERE patient = ?",
             (
                 (enrollment.start + dt.timedelta(days=7)).isoformat(),
                 computed,
                 computed,
                 now_text(),
+                computed,
                 patient,
             ),
         )

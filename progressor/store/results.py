@@ -373,6 +373,9 @@ class Results(Connected):
         within = "patient IN (SELECT value FROM json_each(?))"
         with self._snapshot() as db:
             read_at = now_text()  # (records imported after it are not in this snapshot)
+            # (Imports take their ids in the order they commit: the snapshot holds every
+            # record of an import up to this one, and none of a later one.)
+            (read_import,) = db.execute("SELECT coalesce(max(id), 0) FROM imports").fetchone()
             arrived = "SELECT at FROM imports WHERE id = r.import"
             # (Each row kept as SQLite gives it, the patient first: _Stored.)
             outcomes: dict[str, list[_Stored]] = {}
@@ -426,6 +429,7 @@ class Results(Connected):
                     outcomes_from=sources,
                     pain_reports_from=report_sources,
                     read_at=read_at,
+                    read_import=read_import,
                 )
             )
         return inputs
@@ -490,7 +494,7 @@ class Results(Connected):
         db.executemany(
             "UPDATE patient_state SET computed_version = ?, computed_weeks = ?, error = NULL,"
             " next_due = (SELECT date(start, ?) FROM patients WHERE patient = ?),"
-            " computed_at = ? WHERE patient = ?",
+            " computed_at = ?, computed_import = ? WHERE patient = ?",
             (
                 (
                     r.data_version,
@@ -498,6 +502,7 @@ class Results(Connected):
                     f"+{7 * (r.weeks + 1)} days",
                     r.patient,
                     r.computed_at,
+                    r.computed_import,
                     r.patient,
                 )
                 for r in done

@@ -200,6 +200,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (quarantine, channel)
     );
     """,
+    # 11: the newest import whose records a patient's stored results read (`computed_import`):
+    # a record of a later import was never computed. A discharged patient is never computed
+    # again, so such a record of theirs that holds a pain or a flag reaches no safety rule:
+    # recompute raises an alert for it (docs/store.md). Filled in where the results are up to
+    # date (every record stored was read); empty elsewhere: which were read is not known, so
+    # every record of the enrollment in force counts as not read (a false alarm at worst).
+    """
+    ALTER TABLE patient_state ADD COLUMN computed_import INTEGER;
+    UPDATE patient_state SET computed_import = (SELECT coalesce(max(id), 0) FROM imports)
+        WHERE computed_version = data_version;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

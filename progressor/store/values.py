@@ -136,6 +136,8 @@ class PatientInputs:
     outcomes_from: tuple[tuple[str, int | None], ...] = ()
     pain_reports_from: tuple[tuple[str, int | None], ...] = ()
     read_at: str | None = None  # when these inputs were read (store time text)
+    # The newest import these inputs saw: every record of an import up to it was read.
+    read_import: int | None = None
 
 
 class PrescriptionRow(NamedTuple):
@@ -197,6 +199,7 @@ class PatientResults:
     set_aside: tuple[SetAside, ...] = ()  # records the rules set aside, at file and line
     error: str | None = None
     computed_at: str | None = None  # when the inputs they were computed from were read
+    computed_import: int | None = None  # the newest import those inputs saw (read_import)
 
 
 #: The columns of `clinician_actions`, in the order action_of_row reads them.
