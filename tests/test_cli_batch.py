@@ -465,6 +465,74 @@ def test_a_flare_under_an_id_enrolled_nowhere_is_alerted_until_its_line_is_settl
     assert sorted(a["patient"] for a in sent_later) == ["", "bem", "cy", "dan"]  # (a new channel)
 
 
+def test_a_discharged_patients_new_records_are_alerted_until_re_enrolment_or_a_void(
+    tmp_path: Path,
+) -> None:
+    """A discharged patient is never computed again, so a record stored for them that no
+    computation read reaches no safety rule: recompute sends an alert for each that holds a
+    pain or a flag, urgent when their program's rules would raise one on them (a pain of 9),
+    not when they would not (a pain of 2), once a channel, until the patient is re-enrolled
+    (their records are then computed) or the record is voided. Records computed before the
+    discharge raise none; an enrolled patient's records are computed as ever."""
+    store = tmp_path / "clinic.db"
+    env = _env(store)
+    run("init", env=env)
+    for patient in ("anna", "ben", "cleo"):
+        run("enroll", patient, "--program", SEED, "--start", START.isoformat(), env=env)
+    week1 = [{**r, "patient": p} for p in ("anna", "ben", "cleo") for r in full_week()]
+    assert run("import", str(_log(tmp_path, "week1.jsonl", week1)), env=env).returncode == 0
+    assert run("recompute", "--week", "2026-01-12", env=env).returncode == 0
+    for patient in ("anna", "cleo"):
+        done = run("discharge", patient, "--note", "goals met", env=env)
+        assert done.returncode == 0, done.stderr
+    computed = run("recompute", "--week", "2026-01-12", "--alerts", "stderr", env=env)
+    assert computed.returncode == 0 and _alerts_in(computed) == []  # (all computed before)
+
+    # They keep using the app: anna a flare (one record dated before her discharge, imported
+    # after it), cleo a low pain; ben, still enrolled, a low pain too.
+    later = [
+        {"patient": "anna", "date": "2026-01-13", "pain": 9, "context": "flare"},
+        {"patient": "cleo", "date": "2026-01-14", "pain": 2},
+        {"patient": "ben", "date": "2026-01-14", "pain": 2},
+    ]
+    log = _log(tmp_path, "week2.jsonl", later)
+    assert run("import", str(log), env=env).returncode == 0
+    sent = run("recompute", "--week", "2026-01-19", "--alerts", "stderr", env=env)
+    assert sent.returncode == 0, sent.stderr
+    alerts = _alerts_in(sent)
+    assert [(a["patient"], a["week"], a["rule"], a["urgent"]) for a in alerts] == [
+        ("anna", 0, "discharged", True),
+        ("cleo", 0, "discharged", False),
+    ]
+    anna, cleo = (a["message"] for a in alerts)
+    assert anna == (
+        f"discharged: patient 'anna' is discharged, and their record p1 of 2026-01-13 ({log}:1)"
+        " holds pain up to 9/10, a flare or symptom flag; it reaches no safety rules (a "
+        "discharged patient is never recomputed): re-enrol the patient (progressor reenroll) "
+        "to compute it, or void the record (progressor void anna --record p1) if it was "
+        "logged by mistake"
+    )
+    assert "record p2 of 2026-01-14" in cleo and "pain up to 2/10" in cleo
+    again = run("recompute", "--week", "2026-01-19", "--alerts", "stderr", env=env)
+    assert "alerts sent via stderr: 0" in again.stdout and '"alert"' not in again.stderr
+
+    # cleo's record is voided; anna is re-enrolled: her flare is computed, as her own.
+    voided = run("void", "cleo", "--record", "p2", "--why", "her sister's phone", env=env)
+    assert voided.returncode == 0, voided.stderr
+    back = run(
+        "reenroll", "anna", "--program", SEED, "--start", "2026-01-19", "--note", "back", env=env
+    )
+    assert back.returncode == 0, back.stderr
+    inbox = tmp_path / "alerts.jsonl"
+    ended = run("recompute", "--week", "2026-01-20", "--alerts", f"file:{inbox}", env=env)
+    assert ended.returncode == 0, ended.stderr
+    sent_later = [json.loads(line) for line in inbox.read_text().splitlines()]
+    assert not [a for a in sent_later if a["rule"] == "discharged"]
+    assert [(a["patient"], a["week"], a["rule"]) for a in sent_later if a["week"] > 0] == [
+        ("anna", 1, "pain-flare")  # (the new week 1's: a flare before its start still counts)
+    ]
+
+
 def test_no_alert_is_lost_to_a_missed_run_and_a_flare_under_way_is_sent_at_once(
     tmp_path: Path,
 ) -> None:

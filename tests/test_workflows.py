@@ -16,6 +16,7 @@ import pytest
 import progressor
 from progressor.core.models import PainReport
 from progressor.reading.records import kept_for
+from progressor.store import unheard
 from progressor.store.batch import recompute
 from progressor.store.database import Store
 from progressor.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -157,6 +158,99 @@ def test_a_discharged_patient_is_kept_never_computed_and_never_reviewed(store: S
         store.discharge("anna", "again", "dr-x")
     [audit] = store._db.execute("SELECT kind, program, who, note FROM enrollment_changes")
     assert audit == ("discharge", SEED.id, "dr-x", "moved away")
+
+
+def discharged_alerts(store: Store) -> list[tuple[str, bool]]:
+    """(patient and record id, urgent) of the alerts of discharged patients' unread records."""
+    return [
+        (f"{a.patient} {a.message.split(' record ')[1].split(' ')[0]}", a.urgent)
+        for a in store.alerts()
+        if a.week == 0 and a.rule == "discharged"
+    ]
+
+
+def test_a_discharged_patients_unread_records_are_alerted_until_voided_or_re_enrolled(
+    store: Store, compiled: progressor.CompiledProgram
+) -> None:
+    """A record stored for a discharged patient that no computation read (imported after the
+    discharge, whatever its day) is an alert while the patient stays discharged: urgent by
+    their program's rules on all such records of theirs read together, once a channel, ended
+    by a void (at the next recompute) or a re-enrolment (at once), which computes it."""
+    week_1_and_2(store)
+    compute(store)
+    store.discharge("anna", "goals met", "dr-x")
+    assert compute(store).computed == 0 and discharged_alerts(store) == []  # (all computed)
+    later = AS_OF + dt.timedelta(days=3)
+    store.import_records([flare("anna", day=10, pain=3), flare("anna", day=16)], today=later)
+    assert discharged_alerts(store) == []  # (judged by recompute, as any alert)
+    compute(store, later)
+    # (A pain of 3 beside one of 9: urgent, as an unknown id's lines read together.)
+    assert discharged_alerts(store) == [("anna p1", True), ("anna p2", True)]
+    assert store.prescriptions("anna")[-1].week == 3  # never computed again
+    [first, second] = [a for a in store.undelivered_alerts("pager") if a.week == 0]
+    assert "of 2026-01-15" in first.message and "pain up to 3/10" in first.message
+    store.record_delivery(first, "pager")
+    assert [a for a in store.undelivered_alerts("pager") if a.week == 0] == [second]
+    assert len([a for a in store.undelivered_alerts("email") if a.week == 0]) == 2
+
+    store.void("anna", "p2", "typed 9 for 2", "dr-x")
+    compute(store, later)
+    assert discharged_alerts(store) == [("anna p1", False)]  # (3 alone raises nothing)
+    compute(store, later)
+    assert discharged_alerts(store) == [("anna p1", False)]  # (a run changes nothing)
+    store.reenroll("anna", compiled, later, "back with a new flare-up", "dr-x")
+    assert discharged_alerts(store) == []
+    compute(store, later + dt.timedelta(days=7))
+    assert discharged_alerts(store) == []
+    # The unread record is the new week 1's: set aside, its pain counting for safety.
+    [aside] = store.set_aside("anna")
+    assert aside.record == "2026-01-15 pain report" and "still count" in aside.reason
+    assert [r.id for r in store.records("anna") if r.voided] == ["p2"]
+
+
+def test_records_waiting_at_a_discharge_are_alerted_and_those_computed_are_not(
+    store: Store,
+) -> None:
+    """Records imported before the discharge but not computed by then are unread too; the
+    ones computed before it raise nothing; an enrolled patient's records are computed as
+    ever, without such an alert."""
+    week_1_and_2(store)
+    week_1_and_2(store, "ben")
+    compute(store)
+    store.import_records([flare("anna", day=15, pain=8), flare("ben", day=15)], today=AS_OF)
+    store.discharge("anna", "moved away", "dr-x")
+    compute(store)
+    assert discharged_alerts(store) == [("anna p1", True)]
+    assert [a.week for a in store.alerts("ben") if a.rule == "pain-flare"] == [3]
+
+
+def test_a_damaged_row_of_a_discharged_patient_gives_the_pain_that_can_be_read(
+    store: Store,
+) -> None:
+    store.discharge("ben", "done", "dr-x")
+    store.import_records([flare("ben", day=2, pain=1)], today=AS_OF)
+    store._db.execute(
+        "UPDATE pain_reports SET record = ?",
+        ('{"date":"2026-01-07","pain":"9 of 10","patient":"ben"}',),
+    )
+    assert compute(store).failures == ()
+    assert discharged_alerts(store) == [("ben p1", True)]
+    assert "pain up to 9/10" in store.alerts("ben")[0].message
+
+
+def test_a_discharged_patients_record_that_cannot_be_judged_is_alerted_as_urgent(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the judging fails, the alert is urgent, even for a pain of 1; the run goes on."""
+    store.discharge("ben", "done", "dr-x")
+    store.import_records([flare("ben", day=2, pain=1)], today=AS_OF)
+
+    def failing(*args: object) -> None:
+        raise RuntimeError("a safety rule failed")
+
+    monkeypatch.setattr(unheard, "raised_by_any", failing)
+    assert compute(store).failures == ()
+    assert discharged_alerts(store) == [("ben p1", True)]
 
 
 # -- voiding a record ------------------------------------------------------------------------
@@ -373,6 +467,57 @@ def test_a_version_9_store_migrates_with_its_waiting_lines_of_unknown_ids_alerte
     recompute(path, as_of=AS_OF)
     with Store.open(path) as store:
         assert [a.urgent for _, a in store.unmatched_alerts("stderr")] == [True, True, True]
+
+
+def test_a_version_10_store_migrates_knowing_which_records_were_computed_where_it_can(
+    tmp_path: Path,
+) -> None:
+    """Schema 11 keeps the newest import each patient's stored results read. Where they are up
+    to date (ben), every record stored was read: the newest import so far. Elsewhere (anna,
+    never computed; cleo, discharged with records imported since) it is not known, so every
+    record of the enrollment in force counts as unread: cleo's old record is alerted too (a
+    false alarm at worst), beside the one imported after her discharge."""
+    path = tmp_path / "v10.db"
+    db = _old_store(path, 10)
+    for _ in (1, 2):
+        db.execute(
+            "INSERT INTO imports (source, at, added, duplicates, quarantined)"
+            " VALUES ('x', '2026-01-08T10:00:00+00:00', 1, 0, 0)"
+        )
+    for patient in ("ben", "cleo"):
+        db.execute(
+            "INSERT INTO patients (patient, program, program_version, program_hash, start,"
+            " overrides, enrolled_at) VALUES (?, 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
+            (patient, START.isoformat()),
+        )
+    db.execute(
+        "INSERT INTO patient_state (patient, data_version, computed_version, computed_weeks,"
+        " next_due) VALUES ('ben', 2, 2, 1, '2026-01-19'), ('cleo', 3, 2, 1, NULL)"
+    )
+    db.execute(
+        "INSERT INTO enrollment_changes (patient, kind, program, program_version, start,"
+        " overrides, note, who, at) VALUES ('cleo', 'discharge', 'low-back-pain', '1.0.0', ?,"
+        " '{}', 'done', 'dr-x', 'then')",
+        (START.isoformat(),),
+    )
+    db.execute("UPDATE patients SET discharged = 1 WHERE patient = 'cleo'")
+    for number, (patient, day, pain) in enumerate(
+        [("ben", 1, 2), ("cleo", 1, 2), ("cleo", 9, 9)], start=1
+    ):
+        record = json.loads(flare(patient, day, pain))
+        db.execute(
+            "INSERT INTO pain_reports (patient, hash, date, record, source, line, import)"
+            " VALUES (?, ?, ?, ?, 'old.jsonl', ?, ?)",
+            (patient, f"h{number}", record["date"], canonical_json(record), number, min(number, 2)),
+        )
+    db.close()
+    with Store.init(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 11
+        state = "SELECT patient, computed_import FROM patient_state ORDER BY patient"
+        assert store._db.execute(state).fetchall() == [("anna", None), ("ben", 2), ("cleo", None)]
+    recompute(path, as_of=AS_OF)
+    with Store.open(path) as store:
+        assert discharged_alerts(store) == [("cleo p2", True), ("cleo p3", True)]
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from progressor.core.models import (
     Outcome,
     PainReport,
 )
-from progressor.core.timeline import Arrived, ended_weeks, fold, raised_by_any
+from progressor.core.timeline import Arrived, ended_weeks, fold
 from progressor.engines import column_engine_wanted
 from progressor.errors import ProgressorError
 from progressor.reading import parse_program
@@ -45,6 +45,7 @@ from progressor.store.processes import (
     run_lock,
     sigint_held,
 )
+from progressor.store.unheard import judge as judge_unheard
 from progressor.store.values import (
     AlertRow,
     PatientInputs,
@@ -184,7 +185,7 @@ def recompute(
             with _worker_deaths(), sigint_held():
                 pool.submit(int).result()  # (every worker is started by the first task)
         store = stack.enter_context(Store.open(store_path))
-        _judge_unmatched(store, built)
+        judge_unheard(store, built)
         tally = _Tally(due, progress)
         if not patients and due <= min(enrolled // 8, _FEW):
             # A nightly run: the few due patients found through the store's indexes.
@@ -204,40 +205,6 @@ def recompute(
         else:
             _in_pool(store, chunks, tally, pool, workers)
     return tally.summary(as_of, enrolled, not_started, enrolled - not_started - due_all)
-
-
-def _judge_unmatched(store: Store, engine: Engine) -> None:
-    """Whether the alert of each quarantined line of an id enrolled nowhere is urgent: the
-    safety rules of every program the store holds, on the records of all the waiting lines
-    of that id read together as nobody's (timeline.raised_by_any, as a dataset's partition
-    judges a patient's records without an enrollment: a rise over two sessions is seen). A
-    program that does not compile judges nothing; with none, or where judging fails, the
-    alerts stay urgent: judging must never stop a run."""
-    waiting = store.unmatched_records()
-    if not waiting:
-        return
-    compiled = []
-    for program, version in store.programs():
-        try:
-            compiled.append(engine.compile(store.program(program, version)))
-        except ProgressorError:
-            continue
-    if not compiled:
-        return
-    by_id: dict[str, list[Outcome | PainReport]] = {}
-    for _, patient, records in waiting:
-        by_id.setdefault(patient, []).extend(_RECORDS.validate_json(records))
-    urgent: dict[str, bool | None] = {}
-    for patient, found in by_id.items():
-        try:
-            urgent[patient] = bool(raised_by_any(compiled, found))
-        except Exception:  # (the run goes on; the alert stays urgent)
-            urgent[patient] = None
-    store.judge_unmatched([(entry, urgent[patient]) for entry, patient, _ in waiting])
-
-
-#: The records of an unmatched line, as the store keeps them (their canonical JSON, a list).
-_RECORDS = TypeAdapter(list[Outcome | PainReport])
 
 
 def _chunks(

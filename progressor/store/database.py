@@ -60,6 +60,7 @@ from progressor.reading.records import (
 from progressor.store.clinic import Clinic
 from progressor.store.results import (
     CURRENT_ACTIONS,
+    UNHEARD,
     WAITING_UNMATCHED,
     acted_since_data,
     arrivals,
@@ -354,7 +355,9 @@ class Store(Clinic):
         (`CompiledProgram.carried_doses`); the others start at the program's dose. Week 1 of
         the new enrollment is stored at once; recompute computes the patient again. Refused
         while records wait for recompute or the patient waits in the review queue; records
-        dated before `start` stay with the enrollment that ends (`ended`)."""
+        dated before `start` stay with the enrollment that ends (`ended`). A discharged
+        patient's records that no computation read are the new enrollment's instead (they
+        can wait for no recompute: a discharged patient is never computed)."""
         if not note.strip() or not who.strip():
             raise StoreError("a re-enrolment needs a note (why) and who did it")
         program = compiled.program
@@ -380,17 +383,26 @@ class Store(Clinic):
                 "was raised, then re-enrol"
             )
         with self._write() as db:
-            self._check_nothing_waiting(patient, "re-enrol")
+            discharged = self.is_discharged(patient)
+            if not discharged:
+                self._check_nothing_waiting(patient, "re-enrol")
             values = _enrollment_values(enrollment, program, _stored_hash(db, program))
             change = self._record_change(patient, "reenroll", note, who)
             # The records the ending enrollment judged stay with it: the new one starts
             # afresh. (One dated before the new start but imported later still reaches the
-            # new week 1's safety rules: a late diary's flare is not lost in the move.)
+            # new week 1's safety rules: a late diary's flare is not lost in the move.) A
+            # discharged patient's records that no computation read (imported since, or
+            # waiting at the discharge: each an alert) are the new enrollment's in the
+            # same way: nothing waits for a recompute that never comes.
             for table in ("outcomes", "pain_reports"):
+                unread = (
+                    f" AND id NOT IN (SELECT r.id FROM {table} r JOIN patient_state s"
+                    f" USING (patient) WHERE r.patient = :patient AND {UNHEARD})"
+                )
                 db.execute(
-                    f"UPDATE {table} SET ended = ? WHERE patient = ? AND date < ?"
-                    " AND ended IS NULL",
-                    (change, patient, start.isoformat()),
+                    f"UPDATE {table} SET ended = :change WHERE patient = :patient"
+                    " AND date < :start AND ended IS NULL" + (unread if discharged else ""),
+                    {"change": change, "patient": patient, "start": start.isoformat()},
                 )
             # The earlier enrollment's clinician actions name its weeks, not the new ones.
             (newest_action,) = db.execute(

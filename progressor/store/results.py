@@ -26,6 +26,7 @@ from progressor.store.values import (
     PatientResults,
     ReviewItem,
     StoreStatus,
+    UnheardRecord,
     action_of_row,
     canonical_json,
     enrollment_of_row,
@@ -161,6 +162,46 @@ class Results(Connected):
             db.executemany(
                 "UPDATE unmatched SET urgent = ? WHERE quarantine = ?",
                 ((None if urgent is None else int(urgent), entry) for entry, urgent in verdicts),
+            )
+
+    def unheard_records(self) -> list[UnheardRecord]:
+        """The records of discharged patients that no computation of theirs read (UNHEARD),
+        by patient, then outcomes before pain reports, each by id. Found among the patients
+        whose data changed since they were computed (an index holds them): a discharge
+        leaves everyone else with nothing unread."""
+        found = []
+        for prefix, table in (("o", "outcomes"), ("p", "pain_reports")):
+            found += [
+                UnheardRecord(patient, program, version, f"{prefix}{number}", text, source, line)
+                for patient, program, version, number, text, source, line in self._db.execute(
+                    "SELECT r.patient, p.program, p.program_version, r.id, r.record, r.source,"
+                    f" r.line FROM {table} r JOIN patient_state s USING (patient)"
+                    f" JOIN patients p USING (patient) WHERE r.patient IN ({_STALE_DISCHARGED})"
+                    f" AND {UNHEARD} ORDER BY r.patient, r.id"
+                )
+            ]
+        return sorted(found, key=lambda r: r.patient)  # (stable: each table's order kept)
+
+    def replace_discharged_alerts(self, alerts: Sequence[tuple[str, Alert]]) -> None:
+        """Store the alerts of discharged patients' unheard records (record id, alert; week
+        0, rule DISCHARGED_RULE) in place of those before, in one transaction: results, as
+        a computed patient's alerts are, sent by `recompute --alerts` once a channel. One
+        whose record was voided, or whose patient was re-enrolled, since it was judged is
+        left out (the records are read again inside the transaction)."""
+        with self._write() as db:
+            still = {r.id for r in self.unheard_records()}
+            db.execute(
+                f"DELETE FROM alerts WHERE patient IN ({_STALE_DISCHARGED})"
+                " AND week = 0 AND rule = ?",
+                (DISCHARGED_RULE,),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    (a.patient, a.week, a.rule, a.plugin, a.message, int(a.urgent))
+                    for record, a in alerts
+                    if record in still
+                ),
             )
 
     def record_delivery(self, alert: Alert, channel: str) -> None:
@@ -522,6 +563,27 @@ class Results(Connected):
 #: settled by a later import that stored what they hold nor fixed. A WHERE clause follows.
 WAITING_UNMATCHED = (
     "unmatched u JOIN quarantine q ON q.id = u.quarantine WHERE q.settled_by IS NULL"
+)
+
+#: The rule of the alert of a discharged patient's record that no computation read: week 0,
+#: as the unmatched lines' (no computed week holds it).
+DISCHARGED_RULE = "discharged"
+
+#: A record (`r`, a row of `outcomes` or `pain_reports`) that no computation of its patient
+#: (`s`, their `patient_state`) read: imported after the newest import their stored results
+#: read, or any when that is not known (never computed, or not since schema 11); neither
+#: voided nor closed with an earlier enrollment.
+UNHEARD = (
+    "r.voided IS NULL AND r.ended IS NULL"
+    " AND (s.computed_import IS NULL OR r.import > s.computed_import)"
+)
+
+#: The discharged patients whose data changed since they were computed: only they can have
+#: records no computation read (through the partial index of such patients).
+_STALE_DISCHARGED = (
+    "SELECT patient FROM patient_state INDEXED BY patient_state_stale"
+    " WHERE computed_version IS NOT data_version"
+    " AND patient IN (SELECT patient FROM patients WHERE discharged IS NOT NULL)"
 )
 
 #: The clinician actions of the enrollment in force (a re-enrolment starts its weeks anew).

@@ -186,6 +186,20 @@ class AlertRow(NamedTuple):
     urgent: int
 
 
+class UnheardRecord(NamedTuple):
+    """A discharged patient's stored record that no computation of theirs read
+    (`Results.unheard_records`): whose, on which program version, its visible id (`o12`,
+    `p3`), its canonical JSON and where it was imported from."""
+
+    patient: str
+    program: str
+    program_version: str
+    id: str
+    record: str
+    source: str
+    line: int | None
+
+
 @dataclass(frozen=True)
 class PatientResults:
     """One patient's recomputed rows, or the error that stopped the computation."""
