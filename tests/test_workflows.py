@@ -160,6 +160,30 @@ def test_a_discharged_patient_is_kept_never_computed_and_never_reviewed(store: S
     assert audit == ("discharge", SEED.id, "dr-x", "moved away")
 
 
+def test_a_patient_discharged_while_a_recompute_runs_stays_discharged(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run read anna's inputs, then a clinician discharged her, then the run stored her
+    # results: they are stored (computed from what was read), but no week of hers is due
+    # again, and she is not back among the enrolled or in the review queue.
+    week_1_and_2(store, flare=flare("anna"))
+    written = Store.write_results
+
+    def discharged_first(self: Store, batch: Any) -> None:
+        with Store.open(self.path) as other:
+            if not other.is_discharged("anna"):
+                other.discharge("anna", "moved away", "dr-x")
+        written(self, batch)
+
+    monkeypatch.setattr(Store, "write_results", discharged_first)
+    assert compute(store).computed == 2
+    monkeypatch.undo()
+    assert [e.status for e in store.patients()] == ["discharged", "active"]
+    assert [item.patient for item in store.review_queue()] == ["ben"]
+    later = compute(store, AS_OF + dt.timedelta(days=21))
+    assert (later.enrolled, later.computed) == (1, 1)  # (ben alone)
+
+
 def discharged_alerts(store: Store) -> list[tuple[str, bool]]:
     """(patient and record id, urgent) of the alerts of discharged patients' unread records."""
     return [

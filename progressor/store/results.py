@@ -534,7 +534,10 @@ class Results(Connected):
         )
         db.executemany(
             "UPDATE patient_state SET computed_version = ?, computed_weeks = ?, error = NULL,"
-            " next_due = (SELECT date(start, ?) FROM patients WHERE patient = ?),"
+            # (None for a patient discharged while the run computed them: no week of theirs
+            # is due again, as the discharge left it.)
+            " next_due = (SELECT CASE WHEN discharged IS NULL THEN date(start, ?) END"
+            " FROM patients WHERE patient = ?),"
             " computed_at = ?, computed_import = ? WHERE patient = ?",
             (
                 (
