@@ -6,17 +6,24 @@ exporter prints; `progressor next --format html|pdf` and `progressor handout` ca
 
 from __future__ import annotations
 
-import jinja2
+from typing import TYPE_CHECKING
 
 from progressor.core.models import Program, StepResult
 from progressor.handout.document import Handout, handout_of
 from progressor.handout.pdf import html_to_pdf
 from progressor.handout.settings import Clinic, clinic_from_env
 
+if TYPE_CHECKING:
+    import jinja2
+
 __all__ = ["Clinic", "Handout", "clinic_from_env", "handout_html", "handout_of", "handout_pdf"]
 
 
 def _environment() -> jinja2.Environment:
+    # (Imported here: every engine loads the handout exporters, few runs write a handout, and
+    # importing jinja2 took a fifth of a short recompute's own CPU.)
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("progressor.handout", "templates"),
         autoescape=True,  # (the program's and the clinic's words are text, never markup)
