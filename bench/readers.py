@@ -7,11 +7,15 @@ does) and times, best of three, in one process, microseconds per patient for:
 - the standard library's json.loads per line (what bench/batch.py's I/O-only floor does);
 - progressor's own reader (`read_log`: each line validated into a model, bad lines set aside);
 - the whole weekly step per patient (`replay` over those models), for scale;
-- when installed, two readers a column-wise engine could use: orjson per line, and polars
-  reading the whole file into columns and counting each patient's sessions per exercise
-  (`pip install orjson polars`; neither is a dependency of progressor).
+- when installed, readers a column-wise engine could use: orjson per line; polars reading
+  the whole file into columns and counting each patient's sessions per exercise; polars
+  decoding every line into the column engine's fields as the column engine does
+  (`str.json_decode`, PlainColumns' schema: the `columns` extra); and duckdb reading the
+  file into the same columns (`read_json`; `pip install orjson duckdb`, neither a
+  dependency of progressor).
 
-Figures go to standard output; nothing is asserted.
+Times are CPU seconds of the process (its threads too: polars and duckdb may use several),
+best of three. Figures go to standard output; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ AS_OF = DEFAULT_START + dt.timedelta(days=7)
 def best_of(run: Callable[[], object], rounds: int = 3) -> float:
     best = float("inf")
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     return best
 
 
@@ -95,8 +99,16 @@ def main() -> None:
             return frame.group_by(["patient", "exercise"]).agg(polars.len(), done.sum())
 
         timings.append(("polars: the file into columns, sessions counted", best_of(columns)))
+        from progressor.columns.reading import PlainColumns
+
+        fields = polars.Struct(PlainColumns().schema)
+        series = polars.Series(lines, dtype=polars.String)
+        decoded = best_of(lambda: series.str.json_decode(fields))
+        timings.append(("polars: each line decoded, the column engine's way", decoded))
     except ImportError:
         timings.append(("polars: the file into columns, sessions counted", None))
+        timings.append(("polars: each line decoded, the column engine's way", None))
+    timings.append(("duckdb: the file into the same columns (read_json)", _duckdb(data)))
     print(f"{args.patients:,} patients, {len(lines):,} record lines ({len(data) / 1e6:.1f} MB)")
     for name, seconds in timings:
         per = (
@@ -105,6 +117,33 @@ def main() -> None:
             else f"{seconds / args.patients * 1e6:8.1f} us a patient"
         )
         print(f"  {name:<50} {per}")
+
+
+def _duckdb(data: bytes) -> float | None:
+    """duckdb's JSON reader over the records file (`data`, written to a file of its own),
+    into the column engine's fields and types; None where duckdb is not installed."""
+    try:
+        duckdb: Any = importlib.import_module("duckdb")
+    except ImportError:
+        return None
+    from progressor.columns.reading import PlainColumns
+
+    names = {"Float64": "DOUBLE", "Int64": "BIGINT", "String": "VARCHAR", "Boolean": "BOOLEAN"}
+
+    def sql_type(dtype: Any) -> str:
+        inner = getattr(dtype, "inner", None)
+        return f"{sql_type(inner)}[]" if inner is not None else names[str(dtype)]
+
+    columns = ", ".join(f"'{n}': '{sql_type(t)}'" for n, t in PlainColumns().schema.items())
+    connection = duckdb.connect()
+    with tempfile.TemporaryDirectory(prefix="progressor-readers-") as root:
+        records = Path(root) / "records.jsonl"
+        records.write_bytes(data)
+        query = (
+            f"SELECT * FROM read_json('{records}', format='newline_delimited',"
+            f" columns={{{columns}}})"
+        )
+        return best_of(lambda: connection.sql(query).to_arrow_table())
 
 
 if __name__ == "__main__":
