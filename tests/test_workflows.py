@@ -262,6 +262,35 @@ def test_a_damaged_row_of_a_discharged_patient_gives_the_pain_that_can_be_read(
     assert "pain up to 9/10" in store.alerts("ben")[0].message
 
 
+def test_a_discharged_patients_row_that_cannot_be_read_at_all_is_an_urgent_alert(
+    store: Store,
+) -> None:
+    store.discharge("ben", "done", "dr-x")
+    store.import_records([flare("ben", day=2, pain=1)], today=AS_OF)
+    store._db.execute("UPDATE pain_reports SET record = ?", ('{"date":"2026-01-07","pa',))
+    assert compute(store).failures == ()
+    [alert] = [a for a in store.alerts("ben") if a.rule == "discharged"]
+    assert alert.urgent and "record p1 (<lines>:1) cannot be read as stored" in alert.message
+
+
+def test_a_record_read_but_dated_after_the_week_under_way_is_alerted_after_a_discharge(
+    store: Store, compiled: progressor.CompiledProgram
+) -> None:
+    """A recompute for an earlier day (or a record dated tomorrow) reads a record it judges
+    nothing of: dated after the week under way. The patient discharged, it is alerted, and a
+    re-enrolment takes it into the new enrollment, where it is computed."""
+    week_1_and_2(store)
+    store.import_records([flare("anna", day=25)], today=START + dt.timedelta(days=25))
+    compute(store)  # (as of day 14: weeks 1 and 2 judged, week 3 under way; day 25 is week 4)
+    assert [a.rule for a in store.alerts("anna")] == []
+    store.discharge("anna", "moved away", "dr-x")
+    compute(store, START + dt.timedelta(days=26))
+    assert discharged_alerts(store) == [("anna p1", True)]
+    store.reenroll("anna", compiled, START + dt.timedelta(days=28), "back", "dr-x")
+    compute(store, START + dt.timedelta(days=35))
+    assert "pain-flare" in [a.rule for a in store.alerts("anna")]
+
+
 def test_a_discharged_patients_record_that_cannot_be_judged_is_alerted_as_urgent(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -356,7 +356,7 @@ class Store(Clinic):
         the new enrollment is stored at once; recompute computes the patient again. Refused
         while records wait for recompute or the patient waits in the review queue; records
         dated before `start` stay with the enrollment that ends (`ended`). A discharged
-        patient's records that no computation read are the new enrollment's instead (they
+        patient's records that no computation judged are the new enrollment's instead (they
         can wait for no recompute: a discharged patient is never computed)."""
         if not note.strip() or not who.strip():
             raise StoreError("a re-enrolment needs a note (why) and who did it")
@@ -391,7 +391,7 @@ class Store(Clinic):
             # The records the ending enrollment judged stay with it: the new one starts
             # afresh. (One dated before the new start but imported later still reaches the
             # new week 1's safety rules: a late diary's flare is not lost in the move.) A
-            # discharged patient's records that no computation read (imported since, or
+            # discharged patient's records that no computation judged (imported since, or
             # waiting at the discharge: each an alert) are the new enrollment's in the
             # same way: nothing waits for a recompute that never comes.
             for table in ("outcomes", "pain_reports"):

@@ -165,10 +165,8 @@ class Results(Connected):
             )
 
     def unheard_records(self) -> list[UnheardRecord]:
-        """The records of discharged patients that no computation of theirs read (UNHEARD),
-        by patient, then outcomes before pain reports, each by id. Found among the patients
-        whose data changed since they were computed (an index holds them): a discharge
-        leaves everyone else with nothing unread."""
+        """The records of discharged patients that no computation of theirs judged (UNHEARD),
+        by patient, then outcomes before pain reports, each by id."""
         found = []
         for prefix, table in (("o", "outcomes"), ("p", "pain_reports")):
             found += [
@@ -176,7 +174,7 @@ class Results(Connected):
                 for patient, program, version, number, text, source, line in self._db.execute(
                     "SELECT r.patient, p.program, p.program_version, r.id, r.record, r.source,"
                     f" r.line FROM {table} r JOIN patient_state s USING (patient)"
-                    f" JOIN patients p USING (patient) WHERE r.patient IN ({_STALE_DISCHARGED})"
+                    f" JOIN patients p USING (patient) WHERE r.patient IN ({_DISCHARGED})"
                     f" AND {UNHEARD} ORDER BY r.patient, r.id"
                 )
             ]
@@ -191,8 +189,7 @@ class Results(Connected):
         with self._write() as db:
             still = {r.id for r in self.unheard_records()}
             db.execute(
-                f"DELETE FROM alerts WHERE patient IN ({_STALE_DISCHARGED})"
-                " AND week = 0 AND rule = ?",
+                f"DELETE FROM alerts WHERE patient IN ({_DISCHARGED}) AND week = 0 AND rule = ?",
                 (DISCHARGED_RULE,),
             )
             db.executemany(
@@ -568,26 +565,26 @@ WAITING_UNMATCHED = (
     "unmatched u JOIN quarantine q ON q.id = u.quarantine WHERE q.settled_by IS NULL"
 )
 
-#: The rule of the alert of a discharged patient's record that no computation read: week 0,
+#: The rule of the alert of a discharged patient's record that no computation judged: week 0,
 #: as the unmatched lines' (no computed week holds it).
 DISCHARGED_RULE = "discharged"
 
 #: A record (`r`, a row of `outcomes` or `pain_reports`) that no computation of its patient
-#: (`s`, their `patient_state`) read: imported after the newest import their stored results
-#: read, or any when that is not known (never computed, or not since schema 11); neither
-#: voided nor closed with an earlier enrollment.
+#: (`s`, their `patient_state`) judged, neither voided nor closed with an earlier enrollment:
+#: imported after the newest import their stored results read, or any when that is not known
+#: (never computed, or not since schema 11); or read, but dated after the week under way of
+#: that computation, whose records the fold judged for alerts (a record dated tomorrow, or a
+#: recompute run for an earlier --week, reads such a record and judges nothing of it).
 UNHEARD = (
     "r.voided IS NULL AND r.ended IS NULL"
-    " AND (s.computed_import IS NULL OR r.import > s.computed_import)"
+    " AND (s.computed_import IS NULL OR r.import > s.computed_import"
+    " OR r.date >= (SELECT date(start, '+' || (7 * (s.computed_weeks + 1)) || ' days')"
+    " FROM patients WHERE patient = r.patient))"
 )
 
-#: The discharged patients whose data changed since they were computed: only they can have
-#: records no computation read (through the partial index of such patients).
-_STALE_DISCHARGED = (
-    "SELECT patient FROM patient_state INDEXED BY patient_state_stale"
-    " WHERE computed_version IS NOT data_version"
-    " AND patient IN (SELECT patient FROM patients WHERE discharged IS NOT NULL)"
-)
+#: The discharged patients (all of them: one whose data did not change since a computation
+#: may still hold a record it read and judged nothing of, UNHEARD).
+_DISCHARGED = "SELECT patient FROM patients WHERE discharged IS NOT NULL"
 
 #: The clinician actions of the enrollment in force (a re-enrolment starts its weeks anew).
 CURRENT_ACTIONS = (

@@ -31,7 +31,7 @@ _RECORDS = TypeAdapter(list[Outcome | PainReport])
 
 def judge(store: Store, engine: Engine) -> None:
     """Judge what waits unheard (the unmatched lines, then the discharged patients' records
-    no computation read) before a recompute's patients: judging must never stop a run."""
+    no computation judged) before a recompute's patients: judging must never stop a run."""
     programs = _Programs(store, engine)
     _judge_unmatched(store, programs)
     _judge_discharged(store, programs)
@@ -51,7 +51,7 @@ def verdict(programs: Sequence[CompiledProgram], records: Sequence[Record]) -> b
 
 
 def discharged_message(unheard: UnheardRecord, record: Record, holds: Iterable[str]) -> str:
-    """The alert of a discharged patient's record that no computation read: that the
+    """The alert of a discharged patient's record that no computation judged: that the
     patient is discharged, the record's id, day and place, what it holds, and what to do."""
     where = f"{unheard.source}:{unheard.line}" if unheard.line is not None else unheard.source
     return (
@@ -60,6 +60,19 @@ def discharged_message(unheard: UnheardRecord, record: Record, holds: Iterable[s
         "discharged patient is never recomputed): re-enrol the patient (progressor reenroll) "
         f"to compute it, or void the record (progressor void {unheard.patient} --record "
         f"{unheard.id}) if it was logged by mistake"
+    )
+
+
+def unreadable_message(unheard: UnheardRecord) -> str:
+    """The alert of a discharged patient's stored record that no longer reads as a record at
+    all (damaged): whatever pain it held reaches no safety rule."""
+    where = f"{unheard.source}:{unheard.line}" if unheard.line is not None else unheard.source
+    return (
+        f"discharged: patient {unheard.patient!r} is discharged, and their record {unheard.id} "
+        f"({where}) cannot be read as stored: any pain it holds reaches no safety rules; look "
+        f"at it (progressor show {unheard.patient} --history), then re-enrol the patient "
+        f"(progressor reenroll) or void the record (progressor void {unheard.patient} "
+        f"--record {unheard.id})"
     )
 
 
@@ -105,18 +118,29 @@ def _judge_unmatched(store: Store, programs: _Programs) -> None:
 
 
 def _judge_discharged(store: Store, programs: _Programs) -> None:
-    """The alerts of discharged patients' records that no computation read and that hold a
+    """The alerts of discharged patients' records that no computation judged and that hold a
     pain score, an adverse event or a flag: urgent by the verdict of the patient's own
     program (the one they were discharged from) on all such records of theirs read together,
     as an unmatched id's lines are; urgent where their program does not compile or judging
     fails. They replace the alerts of the run before (a void or a re-enrolment ends one)."""
     by_patient: dict[str, list[tuple[UnheardRecord, Record, list[str]]]] = {}
+    alerts: list[tuple[str, Alert]] = []
     for unheard in store.unheard_records():
         record = _stored(unheard)
-        holds = held([record]) if record is not None else []
-        if record is not None and holds:
+        if record is None:  # (nothing can be read of it: whatever it held, a person must look)
+            alert = Alert(
+                patient=unheard.patient,
+                week=0,
+                rule=DISCHARGED_RULE,
+                plugin="progressor",
+                message=unreadable_message(unheard),
+                urgent=True,
+            )
+            alerts.append((unheard.id, alert))
+            continue
+        holds = held([record])
+        if holds:
             by_patient.setdefault(unheard.patient, []).append((unheard, record, holds))
-    alerts: list[tuple[str, Alert]] = []
     for patient, found in by_patient.items():
         first = found[0][0]
         compiled = programs.one(first.program, first.program_version)
