@@ -515,6 +515,10 @@ def test_a_discharged_patients_new_records_are_alerted_until_re_enrolment_or_a_v
     assert "record p2 of 2026-01-14" in cleo and "pain up to 2/10" in cleo
     again = run("recompute", "--week", "2026-01-19", "--alerts", "stderr", env=env)
     assert "alerts sent via stderr: 0" in again.stdout and '"alert"' not in again.stderr
+    # The review queue lists them too (a clinic may work from it, not from a channel).
+    queued = run("review", "--flag", "discharged", env=env)
+    assert queued.returncode == 0, queued.stderr
+    assert "anna" in queued.stdout and "cleo" in queued.stdout and "ben" not in queued.stdout
 
     # cleo's record is voided; anna is re-enrolled: her flare is computed, as her own.
     voided = run("void", "cleo", "--record", "p2", "--why", "her sister's phone", env=env)
@@ -528,6 +532,7 @@ def test_a_discharged_patients_new_records_are_alerted_until_re_enrolment_or_a_v
     assert ended.returncode == 0, ended.stderr
     sent_later = [json.loads(line) for line in inbox.read_text().splitlines()]
     assert not [a for a in sent_later if a["rule"] == "discharged"]
+    assert "discharged" not in run("review", env=env).stdout
     assert [(a["patient"], a["week"], a["rule"]) for a in sent_later if a["week"] > 0] == [
         ("anna", 1, "pain-flare")  # (the new week 1's: a flare before its start still counts)
     ]

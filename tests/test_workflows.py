@@ -137,7 +137,9 @@ def test_patients_lists_a_cohort_by_status_and_program(
 # -- discharge -------------------------------------------------------------------------------
 
 
-def test_a_discharged_patient_is_kept_never_computed_and_never_reviewed(store: Store) -> None:
+def test_a_discharged_patient_is_kept_never_computed_and_reviewed_only_for_new_records(
+    store: Store,
+) -> None:
     week_1_and_2(store, flare=flare("anna"))
     compute(store)
     queued = [item.patient for item in store.review_queue()]
@@ -147,10 +149,17 @@ def test_a_discharged_patient_is_kept_never_computed_and_never_reviewed(store: S
     assert [item.patient for item in store.review_queue()] == ["ben"]
     assert [e.status for e in store.patients()] == ["discharged", "active"]
     assert store.patients(status="discharged")[0].patient == "anna"
-    # New data and weeks later: never computed again; the results stay as they were.
+    # New data and weeks later: never computed again; the results stay as they were. The
+    # flare no computation judged is an alert, and waits in the review queue with it.
     store.import_records([flare("anna", day=15)], today=AS_OF + dt.timedelta(days=2))
     summary = compute(store, AS_OF + dt.timedelta(days=21))
     assert summary.enrolled == 1 and store.prescriptions("anna") == kept
+    [waits, _] = store.review_queue()
+    assert (waits.patient, waits.week, waits.flags) == ("anna", 0, ("discharged",))
+    assert waits.reasons[0].startswith("urgent: discharged: patient 'anna' is discharged")
+    assert [i.patient for i in store.review_page(flag="discharged").items] == ["anna"]
+    store.void("anna", "p2", "typed by her sister", "dr-x")
+    compute(store, AS_OF + dt.timedelta(days=21))
     assert [item.patient for item in store.review_queue()] == ["ben"]
     with pytest.raises(StoreError, match="discharged: re-enrol them first"):
         store.resume("anna", "ok", "dr-x")

@@ -376,8 +376,11 @@ class Store(Clinic):
         )
         _engine_check(compiled, enrollment, enrollment.overrides)
         # What the ending enrollment raised must have been seen: its records computed (below,
-        # inside the transaction) and nothing of it waiting in the review queue.
-        if any(item.patient == patient for item in self.review_queue()):
+        # inside the transaction) and nothing of it waiting in the review queue. (A discharged
+        # patient waits there only for records no computation judged: the re-enrolment is
+        # what computes them.)
+        waiting = not self.is_discharged(patient)
+        if waiting and any(item.patient == patient for item in self.review_queue()):
             raise StoreError(
                 f"patient {patient!r} waits in the review queue: resume or acknowledge what "
                 "was raised, then re-enrol"

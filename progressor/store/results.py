@@ -326,6 +326,26 @@ class Results(Connected):
                 if patient not in listed:
                     reason = f"the last recompute failed: {error.splitlines()[0]}"
                     items.append(ReviewItem(patient, 0, "active", (reason,), True, program))
+            # A discharged patient's records that no computation judged (the alerts of rule
+            # DISCHARGED_RULE): a clinic that works from this queue, not from an alert
+            # channel, must see them too. They leave it with a void or a re-enrolment.
+            discharged: dict[str, int] = {}
+            for patient, message, urgent, program in db.execute(
+                "SELECT a.patient, a.message, a.urgent, e.program FROM alerts a"
+                " JOIN patients e USING (patient) WHERE a.week = 0 AND a.rule = ?"
+                " AND e.discharged IS NOT NULL ORDER BY a.patient, a.urgent DESC, a.message",
+                (DISCHARGED_RULE,),
+            ):
+                reason = f"urgent: {message}" if urgent else message  # ("discharged: ...")
+                if patient in discharged:
+                    n = discharged[patient]
+                    items[n] = _with_reason(items[n], reason, DISCHARGED_RULE)
+                else:
+                    discharged[patient] = len(items)
+                    item = ReviewItem(
+                        patient, 0, "active", (reason,), False, program, flags=(DISCHARGED_RULE,)
+                    )
+                    items.append(item)
         return sorted(items, key=lambda i: (i.status != "paused", i.patient))
 
     # -- recompute's side: due patients, inputs, results ----------------------------------------
