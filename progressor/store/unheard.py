@@ -2,7 +2,7 @@
 
 Two kinds reach no patient's computed weeks: a quarantined line whose pains reach no
 patient's safety rules (an id enrolled nowhere: the store's `unmatched` lines), and a record
-stored for a discharged patient that no computation of theirs read (the patient is never
+stored for a discharged patient that no computation of theirs judged (the patient is never
 computed again). Each is an alert on the clinic's channels while it waits, urgent by one
 verdict for both (`verdict`: the safety rules' own, on the records read as nobody's, as a
 dataset judges records without an enrollment); where judging fails, urgent. docs/store.md,
@@ -53,27 +53,30 @@ def verdict(programs: Sequence[CompiledProgram], records: Sequence[Record]) -> b
 def discharged_message(unheard: UnheardRecord, record: Record, holds: Iterable[str]) -> str:
     """The alert of a discharged patient's record that no computation judged: that the
     patient is discharged, the record's id, day and place, what it holds, and what to do."""
-    where = f"{unheard.source}:{unheard.line}" if unheard.line is not None else unheard.source
     return (
         f"discharged: patient {unheard.patient!r} is discharged, and their record {unheard.id} "
-        f"of {record.date} ({where}) holds {', '.join(holds)}; it reaches no safety rules (a "
-        "discharged patient is never recomputed): re-enrol the patient (progressor reenroll) "
-        f"to compute it, or void the record (progressor void {unheard.patient} --record "
-        f"{unheard.id}) if it was logged by mistake"
+        f"of {record.date} ({_where(unheard)}) holds {', '.join(holds)}; it reaches no safety "
+        "rules (a discharged patient is never recomputed): re-enrol the patient (progressor "
+        f"reenroll) to compute it, or void the record (progressor void {unheard.patient} "
+        f"--record {unheard.id}) if it was logged by mistake"
     )
 
 
 def unreadable_message(unheard: UnheardRecord) -> str:
     """The alert of a discharged patient's stored record that no longer reads as a record at
     all (damaged): whatever pain it held reaches no safety rule."""
-    where = f"{unheard.source}:{unheard.line}" if unheard.line is not None else unheard.source
     return (
         f"discharged: patient {unheard.patient!r} is discharged, and their record {unheard.id} "
-        f"({where}) cannot be read as stored: any pain it holds reaches no safety rules; look "
-        f"at it (progressor show {unheard.patient} --history), then re-enrol the patient "
-        f"(progressor reenroll) or void the record (progressor void {unheard.patient} "
+        f"({_where(unheard)}) cannot be read as stored: any pain it holds reaches no safety "
+        f"rules; look at it (progressor show {unheard.patient} --history), then re-enrol the "
+        f"patient (progressor reenroll) or void the record (progressor void {unheard.patient} "
         f"--record {unheard.id})"
     )
+
+
+def _where(unheard: UnheardRecord) -> str:
+    """Where a stored record was imported from: its file, and line where known."""
+    return f"{unheard.source}:{unheard.line}" if unheard.line is not None else unheard.source
 
 
 class _Programs:
