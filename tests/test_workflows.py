@@ -651,6 +651,27 @@ def test_the_workflows_on_the_command_line(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "already discharged" in refused.stderr
 
 
+def test_reenrolment_keeps_a_flare_a_computation_read_but_judged_nothing_of(
+    store: Store, engine: progressor.Engine
+) -> None:
+    """A record dated after the week under way (a recompute for an earlier day read it) was
+    judged by nothing: a re-enrolment starting after it takes it over, and its flare counts
+    in the new week 1, as a late diary's does; it is not closed with the old enrollment."""
+    week_1_and_2(store)
+    store.import_records([flare("anna", day=25)], today=START + dt.timedelta(days=25))
+    compute(store)  # (as of day 14: weeks 1 and 2 judged, week 3 under way; day 25 is week 4)
+    assert [a.rule for a in store.alerts("anna")] == []
+    start = START + dt.timedelta(days=28)
+    store.reenroll("anna", engine.compile(SEED), start, "next phase", "dr-x")
+    ended = "SELECT count(*), count(ended) FROM {} WHERE patient = 'anna'"
+    outcomes, closed = store._db.execute(ended.format("outcomes")).fetchone()
+    assert outcomes == closed > 0  # (the outcomes the old weeks judged close with them)
+    assert store._db.execute(ended.format("pain_reports")).fetchone() == (1, 0)  # (not it)
+    compute(store, start + dt.timedelta(days=7))
+    assert store.prescriptions("anna")[-1].status == "paused"
+    assert [a.rule for a in store.alerts("anna")] == ["pain-flare"]
+
+
 def test_reenrolment_waits_for_recompute_and_the_review_and_keeps_a_late_flare(
     store: Store, engine: progressor.Engine
 ) -> None:

@@ -393,10 +393,11 @@ class Store(Clinic):
             change = self._record_change(patient, "reenroll", note, who)
             # The records the ending enrollment judged stay with it: the new one starts
             # afresh. (One dated before the new start but imported later still reaches the
-            # new week 1's safety rules: a late diary's flare is not lost in the move.) A
-            # discharged patient's records that no computation judged (imported since, or
-            # waiting at the discharge: each an alert) are the new enrollment's in the
-            # same way: nothing waits for a recompute that never comes.
+            # new week 1's safety rules: a late diary's flare is not lost in the move.) The
+            # records that no computation judged are the new enrollment's in the same way: a
+            # discharged patient's (imported since, or waiting at the discharge: each an
+            # alert), and anyone's that a computation read but judged nothing of (dated
+            # after its week under way): nothing waits for a recompute that never comes.
             for table in ("outcomes", "pain_reports"):
                 unread = (
                     f" AND id NOT IN (SELECT r.id FROM {table} r JOIN patient_state s"
@@ -404,7 +405,7 @@ class Store(Clinic):
                 )
                 db.execute(
                     f"UPDATE {table} SET ended = :change WHERE patient = :patient"
-                    " AND date < :start AND ended IS NULL" + (unread if discharged else ""),
+                    " AND date < :start AND ended IS NULL" + unread,
                     {"change": change, "patient": patient, "start": start.isoformat()},
                 )
             # The earlier enrollment's clinician actions name its weeks, not the new ones.
