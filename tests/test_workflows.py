@@ -538,7 +538,9 @@ def test_a_version_10_store_migrates_knowing_which_records_were_computed_where_i
     to date (ben), every record stored was read: the newest import so far. Elsewhere (anna,
     never computed; cleo, discharged with records imported since) it is not known, so every
     record of the enrollment in force counts as unread: cleo's old record is alerted too (a
-    false alarm at worst), beside the one imported after her discharge."""
+    false alarm at worst), beside the one imported after her discharge. Dora, discharged and
+    up to date, holds a record dated after the week under way her results judged: read,
+    judged for nothing; the migration gives her a new data version, and it is alerted."""
     path = tmp_path / "v10.db"
     db = _old_store(path, 10)
     for _ in (1, 2):
@@ -546,7 +548,7 @@ def test_a_version_10_store_migrates_knowing_which_records_were_computed_where_i
             "INSERT INTO imports (source, at, added, duplicates, quarantined)"
             " VALUES ('x', '2026-01-08T10:00:00+00:00', 1, 0, 0)"
         )
-    for patient in ("ben", "cleo"):
+    for patient in ("ben", "cleo", "dora"):
         db.execute(
             "INSERT INTO patients (patient, program, program_version, program_hash, start,"
             " overrides, enrolled_at) VALUES (?, 'low-back-pain', '1.0.0', 'h', ?, '{}', 'then')",
@@ -554,17 +556,19 @@ def test_a_version_10_store_migrates_knowing_which_records_were_computed_where_i
         )
     db.execute(
         "INSERT INTO patient_state (patient, data_version, computed_version, computed_weeks,"
-        " next_due) VALUES ('ben', 2, 2, 1, '2026-01-19'), ('cleo', 3, 2, 1, NULL)"
+        " next_due) VALUES ('ben', 2, 2, 1, '2026-01-19'), ('cleo', 3, 2, 1, NULL),"
+        " ('dora', 2, 2, 1, NULL)"
     )
-    db.execute(
-        "INSERT INTO enrollment_changes (patient, kind, program, program_version, start,"
-        " overrides, note, who, at) VALUES ('cleo', 'discharge', 'low-back-pain', '1.0.0', ?,"
-        " '{}', 'done', 'dr-x', 'then')",
-        (START.isoformat(),),
-    )
-    db.execute("UPDATE patients SET discharged = 1 WHERE patient = 'cleo'")
+    for n, patient in enumerate(("cleo", "dora"), start=1):
+        db.execute(
+            "INSERT INTO enrollment_changes (patient, kind, program, program_version, start,"
+            " overrides, note, who, at) VALUES (?, 'discharge', 'low-back-pain', '1.0.0', ?,"
+            " '{}', 'done', 'dr-x', 'then')",
+            (patient, START.isoformat()),
+        )
+        db.execute("UPDATE patients SET discharged = ? WHERE patient = ?", (n, patient))
     for number, (patient, day, pain) in enumerate(
-        [("ben", 1, 2), ("cleo", 1, 2), ("cleo", 9, 9)], start=1
+        [("ben", 1, 2), ("cleo", 1, 2), ("cleo", 9, 9), ("dora", 20, 9)], start=1
     ):
         record = json.loads(flare(patient, day, pain))
         db.execute(
@@ -576,10 +580,12 @@ def test_a_version_10_store_migrates_knowing_which_records_were_computed_where_i
     with Store.init(path) as store:
         assert store.schema_version() == SCHEMA_VERSION == 11
         state = "SELECT patient, computed_import FROM patient_state ORDER BY patient"
-        assert store._db.execute(state).fetchall() == [("anna", None), ("ben", 2), ("cleo", None)]
+        found = store._db.execute(state).fetchall()
+        assert found == [("anna", None), ("ben", 2), ("cleo", None), ("dora", 2)]
     recompute(path, as_of=AS_OF)
     with Store.open(path) as store:
-        assert discharged_alerts(store) == [("cleo p2", True), ("cleo p3", True)]
+        alerted = [("cleo p2", True), ("cleo p3", True), ("dora p4", True)]
+        assert discharged_alerts(store) == alerted
 
 
 # -- the command line ------------------------------------------------------------------------

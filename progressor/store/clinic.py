@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from progressor.core.models import Prescription, StepResult
-from progressor.store.results import Results
+from progressor.store.results import BEYOND_JUDGED, Results
 from progressor.store.values import StoreError, now_text
 
 #: What `Store.patients` can filter on: a computed patient's newest status, a discharge, or
@@ -156,6 +156,20 @@ class Clinic(Results):
             db.execute(
                 "UPDATE patient_state SET next_due = NULL, error = NULL WHERE patient = ?",
                 (patient,),
+            )
+            # Records stored beyond the weeks judged (read, judged for nothing) wait unheard
+            # as new ones do: the data version rises, so that recompute's judging finds the
+            # patient among those whose data changed (results.UNHEARD).
+            beyond = " OR ".join(
+                f"EXISTS (SELECT 1 FROM {table} r JOIN patient_state s USING (patient)"
+                f" WHERE r.patient = :patient AND r.voided IS NULL AND r.ended IS NULL"
+                f" AND {BEYOND_JUDGED})"
+                for table in ("outcomes", "pain_reports")
+            )
+            db.execute(
+                "UPDATE patient_state SET data_version = data_version + 1"
+                f" WHERE patient = :patient AND ({beyond})",
+                {"patient": patient},
             )
 
     def _record_change(

@@ -597,14 +597,27 @@ DISCHARGED_RULE = "discharged"
 #: recompute run for an earlier --week, reads such a record and judges nothing of it).
 UNHEARD = (
     "r.voided IS NULL AND r.ended IS NULL"
-    " AND (s.computed_import IS NULL OR r.import > s.computed_import"
-    " OR r.date >= (SELECT date(start, '+' || (7 * (s.computed_weeks + 1)) || ' days')"
-    " FROM patients WHERE patient = r.patient))"
+    " AND (s.computed_import IS NULL OR r.import > s.computed_import OR {beyond})"
 )
 
-#: The discharged patients (all of them: one whose data did not change since a computation
-#: may still hold a record it read and judged nothing of, UNHEARD).
-_DISCHARGED = "SELECT patient FROM patients WHERE discharged IS NOT NULL"
+#: A record (`r`) dated after the week under way of its patient's (`s`) last computation:
+#: read by it where imported by then, and judged for nothing (the fold judges the ended
+#: weeks, and the week under way for alerts).
+BEYOND_JUDGED = (
+    "r.date >= (SELECT date(start, '+' || (7 * (s.computed_weeks + 1)) || ' days')"
+    " FROM patients WHERE patient = r.patient)"
+)
+UNHEARD = UNHEARD.format(beyond=BEYOND_JUDGED)
+
+#: The discharged patients whose data changed since they were computed: only they can have
+#: records no computation judged (through the partial index of such patients). An import
+#: since the computation raises the data version, and so does the discharge of a patient
+#: with records stored beyond the weeks judged (Clinic.discharge, and schema 11's migration).
+_DISCHARGED = (
+    "SELECT patient FROM patient_state INDEXED BY patient_state_stale"
+    " WHERE computed_version IS NOT data_version"
+    " AND patient IN (SELECT patient FROM patients WHERE discharged IS NOT NULL)"
+)
 
 #: The clinician actions of the enrollment in force (a re-enrolment starts its weeks anew).
 CURRENT_ACTIONS = (

@@ -206,10 +206,23 @@ MIGRATIONS: tuple[str, ...] = (
     # recompute raises an alert for it (docs/store.md). Filled in where the results are up to
     # date (every record stored was read); empty elsewhere: which were read is not known, so
     # every record of the enrollment in force counts as not read (a false alarm at worst).
+    # A discharged patient with records stored beyond the weeks their results judged (read,
+    # judged for nothing) gets a new data version, as a discharge now gives one: recompute
+    # looks for such records among the patients whose data changed.
     """
     ALTER TABLE patient_state ADD COLUMN computed_import INTEGER;
     UPDATE patient_state SET computed_import = (SELECT coalesce(max(id), 0) FROM imports)
         WHERE computed_version = data_version;
+    UPDATE patient_state SET data_version = data_version + 1
+        WHERE patient IN (SELECT patient FROM patients WHERE discharged IS NOT NULL)
+        AND (EXISTS (SELECT 1 FROM outcomes r WHERE r.patient = patient_state.patient
+                AND r.voided IS NULL AND r.ended IS NULL
+                AND r.date >= (SELECT date(start, '+' || (7 * (patient_state.computed_weeks + 1))
+                    || ' days') FROM patients WHERE patient = r.patient))
+            OR EXISTS (SELECT 1 FROM pain_reports r WHERE r.patient = patient_state.patient
+                AND r.voided IS NULL AND r.ended IS NULL
+                AND r.date >= (SELECT date(start, '+' || (7 * (patient_state.computed_weeks + 1))
+                    || ' days') FROM patients WHERE patient = r.patient)));
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
