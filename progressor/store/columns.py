@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from progressor.core.engine import CompiledProgram
 from progressor.store.values import (
@@ -132,37 +132,23 @@ class StoreColumns:
         """Week 1's prescriptions row, as the fold starts it (CompiledProgram.first_week). The
         column engine takes no overrides: week 1 is then the program's starting doses, and
         patients who start on one day differ in their id alone. So the row is made once for
-        each program version and start, and another patient's is that row with their id."""
+        each program version and start (_with_id)."""
         enrollment = inputs.enrollment
         key = (compiled.program.id, compiled.program.version, enrollment.start)
-        made = self._firsts.get(key)
-        if made is not None and not enrollment.overrides:
-            field, row = made
-            mine = f'"patient":{_json_text(enrollment.patient)}'
-            return row._replace(prescription=row.prescription.replace(field, mine, 1))
-        row = prescription_row(compiled.first_week(enrollment))
-        field = f'"patient":{_json_text(enrollment.patient)}'
-        if not enrollment.overrides and row.prescription.count('"patient":') == 1:
-            self._firsts[key] = (field, row)  # (the id's only place: the text's one "patient")
-        return row
+        return _with_id(
+            self._firsts,
+            None if enrollment.overrides else key,
+            f'"patient":{_json_text(enrollment.patient)}',
+            lambda: prescription_row(compiled.first_week(enrollment)),
+        )
 
     def _following(self, line: bytes, head: bytes, field: str) -> PrescriptionRow:
         """The column engine's prescription of the week after (`line`, led by the patient's
         `head`) as the store's row. Patients who start on one day and fared alike share it but
         for their id (`field`, the id's key and value): a row is made once for each text after
-        the head, and another patient's is that row with their id (as _first), where the id's
-        key is the row's only "patient" key."""
+        the head (_with_id)."""
         key = line[len(head) :] if line.startswith(head) else None
-        made = self._followings.get(key) if key is not None else None
-        if made is not None:
-            first, row = made
-            return row._replace(prescription=row.prescription.replace(first, field, 1))
-        row = prescription_row(json.loads(line))
-        if key is not None and row.prescription.count('"patient":') == 1:
-            if len(self._followings) >= _DECISIONS_KEPT:
-                self._followings.clear()
-            self._followings[key] = (field, row)
-        return row
+        return _with_id(self._followings, key, field, lambda: prescription_row(json.loads(line)))
 
     def _decision(self, line: bytes, head: bytes) -> DecisionRow:
         """A decisions row of the column engine as the store's row. Most patients share their
@@ -182,8 +168,29 @@ class StoreColumns:
         return made
 
 
-#: How many distinct decisions rows, and week-after prescriptions rows, StoreColumns keeps (a
-#: few hundred in a usual clinic week).
+def _with_id(
+    kept: dict[Any, tuple[str, PrescriptionRow]],
+    key: object | None,
+    field: str,
+    make: Callable[[], PrescriptionRow],
+) -> PrescriptionRow:
+    """A patient's prescriptions row (`field`: their id's key and value) made once for each
+    `key` (None: made, not kept): another patient's is the kept row with their id put in,
+    where the id's key is the row's only "patient" key (text holds none unescaped)."""
+    made = kept.get(key) if key is not None else None
+    if made is not None:
+        first, row = made
+        return row._replace(prescription=row.prescription.replace(first, field, 1))
+    row = make()
+    if key is not None and row.prescription.count('"patient":') == 1:
+        if len(kept) >= _DECISIONS_KEPT:
+            kept.clear()
+        kept[key] = (field, row)
+    return row
+
+
+#: How many distinct decisions rows, and prescriptions rows, StoreColumns keeps (a few
+#: hundred in a usual clinic week).
 _DECISIONS_KEPT = 20_000
 
 #: How the column engine writes a patient's id in its rows.
