@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from progressor.core.models import Prescription, StepResult
-from progressor.store.results import BEYOND_JUDGED, Results
+from progressor.store.results import BEYOND_JUDGED, RECORD_TABLES, Results
 from progressor.store.values import StoreError, now_text
 
 #: What `Store.patients` can filter on: a computed patient's newest status, a discharge, or
@@ -23,8 +23,6 @@ from progressor.store.values import StoreError, now_text
 PatientStatus = Literal["active", "paused", "discharged", "not-computed"]
 PATIENT_STATUSES: tuple[PatientStatus, ...] = ("active", "paused", "discharged", "not-computed")
 
-#: A record's visible id: `o` for an outcome, `p` for a pain report, then its row id.
-_RECORD_TABLES = {"o": "outcomes", "p": "pain_reports"}
 _RECORD_ID = re.compile(r"^([op])([1-9][0-9]{0,17})$")
 
 
@@ -121,7 +119,7 @@ class Clinic(Results):
     def records(self, patient: str) -> list[StoredRecord]:
         """A patient's stored records, voided ones too, by date then id."""
         found = []
-        for prefix, table in _RECORD_TABLES.items():
+        for prefix, table in RECORD_TABLES.items():
             exercise = "exercise" if table == "outcomes" else "NULL"
             for id_, date, name, text, source, line, voided in self._db.execute(
                 f"SELECT id, date, {exercise}, record, source, line, voided IS NOT NULL"
@@ -196,7 +194,7 @@ class Clinic(Results):
                 f"{record!r} is not a record id: an outcome is o<number>, a pain report "
                 "p<number>, as `progressor show PATIENT --history` lists them"
             )
-        table, number = _RECORD_TABLES[match[1]], int(match[2])
+        table, number = RECORD_TABLES[match[1]], int(match[2])
         with self._write() as db:
             row = db.execute(
                 f"SELECT patient, voided FROM {table} WHERE id = ?", (number,)

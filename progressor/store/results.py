@@ -168,7 +168,7 @@ class Results(Connected):
         """The records of discharged patients that no computation of theirs judged (UNHEARD),
         by patient, then outcomes before pain reports, each by id."""
         found = []
-        for prefix, table in (("o", "outcomes"), ("p", "pain_reports")):
+        for prefix, table in RECORD_TABLES.items():
             found += [
                 UnheardRecord(patient, program, version, f"{prefix}{number}", text, source, line)
                 for patient, program, version, number, text, source, line in self._db.execute(
@@ -584,6 +584,9 @@ class Results(Connected):
 WAITING_UNMATCHED = (
     "unmatched u JOIN quarantine q ON q.id = u.quarantine WHERE q.settled_by IS NULL"
 )
+
+#: A record's visible id: `o` for an outcome, `p` for a pain report, then its row id.
+RECORD_TABLES = {"o": "outcomes", "p": "pain_reports"}
 
 #: The rule of the alert of a discharged patient's record that no computation judged: week 0,
 #: as the unmatched lines' (no computed week holds it).
